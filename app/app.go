@@ -1,0 +1,158 @@
+// Package app wires keygate together from a Config: key pool, breakers,
+// metrics, relay and gateway, and runs the HTTP server with its limits and
+// graceful shutdown. main and the end-to-end tests both build on it.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/keygate/keygate/breaker"
+	"github.com/keygate/keygate/config"
+	"github.com/keygate/keygate/gateway"
+	"github.com/keygate/keygate/keyring"
+	"github.com/keygate/keygate/metrics"
+	"github.com/keygate/keygate/relay"
+	"github.com/keygate/keygate/secret"
+)
+
+// App is a wired gateway.
+type App struct {
+	Config   *config.Config
+	Pool     *keyring.Pool
+	Breakers *breaker.Set
+	Relay    *relay.Relay
+	Registry *prometheus.Registry
+	Handler  http.Handler
+	Log      *slog.Logger
+}
+
+// Options are what a Config does not say.
+type Options struct {
+	// Now is the clock of rests (tests move it). Default time.Now.
+	Now func() time.Time
+	// Transport overrides the upstream transport.
+	Transport http.RoundTripper
+	// Rand overrides the random source of key choice.
+	Rand keyring.IntN
+}
+
+// New wires a gateway from cfg, logging to log.
+func New(cfg *config.Config, log *slog.Logger, o Options) (*App, error) {
+	pool, err := keyring.New(cfg.Keys, nil)
+	if err != nil {
+		return nil, fmt.Errorf("building key pool: %w", err)
+	}
+	strategy, err := keyring.ByName(cfg.KeyRotation, o.Rand)
+	if err != nil {
+		return nil, err
+	}
+	base, err := url.Parse(cfg.BaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("parsing OPENROUTER_BASE_URL: %w", err)
+	}
+	breakers := breaker.NewSet(pool, breaker.Settings{
+		AuthCooldown:      cfg.AuthFailureCooldown,
+		RateLimitCooldown: cfg.RateLimitCooldown,
+		MaxCooldown:       cfg.MaxCooldown,
+		Now:               o.Now,
+	})
+	reg := metrics.NewRegistry()
+	m, err := metrics.New(reg, gateway.NewKeySource(pool, breakers), metrics.Options{MaxModels: cfg.MetricsMaxModels})
+	if err != nil {
+		return nil, fmt.Errorf("registering metrics: %w", err)
+	}
+	obs := gateway.NewObserver(m, log, pool.Len())
+	transport := o.Transport
+	if transport == nil {
+		transport = relay.NewTransport(0)
+	}
+	rl := relay.New(pool, breakers, relay.Options{Transport: transport, Timeout: cfg.UpstreamTimeout, Observer: obs})
+	secrets := make([]secret.Key, 0, pool.Len())
+	for _, k := range pool.Keys() {
+		secrets = append(secrets, k.Secret)
+	}
+	gw := gateway.New(gateway.Options{
+		Relay:        rl,
+		Strategy:     strategy,
+		BaseURL:      base,
+		Tokens:       cfg.GatewayAPIKeys,
+		MaxBodyBytes: cfg.MaxBodyBytes,
+		MaxInFlight:  cfg.MaxInFlight,
+		RunMaxModels: cfg.RunMaxModels,
+		Metrics:      m,
+		Gatherer:     reg,
+		Observer:     obs,
+		Logger:       log,
+		Redactor:     secret.NewRedactor(secrets),
+	})
+	return &App{Config: cfg, Pool: pool, Breakers: breakers, Relay: rl, Registry: reg, Handler: gw, Log: log}, nil
+}
+
+// Server returns the HTTP server for the app, with its timeouts.
+func (a *App) Server() *http.Server {
+	return &http.Server{
+		Addr:              ":" + strconv.Itoa(a.Config.Port),
+		Handler:           a.Handler,
+		ReadHeaderTimeout: a.Config.ReadHeaderTimeout,
+		IdleTimeout:       a.Config.IdleTimeout,
+		MaxHeaderBytes:    1 << 20,
+		ErrorLog:          slog.NewLogLogger(a.Log.Handler(), slog.LevelDebug),
+	}
+}
+
+// Serve serves on ln until ctx is done, then shuts down gracefully: it stops
+// accepting, lets requests and streams in flight finish for up to
+// SHUTDOWN_TIMEOUT, and then closes what is left. force, when it yields,
+// ends the wait at once.
+func (a *App) Serve(ctx context.Context, ln net.Listener, force <-chan struct{}) error {
+	srv := a.Server()
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serving: %w", err)
+	case <-ctx.Done():
+	}
+	a.Log.Info("🛑 Shutting down: finishing requests in flight (up to " + a.Config.ShutdownTimeout.String() + ")")
+	sctx, cancel := context.WithTimeout(context.Background(), a.Config.ShutdownTimeout)
+	defer cancel()
+	go func() {
+		select {
+		case <-force:
+			cancel()
+		case <-sctx.Done():
+		}
+	}()
+	err := srv.Shutdown(sctx)
+	if err != nil {
+		_ = srv.Close()
+		a.Log.Warn("shutdown cut short; open connections closed", "err", err)
+	}
+	if serr := <-errc; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
+		return fmt.Errorf("serving: %w", serr)
+	}
+	if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("shutting down: %w", err)
+	}
+	return nil
+}
+
+// Warnings logs what a user should know at start-up.
+func (a *App) Warnings() {
+	for _, d := range a.Config.Duplicates {
+		a.Log.Warn("⚠️  OPENROUTER_API_KEY_" + strconv.Itoa(d.ID) + " repeats key #" + strconv.Itoa(d.SameAs) + "; using it once")
+	}
+	if len(a.Config.GatewayAPIKeys) == 0 {
+		a.Log.Warn("⚠️  GATEWAY_API_KEYS is not set: anyone who reaches this port spends your API keys")
+	}
+}

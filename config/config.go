@@ -1,0 +1,239 @@
+// Package config reads keygate's settings from the environment and from a
+// .env file (the real environment wins), and the key pool from
+// OPENROUTER_API_KEY_<N> or OPENROUTER_API_KEYS.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"reflect"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/caarlos0/env/v11"
+
+	"github.com/keygate/keygate/keyring"
+	"github.com/keygate/keygate/secret"
+)
+
+// Config is every setting. The env tags are the contract's variable names;
+// help tags feed `keygate -h`.
+type Config struct {
+	BaseURL             string        `env:"OPENROUTER_BASE_URL" envDefault:"https://openrouter.ai/api/v1" help:"upstream base; /v1/<rest> maps to <base>/<rest>"`
+	Port                int           `env:"PORT" envDefault:"4000" help:"listen port (all interfaces)"`
+	KeyRotation         string        `env:"KEY_ROTATION" envDefault:"random" help:"random, round-robin or least-busy"`
+	GatewayAPIKeys      []string      `env:"GATEWAY_API_KEYS" help:"comma-separated client tokens; when set, /run, /v1/* and /keys need Authorization: Bearer <token>"`
+	RateLimitCooldown   time.Duration `env:"RATE_LIMIT_COOLDOWN" envDefault:"30s" help:"rest after a 429 without a reset hint"`
+	AuthFailureCooldown time.Duration `env:"AUTH_FAILURE_COOLDOWN" envDefault:"10m" help:"rest after 401, 402 or 403"`
+	MaxCooldown         time.Duration `env:"MAX_COOLDOWN" envDefault:"1h" help:"cap on a rest that doubles after each failed trial"`
+	UpstreamTimeout     time.Duration `env:"UPSTREAM_TIMEOUT" envDefault:"120s" help:"one upstream call (a stream: longest silence between bytes)"`
+	MaxBodyBytes        int64         `env:"MAX_BODY_BYTES" envDefault:"10485760" help:"larger request bodies get 413"`
+	MaxInFlight         int           `env:"MAX_IN_FLIGHT" envDefault:"4096" help:"concurrent client requests; past it 503 with Retry-After"`
+	RunMaxModels        int           `env:"RUN_MAX_MODELS" envDefault:"32" help:"most models in one POST /run"`
+	MetricsMaxModels    int           `env:"METRICS_MAX_MODELS" envDefault:"200" help:"distinct model label values; the rest count as other"`
+	ReadHeaderTimeout   time.Duration `env:"READ_HEADER_TIMEOUT" envDefault:"10s" help:"time a client has to send its request headers"`
+	IdleTimeout         time.Duration `env:"IDLE_TIMEOUT" envDefault:"120s" help:"keep-alive connection idle limit"`
+	ShutdownTimeout     time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"30s" help:"on SIGTERM, how long in-flight requests may finish"`
+	LogFormat           string        `env:"LOG_FORMAT" envDefault:"text" help:"text (console lines) or json"`
+	LogLevel            string        `env:"LOG_LEVEL" envDefault:"info" help:"debug, info, warn or error"`
+
+	// Keys is the pool, ordered by id; filled from the key variables.
+	Keys []keyring.Entry `env:"-"`
+	// Duplicates are ids whose key repeats an earlier one's; they are
+	// dropped from Keys.
+	Duplicates []Duplicate `env:"-"`
+}
+
+// Duplicate names a key given twice.
+type Duplicate struct{ ID, SameAs int }
+
+// Key variable names.
+const (
+	keyVarPrefix = "OPENROUTER_API_KEY_"
+	keyListVar   = "OPENROUTER_API_KEYS"
+)
+
+// ErrNoKeys is returned by Load when the pool would be empty.
+var ErrNoKeys = errors.New("no API keys: set OPENROUTER_API_KEY_1 … OPENROUTER_API_KEY_<N> or OPENROUTER_API_KEYS (comma-separated), in the environment or .env; or try `keygate -demo`")
+
+// Load reads the settings from environ (the real environment, as
+// os.Environ gives it) over dotenv (the .env file's variables, may be nil).
+// With requireKeys, an empty pool is an error.
+func Load(environ []string, dotenv map[string]string, requireKeys bool) (*Config, error) {
+	vars := make(map[string]string, len(dotenv)+len(environ))
+	for k, v := range dotenv {
+		vars[k] = v
+	}
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			vars[k] = v
+		}
+	}
+	var c Config
+	if err := env.ParseWithOptions(&c, env.Options{Environment: vars}); err != nil {
+		return nil, explain(err, vars)
+	}
+	if err := c.validate(); err != nil {
+		return nil, err
+	}
+	keys, dups, err := poolFrom(vars)
+	if err != nil {
+		return nil, err
+	}
+	if len(keys) == 0 && requireKeys {
+		return nil, ErrNoKeys
+	}
+	c.Keys, c.Duplicates = keys, dups
+	return &c, nil
+}
+
+func (c *Config) validate() error {
+	u, err := url.Parse(c.BaseURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		return fmt.Errorf("invalid OPENROUTER_BASE_URL=%q: want an absolute http(s) URL without query, like https://openrouter.ai/api/v1", c.BaseURL)
+	}
+	c.BaseURL = strings.TrimRight(c.BaseURL, "/")
+	if c.Port < 1 || c.Port > 65535 {
+		return fmt.Errorf("invalid PORT=%d: want 1-65535", c.Port)
+	}
+	if !slices.Contains(keyring.Names[:], c.KeyRotation) {
+		return fmt.Errorf("invalid KEY_ROTATION=%q: want random, round-robin or least-busy", c.KeyRotation)
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		return fmt.Errorf("invalid LOG_FORMAT=%q: want text or json", c.LogFormat)
+	}
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(c.LogLevel)); err != nil {
+		return fmt.Errorf("invalid LOG_LEVEL=%q: want debug, info, warn or error", c.LogLevel)
+	}
+	positive := []struct {
+		name string
+		v    int64
+	}{
+		{"RATE_LIMIT_COOLDOWN", int64(c.RateLimitCooldown)},
+		{"AUTH_FAILURE_COOLDOWN", int64(c.AuthFailureCooldown)},
+		{"MAX_COOLDOWN", int64(c.MaxCooldown)},
+		{"UPSTREAM_TIMEOUT", int64(c.UpstreamTimeout)},
+		{"MAX_BODY_BYTES", c.MaxBodyBytes},
+		{"MAX_IN_FLIGHT", int64(c.MaxInFlight)},
+		{"RUN_MAX_MODELS", int64(c.RunMaxModels)},
+		{"METRICS_MAX_MODELS", int64(c.MetricsMaxModels)},
+		{"READ_HEADER_TIMEOUT", int64(c.ReadHeaderTimeout)},
+		{"IDLE_TIMEOUT", int64(c.IdleTimeout)},
+		{"SHUTDOWN_TIMEOUT", int64(c.ShutdownTimeout)},
+	}
+	for _, p := range positive {
+		if p.v <= 0 {
+			return fmt.Errorf("invalid %s: must be positive", p.name)
+		}
+	}
+	var tokens []string
+	for _, t := range c.GatewayAPIKeys {
+		if t = strings.TrimSpace(t); t != "" {
+			tokens = append(tokens, t)
+		}
+	}
+	c.GatewayAPIKeys = tokens
+	return nil
+}
+
+// LogLevelValue is LogLevel as a slog.Level.
+func (c *Config) LogLevelValue() slog.Level {
+	var lvl slog.Level
+	_ = lvl.UnmarshalText([]byte(c.LogLevel))
+	return lvl
+}
+
+// poolFrom reads numbered keys, or else the comma-separated list. Repeated
+// keys are kept once, under their lowest id.
+func poolFrom(vars map[string]string) ([]keyring.Entry, []Duplicate, error) {
+	var raw []keyring.Entry
+	for name, v := range vars {
+		num, ok := strings.CutPrefix(name, keyVarPrefix)
+		if !ok || strings.TrimSpace(v) == "" {
+			continue
+		}
+		id, err := strconv.Atoi(num)
+		if err != nil || id <= 0 || strconv.Itoa(id) != num {
+			return nil, nil, fmt.Errorf("invalid variable name %s: want %s<N> with N a positive number", name, keyVarPrefix)
+		}
+		raw = append(raw, keyring.Entry{ID: id, Secret: secret.New(v)})
+	}
+	if len(raw) == 0 {
+		for i, v := range strings.Split(vars[keyListVar], ",") {
+			if strings.TrimSpace(v) == "" {
+				continue
+			}
+			raw = append(raw, keyring.Entry{ID: i + 1, Secret: secret.New(v)})
+		}
+	}
+	sort.Slice(raw, func(i, j int) bool { return raw[i].ID < raw[j].ID })
+	keys := raw[:0]
+	var dups []Duplicate
+next:
+	for _, e := range raw {
+		for _, k := range keys {
+			if k.Secret.Equal(e.Secret) {
+				dups = append(dups, Duplicate{ID: e.ID, SameAs: k.ID})
+				continue next
+			}
+		}
+		keys = append(keys, e)
+	}
+	return keys, dups, nil
+}
+
+// explain turns env's errors into one line naming the variable.
+func explain(err error, vars map[string]string) error {
+	var pe env.ParseError
+	if errors.As(err, &pe) {
+		name := envName(pe.Name)
+		want := "a valid value"
+		switch pe.Type.Kind() {
+		case reflect.Int, reflect.Int64:
+			want = "a whole number"
+			if pe.Type == reflect.TypeFor[time.Duration]() {
+				want = "a duration like 30s, 10m or 1h30m"
+			}
+		}
+		return fmt.Errorf("invalid %s=%q: want %s", name, vars[name], want)
+	}
+	return fmt.Errorf("reading settings: %w", err)
+}
+
+func envName(field string) string {
+	f, ok := reflect.TypeFor[Config]().FieldByName(field)
+	if !ok {
+		return field
+	}
+	return f.Tag.Get("env")
+}
+
+// Usage writes every setting with its default and meaning.
+func Usage(w io.Writer) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "VARIABLE\tDEFAULT\tMEANING")
+	fmt.Fprintf(tw, "%s1 … %s<N>\t—\tthe key pool; any N, gaps allowed; N is the key's id\n", keyVarPrefix, keyVarPrefix)
+	fmt.Fprintf(tw, "%s\t—\tcomma-separated alternative, ids 1..n; used only when no numbered variable is set\n", keyListVar)
+	t := reflect.TypeFor[Config]()
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name := f.Tag.Get("env")
+		if name == "" || name == "-" {
+			continue
+		}
+		def := f.Tag.Get("envDefault")
+		if def == "" {
+			def = "—"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", name, def, f.Tag.Get("help"))
+	}
+	_ = tw.Flush()
+}

@@ -1,0 +1,126 @@
+package gateway
+
+import (
+	"encoding/json"
+)
+
+// modelOf returns the top-level "model" string of a JSON object body, or ""
+// when the body is not such an object or has none. It scans without
+// decoding the body: the passthrough calls it on every request only to label
+// metrics.
+func modelOf(body []byte) string {
+	i := skipSpace(body, 0)
+	if i >= len(body) || body[i] != '{' {
+		return ""
+	}
+	i++
+	for {
+		i = skipSpace(body, i)
+		if i >= len(body) || body[i] != '"' {
+			return ""
+		}
+		keyStart := i
+		i = skipString(body, i)
+		if i < 0 {
+			return ""
+		}
+		key := body[keyStart:i]
+		i = skipSpace(body, i)
+		if i >= len(body) || body[i] != ':' {
+			return ""
+		}
+		i = skipSpace(body, i+1)
+		if i >= len(body) {
+			return ""
+		}
+		if string(key) == `"model"` {
+			if body[i] != '"' {
+				return ""
+			}
+			end := skipString(body, i)
+			if end < 0 {
+				return ""
+			}
+			return unquote(body[i:end])
+		}
+		i = skipValue(body, i)
+		if i < 0 {
+			return ""
+		}
+		i = skipSpace(body, i)
+		if i >= len(body) || body[i] != ',' {
+			return ""
+		}
+		i++
+	}
+}
+
+func unquote(q []byte) string {
+	for _, c := range q[1 : len(q)-1] {
+		if c == '\\' || c < 0x20 || c >= 0x80 {
+			var s string
+			if json.Unmarshal(q, &s) != nil {
+				return ""
+			}
+			return s
+		}
+	}
+	return string(q[1 : len(q)-1])
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// skipString returns the index just past the string starting at b[i] == '"',
+// or -1 if it does not end.
+func skipString(b []byte, i int) int {
+	for i++; i < len(b); i++ {
+		switch b[i] {
+		case '\\':
+			i++
+		case '"':
+			return i + 1
+		}
+	}
+	return -1
+}
+
+// skipValue returns the index just past the value starting at b[i], or -1.
+// Nested objects and arrays are skipped by depth; scalars up to a delimiter.
+func skipValue(b []byte, i int) int {
+	switch b[i] {
+	case '"':
+		return skipString(b, i)
+	case '{', '[':
+		depth := 0
+		for ; i < len(b); i++ {
+			switch b[i] {
+			case '"':
+				i = skipString(b, i)
+				if i < 0 {
+					return -1
+				}
+				i--
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return i + 1
+				}
+			}
+		}
+		return -1
+	}
+	for ; i < len(b); i++ {
+		switch b[i] {
+		case ',', '}', ']', ' ', '\t', '\n', '\r':
+			return i
+		}
+	}
+	return i
+}

@@ -1,0 +1,154 @@
+package gateway
+
+import (
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/keygate/keygate/breaker"
+	"github.com/keygate/keygate/keyring"
+	"github.com/keygate/keygate/metrics"
+)
+
+// Observer turns relay events into metrics, console lines and the failure
+// counts /keys shows. It implements relay.Observer.
+type Observer struct {
+	m        *metrics.Metrics
+	log      *slog.Logger
+	failures []failureCounts // by pool slot
+}
+
+type failureCounts struct {
+	mu sync.Mutex
+	by map[string]uint64
+}
+
+// NewObserver returns an observer for a pool of n keys. m may be nil.
+func NewObserver(m *metrics.Metrics, log *slog.Logger, n int) *Observer {
+	o := &Observer{m: m, log: log, failures: make([]failureCounts, n)}
+	for i := range o.failures {
+		o.failures[i].by = make(map[string]uint64)
+	}
+	return o
+}
+
+// KeySelected implements relay.Observer.
+func (o *Observer) KeySelected(k *keyring.Key, strategy string) {
+	if o.m != nil {
+		o.m.KeySelected(k.ID, strategy)
+	}
+}
+
+// Upstream implements relay.Observer.
+func (o *Observer) Upstream(k *keyring.Key, model string, code int, d time.Duration) {
+	if o.m != nil {
+		o.m.Upstream(k.ID, model, code, d)
+	}
+	if code >= 200 && code < 400 {
+		return
+	}
+	label := "error"
+	if code > 0 {
+		label = strconv.Itoa(code)
+	}
+	f := &o.failures[k.Slot()]
+	f.mu.Lock()
+	f.by[label]++
+	f.mu.Unlock()
+}
+
+// Cooldown implements relay.Observer.
+func (o *Observer) Cooldown(k *keyring.Key, r breaker.Reason, status int, rest time.Duration) {
+	if o.m != nil {
+		o.m.Cooldown(k.ID, metricsReason(r))
+	}
+	o.log.Info("🧊 API Key #"+k.Label+" cooling down for "+humanDuration(rest)+" ("+strconv.Itoa(status)+")",
+		"event", "key_cooldown", "key_id", k.ID, "key", k.Secret, "status", status, "reason", r.String(),
+		"cooldown_ms", rest.Milliseconds())
+}
+
+// Retry implements relay.Observer.
+func (o *Observer) Retry(r breaker.Reason) {
+	if o.m != nil {
+		o.m.Retry(metricsReason(r))
+	}
+}
+
+// Failures returns a copy of k's failure counts by status ("error" for
+// transport errors).
+func (o *Observer) Failures(k *keyring.Key) map[string]uint64 {
+	f := &o.failures[k.Slot()]
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make(map[string]uint64, len(f.by))
+	for c, n := range f.by {
+		out[c] = n
+	}
+	return out
+}
+
+func metricsReason(r breaker.Reason) metrics.Reason {
+	if r == breaker.Auth {
+		return metrics.ReasonAuth
+	}
+	return metrics.ReasonRateLimit
+}
+
+// KeySource exposes live key state to the metrics gauges.
+type KeySource struct {
+	pool     *keyring.Pool
+	breakers *breaker.Set
+	ids      []int
+}
+
+// NewKeySource returns the gauges' view of pool and breakers.
+func NewKeySource(pool *keyring.Pool, breakers *breaker.Set) *KeySource {
+	ids := make([]int, 0, pool.Len())
+	for _, k := range pool.Keys() {
+		ids = append(ids, k.ID)
+	}
+	return &KeySource{pool: pool, breakers: breakers, ids: ids}
+}
+
+// KeyIDs implements metrics.KeySource.
+func (s *KeySource) KeyIDs() []int { return s.ids }
+
+// KeyState implements metrics.KeySource.
+func (s *KeySource) KeyState(id int) int {
+	if k := s.pool.ByID(id); k != nil {
+		return int(s.breakers.For(k).State())
+	}
+	return 0
+}
+
+// KeyInFlight implements metrics.KeySource.
+func (s *KeySource) KeyInFlight(id int) int64 {
+	if k := s.pool.ByID(id); k != nil {
+		return s.pool.Ledger().InFlight(k.Slot())
+	}
+	return 0
+}
+
+// KeysAvailable implements metrics.KeySource.
+func (s *KeySource) KeysAvailable() int {
+	return s.pool.CountAvailable(s.breakers.Now().UnixNano())
+}
+
+// humanDuration prints d rounded to seconds without trailing zero units:
+// "30s", "10m", "1h30m".
+func humanDuration(d time.Duration) string {
+	d = d.Round(time.Second)
+	if d < time.Second {
+		return "0s"
+	}
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = s[:len(s)-2]
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = s[:len(s)-2]
+	}
+	return s
+}

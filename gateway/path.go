@@ -1,0 +1,50 @@
+package gateway
+
+import (
+	"errors"
+	"net/url"
+	"strings"
+)
+
+// errBadPath is returned for a passthrough path that would leave the base.
+var errBadPath = errors.New("path must not contain . or .. segments")
+
+// mapPath maps the client's /v1/<rest>?<query> onto base: <base>/<rest>?<query>.
+// A rest with "." or ".." segments, in plain or percent-encoded form, is
+// refused: it could climb out of the base path.
+func mapPath(base *url.URL, in *url.URL) (*url.URL, error) {
+	rest, ok := strings.CutPrefix(in.Path, "/v1")
+	if !ok || (rest != "" && rest[0] != '/') {
+		return nil, errBadPath
+	}
+	if hasDotSegment(rest) || strings.Contains(rest, "\\") {
+		return nil, errBadPath
+	}
+	out := *base
+	out.Path = base.Path + rest
+	if in.RawPath != "" {
+		rawRest, ok := strings.CutPrefix(in.RawPath, "/v1")
+		if !ok {
+			return nil, errBadPath
+		}
+		out.RawPath = base.EscapedPath() + rawRest
+	} else {
+		out.RawPath = ""
+	}
+	out.RawQuery = in.RawQuery
+	out.Fragment = ""
+	out.RawFragment = ""
+	return &out, nil
+}
+
+// hasDotSegment reports whether a decoded path has a "." or ".." segment.
+func hasDotSegment(p string) bool {
+	for len(p) > 0 {
+		var seg string
+		seg, p, _ = strings.Cut(p, "/")
+		if seg == "." || seg == ".." {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,266 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/keygate/keygate/keyring"
+	"github.com/keygate/keygate/relay"
+)
+
+// maxRunResponse caps one model's upstream answer read by /run.
+const maxRunResponse = 32 << 20
+
+// runResponse is POST /run's answer, fields in the contract's order.
+type runResponse struct {
+	Prompt        string      `json:"prompt"`
+	TotalDuration string      `json:"total_duration"`
+	TotalModels   int         `json:"total_models"`
+	Successful    int         `json:"successful"`
+	Failed        int         `json:"failed"`
+	KeyRotation   string      `json:"key_rotation"`
+	Responses     []runResult `json:"responses"`
+}
+
+type runResult struct {
+	Model    string `json:"model"`
+	Output   string `json:"output"`
+	Status   string `json:"status"`
+	Duration string `json:"duration"`
+	KeyID    *int   `json:"key_id"`
+	Usage    *usage `json:"usage,omitempty"`
+	Error    string `json:"error,omitempty"`
+}
+
+type usage struct {
+	PromptTokens     int `json:"prompt_tokens"`
+	CompletionTokens int `json:"completion_tokens"`
+	TotalTokens      int `json:"total_tokens"`
+}
+
+// attribution headers are passed from the /run client to upstream:
+// OpenRouter uses them to credit the calling app.
+var attribution = [...]string{"HTTP-Referer", "X-Title"}
+
+// run sends one prompt to several models at once.
+func (s *Server) run(c echo.Context) error {
+	r, w := c.Request(), c.Response()
+	body, err := readBody(w, r, s.o.MaxBodyBytes)
+	if err != nil {
+		if errors.Is(err, errBodyTooLarge) {
+			writeJSON(w, http.StatusRequestEntityTooLarge, runError{Error: "request body too large: the limit is " + strconv.FormatInt(s.o.MaxBodyBytes, 10) + " bytes (MAX_BODY_BYTES)"})
+			return nil
+		}
+		writeJSON(w, http.StatusBadRequest, runError{Error: "reading request body failed"})
+		return nil
+	}
+	req, err := decodeRunRequest(body, s.o.RunMaxModels)
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, runError{Error: err.Error()})
+		return nil
+	}
+	st := s.o.Strategy
+	if req.RandomKey != nil {
+		st = s.strategies.random
+		if !*req.RandomKey {
+			st = s.strategies.roundRobin
+		}
+	}
+
+	start := time.Now()
+	log := s.o.Logger
+	log.Info("🔄 Processing "+strconv.Itoa(len(req.Models))+" models...", "event", "run_start", "models", len(req.Models))
+	log.Info("🔀 Key rotation mode: "+strings.ToUpper(st.Name()), "event", "key_rotation", "strategy", st.Name())
+
+	calls := make([]relay.Call, len(req.Models))
+	results := make([]runResult, len(req.Models))
+	var spread keyring.Exclude // keys this request already holds, for distinct keys
+	for i, model := range req.Models {
+		calls[i] = relay.Call{Strategy: st, Model: model}
+		lease, err := s.o.Relay.Acquire(st, &spread)
+		if err != nil && spread.Len() > 0 {
+			spread.Reset()
+			lease, err = s.o.Relay.Acquire(st, &spread)
+		}
+		if err != nil {
+			results[i] = runResult{Model: model, Status: "error", Duration: "0.00", Error: err.Error()}
+			log.Info("❌ "+model+" failed in 0.00s: "+err.Error(), "event", "model_done", "model", model, "status", "error", "duration_ms", 0, "error", err.Error())
+			continue
+		}
+		spread.Add(lease.Key.Slot())
+		calls[i].First = lease
+		log.Info("🔑 Using API Key #"+lease.Key.Label+" ("+lease.Key.Secret.String()+")", "event", "key_selected", "model", model, "key_id", lease.Key.ID, "key", lease.Key.Secret)
+		log.Info("⏳ Calling "+model+"...", "event", "model_call", "model", model, "key_id", lease.Key.ID)
+	}
+
+	var wg sync.WaitGroup
+	for i := range calls {
+		if calls[i].First.Key == nil {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i] = s.callModel(r, req, &calls[i])
+		}()
+	}
+	wg.Wait()
+
+	out := runResponse{
+		Prompt:      req.Prompt,
+		TotalModels: len(req.Models),
+		KeyRotation: st.Name(),
+		Responses:   results,
+	}
+	for _, res := range results {
+		if res.Status == "success" {
+			out.Successful++
+		} else {
+			out.Failed++
+		}
+	}
+	total := time.Since(start)
+	out.TotalDuration = seconds(total) + "s"
+	log.Info("✨ All models completed in "+seconds(total)+"s", "event", "run_done", "duration_ms", total.Milliseconds(),
+		"successful", out.Successful, "failed", out.Failed)
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// callModel makes one model's chat completion and reads its answer.
+func (s *Server) callModel(client *http.Request, req *runRequest, call *relay.Call) runResult {
+	model := call.Model
+	start := time.Now()
+	res := s.completion(client, req, call)
+	d := time.Since(start)
+	res.Model, res.Duration = model, seconds(d)
+	if call.Key != nil {
+		id := call.Key.ID
+		res.KeyID = &id
+	}
+	keyID := 0
+	if res.KeyID != nil {
+		keyID = *res.KeyID
+	}
+	if res.Status == "success" {
+		s.o.Logger.Info("✅ "+model+" completed in "+res.Duration+"s", "event", "model_done", "model", model,
+			"key_id", keyID, "duration_ms", d.Milliseconds(), "status", "success")
+	} else {
+		s.o.Logger.Info("❌ "+model+" failed in "+res.Duration+"s: "+res.Error, "event", "model_done", "model", model,
+			"key_id", keyID, "duration_ms", d.Milliseconds(), "status", "error", "error", res.Error)
+	}
+	return res
+}
+
+func (s *Server) completion(client *http.Request, req *runRequest, call *relay.Call) runResult {
+	body, err := req.chatBody(call.Model)
+	if err != nil {
+		s.o.Relay.Release(call.First)
+		return runResult{Status: "error", Error: "encoding request: " + err.Error()}
+	}
+	ctx := client.Context()
+	up, err := http.NewRequestWithContext(ctx, http.MethodPost, s.chatURL, nil)
+	if err != nil {
+		s.o.Relay.Release(call.First)
+		return runResult{Status: "error", Error: "building request: " + err.Error()}
+	}
+	up.Header.Set("Content-Type", "application/json")
+	up.Header.Set("Accept", "application/json")
+	for _, h := range attribution {
+		if v := client.Header.Get(h); v != "" {
+			up.Header.Set(h, v)
+		}
+	}
+	resp, err := s.o.Relay.Do(up, body, call)
+	if err != nil {
+		return runResult{Status: "error", Error: describeCallError(ctx, err)}
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxRunResponse+1))
+	if err != nil {
+		return runResult{Status: "error", Error: describeCallError(ctx, err)}
+	}
+	if len(data) > maxRunResponse {
+		return runResult{Status: "error", Error: "upstream response too large"}
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return runResult{Status: "error", Error: "upstream " + strconv.Itoa(resp.StatusCode) + ": " + s.redact(upstreamMessage(data))}
+	}
+	var cc struct {
+		Choices []struct {
+			Message struct {
+				Content *string `json:"content"`
+			} `json:"message"`
+		} `json:"choices"`
+		Usage *usage `json:"usage"`
+	}
+	if err := json.Unmarshal(data, &cc); err != nil {
+		return runResult{Status: "error", Error: "upstream returned invalid JSON"}
+	}
+	if len(cc.Choices) == 0 || cc.Choices[0].Message.Content == nil {
+		return runResult{Status: "error", Error: "upstream returned no message", Usage: cc.Usage}
+	}
+	if cc.Usage != nil && s.o.Metrics != nil && call.Key != nil {
+		s.o.Metrics.Tokens(call.Key.ID, call.Model, cc.Usage.PromptTokens, cc.Usage.CompletionTokens)
+	}
+	return runResult{Status: "success", Output: *cc.Choices[0].Message.Content, Usage: cc.Usage}
+}
+
+// upstreamMessage finds the human message of an upstream error body.
+func upstreamMessage(data []byte) string {
+	var e struct {
+		Error json.RawMessage `json:"error"`
+	}
+	if json.Unmarshal(data, &e) == nil && len(e.Error) > 0 {
+		var obj struct {
+			Message string `json:"message"`
+		}
+		if json.Unmarshal(e.Error, &obj) == nil && obj.Message != "" {
+			return obj.Message
+		}
+		var str string
+		if json.Unmarshal(e.Error, &str) == nil && str != "" {
+			return str
+		}
+	}
+	text := strings.TrimSpace(string(bytes.ToValidUTF8(data, nil)))
+	if len(text) > 200 {
+		text = text[:200] + "…"
+	}
+	if text == "" {
+		return "no details"
+	}
+	return text
+}
+
+// describeCallError words a failed call for the model's entry.
+func describeCallError(ctx context.Context, err error) string {
+	var nk *relay.NoKeyError
+	switch {
+	case errors.As(err, &nk):
+		return nk.Error()
+	case ctx.Err() != nil:
+		return "client went away"
+	case errors.Is(err, relay.ErrUpstreamTimeout):
+		return "upstream timeout"
+	}
+	var ae *relay.AttemptError
+	if errors.As(err, &ae) {
+		err = ae.Err
+	}
+	return fmt.Sprintf("upstream request failed: %v", err)
+}
+
+// seconds renders d as seconds with two decimals.
+func seconds(d time.Duration) string { return strconv.FormatFloat(d.Seconds(), 'f', 2, 64) }

@@ -1,0 +1,122 @@
+package gateway
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// runRequest is a decoded, valid POST /run body.
+type runRequest struct {
+	Prompt string
+	Models []string
+	// RandomKey is nil when the client left the choice to KEY_ROTATION.
+	RandomKey *bool
+	// Params are extra chat-completion fields, merged into every call.
+	Params map[string]json.RawMessage
+}
+
+// gatewayOwned are chat-completion fields /run sets itself; params cannot
+// override them.
+var gatewayOwned = [...]string{"model", "messages", "stream"}
+
+// decodeRunRequest validates a /run body. Its errors name the field at
+// fault and are meant for the client as they are.
+func decodeRunRequest(body []byte, maxModels int) (*runRequest, error) {
+	body = bytes.TrimSpace(body)
+	if len(body) == 0 {
+		return nil, errors.New(`request body is empty: want a JSON object with "prompt" and "models"`)
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(body, &fields); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) || body[0] != '{' {
+			return nil, errors.New(`request body must be a JSON object with "prompt" and "models"`)
+		}
+		return nil, fmt.Errorf("request body is not valid JSON: %s", strings.TrimPrefix(err.Error(), "json: "))
+	}
+	if fields == nil {
+		return nil, errors.New(`request body must be a JSON object with "prompt" and "models"`)
+	}
+	req := &runRequest{}
+
+	raw, ok := present(fields, "prompt")
+	if !ok {
+		return nil, errors.New(`"prompt" is required: the message to send to every model`)
+	}
+	if json.Unmarshal(raw, &req.Prompt) != nil || raw[0] != '"' {
+		return nil, errors.New(`"prompt" must be a string`)
+	}
+	if strings.TrimSpace(req.Prompt) == "" {
+		return nil, errors.New(`"prompt" must not be empty`)
+	}
+
+	raw, ok = present(fields, "models")
+	if !ok {
+		return nil, errors.New(`"models" is required: an array of model names, like ["openai/gpt-4o"]`)
+	}
+	var models []json.RawMessage
+	if json.Unmarshal(raw, &models) != nil || raw[0] != '[' {
+		return nil, errors.New(`"models" must be an array of model names`)
+	}
+	if len(models) == 0 {
+		return nil, errors.New(`"models" must not be empty`)
+	}
+	if len(models) > maxModels {
+		return nil, fmt.Errorf(`"models" has %d entries; at most %d are allowed`, len(models), maxModels)
+	}
+	req.Models = make([]string, len(models))
+	for i, m := range models {
+		if len(m) == 0 || m[0] != '"' || json.Unmarshal(m, &req.Models[i]) != nil {
+			return nil, fmt.Errorf(`"models[%d]" must be a string`, i)
+		}
+		if strings.TrimSpace(req.Models[i]) == "" {
+			return nil, fmt.Errorf(`"models[%d]" must not be empty`, i)
+		}
+	}
+
+	if raw, ok = present(fields, "random_key"); ok {
+		var b bool
+		if json.Unmarshal(raw, &b) != nil {
+			return nil, errors.New(`"random_key" must be true or false`)
+		}
+		req.RandomKey = &b
+	}
+
+	if raw, ok = present(fields, "params"); ok {
+		if raw[0] != '{' || json.Unmarshal(raw, &req.Params) != nil {
+			return nil, errors.New(`"params" must be a JSON object of chat-completion fields, like {"temperature": 0.7}`)
+		}
+		for _, f := range gatewayOwned {
+			delete(req.Params, f)
+		}
+	}
+	return req, nil
+}
+
+// present returns a field's raw value; JSON null counts as absent.
+func present(fields map[string]json.RawMessage, name string) (json.RawMessage, bool) {
+	raw, ok := fields[name]
+	if !ok || len(raw) == 0 || string(raw) == "null" {
+		return nil, false
+	}
+	return raw, true
+}
+
+// chatBody builds the chat-completion request for one model.
+func (r *runRequest) chatBody(model string) ([]byte, error) {
+	type message struct {
+		Role    string `json:"role"`
+		Content string `json:"content"`
+	}
+	body := make(map[string]any, len(r.Params)+3)
+	for k, v := range r.Params {
+		body[k] = v
+	}
+	body["model"] = model
+	body["messages"] = []message{{Role: "user", Content: r.Prompt}}
+	body["stream"] = false
+	return json.Marshal(body)
+}

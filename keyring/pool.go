@@ -1,0 +1,128 @@
+// Package keyring holds the pool of upstream keys and the strategies that
+// choose one for each call.
+//
+// Selection is on the hot path of every request: it reads per-key state from
+// a Ledger (atomics in the default in-memory Ledger), holds no lock and
+// allocates nothing.
+package keyring
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/keygate/keygate/secret"
+)
+
+// ErrNoKeys is returned when a pool would be empty.
+var ErrNoKeys = errors.New("keyring: no keys")
+
+// Key is one upstream key of the pool.
+type Key struct {
+	// ID is the number the user gave the key (OPENROUTER_API_KEY_<ID>); it
+	// names the key in logs, metrics and responses.
+	ID int
+	// Secret is the key itself; it only ever prints masked.
+	Secret secret.Key
+	// Label is ID in decimal, computed once for headers and metric labels.
+	Label string
+	slot  int
+}
+
+// Slot is the key's index in its pool, 0..Len()-1.
+func (k *Key) Slot() int { return k.slot }
+
+// Pool is a fixed set of keys and their live state.
+type Pool struct {
+	keys   []*Key
+	byID   map[int]*Key
+	ledger Ledger
+}
+
+// Entry is one key to put in a pool.
+type Entry struct {
+	ID     int
+	Secret secret.Key
+}
+
+// New builds a pool from entries, in order. IDs must be unique and positive,
+// secrets non-empty. A nil ledger means an in-memory one.
+func New(entries []Entry, ledger Ledger) (*Pool, error) {
+	if len(entries) == 0 {
+		return nil, ErrNoKeys
+	}
+	if ledger == nil {
+		ledger = NewMemoryLedger(len(entries))
+	}
+	p := &Pool{keys: make([]*Key, len(entries)), byID: make(map[int]*Key, len(entries)), ledger: ledger}
+	for i, e := range entries {
+		if e.ID <= 0 {
+			return nil, fmt.Errorf("keyring: key id %d: must be positive", e.ID)
+		}
+		if e.Secret.IsZero() {
+			return nil, fmt.Errorf("keyring: key %d: empty", e.ID)
+		}
+		if _, dup := p.byID[e.ID]; dup {
+			return nil, fmt.Errorf("keyring: key id %d: duplicate", e.ID)
+		}
+		k := &Key{ID: e.ID, Secret: e.Secret, Label: strconv.Itoa(e.ID), slot: i}
+		p.keys[i] = k
+		p.byID[e.ID] = k
+	}
+	return p, nil
+}
+
+// Keys returns the pool's keys in order. The slice must not be modified.
+func (p *Pool) Keys() []*Key { return p.keys }
+
+// Len is the number of keys.
+func (p *Pool) Len() int { return len(p.keys) }
+
+// ByID returns the key with the given id, or nil.
+func (p *Pool) ByID(id int) *Key { return p.byID[id] }
+
+// Ledger returns the pool's per-key state store.
+func (p *Pool) Ledger() Ledger { return p.ledger }
+
+// Available reports whether k is in rotation at now (unix nanoseconds):
+// its rest, if any, has ended.
+func (p *Pool) Available(k *Key, now int64) bool {
+	return p.ledger.RestUntil(k.slot) <= now
+}
+
+// CountAvailable is the number of keys in rotation at now.
+func (p *Pool) CountAvailable(now int64) int {
+	n := 0
+	for _, k := range p.keys {
+		if p.Available(k, now) {
+			n++
+		}
+	}
+	return n
+}
+
+// NextAvailable is when the first resting key comes back; the zero time if
+// a key is available now.
+func (p *Pool) NextAvailable(now int64) time.Time {
+	first := int64(0)
+	for _, k := range p.keys {
+		until := p.ledger.RestUntil(k.slot)
+		if until <= now {
+			return time.Time{}
+		}
+		if first == 0 || until < first {
+			first = until
+		}
+	}
+	return time.Unix(0, first)
+}
+
+// Begin marks a call on k as started: one more in flight, one more use.
+func (p *Pool) Begin(k *Key) {
+	p.ledger.AddInFlight(k.slot, 1)
+	p.ledger.AddUsed(k.slot)
+}
+
+// End marks a call on k as finished.
+func (p *Pool) End(k *Key) { p.ledger.AddInFlight(k.slot, -1) }

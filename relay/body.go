@@ -1,0 +1,52 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync/atomic"
+	"time"
+
+	"github.com/keygate/keygate/keyring"
+)
+
+// watchedBody is an upstream response body that cancels its attempt when
+// upstream falls silent for longer than the timeout, and that ends the key's
+// in-flight count when closed.
+type watchedBody struct {
+	rc      io.ReadCloser
+	ctx     context.Context
+	cancel  context.CancelCauseFunc
+	timer   *time.Timer
+	timeout time.Duration
+	pool    *keyring.Pool
+	key     *keyring.Key
+	closed  atomic.Bool
+}
+
+func (b *watchedBody) expire() { b.cancel(ErrUpstreamTimeout) }
+
+// Read reads from upstream and restarts the silence timer on progress.
+func (b *watchedBody) Read(p []byte) (int, error) {
+	n, err := b.rc.Read(p)
+	if n > 0 {
+		b.timer.Reset(b.timeout)
+	}
+	if err != nil && err != io.EOF && errors.Is(context.Cause(b.ctx), ErrUpstreamTimeout) {
+		err = fmt.Errorf("%w: %w", ErrUpstreamTimeout, err)
+	}
+	return n, err
+}
+
+// Close closes the upstream body once and releases the key.
+func (b *watchedBody) Close() error {
+	if b.closed.Swap(true) {
+		return nil
+	}
+	b.timer.Stop()
+	err := b.rc.Close()
+	b.cancel(context.Canceled)
+	b.pool.End(b.key)
+	return err
+}

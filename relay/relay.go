@@ -1,0 +1,272 @@
+// Package relay sends one logical upstream call over the key pool: it picks
+// a key, asks the key's breaker, injects the key, and when the answer is the
+// key's fault (401, 402, 403, 429) sends the key to rest and tries the next
+// one, each key at most once. It speaks net/http only; the passthrough and
+// /run handlers both stand on it.
+package relay
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/keygate/keygate/breaker"
+	"github.com/keygate/keygate/keyring"
+)
+
+// ErrUpstreamTimeout is the cause of an attempt cancelled because upstream
+// was silent for longer than the timeout.
+var ErrUpstreamTimeout = errors.New("upstream timeout")
+
+// NoKeyError means no key was available for a call.
+type NoKeyError struct {
+	// RetryAfter is the time until the first resting key is back.
+	RetryAfter time.Duration
+}
+
+func (e *NoKeyError) Error() string {
+	return fmt.Sprintf("no API key available (first back in %s)", e.RetryAfter.Round(time.Second))
+}
+
+// Observer learns what happens to upstream calls, for metrics and logs.
+// Its methods are called on the hot path and must not block.
+type Observer interface {
+	// KeySelected: k was chosen for an attempt.
+	KeySelected(k *keyring.Key, strategy string)
+	// Upstream: an attempt on k got status code (0 for a transport
+	// error) after d, the time to response headers.
+	Upstream(k *keyring.Key, model string, code int, d time.Duration)
+	// Cooldown: k answered status and now rests for rest.
+	Cooldown(k *keyring.Key, r breaker.Reason, status int, rest time.Duration)
+	// Retry: a call goes on to another key after a key fault.
+	Retry(r breaker.Reason)
+}
+
+// Options configure a Relay.
+type Options struct {
+	// Transport sends the upstream requests. Default NewTransport.
+	Transport http.RoundTripper
+	// Timeout is the longest upstream silence: before the response
+	// headers, and between body reads. Default 120s.
+	Timeout time.Duration
+	// Observer receives events; nil ignores them.
+	Observer Observer
+}
+
+// Relay runs calls over a pool. Safe for concurrent use.
+type Relay struct {
+	pool      *keyring.Pool
+	breakers  *breaker.Set
+	transport http.RoundTripper
+	timeout   time.Duration
+	obs       Observer
+}
+
+// New returns a relay over pool and its breakers.
+func New(pool *keyring.Pool, breakers *breaker.Set, o Options) *Relay {
+	if o.Transport == nil {
+		o.Transport = NewTransport(0)
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = 120 * time.Second
+	}
+	if o.Observer == nil {
+		o.Observer = nopObserver{}
+	}
+	return &Relay{pool: pool, breakers: breakers, transport: o.Transport, timeout: o.Timeout, obs: o.Observer}
+}
+
+// Pool is the relay's key pool.
+func (r *Relay) Pool() *keyring.Pool { return r.pool }
+
+// Breakers are the relay's per-key breakers.
+func (r *Relay) Breakers() *breaker.Set { return r.breakers }
+
+// Lease is a key picked and allowed by its breaker for one attempt.
+type Lease struct {
+	Key   *keyring.Key
+	trial breaker.Trial
+}
+
+// Acquire picks a key with st outside ex and asks its breaker. Keys whose
+// breaker refuses (a trial already out, or just sent to rest) are skipped
+// for this pick only. It returns a *NoKeyError when none is left.
+func (r *Relay) Acquire(st keyring.Strategy, ex *keyring.Exclude) (Lease, error) {
+	var skip keyring.Exclude
+	skip.CopyFrom(ex)
+	for {
+		now := r.breakers.Now().UnixNano()
+		k := st.Pick(r.pool, &skip, now)
+		if k == nil {
+			return Lease{}, r.noKey(now)
+		}
+		t, err := r.breakers.For(k).Allow()
+		if err != nil {
+			skip.Add(k.Slot())
+			continue
+		}
+		r.obs.KeySelected(k, st.Name())
+		return Lease{Key: k, trial: t}, nil
+	}
+}
+
+// Release gives back a lease that was never used for an attempt.
+func (r *Relay) Release(l Lease) {
+	if l.Key != nil {
+		l.trial.Abandon()
+	}
+}
+
+func (r *Relay) noKey(now int64) error {
+	back := r.pool.NextAvailable(now)
+	wait := time.Duration(0)
+	if !back.IsZero() {
+		wait = time.Duration(back.UnixNano() - now)
+	}
+	return &NoKeyError{RetryAfter: wait}
+}
+
+// Call is one logical upstream call.
+type Call struct {
+	// Strategy picks the keys.
+	Strategy keyring.Strategy
+	// Model names the model for metrics; may be empty.
+	Model string
+	// First, when its Key is set, is the lease for the first attempt.
+	First Lease
+	// Tried collects the slots of the keys attempted; keys already in it
+	// are not used.
+	Tried keyring.Exclude
+	// Key is the key of the last attempt, nil when none was made.
+	Key *keyring.Key
+}
+
+// Do sends req, whose body is body (nil for none), on pool keys until an
+// answer is not a key fault or no key is left, and returns that answer. On
+// the last key's fault the fault itself is returned, as is. The response
+// body must be closed; it cancels the call if upstream falls silent for
+// longer than the timeout. req's header is modified (Authorization).
+func (r *Relay) Do(req *http.Request, body []byte, c *Call) (*http.Response, error) {
+	parent := req.Context()
+	lease := c.First
+	c.First = Lease{}
+	var prev *http.Response
+	for attempt := 0; ; attempt++ {
+		if lease.Key == nil {
+			var err error
+			lease, err = r.Acquire(c.Strategy, &c.Tried)
+			if err != nil {
+				if prev != nil {
+					return prev, nil
+				}
+				return nil, err
+			}
+		}
+		if prev != nil {
+			_, _ = io.Copy(io.Discard, io.LimitReader(prev.Body, 64<<10))
+			prev.Body.Close()
+			prev = nil
+			req = req.Clone(parent)
+		}
+		c.Key = lease.Key
+		c.Tried.Add(lease.Key.Slot())
+		resp, err := r.attempt(parent, req, body, lease, c.Model)
+		lease = Lease{}
+		if err != nil {
+			return nil, err
+		}
+		reason := breaker.Classify(resp.StatusCode)
+		if reason == breaker.NoFault {
+			return resp, nil
+		}
+		prev = resp
+		if c.Tried.Len() >= r.pool.Len() {
+			return prev, nil
+		}
+		r.obs.Retry(reason)
+	}
+}
+
+// attempt sends req on one key and settles the key's trial from the status.
+func (r *Relay) attempt(parent context.Context, req *http.Request, body []byte, l Lease, model string) (*http.Response, error) {
+	k := l.Key
+	ctx, cancel := context.WithCancelCause(parent)
+	wb := &watchedBody{ctx: ctx, cancel: cancel, timeout: r.timeout, pool: r.pool, key: k}
+	wb.timer = time.AfterFunc(r.timeout, wb.expire)
+	out := req.WithContext(ctx)
+	k.Secret.SetAuthorization(out.Header)
+	if body != nil {
+		out.Body = io.NopCloser(bytes.NewReader(body))
+		out.ContentLength = int64(len(body))
+		out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+	} else {
+		out.Body = http.NoBody
+		out.ContentLength = 0
+		out.GetBody = nil
+	}
+	r.pool.Begin(k)
+	start := time.Now()
+	resp, err := r.transport.RoundTrip(out)
+	elapsed := time.Since(start)
+	if err != nil {
+		wb.timer.Stop()
+		err = classifyTransportError(ctx, parent, err)
+		cancel(err)
+		r.pool.End(k)
+		l.trial.Abandon()
+		r.obs.Upstream(k, model, 0, elapsed)
+		return nil, &AttemptError{Key: k, Err: err}
+	}
+	r.obs.Upstream(k, model, resp.StatusCode, elapsed)
+	switch reason := breaker.Classify(resp.StatusCode); {
+	case reason != breaker.NoFault:
+		hint := time.Duration(0)
+		if reason == breaker.RateLimit {
+			hint, _ = breaker.ResetHint(resp.Header, r.breakers.Now())
+		}
+		rest := l.trial.Fail(reason, hint)
+		r.obs.Cooldown(k, reason, resp.StatusCode, rest)
+	case resp.StatusCode >= 500:
+		l.trial.Abandon()
+	default:
+		l.trial.Success()
+	}
+	resp.Header["X-Keygate-Key"] = []string{k.Label}
+	wb.rc = resp.Body
+	resp.Body = wb
+	wb.timer.Reset(r.timeout)
+	return resp, nil
+}
+
+// AttemptError is a transport failure on one key's attempt.
+type AttemptError struct {
+	Key *keyring.Key
+	Err error
+}
+
+func (e *AttemptError) Error() string { return fmt.Sprintf("upstream (key %d): %v", e.Key.ID, e.Err) }
+func (e *AttemptError) Unwrap() error { return e.Err }
+
+// classifyTransportError names why a round trip failed: the client left
+// (context.Canceled), upstream fell silent (ErrUpstreamTimeout), or else
+// the error as the transport gave it.
+func classifyTransportError(ctx, parent context.Context, err error) error {
+	if parent.Err() != nil {
+		return fmt.Errorf("%w: %w", context.Canceled, err)
+	}
+	if errors.Is(context.Cause(ctx), ErrUpstreamTimeout) {
+		return ErrUpstreamTimeout
+	}
+	return err
+}
+
+type nopObserver struct{}
+
+func (nopObserver) KeySelected(*keyring.Key, string)                          {}
+func (nopObserver) Upstream(*keyring.Key, string, int, time.Duration)         {}
+func (nopObserver) Cooldown(*keyring.Key, breaker.Reason, int, time.Duration) {}
+func (nopObserver) Retry(breaker.Reason)                                      {}

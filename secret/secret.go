@@ -1,0 +1,145 @@
+// Package secret holds upstream API keys in a type that cannot leak them.
+//
+// A Key prints, formats, marshals and logs only as its masked form: the
+// public prefix (such as "sk-or-v1-") and the last four characters. The raw
+// value leaves the type in exactly one place, SetAuthorization, which is
+// where the gateway writes the upstream request header.
+package secret
+
+import (
+	"cmp"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// knownPrefixes are public key prefixes that may be shown in the clear.
+// The longest match wins, so "sk-or-v1-" beats "sk-".
+var knownPrefixes = [...]string{"sk-or-v1-", "sk-proj-", "sk-ant-", "sk-"}
+
+// Key is an API key. The zero value is an empty key.
+//
+// The secret sits behind a pointer: fmt reaches a Key's methods only when it
+// may call them, and a Key in an unexported struct field is printed by
+// reflection instead, which shows a pointer as its address, not its target.
+// Keys are not comparable with ==; use Equal.
+type Key struct {
+	v *value
+	_ [0]func()
+}
+
+type value struct {
+	raw    string
+	masked string
+	bearer []string // precomputed Authorization header value, shared read-only
+}
+
+// New wraps raw. Surrounding white space is trimmed; an empty result is the
+// zero Key.
+func New(raw string) Key {
+	raw = strings.TrimSpace(raw)
+	if raw == "" {
+		return Key{}
+	}
+	return Key{v: &value{raw: raw, masked: Mask(raw), bearer: []string{"Bearer " + raw}}}
+}
+
+// Mask returns the masked form of raw: its known public prefix, an ellipsis
+// and its last four characters. Keys too short to hide anything become "…".
+func Mask(raw string) string {
+	prefix := ""
+	for _, p := range knownPrefixes {
+		if strings.HasPrefix(raw, p) {
+			prefix = p
+			break
+		}
+	}
+	rest := raw[len(prefix):]
+	// Show the last four only when at least eight characters stay hidden.
+	if len(rest) < 12 {
+		return prefix + "…"
+	}
+	return prefix + "…" + rest[len(rest)-4:]
+}
+
+// IsZero reports whether the key is empty.
+func (k Key) IsZero() bool { return k.v == nil }
+
+// Equal reports whether two keys hold the same secret, without exposing it.
+func (k Key) Equal(o Key) bool { return k.raw() == o.raw() }
+
+func (k Key) raw() string {
+	if k.v == nil {
+		return ""
+	}
+	return k.v.raw
+}
+
+// String returns the masked form; "" for the zero Key.
+func (k Key) String() string {
+	if k.v == nil {
+		return ""
+	}
+	return k.v.masked
+}
+
+// GoString returns the masked form, so %#v does not leak either.
+func (k Key) GoString() string { return "secret.Key(" + strconv.Quote(k.String()) + ")" }
+
+// Format makes every fmt verb print the masked form.
+func (k Key) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte(k.String())) }
+
+// MarshalJSON encodes the masked form as a JSON string.
+func (k Key) MarshalJSON() ([]byte, error) { return json.Marshal(k.String()) }
+
+// MarshalText encodes the masked form (used by encoding/json map keys, slog).
+func (k Key) MarshalText() ([]byte, error) { return []byte(k.String()), nil }
+
+// LogValue makes slog record the masked form.
+func (k Key) LogValue() slog.Value { return slog.StringValue(k.String()) }
+
+// SetAuthorization sets "Authorization: Bearer <key>" on h; for the zero Key
+// it removes Authorization. It is the one place the raw key is read. The
+// header value slice is shared between calls and must not be modified by the
+// caller.
+func (k Key) SetAuthorization(h http.Header) {
+	if k.v == nil {
+		delete(h, "Authorization")
+		return
+	}
+	h["Authorization"] = k.v.bearer
+}
+
+// Redactor replaces any of a set of keys found in text by its masked form,
+// for upstream error bodies that echo the key back.
+type Redactor struct {
+	keys []Key
+}
+
+// NewRedactor returns a Redactor for keys.
+func NewRedactor(keys []Key) *Redactor {
+	ks := make([]Key, 0, len(keys))
+	for _, k := range keys {
+		if !k.IsZero() {
+			ks = append(ks, k)
+		}
+	}
+	// Longest first: a key that extends another must not be cut at the
+	// shorter one's end, leaving its own secret tail in the clear.
+	slices.SortStableFunc(ks, func(a, b Key) int { return cmp.Compare(len(b.v.raw), len(a.v.raw)) })
+	return &Redactor{keys: ks}
+}
+
+// Redact returns s with every occurrence of a key masked.
+func (r *Redactor) Redact(s string) string {
+	for _, k := range r.keys {
+		if strings.Contains(s, k.v.raw) {
+			s = strings.ReplaceAll(s, k.v.raw, k.v.masked)
+		}
+	}
+	return s
+}
