@@ -9,47 +9,50 @@ import (
 // decoding the body: the passthrough calls it on every request only to label
 // metrics.
 func modelOf(body []byte) string {
+	raw := topLevel(body, "model")
+	if len(raw) < 2 || raw[0] != '"' {
+		return ""
+	}
+	return unquote(raw)
+}
+
+// topLevel returns the raw JSON value of a top-level key of a JSON object,
+// or nil. It scans the text without decoding it; values are not validated.
+func topLevel(body []byte, name string) []byte {
 	i := skipSpace(body, 0)
 	if i >= len(body) || body[i] != '{' {
-		return ""
+		return nil
 	}
 	i++
 	for {
 		i = skipSpace(body, i)
 		if i >= len(body) || body[i] != '"' {
-			return ""
+			return nil
 		}
 		keyStart := i
 		i = skipString(body, i)
 		if i < 0 {
-			return ""
+			return nil
 		}
-		key := body[keyStart:i]
+		key := body[keyStart+1 : i-1]
 		i = skipSpace(body, i)
 		if i >= len(body) || body[i] != ':' {
-			return ""
+			return nil
 		}
 		i = skipSpace(body, i+1)
 		if i >= len(body) {
-			return ""
+			return nil
 		}
-		if string(key) == `"model"` {
-			if body[i] != '"' {
-				return ""
-			}
-			end := skipString(body, i)
-			if end < 0 {
-				return ""
-			}
-			return unquote(body[i:end])
+		end := skipValue(body, i)
+		if end < 0 {
+			return nil
 		}
-		i = skipValue(body, i)
-		if i < 0 {
-			return ""
+		if string(key) == name {
+			return body[i:end]
 		}
-		i = skipSpace(body, i)
+		i = skipSpace(body, end)
 		if i >= len(body) || body[i] != ',' {
-			return ""
+			return nil
 		}
 		i++
 	}

@@ -29,14 +29,15 @@ type passthrough struct {
 	base     *url.URL
 	maxBody  int64
 	log      *slog.Logger
+	tokens   TokenCounter
 	proxy    *httputil.ReverseProxy
 }
 
-func newPassthrough(r *relay.Relay, st keyring.Strategy, base *url.URL, maxBody int64, log *slog.Logger) *passthrough {
-	p := &passthrough{relay: r, strategy: st, base: base, maxBody: maxBody, log: log}
+func newPassthrough(r *relay.Relay, st keyring.Strategy, base *url.URL, maxBody int64, log *slog.Logger, tokens TokenCounter) *passthrough {
+	p := &passthrough{relay: r, strategy: st, base: base, maxBody: maxBody, log: log, tokens: tokens}
 	p.proxy = &httputil.ReverseProxy{
 		Rewrite:      rewrite,
-		Transport:    roundTripper{r},
+		Transport:    roundTripper{p},
 		ErrorHandler: p.proxyError,
 		BufferPool:   newBufferPool(),
 		ErrorLog:     slog.NewLogLogger(log.Handler(), slog.LevelDebug),
@@ -87,12 +88,17 @@ func (p *passthrough) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 var noKeyHeader = []string{"none"}
 
-// roundTripper runs the proxy's outbound request through the relay.
-type roundTripper struct{ relay *relay.Relay }
+// roundTripper runs the proxy's outbound request through the relay, and
+// taps successful answers for their token usage.
+type roundTripper struct{ p *passthrough }
 
 func (t roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 	ex := req.Context().Value(exchangeKey{}).(*exchange)
-	return t.relay.Do(req, ex.body, &ex.call)
+	resp, err := t.p.relay.Do(req, ex.body, &ex.call)
+	if err == nil && t.p.tokens != nil {
+		tapUsage(resp, t.p.tokens, ex.call.Key.ID, ex.call.Model)
+	}
+	return resp, err
 }
 
 // proxyError answers a request for which upstream gave no response.

@@ -73,7 +73,11 @@ func New(o Options) *Server {
 	e := s.echo
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.httpError
-	s.pass = newPassthrough(o.Relay, o.Strategy, o.BaseURL, o.MaxBodyBytes, o.Logger)
+	var tokens TokenCounter
+	if o.Metrics != nil {
+		tokens = o.Metrics
+	}
+	s.pass = newPassthrough(o.Relay, o.Strategy, o.BaseURL, o.MaxBodyBytes, o.Logger, tokens)
 
 	e.GET("/healthz", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]string{"status": "ok"}) })
 	e.GET("/readyz", s.readyz)

@@ -1,0 +1,139 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestLoadDefaults(t *testing.T) {
+	c, err := Load([]string{"OPENROUTER_API_KEY_1=sk-or-v1-aaaaaaaaaaaaaaaa1111"}, nil, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.BaseURL != "https://openrouter.ai/api/v1" || c.Port != 4000 || c.KeyRotation != "random" ||
+		c.RateLimitCooldown != 30*time.Second || c.AuthFailureCooldown != 10*time.Minute ||
+		c.UpstreamTimeout != 120*time.Second || c.MaxBodyBytes != 10485760 || c.LogFormat != "text" ||
+		c.ShutdownTimeout != 30*time.Second || len(c.GatewayAPIKeys) != 0 {
+		t.Fatalf("defaults wrong: %+v", c)
+	}
+}
+
+func TestKeys(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		environ []string
+		dotenv  map[string]string
+		ids     []int
+		dups    []Duplicate
+	}{
+		{name: "numbered with gaps", environ: []string{"OPENROUTER_API_KEY_7=k7-xxxxxxxxxxxxxxxx", "OPENROUTER_API_KEY_2=k2-xxxxxxxxxxxxxxxx"}, ids: []int{2, 7}},
+		{name: "list", environ: []string{"OPENROUTER_API_KEYS=a-xxxxxxxxxxxxxxxx, b-xxxxxxxxxxxxxxxx,,c-xxxxxxxxxxxxxxxx"}, ids: []int{1, 2, 4}},
+		{name: "numbered beat list", environ: []string{"OPENROUTER_API_KEYS=a-xxxxxxxxxxxxxxxx", "OPENROUTER_API_KEY_5=k5-xxxxxxxxxxxxxxxx"}, ids: []int{5}},
+		{name: "duplicates once", environ: []string{"OPENROUTER_API_KEY_1=same-xxxxxxxxxxxxxxxx", "OPENROUTER_API_KEY_3=same-xxxxxxxxxxxxxxxx", "OPENROUTER_API_KEY_2=other-xxxxxxxxxxxxxxxx"},
+			ids: []int{1, 2}, dups: []Duplicate{{ID: 3, SameAs: 1}}},
+		{name: "from dotenv", dotenv: map[string]string{"OPENROUTER_API_KEY_1": "d-xxxxxxxxxxxxxxxx"}, ids: []int{1}},
+		{name: "empty values skipped", environ: []string{"OPENROUTER_API_KEY_1=", "OPENROUTER_API_KEY_2=x-xxxxxxxxxxxxxxxx"}, ids: []int{2}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := Load(tc.environ, tc.dotenv, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var ids []int
+			for _, k := range c.Keys {
+				ids = append(ids, k.ID)
+			}
+			if !equal(ids, tc.ids) {
+				t.Fatalf("ids %v, want %v", ids, tc.ids)
+			}
+			if len(c.Duplicates) != len(tc.dups) || (len(tc.dups) > 0 && c.Duplicates[0] != tc.dups[0]) {
+				t.Fatalf("duplicates %v, want %v", c.Duplicates, tc.dups)
+			}
+		})
+	}
+}
+
+func TestEnvironmentBeatsDotenv(t *testing.T) {
+	c, err := Load([]string{"PORT=5000", "OPENROUTER_API_KEY_1=env-xxxxxxxxxxxxxxxx"},
+		map[string]string{"PORT": "6000", "KEY_ROTATION": "least-busy", "OPENROUTER_API_KEY_1": "file-yyyyyyyyyyyyyyyy"}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Port != 5000 || c.KeyRotation != "least-busy" {
+		t.Fatalf("port %d rotation %s", c.Port, c.KeyRotation)
+	}
+	if c.Keys[0].Secret.String() != "…xxxx" || !strings.HasPrefix(c.Keys[0].Secret.GoString(), "secret.Key") {
+		t.Fatalf("key from the wrong source: %v", c.Keys[0].Secret)
+	}
+}
+
+func TestBadSettings(t *testing.T) {
+	key := "OPENROUTER_API_KEY_1=sk-or-v1-aaaaaaaaaaaaaaaa1111"
+	for _, tc := range []struct {
+		name, env, want string
+	}{
+		{"rotation", "KEY_ROTATION=sometimes", "KEY_ROTATION"},
+		{"port text", "PORT=abc", "PORT"},
+		{"port range", "PORT=70000", "PORT"},
+		{"base url", "OPENROUTER_BASE_URL=::not a url", "OPENROUTER_BASE_URL"},
+		{"base url scheme", "OPENROUTER_BASE_URL=ftp://x/y", "OPENROUTER_BASE_URL"},
+		{"duration", "RATE_LIMIT_COOLDOWN=soon", "RATE_LIMIT_COOLDOWN"},
+		{"negative duration", "AUTH_FAILURE_COOLDOWN=-1s", "AUTH_FAILURE_COOLDOWN"},
+		{"body", "MAX_BODY_BYTES=big", "MAX_BODY_BYTES"},
+		{"log format", "LOG_FORMAT=xml", "LOG_FORMAT"},
+		{"log level", "LOG_LEVEL=loud", "LOG_LEVEL"},
+		{"key name", "OPENROUTER_API_KEY_X=abc", "OPENROUTER_API_KEY_X"},
+		{"key zero", "OPENROUTER_API_KEY_0=abc", "OPENROUTER_API_KEY_0"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Load([]string{key, tc.env}, nil, true)
+			if err == nil {
+				t.Fatal("no error")
+			}
+			msg := err.Error()
+			if !strings.Contains(msg, tc.want) || strings.Contains(msg, "\n") {
+				t.Fatalf("error %q should name %s on one line", msg, tc.want)
+			}
+		})
+	}
+}
+
+func TestNoKeys(t *testing.T) {
+	_, err := Load(nil, nil, true)
+	if !errors.Is(err, ErrNoKeys) || !strings.Contains(err.Error(), "OPENROUTER_API_KEY_1") || !strings.Contains(err.Error(), "OPENROUTER_API_KEYS") {
+		t.Fatalf("err = %v", err)
+	}
+	if _, err := Load(nil, nil, false); err != nil {
+		t.Fatalf("keys not required: %v", err)
+	}
+}
+
+func TestUsageListsEverySetting(t *testing.T) {
+	var b bytes.Buffer
+	Usage(&b)
+	for _, name := range []string{"OPENROUTER_API_KEY_1", "OPENROUTER_API_KEYS", "OPENROUTER_BASE_URL", "PORT", "KEY_ROTATION",
+		"GATEWAY_API_KEYS", "RATE_LIMIT_COOLDOWN", "AUTH_FAILURE_COOLDOWN", "UPSTREAM_TIMEOUT", "MAX_BODY_BYTES", "LOG_FORMAT",
+		"MAX_IN_FLIGHT", "SHUTDOWN_TIMEOUT", "READ_HEADER_TIMEOUT", "IDLE_TIMEOUT", "MAX_COOLDOWN"} {
+		if !strings.Contains(b.String(), name) {
+			t.Errorf("usage lacks %s", name)
+		}
+	}
+	if !strings.Contains(b.String(), "https://openrouter.ai/api/v1") || !strings.Contains(b.String(), "10485760") {
+		t.Error("usage lacks defaults")
+	}
+}
+
+func equal(a, b []int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,136 @@
+package gateway
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"mime"
+	"net/http"
+	"sync"
+)
+
+// maxUsageScan bounds how much of a plain JSON answer is kept to read its
+// usage; larger answers are passed on without counting tokens.
+const maxUsageScan = 256 << 10
+
+// TokenCounter receives the token usage found in an upstream answer.
+type TokenCounter interface {
+	Tokens(keyID int, model string, prompt, completion int)
+}
+
+// tokenUsage is the usage object of OpenAI-compatible answers.
+type tokenUsage struct {
+	PromptTokens     int `json:"prompt_tokens"`
+	CompletionTokens int `json:"completion_tokens"`
+}
+
+// usageTap watches an answer pass to the client and counts its tokens when
+// it ends: the usage object of a JSON answer, or of the last SSE event that
+// carries one. It never holds data back from the client; parsing happens on
+// Close, after the body was forwarded.
+type usageTap struct {
+	rc      io.ReadCloser
+	stream  bool
+	buf     *bytes.Buffer // JSON: the answer so far; SSE: the current line
+	last    []byte        // SSE: the last data line with a usage field
+	eof     bool
+	over    bool
+	counter TokenCounter
+	keyID   int
+	model   string
+}
+
+var tapBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// tapUsage wraps resp.Body so that counter gets the answer's usage, if any.
+func tapUsage(resp *http.Response, counter TokenCounter, keyID int, model string) {
+	if resp.StatusCode < 200 || resp.StatusCode > 299 || resp.Body == nil || resp.Body == http.NoBody {
+		return
+	}
+	ct, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	var stream bool
+	switch ct {
+	case "text/event-stream":
+		stream = true
+	case "application/json":
+		if resp.ContentLength > maxUsageScan {
+			return
+		}
+	default:
+		return
+	}
+	if resp.Header.Get("Content-Encoding") != "" {
+		return
+	}
+	buf := tapBuffers.Get().(*bytes.Buffer)
+	buf.Reset()
+	resp.Body = &usageTap{rc: resp.Body, stream: stream, buf: buf, counter: counter, keyID: keyID, model: model}
+}
+
+func (t *usageTap) Read(p []byte) (int, error) {
+	n, err := t.rc.Read(p)
+	if n > 0 && !t.over {
+		if t.stream {
+			t.scanLines(p[:n])
+		} else if t.buf.Len()+n > maxUsageScan {
+			t.over = true
+		} else {
+			t.buf.Write(p[:n])
+		}
+	}
+	if err == io.EOF {
+		t.eof = true
+	}
+	return n, err
+}
+
+// scanLines keeps the last SSE data line that mentions usage.
+func (t *usageTap) scanLines(p []byte) {
+	for len(p) > 0 {
+		i := bytes.IndexByte(p, '\n')
+		if i < 0 {
+			if t.buf.Len()+len(p) > maxUsageScan {
+				t.buf.Reset() // a line this long is no usage chunk
+				return
+			}
+			t.buf.Write(p)
+			return
+		}
+		line := p[:i]
+		if t.buf.Len() > 0 {
+			t.buf.Write(line)
+			line = t.buf.Bytes()
+		}
+		if bytes.HasPrefix(line, []byte("data:")) && bytes.Contains(line, []byte(`"usage"`)) {
+			t.last = append(t.last[:0], line...)
+		}
+		t.buf.Reset()
+		p = p[i+1:]
+	}
+}
+
+func (t *usageTap) Close() error {
+	err := t.rc.Close()
+	if t.buf == nil {
+		return err
+	}
+	if t.eof && !t.over {
+		var doc []byte
+		if t.stream {
+			doc = bytes.TrimSpace(bytes.TrimPrefix(t.last, []byte("data:")))
+		} else {
+			doc = t.buf.Bytes()
+		}
+		if raw := topLevel(doc, "usage"); len(raw) > 0 && raw[0] == '{' {
+			var u tokenUsage
+			if json.Unmarshal(raw, &u) == nil && (u.PromptTokens > 0 || u.CompletionTokens > 0) {
+				t.counter.Tokens(t.keyID, t.model, u.PromptTokens, u.CompletionTokens)
+			}
+		}
+	}
+	if t.buf.Cap() <= maxUsageScan {
+		tapBuffers.Put(t.buf)
+	}
+	t.buf = nil
+	return err
+}

@@ -1,0 +1,89 @@
+package gateway
+
+import (
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"testing/iotest"
+)
+
+type tokenRecord struct {
+	key               int
+	model             string
+	prompt, completes int
+}
+
+type fakeCounter struct {
+	mu  sync.Mutex
+	got []tokenRecord
+}
+
+func (f *fakeCounter) Tokens(keyID int, model string, prompt, completion int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.got = append(f.got, tokenRecord{keyID, model, prompt, completion})
+}
+
+func TestUsageTap(t *testing.T) {
+	sse := "data: {\"choices\":[{\"delta\":{\"content\":\"hi\"}}]}\n\n" +
+		"data: {\"choices\":[],\"usage\":{\"prompt_tokens\":7,\"completion_tokens\":3,\"total_tokens\":10}}\n\n" +
+		"data: [DONE]\n\n"
+	for _, tc := range []struct {
+		name, ctype, body string
+		status            int
+		encoding          string
+		readAll           bool
+		oneByte           bool
+		want              []tokenRecord
+	}{
+		{name: "json", ctype: "application/json", body: `{"id":"x","usage":{"prompt_tokens":5,"completion_tokens":2}}`, status: 200, readAll: true,
+			want: []tokenRecord{{3, "m", 5, 2}}},
+		{name: "json charset", ctype: "application/json; charset=utf-8", body: `{"usage":{"prompt_tokens":1,"completion_tokens":1}}`, status: 200, readAll: true,
+			want: []tokenRecord{{3, "m", 1, 1}}},
+		{name: "sse", ctype: "text/event-stream", body: sse, status: 200, readAll: true, want: []tokenRecord{{3, "m", 7, 3}}},
+		{name: "sse byte by byte", ctype: "text/event-stream", body: sse, status: 200, readAll: true, oneByte: true, want: []tokenRecord{{3, "m", 7, 3}}},
+		{name: "no usage", ctype: "application/json", body: `{"id":"x"}`, status: 200, readAll: true},
+		{name: "zero usage", ctype: "application/json", body: `{"usage":{"prompt_tokens":0,"completion_tokens":0}}`, status: 200, readAll: true},
+		{name: "error status", ctype: "application/json", body: `{"usage":{"prompt_tokens":5,"completion_tokens":2}}`, status: 500, readAll: true},
+		{name: "not read to the end", ctype: "application/json", body: `{"usage":{"prompt_tokens":5,"completion_tokens":2}}`, status: 200},
+		{name: "compressed", ctype: "application/json", body: `{"usage":{"prompt_tokens":5,"completion_tokens":2}}`, status: 200, encoding: "gzip", readAll: true},
+		{name: "other type", ctype: "text/plain", body: `{"usage":{"prompt_tokens":5,"completion_tokens":2}}`, status: 200, readAll: true},
+		{name: "too large", ctype: "application/json", body: `{"pad":"` + strings.Repeat("x", maxUsageScan) + `","usage":{"prompt_tokens":5,"completion_tokens":2}}`, status: 200, readAll: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var body io.Reader = strings.NewReader(tc.body)
+			if tc.oneByte {
+				body = iotest.OneByteReader(body)
+			}
+			resp := &http.Response{StatusCode: tc.status, Header: http.Header{"Content-Type": {tc.ctype}}, Body: io.NopCloser(body), ContentLength: -1}
+			if tc.encoding != "" {
+				resp.Header.Set("Content-Encoding", tc.encoding)
+			}
+			c := &fakeCounter{}
+			tapUsage(resp, c, 3, "m")
+			var got []byte
+			if tc.readAll {
+				var err error
+				if got, err = io.ReadAll(resp.Body); err != nil {
+					t.Fatal(err)
+				}
+				if string(got) != tc.body {
+					t.Fatalf("body changed by the tap")
+				}
+			}
+			if err := resp.Body.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if len(c.got) != len(tc.want) {
+				t.Fatalf("tokens recorded %v, want %v", c.got, tc.want)
+			}
+			for i := range tc.want {
+				if c.got[i] != tc.want[i] {
+					t.Fatalf("tokens recorded %v, want %v", c.got, tc.want)
+				}
+			}
+		})
+	}
+}
