@@ -213,18 +213,21 @@ func (t Trial) Success() { t.done(nil) }
 // went away): it frees a half-open trial slot without deciding.
 func (t Trial) Abandon() { t.done(errExcluded) }
 
-// Fail reports a key fault and sends the key to rest: hint when upstream gave
-// one (0 for none), else the reason's cooldown, doubled for every failed trial
-// in a row up to MaxCooldown. It returns the rest now in force.
+// Fail reports a key fault and sends the key to rest: for a rate limit, hint
+// when upstream gave one (0 for none), else RateLimitCooldown; for an auth
+// failure AuthCooldown, whatever the hint (a Retry-After on a 401 or 403
+// must not bring a revoked key back in seconds). The rest doubles for every
+// failed trial in a row, up to MaxCooldown, and never shortens one already
+// in force. It returns the rest now in force.
 func (t Trial) Fail(r Reason, hint time.Duration) time.Duration {
 	b := t.b
 	t.done(errKeyFault)
-	base := hint
-	if base <= 0 {
-		base = b.settings.RateLimitCooldown
-		if r == Auth {
-			base = b.settings.AuthCooldown
-		}
+	base := b.settings.RateLimitCooldown
+	switch {
+	case r == Auth:
+		base = b.settings.AuthCooldown
+	case hint > 0:
+		base = hint
 	}
 	rest := base
 	limit := max(b.settings.MaxCooldown, base)

@@ -23,8 +23,11 @@ func (e *Exclude) Add(slot int) {
 	e.large[w] |= 1 << uint(slot%64)
 }
 
-// Has reports whether slot is in the set.
+// Has reports whether slot is in the set. A nil *Exclude is empty.
 func (e *Exclude) Has(slot int) bool {
+	if e == nil {
+		return false
+	}
 	if slot < 64 {
 		return e.small&(1<<uint(slot)) != 0
 	}
@@ -34,6 +37,9 @@ func (e *Exclude) Has(slot int) bool {
 
 // Len is the number of slots in the set.
 func (e *Exclude) Len() int {
+	if e == nil {
+		return 0
+	}
 	n := bits.OnesCount64(e.small)
 	for _, w := range e.large {
 		n += bits.OnesCount64(w)

@@ -38,6 +38,10 @@ type Pool struct {
 	keys   []*Key
 	byID   map[int]*Key
 	ledger Ledger
+	// mem holds the slots of ledger when it is a MemoryLedger: strategies
+	// read them directly, inlined loads instead of interface calls, which
+	// would be most of a pick's cost.
+	mem []ledgerSlot
 }
 
 // Entry is one key to put in a pool.
@@ -56,6 +60,12 @@ func New(entries []Entry, ledger Ledger) (*Pool, error) {
 		ledger = NewMemoryLedger(len(entries))
 	}
 	p := &Pool{keys: make([]*Key, len(entries)), byID: make(map[int]*Key, len(entries)), ledger: ledger}
+	if m, ok := ledger.(*MemoryLedger); ok {
+		if len(m.slots) < len(entries) {
+			return nil, fmt.Errorf("keyring: ledger holds %d keys, pool has %d", len(m.slots), len(entries))
+		}
+		p.mem = m.slots
+	}
 	for i, e := range entries {
 		if e.ID <= 0 {
 			return nil, fmt.Errorf("keyring: key id %d: must be positive", e.ID)
@@ -88,7 +98,28 @@ func (p *Pool) Ledger() Ledger { return p.ledger }
 // Available reports whether k is in rotation at now (unix nanoseconds):
 // its rest, if any, has ended.
 func (p *Pool) Available(k *Key, now int64) bool {
-	return p.ledger.RestUntil(k.slot) <= now
+	return p.restUntil(k.slot) <= now
+}
+
+func (p *Pool) restUntil(slot int) int64 {
+	if p.mem != nil {
+		return p.mem[slot].restUntil.Load()
+	}
+	return p.ledger.RestUntil(slot)
+}
+
+func (p *Pool) inFlight(slot int) int64 {
+	if p.mem != nil {
+		return p.mem[slot].inFlight.Load()
+	}
+	return p.ledger.InFlight(slot)
+}
+
+func (p *Pool) used(slot int) uint64 {
+	if p.mem != nil {
+		return p.mem[slot].used.Load()
+	}
+	return p.ledger.Used(slot)
 }
 
 // CountAvailable is the number of keys in rotation at now.
@@ -107,7 +138,7 @@ func (p *Pool) CountAvailable(now int64) int {
 func (p *Pool) NextAvailable(now int64) time.Time {
 	first := int64(0)
 	for _, k := range p.keys {
-		until := p.ledger.RestUntil(k.slot)
+		until := p.restUntil(k.slot)
 		if until <= now {
 			return time.Time{}
 		}
