@@ -93,6 +93,15 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	a.Warnings()
+	if cfg.PprofAddr != "" {
+		stopDebug, err := app.StartDebug(cfg.PprofAddr, log)
+		if err != nil {
+			ln.Close()
+			fmt.Fprintf(stderr, "keygate: %v\n", err)
+			return 1
+		}
+		defer stopDebug()
+	}
 	log.Info("🚀 keygate listening on http://localhost:"+strconv.Itoa(cfg.Port)+" with "+strconv.Itoa(a.Pool.Len())+" keys, rotation "+cfg.KeyRotation,
 		"event", "listening", "port", cfg.Port, "keys", a.Pool.Len(), "strategy", cfg.KeyRotation)
 

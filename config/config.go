@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/url"
 	"reflect"
 	"slices"
@@ -43,6 +44,7 @@ type Config struct {
 	ShutdownTimeout     time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"30s" help:"on SIGTERM, how long in-flight requests may finish"`
 	LogFormat           string        `env:"LOG_FORMAT" envDefault:"text" help:"text (console lines) or json"`
 	LogLevel            string        `env:"LOG_LEVEL" envDefault:"info" help:"debug, info, warn or error"`
+	PprofAddr           string        `env:"PPROF_ADDR" help:"loopback host:port (127.0.0.1:6060) serving /debug/pprof/ for profiling; unset is off"`
 
 	// Keys is the pool, ordered by id; filled from the key variables.
 	Keys []keyring.Entry `env:"-"`
@@ -113,6 +115,9 @@ func (c *Config) validate() error {
 	if err := lvl.UnmarshalText([]byte(c.LogLevel)); err != nil {
 		return fmt.Errorf("invalid LOG_LEVEL=%q: want debug, info, warn or error", c.LogLevel)
 	}
+	if c.PprofAddr != "" && !loopbackAddr(c.PprofAddr) {
+		return fmt.Errorf("invalid PPROF_ADDR=%q: want a loopback host:port like 127.0.0.1:6060 (profiles must not be reachable from outside)", c.PprofAddr)
+	}
 	positive := []struct {
 		name string
 		v    int64
@@ -142,6 +147,20 @@ func (c *Config) validate() error {
 	}
 	c.GatewayAPIKeys = tokens
 	return nil
+}
+
+// loopbackAddr reports whether addr is host:port with a loopback host
+// (localhost, 127.0.0.0/8 or ::1) and a port.
+func loopbackAddr(addr string) bool {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || port == "" {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // LogLevelValue is LogLevel as a slog.Level.

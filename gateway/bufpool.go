@@ -2,15 +2,42 @@ package gateway
 
 import "sync"
 
-// bufferPool recycles the proxy's 32 KiB copy buffers.
-type bufferPool struct{ p sync.Pool }
+// copyBufferSize is the size of the proxy's copy buffers. A stream holds
+// one while it lasts, but only the pages a chunk was read into are ever
+// resident.
+const copyBufferSize = 8 << 10
+
+// bufferPool recycles the proxy's copy buffers. sync.Pool holds pointers
+// (a slice put in an interface would be allocated); the pointers themselves
+// go back to a second pool on Get, so that Put, which only gets the slice,
+// allocates nothing either.
+type bufferPool struct {
+	bufs    sync.Pool // *[]byte holding a buffer
+	holders sync.Pool // *[]byte holding nil
+}
 
 func newBufferPool() *bufferPool {
-	return &bufferPool{p: sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}}
+	b := &bufferPool{}
+	b.bufs.New = func() any { s := make([]byte, copyBufferSize); return &s }
+	b.holders.New = func() any { return new([]byte) }
+	return b
 }
 
 // Get implements httputil.BufferPool.
-func (b *bufferPool) Get() []byte { return *b.p.Get().(*[]byte) }
+func (b *bufferPool) Get() []byte {
+	h := b.bufs.Get().(*[]byte)
+	buf := *h
+	*h = nil
+	b.holders.Put(h)
+	return buf
+}
 
 // Put implements httputil.BufferPool.
-func (b *bufferPool) Put(buf []byte) { b.p.Put(&buf) }
+func (b *bufferPool) Put(buf []byte) {
+	if cap(buf) != copyBufferSize {
+		return
+	}
+	h := b.holders.Get().(*[]byte)
+	*h = buf[:copyBufferSize]
+	b.bufs.Put(h)
+}

@@ -4,11 +4,13 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/keygate/keygate/relay"
 )
 
 // StatusClientClosed is the status logged for a request whose client went
 // away before the answer (nginx's 499); nobody receives it.
-const StatusClientClosed = 499
+const StatusClientClosed = relay.StatusClientClosed
 
 // apiError is the OpenAI-style error body of /v1 and auth failures.
 type apiError struct {

@@ -10,6 +10,7 @@ import (
 	"github.com/keygate/keygate/breaker"
 	"github.com/keygate/keygate/keyring"
 	"github.com/keygate/keygate/metrics"
+	"github.com/keygate/keygate/relay"
 )
 
 // Observer turns relay events into metrics, console lines and the failure
@@ -46,7 +47,7 @@ func (o *Observer) Upstream(k *keyring.Key, model string, code int, d time.Durat
 	if o.m != nil {
 		o.m.Upstream(k.ID, model, code, d)
 	}
-	if code >= 200 && code < 400 {
+	if (code >= 200 && code < 400) || code == relay.StatusClientClosed {
 		return
 	}
 	label := "error"

@@ -8,19 +8,36 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"strings"
 
 	"github.com/keygate/keygate/keyring"
 	"github.com/keygate/keygate/relay"
+	"github.com/keygate/keygate/secret"
 )
 
 // exchange is what the passthrough handler hands its proxy for one request.
 type exchange struct {
-	target *url.URL
+	target url.URL
 	body   []byte
 	call   relay.Call
 }
 
 type exchangeKey struct{}
+
+// exchangeCtx is the request's context carrying its exchange: one
+// allocation where context.WithValue and the exchange would take two.
+type exchangeCtx struct {
+	context.Context
+	ex exchange
+}
+
+// Value implements context.Context.
+func (c *exchangeCtx) Value(key any) any {
+	if key == (exchangeKey{}) {
+		return &c.ex
+	}
+	return c.Context.Value(key)
+}
 
 // passthrough forwards /v1/* to the upstream base with a pool key.
 type passthrough struct {
@@ -31,6 +48,8 @@ type passthrough struct {
 	log      *slog.Logger
 	tokens   TokenCounter
 	proxy    *httputil.ReverseProxy
+	// redactor masks pool keys that upstream error answers quote.
+	redactor *secret.Redactor
 }
 
 func newPassthrough(r *relay.Relay, st keyring.Strategy, base *url.URL, maxBody int64, log *slog.Logger, tokens TokenCounter) *passthrough {
@@ -49,15 +68,25 @@ func newPassthrough(r *relay.Relay, st keyring.Strategy, base *url.URL, maxBody 
 // credentials. Hop-by-hop headers are removed by ReverseProxy.
 var dropped = [...]string{"Authorization", "X-Api-Key", "Cookie"}
 
+// readded are hop-by-hop headers ReverseProxy puts back before Rewrite: the
+// protocol switch ("Connection: Upgrade", "Upgrade") and "Te: trailers". The
+// contract forwards no hop-by-hop header, and the relay cannot carry a
+// switched protocol (its response body is read-only, so a 101 would end in
+// a 502 after upstream switched).
+var readded = [...]string{"Connection", "Upgrade", "Te"}
+
 // forwarded are headers ReverseProxy's Rewrite mode strips but that the
 // client sent itself and so are passed on.
 var forwarded = [...]string{"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto"}
 
 func rewrite(pr *httputil.ProxyRequest) {
 	ex := pr.In.Context().Value(exchangeKey{}).(*exchange)
-	pr.Out.URL = ex.target
+	pr.Out.URL = &ex.target
 	pr.Out.Host = ""
 	for _, h := range dropped {
+		delete(pr.Out.Header, h)
+	}
+	for _, h := range readded {
 		delete(pr.Out.Header, h)
 	}
 	for _, h := range forwarded {
@@ -68,33 +97,56 @@ func rewrite(pr *httputil.ProxyRequest) {
 }
 
 func (p *passthrough) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	target, err := mapPath(p.base, r.URL)
-	if err != nil {
+	// The proxy runs from this small frame: the goroutine of a stream
+	// keeps the deepest stack its request ever needed, and the proxy's
+	// first flush is that deepest point.
+	if ctx := p.prepare(w, r); ctx != nil {
+		p.proxy.ServeHTTP(w, r.WithContext(ctx))
+	}
+}
+
+// prepare maps the path and reads the body into the request's exchange;
+// it answers the client itself and returns nil when either fails.
+func (p *passthrough) prepare(w http.ResponseWriter, r *http.Request) *exchangeCtx {
+	ctx := &exchangeCtx{Context: r.Context()}
+	ex := &ctx.ex
+	var err error
+	if ex.target, err = mapPath(p.base, r.URL); err != nil {
 		w.Header()["X-Keygate-Key"] = noKeyHeader
 		writeAPIError(w, http.StatusBadRequest, "invalid_request_error", "invalid path: "+err.Error())
-		return
+		return nil
 	}
-	body, err := readBody(w, r, p.maxBody)
-	if err != nil {
+	if ex.body, err = readBody(w, r, p.maxBody); err != nil {
 		w.Header()["X-Keygate-Key"] = noKeyHeader
 		writeBodyError(w, err, func(code int, msg string) { writeAPIError(w, code, "invalid_request_error", msg) })
-		return
+		return nil
 	}
-	ex := &exchange{target: target, body: body}
 	ex.call.Strategy = p.strategy
-	ex.call.Model = modelOf(body)
-	p.proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), exchangeKey{}, ex)))
+	ex.call.Model = modelOf(ex.body)
+	return ctx
 }
 
 var noKeyHeader = []string{"none"}
 
-// roundTripper runs the proxy's outbound request through the relay, and
-// taps successful answers for their token usage.
+// markNoKey labels a /v1 answer the gateway gives before trying any key
+// (auth, overload): the contract puts X-Keygate-Key on every /v1 response.
+func markNoKey(w http.ResponseWriter, r *http.Request) {
+	if p := r.URL.Path; p == "/v1" || strings.HasPrefix(p, "/v1/") {
+		w.Header()["X-Keygate-Key"] = noKeyHeader
+	}
+}
+
+// roundTripper runs the proxy's outbound request through the relay, masks
+// pool keys in error answers, and taps successful answers for their token
+// usage.
 type roundTripper struct{ p *passthrough }
 
 func (t roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 	ex := req.Context().Value(exchangeKey{}).(*exchange)
 	resp, err := t.p.relay.Do(req, ex.body, &ex.call)
+	if err == nil {
+		redactErrorBody(resp, t.p.redactor)
+	}
 	if err == nil && t.p.tokens != nil {
 		tapUsage(resp, t.p.tokens, ex.call.Key.ID, ex.call.Model)
 	}
@@ -138,14 +190,15 @@ func readBody(w http.ResponseWriter, r *http.Request, max int64) ([]byte, error)
 	if r.ContentLength > max {
 		return nil, errBodyTooLarge
 	}
-	rd := http.MaxBytesReader(w, r.Body, max)
 	var body []byte
 	var err error
 	if r.ContentLength > 0 {
+		// The server's body reader stops at the declared length, so no
+		// MaxBytesReader is needed.
 		body = make([]byte, r.ContentLength)
-		_, err = io.ReadFull(rd, body)
+		_, err = io.ReadFull(r.Body, body)
 	} else {
-		body, err = io.ReadAll(rd)
+		body, err = io.ReadAll(http.MaxBytesReader(w, r.Body, max))
 	}
 	if err != nil {
 		var mbe *http.MaxBytesError

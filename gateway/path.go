@@ -12,29 +12,27 @@ var errBadPath = errors.New("path must not contain . or .. segments")
 // mapPath maps the client's /v1/<rest>?<query> onto base: <base>/<rest>?<query>.
 // A rest with "." or ".." segments, in plain or percent-encoded form, is
 // refused: it could climb out of the base path.
-func mapPath(base *url.URL, in *url.URL) (*url.URL, error) {
+func mapPath(base *url.URL, in *url.URL) (url.URL, error) {
 	rest, ok := strings.CutPrefix(in.Path, "/v1")
 	if !ok || (rest != "" && rest[0] != '/') {
-		return nil, errBadPath
+		return url.URL{}, errBadPath
 	}
 	if hasDotSegment(rest) || strings.Contains(rest, "\\") {
-		return nil, errBadPath
+		return url.URL{}, errBadPath
 	}
 	out := *base
 	out.Path = base.Path + rest
-	if in.RawPath != "" {
-		rawRest, ok := strings.CutPrefix(in.RawPath, "/v1")
-		if !ok {
-			return nil, errBadPath
-		}
-		out.RawPath = base.EscapedPath() + rawRest
-	} else {
-		out.RawPath = ""
+	// Escaped, both the base's escapes (a %2F in OPENROUTER_BASE_URL) and
+	// the client's are kept.
+	rawRest, ok := strings.CutPrefix(in.EscapedPath(), "/v1")
+	if !ok {
+		return url.URL{}, errBadPath
 	}
+	out.RawPath = base.EscapedPath() + rawRest
 	out.RawQuery = in.RawQuery
 	out.Fragment = ""
 	out.RawFragment = ""
-	return &out, nil
+	return out, nil
 }
 
 // hasDotSegment reports whether a decoded path has a "." or ".." segment.

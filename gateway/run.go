@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
@@ -86,6 +87,9 @@ func (s *Server) run(c echo.Context) error {
 	calls := make([]relay.Call, len(req.Models))
 	results := make([]runResult, len(req.Models))
 	var spread keyring.Exclude // keys this request already holds, for distinct keys
+	// Round-robin's successive turns are distinct keys already; excluding
+	// the keys taken would shift its cursor off the sequence.
+	distinct := st.Name() != keyring.NameRoundRobin
 	for i, model := range req.Models {
 		calls[i] = relay.Call{Strategy: st, Model: model}
 		lease, err := s.o.Relay.Acquire(st, &spread)
@@ -95,12 +99,16 @@ func (s *Server) run(c echo.Context) error {
 		}
 		if err != nil {
 			results[i] = runResult{Model: model, Status: "error", Duration: "0.00", Error: err.Error()}
-			log.Info("❌ "+model+" failed in 0.00s: "+err.Error(), "event", "model_done", "model", model, "status", "error", "duration_ms", 0, "error", err.Error())
+			log.Info("❌ "+model+" failed in 0.00s: "+err.Error(), "event", "model_done", "model", model, "key_id", nil,
+				"status", "error", "duration_ms", 0, "error", err.Error())
 			continue
 		}
-		spread.Add(lease.Key.Slot())
+		if distinct {
+			spread.Add(lease.Key.Slot())
+		}
 		calls[i].First = lease
-		log.Info("🔑 Using API Key #"+lease.Key.Label+" ("+lease.Key.Secret.String()+")", "event", "key_selected", "model", model, "key_id", lease.Key.ID, "key", lease.Key.Secret)
+		calls[i].OnRetry = func(k *keyring.Key) { logKey(log, model, k) }
+		logKey(log, model, lease.Key)
 		log.Info("⏳ Calling "+model+"...", "event", "model_call", "model", model, "key_id", lease.Key.ID)
 	}
 
@@ -136,6 +144,11 @@ func (s *Server) run(c echo.Context) error {
 		"successful", out.Successful, "failed", out.Failed)
 	writeJSON(w, http.StatusOK, out)
 	return nil
+}
+
+// logKey tells which key a model's call goes out on.
+func logKey(log *slog.Logger, model string, k *keyring.Key) {
+	log.Info("🔑 Using API Key #"+k.Label+" ("+k.Secret.String()+")", "event", "key_selected", "model", model, "key_id", k.ID, "key", k.Secret)
 }
 
 // callModel makes one model's chat completion and reads its answer.

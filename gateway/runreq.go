@@ -22,6 +22,19 @@ type runRequest struct {
 // override them.
 var gatewayOwned = [...]string{"model", "messages", "stream"}
 
+// isGatewayOwned reports whether a params field names a gateway-owned one.
+// Names are compared folded: decoders such as Go's encoding/json match
+// field names case-insensitively ("Model", "ſtream"), and a folded twin
+// sorted after the gateway's own field would override it.
+func isGatewayOwned(name string) bool {
+	for _, f := range gatewayOwned {
+		if strings.EqualFold(name, f) {
+			return true
+		}
+	}
+	return false
+}
+
 // decodeRunRequest validates a /run body. Its errors name the field at
 // fault and are meant for the client as they are.
 func decodeRunRequest(body []byte, maxModels int) (*runRequest, error) {
@@ -89,8 +102,10 @@ func decodeRunRequest(body []byte, maxModels int) (*runRequest, error) {
 		if raw[0] != '{' || json.Unmarshal(raw, &req.Params) != nil {
 			return nil, errors.New(`"params" must be a JSON object of chat-completion fields, like {"temperature": 0.7}`)
 		}
-		for _, f := range gatewayOwned {
-			delete(req.Params, f)
+		for f := range req.Params {
+			if isGatewayOwned(f) {
+				delete(req.Params, f)
+			}
 		}
 	}
 	return req, nil

@@ -5,6 +5,7 @@
 package gateway
 
 import (
+	"crypto/sha256"
 	"crypto/subtle"
 	"log/slog"
 	"net/http"
@@ -15,7 +16,6 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/keygate/keygate/keyring"
 	"github.com/keygate/keygate/metrics"
@@ -57,6 +57,7 @@ type Server struct {
 	o        Options
 	inFlight atomic.Int64
 	pass     *passthrough
+	v1       http.Handler // the passthrough and its middleware, outside echo
 	chatURL  string
 	// strategies /run's random_key chooses between.
 	strategies struct{ random, roundRobin keyring.Strategy }
@@ -78,18 +79,32 @@ func New(o Options) *Server {
 		tokens = o.Metrics
 	}
 	s.pass = newPassthrough(o.Relay, o.Strategy, o.BaseURL, o.MaxBodyBytes, o.Logger, tokens)
+	s.pass.redactor = o.Redactor
 
 	e.GET("/healthz", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]string{"status": "ok"}) })
 	e.GET("/readyz", s.readyz)
 	if o.Gatherer != nil {
-		e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(o.Gatherer, promhttp.HandlerOpts{})))
+		e.GET("/metrics", echo.WrapHandler(metrics.Handler(o.Gatherer)))
 	}
-	guarded := e.Group("", s.limit, s.auth)
-	guarded.GET("/keys", s.keys)
-	guarded.POST("/run", s.run, s.measure(metrics.RouteRun))
-	guarded.Any("/v1/*", s.passthrough, s.measure(metrics.RoutePassthrough))
-	guarded.Any("/v1", s.passthrough, s.measure(metrics.RoutePassthrough))
+	// Guarded per route, not by a group: a group's middleware comes with a
+	// catch-all route that answers 404 where the router would answer 405
+	// (GET /run). measure comes first so that the requests limit and auth
+	// turn away (503, 401) are counted too.
+	e.GET("/keys", chain(s.keys, s.limit, s.auth))
+	e.POST("/run", chain(s.run, s.measure(metrics.RouteRun), s.limit, s.auth))
+	// /v1 and /v1/* are served outside echo, in the same order (v1.go).
+	s.v1 = s.newV1Handler()
 	return s
+}
+
+// chain wraps h in mw, the first outermost, once. Echo v4 composes a
+// route's own middleware anew on every request, which allocates a closure
+// per layer per request (and would rebuild auth's token table each time).
+func chain(h echo.HandlerFunc, mw ...echo.MiddlewareFunc) echo.HandlerFunc {
+	for i := len(mw) - 1; i >= 0; i-- {
+		h = mw[i](h)
+	}
+	return h
 }
 
 func (s *Server) redact(text string) string {
@@ -100,28 +115,38 @@ func (s *Server) redact(text string) string {
 }
 
 // ServeHTTP implements http.Handler.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.echo.ServeHTTP(w, r) }
-
-func (s *Server) passthrough(c echo.Context) error {
-	s.pass.ServeHTTP(c.Response(), c.Request())
-	return nil
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if isV1(r) {
+		s.v1.ServeHTTP(w, r)
+		return
+	}
+	s.echo.ServeHTTP(w, r)
 }
 
-// measure records the request metrics of a route.
+// measure records the request metrics of a route. It records in a defer:
+// a passthrough whose upstream breaks mid-body aborts the handler with
+// http.ErrAbortHandler, and that request counts too (with the status the
+// client got, or 502 when none was sent).
 func (s *Server) measure(route metrics.Route) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
-		return func(c echo.Context) error {
+		return func(c echo.Context) (err error) {
+			if s.o.Metrics == nil {
+				return next(c)
+			}
 			start := time.Now()
-			err := next(c)
-			if s.o.Metrics != nil {
+			returned := false
+			defer func() {
 				code := c.Response().Status
-				if err != nil {
-					if he, ok := err.(*echo.HTTPError); ok {
-						code = he.Code
-					}
+				switch he, ok := err.(*echo.HTTPError); {
+				case ok:
+					code = he.Code
+				case !returned && !c.Response().Committed:
+					code = http.StatusBadGateway
 				}
 				s.o.Metrics.Request(route, code, time.Since(start))
-			}
+			}()
+			err = next(c)
+			returned = true
 			return err
 		}
 	}
@@ -134,8 +159,7 @@ func (s *Server) limit(next echo.HandlerFunc) echo.HandlerFunc {
 			n := s.inFlight.Add(1)
 			defer s.inFlight.Add(-1)
 			if n > int64(s.o.MaxInFlight) {
-				c.Response().Header().Set("Retry-After", "1")
-				writeAPIError(c.Response(), http.StatusServiceUnavailable, "overloaded", "too many concurrent requests; retry shortly")
+				writeOverloaded(c.Response(), c.Request())
 				return nil
 			}
 		}
@@ -148,27 +172,36 @@ func (s *Server) auth(next echo.HandlerFunc) echo.HandlerFunc {
 	if len(s.o.Tokens) == 0 {
 		return next
 	}
-	tokens := make([][]byte, len(s.o.Tokens))
-	for i, t := range s.o.Tokens {
-		tokens[i] = []byte(t)
-	}
+	tokens := tokenDigests(s.o.Tokens)
 	return func(c echo.Context) error {
-		got, ok := strings.CutPrefix(c.Request().Header.Get("Authorization"), "Bearer ")
-		if ok && validToken(tokens, []byte(strings.TrimSpace(got))) {
+		got, ok := bearerToken(c.Request().Header.Get("Authorization"))
+		if ok && validToken(tokens, got) {
 			return next(c)
 		}
-		c.Response().Header().Set("WWW-Authenticate", `Bearer realm="keygate"`)
-		writeAPIError(c.Response(), http.StatusUnauthorized, "invalid_request_error",
-			"missing or invalid gateway token: send Authorization: Bearer <one of GATEWAY_API_KEYS>")
+		writeUnauthorized(c.Response(), c.Request())
 		return nil
 	}
 }
 
-// validToken compares got with every token in constant time.
-func validToken(tokens [][]byte, got []byte) bool {
+// bearerToken returns the token of an "Authorization: Bearer <token>"
+// value. The scheme is case-insensitive (RFC 7235) and may be followed by
+// more than one space; the token itself is compared exactly.
+func bearerToken(v string) (string, bool) {
+	scheme, token, ok := strings.Cut(v, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	return strings.TrimSpace(token), true
+}
+
+// validToken compares got with every token in constant time. Digests are
+// compared, not the tokens, so that the time does not tell a token's length
+// either.
+func validToken(tokens [][sha256.Size]byte, got string) bool {
+	sum := sha256.Sum256([]byte(got))
 	match := 0
-	for _, t := range tokens {
-		match |= subtle.ConstantTimeCompare(t, got)
+	for i := range tokens {
+		match |= subtle.ConstantTimeCompare(tokens[i][:], sum[:])
 	}
 	return match == 1
 }

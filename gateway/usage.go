@@ -2,10 +2,9 @@ package gateway
 
 import (
 	"bytes"
-	"encoding/json"
 	"io"
-	"mime"
 	"net/http"
+	"strings"
 	"sync"
 )
 
@@ -16,12 +15,6 @@ const maxUsageScan = 256 << 10
 // TokenCounter receives the token usage found in an upstream answer.
 type TokenCounter interface {
 	Tokens(keyID int, model string, prompt, completion int)
-}
-
-// tokenUsage is the usage object of OpenAI-compatible answers.
-type tokenUsage struct {
-	PromptTokens     int `json:"prompt_tokens"`
-	CompletionTokens int `json:"completion_tokens"`
 }
 
 // usageTap watches an answer pass to the client and counts its tokens when
@@ -47,12 +40,11 @@ func tapUsage(resp *http.Response, counter TokenCounter, keyID int, model string
 	if resp.StatusCode < 200 || resp.StatusCode > 299 || resp.Body == nil || resp.Body == http.NoBody {
 		return
 	}
-	ct, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
 	var stream bool
-	switch ct {
-	case "text/event-stream":
+	switch ct := mediaType(resp.Header.Get("Content-Type")); {
+	case strings.EqualFold(ct, "text/event-stream"):
 		stream = true
-	case "application/json":
+	case strings.EqualFold(ct, "application/json"):
 		if resp.ContentLength > maxUsageScan {
 			return
 		}
@@ -122,9 +114,10 @@ func (t *usageTap) Close() error {
 			doc = t.buf.Bytes()
 		}
 		if raw := topLevel(doc, "usage"); len(raw) > 0 && raw[0] == '{' {
-			var u tokenUsage
-			if json.Unmarshal(raw, &u) == nil && (u.PromptTokens > 0 || u.CompletionTokens > 0) {
-				t.counter.Tokens(t.keyID, t.model, u.PromptTokens, u.CompletionTokens)
+			prompt, ok1 := tokenCount(raw, "prompt_tokens")
+			completion, ok2 := tokenCount(raw, "completion_tokens")
+			if ok1 && ok2 && (prompt > 0 || completion > 0) {
+				t.counter.Tokens(t.keyID, t.model, prompt, completion)
 			}
 		}
 	}
@@ -133,4 +126,40 @@ func (t *usageTap) Close() error {
 	}
 	t.buf = nil
 	return err
+}
+
+// mediaType is a Content-Type without its parameters, as sent (compare it
+// folded). mime.ParseMediaType would allocate a map on every answer.
+func mediaType(ct string) string {
+	if i := strings.IndexByte(ct, ';'); i >= 0 {
+		ct = ct[:i]
+	}
+	return strings.TrimSpace(ct)
+}
+
+// tokenCount reads the integer field name of a JSON usage object without
+// decoding it; an absent or null field is 0. ok is false when the value is
+// not an integer.
+func tokenCount(usage []byte, name string) (n int, ok bool) {
+	raw := topLevel(usage, name)
+	if raw == nil || string(raw) == "null" {
+		return 0, true
+	}
+	neg := raw[0] == '-'
+	if neg {
+		raw = raw[1:]
+	}
+	if len(raw) == 0 || len(raw) > 15 {
+		return 0, false
+	}
+	for _, c := range raw {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int(c-'0')
+	}
+	if neg {
+		n = -n
+	}
+	return n, true
 }

@@ -3,7 +3,7 @@
 // counters, and per-key gauges read live from the key pool at scrape time.
 //
 // The recording methods sit on the proxy's hot path, so label children are
-// resolved once and cached; a warm call takes a read lock and a map hit and
+// resolved once and cached; a warm call is a lock-free map hit and
 // allocates nothing. Label cardinality is bounded: keys are the fixed pool,
 // models are capped by Options.MaxModels, codes are three-digit statuses.
 package metrics
@@ -180,10 +180,8 @@ func New(reg prometheus.Registerer, src KeySource, opts Options) (*Metrics, erro
 			Name: "keygate_tokens_total",
 			Help: "Tokens reported by the upstream, by key id, model and type.",
 		}, []string{"key", "model", "type"}),
-		keys:     make(map[int]*keyMetrics),
-		models:   newModelSet(opts.MaxModels),
-		upCache:  childCache[upstreamKey]{m: make(map[upstreamKey]prometheus.Counter)},
-		tokCache: childCache[tokenKey]{m: make(map[tokenKey]prometheus.Counter)},
+		keys:   make(map[int]*keyMetrics),
+		models: newModelSet(opts.MaxModels),
 	}
 	for r := range numRoutes {
 		m.routeDur[r] = m.requestDur.WithLabelValues(r.String())

@@ -3,6 +3,7 @@ package metrics
 import (
 	"strings"
 	"sync"
+	"sync/atomic"
 	"unicode/utf8"
 )
 
@@ -20,40 +21,50 @@ const maxModelLen = 256
 // every later one to "other", so the `model` label, and every cache keyed by
 // it, stays bounded however many names clients invent.
 type modelSet struct {
-	mu  sync.RWMutex
-	max int
-	m   map[string]string // name -> the kept copy of it
+	known sync.Map // name -> the kept copy of it; read without locks
+	mu    sync.Mutex
+	n     int // names in known, under mu
+	max   int
+	full  atomic.Bool
 }
 
 func newModelSet(max int) *modelSet {
-	return &modelSet{max: max, m: make(map[string]string)}
+	return &modelSet{max: max}
 }
 
-// label returns the label value for model. A known name costs a read lock
-// and a map hit; a new one is copied, so the set never pins a caller's buffer.
+// label returns the label value for model. A known name costs a lock-free
+// map hit; a new one is copied, so the set never pins a caller's buffer.
 func (s *modelSet) label(model string) string {
 	if model == "" {
 		model = modelUnknown
 	}
-	s.mu.RLock()
-	v, ok := s.m[model]
-	full := len(s.m) >= s.max
-	s.mu.RUnlock()
-	if ok {
-		return v
+	if v, ok := s.known.Load(model); ok {
+		return v.(string)
 	}
-	if full || len(model) > maxModelLen || !utf8.ValidString(model) {
+	if s.full.Load() || len(model) > maxModelLen || !utf8.ValidString(model) {
 		return modelOther
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if v, ok := s.m[model]; ok {
-		return v
+	if v, ok := s.known.Load(model); ok {
+		return v.(string)
 	}
-	if len(s.m) >= s.max {
+	if s.n >= s.max {
+		s.full.Store(true)
 		return modelOther
 	}
-	v = strings.Clone(model)
-	s.m[v] = v
+	v := strings.Clone(model)
+	s.known.Store(v, v)
+	s.n++
+	if s.n >= s.max {
+		s.full.Store(true)
+	}
 	return v
+}
+
+// len is the number of names kept.
+func (s *modelSet) len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.n
 }

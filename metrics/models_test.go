@@ -48,13 +48,13 @@ func TestModelBound(t *testing.T) {
 			if n := testutil.CollectAndCount(m.upstream); n > 2*(tt.wantKept+1) {
 				t.Errorf("upstream series = %d, want <= %d", n, 2*(tt.wantKept+1))
 			}
-			if n := len(m.models.m); n != tt.wantKept {
+			if n := m.models.len(); n != tt.wantKept {
 				t.Errorf("kept models = %d, want %d", n, tt.wantKept)
 			}
-			if n := len(m.upCache.m); n > 2*(tt.wantKept+1) {
+			if n := m.upCache.len(); n > 2*(tt.wantKept+1) {
 				t.Errorf("upstream cache = %d entries, want <= %d", n, 2*(tt.wantKept+1))
 			}
-			if n := len(m.tokCache.m); n > 2*2*(tt.wantKept+1) {
+			if n := m.tokCache.len(); n > 2*2*(tt.wantKept+1) {
 				t.Errorf("token cache = %d entries, want <= %d", n, 4*(tt.wantKept+1))
 			}
 			var total float64

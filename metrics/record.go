@@ -42,30 +42,32 @@ type routeCodeCache struct {
 	c [numRoutes][maxCode - minCode + 2]atomic.Pointer[prometheus.Counter]
 }
 
-// childCache maps a label tuple to its resolved child. Reads take the read
-// lock only, and the map is bounded by the label bounds of its key type.
+// childCache maps a label tuple to its resolved child. A read is a lock-free
+// sync.Map load, so recording from many cores contends on nothing; the map
+// is bounded by the label bounds of its key type.
 type childCache[K comparable] struct {
-	mu sync.RWMutex
-	m  map[K]prometheus.Counter
+	m sync.Map // K -> prometheus.Counter
 }
 
 func (c *childCache[K]) get(k K) prometheus.Counter {
-	c.mu.RLock()
-	v := c.m[k]
-	c.mu.RUnlock()
-	return v
+	if v, ok := c.m.Load(k); ok {
+		return v.(prometheus.Counter)
+	}
+	return nil
+}
+
+// len counts the children cached (for tests).
+func (c *childCache[K]) len() int {
+	n := 0
+	c.m.Range(func(any, any) bool { n++; return true })
+	return n
 }
 
 // add stores v under k unless another goroutine got there first, and
 // returns the stored child.
 func (c *childCache[K]) add(k K, v prometheus.Counter) prometheus.Counter {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if old, ok := c.m[k]; ok {
-		return old
-	}
-	c.m[k] = v
-	return v
+	got, _ := c.m.LoadOrStore(k, v)
+	return got.(prometheus.Counter)
 }
 
 // upstreamKey identifies a keygate_upstream_requests_total child; model is
@@ -121,10 +123,15 @@ func (m *Metrics) Upstream(keyID int, model string, code int, d time.Duration) {
 	if km == nil {
 		return
 	}
-	k := upstreamKey{id: keyID, model: m.models.label(model), code: normCode(code)}
+	// A kept model name is cached as itself, so a warm call is one lookup
+	// by the caller's name; other names go through the bound first.
+	k := upstreamKey{id: keyID, model: model, code: normCode(code)}
 	c := m.upCache.get(k)
 	if c == nil {
-		c = m.upCache.add(k, m.upstream.WithLabelValues(km.label, k.model, codeLabel(k.code)))
+		k.model = m.models.label(model)
+		if c = m.upCache.get(k); c == nil {
+			c = m.upCache.add(k, m.upstream.WithLabelValues(km.label, k.model, codeLabel(k.code)))
+		}
 	}
 	c.Inc()
 	km.upDur.Observe(d.Seconds())
@@ -177,7 +184,6 @@ func (m *Metrics) Tokens(keyID int, model string, prompt, completion int) {
 	if km == nil || (prompt <= 0 && completion <= 0) {
 		return
 	}
-	model = m.models.label(model)
 	if prompt > 0 {
 		m.tokenCounter(km, tokenKey{id: keyID, model: model, typ: tokenPrompt}).Add(float64(prompt))
 	}
@@ -186,7 +192,13 @@ func (m *Metrics) Tokens(keyID int, model string, prompt, completion int) {
 	}
 }
 
+// tokenCounter resolves a tokens child by the caller's model name, which
+// is cached as itself when kept, as Upstream does.
 func (m *Metrics) tokenCounter(km *keyMetrics, k tokenKey) prometheus.Counter {
+	if c := m.tokCache.get(k); c != nil {
+		return c
+	}
+	k.model = m.models.label(k.model)
 	if c := m.tokCache.get(k); c != nil {
 		return c
 	}

@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -23,7 +24,22 @@ type watchedBody struct {
 	pool    *keyring.Pool
 	key     *keyring.Key
 	closed  atomic.Bool
+	// reqBody is the attempt's request body, kept here to save it an
+	// allocation.
+	reqBody requestBody
 }
+
+// requestBody is a request body read from memory.
+type requestBody struct{ bytes.Reader }
+
+func newRequestBody(b []byte) *requestBody {
+	rb := &requestBody{}
+	rb.Reset(b)
+	return rb
+}
+
+// Close implements io.Closer; there is nothing to release.
+func (*requestBody) Close() error { return nil }
 
 func (b *watchedBody) expire() { b.cancel(ErrUpstreamTimeout) }
 

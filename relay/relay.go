@@ -6,7 +6,6 @@
 package relay
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -21,6 +20,11 @@ import (
 // ErrUpstreamTimeout is the cause of an attempt cancelled because upstream
 // was silent for longer than the timeout.
 var ErrUpstreamTimeout = errors.New("upstream timeout")
+
+// StatusClientClosed is the code an attempt is reported with when the client
+// went away before upstream answered (nginx's 499): neither the key's fault
+// nor upstream's.
+const StatusClientClosed = 499
 
 // NoKeyError means no key was available for a call.
 type NoKeyError struct {
@@ -37,8 +41,9 @@ func (e *NoKeyError) Error() string {
 type Observer interface {
 	// KeySelected: k was chosen for an attempt.
 	KeySelected(k *keyring.Key, strategy string)
-	// Upstream: an attempt on k got status code (0 for a transport
-	// error) after d, the time to response headers.
+	// Upstream: an attempt on k got status code after d, the time to
+	// response headers; code is 0 for a transport error and
+	// StatusClientClosed when the client went away first.
 	Upstream(k *keyring.Key, model string, code int, d time.Duration)
 	// Cooldown: k answered status and now rests for rest.
 	Cooldown(k *keyring.Key, r breaker.Reason, status int, rest time.Duration)
@@ -64,6 +69,9 @@ type Relay struct {
 	transport http.RoundTripper
 	timeout   time.Duration
 	obs       Observer
+	// keyHeader is the X-Keygate-Key value of each slot, shared by all
+	// responses (read-only).
+	keyHeader [][]string
 }
 
 // New returns a relay over pool and its breakers.
@@ -77,7 +85,12 @@ func New(pool *keyring.Pool, breakers *breaker.Set, o Options) *Relay {
 	if o.Observer == nil {
 		o.Observer = nopObserver{}
 	}
-	return &Relay{pool: pool, breakers: breakers, transport: o.Transport, timeout: o.Timeout, obs: o.Observer}
+	rl := &Relay{pool: pool, breakers: breakers, transport: o.Transport, timeout: o.Timeout, obs: o.Observer}
+	rl.keyHeader = make([][]string, pool.Len())
+	for _, k := range pool.Keys() {
+		rl.keyHeader[k.Slot()] = []string{k.Label}
+	}
+	return rl
 }
 
 // Pool is the relay's key pool.
@@ -96,16 +109,23 @@ type Lease struct {
 // breaker refuses (a trial already out, or just sent to rest) are skipped
 // for this pick only. It returns a *NoKeyError when none is left.
 func (r *Relay) Acquire(st keyring.Strategy, ex *keyring.Exclude) (Lease, error) {
-	var skip keyring.Exclude
-	skip.CopyFrom(ex)
+	// skip is ex plus the keys refused, copied only on a refusal: a
+	// pick that is let through, the rule, allocates nothing.
+	skip := ex
 	for {
 		now := r.breakers.Now().UnixNano()
-		k := st.Pick(r.pool, &skip, now)
+		k := st.Pick(r.pool, skip, now)
 		if k == nil {
 			return Lease{}, r.noKey(now)
 		}
 		t, err := r.breakers.For(k).Allow()
 		if err != nil {
+			if skip == ex {
+				skip = new(keyring.Exclude)
+				if ex != nil {
+					skip.CopyFrom(ex)
+				}
+			}
 			skip.Add(k.Slot())
 			continue
 		}
@@ -143,6 +163,8 @@ type Call struct {
 	Tried keyring.Exclude
 	// Key is the key of the last attempt, nil when none was made.
 	Key *keyring.Key
+	// OnRetry, if set, learns the key of each attempt after the first.
+	OnRetry func(k *keyring.Key)
 }
 
 // Do sends req, whose body is body (nil for none), on pool keys until an
@@ -167,6 +189,11 @@ func (r *Relay) Do(req *http.Request, body []byte, c *Call) (*http.Response, err
 			}
 		}
 		if prev != nil {
+			// Counted only now that another key was found for it.
+			r.obs.Retry(breaker.Classify(prev.StatusCode))
+			if c.OnRetry != nil {
+				c.OnRetry(lease.Key)
+			}
 			_, _ = io.Copy(io.Discard, io.LimitReader(prev.Body, 64<<10))
 			prev.Body.Close()
 			prev = nil
@@ -187,7 +214,6 @@ func (r *Relay) Do(req *http.Request, body []byte, c *Call) (*http.Response, err
 		if c.Tried.Len() >= r.pool.Len() {
 			return prev, nil
 		}
-		r.obs.Retry(reason)
 	}
 }
 
@@ -199,10 +225,14 @@ func (r *Relay) attempt(parent context.Context, req *http.Request, body []byte, 
 	wb.timer = time.AfterFunc(r.timeout, wb.expire)
 	out := req.WithContext(ctx)
 	k.Secret.SetAuthorization(out.Header)
+	// The body is in memory with a known length: never chunked, whatever
+	// the client's Transfer-Encoding was.
+	out.TransferEncoding = nil
 	if body != nil {
-		out.Body = io.NopCloser(bytes.NewReader(body))
+		wb.reqBody.Reset(body)
+		out.Body = &wb.reqBody
 		out.ContentLength = int64(len(body))
-		out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+		out.GetBody = func() (io.ReadCloser, error) { return newRequestBody(body), nil }
 	} else {
 		out.Body = http.NoBody
 		out.ContentLength = 0
@@ -218,7 +248,11 @@ func (r *Relay) attempt(parent context.Context, req *http.Request, body []byte, 
 		cancel(err)
 		r.pool.End(k)
 		l.trial.Abandon()
-		r.obs.Upstream(k, model, 0, elapsed)
+		code := 0
+		if errors.Is(err, context.Canceled) {
+			code = StatusClientClosed
+		}
+		r.obs.Upstream(k, model, code, elapsed)
 		return nil, &AttemptError{Key: k, Err: err}
 	}
 	r.obs.Upstream(k, model, resp.StatusCode, elapsed)
@@ -235,7 +269,7 @@ func (r *Relay) attempt(parent context.Context, req *http.Request, body []byte, 
 	default:
 		l.trial.Success()
 	}
-	resp.Header["X-Keygate-Key"] = []string{k.Label}
+	resp.Header["X-Keygate-Key"] = r.keyHeader[k.Slot()]
 	wb.rc = resp.Body
 	resp.Body = wb
 	wb.timer.Reset(r.timeout)

@@ -1,0 +1,154 @@
+package configs
+
+import (
+	"os"
+	"slices"
+	"strings"
+	"testing"
+)
+
+func TestPromQLMetricNames(t *testing.T) {
+	tests := []struct {
+		expr string
+		want []string
+	}{
+		{`sum by (key) (rate(keygate_upstream_requests_total{key=~"$key", code="429"}[$__rate_interval]))`,
+			[]string{"keygate_upstream_requests_total"}},
+		{`histogram_quantile(0.99, sum by (le) (rate(a_bucket[5m]))) > 1e3`, []string{"a_bucket"}},
+		{`sum(x) without (instance) / on (job) group_left (key) y offset 5m`, []string{"x", "y"}},
+		{`label_replace(up, "a", "$1", "b", "(.*)")`, []string{"up"}},
+		{`(time() - process_start_time_seconds < 3600)`, []string{"process_start_time_seconds"}},
+		{`{__name__="x"}`, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.expr, func(t *testing.T) {
+			if got := MetricNames(tt.expr); !slices.Equal(got, tt.want) {
+				t.Errorf("MetricNames(%q) = %q, want %q", tt.expr, got, tt.want)
+			}
+			if got, want := MetricNames(tt.expr), metricNames(tt.expr); !slices.Equal(got, want) {
+				t.Errorf("MetricNames %q and the dashboard test's metricNames %q disagree", got, want)
+			}
+		})
+	}
+}
+
+func TestVariableExpr(t *testing.T) {
+	tests := []struct{ query, want string }{
+		{"label_values(keygate_key_state, key)", "keygate_key_state"},
+		{`label_values(keygate_tokens_total{key=~"$key"}, model)`, `keygate_tokens_total{key=~"$key"}`},
+		{"label_values(key)", ""},
+		{"label_names()", ""},
+		{"metrics(keygate_.*)", ""},
+		{"query_result(topk(3, keygate_key_in_flight))", "topk(3, keygate_key_in_flight)"},
+		{"keygate_keys_available", "keygate_keys_available"},
+	}
+	for _, tt := range tests {
+		if got := VariableExpr(tt.query); got != tt.want {
+			t.Errorf("VariableExpr(%q) = %q, want %q", tt.query, got, tt.want)
+		}
+	}
+}
+
+func TestDashboardQueries(t *testing.T) {
+	doc := []byte(`{
+	  "annotations": {"list": [{"expr": "changes(a_total[1m])"}]},
+	  "panels": [
+	    {"type": "row", "title": "R", "collapsed": true,
+	     "panels": [{"title": "inner", "targets": [{"expr": "rate(b_total[5m])"}]}]},
+	    {"title": "outer", "targets": [{"expr": "c"}, {"refId": "B"}]}
+	  ],
+	  "templating": {"list": [
+	    {"name": "key", "type": "query", "query": {"query": "label_values(d, key)", "refId": "x"}},
+	    {"name": "old", "type": "query", "query": "label_values(e, key)"},
+	    {"name": "def", "type": "query", "query": "", "definition": "label_values(f, key)"},
+	    {"name": "n", "type": "custom", "query": "1,2,3"}
+	  ]}
+	}`)
+	qs, err := DashboardQueries(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, q := range qs {
+		got = append(got, q.Where+": "+q.Expr)
+	}
+	slices.Sort(got)
+	want := []string{
+		`dashboard: changes(a_total[1m])`,
+		`panel "inner": rate(b_total[5m])`,
+		`panel "outer": c`,
+		`variable def: f`,
+		`variable key: d`,
+		`variable old: e`,
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("DashboardQueries:\n got %q\nwant %q", got, want)
+	}
+	if _, err := DashboardQueries([]byte("{")); err == nil {
+		t.Error("DashboardQueries of broken JSON: no error")
+	}
+}
+
+func TestAlertQueries(t *testing.T) {
+	rules := []byte(`groups:
+  - name: g
+    rules:
+      - alert: Plain
+        expr: up{job="keygate"} == 0 # comment
+        for: 2m
+      - alert: Quoted
+        expr: "a > 1"
+      - record: job:b:rate5m
+        expr: 'sum(rate(b[5m]))'
+      - alert: Block
+        expr: |
+          c == 2
+          and on (key)
+
+            d > 0
+        labels:
+          severity: warning
+`)
+	got := AlertQueries(rules)
+	want := []Query{
+		{"alert Plain", `up{job="keygate"} == 0`},
+		{"alert Quoted", "a > 1"},
+		{"record job:b:rate5m", "sum(rate(b[5m]))"},
+		{"alert Block", "c == 2\nand on (key)\n\nd > 0"},
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("AlertQueries:\n got %q\nwant %q", got, want)
+	}
+}
+
+// TestDeploymentQueriesFound guards the readers against a change of layout
+// in the real files that would leave them finding nothing.
+func TestDeploymentQueriesFound(t *testing.T) {
+	b, err := os.ReadFile(dashboardPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	qs, err := DashboardQueries(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(qs, Query{Where: "variable key", Expr: "keygate_key_state"}) {
+		t.Errorf("dashboard: key variable query not found in %q", qs)
+	}
+	if len(qs) < 20 {
+		t.Errorf("dashboard: %d queries, want every panel target", len(qs))
+	}
+	b, err = os.ReadFile("prometheus/alerts.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	alerts := AlertQueries(b)
+	if len(alerts) != strings.Count(string(b), "expr:") {
+		t.Errorf("alerts: %d queries, want one per expr:", len(alerts))
+	}
+	for _, q := range alerts {
+		if strings.TrimSpace(q.Expr) == "" || strings.HasPrefix(q.Expr, "|") {
+			t.Errorf("%s: expr %q", q.Where, q.Expr)
+		}
+	}
+}
