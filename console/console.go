@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -18,8 +19,12 @@ import (
 // value names the event in JSON logs ("run_start", "model_done", …).
 const EventKey = "event"
 
-// New returns a logger writing to w in format "text" or "json" at level.
+// New returns a logger writing to w in format "text" or "json" at level
+// (nil: info).
 func New(w io.Writer, format string, level slog.Leveler) *slog.Logger {
+	if level == nil {
+		level = slog.LevelInfo
+	}
 	if format == "json" {
 		return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
 	}
@@ -33,7 +38,11 @@ type Handler struct {
 	w     io.Writer
 	mu    *sync.Mutex
 	level slog.Leveler
-	attrs []slog.Attr
+	// pre holds the attributes added by WithAttrs, rendered under the
+	// groups in force when they were added.
+	pre []byte
+	// event: WithAttrs added the EventKey attribute.
+	event bool
 	group string
 }
 
@@ -48,12 +57,7 @@ func (h *Handler) Handle(_ context.Context, r slog.Record) error {
 		buf = append(buf, ' ')
 	}
 	buf = append(buf, r.Message...)
-	event := false
-	for _, a := range h.attrs {
-		if a.Key == EventKey {
-			event = true
-		}
-	}
+	event := h.event
 	r.Attrs(func(a slog.Attr) bool {
 		if a.Key == EventKey {
 			event = true
@@ -62,9 +66,7 @@ func (h *Handler) Handle(_ context.Context, r slog.Record) error {
 		return true
 	})
 	if !event {
-		for _, a := range h.attrs {
-			buf = appendAttr(buf, h.group, a)
-		}
+		buf = append(buf, h.pre...)
 		r.Attrs(func(a slog.Attr) bool {
 			buf = appendAttr(buf, h.group, a)
 			return true
@@ -83,9 +85,13 @@ func appendAttr(buf []byte, group string, a slog.Attr) []byte {
 		return buf
 	}
 	if a.Value.Kind() == slog.KindGroup {
-		g := a.Key
-		if group != "" {
-			g = group + "." + a.Key
+		// A group with an empty key is inlined.
+		g := group
+		if a.Key != "" {
+			if g != "" {
+				g += "."
+			}
+			g += a.Key
 		}
 		for _, ga := range a.Value.Group() {
 			buf = appendAttr(buf, g, ga)
@@ -139,12 +145,21 @@ func needsQuote(s string) bool {
 // WithAttrs implements slog.Handler.
 func (h *Handler) WithAttrs(as []slog.Attr) slog.Handler {
 	h2 := *h
-	h2.attrs = append(append([]slog.Attr(nil), h.attrs...), as...)
+	h2.pre = slices.Clip(h.pre) // appends copy: siblings never share
+	for _, a := range as {
+		if a.Key == EventKey {
+			h2.event = true
+		}
+		h2.pre = appendAttr(h2.pre, h.group, a)
+	}
 	return &h2
 }
 
 // WithGroup implements slog.Handler.
 func (h *Handler) WithGroup(name string) slog.Handler {
+	if name == "" {
+		return h
+	}
 	h2 := *h
 	if h2.group != "" {
 		name = h2.group + "." + name

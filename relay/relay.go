@@ -177,7 +177,7 @@ func (r *Relay) Do(req *http.Request, body []byte, c *Call) (*http.Response, err
 	lease := c.First
 	c.First = Lease{}
 	var prev *http.Response
-	for attempt := 0; ; attempt++ {
+	for {
 		if lease.Key == nil {
 			var err error
 			lease, err = r.Acquire(c.Strategy, &c.Tried)
@@ -228,7 +228,7 @@ func (r *Relay) attempt(parent context.Context, req *http.Request, body []byte, 
 	// The body is in memory with a known length: never chunked, whatever
 	// the client's Transfer-Encoding was.
 	out.TransferEncoding = nil
-	if body != nil {
+	if len(body) > 0 {
 		wb.reqBody.Reset(body)
 		out.Body = &wb.reqBody
 		out.ContentLength = int64(len(body))
