@@ -61,67 +61,6 @@ type panel struct {
 	} `json:"targets"`
 }
 
-var (
-	stringLit   = regexp.MustCompile("\"(?:[^\"\\\\]|\\\\.)*\"|'(?:[^'\\\\]|\\\\.)*'|`[^`]*`")
-	braces      = regexp.MustCompile(`\{[^}]*\}`)
-	brackets    = regexp.MustCompile(`\[[^\]]*\]`)
-	grouping    = regexp.MustCompile(`\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)`)
-	identifier  = regexp.MustCompile(`[A-Za-z_:][A-Za-z0-9_:]*`)
-	promKeyword = map[string]bool{
-		"and": true, "or": true, "unless": true, "bool": true, "offset": true,
-		"by": true, "without": true, "on": true, "ignoring": true,
-		"group_left": true, "group_right": true, "inf": true, "nan": true,
-	}
-)
-
-// metricNames returns the metric names a PromQL expression selects, in
-// order, leaving out functions, aggregations, keywords, label names, string
-// literals, durations and Grafana variables.
-func metricNames(expr string) []string {
-	s := stringLit.ReplaceAllString(expr, `""`)
-	s = braces.ReplaceAllString(s, " ")
-	s = brackets.ReplaceAllString(s, " ")
-	s = grouping.ReplaceAllString(s, " ")
-	var names []string
-	for _, loc := range identifier.FindAllStringIndex(s, -1) {
-		word := s[loc[0]:loc[1]]
-		if loc[0] > 0 && strings.ContainsRune("0123456789.$", rune(s[loc[0]-1])) {
-			continue // exponent of a number, or a Grafana variable
-		}
-		if strings.HasPrefix(strings.TrimLeft(s[loc[1]:], " \t\n"), "(") {
-			continue // function or aggregation
-		}
-		if promKeyword[strings.ToLower(word)] {
-			continue
-		}
-		names = append(names, word)
-	}
-	return names
-}
-
-func TestMetricNames(t *testing.T) {
-	tests := []struct {
-		expr string
-		want []string
-	}{
-		{`sum by (key) (rate(keygate_upstream_requests_total{key=~"$key", code="429"}[$__rate_interval]))`,
-			[]string{"keygate_upstream_requests_total"}},
-		{`histogram_quantile(0.99, sum by (le) (rate(a_bucket[5m]))) > 1e3`, []string{"a_bucket"}},
-		{`sum(x) without (instance) / on (job) group_left (key) y offset 5m`, []string{"x", "y"}},
-		{`keygate_key_state == 2 and on (instance, key) increase(c_total{reason="auth"}[15m]) > 0`,
-			[]string{"keygate_key_state", "c_total"}},
-		{`label_replace(up, "a", "$1", "b", "(.*)")`, []string{"up"}},
-		{`{__name__="x"}`, nil},
-	}
-	for _, tt := range tests {
-		t.Run(tt.expr, func(t *testing.T) {
-			if got := metricNames(tt.expr); !slices.Equal(got, tt.want) {
-				t.Errorf("metricNames(%q) = %q, want %q", tt.expr, got, tt.want)
-			}
-		})
-	}
-}
-
 func readDashboard(t *testing.T) dashboard {
 	t.Helper()
 	b, err := os.ReadFile(dashboardPath)
@@ -231,7 +170,7 @@ func checkExpr(t *testing.T, title, expr string, overview bool, used map[string]
 		t.Errorf("panel %q: empty expr", title)
 		return
 	}
-	for _, name := range metricNames(expr) {
+	for _, name := range MetricNames(expr) {
 		labels, ok := keygateMetrics[name]
 		if !ok {
 			t.Errorf("panel %q: %s is not a metric keygate exports", title, name)
