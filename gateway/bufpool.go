@@ -3,8 +3,9 @@ package gateway
 import "sync"
 
 // copyBufferSize is the size of the proxy's copy buffers. A stream holds
-// one while it lasts, but only the pages a chunk was read into are ever
-// resident.
+// one for as long as it lasts, and a recycled buffer is resident in full,
+// so it is sized for LLM answers (SSE chunks and JSON bodies of a few KiB)
+// rather than for bulk transfer: 8 KiB, not ReverseProxy's 32 KiB.
 const copyBufferSize = 8 << 10
 
 // bufferPool recycles the proxy's copy buffers. sync.Pool holds pointers

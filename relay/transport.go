@@ -9,7 +9,9 @@ import (
 // NewTransport returns the transport shared by every upstream call: keep-alive
 // connections sized for a busy gateway talking to few hosts, HTTP/2 to TLS
 // upstreams, and no transparent compression (bodies pass through as upstream
-// encoded them). maxIdlePerHost 0 means 512.
+// encoded them). Its read and write buffers are Go's 4 KiB defaults: every
+// connection keeps them, idle or streaming, and bodies larger than a buffer
+// bypass it anyway. maxIdlePerHost 0 means 512.
 func NewTransport(maxIdlePerHost int) *http.Transport {
 	if maxIdlePerHost <= 0 {
 		maxIdlePerHost = 512

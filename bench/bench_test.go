@@ -1,0 +1,122 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestQuickRun runs the whole benchmark in its -quick form: it must start
+// the upstream, the floor and keygate, measure every figure, and stop every
+// process it started. It checks that figures were taken, never their
+// values: CI does not time anything.
+func TestQuickRun(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs keygate")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var log bytes.Buffer
+	rep, err := run(ctx, quickOptions(), &log)
+	if err != nil {
+		t.Fatalf("run: %v\n%s", err, log.String())
+	}
+	for name, v := range map[string]float64{
+		"direct rps": rep.Throughput.DirectRPS, "floor rps": rep.Throughput.FloorRPS, "keygate rps": rep.Throughput.KeygateRPS,
+		"keygate p99": rep.Latency[0].Keygate.P99Ms, "stream keygate p99": rep.Stream.Keygate.P99Ms,
+		"run wall": rep.Run.WallP50Ms, "idle rss": rep.Memory.IdleRSSMiB, "rss with streams": rep.Memory.StreamsRSSMiB,
+		"keygate cpu": rep.CPU.KeygateUs, "floor cpu": rep.CPU.FloorUs, "pooled floor rps": rep.Throughput.PooledFloorRPS,
+	} {
+		if v <= 0 {
+			t.Errorf("%s = %v, want a measurement", name, v)
+		}
+	}
+	if len(rep.Latency) != 2 || len(rep.Selection) != 3 || len(rep.Targets) < 8 {
+		t.Errorf("%d rates, %d strategies, %d targets", len(rep.Latency), len(rep.Selection), len(rep.Targets))
+	}
+	if _, err := json.Marshal(rep); err != nil {
+		t.Fatal(err)
+	}
+	var table bytes.Buffer
+	rep.printTable(&table)
+	for _, want := range []string{"max throughput", "1000 req/s", "SSE chunk delay", "/run", "per stream", "key selection", "keygate/floor"} {
+		if !strings.Contains(table.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, table.String())
+		}
+	}
+	if len(rep.pids) != 5 { // floor, pooled floor, keygate; fresh floor and keygate
+		t.Fatalf("%d processes recorded, want 5", len(rep.pids))
+	}
+	for _, pid := range rep.pids {
+		if _, err := os.Stat("/proc/" + strconv.Itoa(pid)); err == nil {
+			t.Errorf("process %d still exists after the run", pid)
+		}
+	}
+}
+
+func TestQuantileAndMedian(t *testing.T) {
+	var d []time.Duration
+	for i := 1; i <= 100; i++ {
+		d = append(d, time.Duration(i))
+	}
+	for q, want := range map[float64]time.Duration{0.5: 50, 0.99: 99, 1: 100, 0: 1} {
+		if got := quantile(d, q); got != want {
+			t.Errorf("quantile(%v) = %v, want %v", q, got, want)
+		}
+	}
+	if quantile(nil, 0.5) != 0 {
+		t.Error("quantile of nothing")
+	}
+	if m := median([]float64{3, 1, 2}); m != 2 {
+		t.Errorf("median = %v", m)
+	}
+	if m := median([]float64{4, 1, 3, 2}); m != 2.5 {
+		t.Errorf("median = %v", m)
+	}
+}
+
+func TestProcReadings(t *testing.T) {
+	pid := os.Getpid()
+	end := time.Now().Add(50 * time.Millisecond)
+	for time.Now().Before(end) {
+	}
+	cpu, err := cpuTime(pid)
+	if err != nil || cpu < 0 {
+		t.Fatalf("cpuTime = %v, %v", cpu, err)
+	}
+	rss, peak, err := memory(pid)
+	if err != nil || rss <= 0 || peak < rss {
+		t.Fatalf("memory = %d, %d, %v", rss, peak, err)
+	}
+}
+
+func TestFlags(t *testing.T) {
+	var errs bytes.Buffer
+	o, err := parseFlags([]string{"-rounds", "5", "-rates", "100, 200", "-json", "x.json"}, &errs)
+	if err != nil || o.rounds != 5 || len(o.rates) != 2 || o.rates[1] != 200 || o.jsonOut != "x.json" {
+		t.Fatalf("parseFlags = %+v, %v (%s)", o, err, errs.String())
+	}
+	o, err = parseFlags([]string{"-quick", "-json", "q.json"}, &errs)
+	if err != nil || o.rounds != 1 || o.jsonOut != "q.json" {
+		t.Fatalf("-quick = %+v, %v", o, err)
+	}
+	if _, err := parseFlags([]string{"-rates", "fast"}, &errs); err == nil {
+		t.Fatal("bad -rates accepted")
+	}
+	if _, err := parseFlags([]string{"-chunks", "1"}, &errs); err == nil {
+		t.Fatal("-chunks 1 accepted")
+	}
+}
+
+func TestStreamsProfileName(t *testing.T) {
+	for in, want := range map[string]string{"mem.prof": "mem.streams.prof", "/tmp/m": "/tmp/m.streams", "a.b/mem.out": "a.b/mem.streams.out"} {
+		if got := streamsProfile(in); got != want {
+			t.Errorf("streamsProfile(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

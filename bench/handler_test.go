@@ -1,0 +1,92 @@
+package main
+
+import (
+	"bytes"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strconv"
+	"testing"
+
+	"github.com/keygate/keygate/app"
+	"github.com/keygate/keygate/bench/internal/floorproxy"
+	"github.com/keygate/keygate/config"
+	"github.com/keygate/keygate/console"
+)
+
+// cannedReply is what the stub upstream answers to every call.
+var cannedReply = []byte(`{"id":"gen-1","object":"chat.completion","created":1,"model":"openai/gpt-4o-mini",` +
+	`"choices":[{"index":0,"message":{"role":"assistant","content":"Hi!"},"finish_reason":"stop"}],` +
+	`"usage":{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5}}`)
+
+// stubUpstream answers every round trip with cannedReply, without a network.
+type stubUpstream struct{}
+
+func (stubUpstream) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Body != nil {
+		_, _ = io.Copy(io.Discard, req.Body)
+		req.Body.Close()
+	}
+	return &http.Response{
+		StatusCode:    http.StatusOK,
+		ProtoMajor:    1,
+		ProtoMinor:    1,
+		Header:        http.Header{"Content-Type": {"application/json"}},
+		Body:          io.NopCloser(bytes.NewReader(cannedReply)),
+		ContentLength: int64(len(cannedReply)),
+		Request:       req,
+	}, nil
+}
+
+// benchHandler runs h like a client posting tinyChat to /v1/chat/completions.
+func benchHandler(b *testing.B, h http.Handler) {
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			req := httptest.NewRequest(http.MethodPost, "/v1/chat/completions", bytes.NewReader(tinyChat))
+			req.Header.Set("Content-Type", "application/json")
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, req)
+			if w.Code != http.StatusOK {
+				b.Errorf("status %d: %s", w.Code, w.Body)
+				return
+			}
+		}
+	})
+}
+
+// BenchmarkPassthrough is keygate's /v1 handler, in process, in front of a
+// stub upstream: the gateway's own CPU and allocations per request, with
+// neither network nor simulator. Profile it with
+// go test -run XXX -bench Passthrough -cpuprofile cpu.out -memprofile mem.out ./bench
+func BenchmarkPassthrough(b *testing.B) {
+	environ := []string{"OPENROUTER_BASE_URL=http://upstream.invalid/api/v1"}
+	for i := range 4 {
+		environ = append(environ, "OPENROUTER_API_KEY_"+strconv.Itoa(i+1)+"=sk-or-v1-bench"+strconv.Itoa(i)+"0123456789abcdef0123456789")
+	}
+	cfg, err := config.Load(environ, nil, true)
+	if err != nil {
+		b.Fatal(err)
+	}
+	log := console.New(io.Discard, cfg.LogFormat, cfg.LogLevelValue())
+	a, err := app.New(cfg, log, app.Options{Transport: stubUpstream{}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	benchHandler(b, a.Handler)
+}
+
+// BenchmarkFloorHandler is the floor's proxy in front of the same stub,
+// the yardstick for BenchmarkPassthrough.
+func BenchmarkFloorHandler(b *testing.B) {
+	base, _ := url.Parse("http://upstream.invalid/api/v1")
+	benchHandler(b, floorproxy.New(base, "sk-or-v1-bench0123456789abcdef", stubUpstream{}))
+}
+
+// BenchmarkFloorHandlerPooled is the floor with pooled copy buffers, the
+// stricter yardstick.
+func BenchmarkFloorHandlerPooled(b *testing.B) {
+	base, _ := url.Parse("http://upstream.invalid/api/v1")
+	benchHandler(b, floorproxy.WithPool(floorproxy.New(base, "sk-or-v1-bench0123456789abcdef", stubUpstream{})))
+}

@@ -1,0 +1,214 @@
+// Command bench is keygate's load benchmark: `go run ./bench`.
+//
+// It serves the simulated upstream in its own process, builds and starts
+// two proxies in front of it as child processes — the floor (a bare
+// httputil.ReverseProxy that only injects a key, ./bench/floor) and keygate
+// itself — and drives upstream direct, floor and keygate over loopback with
+// vegeta as a library, in interleaved rounds. It prints a table and JSON:
+// maximum throughput, latency at fixed rates and what each proxy adds over
+// direct, the delay keygate adds to each streamed chunk, /run's overhead,
+// keygate's memory per open stream, CPU time per request, and the cost of a
+// key selection. Every phase is bounded in time; the whole run takes about
+// two minutes on two cores. BENCHMARKS.md explains the method and holds a
+// run's results.
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// options are the bench's flags.
+type options struct {
+	rounds      int
+	conns       int
+	warmup      time.Duration
+	tput        time.Duration
+	rateDur     time.Duration
+	rates       []int
+	settle      time.Duration
+	memSettle   time.Duration // before reading idle RSS
+	streams     int
+	chunks      int
+	gap         time.Duration
+	runs        int
+	runModels   int
+	runDelay    time.Duration
+	openStreams int
+	benchtime   time.Duration
+	profileDur  time.Duration
+	timeout     time.Duration
+	jsonOut     string
+	cpuProfile  string
+	memProfile  string
+}
+
+func defaultOptions() options {
+	return options{
+		rounds: 3, conns: 32, warmup: time.Second, tput: 2500 * time.Millisecond, rateDur: 2500 * time.Millisecond,
+		rates: []int{1000, 3000}, settle: 200 * time.Millisecond, memSettle: 500 * time.Millisecond,
+		streams: 50, chunks: 50, gap: 20 * time.Millisecond,
+		runs: 10, runModels: 8, runDelay: 200 * time.Millisecond,
+		openStreams: 1000, benchtime: time.Second, profileDur: 5 * time.Second,
+		timeout: 170 * time.Second,
+	}
+}
+
+// quickOptions is -quick: every phase shortened to a smoke run of a few
+// seconds, for the bench's own tests. Its figures are not meaningful.
+func quickOptions() options {
+	o := defaultOptions()
+	o.rounds, o.warmup, o.tput, o.rateDur = 1, 100*time.Millisecond, 200*time.Millisecond, 200*time.Millisecond
+	o.settle, o.memSettle = 20*time.Millisecond, 50*time.Millisecond
+	o.streams, o.chunks, o.gap = 4, 5, 10*time.Millisecond
+	o.runs, o.openStreams, o.benchtime, o.profileDur = 2, 50, 10*time.Millisecond, time.Second
+	o.timeout = 60 * time.Second
+	return o
+}
+
+func main() {
+	os.Exit(mainCode(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func mainCode(args []string, stdout, stderr io.Writer) int {
+	o, err := parseFlags(args, stderr)
+	if err != nil {
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	fmt.Fprintf(stderr, "bench: running (about %s; -h for the phases)...\n", estimate(o).Round(time.Second))
+	rep, err := run(ctx, o, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "bench: %v\n", err)
+		return 1
+	}
+	rep.Command = "go run ./bench " + strings.Join(args, " ")
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false) // keep ">=" readable
+	enc.SetIndent("", "  ")
+	err = enc.Encode(rep)
+	js := bytes.TrimSpace(buf.Bytes())
+	if err != nil {
+		fmt.Fprintf(stderr, "bench: %v\n", err)
+		return 1
+	}
+	rep.printTable(stdout)
+	fmt.Fprintf(stdout, "\n%s\n", js)
+	if o.jsonOut != "" {
+		if err := os.WriteFile(o.jsonOut, append(js, '\n'), 0o644); err != nil {
+			fmt.Fprintf(stderr, "bench: %v\n", err)
+			return 1
+		}
+	}
+	return 0
+}
+
+func parseFlags(args []string, stderr io.Writer) (options, error) {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	quick := fs.Bool("quick", false, "a smoke run of a few seconds (for tests; figures not meaningful)")
+	d := defaultOptions()
+	o := d
+	fs.IntVar(&o.rounds, "rounds", d.rounds, "interleaved rounds per phase (medians are reported)")
+	fs.IntVar(&o.conns, "conns", d.conns, "connections (workers) of the closed-loop throughput phase")
+	fs.DurationVar(&o.warmup, "warmup", d.warmup, "closed-loop warm-up per target")
+	fs.DurationVar(&o.tput, "tput", d.tput, "duration of a throughput round")
+	fs.DurationVar(&o.rateDur, "rate-dur", d.rateDur, "duration of a fixed-rate round")
+	rates := fs.String("rates", "1000,3000", "fixed rates, requests per second")
+	fs.IntVar(&o.streams, "streams", d.streams, "concurrent streams of the chunk-delay phase")
+	fs.IntVar(&o.chunks, "chunks", d.chunks, "chunks per stream")
+	fs.DurationVar(&o.gap, "gap", d.gap, "upstream gap between chunks")
+	fs.IntVar(&o.runs, "runs", d.runs, "POST /run calls")
+	fs.IntVar(&o.openStreams, "open-streams", d.openStreams, "streams held open for the memory phase")
+	fs.DurationVar(&o.benchtime, "benchtime", d.benchtime, "time per key-selection benchmark")
+	fs.DurationVar(&o.profileDur, "profile-dur", d.profileDur, "length of the extra keygate round profiled for -cpuprofile")
+	fs.DurationVar(&o.timeout, "timeout", d.timeout, "bound on the whole run")
+	fs.StringVar(&o.jsonOut, "json", "", "also write the JSON report to this file")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of keygate (an extra closed-loop round) to this file")
+	fs.StringVar(&o.memProfile, "memprofile", "", "write keygate's allocation profile after the load phases to this file, and its in-use heap with the streams open beside it (NAME.streams.EXT)")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if *quick {
+		q := quickOptions()
+		q.jsonOut, q.cpuProfile, q.memProfile = o.jsonOut, o.cpuProfile, o.memProfile
+		o = q
+	} else {
+		o.rates = nil
+		for r := range strings.SplitSeq(*rates, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(r))
+			if err != nil || n <= 0 {
+				fmt.Fprintf(stderr, "bench: bad -rates %q\n", *rates)
+				return o, errors.New("bad -rates")
+			}
+			o.rates = append(o.rates, n)
+		}
+	}
+	if o.rounds < 1 || o.conns < 1 || o.streams < 1 || o.chunks < 2 || o.runs < 1 || o.openStreams < 1 {
+		fmt.Fprintln(stderr, "bench: -rounds, -conns, -streams, -runs, -open-streams must be positive, -chunks at least 2")
+		return o, flag.ErrHelp
+	}
+	return o, nil
+}
+
+// estimate is roughly how long the measuring takes, build excluded.
+func estimate(o options) time.Duration {
+	per := func(d time.Duration) time.Duration { return d + o.settle }
+	t := 3*per(o.warmup) + time.Duration(3*o.rounds)*per(o.tput)
+	t += time.Duration(3*o.rounds*len(o.rates)) * per(o.rateDur)
+	t += time.Duration(3*o.rounds*o.chunks) * o.gap
+	t += time.Duration(2*o.runs) * o.runDelay
+	t += 6*o.benchtime + 5*time.Second
+	return t
+}
+
+func machine() Machine {
+	m := Machine{NProc: runtime.NumCPU(), Go: runtime.Version(), OS: runtime.GOOS + "/" + runtime.GOARCH,
+		Date: time.Now().UTC().Format(time.RFC3339), LoadStart: loadAverage()}
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for line := range strings.SplitSeq(string(b), "\n") {
+			if name, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(name) == "model name" {
+				m.CPU = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	return m
+}
+
+func (o options) settings(keys int) Settings {
+	return Settings{
+		Rounds: o.rounds, Connections: o.conns, ThroughputS: o.tput.Seconds(), RateS: o.rateDur.Seconds(),
+		Streams: o.streams, Chunks: o.chunks, ChunkGapMs: ms(o.gap), Runs: o.runs, RunModels: o.runModels,
+		RunDelayMs: ms(o.runDelay), OpenStreams: o.openStreams, UpstreamKeys: keys, KeygateRotate: "random",
+	}
+}
+
+// loadAverage is the 1-minute load average: other work on the machine
+// skews every figure, and this shows whether there was any.
+func loadAverage() float64 {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return -1
+	}
+	f, _, _ := strings.Cut(string(b), " ")
+	v, err := strconv.ParseFloat(f, 64)
+	if err != nil {
+		return -1
+	}
+	return v
+}

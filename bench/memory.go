@@ -1,0 +1,146 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// memoryPhase holds openStreams streams open through a fresh floor and a
+// fresh keygate, one after the other, and reads their resident memory. A
+// fresh process keeps heap grown by the load phases from hiding the
+// streams' cost. With -memprofile, keygate's heap in use while the streams
+// are open is saved beside the allocation profile (streamsProfile).
+func memoryPhase(ctx context.Context, o options, kgBin, floorBin, dir string, up *upstream, rep *Report) error {
+	floor, err := startFloor(ctx, floorBin, dir, up.base, up.keys[0], false)
+	if err != nil {
+		return err
+	}
+	rep.pids = append(rep.pids, floor.pid())
+	fm, err := holdMemory(ctx, o, floor, up, "", nil)
+	floor.stop()
+	if err != nil {
+		return fmt.Errorf("floor: %w", err)
+	}
+
+	pprofAddr := ""
+	if o.memProfile != "" {
+		port, err := freePort()
+		if err != nil {
+			return err
+		}
+		pprofAddr = "127.0.0.1:" + strconv.Itoa(port)
+	}
+	kg, err := startKeygate(ctx, kgBin, dir, up.base, up.keys, pprofAddr)
+	if err != nil {
+		return err
+	}
+	defer kg.stop()
+	rep.pids = append(rep.pids, kg.pid())
+	metricsURL := "http://" + kg.addr + "/metrics"
+	var idleGo, busyGo map[string]float64
+	during := func(idle bool) {
+		if idle {
+			idleGo = goStats(ctx, metricsURL)
+			return
+		}
+		busyGo = goStats(ctx, metricsURL)
+		if pprofAddr != "" {
+			if b, err := fetch(ctx, "http://"+pprofAddr+"/debug/pprof/heap?gc=1"); err == nil {
+				_ = os.WriteFile(streamsProfile(o.memProfile), b, 0o644)
+			}
+		}
+	}
+	km, err := holdMemory(ctx, o, kg, up, "keygate", during)
+	if err != nil {
+		return fmt.Errorf("keygate: %w", err)
+	}
+	m := &rep.Memory
+	m.IdleRSSMiB, m.StreamsRSSMiB, m.StreamsPeakMiB = mib(km.idle), mib(km.rss), mib(km.peak)
+	m.PerStreamKiB = km.perStreamKiB(o.openStreams)
+	m.FloorPerStreamKiB = fm.perStreamKiB(o.openStreams)
+	per := func(name string) float64 {
+		return round((busyGo[name]-idleGo[name])/float64(o.openStreams), 2)
+	}
+	m.GoroutinesPerStream = per("go_goroutines")
+	m.StackKiBPerStream = round(per("go_memstats_stack_inuse_bytes")/1024, 1)
+	m.HeapKiBPerStream = round(per("go_memstats_heap_inuse_bytes")/1024, 1)
+	return nil
+}
+
+// rssReading is a process's resident memory idle and with the streams open.
+type rssReading struct{ idle, rss, peak int64 }
+
+func (r rssReading) perStreamKiB(n int) float64 {
+	return round(float64(r.rss-r.idle)/1024/float64(n), 1)
+}
+
+// holdMemory warms the proxy p, reads its idle RSS, opens o.openStreams
+// streams through it and reads its RSS at steady state. during, if not
+// nil, is called once idle and once with the streams open.
+func holdMemory(ctx context.Context, o options, p *child, up *upstream, name string, during func(idle bool)) (rssReading, error) {
+	var r rssReading
+	t := &target{name: p.name, url: "http://" + p.addr + "/v1/chat/completions", pid: p.pid(),
+		client: newClient(o.openStreams + 16), header: http.Header{"Content-Type": {"application/json"}}}
+	attack(ctx, t, tinyChat, 0, o.warmup/2, uint64(o.conns))
+	if _, err := chunkDelays(ctx, t, up, 8, 3, time.Millisecond); err != nil {
+		return r, fmt.Errorf("warming streams: %w", err)
+	}
+	t.client.CloseIdleConnections()
+	time.Sleep(o.memSettle)
+	idle, _, err := memory(p.pid())
+	if err != nil {
+		return r, err
+	}
+	r.idle = idle
+	if during != nil {
+		during(true)
+	}
+	measure := func() {
+		// Steady state: the largest of a few samples once every stream
+		// got its first chunk.
+		for range 5 {
+			time.Sleep(o.memSettle / 5)
+			if rss, peak, err := memory(p.pid()); err == nil {
+				r.rss, r.peak = max(r.rss, rss), max(r.peak, peak)
+			}
+		}
+		if during != nil {
+			during(false)
+		}
+	}
+	err = holdStreams(ctx, t, o.openStreams, time.Minute, 30*time.Second, measure)
+	return r, err
+}
+
+// goStats reads the Go runtime gauges of keygate's /metrics; nil when it
+// cannot.
+func goStats(ctx context.Context, url string) map[string]float64 {
+	b, err := fetch(ctx, url)
+	if err != nil {
+		return nil
+	}
+	out := map[string]float64{}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		name, val, ok := strings.Cut(line, " ")
+		if !ok || !strings.HasPrefix(name, "go_") {
+			continue
+		}
+		if v, err := strconv.ParseFloat(val, 64); err == nil {
+			out[name] = v
+		}
+	}
+	return out
+}
+
+// streamsProfile names the in-use heap profile taken with the streams open:
+// mem.prof gives mem.streams.prof.
+func streamsProfile(memProfile string) string {
+	ext := filepath.Ext(memProfile)
+	return strings.TrimSuffix(memProfile, ext) + ".streams" + ext
+}

@@ -1,0 +1,262 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strconv"
+	"time"
+)
+
+// tinyChat is the request of the throughput and latency phases: a short,
+// non-streamed chat completion.
+var tinyChat = []byte(`{"model":"openai/gpt-4o-mini","messages":[{"role":"user","content":"Say hi."}],"max_tokens":16}`)
+
+// run measures everything; progress goes to log.
+func run(ctx context.Context, o options, log io.Writer) (rep *Report, err error) {
+	began := time.Now()
+	ctx, cancel := context.WithTimeout(ctx, o.timeout)
+	defer cancel()
+	step := func(format string, a ...any) {
+		fmt.Fprintf(log, "[%5.1fs] %s\n", time.Since(began).Seconds(), fmt.Sprintf(format, a...))
+	}
+	rep = &Report{Machine: machine(), Settings: o.settings(4)}
+
+	step("key selection micro-benchmarks")
+	if rep.Selection, err = measureSelection(o.benchtime); err != nil {
+		return nil, err
+	}
+
+	step("building keygate and the floor")
+	dir, err := os.MkdirTemp("", "keygate-bench-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	kgBin, floorBin, err := buildBinaries(ctx, dir)
+	if err != nil {
+		return nil, err
+	}
+
+	up, err := startUpstream(4)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { err = errors.Join(err, up.close()) }()
+	floor, err := startFloor(ctx, floorBin, dir, up.base, up.keys[0], false)
+	if err != nil {
+		return nil, err
+	}
+	defer floor.stop()
+	pooled, err := startFloor(ctx, floorBin, dir, up.base, up.keys[0], true)
+	if err != nil {
+		return nil, err
+	}
+	defer pooled.stop()
+	pprofAddr := ""
+	if o.cpuProfile != "" || o.memProfile != "" {
+		port, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		pprofAddr = "127.0.0.1:" + strconv.Itoa(port)
+	}
+	kg, err := startKeygate(ctx, kgBin, dir, up.base, up.keys, pprofAddr)
+	if err != nil {
+		return nil, err
+	}
+	defer kg.stop()
+	rep.pids = append(rep.pids, floor.pid(), pooled.pid(), kg.pid())
+
+	conns := max(o.conns, o.streams) + 16
+	direct := &target{name: "direct", url: up.base + "/chat/completions", client: newClient(conns),
+		header: http.Header{"Content-Type": {"application/json"}, "Authorization": {"Bearer " + up.keys[0]}}}
+	viaFloor := &target{name: "floor", url: "http://" + floor.addr + "/v1/chat/completions", pid: floor.pid(), client: newClient(conns),
+		header: http.Header{"Content-Type": {"application/json"}}, logs: floor.errs.String}
+	viaKeygate := &target{name: "keygate", url: "http://" + kg.addr + "/v1/chat/completions", pid: kg.pid(), client: newClient(conns),
+		header: http.Header{"Content-Type": {"application/json"}}, logs: kg.errs.String}
+	viaPooled := &target{name: "floor+pool", url: "http://" + pooled.addr + "/v1/chat/completions", pid: pooled.pid(), client: newClient(conns),
+		header: http.Header{"Content-Type": {"application/json"}}, logs: pooled.errs.String}
+	all := []*target{direct, viaFloor, viaKeygate}
+
+	step("warm-up")
+	for _, t := range append(all, viaPooled) {
+		if s := attack(ctx, t, tinyChat, 0, o.warmup, uint64(o.conns)); s.ok == 0 {
+			return nil, fmt.Errorf("warm-up of %s: no successful request (%d failed: %s)", t.name, s.failed, s.firstErr)
+		}
+	}
+
+	step("max throughput: %d rounds of %s, %d connections", o.rounds, o.tput, o.conns)
+	if err := throughput(ctx, o, append(all, viaPooled), rep); err != nil {
+		return nil, err
+	}
+	if pprofAddr != "" {
+		step("profiling keygate for %s", o.profileDur)
+		if err := profile(ctx, o, viaKeygate, pprofAddr); err != nil {
+			return nil, err
+		}
+	}
+	for _, rate := range o.rates {
+		step("fixed rate %d req/s: %d rounds of %s", rate, o.rounds, o.rateDur)
+		rep.Latency = append(rep.Latency, fixedRate(ctx, o, all, rate))
+	}
+	step("streaming: %d streams x %d chunks, %s apart, %d rounds", o.streams, o.chunks, o.gap, o.rounds)
+	if rep.Stream, err = streaming(ctx, o, all, up, log); err != nil {
+		return nil, err
+	}
+	step("/run: %d models, upstream %s, %d runs", o.runModels, o.runDelay, o.runs)
+	if rep.Run, err = runPhase(ctx, o, up, "http://"+kg.addr+"/run"); err != nil {
+		return nil, err
+	}
+	if _, peak, err := memory(kg.pid()); err == nil {
+		rep.Memory.LoadPeakMiB = mib(peak)
+	}
+	if _, peak, err := memory(floor.pid()); err == nil {
+		rep.Memory.FloorLoadPeakMB = mib(peak)
+	}
+	kg.stop()
+	floor.stop()
+	pooled.stop()
+
+	step("memory: %d open streams through a fresh floor, then a fresh keygate", o.openStreams)
+	if err := memoryPhase(ctx, o, kgBin, floorBin, dir, up, rep); err != nil {
+		return nil, err
+	}
+	rep.ElapsedS = round(time.Since(began).Seconds(), 1)
+	rep.Machine.LoadEnd = loadAverage()
+	rep.judge()
+	step("done")
+	return rep, ctx.Err()
+}
+
+func mib(b int64) float64 { return round(float64(b)/(1<<20), 1) }
+
+// interleave returns the targets' order for round i: direct first, then
+// the others, rotated by one each round so that none always runs first.
+func interleave(all []*target, i int) []*target {
+	rest := all[1:]
+	out := []*target{all[0]}
+	for j := range rest {
+		out = append(out, rest[(i+j)%len(rest)])
+	}
+	return out
+}
+
+func (o options) pause(ctx context.Context) {
+	select {
+	case <-time.After(o.settle):
+	case <-ctx.Done():
+	}
+}
+
+// throughput runs the closed-loop rounds and the CPU accounting.
+func throughput(ctx context.Context, o options, all []*target, rep *Report) error {
+	rounds := map[string][]float64{}
+	failed := map[string]int{}
+	cpu := map[string]time.Duration{}
+	served := map[string]int{}
+	for i := range o.rounds {
+		for _, t := range interleave(all, i) {
+			o.pause(ctx)
+			pid := t.pid
+			if pid == 0 {
+				pid = os.Getpid()
+			}
+			before, err := cpuTime(pid)
+			if err != nil {
+				return err
+			}
+			s := attack(ctx, t, tinyChat, 0, o.tput, uint64(o.conns))
+			after, err := cpuTime(pid)
+			if err != nil {
+				return err
+			}
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			rounds[t.name] = append(rounds[t.name], round(s.rps(), 0))
+			failed[t.name] += s.failed
+			cpu[t.name] += after - before
+			served[t.name] += s.ok
+		}
+	}
+	th := &rep.Throughput
+	th.Rounds, th.Failed = rounds, failed
+	th.DirectRPS, th.FloorRPS, th.KeygateRPS = median(rounds["direct"]), median(rounds["floor"]), median(rounds["keygate"])
+	th.KeygateOverFloor = round(th.KeygateRPS/th.FloorRPS, 3)
+	th.PooledFloorRPS = median(rounds["floor+pool"])
+	th.KeygateOverPooledFloor = round(th.KeygateRPS/th.PooledFloorRPS, 3)
+	perReq := func(name string) float64 {
+		return round(float64(cpu[name].Microseconds())/float64(max(served[name], 1)), 2)
+	}
+	rep.CPU = CPUResult{KeygateUs: perReq("keygate"), FloorUs: perReq("floor"), PooledFloorUs: perReq("floor+pool"), BenchDirectUs: perReq("direct")}
+	rep.CPU.KeygateOverFloor = round(rep.CPU.KeygateUs/rep.CPU.FloorUs, 3)
+	rep.CPU.KeygateOverPooledFloor = round(rep.CPU.KeygateUs/rep.CPU.PooledFloorUs, 3)
+	return nil
+}
+
+// fixedRate measures latency at rate: per target the median over rounds
+// of each percentile, and what floor and keygate add over direct.
+func fixedRate(ctx context.Context, o options, all []*target, rate int) RateLatency {
+	p50, p99, got := map[string][]float64{}, map[string][]float64{}, map[string][]float64{}
+	failed := map[string]int{}
+	for i := range o.rounds {
+		for _, t := range interleave(all, i) {
+			o.pause(ctx)
+			s := attack(ctx, t, tinyChat, rate, o.rateDur, 32)
+			p50[t.name] = append(p50[t.name], ms(s.quantile(0.50)))
+			p99[t.name] = append(p99[t.name], ms(s.quantile(0.99)))
+			got[t.name] = append(got[t.name], s.rps())
+			failed[t.name] += s.failed
+		}
+	}
+	lat := func(name string) Lat {
+		return Lat{P50Ms: round(median(p50[name]), 3), P99Ms: round(median(p99[name]), 3),
+			AchievedRPS: round(median(got[name]), 0), Failed: failed[name]}
+	}
+	rl := RateLatency{Rate: rate, Direct: lat("direct"), Floor: lat("floor"), Keygate: lat("keygate")}
+	added(&rl.Floor, rl.Direct)
+	added(&rl.Keygate, rl.Direct)
+	rl.KeygateOverFloorAddedP99 = round(rl.Keygate.AddedP99Ms/rl.Floor.AddedP99Ms, 3)
+	return rl
+}
+
+func added(l *Lat, direct Lat) {
+	l.AddedP50Ms = round(l.P50Ms-direct.P50Ms, 3)
+	l.AddedP99Ms = round(l.P99Ms-direct.P99Ms, 3)
+}
+
+// streaming measures per-chunk delays, pooled over rounds.
+func streaming(ctx context.Context, o options, all []*target, up *upstream, log io.Writer) (StreamResult, error) {
+	pooled := map[string][]time.Duration{}
+	failed := map[string]int{}
+	for i := range o.rounds {
+		for _, t := range interleave(all, i) {
+			o.pause(ctx)
+			d, err := chunkDelays(ctx, t, up, o.streams, o.chunks, o.gap)
+			var se *streamErrors
+			switch {
+			case errors.As(err, &se) && se.failed*10 <= se.of:
+				// A stray failure is counted, not fatal.
+				failed[t.name] += se.failed
+				if t.logs != nil {
+					fmt.Fprintf(log, "  %s: %v; %s log: %s\n", t.name, err, t.name, t.logs())
+				}
+			case err != nil:
+				return StreamResult{}, fmt.Errorf("streaming through %s: %w", t.name, err)
+			}
+			pooled[t.name] = append(pooled[t.name], d...)
+		}
+	}
+	lat := func(name string) Lat {
+		d := sortedCopy(pooled[name])
+		return Lat{P50Ms: round(ms(quantile(d, 0.5)), 3), P99Ms: round(ms(quantile(d, 0.99)), 3), Failed: failed[name]}
+	}
+	r := StreamResult{Samples: len(pooled["keygate"]), Direct: lat("direct"), Floor: lat("floor"), Keygate: lat("keygate")}
+	added(&r.Floor, r.Direct)
+	added(&r.Keygate, r.Direct)
+	return r, nil
+}

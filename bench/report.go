@@ -1,0 +1,241 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// Report is everything one benchmark run measured; it is printed as a
+// table and as JSON. Durations are in milliseconds (_ms) or microseconds
+// (_us), sizes in MiB or KiB as named.
+type Report struct {
+	Machine    Machine           `json:"machine"`
+	Command    string            `json:"command"`
+	Settings   Settings          `json:"settings"`
+	Throughput Throughput        `json:"throughput"`
+	Latency    []RateLatency     `json:"latency"`
+	Stream     StreamResult      `json:"stream"`
+	Run        RunResult         `json:"run"`
+	Memory     MemoryResult      `json:"memory"`
+	CPU        CPUResult         `json:"cpu"`
+	Selection  []selectionResult `json:"key_selection"`
+	Targets    []Target          `json:"targets"`
+	ElapsedS   float64           `json:"elapsed_s"`
+
+	pids []int // of the processes started, for tests to check they ended
+}
+
+// Machine says where the numbers come from.
+type Machine struct {
+	NProc int    `json:"nproc"`
+	CPU   string `json:"cpu"`
+	Go    string `json:"go"`
+	OS    string `json:"os"`
+	Date  string `json:"date"`
+	// LoadStart and LoadEnd are the 1-minute load averages when the run
+	// began and ended; the run itself keeps about 2 busy, anything far
+	// above that was other work.
+	LoadStart float64 `json:"loadavg_start"`
+	LoadEnd   float64 `json:"loadavg_end"`
+}
+
+// Settings are the phase sizes of the run.
+type Settings struct {
+	Rounds        int     `json:"rounds"`
+	Connections   int     `json:"connections"`
+	ThroughputS   float64 `json:"throughput_round_s"`
+	RateS         float64 `json:"rate_round_s"`
+	Streams       int     `json:"streams"`
+	Chunks        int     `json:"chunks"`
+	ChunkGapMs    float64 `json:"chunk_gap_ms"`
+	Runs          int     `json:"runs"`
+	RunModels     int     `json:"run_models"`
+	RunDelayMs    float64 `json:"run_upstream_delay_ms"`
+	OpenStreams   int     `json:"open_streams"`
+	UpstreamKeys  int     `json:"upstream_keys"`
+	KeygateRotate string  `json:"keygate_key_rotation"`
+}
+
+// Throughput is the closed-loop maximum, median over rounds.
+type Throughput struct {
+	DirectRPS        float64 `json:"direct_rps"`
+	FloorRPS         float64 `json:"floor_rps"`
+	KeygateRPS       float64 `json:"keygate_rps"`
+	KeygateOverFloor float64 `json:"keygate_over_floor"`
+	// PooledFloorRPS is the floor with pooled copy buffers, a stricter
+	// yardstick than the issue's; not a target.
+	PooledFloorRPS         float64              `json:"pooled_floor_rps"`
+	KeygateOverPooledFloor float64              `json:"keygate_over_pooled_floor"`
+	Rounds                 map[string][]float64 `json:"rounds_rps"`
+	Failed                 map[string]int       `json:"failed"`
+}
+
+// Lat is one target's latency figures.
+type Lat struct {
+	P50Ms       float64 `json:"p50_ms"`
+	P99Ms       float64 `json:"p99_ms"`
+	AddedP50Ms  float64 `json:"added_p50_ms"`
+	AddedP99Ms  float64 `json:"added_p99_ms"`
+	AchievedRPS float64 `json:"achieved_rps,omitempty"`
+	Failed      int     `json:"failed"`
+}
+
+// RateLatency is the latency at one fixed rate, medians over rounds; added
+// is over direct.
+type RateLatency struct {
+	Rate                     int     `json:"rate"`
+	Direct                   Lat     `json:"direct"`
+	Floor                    Lat     `json:"floor"`
+	Keygate                  Lat     `json:"keygate"`
+	KeygateOverFloorAddedP99 float64 `json:"keygate_over_floor_added_p99"`
+}
+
+// StreamResult is the per-chunk delay (client read time minus upstream
+// flush time), pooled over rounds; added is over direct.
+type StreamResult struct {
+	Samples int `json:"samples_per_target"`
+	Direct  Lat `json:"direct"`
+	Floor   Lat `json:"floor"`
+	Keygate Lat `json:"keygate"`
+}
+
+// RunResult is POST /run with models whose upstream takes a fixed delay.
+type RunResult struct {
+	WallP50Ms       float64 `json:"wall_p50_ms"`
+	WallMaxMs       float64 `json:"wall_max_ms"`
+	OverheadP50Ms   float64 `json:"overhead_p50_ms"`
+	OverheadMaxMs   float64 `json:"overhead_max_ms"`
+	DirectWallP50Ms float64 `json:"direct_concurrent_wall_p50_ms"`
+	OverDirectP50Ms float64 `json:"over_direct_p50_ms"`
+}
+
+// MemoryResult is keygate's resident memory.
+type MemoryResult struct {
+	IdleRSSMiB     float64 `json:"idle_rss_mib"`
+	StreamsRSSMiB  float64 `json:"streams_rss_mib"`
+	StreamsPeakMiB float64 `json:"streams_peak_rss_mib"`
+	PerStreamKiB   float64 `json:"per_stream_kib"`
+	// FloorPerStreamKiB is the same figure for a fresh floor.
+	FloorPerStreamKiB float64 `json:"floor_per_stream_kib"`
+	// Per open stream, from keygate's Go runtime gauges (/metrics).
+	GoroutinesPerStream float64 `json:"goroutines_per_stream"`
+	StackKiBPerStream   float64 `json:"stack_kib_per_stream"`
+	HeapKiBPerStream    float64 `json:"heap_inuse_kib_per_stream"`
+	LoadPeakMiB         float64 `json:"load_phases_peak_rss_mib"`
+	FloorLoadPeakMB     float64 `json:"floor_load_phases_peak_rss_mib"`
+}
+
+// CPUResult is process CPU time (user+system) per request served during
+// the throughput rounds.
+type CPUResult struct {
+	KeygateUs              float64 `json:"keygate_us_per_request"`
+	FloorUs                float64 `json:"floor_us_per_request"`
+	KeygateOverFloor       float64 `json:"keygate_over_floor"`
+	PooledFloorUs          float64 `json:"pooled_floor_us_per_request"`
+	KeygateOverPooledFloor float64 `json:"keygate_over_pooled_floor"`
+	BenchDirectUs          float64 `json:"bench_process_us_per_direct_request"`
+}
+
+// Target is one goal of the issue and whether this run met it.
+type Target struct {
+	Name  string  `json:"name"`
+	Value float64 `json:"value"`
+	Limit float64 `json:"limit"`
+	Want  string  `json:"want"`
+	Met   bool    `json:"met"`
+}
+
+func ms(d time.Duration) float64 { return float64(d) / 1e6 }
+
+// judge fills Targets from the figures.
+func (r *Report) judge() {
+	t := func(name, want string, v, limit float64) {
+		met := v <= limit
+		if want == ">=" {
+			met = v >= limit
+		}
+		if math.IsNaN(v) {
+			met = false
+		}
+		r.Targets = append(r.Targets, Target{Name: name, Value: round(v, 3), Limit: limit, Want: want, Met: met})
+	}
+	t("passthrough throughput, keygate/floor", ">=", r.Throughput.KeygateOverFloor, 0.9)
+	for _, l := range r.Latency {
+		if l.Rate == 1000 {
+			t("added p99 at 1000 req/s, keygate/floor", "<=", l.KeygateOverFloorAddedP99, 1.5)
+		}
+	}
+	t("per-chunk streaming delay p99 added by keygate, ms", "<=", r.Stream.Keygate.AddedP99Ms, 1)
+	t("/run overhead with 8 models (wall - 200 ms, p50), ms", "<=", r.Run.OverheadP50Ms, 5)
+	t("RSS per open stream at 1000 streams, KiB", "<=", r.Memory.PerStreamKiB, 64)
+	worst, allocs, flat := 0.0, int64(0), 0.0
+	for _, s := range r.Selection {
+		worst = max(worst, s.NsPerOp1CPU, s.NsPerOp2CPU)
+		allocs = max(allocs, s.AllocsPerOp)
+		flat = max(flat, s.TwoOverOne)
+	}
+	t("key selection, worst ns/op at 1 or 2 CPUs", "<=", worst, 50)
+	t("key selection allocs/op", "<=", float64(allocs), 0)
+	t("key selection ns/op 2 CPUs / 1 CPU (flat), worst strategy", "<=", flat, 1.25)
+}
+
+func round(v float64, digits int) float64 {
+	p := math.Pow(10, float64(digits))
+	return math.Round(v*p) / p
+}
+
+// printTable writes the report for people.
+func (r *Report) printTable(w io.Writer) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
+	p := func(format string, a ...any) { fmt.Fprintf(tw, format+"\n", a...) }
+	s := r.Settings
+	fmt.Fprintf(w, "keygate benchmark: %d CPUs (%s), %s %s, %s; load average %.2f at start, %.2f at end\n",
+		r.Machine.NProc, r.Machine.CPU, r.Machine.Go, r.Machine.OS, r.Machine.Date, r.Machine.LoadStart, r.Machine.LoadEnd)
+	fmt.Fprintf(w, "load: vegeta in-process; %d interleaved rounds, medians; %d connections closed-loop for %.1fs; fixed rates for %.1fs\n\n",
+		s.Rounds, s.Connections, s.ThroughputS, s.RateS)
+	p("\tdirect\tfloor\tkeygate\tkeygate/floor\t")
+	th := r.Throughput
+	p("max throughput, req/s\t%.0f\t%.0f\t%.0f\t%.3f\t", th.DirectRPS, th.FloorRPS, th.KeygateRPS, th.KeygateOverFloor)
+	for _, l := range r.Latency {
+		p("%d req/s p50 / p99, ms\t%.3f / %.3f\t%.3f / %.3f\t%.3f / %.3f\t\t", l.Rate, l.Direct.P50Ms, l.Direct.P99Ms, l.Floor.P50Ms, l.Floor.P99Ms, l.Keygate.P50Ms, l.Keygate.P99Ms)
+		p("%d req/s added p50 / p99, ms\t-\t%.3f / %.3f\t%.3f / %.3f\t%.3f (p99)\t", l.Rate, l.Floor.AddedP50Ms, l.Floor.AddedP99Ms, l.Keygate.AddedP50Ms, l.Keygate.AddedP99Ms, l.KeygateOverFloorAddedP99)
+	}
+	st := r.Stream
+	p("SSE chunk delay p50 / p99, ms\t%.3f / %.3f\t%.3f / %.3f\t%.3f / %.3f\t\t", st.Direct.P50Ms, st.Direct.P99Ms, st.Floor.P50Ms, st.Floor.P99Ms, st.Keygate.P50Ms, st.Keygate.P99Ms)
+	p("SSE chunk delay added p50 / p99, ms\t-\t%.3f / %.3f\t%.3f / %.3f\t\t", st.Floor.AddedP50Ms, st.Floor.AddedP99Ms, st.Keygate.AddedP50Ms, st.Keygate.AddedP99Ms)
+	c := r.CPU
+	p("CPU per request, µs\t\t%.1f\t%.1f\t%.3f\t", c.FloorUs, c.KeygateUs, c.KeygateOverFloor)
+	p("peak RSS during load phases, MiB\t\t%.1f\t%.1f\t\t", r.Memory.FloorLoadPeakMB, r.Memory.LoadPeakMiB)
+	_ = tw.Flush()
+	fmt.Fprintf(w, "stricter yardstick, the floor with pooled copy buffers: %.0f req/s (keygate/it %.3f), %.1f µs CPU per request (keygate/it %.3f)\n",
+		th.PooledFloorRPS, th.KeygateOverPooledFloor, c.PooledFloorUs, c.KeygateOverPooledFloor)
+	fmt.Fprintln(w)
+	ru := r.Run
+	fmt.Fprintf(w, "/run, %d models, upstream %.0f ms each, %d runs: wall p50 %.2f ms, max %.2f ms; overhead (wall - %.0f ms) p50 %.2f ms, max %.2f ms; same calls direct and concurrent p50 %.2f ms (keygate over that: %.2f ms)\n",
+		s.RunModels, s.RunDelayMs, s.Runs, ru.WallP50Ms, ru.WallMaxMs, s.RunDelayMs, ru.OverheadP50Ms, ru.OverheadMaxMs, ru.DirectWallP50Ms, ru.OverDirectP50Ms)
+	m := r.Memory
+	fmt.Fprintf(w, "memory, %d open streams through a fresh keygate: idle RSS %.1f MiB, with streams %.1f MiB (peak %.1f MiB): %.1f KiB per stream"+
+		" (%.1f goroutines, %.1f KiB of stacks, %.1f KiB of heap in use); the floor: %.1f KiB per stream\n",
+		s.OpenStreams, m.IdleRSSMiB, m.StreamsRSSMiB, m.StreamsPeakMiB, m.PerStreamKiB, m.GoroutinesPerStream, m.StackKiBPerStream, m.HeapKiBPerStream,
+		m.FloorPerStreamKiB)
+	fmt.Fprintf(w, "bench process (load generator + upstream) CPU per direct request: %.1f µs\n\n", c.BenchDirectUs)
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
+	p("key selection (4 keys, RunParallel)\tns/op 1 CPU\tns/op 2 CPUs\t2/1\tallocs/op\t")
+	for _, x := range r.Selection {
+		p("%s\t%.1f\t%.1f\t%.2f\t%d\t", x.Strategy, x.NsPerOp1CPU, x.NsPerOp2CPU, x.TwoOverOne, x.AllocsPerOp)
+	}
+	_ = tw.Flush()
+	fmt.Fprintln(w)
+	for _, t := range r.Targets {
+		mark := "MET   "
+		if !t.Met {
+			mark = "MISSED"
+		}
+		fmt.Fprintf(w, "%s %s: %g (want %s %g)\n", mark, t.Name, t.Value, t.Want, t.Limit)
+	}
+	fmt.Fprintf(w, "\nfinished in %.1fs; command: %s\n", r.ElapsedS, strings.TrimSpace(r.Command))
+}

@@ -1,0 +1,107 @@
+package main
+
+import (
+	"errors"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/keygate/keygate/simulator"
+)
+
+// headerStream names a measured stream. The upstream records when it
+// flushed each chunk of a request carrying it; the proxies pass it on like
+// any client header.
+const headerStream = "X-Bench-Stream"
+
+// upstream is the simulated upstream, served in the bench process so that
+// it can time-stamp each chunk it sends.
+type upstream struct {
+	sim  *simulator.Server
+	srv  *http.Server
+	base string // OPENROUTER_BASE_URL
+	keys []string
+
+	mu      sync.Mutex
+	flushes map[string][]time.Time
+	done    chan struct{}
+}
+
+// startUpstream serves a simulator with n healthy keys on loopback.
+func startUpstream(n int) (*upstream, error) {
+	keys := make([]string, n)
+	profiles := make(map[string]simulator.Profile, n)
+	for i := range keys {
+		keys[i] = "sk-or-v1-bench" + strconv.Itoa(i+1) + "0123456789abcdef0123456789abcdef"
+		profiles[keys[i]] = simulator.Profile{}
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	u := &upstream{
+		sim:     simulator.New(simulator.Options{Keys: profiles, Seed: 1}),
+		base:    "http://" + ln.Addr().String() + simulator.PathPrefix,
+		keys:    keys,
+		flushes: make(map[string][]time.Time),
+		done:    make(chan struct{}),
+	}
+	u.srv = &http.Server{Handler: u, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		defer close(u.done)
+		_ = u.srv.Serve(ln)
+	}()
+	return u, nil
+}
+
+// ServeHTTP passes requests to the simulator; for a measured stream it
+// records the time each flush returned, that is when the chunk was handed
+// to the kernel.
+func (u *upstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	id := r.Header.Get(headerStream)
+	if id == "" {
+		u.sim.ServeHTTP(w, r)
+		return
+	}
+	fr := &flushRecorder{ResponseWriter: w, rc: http.NewResponseController(w)}
+	u.sim.ServeHTTP(fr, r)
+	u.mu.Lock()
+	u.flushes[id] = fr.times
+	u.mu.Unlock()
+}
+
+// takeFlushes returns and forgets the flush times of stream id.
+func (u *upstream) takeFlushes(id string) []time.Time {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	t := u.flushes[id]
+	delete(u.flushes, id)
+	return t
+}
+
+// close stops the server and the simulator's pending streams.
+func (u *upstream) close() error {
+	err := u.srv.Close()
+	<-u.done
+	return errors.Join(err, u.sim.Close())
+}
+
+// flushRecorder notes the time of every flush of a response.
+type flushRecorder struct {
+	http.ResponseWriter
+	rc    *http.ResponseController
+	times []time.Time
+}
+
+// FlushError flushes and records the time; http.ResponseController, which
+// the simulator flushes with, prefers it to Flush.
+func (f *flushRecorder) FlushError() error {
+	err := f.rc.Flush()
+	f.times = append(f.times, time.Now())
+	return err
+}
+
+// Unwrap gives http.ResponseController the connection for everything else.
+func (f *flushRecorder) Unwrap() http.ResponseWriter { return f.ResponseWriter }
