@@ -98,9 +98,8 @@ func (s *Server) run(c echo.Context) error {
 			lease, err = s.o.Relay.Acquire(st, &spread)
 		}
 		if err != nil {
-			results[i] = runResult{Model: model, Status: "error", Duration: "0.00", Error: err.Error()}
-			log.Info("❌ "+model+" failed in 0.00s: "+err.Error(), "event", "model_done", "model", model, "key_id", nil,
-				"status", "error", "duration_ms", 0, "error", err.Error())
+			results[i] = runResult{Model: model, Status: "error", Duration: seconds(0), Error: err.Error()}
+			s.logDone(&results[i], 0)
 			continue
 		}
 		if distinct {
@@ -162,18 +161,19 @@ func (s *Server) callModel(client *http.Request, req *runRequest, call *relay.Ca
 		id := call.Key.ID
 		res.KeyID = &id
 	}
-	keyID := 0
-	if res.KeyID != nil {
-		keyID = *res.KeyID
-	}
-	if res.Status == "success" {
-		s.o.Logger.Info("✅ "+model+" completed in "+res.Duration+"s", "event", "model_done", "model", model,
-			"key_id", keyID, "duration_ms", d.Milliseconds(), "status", "success")
-	} else {
-		s.o.Logger.Info("❌ "+model+" failed in "+res.Duration+"s: "+res.Error, "event", "model_done", "model", model,
-			"key_id", keyID, "duration_ms", d.Milliseconds(), "status", "error", "error", res.Error)
-	}
+	s.logDone(&res, d)
 	return res
+}
+
+// logDone tells how a model's call ended.
+func (s *Server) logDone(res *runResult, d time.Duration) {
+	if res.Status == "success" {
+		s.o.Logger.Info("✅ "+res.Model+" completed in "+res.Duration+"s", "event", "model_done", "model", res.Model,
+			"key_id", res.KeyID, "duration_ms", d.Milliseconds(), "status", res.Status)
+		return
+	}
+	s.o.Logger.Info("❌ "+res.Model+" failed in "+res.Duration+"s: "+res.Error, "event", "model_done", "model", res.Model,
+		"key_id", res.KeyID, "duration_ms", d.Milliseconds(), "status", res.Status, "error", res.Error)
 }
 
 func (s *Server) completion(client *http.Request, req *runRequest, call *relay.Call) runResult {

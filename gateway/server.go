@@ -56,9 +56,12 @@ type Server struct {
 	echo     *echo.Echo
 	o        Options
 	inFlight atomic.Int64
-	pass     *passthrough
-	v1       http.Handler // the passthrough and its middleware, outside echo
-	chatURL  string
+	// tokens are the digests of the client tokens; nil when the gateway
+	// is open.
+	tokens  [][sha256.Size]byte
+	pass    *passthrough
+	v1      http.Handler // the passthrough and its middleware, outside echo
+	chatURL string
 	// strategies /run's random_key chooses between.
 	strategies struct{ random, roundRobin keyring.Strategy }
 }
@@ -69,6 +72,9 @@ func New(o Options) *Server {
 		o.RunMaxModels = 32
 	}
 	s := &Server{o: o, echo: echo.New(), chatURL: o.BaseURL.String() + "/chat/completions"}
+	if len(o.Tokens) > 0 {
+		s.tokens = tokenDigests(o.Tokens)
+	}
 	s.strategies.random, _ = keyring.ByName(keyring.NameRandom, nil)
 	s.strategies.roundRobin, _ = keyring.ByName(keyring.NameRoundRobin, nil)
 	e := s.echo
@@ -155,32 +161,54 @@ func (s *Server) measure(route metrics.Route) echo.MiddlewareFunc {
 // limit answers 503 past MaxInFlight concurrent requests.
 func (s *Server) limit(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		if s.o.MaxInFlight > 0 {
-			n := s.inFlight.Add(1)
-			defer s.inFlight.Add(-1)
-			if n > int64(s.o.MaxInFlight) {
-				writeOverloaded(c.Response(), c.Request())
-				return nil
-			}
+		if !s.enter() {
+			writeOverloaded(c.Response(), c.Request())
+			return nil
 		}
+		defer s.leave()
 		return next(c)
+	}
+}
+
+// enter takes one of MaxInFlight request slots; false means none is left.
+// Every true must be followed by leave.
+func (s *Server) enter() bool {
+	if s.o.MaxInFlight <= 0 {
+		return true
+	}
+	if s.inFlight.Add(1) > int64(s.o.MaxInFlight) {
+		s.inFlight.Add(-1)
+		return false
+	}
+	return true
+}
+
+// leave gives back a slot taken by enter.
+func (s *Server) leave() {
+	if s.o.MaxInFlight > 0 {
+		s.inFlight.Add(-1)
 	}
 }
 
 // auth lets in only requests bearing one of the client tokens.
 func (s *Server) auth(next echo.HandlerFunc) echo.HandlerFunc {
-	if len(s.o.Tokens) == 0 {
-		return next
-	}
-	tokens := tokenDigests(s.o.Tokens)
 	return func(c echo.Context) error {
-		got, ok := bearerToken(c.Request().Header.Get("Authorization"))
-		if ok && validToken(tokens, got) {
-			return next(c)
+		if !s.authorized(c.Request()) {
+			writeUnauthorized(c.Response(), c.Request())
+			return nil
 		}
-		writeUnauthorized(c.Response(), c.Request())
-		return nil
+		return next(c)
 	}
+}
+
+// authorized reports whether r bears one of the client tokens, or the
+// gateway is open.
+func (s *Server) authorized(r *http.Request) bool {
+	if s.tokens == nil {
+		return true
+	}
+	got, ok := bearerToken(r.Header.Get("Authorization"))
+	return ok && validToken(s.tokens, got)
 }
 
 // bearerToken returns the token of an "Authorization: Bearer <token>"

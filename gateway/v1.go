@@ -31,18 +31,9 @@ func isV1(r *http.Request) bool {
 // v1Handler is the passthrough behind measure, limit and auth, in that
 // order, written out in one function rather than chained: every layer of a
 // chain would be one more frame under the stream's deepest point.
-type v1Handler struct {
-	s      *Server
-	tokens [][sha256.Size]byte // nil when the gateway is open
-}
+type v1Handler struct{ s *Server }
 
-func (s *Server) newV1Handler() http.Handler {
-	h := &v1Handler{s: s}
-	if len(s.o.Tokens) > 0 {
-		h.tokens = tokenDigests(s.o.Tokens)
-	}
-	return h
-}
+func (s *Server) newV1Handler() http.Handler { return &v1Handler{s: s} }
 
 // ServeHTTP implements http.Handler.
 func (h *v1Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -52,21 +43,16 @@ func (h *v1Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		defer sw.record(m)
 		w = sw
 	}
-	if s.o.MaxInFlight > 0 {
-		n := s.inFlight.Add(1)
-		defer s.inFlight.Add(-1)
-		if n > int64(s.o.MaxInFlight) {
-			writeOverloaded(w, r)
-			markReturned(w)
-			return
-		}
+	if !s.enter() {
+		writeOverloaded(w, r)
+		markReturned(w)
+		return
 	}
-	if h.tokens != nil {
-		if got, ok := bearerToken(r.Header.Get("Authorization")); !ok || !validToken(h.tokens, got) {
-			writeUnauthorized(w, r)
-			markReturned(w)
-			return
-		}
+	defer s.leave()
+	if !s.authorized(r) {
+		writeUnauthorized(w, r)
+		markReturned(w)
+		return
 	}
 	s.pass.ServeHTTP(w, r)
 	markReturned(w)
