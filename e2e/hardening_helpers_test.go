@@ -16,11 +16,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/keygate/keygate/app"
-	"github.com/keygate/keygate/config"
-	"github.com/keygate/keygate/console"
-	"github.com/keygate/keygate/keyring"
 	"github.com/keygate/keygate/relay"
-	"github.com/keygate/keygate/secret"
 	"github.com/keygate/keygate/simulator"
 )
 
@@ -37,21 +33,8 @@ type hdGateway struct {
 // extra settings (NAME=value). Cleanup closes every connection it made.
 func hdStart(t testing.TB, upstream string, keys []string, clk *clock, env ...string) *hdGateway {
 	t.Helper()
-	environ := append([]string{"OPENROUTER_BASE_URL=" + upstream, "LOG_LEVEL=debug"}, env...)
-	cfg, err := config.Load(environ, nil, false)
-	if err != nil {
-		t.Fatalf("config: %v", err)
-	}
-	cfg.Keys = nil
-	for i, k := range keys {
-		cfg.Keys = append(cfg.Keys, keyring.Entry{ID: i + 1, Secret: secret.New(k)})
-	}
-	logs := &syncBuffer{}
 	up := relay.NewTransport(0)
-	a, err := app.New(cfg, console.New(logs, cfg.LogFormat, cfg.LogLevelValue()), app.Options{Now: clk.Now, Transport: up})
-	if err != nil {
-		t.Fatalf("app: %v", err)
-	}
+	a, logs := newApp(t, upstream, keys, app.Options{Now: clk.Now, Transport: up}, env...)
 	// The app's own http.Server, so that its error log goes to logs too.
 	srv := httptest.NewUnstartedServer(nil)
 	srv.Config = a.Server()

@@ -78,6 +78,18 @@ func testKeys(n int) []string {
 // environment settings (NAME=value).
 func startGateway(t testing.TB, upstream string, keys []string, env ...string) *gateway {
 	t.Helper()
+	clk := newClock()
+	a, logs := newApp(t, upstream, keys, app.Options{Now: clk.Now}, env...)
+	srv := httptest.NewServer(a.Handler)
+	t.Cleanup(srv.Close)
+	return &gateway{App: a, URL: srv.URL, Clock: clk, Logs: logs, srv: srv}
+}
+
+// newApp wires keygate against upstream with keys (ids 1..n), extra
+// environment settings (NAME=value) and o, logging at debug into the
+// returned buffer.
+func newApp(t testing.TB, upstream string, keys []string, o app.Options, env ...string) (*app.App, *syncBuffer) {
+	t.Helper()
 	environ := append([]string{"OPENROUTER_BASE_URL=" + upstream, "LOG_LEVEL=debug"}, env...)
 	cfg, err := config.Load(environ, nil, false)
 	if err != nil {
@@ -88,14 +100,11 @@ func startGateway(t testing.TB, upstream string, keys []string, env ...string) *
 		cfg.Keys = append(cfg.Keys, keyring.Entry{ID: i + 1, Secret: secret.New(k)})
 	}
 	logs := &syncBuffer{}
-	clk := newClock()
-	a, err := app.New(cfg, console.New(logs, cfg.LogFormat, cfg.LogLevelValue()), app.Options{Now: clk.Now})
+	a, err := app.New(cfg, console.New(logs, cfg.LogFormat, cfg.LogLevelValue()), o)
 	if err != nil {
 		t.Fatalf("app: %v", err)
 	}
-	srv := httptest.NewServer(a.Handler)
-	t.Cleanup(srv.Close)
-	return &gateway{App: a, URL: srv.URL, Clock: clk, Logs: logs, srv: srv}
+	return a, logs
 }
 
 // do sends a request to the gateway and returns the response with its body read.
