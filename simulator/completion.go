@@ -270,14 +270,12 @@ func (s *Server) putRequest(req *chatRequest) {
 
 // serveCompletion answers POST /chat/completions.
 func (c *call) serveCompletion() {
-	bp := c.s.getBuf()
+	bp, ok := c.readRequestBody()
 	defer c.s.putBuf(bp)
-	body, err := readBody(c.r, (*bp)[:0])
-	*bp = body
-	if err != nil {
-		c.sendBodyError(err)
+	if !ok {
 		return
 	}
+	body := *bp
 	req := c.s.getRequest()
 	defer c.s.putRequest(req)
 	if err := json.Unmarshal(body, req); err != nil {

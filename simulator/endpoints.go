@@ -85,14 +85,12 @@ type echoReply struct {
 // Transfer-Encoding are not in Go's header map, so they have fields of
 // their own; Body is the body as a string (invalid UTF-8 shows as U+FFFD).
 func (c *call) serveEcho() {
-	bp := c.s.getBuf()
+	bp, ok := c.readRequestBody()
 	defer c.s.putBuf(bp)
-	body, err := readBody(c.r, (*bp)[:0])
-	*bp = body
-	if err != nil {
-		c.sendBodyError(err)
+	if !ok {
 		return
 	}
+	body := *bp
 	if c.f.status >= 400 {
 		c.sendError(c.f.status, statusMessage(c.f.status), c.f.errorHint())
 		return

@@ -47,6 +47,20 @@ func readBody(r *http.Request, buf []byte) ([]byte, error) {
 }
 
 // sendBodyError answers a request whose body could not be read.
+// readRequestBody reads the request body into a pooled buffer, which the
+// caller gives back with putBuf. ok is false when the body could not be read
+// and an error answer was sent.
+func (c *call) readRequestBody() (bp *[]byte, ok bool) {
+	bp = c.s.getBuf()
+	body, err := readBody(c.r, (*bp)[:0])
+	*bp = body
+	if err != nil {
+		c.sendBodyError(err)
+		return bp, false
+	}
+	return bp, true
+}
+
 func (c *call) sendBodyError(err error) {
 	if errors.Is(err, errBodyTooLarge) {
 		c.sendError(http.StatusRequestEntityTooLarge, err.Error(), hint{})
