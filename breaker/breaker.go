@@ -170,13 +170,18 @@ func (b *Breaker) onStateChange(_ string, from, to gobreaker.State) {
 // State is the key's state now: open while it rests, then half-open until a
 // trial succeeds.
 func (b *Breaker) State() State {
-	if b.ledger.RestUntil(b.key.Slot()) > b.settings.Now().UnixNano() {
+	if b.resting() {
 		return Open
 	}
 	if b.cb.State() == gobreaker.StateClosed {
 		return Closed
 	}
 	return HalfOpen
+}
+
+// resting reports whether the key's rest has not ended.
+func (b *Breaker) resting() bool {
+	return b.ledger.RestUntil(b.key.Slot()) > b.settings.Now().UnixNano()
 }
 
 // Strikes is the number of failed trials in a row.
@@ -193,7 +198,7 @@ func (b *Breaker) Allow() (Trial, error) {
 		return Trial{}, ErrResting
 	}
 	// The key may have been sent to rest between the pick and Allow.
-	if b.ledger.RestUntil(b.key.Slot()) > b.settings.Now().UnixNano() {
+	if b.resting() {
 		done(errExcluded)
 		return Trial{}, ErrResting
 	}
