@@ -32,37 +32,59 @@ type Ledger interface {
 }
 
 // MemoryLedger is a Ledger in process memory, lock-free.
+//
+// Its layout follows who writes what. Rest deadlines are read by every pick
+// and written only when a key fails, so they sit densely, eight to a 64-byte
+// line: a pick over eight keys reads one line that no other core is
+// writing. The call counters are written by every call, so each key has
+// its own padded block, and a call on one key never invalidates what picks
+// or calls on other keys read. Before this split a pick read the deadlines
+// from the counters' lines, and a pick plus its call (BenchmarkPickCall)
+// cost 2 to 5 times more on 2 CPUs than on one.
 type MemoryLedger struct {
-	slots  []ledgerSlot
+	rests  []atomic.Int64
+	counts []countSlot
 	cursor paddedUint64
 }
 
-// ledgerSlot is padded to a cache line so that keys busy on different cores
-// do not contend on one line.
-type ledgerSlot struct {
-	restUntil atomic.Int64
-	inFlight  atomic.Int64
-	used      atomic.Uint64
-	_         [40]byte
+// countSlot is a key's call counters, alone in their cacheLine.
+type countSlot struct {
+	inFlight atomic.Int64
+	used     atomic.Uint64
+	_        [cacheLine - 16]byte
 }
 
 type paddedUint64 struct {
-	_ [64]byte
+	_ [cacheLine]byte
 	v atomic.Uint64
-	_ [56]byte
+	_ [cacheLine - 8]byte
 }
+
+// cacheLine is the unit of padding: two 64-byte lines, since x86 cores
+// fetch lines in adjacent pairs and a neighbour's writes would otherwise
+// still reach across (least-busy picks plus calls, 16 keys, 2 CPUs: 115
+// ns/op with 64-byte padding, 47 with 128).
+const cacheLine = 128
+
+// restPad is how many rest deadlines of padding sit on each side of the
+// live ones, so that no other allocation shares their cache lines.
+const restPad = cacheLine / 8
 
 // NewMemoryLedger returns a ledger for n keys.
 func NewMemoryLedger(n int) *MemoryLedger {
-	return &MemoryLedger{slots: make([]ledgerSlot, n)}
+	rests := make([]atomic.Int64, restPad+n+restPad)
+	return &MemoryLedger{rests: rests[restPad : restPad+n : restPad+n], counts: make([]countSlot, n)}
 }
 
+// Len is the number of keys the ledger holds.
+func (l *MemoryLedger) Len() int { return len(l.counts) }
+
 // RestUntil implements Ledger.
-func (l *MemoryLedger) RestUntil(slot int) int64 { return l.slots[slot].restUntil.Load() }
+func (l *MemoryLedger) RestUntil(slot int) int64 { return l.rests[slot].Load() }
 
 // ExtendRest implements Ledger.
 func (l *MemoryLedger) ExtendRest(slot int, until int64) int64 {
-	s := &l.slots[slot].restUntil
+	s := &l.rests[slot]
 	for {
 		cur := s.Load()
 		if cur >= until {
@@ -75,16 +97,16 @@ func (l *MemoryLedger) ExtendRest(slot int, until int64) int64 {
 }
 
 // InFlight implements Ledger.
-func (l *MemoryLedger) InFlight(slot int) int64 { return l.slots[slot].inFlight.Load() }
+func (l *MemoryLedger) InFlight(slot int) int64 { return l.counts[slot].inFlight.Load() }
 
 // AddInFlight implements Ledger.
-func (l *MemoryLedger) AddInFlight(slot int, delta int64) { l.slots[slot].inFlight.Add(delta) }
+func (l *MemoryLedger) AddInFlight(slot int, delta int64) { l.counts[slot].inFlight.Add(delta) }
 
 // Used implements Ledger.
-func (l *MemoryLedger) Used(slot int) uint64 { return l.slots[slot].used.Load() }
+func (l *MemoryLedger) Used(slot int) uint64 { return l.counts[slot].used.Load() }
 
 // AddUsed implements Ledger.
-func (l *MemoryLedger) AddUsed(slot int) { l.slots[slot].used.Add(1) }
+func (l *MemoryLedger) AddUsed(slot int) { l.counts[slot].used.Add(1) }
 
 // Cursor implements Ledger.
 func (l *MemoryLedger) Cursor() uint64 { return l.cursor.v.Add(1) - 1 }

@@ -38,10 +38,10 @@ type Pool struct {
 	keys   []*Key
 	byID   map[int]*Key
 	ledger Ledger
-	// mem holds the slots of ledger when it is a MemoryLedger: strategies
-	// read them directly, inlined loads instead of interface calls, which
-	// would be most of a pick's cost.
-	mem []ledgerSlot
+	// mem is ledger when it is a MemoryLedger: strategies read its slices
+	// directly, inlined loads instead of interface calls, which would be
+	// most of a pick's cost.
+	mem *MemoryLedger
 }
 
 // Entry is one key to put in a pool.
@@ -61,10 +61,10 @@ func New(entries []Entry, ledger Ledger) (*Pool, error) {
 	}
 	p := &Pool{keys: make([]*Key, len(entries)), byID: make(map[int]*Key, len(entries)), ledger: ledger}
 	if m, ok := ledger.(*MemoryLedger); ok {
-		if len(m.slots) < len(entries) {
-			return nil, fmt.Errorf("keyring: ledger holds %d keys, pool has %d", len(m.slots), len(entries))
+		if m.Len() < len(entries) {
+			return nil, fmt.Errorf("keyring: ledger holds %d keys, pool has %d", m.Len(), len(entries))
 		}
-		p.mem = m.slots
+		p.mem = m
 	}
 	for i, e := range entries {
 		if e.ID <= 0 {
@@ -103,21 +103,21 @@ func (p *Pool) Available(k *Key, now int64) bool {
 
 func (p *Pool) restUntil(slot int) int64 {
 	if p.mem != nil {
-		return p.mem[slot].restUntil.Load()
+		return p.mem.rests[slot].Load()
 	}
 	return p.ledger.RestUntil(slot)
 }
 
 func (p *Pool) inFlight(slot int) int64 {
 	if p.mem != nil {
-		return p.mem[slot].inFlight.Load()
+		return p.mem.counts[slot].inFlight.Load()
 	}
 	return p.ledger.InFlight(slot)
 }
 
 func (p *Pool) used(slot int) uint64 {
 	if p.mem != nil {
-		return p.mem[slot].used.Load()
+		return p.mem.counts[slot].used.Load()
 	}
 	return p.ledger.Used(slot)
 }

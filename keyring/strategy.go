@@ -111,12 +111,13 @@ func (LeastBusy) Pick(p *Pool, ex *Exclude, now int64) *Key {
 		if ex != nil {
 			skip = ex.small
 		}
-		for slot := range mem[:len(p.keys)] {
-			s := &mem[slot]
-			if skip&(1<<uint(slot)) != 0 || s.restUntil.Load() > now {
+		rests, counts := mem.rests[:len(p.keys)], mem.counts[:len(p.keys)]
+		for slot := range rests {
+			if skip&(1<<uint(slot)) != 0 || rests[slot].Load() > now {
 				continue
 			}
-			in, used := s.inFlight.Load(), s.used.Load()
+			c := &counts[slot]
+			in, used := c.inFlight.Load(), c.used.Load()
 			if best < 0 || in < bestIn || (in == bestIn && used < bestUsed) {
 				best, bestIn, bestUsed = slot, in, used
 			}
@@ -149,8 +150,8 @@ func (LeastBusy) Pick(p *Pool, ex *Exclude, now int64) *Key {
 func (p *Pool) open(ex *Exclude, now int64) (set uint64, n int) {
 	if len(p.keys) <= 64 {
 		if mem := p.mem; mem != nil {
-			for slot := range mem[:len(p.keys)] {
-				if mem[slot].restUntil.Load() <= now {
+			for slot := range mem.rests[:len(p.keys)] {
+				if mem.rests[slot].Load() <= now {
 					set |= 1 << uint(slot)
 				}
 			}
