@@ -84,6 +84,7 @@ func New(cfg *config.Config, log *slog.Logger, o Options) (*App, error) {
 	gw := gateway.New(gateway.Options{
 		Relay:        rl,
 		Strategy:     strategy,
+		Rand:         o.Rand,
 		BaseURL:      base,
 		Tokens:       cfg.GatewayAPIKeys,
 		MaxBodyBytes: cfg.MaxBodyBytes,

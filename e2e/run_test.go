@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"net/http"
+	"net/http/httptest"
 	"reflect"
 	"regexp"
 	"slices"
@@ -9,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/keygate/keygate/app"
 )
 
 func TestRunAnswersInOrderOfModels(t *testing.T) {
@@ -337,3 +340,23 @@ func distinct(ids []int) map[int]bool {
 }
 
 func matches(pattern, s string) bool { return regexp.MustCompile(pattern).MatchString(s) }
+
+// TestRunRandomUsesInjectedSource checks that random_key draws from the
+// app's random source, as KEY_ROTATION=random does: a source that always
+// answers n-1 takes the last key still free for each model in turn.
+func TestRunRandomUsesInjectedSource(t *testing.T) {
+	keys := testKeys(4)
+	up := newChatUpstream(t, keys)
+	clk := newClock()
+	last := func(n int) int { return n - 1 }
+	a, _ := newApp(t, up.Base(), keys, app.Options{Now: clk.Now, Rand: last}, "KEY_ROTATION=round-robin")
+	srv := httptest.NewServer(a.Handler)
+	t.Cleanup(srv.Close)
+	gw := &gateway{App: a, URL: srv.URL, Clock: clk, srv: srv}
+	for i := 0; i < 3; i++ {
+		out := runOK(t, gw, "p", []string{"m/a", "m/b", "m/c"}, map[string]any{"random_key": true})
+		if ids := entryKeys(t, out); !slices.Equal(ids, []int{4, 3, 2}) {
+			t.Fatalf("run %d: keys %v, want [4 3 2] from a source that always draws the last", i, ids)
+		}
+	}
+}

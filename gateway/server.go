@@ -29,6 +29,9 @@ type Options struct {
 	Relay *relay.Relay
 	// Strategy is the default key rotation (KEY_ROTATION).
 	Strategy keyring.Strategy
+	// Rand is the random source of /run's random_key, the same one the
+	// default strategy draws from; nil uses math/rand/v2.
+	Rand keyring.IntN
 	// BaseURL is the upstream base (OPENROUTER_BASE_URL).
 	BaseURL *url.URL
 	// Tokens are the client tokens (GATEWAY_API_KEYS); none means open.
@@ -75,8 +78,8 @@ func New(o Options) *Server {
 	if len(o.Tokens) > 0 {
 		s.tokens = tokenDigests(o.Tokens)
 	}
-	s.strategies.random, _ = keyring.ByName(keyring.NameRandom, nil)
-	s.strategies.roundRobin, _ = keyring.ByName(keyring.NameRoundRobin, nil)
+	s.strategies.random = keyring.NewRandom(o.Rand)
+	s.strategies.roundRobin = keyring.RoundRobin{}
 	e := s.echo
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.httpError
