@@ -120,3 +120,36 @@ func TestStreamsProfileName(t *testing.T) {
 		}
 	}
 }
+
+// TestJudgeFlat checks that flatness is judged per strategy and that only a
+// missed round-robin figure carries the reason it is missed on purpose.
+func TestJudgeFlat(t *testing.T) {
+	tests := []struct {
+		strategy string
+		ratio    float64
+		met      bool
+		why      bool
+	}{
+		{"random", 0.5, true, false},
+		{"random", 1.3, false, false},
+		{"least-busy", 1.25, true, false},
+		{"round-robin", 1.1, true, false},
+		{"round-robin", 1.6, false, true},
+	}
+	for _, tt := range tests {
+		r := &Report{Selection: []selectionResult{{Strategy: tt.strategy, NsPerOp1CPU: 10, NsPerOp2CPU: 10 * tt.ratio, TwoOverOne: tt.ratio}}}
+		r.judge()
+		var got *Target
+		for i := range r.Targets {
+			if strings.HasSuffix(r.Targets[i].Name, "(flat), "+tt.strategy) {
+				got = &r.Targets[i]
+			}
+		}
+		if got == nil {
+			t.Fatalf("%s: no flat target in %+v", tt.strategy, r.Targets)
+		}
+		if got.Met != tt.met || (got.Why != "") != tt.why {
+			t.Errorf("%s at %v: met %v why %q, want met %v, a reason %v", tt.strategy, tt.ratio, got.Met, got.Why, tt.met, tt.why)
+		}
+	}
+}

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/keygate/keygate/keyring"
 )
 
 // Report is everything one benchmark run measured; it is printed as a
@@ -147,7 +149,15 @@ type Target struct {
 	Limit float64 `json:"limit"`
 	Want  string  `json:"want"`
 	Met   bool    `json:"met"`
+	// Why explains a target missed on purpose: another requirement wins.
+	Why string `json:"why,omitempty"`
 }
+
+// exactRotationCost says why round-robin cannot be flat: issue #2 wants it
+// exact under concurrency, which takes one shared atomic add per pick, and
+// that cache line moves between cores on every pick when two of them pick
+// back to back.
+const exactRotationCost = "by design: exact round-robin takes one shared atomic per pick (BENCHMARKS.md, round-robin and the flat target)"
 
 func ms(d time.Duration) float64 { return float64(d) / 1e6 }
 
@@ -172,15 +182,19 @@ func (r *Report) judge() {
 	t("per-chunk streaming delay p99 added by keygate, ms", "<=", r.Stream.Keygate.AddedP99Ms, 1)
 	t("/run overhead with 8 models (wall - 200 ms, p50), ms", "<=", r.Run.OverheadP50Ms, 5)
 	t("RSS per open stream at 1000 streams, KiB", "<=", r.Memory.PerStreamKiB, 64)
-	worst, allocs, flat := 0.0, int64(0), 0.0
+	worst, allocs := 0.0, int64(0)
 	for _, s := range r.Selection {
 		worst = max(worst, s.NsPerOp1CPU, s.NsPerOp2CPU)
 		allocs = max(allocs, s.AllocsPerOp)
-		flat = max(flat, s.TwoOverOne)
 	}
 	t("key selection, worst ns/op at 1 or 2 CPUs", "<=", worst, 50)
 	t("key selection allocs/op", "<=", float64(allocs), 0)
-	t("key selection ns/op 2 CPUs / 1 CPU (flat), worst strategy", "<=", flat, 1.25)
+	for _, s := range r.Selection {
+		t("key selection ns/op 2 CPUs / 1 CPU (flat), "+s.Strategy, "<=", s.TwoOverOne, 1.25)
+		if last := &r.Targets[len(r.Targets)-1]; !last.Met && s.Strategy == keyring.NameRoundRobin {
+			last.Why = exactRotationCost
+		}
+	}
 }
 
 func round(v float64, digits int) float64 {
@@ -235,7 +249,11 @@ func (r *Report) printTable(w io.Writer) {
 		if !t.Met {
 			mark = "MISSED"
 		}
-		fmt.Fprintf(w, "%s %s: %g (want %s %g)\n", mark, t.Name, t.Value, t.Want, t.Limit)
+		fmt.Fprintf(w, "%s %s: %g (want %s %g)", mark, t.Name, t.Value, t.Want, t.Limit)
+		if t.Why != "" {
+			fmt.Fprintf(w, "; %s", t.Why)
+		}
+		fmt.Fprintln(w)
 	}
 	fmt.Fprintf(w, "\nfinished in %.1fs; command: %s\n", r.ElapsedS, strings.TrimSpace(r.Command))
 }

@@ -77,7 +77,10 @@ func (r Random) Pick(p *Pool, ex *Exclude, now int64) *Key {
 // number of keys available, indexes them. A key out of rotation thus passes
 // its turns to all the others, not only to the next one (which would get a
 // double share, and after a 429 the next 429). The cursor lives in the
-// pool's Ledger: one atomic add per pick, exact under concurrency.
+// pool's Ledger: one atomic add per pick, exact under concurrency. The
+// price of exactness is that cores picking back to back pass the cursor's
+// cache line between them, so unlike the other strategies a pick does not
+// get cheaper with more cores (BENCHMARKS.md).
 type RoundRobin struct{}
 
 // Name implements Strategy.
