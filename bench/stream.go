@@ -11,7 +11,6 @@ import (
 	"slices"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 )
 
@@ -20,8 +19,6 @@ func streamBody(chunks int, gap time.Duration) []byte {
 	return []byte(`{"model":"sim/chunks=` + strconv.Itoa(chunks) + `,chunkdelay=` + gap.String() +
 		`","stream":true,"messages":[{"role":"user","content":"Count to fifty, slowly."}]}`)
 }
-
-var streamSeq atomic.Int64
 
 // chunkDelays opens n concurrent streams of chunks chunks, gap apart,
 // through t, and returns for every chunk but the first of each stream its
@@ -47,7 +44,7 @@ func chunkDelays(ctx context.Context, t *target, up *upstream, n, chunks int, ga
 			case <-time.After(time.Duration(i) * gap / time.Duration(n)):
 			case <-ctx.Done():
 			}
-			id := strconv.FormatInt(streamSeq.Add(1), 10)
+			id := up.newStreamID()
 			arrivals, err := readStream(ctx, t, body, id, nil)
 			var flushes []time.Time
 			if err == nil {

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/keygate/keygate/simulator"
@@ -27,7 +28,12 @@ type upstream struct {
 	mu      sync.Mutex
 	flushes map[string][]time.Time
 	done    chan struct{}
+	// streams numbers the streams whose flushes are recorded.
+	streams atomic.Int64
 }
+
+// newStreamID names a stream so that its flushes can be taken back.
+func (u *upstream) newStreamID() string { return strconv.FormatInt(u.streams.Add(1), 10) }
 
 // startUpstream serves a simulator with n healthy keys on loopback.
 func startUpstream(n int) (*upstream, error) {

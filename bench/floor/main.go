@@ -37,7 +37,7 @@ func main() {
 	if *pool {
 		proxy = floorproxy.WithPool(proxy)
 	}
-	srv := &http.Server{Handler: proxy, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: floorproxy.FullDuplex(proxy), ReadHeaderTimeout: 10 * time.Second}
 	if err := srv.Serve(ln); err != nil {
 		fmt.Fprintln(os.Stderr, "floor:", err)
 		os.Exit(1)

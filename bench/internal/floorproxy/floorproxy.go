@@ -35,6 +35,21 @@ func New(base *url.URL, key string, rt http.RoundTripper) *httputil.ReverseProxy
 	}
 }
 
+// FullDuplex lets h read the request body after it started the answer,
+// which a streaming proxy does: the transport reads the body once more to
+// see its end while the upstream's first chunk may already be on its way
+// back. Without it, an HTTP/1 server drains and closes the request body as
+// the answer's headers go out; that late read then fails and the transport
+// drops the upstream connection, cutting the stream (golang/go#40747; about
+// one stream in 150 here). keygate reads the body before it calls upstream,
+// so it never meets this.
+func FullDuplex(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = http.NewResponseController(w).EnableFullDuplex()
+		h.ServeHTTP(w, r)
+	})
+}
+
 // WithPool gives p a pool of 32 KiB copy buffers: the floor plus the one
 // allocation saving every serious proxy makes, a stricter yardstick.
 func WithPool(p *httputil.ReverseProxy) *httputil.ReverseProxy {
