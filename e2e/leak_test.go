@@ -26,14 +26,25 @@ type leakUpstream struct {
 
 func (u *leakUpstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	key := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
+	var body []byte
 	if key != u.keys[3] {
-		_, _ = io.Copy(io.Discard, r.Body)
+		body, _ = io.ReadAll(r.Body)
+	}
+	if bytes.Contains(body, []byte(`"leak/echo"`)) {
+		// A model that answers with the key it was called with.
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"choices":[{"message":{"role":"assistant","content":"you called me with %s"}}]}`, key)
+		return
 	}
 	switch key {
 	case u.keys[0]:
 		w.Header().Set("Content-Type", "application/json")
 		var out io.Writer = w
-		if strings.Contains(r.Header.Get("Accept-Encoding"), "gzip") {
+		if strings.Contains(r.Header.Get("Accept-Encoding"), "br") {
+			// Claims a coding keygate cannot read (the body is plain,
+			// which keygate cannot know).
+			w.Header().Set("Content-Encoding", "br")
+		} else if strings.Contains(r.Header.Get("Accept-Encoding"), "gzip") {
 			w.Header().Set("Content-Encoding", "gzip")
 			zw := gzip.NewWriter(w)
 			defer zw.Close()
@@ -47,9 +58,11 @@ func (u *leakUpstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusTooManyRequests)
 		fmt.Fprintf(w, `{"error":"rate limit exceeded for key %s (%s)"}`, key, strings.Repeat("x", 2<<20))
 	case u.keys[2]:
+		// The key in a header, and in the body past /run's 200-byte quote.
 		w.Header().Set("Content-Type", "text/plain")
+		w.Header().Set("X-Echo-Authorization", "Bearer "+key)
 		w.WriteHeader(http.StatusBadGateway)
-		fmt.Fprintf(w, "provider rejected Authorization: Bearer %s\n", key)
+		fmt.Fprintf(w, "provider rejected %s Authorization: Bearer %s\n", strings.Repeat("-", 170), key)
 	default:
 		u.sim.ServeHTTP(w, r)
 	}
@@ -133,7 +146,7 @@ func leakRun(t *testing.T, format string) {
 					r = send("badjson", gzipped(chat(false, "badjson")))
 				case 6:
 					r = send("run", hdRequest(t, http.MethodPost, g.URL+"/run",
-						`{"prompt":"p","models":["a/b","sim/status=500","sim/badjson","sim/truncate","x/broken","sim/delay=1s"]}`, auth...))
+						`{"prompt":"p","models":["a/b","sim/status=500","sim/badjson","sim/truncate","x/broken","sim/delay=1s","leak/echo"]}`, auth...))
 				case 7:
 					r = send("pool key as token", hdRequest(t, http.MethodGet, g.URL+"/v1/models", "", "Authorization", "Bearer "+keys[i%4]))
 				}
@@ -159,8 +172,11 @@ func leakRun(t *testing.T, format string) {
 		gws = append(gws, one)
 		for i := range 4 {
 			req := hdRequest(t, http.MethodPost, one.URL+"/v1/chat/completions", hdChat("leak/m", i%2 == 0), auth...)
-			if i >= 2 {
+			switch i {
+			case 2:
 				req.Header.Set("Accept-Encoding", "gzip")
+			case 3:
+				req.Header.Set("Accept-Encoding", "gzip, br")
 			}
 			r := hdDo(one.Client, req)
 			record("one quoting key", r)

@@ -94,6 +94,53 @@ func rewrite(pr *httputil.ProxyRequest) {
 			pr.Out.Header[h] = v
 		}
 	}
+	if v, ok := pr.Out.Header["Accept-Encoding"]; ok {
+		pr.Out.Header["Accept-Encoding"] = readableEncodings(v)
+	}
+	// The body is in memory and sent whole: a 100-continue round trip
+	// would only delay it.
+	delete(pr.Out.Header, "Expect")
+}
+
+// readableEncodings narrows a client's Accept-Encoding to the codings
+// keygate can read (gzip, deflate, identity), so that an upstream error
+// body can be checked for keys and an answer's tokens counted. Values that
+// ask for nothing else come back as they are, without allocating.
+func readableEncodings(vs []string) []string {
+	all := true
+	for _, v := range vs {
+		for part := range strings.SplitSeq(v, ",") {
+			if !readableCoding(part) {
+				all = false
+			}
+		}
+	}
+	if all {
+		return vs
+	}
+	var kept []string
+	for _, v := range vs {
+		for part := range strings.SplitSeq(v, ",") {
+			if part = strings.TrimSpace(part); part != "" && readableCoding(part) {
+				kept = append(kept, part)
+			}
+		}
+	}
+	if len(kept) == 0 {
+		return identityOnly
+	}
+	return []string{strings.Join(kept, ", ")}
+}
+
+var identityOnly = []string{"identity"}
+
+// readableCoding reports whether one Accept-Encoding item (with its
+// parameters, e.g. "gzip;q=0.8") names a coding keygate can read; an empty
+// item is harmless.
+func readableCoding(item string) bool {
+	name, _, _ := strings.Cut(item, ";")
+	name = strings.TrimSpace(name)
+	return name == "" || strings.EqualFold(name, "gzip") || strings.EqualFold(name, "deflate") || strings.EqualFold(name, "identity")
 }
 
 func (p *passthrough) ServeHTTP(w http.ResponseWriter, r *http.Request) {

@@ -3,8 +3,10 @@ package gateway
 import (
 	"bytes"
 	"compress/gzip"
+	"compress/zlib"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -13,54 +15,113 @@ import (
 
 // Upstream error answers may quote the key they were sent with ("Incorrect
 // API key provided: sk-or-v1-…"). The passthrough masks pool keys in every
-// error answer (status 400 and up) before the client gets it; an answer
-// that quotes no key goes out byte for byte as it came. Successful answers
-// are not read: they are the hot path, and a provider has no reason to
-// quote the key in them.
+// error answer (status 400 and up), in its headers and its body, before the
+// client gets it; an answer that quotes no key goes out byte for byte as it
+// came. Bodies are read as plain text, gzip or deflate, the codings rewrite
+// lets upstream use; an error body in any other coding, or one that does
+// not decode, cannot be checked and is withheld. Successful answers are not
+// read: they are the hot path, and a provider has no reason to quote the
+// key in them.
 const (
 	// maxRedactWhole is the largest error body read whole: it keeps an
-	// exact Content-Length, and a gzip'ed one can be looked into.
+	// exact Content-Length, and an encoded one can go out as it came when
+	// it quotes no key.
 	maxRedactWhole = 1 << 20
 	// redactHold is what is held back between reads of a longer error
 	// body, so that a key split across reads is still found. Keys longer
 	// than this are not masked in such bodies.
 	redactHold = 4 << 10
-	// maxGunzip bounds a gzip'ed error body once decoded.
-	maxGunzip = 8 << 20
+	// maxDecoded bounds an encoded error body once decoded.
+	maxDecoded = 8 << 20
 )
 
-// redactErrorBody replaces resp's body, when it is an error answer, by one
-// in which every pool key r knows is masked.
+// redactErrorBody masks every pool key r knows in resp's headers and body,
+// when it is an error answer.
 func redactErrorBody(resp *http.Response, r *secret.Redactor) {
-	if r == nil || resp.StatusCode < 400 || resp.Body == nil || resp.Body == http.NoBody {
+	if r == nil || resp.StatusCode < 400 {
+		return
+	}
+	redactHeader(resp.Header, r)
+	if resp.Body == nil || resp.Body == http.NoBody {
 		return
 	}
 	orig := resp.Body
 	enc := strings.ToLower(strings.TrimSpace(resp.Header.Get("Content-Encoding")))
-	plain := enc == "" || enc == "identity"
+	if enc == "identity" {
+		enc = ""
+	}
+	if enc != "" && enc != "gzip" && enc != "deflate" {
+		withhold(resp, "its Content-Encoding ("+enc+") is not one keygate can read")
+		return
+	}
 	head, err := io.ReadAll(io.LimitReader(orig, maxRedactWhole+1))
 	switch {
-	case err != nil:
+	case err != nil && enc == "":
 		// Upstream broke off: pass on what came, masked, then the error.
 		resp.Body = bodyOf(io.MultiReader(strings.NewReader(r.Redact(string(head))), errReader{err}), orig)
-	case len(head) <= maxRedactWhole && plain:
+	case err != nil:
+		withhold(resp, "it broke off: "+err.Error())
+	case len(head) <= maxRedactWhole && enc == "":
 		setRedacted(resp, head, r.Redact(string(head)), orig)
-	case len(head) <= maxRedactWhole && enc == "gzip":
-		text, ok := gunzip(head)
-		if out := r.Redact(text); ok && out != text {
+	case len(head) <= maxRedactWhole:
+		text, ok := decode(enc, bytes.NewReader(head))
+		if !ok {
+			withhold(resp, "it does not decode as "+enc)
+			return
+		}
+		if out := r.Redact(text); out != text {
 			resp.Header.Del("Content-Encoding")
 			setRedacted(resp, nil, out, orig)
 			return
 		}
 		setRedacted(resp, head, string(head), orig)
-	case plain:
+	case enc == "":
 		resp.Body = &redactingReader{src: orig, r: r, pending: head}
 		resp.ContentLength = -1
 		resp.Header.Del("Content-Length")
 	default:
-		// Large and encoded some other way: nothing to look into.
-		resp.Body = bodyOf(io.MultiReader(bytes.NewReader(head), orig), orig)
+		// Too long to read whole: decoded as it streams, and sent plain.
+		dec, err := decoder(enc, io.MultiReader(bytes.NewReader(head), orig))
+		if err != nil {
+			withhold(resp, "it does not decode as "+enc)
+			return
+		}
+		resp.Body = &redactingReader{src: bodyOf(io.LimitReader(dec, maxDecoded), orig), r: r}
+		resp.ContentLength = -1
+		resp.Header.Del("Content-Length")
+		resp.Header.Del("Content-Encoding")
 	}
+}
+
+// redactHeader masks pool keys in every value of h. A value that changes
+// gets a new slice: the old one may be shared (a constant of upstream's).
+func redactHeader(h http.Header, r *secret.Redactor) {
+	for name, vs := range h {
+		var out []string
+		for i, v := range vs {
+			if red := r.Redact(v); red != v {
+				if out == nil {
+					out = slices.Clone(vs)
+				}
+				out[i] = red
+			}
+		}
+		if out != nil {
+			h[name] = out
+		}
+	}
+}
+
+// withhold replaces an error body keygate cannot check for keys by its own
+// JSON error, with the same status.
+func withhold(resp *http.Response, why string) {
+	_ = resp.Body.Close()
+	msg := `{"error":{"message":` + strconv.Quote("upstream answered "+strconv.Itoa(resp.StatusCode)+
+		"; its body was withheld because it could not be checked for API keys: "+why) +
+		`,"type":"upstream_error","code":` + strconv.Itoa(resp.StatusCode) + `}}`
+	resp.Header.Del("Content-Encoding")
+	resp.Header.Set("Content-Type", "application/json")
+	setRedacted(resp, nil, msg, io.NopCloser(nil))
 }
 
 // setRedacted makes out resp's whole body. When out is the original head
@@ -79,13 +140,23 @@ func setRedacted(resp *http.Response, head []byte, out string, closer io.Closer)
 	resp.Body = bodyOf(rd, closer)
 }
 
-func gunzip(b []byte) (string, bool) {
-	zr, err := gzip.NewReader(bytes.NewReader(b))
+// decoder reads src decoded from enc, gzip or deflate (zlib, as HTTP's
+// "deflate" is).
+func decoder(enc string, src io.Reader) (io.Reader, error) {
+	if enc == "gzip" {
+		return gzip.NewReader(src)
+	}
+	return zlib.NewReader(src)
+}
+
+// decode reads all of src decoded from enc, at most maxDecoded bytes.
+func decode(enc string, src io.Reader) (string, bool) {
+	dec, err := decoder(enc, src)
 	if err != nil {
 		return "", false
 	}
-	out, err := io.ReadAll(io.LimitReader(zr, maxGunzip+1))
-	if err != nil || len(out) > maxGunzip {
+	out, err := io.ReadAll(io.LimitReader(dec, maxDecoded+1))
+	if err != nil || len(out) > maxDecoded {
 		return "", false
 	}
 	return string(out), true

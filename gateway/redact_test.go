@@ -3,9 +3,13 @@ package gateway
 import (
 	"bytes"
 	"compress/gzip"
+	"compress/zlib"
+	"encoding/hex"
 	"errors"
 	"io"
+	"math/rand/v2"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -31,6 +35,20 @@ func errorResponse(status int, body io.Reader, hdr ...string) (*http.Response, *
 		resp.Header.Set(hdr[i], hdr[i+1])
 	}
 	return resp, cc
+}
+
+func zl(s string) []byte {
+	var b bytes.Buffer
+	zw := zlib.NewWriter(&b)
+	_, _ = io.WriteString(zw, s)
+	_ = zw.Close()
+	return b.Bytes()
+}
+
+// withheld is the body keygate sends instead of one it cannot check.
+func withheld(status int, why string) string {
+	return `{"error":{"message":"upstream answered ` + strconv.Itoa(status) +
+		`; its body was withheld because it could not be checked for API keys: ` + why + `","type":"upstream_error","code":` + strconv.Itoa(status) + `}}`
 }
 
 func gz(s string) []byte {
@@ -65,7 +83,14 @@ func TestRedactErrorBody(t *testing.T) {
 		{"gzip with key: decoded and masked", 401, gz(quoting), []string{"Content-Encoding", "gzip"},
 			strings.ReplaceAll(quoting, redactTestKey, masked), strconv.Itoa(len(strings.ReplaceAll(quoting, redactTestKey, masked))), ""},
 		{"gzip without key: as it came", 402, gz(plain), []string{"Content-Encoding", "gzip"}, string(gz(plain)), "", "gzip"},
-		{"broken gzip: as it came", 402, []byte("not gzip " + redactTestKey[:8]), []string{"Content-Encoding", "gzip"}, "not gzip " + redactTestKey[:8], "", "gzip"},
+		{"broken gzip: withheld", 402, []byte("not gzip " + redactTestKey), []string{"Content-Encoding", "gzip"}, withheld(402, "it does not decode as gzip"), strconv.Itoa(len(withheld(402, "it does not decode as gzip"))), ""},
+		{"deflate with key: decoded and masked", 401, zl(quoting), []string{"Content-Encoding", "deflate"},
+			strings.ReplaceAll(quoting, redactTestKey, masked), strconv.Itoa(len(strings.ReplaceAll(quoting, redactTestKey, masked))), ""},
+		{"deflate without key: as it came", 429, zl(plain), []string{"Content-Encoding", "Deflate"}, string(zl(plain)), "", "Deflate"},
+		{"br: withheld", 401, []byte(quoting), []string{"Content-Encoding", "br"}, withheld(401, "its Content-Encoding (br) is not one keygate can read"),
+			strconv.Itoa(len(withheld(401, "its Content-Encoding (br) is not one keygate can read"))), ""},
+		{"two codings: withheld", 403, []byte(quoting), []string{"Content-Encoding", "gzip, zstd"}, withheld(403, "its Content-Encoding (gzip, zstd) is not one keygate can read"),
+			strconv.Itoa(len(withheld(403, "its Content-Encoding (gzip, zstd) is not one keygate can read"))), ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -103,7 +128,7 @@ func TestRedactLongErrorBody(t *testing.T) {
 	r := secret.NewRedactor([]secret.Key{secret.New(redactTestKey)})
 	masked := secret.Mask(redactTestKey)
 	var in strings.Builder
-	for in.Len() < 3*maxRedactWhole {
+	for in.Len() < 4*maxRedactWhole {
 		in.WriteString(strings.Repeat("z", 1+in.Len()%9973))
 		in.WriteString(redactTestKey)
 	}
@@ -139,5 +164,91 @@ func TestRedactBrokenErrorBody(t *testing.T) {
 	got, err := io.ReadAll(resp.Body)
 	if !errors.Is(err, boom) || string(got) != "bad key "+secret.Mask(redactTestKey) {
 		t.Fatalf("got %q, %v", got, err)
+	}
+}
+
+// TestRedactErrorHeaders: a key quoted in an error answer's header is
+// masked; a success's headers are not read.
+func TestRedactErrorHeaders(t *testing.T) {
+	r := secret.NewRedactor([]secret.Key{secret.New(redactTestKey)})
+	for _, tt := range []struct {
+		status int
+		want   string
+	}{
+		{400, "key " + secret.Mask(redactTestKey)},
+		{502, "key " + secret.Mask(redactTestKey)},
+		{200, "key " + redactTestKey},
+	} {
+		resp, _ := errorResponse(tt.status, strings.NewReader("x"), "X-Echo-Key", "key "+redactTestKey)
+		redactErrorBody(resp, r)
+		if got := resp.Header.Get("X-Echo-Key"); got != tt.want {
+			t.Errorf("%d: X-Echo-Key %q, want %q", tt.status, got, tt.want)
+		}
+	}
+}
+
+// TestRedactLongEncodedErrorBody: an encoded body too long to read whole is
+// decoded as it streams, masked and sent plain.
+func TestRedactLongEncodedErrorBody(t *testing.T) {
+	r := secret.NewRedactor([]secret.Key{secret.New(redactTestKey)})
+	// Random hex between the keys, so that the body stays over the
+	// whole-read limit once compressed.
+	rnd := rand.New(rand.NewChaCha8([32]byte{1}))
+	var in strings.Builder
+	noise := make([]byte, 48)
+	for in.Len() < 4*maxRedactWhole {
+		for i := range noise {
+			noise[i] = byte(rnd.Uint32())
+		}
+		in.WriteString(hex.EncodeToString(noise) + " " + redactTestKey + "\n")
+	}
+	want := strings.ReplaceAll(in.String(), redactTestKey, secret.Mask(redactTestKey))
+	for enc, body := range map[string][]byte{"gzip": gz(in.String()), "deflate": zl(in.String())} {
+		if len(body) <= maxRedactWhole {
+			t.Fatalf("%s: test body compresses to %d bytes, under the whole-read limit", enc, len(body))
+		}
+		resp, cc := errorResponse(500, bytes.NewReader(body), "Content-Encoding", enc)
+		redactErrorBody(resp, r)
+		got, err := io.ReadAll(resp.Body)
+		if err != nil || string(got) != want {
+			t.Fatalf("%s: %d bytes, %v; want the %d masked bytes", enc, len(got), err, len(want))
+		}
+		if h := resp.Header.Get("Content-Encoding"); h != "" {
+			t.Errorf("%s: Content-Encoding %q left on a decoded body", enc, h)
+		}
+		_ = resp.Body.Close()
+		if cc.closed != 1 {
+			t.Errorf("%s: upstream body closed %d times", enc, cc.closed)
+		}
+	}
+}
+
+func TestReadableEncodings(t *testing.T) {
+	tests := []struct {
+		in   []string
+		want []string
+		same bool // the very slice comes back
+	}{
+		{[]string{"gzip"}, []string{"gzip"}, true},
+		{[]string{"gzip, deflate"}, []string{"gzip, deflate"}, true},
+		{[]string{"GZIP;q=1.0, identity;q=0.5"}, []string{"GZIP;q=1.0, identity;q=0.5"}, true},
+		{[]string{""}, []string{""}, true},
+		{[]string{"gzip, deflate, br, zstd"}, []string{"gzip, deflate"}, false},
+		{[]string{"br;q=1.0, gzip;q=0.8, *;q=0.1"}, []string{"gzip;q=0.8"}, false},
+		{[]string{"br"}, []string{"identity"}, false},
+		{[]string{"*"}, []string{"identity"}, false},
+		{[]string{"gzip", "br"}, []string{"gzip"}, false},
+	}
+	for _, tt := range tests {
+		got := readableEncodings(tt.in)
+		if !slices.Equal(got, tt.want) {
+			t.Errorf("readableEncodings(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+		if same := len(got) > 0 && &got[0] == &tt.in[0]; same != tt.same {
+			t.Errorf("readableEncodings(%q): same slice %v, want %v", tt.in, same, tt.same)
+		}
+	}
+	if a := testing.AllocsPerRun(100, func() { readableEncodings([]string{"gzip, deflate"}) }); a != 0 {
+		t.Errorf("%v allocations for a value kept as is", a)
 	}
 }

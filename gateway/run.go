@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -13,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 
@@ -208,7 +208,9 @@ func (s *Server) completion(client *http.Request, req *runRequest, call *relay.C
 		return runResult{Status: "error", Error: "upstream response too large"}
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return runResult{Status: "error", Error: "upstream " + strconv.Itoa(resp.StatusCode) + ": " + s.redact(upstreamMessage(data))}
+		// Masked before upstreamMessage shortens it: a key cut in two is
+		// no longer a key the redactor can find.
+		return runResult{Status: "error", Error: "upstream " + strconv.Itoa(resp.StatusCode) + ": " + upstreamMessage([]byte(s.redact(string(data))))}
 	}
 	var cc struct {
 		Choices []struct {
@@ -227,35 +229,48 @@ func (s *Server) completion(client *http.Request, req *runRequest, call *relay.C
 	if cc.Usage != nil && s.o.Metrics != nil && call.Key != nil {
 		s.o.Metrics.Tokens(call.Key.ID, call.Model, cc.Usage.PromptTokens, cc.Usage.CompletionTokens)
 	}
-	return runResult{Status: "success", Output: *cc.Choices[0].Message.Content, Usage: cc.Usage}
+	// /run writes its own document, so unlike the passthrough's successful
+	// answers, its outputs are masked too.
+	return runResult{Status: "success", Output: s.redact(*cc.Choices[0].Message.Content), Usage: cc.Usage}
 }
 
-// upstreamMessage finds the human message of an upstream error body.
+// upstreamMessage finds the human message of an upstream error body, at
+// most maxUpstreamMessage bytes of valid UTF-8.
 func upstreamMessage(data []byte) string {
 	var e struct {
 		Error json.RawMessage `json:"error"`
 	}
+	text := ""
 	if json.Unmarshal(data, &e) == nil && len(e.Error) > 0 {
 		var obj struct {
 			Message string `json:"message"`
 		}
-		if json.Unmarshal(e.Error, &obj) == nil && obj.Message != "" {
-			return obj.Message
-		}
 		var str string
-		if json.Unmarshal(e.Error, &str) == nil && str != "" {
-			return str
+		if json.Unmarshal(e.Error, &obj) == nil && obj.Message != "" {
+			text = obj.Message
+		} else if json.Unmarshal(e.Error, &str) == nil && str != "" {
+			text = str
 		}
 	}
-	text := strings.TrimSpace(string(bytes.ToValidUTF8(data, nil)))
-	if len(text) > 200 {
-		text = text[:200] + "…"
+	if text == "" {
+		text = string(data)
+	}
+	text = strings.TrimSpace(strings.ToValidUTF8(text, ""))
+	if len(text) > maxUpstreamMessage {
+		cut := maxUpstreamMessage
+		for cut > 0 && !utf8.RuneStart(text[cut]) {
+			cut--
+		}
+		text = text[:cut] + "…"
 	}
 	if text == "" {
 		return "no details"
 	}
 	return text
 }
+
+// maxUpstreamMessage bounds the upstream text quoted in a /run error.
+const maxUpstreamMessage = 200
 
 // describeCallError words a failed call for the model's entry.
 func describeCallError(ctx context.Context, err error) string {
