@@ -82,19 +82,20 @@ func New(cfg *config.Config, log *slog.Logger, o Options) (*App, error) {
 		secrets = append(secrets, k.Secret)
 	}
 	gw := gateway.New(gateway.Options{
-		Relay:        rl,
-		Strategy:     strategy,
-		Rand:         o.Rand,
-		BaseURL:      base,
-		Tokens:       cfg.GatewayAPIKeys,
-		MaxBodyBytes: cfg.MaxBodyBytes,
-		MaxInFlight:  cfg.MaxInFlight,
-		RunMaxModels: cfg.RunMaxModels,
-		Metrics:      m,
-		Gatherer:     reg,
-		Observer:     obs,
-		Logger:       log,
-		Redactor:     secret.NewRedactor(secrets),
+		Relay:           rl,
+		Strategy:        strategy,
+		Rand:            o.Rand,
+		BaseURL:         base,
+		Tokens:          cfg.GatewayAPIKeys,
+		MaxBodyBytes:    cfg.MaxBodyBytes,
+		ReadBodyTimeout: cfg.ReadBodyTimeout,
+		MaxInFlight:     cfg.MaxInFlight,
+		RunMaxModels:    cfg.RunMaxModels,
+		Metrics:         m,
+		Gatherer:        reg,
+		Observer:        obs,
+		Logger:          log,
+		Redactor:        secret.NewRedactor(secrets),
 	})
 	return &App{Config: cfg, Pool: pool, Breakers: breakers, Relay: rl, Registry: reg, Handler: gw, Log: log}, nil
 }

@@ -8,7 +8,10 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"os"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/keygate/keygate/keyring"
 	"github.com/keygate/keygate/relay"
@@ -44,7 +47,7 @@ type passthrough struct {
 	relay    *relay.Relay
 	strategy keyring.Strategy
 	base     *url.URL
-	maxBody  int64
+	body     bodyLimits
 	log      *slog.Logger
 	tokens   TokenCounter
 	proxy    *httputil.ReverseProxy
@@ -52,8 +55,8 @@ type passthrough struct {
 	redactor *secret.Redactor
 }
 
-func newPassthrough(r *relay.Relay, st keyring.Strategy, base *url.URL, maxBody int64, log *slog.Logger, tokens TokenCounter) *passthrough {
-	p := &passthrough{relay: r, strategy: st, base: base, maxBody: maxBody, log: log, tokens: tokens}
+func newPassthrough(r *relay.Relay, st keyring.Strategy, base *url.URL, body bodyLimits, log *slog.Logger, tokens TokenCounter) *passthrough {
+	p := &passthrough{relay: r, strategy: st, base: base, body: body, log: log, tokens: tokens}
 	p.proxy = &httputil.ReverseProxy{
 		Rewrite:      rewrite,
 		Transport:    roundTripper{p},
@@ -163,9 +166,9 @@ func (p *passthrough) prepare(w http.ResponseWriter, r *http.Request) *exchangeC
 		writeAPIError(w, http.StatusBadRequest, "invalid_request_error", "invalid path: "+err.Error())
 		return nil
 	}
-	if ex.body, err = readBody(w, r, p.maxBody); err != nil {
+	if ex.body, err = readBody(w, r, p.body); err != nil {
 		w.Header()["X-Keygate-Key"] = noKeyHeader
-		writeBodyError(w, err, func(code int, msg string) { writeAPIError(w, code, "invalid_request_error", msg) })
+		writeBodyError(err, p.body.max, func(code int, msg string) { writeAPIError(w, code, "invalid_request_error", msg) })
 		return nil
 	}
 	ex.call.Strategy = p.strategy
@@ -225,34 +228,57 @@ func (p *passthrough) proxyError(w http.ResponseWriter, r *http.Request, err err
 	}
 }
 
-// errBodyTooLarge is readBody's error for a body over the limit.
-var errBodyTooLarge = errors.New("request body too large")
+// Errors of readBody.
+var (
+	errBodyTooLarge = errors.New("request body too large")
+	errBodyTimeout  = errors.New("request body not received in time")
+)
 
-// readBody reads the whole request body, at most max bytes. It returns nil
-// for an empty body.
-func readBody(w http.ResponseWriter, r *http.Request, max int64) ([]byte, error) {
+// bodyLimits bound a request body: its size (MAX_BODY_BYTES) and the time
+// it takes to arrive (READ_BODY_TIMEOUT, none when zero).
+type bodyLimits struct {
+	max     int64
+	timeout time.Duration
+}
+
+// exactBody is the largest declared length read into a buffer of exactly
+// that size; a longer body grows its buffer as its bytes come, so that a
+// client cannot make keygate allocate what it never sends.
+const exactBody = 1 << 20
+
+// readBody reads the whole request body within l. It returns nil for an
+// empty body.
+func readBody(w http.ResponseWriter, r *http.Request, l bodyLimits) ([]byte, error) {
 	if r.Body == nil || r.Body == http.NoBody {
 		return nil, nil
 	}
-	if r.ContentLength > max {
+	if r.ContentLength > l.max {
 		return nil, errBodyTooLarge
 	}
+	deadline := l.timeout > 0 && setReadDeadline(w, time.Now().Add(l.timeout))
 	var body []byte
 	var err error
-	if r.ContentLength > 0 {
-		// The server's body reader stops at the declared length, so no
-		// MaxBytesReader is needed.
+	if r.ContentLength > 0 && r.ContentLength <= exactBody {
+		// The server's body reader stops at the declared length.
 		body = make([]byte, r.ContentLength)
 		_, err = io.ReadFull(r.Body, body)
 	} else {
-		body, err = io.ReadAll(http.MaxBytesReader(w, r.Body, max))
+		body, err = io.ReadAll(http.MaxBytesReader(w, r.Body, l.max))
 	}
 	if err != nil {
+		// The deadline stays: the server drains what is left of the body
+		// before it answers, and must not wait for a client that stalls.
 		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
+		switch {
+		case errors.As(err, &mbe):
 			return nil, errBodyTooLarge
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			return nil, errBodyTimeout
 		}
 		return nil, err
+	}
+	if deadline {
+		setReadDeadline(w, time.Time{})
 	}
 	if len(body) == 0 {
 		return nil, nil
@@ -260,11 +286,31 @@ func readBody(w http.ResponseWriter, r *http.Request, max int64) ([]byte, error)
 	return body, nil
 }
 
-// writeBodyError answers a request whose body could not be read.
-func writeBodyError(w http.ResponseWriter, err error, write func(code int, msg string)) {
-	if errors.Is(err, errBodyTooLarge) {
-		write(http.StatusRequestEntityTooLarge, "request body too large")
-		return
+// setReadDeadline sets the read deadline of w's connection, as
+// http.ResponseController does but without allocating one; it reports
+// whether w supports it.
+func setReadDeadline(w http.ResponseWriter, t time.Time) bool {
+	for {
+		switch x := w.(type) {
+		case interface{ SetReadDeadline(time.Time) error }:
+			return x.SetReadDeadline(t) == nil
+		case interface{ Unwrap() http.ResponseWriter }:
+			w = x.Unwrap()
+		default:
+			return false
+		}
 	}
-	write(http.StatusBadRequest, "reading request body failed")
+}
+
+// writeBodyError answers a request whose body could not be read, through
+// write, in the route's own error shape.
+func writeBodyError(err error, max int64, write func(code int, msg string)) {
+	switch {
+	case errors.Is(err, errBodyTooLarge):
+		write(http.StatusRequestEntityTooLarge, "request body too large: the limit is "+strconv.FormatInt(max, 10)+" bytes (MAX_BODY_BYTES)")
+	case errors.Is(err, errBodyTimeout):
+		write(http.StatusRequestTimeout, "request body not received in time (READ_BODY_TIMEOUT)")
+	default:
+		write(http.StatusBadRequest, "reading request body failed")
+	}
 }

@@ -57,13 +57,9 @@ var attribution = [...]string{"HTTP-Referer", "X-Title"}
 // run sends one prompt to several models at once.
 func (s *Server) run(c echo.Context) error {
 	r, w := c.Request(), c.Response()
-	body, err := readBody(w, r, s.o.MaxBodyBytes)
+	body, err := readBody(w, r, bodyLimits{max: s.o.MaxBodyBytes, timeout: s.o.ReadBodyTimeout})
 	if err != nil {
-		if errors.Is(err, errBodyTooLarge) {
-			writeJSON(w, http.StatusRequestEntityTooLarge, runError{Error: "request body too large: the limit is " + strconv.FormatInt(s.o.MaxBodyBytes, 10) + " bytes (MAX_BODY_BYTES)"})
-			return nil
-		}
-		writeJSON(w, http.StatusBadRequest, runError{Error: "reading request body failed"})
+		writeBodyError(err, s.o.MaxBodyBytes, func(code int, msg string) { writeJSON(w, code, runError{Error: msg}) })
 		return nil
 	}
 	req, err := decodeRunRequest(body, s.o.RunMaxModels)

@@ -38,6 +38,10 @@ type Options struct {
 	Tokens []string
 	// MaxBodyBytes caps request bodies (MAX_BODY_BYTES).
 	MaxBodyBytes int64
+	// ReadBodyTimeout bounds the time a request body takes to arrive
+	// (READ_BODY_TIMEOUT): a client trickling its body would otherwise
+	// hold a MAX_IN_FLIGHT slot for ever. Zero means no bound.
+	ReadBodyTimeout time.Duration
 	// MaxInFlight caps concurrent client requests (MAX_IN_FLIGHT).
 	MaxInFlight int
 	// RunMaxModels caps models per /run (RUN_MAX_MODELS). Default 32.
@@ -87,7 +91,7 @@ func New(o Options) *Server {
 	if o.Metrics != nil {
 		tokens = o.Metrics
 	}
-	s.pass = newPassthrough(o.Relay, o.Strategy, o.BaseURL, o.MaxBodyBytes, o.Logger, tokens)
+	s.pass = newPassthrough(o.Relay, o.Strategy, o.BaseURL, bodyLimits{max: o.MaxBodyBytes, timeout: o.ReadBodyTimeout}, o.Logger, tokens)
 	s.pass.redactor = o.Redactor
 
 	e.GET("/healthz", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]string{"status": "ok"}) })
