@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unicode"
 )
 
 // runRequest is a decoded, valid POST /run body.
@@ -87,6 +88,11 @@ func decodeRunRequest(body []byte, maxModels int) (*runRequest, error) {
 		}
 		if strings.TrimSpace(req.Models[i]) == "" {
 			return nil, fmt.Errorf(`"models[%d]" must not be empty`, i)
+		}
+		// A model id is printed in console lines: a newline in it would
+		// forge a line of its own.
+		if strings.ContainsFunc(req.Models[i], unicode.IsControl) {
+			return nil, fmt.Errorf(`"models[%d]" must not contain control characters`, i)
 		}
 	}
 

@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"unicode"
 )
 
 const testMaxModels = 32
@@ -88,6 +89,9 @@ var badRunBodies = []struct{ body, want string }{
 	{`{"prompt":"hi","models":[true]}`, `"models[0]" must be a string`},
 	{`{"prompt":"hi","models":["a",""]}`, `"models[1]" must not be empty`},
 	{`{"prompt":"hi","models":[" "]}`, `"models[0]" must not be empty`},
+	{`{"prompt":"hi","models":["a","b\n✅ forged line"]}`, `"models[1]" must not contain control characters`},
+	{`{"prompt":"hi","models":["a\u001b[31m"]}`, `"models[0]" must not contain control characters`},
+	{`{"prompt":"hi","models":["a\rb"]}`, `"models[0]" must not contain control characters`},
 	{`{"prompt":"hi","models":[` + strings.Repeat(`"a",`, 32) + `"a"]}`, `"models" has 33 entries; at most 32`},
 	{`{"prompt":"hi","models":["a"],"random_key":"true"}`, `"random_key"`},
 	{`{"prompt":"hi","models":["a"],"random_key":0}`, `"random_key"`},
@@ -184,7 +188,7 @@ func acceptable(body []byte, maxModels int) bool {
 		return false
 	}
 	for _, x := range models {
-		if s, ok := x.(string); !ok || strings.TrimSpace(s) == "" {
+		if s, ok := x.(string); !ok || strings.TrimSpace(s) == "" || strings.ContainsFunc(s, unicode.IsControl) {
 			return false
 		}
 	}
