@@ -54,8 +54,11 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 		}
 		return 2
 	}
+	explicit := false
+	fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "env-file" })
 	dotenv, err := godotenv.Read(*envFile)
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
+	// A missing .env is normal; a missing file the user named is a typo.
+	if err != nil && (explicit || !errors.Is(err, os.ErrNotExist)) {
 		fmt.Fprintf(stderr, "keygate: reading %s: %v\n", *envFile, err)
 		return 2
 	}
@@ -111,12 +114,23 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(sigs)
+	done := make(chan struct{})
+	defer close(done)
 	go func() {
-		<-sigs
-		stop()
-		<-sigs
-		log.Warn("second signal: exiting now")
-		close(force)
+		for i := 0; ; i++ {
+			select {
+			case <-sigs:
+			case <-done: // stopped, or never started: nothing to wait for
+				return
+			}
+			if i == 0 {
+				stop()
+				continue
+			}
+			log.Warn("second signal: exiting now")
+			close(force)
+			return
+		}
 	}()
 	if err := a.Serve(ctx, ln, force); err != nil {
 		fmt.Fprintf(stderr, "keygate: %v\n", err)
@@ -132,9 +146,13 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 }
 
 // healthcheck asks the local gateway's /healthz: exit 0 when it answers 200.
-// It is the container HEALTHCHECK, which has no shell or curl.
+// It is the container HEALTHCHECK, which has no shell or curl. It finds the
+// port as the gateway does: PORT from the environment, else from .env.
 func healthcheck(environ []string, stderr io.Writer) int {
 	port := "4000"
+	if dotenv, err := godotenv.Read(".env"); err == nil && dotenv["PORT"] != "" {
+		port = dotenv["PORT"]
+	}
 	for _, kv := range environ {
 		if v, ok := strings.CutPrefix(kv, "PORT="); ok && v != "" {
 			port = v
