@@ -61,7 +61,7 @@ func TestReadmeExamples(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var logs bytes.Buffer
-	cmd := exec.CommandContext(ctx, bin, "-demo", "-env-file", filepath.Join(dir, "none.env"))
+	cmd := exec.CommandContext(ctx, bin, "-demo", "-env-file", os.DevNull)
 	cmd.Dir = dir
 	cmd.Env = []string{"PORT=" + port, "PATH=" + os.Getenv("PATH")}
 	cmd.Stdout, cmd.Stderr = &logs, &logs
