@@ -30,7 +30,7 @@ type Config struct {
 	BaseURL             string        `env:"OPENROUTER_BASE_URL" envDefault:"https://openrouter.ai/api/v1" help:"upstream base; /v1/<rest> maps to <base>/<rest>"`
 	Port                int           `env:"PORT" envDefault:"4000" help:"listen port (all interfaces)"`
 	KeyRotation         string        `env:"KEY_ROTATION" envDefault:"random" help:"random, round-robin or least-busy"`
-	GatewayAPIKeys      []string      `env:"GATEWAY_API_KEYS" help:"comma-separated client tokens; when set, /run, /v1/* and /keys need Authorization: Bearer <token>"`
+	GatewayAPIKeys      []secret.Key  `env:"GATEWAY_API_KEYS" help:"comma-separated client tokens; when set, /run, /v1/* and /keys need Authorization: Bearer <token>"`
 	RateLimitCooldown   time.Duration `env:"RATE_LIMIT_COOLDOWN" envDefault:"30s" help:"rest after a 429 without a reset hint"`
 	AuthFailureCooldown time.Duration `env:"AUTH_FAILURE_COOLDOWN" envDefault:"10m" help:"rest after 401, 402 or 403"`
 	MaxCooldown         time.Duration `env:"MAX_COOLDOWN" envDefault:"1h" help:"cap on a rest that doubles after each failed trial"`
@@ -141,11 +141,15 @@ func (c *Config) validate() error {
 			return fmt.Errorf("invalid %s: must be positive", p.name)
 		}
 	}
-	var tokens []string
+	var tokens []secret.Key
 	for _, t := range c.GatewayAPIKeys {
-		if t = strings.TrimSpace(t); t != "" {
+		if !t.IsZero() {
 			tokens = append(tokens, t)
 		}
+	}
+	if len(tokens) == 0 && len(c.GatewayAPIKeys) > 0 {
+		// Set, but to commas and blanks: running open would be a surprise.
+		return errors.New("invalid GATEWAY_API_KEYS: it holds no token (unset it to run without client auth)")
 	}
 	c.GatewayAPIKeys = tokens
 	return nil

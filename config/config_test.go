@@ -3,9 +3,12 @@ package config
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/keygate/keygate/secret"
 )
 
 func TestLoadDefaults(t *testing.T) {
@@ -87,6 +90,8 @@ func TestBadSettings(t *testing.T) {
 		{"log level", "LOG_LEVEL=loud", "LOG_LEVEL"},
 		{"key name", "OPENROUTER_API_KEY_X=abc", "OPENROUTER_API_KEY_X"},
 		{"key zero", "OPENROUTER_API_KEY_0=abc", "OPENROUTER_API_KEY_0"},
+		{"tokens all blank", "GATEWAY_API_KEYS= , ,", "GATEWAY_API_KEYS"},
+		{"body timeout", "READ_BODY_TIMEOUT=0s", "READ_BODY_TIMEOUT"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Load([]string{key, tc.env}, nil, true)
@@ -136,4 +141,22 @@ func equal(a, b []int) bool {
 		}
 	}
 	return true
+}
+
+// TestGatewayTokensAreSecrets: client tokens are parsed into secret.Keys,
+// blanks dropped, so printing the settings shows them masked.
+func TestGatewayTokensAreSecrets(t *testing.T) {
+	const tok = "client-token-0123456789-abcdef-wxyz"
+	c, err := Load([]string{"OPENROUTER_API_KEY_1=sk-or-v1-aaaaaaaaaaaaaaaa1111", "GATEWAY_API_KEYS= " + tok + " ,, other-token-0123456789 "}, nil, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.GatewayAPIKeys) != 2 || !c.GatewayAPIKeys[0].Equal(secret.New(tok)) {
+		t.Fatalf("tokens %v, want the two given", c.GatewayAPIKeys)
+	}
+	for _, format := range []string{"%v", "%+v", "%#v", "%s"} {
+		if out := fmt.Sprintf(format, c); strings.Contains(out, "0123456789") {
+			t.Errorf("%s of the settings shows a token: %s", format, out)
+		}
+	}
 }

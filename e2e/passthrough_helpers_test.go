@@ -106,7 +106,7 @@ func ptKeys(t testing.TB, gw *gateway) map[int]ptKeyStatus {
 	t.Helper()
 	req := newRequest(t, http.MethodGet, gw.URL+"/keys", nil)
 	if tokens := gw.Config.GatewayAPIKeys; len(tokens) > 0 {
-		req.Header.Set("Authorization", "Bearer "+tokens[0])
+		tokens[0].SetAuthorization(req.Header)
 	}
 	resp, body := do(t, req)
 	if resp.StatusCode != http.StatusOK {

@@ -35,7 +35,7 @@ type Options struct {
 	// BaseURL is the upstream base (OPENROUTER_BASE_URL).
 	BaseURL *url.URL
 	// Tokens are the client tokens (GATEWAY_API_KEYS); none means open.
-	Tokens []string
+	Tokens []secret.Key
 	// MaxBodyBytes caps request bodies (MAX_BODY_BYTES).
 	MaxBodyBytes int64
 	// ReadBodyTimeout bounds the time a request body takes to arrive

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/keygate/keygate/metrics"
+	"github.com/keygate/keygate/secret"
 )
 
 // The /v1 passthrough is served by a plain net/http handler, outside echo:
@@ -68,10 +69,10 @@ func markReturned(w http.ResponseWriter) {
 
 // tokenDigests are the SHA-256 digests of the client tokens, which
 // validToken compares.
-func tokenDigests(tokens []string) [][sha256.Size]byte {
+func tokenDigests(tokens []secret.Key) [][sha256.Size]byte {
 	d := make([][sha256.Size]byte, len(tokens))
 	for i, t := range tokens {
-		d[i] = sha256.Sum256([]byte(t))
+		d[i] = t.Digest()
 	}
 	return d
 }

@@ -7,6 +7,7 @@
 package secret
 
 import (
+	"crypto/sha256"
 	"cmp"
 	"encoding/json"
 	"fmt"
@@ -99,11 +100,30 @@ func (k Key) MarshalJSON() ([]byte, error) { return json.Marshal(k.String()) }
 // MarshalText encodes the masked form (used by encoding/json map keys, slog).
 func (k Key) MarshalText() ([]byte, error) { return []byte(k.String()), nil }
 
+// UnmarshalText reads a key from configuration text, trimmed as New trims:
+// settings such as GATEWAY_API_KEYS are parsed straight into Keys, so the
+// raw text never sits in a plain string field.
+func (k *Key) UnmarshalText(b []byte) error {
+	*k = New(string(b))
+	return nil
+}
+
+// Digest is the SHA-256 of the raw key, the zero array for the zero Key: what
+// a gateway keeps of a client token, to compare the token a request brings
+// in constant time.
+func (k Key) Digest() [sha256.Size]byte {
+	if k.v == nil {
+		return [sha256.Size]byte{}
+	}
+	return sha256.Sum256([]byte(k.v.raw))
+}
+
 // LogValue makes slog record the masked form.
 func (k Key) LogValue() slog.Value { return slog.StringValue(k.String()) }
 
 // SetAuthorization sets "Authorization: Bearer <key>" on h; for the zero Key
-// it removes Authorization. It is the one place the raw key is read. The
+// it removes Authorization. It is the one place the raw key leaves this
+// package (Digest gives only its hash). The
 // header value slice is shared between calls and must not be modified by the
 // caller.
 func (k Key) SetAuthorization(h http.Header) {
