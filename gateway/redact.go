@@ -27,10 +27,9 @@ const (
 	// exact Content-Length, and an encoded one can go out as it came when
 	// it quotes no key.
 	maxRedactWhole = 1 << 20
-	// redactHold is what is held back between reads of a longer error
-	// body, so that a key split across reads is still found. Keys longer
-	// than this are not masked in such bodies.
-	redactHold = 4 << 10
+	// redactBatch is how much of a longer error body is gathered before
+	// it is masked and passed on.
+	redactBatch = 4 << 10
 	// maxDecoded bounds an encoded error body once decoded.
 	maxDecoded = 8 << 20
 )
@@ -175,14 +174,14 @@ type errReader struct{ err error }
 
 func (e errReader) Read([]byte) (int, error) { return 0, e.err }
 
-// redactingReader masks keys in a body too long to read whole: it holds
-// back the last redactHold bytes read until more come, so that a key cut
-// between two reads is masked whole.
+// redactingReader masks keys in a body too long to read whole. It masks
+// what it has read in batches of redactBatch bytes, and holds back a tail
+// that may be a key cut between two reads until more comes.
 type redactingReader struct {
 	src     io.ReadCloser
 	r       *secret.Redactor
-	pending []byte // read, masked as far as seen, not yet handed out
-	out     []byte // ready for the reader
+	pending []byte // read, not yet masked
+	out     []byte // masked, ready for the reader
 	err     error
 	buf     []byte
 }
@@ -202,10 +201,10 @@ func (b *redactingReader) Read(p []byte) (int, error) {
 			b.out, b.pending = []byte(b.r.Redact(string(b.pending))), nil
 			continue
 		}
-		if len(b.pending) > 2*redactHold {
-			red := b.r.Redact(string(b.pending))
-			cut := len(red) - redactHold
-			b.out, b.pending = []byte(red[:cut]), append(b.pending[:0], red[cut:]...)
+		if len(b.pending) >= redactBatch {
+			out, used := b.r.RedactPrefix(string(b.pending))
+			b.out = []byte(out)
+			b.pending = append(b.pending[:0], b.pending[used:]...)
 		}
 	}
 	n := copy(p, b.out)

@@ -226,7 +226,8 @@ func bearerToken(v string) (string, bool) {
 	if !ok || !strings.EqualFold(scheme, "Bearer") {
 		return "", false
 	}
-	return strings.TrimSpace(token), true
+	token = strings.TrimSpace(token)
+	return token, token != ""
 }
 
 // validToken compares got with every token in constant time. Digests are

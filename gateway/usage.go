@@ -22,16 +22,19 @@ type TokenCounter interface {
 // carries one. It never holds data back from the client; parsing happens on
 // Close, after the body was forwarded.
 type usageTap struct {
-	rc      io.ReadCloser
-	stream  bool
-	enc     string        // JSON: "gzip" or "deflate" when the answer is encoded
-	buf     *bytes.Buffer // JSON: the answer so far; SSE: the current line
-	last    []byte        // SSE: the last data line with a usage field
-	eof     bool
-	over    bool
-	counter TokenCounter
-	keyID   int
-	model   string
+	rc     io.ReadCloser
+	stream bool
+	enc    string        // JSON: "gzip" or "deflate" when the answer is encoded
+	buf    *bytes.Buffer // JSON: the answer so far; SSE: the current line
+	last   []byte        // SSE: the last data line with a usage field
+	eof    bool
+	over   bool
+	// longLine: SSE, the current line outgrew maxUsageScan and is skipped
+	// up to its end.
+	longLine bool
+	counter  TokenCounter
+	keyID    int
+	model    string
 }
 
 var tapBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
@@ -85,20 +88,26 @@ func (t *usageTap) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// scanLines keeps the last SSE data line that mentions usage.
+// scanLines keeps the last SSE data line that mentions usage. A line
+// longer than maxUsageScan is no usage chunk and is skipped whole, however
+// it was split between reads.
 func (t *usageTap) scanLines(p []byte) {
 	for len(p) > 0 {
 		i := bytes.IndexByte(p, '\n')
 		if i < 0 {
-			if t.buf.Len()+len(p) > maxUsageScan {
-				t.buf.Reset() // a line this long is no usage chunk
+			if t.longLine || t.buf.Len()+len(p) > maxUsageScan {
+				t.buf.Reset()
+				t.longLine = true
 				return
 			}
 			t.buf.Write(p)
 			return
 		}
 		line := p[:i]
-		if t.buf.Len() > 0 {
+		switch {
+		case t.longLine || t.buf.Len()+len(line) > maxUsageScan:
+			line = nil
+		case t.buf.Len() > 0:
 			t.buf.Write(line)
 			line = t.buf.Bytes()
 		}
@@ -106,6 +115,7 @@ func (t *usageTap) scanLines(p []byte) {
 			t.last = append(t.last[:0], line...)
 		}
 		t.buf.Reset()
+		t.longLine = false
 		p = p[i+1:]
 	}
 }
@@ -152,15 +162,11 @@ func mediaType(ct string) string {
 
 // tokenCount reads the integer field name of a JSON usage object without
 // decoding it; an absent or null field is 0. ok is false when the value is
-// not an integer.
+// not a count (a non-negative integer).
 func tokenCount(usage []byte, name string) (n int, ok bool) {
 	raw := topLevel(usage, name)
 	if raw == nil || string(raw) == "null" {
 		return 0, true
-	}
-	neg := raw[0] == '-'
-	if neg {
-		raw = raw[1:]
 	}
 	if len(raw) == 0 || len(raw) > 15 {
 		return 0, false
@@ -170,9 +176,6 @@ func tokenCount(usage []byte, name string) (n int, ok bool) {
 			return 0, false
 		}
 		n = n*10 + int(c-'0')
-	}
-	if neg {
-		n = -n
 	}
 	return n, true
 }

@@ -25,7 +25,8 @@ func TestTokenCount(t *testing.T) {
 		{`{ "completion_tokens" : 3 , "prompt_tokens" : 0 }`, 0, true},
 		{`{"completion_tokens":3}`, 0, true},
 		{`{"prompt_tokens":null}`, 0, true},
-		{`{"prompt_tokens":-2}`, -2, true},
+		{`{"prompt_tokens":-2}`, 0, false}, // a count is never negative
+		{`{"prompt_tokens":}`, 0, false},   // no value: once a panic
 		{`{"prompt_tokens":"12"}`, 0, false},
 		{`{"prompt_tokens":1.5}`, 0, false},
 		{`{"prompt_tokens":1e3}`, 0, false},

@@ -7,8 +7,8 @@
 package secret
 
 import (
-	"crypto/sha256"
 	"cmp"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -154,12 +154,80 @@ func NewRedactor(keys []Key) *Redactor {
 	return &Redactor{keys: ks}
 }
 
-// Redact returns s with every occurrence of a key masked.
+// Redact returns s with every occurrence of a key masked. Scanning from
+// the left, the first key found is masked, the longest where several start
+// at one place; s comes back as it is when it holds no key.
 func (r *Redactor) Redact(s string) string {
-	for _, k := range r.keys {
-		if strings.Contains(s, k.v.raw) {
-			s = strings.ReplaceAll(s, k.v.raw, k.v.masked)
+	out, _ := r.redact(s, true)
+	return out
+}
+
+// RedactPrefix is Redact for a text that goes on after s: it masks s[:n]
+// and returns it with n. From n on, s may hold the start of a key (or of a
+// longer key than the one found there), cut by the end of s: give those
+// bytes again with what follows.
+func (r *Redactor) RedactPrefix(s string) (string, int) {
+	return r.redact(s, false)
+}
+
+func (r *Redactor) redact(s string, final bool) (string, int) {
+	var b strings.Builder
+	last := 0 // s[:last] is masked into b
+	for {
+		at, k := -1, Key{}
+		for _, key := range r.keys { // longest first: it wins a tie
+			if x := strings.Index(s[last:], key.v.raw); x >= 0 && (at < 0 || last+x < at) {
+				at, k = last+x, key
+			}
+		}
+		if at < 0 {
+			break
+		}
+		if !final {
+			// A key cut by the end of s, starting here or before, may
+			// hold this one: it must be seen whole first.
+			if h := r.holdFrom(s, last); h <= at {
+				b.WriteString(s[last:h])
+				return b.String(), h
+			}
+		}
+		b.WriteString(s[last:at])
+		b.WriteString(k.v.masked)
+		last = at + len(k.v.raw)
+	}
+	end := len(s)
+	if !final {
+		end = r.holdFrom(s, last)
+	}
+	if last == 0 {
+		return s[:end], end
+	}
+	b.WriteString(s[last:end])
+	return b.String(), end
+}
+
+// cutKey reports whether t is a proper prefix of a key: the start of one
+// that the end of the text cut.
+func (r *Redactor) cutKey(t string) bool {
+	for _, key := range r.keys {
+		if len(t) < len(key.v.raw) && strings.HasPrefix(key.v.raw, t) {
+			return true
 		}
 	}
-	return s
+	return false
+}
+
+// holdFrom is where, at or after from, the end of s may be a key cut short;
+// len(s) when nowhere.
+func (r *Redactor) holdFrom(s string, from int) int {
+	if len(r.keys) == 0 {
+		return len(s)
+	}
+	longest := len(r.keys[0].v.raw) // sorted longest first
+	for p := max(from, len(s)-longest+1); p < len(s); p++ {
+		if r.cutKey(s[p:]) {
+			return p
+		}
+	}
+	return len(s)
 }

@@ -250,6 +250,39 @@ func TestRedactor(t *testing.T) {
 	}
 }
 
+// TestRedactPrefix: for a text that goes on, everything that cannot be the
+// start of a key cut by the end is masked and consumed; the rest is held.
+func TestRedactPrefix(t *testing.T) {
+	short := "sk-or-v1-aaaaaaaaaaaaaaaaaaaaaaaa"
+	long := short + "bbbbbbbbbbbbbbbbbbbbbbbbzzzz"
+	r := NewRedactor([]Key{New(short), New(long)})
+	tests := []struct {
+		name, in, want string
+		n              int
+	}{
+		{"no key", "plain text", "plain text", 10},
+		{"whole key", "a " + long + " b", "a sk-or-v1-…zzzz b", len("a " + long + " b")},
+		{"cut key held", "a " + long[:20], "a ", 2},
+		{"shorter key inside a cut longer one", "a " + long[:len(short)+5], "a ", 2},
+		{"short key whole, text after it", "a " + short + "!", "a sk-or-v1-…aaaa!", len("a " + short + "!")},
+		{"masked, then a cut key", short + " x " + long[:12], "sk-or-v1-…aaaa x ", len(short + " x ")},
+		{"prefix of the public part held", "x sk-or", "x ", 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, n := r.RedactPrefix(tt.in)
+			if got != tt.want || n != tt.n {
+				t.Fatalf("RedactPrefix(%q) = %q, %d; want %q, %d", tt.in, got, n, tt.want, tt.n)
+			}
+			// Fed again with its end, the held part is masked as Redact does.
+			rest := tt.in[n:] + " end"
+			if whole := got + r.Redact(rest); whole != r.Redact(tt.in+" end") {
+				t.Fatalf("in two parts %q, whole %q", whole, r.Redact(tt.in+" end"))
+			}
+		})
+	}
+}
+
 // FuzzMask checks what Mask can promise for any input. Its output is at
 // most a known prefix, "…" and four bytes, so every 12-byte window of the
 // output spans the whole "…": the output shares no 12 consecutive bytes
