@@ -194,8 +194,7 @@ func (r *Relay) Do(req *http.Request, body []byte, c *Call) (*http.Response, err
 			if c.OnRetry != nil {
 				c.OnRetry(lease.Key)
 			}
-			_, _ = io.Copy(io.Discard, io.LimitReader(prev.Body, 64<<10))
-			prev.Body.Close()
+			discard(prev)
 			prev = nil
 			req = req.Clone(parent)
 		}
@@ -304,3 +303,18 @@ func (nopObserver) KeySelected(*keyring.Key, string)                          {}
 func (nopObserver) Upstream(*keyring.Key, string, int, time.Duration)         {}
 func (nopObserver) Cooldown(*keyring.Key, breaker.Reason, int, time.Duration) {}
 func (nopObserver) Retry(breaker.Reason)                                      {}
+
+// maxDrain is the largest failed answer read to its end so that its
+// connection can carry the next call.
+const maxDrain = 4 << 10
+
+// discard drops a failed answer the client will not see. A short body of
+// known length is read out, which keeps its connection for reuse; any other
+// is closed unread, since an upstream that stalls mid-body would hold up
+// the retry that is waiting on it.
+func discard(resp *http.Response) {
+	if resp.ContentLength >= 0 && resp.ContentLength <= maxDrain {
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxDrain))
+	}
+	resp.Body.Close()
+}

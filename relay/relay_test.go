@@ -375,3 +375,37 @@ func TestDoSendsBodyOnEveryAttempt(t *testing.T) {
 		})
 	}
 }
+
+// TestRetryDoesNotWaitForAStalledFault: a key fault whose body stalls
+// halfway is dropped unread, so the retry on the next key goes ahead at
+// once; before, it read up to 64 KiB of the failed answer first and sat
+// out the silence timeout.
+func TestRetryDoesNotWaitForAStalledFault(t *testing.T) {
+	e := newEnv(t, envOptions{keys: 2, timeout: time.Hour}, func(w http.ResponseWriter, r *http.Request, id int) {
+		if id == 1 {
+			w.WriteHeader(http.StatusTooManyRequests)
+			w.Write([]byte(`{"error":"rate limited, and then `))
+			w.(http.Flusher).Flush()
+			<-r.Context().Done() // the rest never comes while the client waits
+			return
+		}
+		w.Write([]byte(`{"ok":true}`))
+	})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		resp, err := e.do(t, nil, &relay.Call{})
+		if err != nil {
+			t.Errorf("Do: %v", err)
+			return
+		}
+		if body := readAll(t, resp); resp.StatusCode != 200 || body != `{"ok":true}` {
+			t.Errorf("got %d %q, want key 2's answer", resp.StatusCode, body)
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second): // a hang guard, far beyond any honest run
+		t.Fatal("the retry waited on the stalled body of the failed answer")
+	}
+}
