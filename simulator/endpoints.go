@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"net/http"
 	"strings"
+
+	"github.com/keygate/keygate/secret"
 )
 
 // simModels are the models GET /models lists; any other name works for a
@@ -81,7 +83,8 @@ type echoReply struct {
 }
 
 // serveEcho answers any method on /echo and /echo/...: the request itself
-// as JSON, headers (the Authorization header too) included. Host and
+// as JSON, headers included, with the Authorization header's token masked
+// (in -demo any client could read the key otherwise). Host and
 // Transfer-Encoding are not in Go's header map, so they have fields of
 // their own; Body is the body as a string (invalid UTF-8 shows as U+FFFD).
 func (c *call) serveEcho() {
@@ -103,7 +106,7 @@ func (c *call) serveEcho() {
 		RawQuery:         r.URL.RawQuery,
 		Host:             r.Host,
 		Proto:            r.Proto,
-		Headers:          r.Header,
+		Headers:          maskedAuthorization(r.Header),
 		TransferEncoding: r.TransferEncoding,
 		ContentLength:    r.ContentLength,
 		Body:             string(body),
@@ -114,4 +117,22 @@ func (c *call) serveEcho() {
 		return
 	}
 	c.sendBody(http.StatusOK, "application/json", out)
+}
+
+// maskedAuthorization is h with the token of each Authorization value
+// masked, e.g. "Bearer sk-or-v1-…c0de": enough to tell which key came.
+func maskedAuthorization(h http.Header) http.Header {
+	vs, ok := h["Authorization"]
+	if !ok {
+		return h
+	}
+	out := h.Clone()
+	for i, v := range vs {
+		if scheme, token, ok := strings.Cut(v, " "); ok {
+			out["Authorization"][i] = scheme + " " + secret.Mask(token)
+		} else {
+			out["Authorization"][i] = secret.Mask(v)
+		}
+	}
+	return out
 }

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -298,23 +299,31 @@ func badJSON2(code int) func(*testing.T, reply) {
 	}
 }
 
-// TestDelay checks that delay= holds the reply back: a lower bound on the
-// time, which cannot flake, and an in-flight request that has no answer yet.
+// TestDelay checks that delay= holds the reply back, errors included: on
+// a synctest bubble's fake clock the call has no answer a nanosecond before
+// the delay is over and has its whole answer when it is.
 func TestDelay(t *testing.T) {
 	t.Parallel()
-	h := startSim(t, testOptions())
-	start := time.Now()
-	if r := h.chat(keyOK, "sim/delay=60ms", "hi", false, nil); r.status != 200 {
-		t.Fatalf("status %d", r.status)
-	}
-	if el := time.Since(start); el < 60*time.Millisecond {
-		t.Errorf("answered after %v", el)
-	}
-	start = time.Now()
-	if r := h.chat(keyOK, "m", "hi", false, map[string]string{HeaderFault: "delay=50ms,status=500"}); r.status != 500 {
-		t.Fatalf("status %d", r.status)
-	}
-	if el := time.Since(start); el < 50*time.Millisecond {
-		t.Errorf("error answered after %v", el)
+	for _, tc := range []struct {
+		name, model string
+		hdr         map[string]string
+		delay       time.Duration
+		status      int
+	}{
+		{"model directive", "sim/delay=60ms", nil, 60 * time.Millisecond, 200},
+		{"header directive on an error", "m", map[string]string{HeaderFault: "delay=50ms,status=500"}, 50 * time.Millisecond, 500},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				s := New(testOptions())
+				defer s.Close()
+				c := serveInBubble(t, s, keyOK, tc.model, false, tc.hdr)
+				c.heldBetween(t, tc.delay, tc.delay)
+				resp, body := c.result(t)
+				if resp.StatusCode != tc.status || resp.Header.Get(HeaderBodySHA256) != sha([]byte(body)) {
+					t.Fatalf("status %d, body %q; want %d, intact", resp.StatusCode, body, tc.status)
+				}
+			})
+		})
 	}
 }

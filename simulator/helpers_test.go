@@ -11,7 +11,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -230,5 +232,134 @@ func eventually(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("never happened: %s", what)
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// bubbleCall is a chat completion served by a simulator on a goroutine of
+// the current synctest bubble. In the bubble the delays run on the fake
+// clock, and after synctest.Wait the handler is either finished or blocked
+// in a delay, so what it has written by a given fake time is exact: the
+// tests check delays by ordering, not by timing.
+type bubbleCall struct {
+	w     *lockedRecorder
+	done  chan struct{}
+	start time.Time // fake time
+}
+
+// lockedRecorder is a ResponseRecorder whose writes the test may watch
+// while the handler runs. (synctest.Wait orders the handler's writes before
+// the test's reads, but not the test's reads before the handler's later
+// writes, which the race detector would report.)
+type lockedRecorder struct {
+	mu  sync.Mutex
+	rec *httptest.ResponseRecorder
+}
+
+func (l *lockedRecorder) Header() http.Header { return l.rec.Header() }
+
+func (l *lockedRecorder) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.rec.Write(p)
+}
+
+func (l *lockedRecorder) WriteHeader(code int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.rec.WriteHeader(code)
+}
+
+func (l *lockedRecorder) Flush() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.rec.Flush()
+}
+
+// written returns the body so far and whether anything was flushed.
+func (l *lockedRecorder) written() (string, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.rec.Body.String(), l.rec.Flushed
+}
+
+// serveInBubble starts a chat completion for model with key; hdr holds
+// extra headers. Call it inside synctest.Test, with s made there too.
+func serveInBubble(t *testing.T, s *Server, key, model string, stream bool, hdr map[string]string) *bubbleCall {
+	t.Helper()
+	req := httptest.NewRequestWithContext(t.Context(), http.MethodPost, PathPrefix+"/chat/completions",
+		strings.NewReader(chatBody(model, "hi", stream)))
+	req.Header.Set("Authorization", "Bearer "+key)
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	c := &bubbleCall{w: &lockedRecorder{rec: httptest.NewRecorder()}, done: make(chan struct{}), start: time.Now()}
+	go func() {
+		defer close(c.done)
+		defer func() {
+			// A Close during a delay aborts the handler, as net/http
+			// would let it (a failed test closes the simulator early).
+			if r := recover(); r != nil && r != http.ErrAbortHandler {
+				panic(r)
+			}
+		}()
+		s.ServeHTTP(c.w, req)
+	}()
+	return c
+}
+
+// at advances the bubble's fake clock to d after the call's start and
+// waits until the handler has done all it can by then.
+func (c *bubbleCall) at(d time.Duration) {
+	if rest := d - time.Since(c.start); rest > 0 {
+		time.Sleep(rest)
+	}
+	synctest.Wait()
+}
+
+func (c *bubbleCall) finished() bool {
+	select {
+	case <-c.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// answered reports whether anything of the reply has been written.
+func (c *bubbleCall) answered() bool {
+	body, flushed := c.w.written()
+	return c.finished() || flushed || body != ""
+}
+
+// events counts the server-sent events written so far.
+func (c *bubbleCall) events() int {
+	body, _ := c.w.written()
+	return strings.Count(body, "\n\n")
+}
+
+// result is the whole reply; call it once the call has finished.
+func (c *bubbleCall) result(t *testing.T) (*http.Response, string) {
+	t.Helper()
+	if !c.finished() {
+		t.Fatal("the call has not finished")
+	}
+	return c.w.rec.Result(), c.w.rec.Body.String()
+}
+
+// heldBetween checks that the call has no answer at all until lo after its
+// start, and has finished by hi (lo <= hi) on the fake clock.
+func (c *bubbleCall) heldBetween(t *testing.T, lo, hi time.Duration) {
+	t.Helper()
+	c.at(0)
+	if c.answered() {
+		t.Fatalf("answered before the fake clock moved (delay %v)", lo)
+	}
+	c.at(lo - time.Nanosecond)
+	if c.answered() {
+		t.Fatalf("answered before %v had passed", lo)
+	}
+	c.at(hi)
+	if !c.finished() {
+		t.Fatalf("no whole answer once %v had passed", hi)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -115,11 +116,35 @@ func TestStream(t *testing.T) {
 		})
 	}
 	t.Run("chunkdelay spaces the chunks", func(t *testing.T) {
-		start := time.Now()
-		streamOf(t, h, "sim/chunks=3,chunkdelay=30ms", nil)
-		if el := time.Since(start); el < 60*time.Millisecond {
-			t.Errorf("3 chunks 30ms apart took %v", el)
-		}
+		// On a synctest bubble's fake clock: the first chunk at once, the
+		// next one a gap later, the last chunk and the tail a gap after
+		// that, and nothing in between.
+		synctest.Test(t, func(t *testing.T) {
+			s := New(testOptions())
+			defer s.Close()
+			const gap = 30 * time.Millisecond
+			c := serveInBubble(t, s, keyOK, "sim/chunks=3,chunkdelay=30ms", true, nil)
+			for _, step := range []struct {
+				at     time.Duration
+				events int
+			}{{0, 1}, {gap - time.Nanosecond, 1}, {gap, 2}, {2*gap - time.Nanosecond, 2}} {
+				c.at(step.at)
+				if n := c.events(); n != step.events || c.finished() {
+					t.Fatalf("at %v: %d events (finished %v), want %d", step.at, n, c.finished(), step.events)
+				}
+			}
+			c.at(2 * gap)
+			resp, body := c.result(t)
+			if resp.StatusCode != 200 || !strings.HasSuffix(body, "data: [DONE]\n\n") {
+				t.Fatalf("at %v: status %d, body %q; want the whole stream", 2*gap, resp.StatusCode, body)
+			}
+			if evs := parseEvents(t, []byte(body)); len(evs) != 6 { // 3 chunks, finish, usage, [DONE]
+				t.Fatalf("%d events, want 6: %q", len(evs), evs)
+			}
+			if got := resp.Trailer.Get(HeaderBodySHA256); got != sha([]byte(body)) {
+				t.Fatalf("SHA-256 trailer %q, body's %q", got, sha([]byte(body)))
+			}
+		})
 	})
 	t.Run("big", func(t *testing.T) {
 		for _, size := range []int{100 << 10, 3<<20 + 7} {
