@@ -137,6 +137,12 @@ func (s *Server) run(c echo.Context) error {
 	out.TotalDuration = seconds(total) + "s"
 	log.Info("✨ All models completed in "+seconds(total)+"s", "event", "run_done", "duration_ms", total.Milliseconds(),
 		"successful", out.Successful, "failed", out.Failed)
+	if r.Context().Err() != nil {
+		// Nobody is left to read the answer: counted as the passthrough
+		// counts a client that left.
+		w.WriteHeader(StatusClientClosed)
+		return nil
+	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
 }
