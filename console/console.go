@@ -11,8 +11,11 @@ import (
 	"log/slog"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // EventKey is the attribute that marks a record as a console event; its
@@ -56,7 +59,7 @@ func (h *Handler) Handle(_ context.Context, r slog.Record) error {
 		buf = append(buf, r.Level.String()...)
 		buf = append(buf, ' ')
 	}
-	buf = append(buf, r.Message...)
+	buf = appendMessage(buf, r.Message)
 	event := h.event
 	r.Attrs(func(a slog.Attr) bool {
 		if a.Key == EventKey {
@@ -166,4 +169,22 @@ func (h *Handler) WithGroup(name string) slog.Handler {
 	}
 	h2.group = name
 	return &h2
+}
+
+// appendMessage appends msg with control characters escaped (\n as "\\n"):
+// messages quote client input, such as a model id, and a raw newline in one
+// would start a forged line.
+func appendMessage(buf []byte, msg string) []byte {
+	if !strings.ContainsFunc(msg, unicode.IsControl) {
+		return append(buf, msg...)
+	}
+	for _, r := range msg {
+		if unicode.IsControl(r) {
+			q := strconv.QuoteRune(r) // e.g. '\n' or '\x1b'
+			buf = append(buf, q[1:len(q)-1]...)
+			continue
+		}
+		buf = utf8.AppendRune(buf, r)
+	}
+	return buf
 }

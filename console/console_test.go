@@ -61,6 +61,9 @@ func TestText(t *testing.T) {
 			l.With("event", "run").WithGroup("g").Info("✨ done", "a", 1)
 		}, "✨ done\n"},
 		{"plain message", func(l *slog.Logger) { l.Info("listening") }, "listening\n"},
+		{"control characters escaped", func(l *slog.Logger) {
+			l.Info("⏳ Calling a\n✅ forged\x1b[31m\rx...", "event", "model_call")
+		}, `⏳ Calling a\n✅ forged\x1b[31m\rx...` + "\n"},
 		{"attrs", func(l *slog.Logger) {
 			l.Info("upstream request failed", "path", "/v1/chat", "status", 502, "ok", false,
 				"ratio", 0.5, "took", 1500*time.Millisecond, "at", at, "err", errors.New("dial tcp: refused"))

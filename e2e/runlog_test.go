@@ -41,7 +41,7 @@ func TestRunConsoleLines(t *testing.T) {
 		u.modelStatus["x/broken"] = 404
 		u.modelDelay["ok/a"] = 100 * time.Millisecond // finishes last
 	})
-	gw := startGateway(t, up.Base(), keys, "KEY_ROTATION=round-robin")
+	gw := startGateway(t, up.Base(), keys, "KEY_ROTATION=round-robin", "LOG_LEVEL=info") // the console a user sees by default
 	models := []string{"ok/a", "x/broken", "ok/b"}
 	mark := len(gw.Logs.String())
 	out := runOK(t, gw, "p", models, nil)
@@ -116,7 +116,7 @@ func TestRunConsoleConcurrentLinesStayWhole(t *testing.T) {
 			u.modelStatus[fmt.Sprintf("r%d/m2", r)] = 500
 		}
 	})
-	gw := startGateway(t, up.Base(), keys)
+	gw := startGateway(t, up.Base(), keys, "LOG_LEVEL=info") // the contract's lines only
 	mark := len(gw.Logs.String())
 	var wg sync.WaitGroup
 	for r := 0; r < requests; r++ {
@@ -168,7 +168,7 @@ func TestRunJSONLogs(t *testing.T) {
 	keys := testKeys(3)
 	up := newChatUpstream(t, keys)
 	up.set(func(u *chatUpstream) { u.modelStatus["x/broken"] = 404 })
-	gw := startGateway(t, up.Base(), keys, "KEY_ROTATION=round-robin", "LOG_FORMAT=json")
+	gw := startGateway(t, up.Base(), keys, "KEY_ROTATION=round-robin", "LOG_FORMAT=json", "LOG_LEVEL=info")
 	mark := len(gw.Logs.String())
 	out := runOK(t, gw, "p", []string{"ok/a", "x/broken"}, nil)
 	up.set(func(u *chatUpstream) { u.keyStatus[3] = 429 }) // next turn is key 3

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"log/slog"
 	"strconv"
 	"strings"
@@ -46,6 +47,15 @@ func (o *Observer) KeySelected(k *keyring.Key, strategy string) {
 func (o *Observer) Upstream(k *keyring.Key, model string, code int, d time.Duration) {
 	if o.m != nil {
 		o.m.Upstream(k.ID, model, code, d)
+	}
+	// One line per upstream attempt at debug level; the check keeps the
+	// default level free of its cost.
+	if o.log.Enabled(context.Background(), slog.LevelDebug) {
+		if model == "" {
+			model = "request"
+		}
+		o.log.Debug("↪️ "+model+" on API Key #"+k.Label+": "+upstreamCode(code)+" in "+strconv.FormatInt(d.Milliseconds(), 10)+"ms",
+			"event", "upstream", "model", model, "key_id", k.ID, "status", code, "duration_ms", d.Milliseconds())
 	}
 	if (code >= 200 && code < 400) || code == relay.StatusClientClosed {
 		return
@@ -152,4 +162,12 @@ func humanDuration(d time.Duration) string {
 		s = s[:len(s)-2]
 	}
 	return s
+}
+
+// upstreamCode words an attempt's status for a console line.
+func upstreamCode(code int) string {
+	if code <= 0 {
+		return "no answer"
+	}
+	return strconv.Itoa(code)
 }

@@ -1,8 +1,14 @@
 package gateway
 
 import (
+	"log/slog"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/keygate/keygate/console"
+	"github.com/keygate/keygate/keyring"
+	"github.com/keygate/keygate/secret"
 )
 
 func TestHumanDuration(t *testing.T) {
@@ -22,6 +28,33 @@ func TestHumanDuration(t *testing.T) {
 	} {
 		if got := humanDuration(tc.in); got != tc.want {
 			t.Errorf("humanDuration(%v) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+// TestUpstreamDebugLine: every upstream attempt gets a console line at
+// debug level, naming model, key, status and time; at info there is none.
+func TestUpstreamDebugLine(t *testing.T) {
+	pool, err := keyring.New([]keyring.Entry{{ID: 7, Secret: secret.New("sk-or-v1-observer-test-key-0123456789")}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := pool.ByID(7)
+	for _, tt := range []struct {
+		level slog.Level
+		code  int
+		model string
+		want  string
+	}{
+		{slog.LevelDebug, 200, "a/b", "↪️ a/b on API Key #7: 200 in 12ms\n"},
+		{slog.LevelDebug, 0, "", "↪️ request on API Key #7: no answer in 12ms\n"},
+		{slog.LevelInfo, 200, "a/b", ""},
+	} {
+		var out strings.Builder
+		o := NewObserver(nil, console.New(&out, "text", tt.level), pool.Len())
+		o.Upstream(k, tt.model, tt.code, 12*time.Millisecond)
+		if out.String() != tt.want {
+			t.Errorf("level %v, code %d: logged %q, want %q", tt.level, tt.code, out.String(), tt.want)
 		}
 	}
 }
