@@ -161,7 +161,7 @@ func New(reg prometheus.Registerer, src KeySource, opts Options) (*Metrics, erro
 		}, []string{"key", "model", "code"}),
 		upstreamDur: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "keygate_upstream_request_duration_seconds",
-			Help:    "Time of one upstream call, by key id.",
+			Help:    "Time from sending one upstream call to its response headers, by key id (a stream's body is not included).",
 			Buckets: durationBuckets,
 		}, []string{"key"}),
 		selected: prometheus.NewCounterVec(prometheus.CounterOpts{
