@@ -152,7 +152,9 @@ func (a *App) Serve(ctx context.Context, ln net.Listener, force <-chan struct{})
 // Warnings logs what a user should know at start-up.
 func (a *App) Warnings() {
 	for _, d := range a.Config.Duplicates {
-		a.Log.Warn("⚠️  OPENROUTER_API_KEY_" + strconv.Itoa(d.ID) + " repeats key #" + strconv.Itoa(d.SameAs) + "; using it once")
+		// Key ids name keys in every log line, whether they came numbered
+		// or from the OPENROUTER_API_KEYS list.
+		a.Log.Warn("⚠️  API Key #" + strconv.Itoa(d.ID) + " repeats API Key #" + strconv.Itoa(d.SameAs) + "; using it once")
 	}
 	if len(a.Config.GatewayAPIKeys) == 0 {
 		a.Log.Warn("⚠️  GATEWAY_API_KEYS is not set: anyone who reaches this port spends your API keys")

@@ -52,7 +52,7 @@ type Options struct {
 	Gatherer prometheus.Gatherer
 	// Observer is the relay's observer, read for /keys.
 	Observer *Observer
-	// Logger receives console lines.
+	// Logger receives console lines; nil discards them.
 	Logger *slog.Logger
 	// Redactor masks pool keys in upstream text before it is shown.
 	Redactor *secret.Redactor
@@ -77,6 +77,9 @@ type Server struct {
 func New(o Options) *Server {
 	if o.RunMaxModels <= 0 {
 		o.RunMaxModels = 32
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{o: o, echo: echo.New(), chatURL: o.BaseURL.String() + "/chat/completions"}
 	if len(o.Tokens) > 0 {

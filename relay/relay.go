@@ -56,7 +56,9 @@ type Options struct {
 	// Transport sends the upstream requests. Default NewTransport.
 	Transport http.RoundTripper
 	// Timeout is the longest upstream silence: before the response
-	// headers, and between body reads. Default 120s.
+	// headers, and between body reads. The time the caller spends between
+	// reads counts too, so a client that stops reading for this long is
+	// cut off like a silent upstream. Default 120s.
 	Timeout time.Duration
 	// Observer receives events; nil ignores them.
 	Observer Observer

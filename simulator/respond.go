@@ -46,7 +46,6 @@ func readBody(r *http.Request, buf []byte) ([]byte, error) {
 	}
 }
 
-// sendBodyError answers a request whose body could not be read.
 // readRequestBody reads the request body into a pooled buffer, which the
 // caller gives back with putBuf. ok is false when the body could not be read
 // and an error answer was sent.
