@@ -82,11 +82,18 @@ func startChild(name, bin, dir string, args, env []string) (*child, io.ReadClose
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
 	c := &child{name: name, cmd: cmd, errs: &tailBuffer{max: 8 << 10}, done: make(chan struct{})}
 	cmd.Stderr = c.errs
-	stdout, err := cmd.StdoutPipe()
+	// A pipe of our own rather than StdoutPipe: Wait, run below as soon
+	// as the child starts, would close StdoutPipe's reader and could lose
+	// the child's last output; this one reads to the child's end.
+	stdout, w, err := os.Pipe()
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := cmd.Start(); err != nil {
+	cmd.Stdout = w
+	err = cmd.Start()
+	w.Close()
+	if err != nil {
+		stdout.Close()
 		return nil, nil, fmt.Errorf("starting %s: %w", name, err)
 	}
 	go func() {
@@ -114,7 +121,10 @@ func startKeygate(ctx context.Context, bin, dir, upstream string, keys []string,
 	if err != nil {
 		return nil, err
 	}
-	go func() { _, _ = io.Copy(c.errs, stdout) }() // keygate logs to stdout
+	go func() { // keygate logs to stdout
+		_, _ = io.Copy(c.errs, stdout)
+		stdout.Close()
+	}()
 	c.addr = "127.0.0.1:" + strconv.Itoa(port)
 	if err := waitHealthy(ctx, c, "http://"+c.addr+"/healthz"); err != nil {
 		c.stop()
@@ -143,6 +153,7 @@ func startFloor(ctx context.Context, bin, dir, upstream, key string, pool bool) 
 		}
 		close(lines)
 		_, _ = io.Copy(io.Discard, stdout)
+		stdout.Close()
 	}()
 	select {
 	case addr, ok := <-lines:
