@@ -169,7 +169,7 @@ func TestHistogramBuckets(t *testing.T) {
 	m.Upstream(7, "m", 200, 300*time.Millisecond)
 	m.Upstream(7, "m", 200, 90*time.Second)
 	const want = `
-# HELP keygate_upstream_request_duration_seconds Time of one upstream call, by key id.
+# HELP keygate_upstream_request_duration_seconds Time from sending one upstream call to its response headers, by key id (a stream's body is not included).
 # TYPE keygate_upstream_request_duration_seconds histogram
 keygate_upstream_request_duration_seconds_bucket{key="7",le="0.01"} 0
 keygate_upstream_request_duration_seconds_bucket{key="7",le="0.025"} 0
