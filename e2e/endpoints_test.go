@@ -32,6 +32,11 @@ func TestHealthAndReadiness(t *testing.T) {
 		if resp.StatusCode != want || !json.Valid(body) {
 			t.Errorf("GET %s: %d %s, want %d with a JSON body", path, resp.StatusCode, body, want)
 		}
+		// HEAD gets the same status, without a body.
+		resp, body = do(t, newRequest(t, http.MethodHead, gw.URL+path, nil))
+		if resp.StatusCode != want || len(body) != 0 {
+			t.Errorf("HEAD %s: %d %q, want %d without a body", path, resp.StatusCode, body, want)
+		}
 	}
 	probe("/healthz", 200)
 	probe("/readyz", 200)

@@ -97,8 +97,13 @@ func New(o Options) *Server {
 	s.pass = newPassthrough(o.Relay, o.Strategy, o.BaseURL, bodyLimits{max: o.MaxBodyBytes, timeout: o.ReadBodyTimeout}, o.Logger, tokens)
 	s.pass.redactor = o.Redactor
 
-	e.GET("/healthz", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]string{"status": "ok"}) })
-	e.GET("/readyz", s.readyz)
+	healthz := func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]string{"status": "ok"}) }
+	// HEAD too: uptime monitors and load balancers often probe with it.
+	// net/http sends the headers and drops the body.
+	for _, m := range []string{http.MethodGet, http.MethodHead} {
+		e.Add(m, "/healthz", healthz)
+		e.Add(m, "/readyz", s.readyz)
+	}
 	if o.Gatherer != nil {
 		e.GET("/metrics", echo.WrapHandler(metrics.Handler(o.Gatherer)))
 	}
