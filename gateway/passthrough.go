@@ -216,7 +216,7 @@ func (p *passthrough) proxyError(w http.ResponseWriter, r *http.Request, err err
 	case errors.As(err, &nk):
 		w.Header().Set("Retry-After", retryAfterSeconds(nk.RetryAfter))
 		writeAPIError(w, http.StatusServiceUnavailable, "keys_unavailable",
-			"no upstream API key is available: every key is cooling down; retry after "+retryAfterSeconds(nk.RetryAfter)+"s")
+			"no upstream API key is available: every key is cooling down or busy with a trial call; retry after "+retryAfterSeconds(nk.RetryAfter)+"s")
 	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
 		p.log.Debug("client went away", "path", r.URL.Path, "err", err)
 		w.WriteHeader(StatusClientClosed)

@@ -33,6 +33,11 @@ type NoKeyError struct {
 }
 
 func (e *NoKeyError) Error() string {
+	if e.RetryAfter <= 0 {
+		// No key rests, yet none was let through: each one back from a
+		// rest is busy with its single trial call.
+		return "no API key available (each key back from a rest is busy with its trial call)"
+	}
 	return fmt.Sprintf("no API key available (first back in %s)", e.RetryAfter.Round(time.Second))
 }
 

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -298,8 +299,8 @@ func TestAcquire(t *testing.T) {
 	busy := acquire(1)
 	_, err := e.relay.Acquire(first, &ex)
 	var nk *relay.NoKeyError
-	if !errors.As(err, &nk) || nk.RetryAfter != 0 {
-		t.Errorf("Acquire with the only key's trial out = %v, want *NoKeyError, RetryAfter 0", err)
+	if !errors.As(err, &nk) || nk.RetryAfter != 0 || !strings.Contains(err.Error(), "busy with its trial call") {
+		t.Errorf("Acquire with the only key's trial out = %v, want *NoKeyError, RetryAfter 0, saying the key is busy", err)
 	}
 	e.relay.Release(busy)
 	e.obs.check(t, []int{1, 2, 2, 1, 1}, nil, nil)
