@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/keygate/keygate/simulator"
 )
@@ -34,29 +33,16 @@ func TestRunClientLeftCounts499(t *testing.T) {
 		done <- err
 	}()
 	// Leave once the model's call is waiting upstream.
-	waitFor(t, "the model's call upstream", func() bool { return sim.Stats().InFlight == 1 })
+	ptEventually(t, "the model's call upstream", func() bool { return sim.Stats().InFlight == 1 })
 	cancel()
 	if err := <-done; err == nil {
 		t.Fatal("the client got an answer after it left")
 	}
-	waitFor(t, "the /run to be counted", func() bool {
+	ptEventually(t, "the /run to be counted", func() bool {
 		return hdSum(hdScrape(t, g)["keygate_requests_total"], map[string]string{"route": "run"}) == 1
 	})
 	m := hdScrape(t, g)["keygate_requests_total"]
 	if n := hdSum(m, map[string]string{"route": "run", "code": "499"}); n != 1 {
 		t.Fatalf("/run counted %v times as 499; samples %v", n, m)
-	}
-}
-
-// waitFor polls cond until it holds; the deadline only keeps a broken
-// gateway from hanging the test.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("waited in vain for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }
