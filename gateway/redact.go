@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"compress/zlib"
+	"encoding/json"
 	"io"
 	"net/http"
 	"slices"
@@ -115,12 +116,15 @@ func redactHeader(h http.Header, r *secret.Redactor) {
 // JSON error, with the same status.
 func withhold(resp *http.Response, why string) {
 	_ = resp.Body.Close()
-	msg := `{"error":{"message":` + strconv.Quote("upstream answered "+strconv.Itoa(resp.StatusCode)+
-		"; its body was withheld because it could not be checked for API keys: "+why) +
-		`,"type":"upstream_error","code":` + strconv.Itoa(resp.StatusCode) + `}}`
+	msg, _ := json.Marshal(apiError{Error: apiErrorBody{
+		Message: "upstream answered " + strconv.Itoa(resp.StatusCode) +
+			"; its body was withheld because it could not be checked for API keys: " + why,
+		Type: "upstream_error",
+		Code: resp.StatusCode,
+	}})
 	resp.Header.Del("Content-Encoding")
 	resp.Header.Set("Content-Type", "application/json")
-	setRedacted(resp, nil, msg, io.NopCloser(nil))
+	setRedacted(resp, nil, string(msg), io.NopCloser(nil))
 }
 
 // setRedacted makes out resp's whole body. When out is the original head

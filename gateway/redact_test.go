@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"compress/zlib"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"io"
 	"math/rand/v2"
@@ -250,5 +251,17 @@ func TestReadableEncodings(t *testing.T) {
 	}
 	if a := testing.AllocsPerRun(100, func() { readableEncodings([]string{"gzip, deflate"}) }); a != 0 {
 		t.Errorf("%v allocations for a value kept as is", a)
+	}
+}
+
+// TestWithheldBodyIsJSON: the reason quotes upstream's header, whatever it
+// holds, and the answer stays valid JSON.
+func TestWithheldBodyIsJSON(t *testing.T) {
+	r := secret.NewRedactor([]secret.Key{secret.New(redactTestKey)})
+	resp, _ := errorResponse(401, strings.NewReader(redactTestKey), "Content-Encoding", "br\"\x01\\")
+	redactErrorBody(resp, r)
+	got, _ := io.ReadAll(resp.Body)
+	if !json.Valid(got) || strings.Contains(string(got), redactTestKey) {
+		t.Fatalf("withheld body %q: want valid JSON without the key", got)
 	}
 }
