@@ -40,7 +40,7 @@ type Config struct {
 	RunMaxModels        int           `env:"RUN_MAX_MODELS" envDefault:"32" help:"most models in one POST /run"`
 	MetricsMaxModels    int           `env:"METRICS_MAX_MODELS" envDefault:"200" help:"distinct model label values; the rest count as other"`
 	ReadHeaderTimeout   time.Duration `env:"READ_HEADER_TIMEOUT" envDefault:"10s" help:"time a client has to send its request headers"`
-	ReadBodyTimeout     time.Duration `env:"READ_BODY_TIMEOUT" envDefault:"30s" help:"time a client has to send its request body"`
+	ReadBodyTimeout     time.Duration `env:"READ_BODY_TIMEOUT" envDefault:"60s" help:"time a client has to send its whole request body"`
 	IdleTimeout         time.Duration `env:"IDLE_TIMEOUT" envDefault:"120s" help:"keep-alive connection idle limit"`
 	ShutdownTimeout     time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"30s" help:"on SIGTERM, how long in-flight requests may finish"`
 	LogFormat           string        `env:"LOG_FORMAT" envDefault:"text" help:"text (console lines) or json"`

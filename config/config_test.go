@@ -19,7 +19,7 @@ func TestLoadDefaults(t *testing.T) {
 	if c.BaseURL != "https://openrouter.ai/api/v1" || c.Port != 4000 || c.KeyRotation != "random" ||
 		c.RateLimitCooldown != 30*time.Second || c.AuthFailureCooldown != 10*time.Minute ||
 		c.UpstreamTimeout != 120*time.Second || c.MaxBodyBytes != 10485760 || c.LogFormat != "text" ||
-		c.ShutdownTimeout != 30*time.Second || len(c.GatewayAPIKeys) != 0 {
+		c.ShutdownTimeout != 30*time.Second || c.ReadBodyTimeout != 60*time.Second || len(c.GatewayAPIKeys) != 0 {
 		t.Fatalf("defaults wrong: %+v", c)
 	}
 }
