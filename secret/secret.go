@@ -173,11 +173,28 @@ func (r *Redactor) RedactPrefix(s string) (string, int) {
 func (r *Redactor) redact(s string, final bool) (string, int) {
 	var b strings.Builder
 	last := 0 // s[:last] is masked into b
+	// next[i] is where key i next occurs at or after some earlier last,
+	// -1 when nowhere: each key's search goes forward only, so a text
+	// quoting one key many times costs no more than one pass per key.
+	var small [16]int
+	next := small[:0]
+	if len(r.keys) > len(small) {
+		next = make([]int, 0, len(r.keys))
+	}
+	for range r.keys {
+		next = append(next, -2) // not searched yet
+	}
 	for {
 		at, k := -1, Key{}
-		for _, key := range r.keys { // longest first: it wins a tie
-			if x := strings.Index(s[last:], key.v.raw); x >= 0 && (at < 0 || last+x < at) {
-				at, k = last+x, key
+		for i, key := range r.keys { // longest first: it wins a tie
+			if next[i] == -2 || (next[i] >= 0 && next[i] < last) {
+				next[i] = -1
+				if x := strings.Index(s[last:], key.v.raw); x >= 0 {
+					next[i] = last + x
+				}
+			}
+			if x := next[i]; x >= 0 && (at < 0 || x < at) {
+				at, k = x, key
 			}
 		}
 		if at < 0 {

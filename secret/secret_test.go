@@ -312,3 +312,22 @@ func FuzzMask(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkRedactManyQuotes: a 1 MiB text quoting one key of four every
+// 200 bytes. Each key is searched for once per pass over the text, so the
+// cost grows with the text, not with text × quotes.
+func BenchmarkRedactManyQuotes(b *testing.B) {
+	keys := []Key{New(orKey), New(projKey), New(plain), New("sk-or-v1-absent-key-0123456789abcdef")}
+	r := NewRedactor(keys)
+	var sb strings.Builder
+	for sb.Len() < 1<<20 {
+		sb.WriteString(strings.Repeat("x", 200-len(orKey)))
+		sb.WriteString(orKey)
+	}
+	text := sb.String()
+	b.SetBytes(int64(len(text)))
+	b.ResetTimer()
+	for range b.N {
+		r.Redact(text)
+	}
+}
