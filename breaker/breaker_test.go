@@ -2,8 +2,8 @@ package breaker
 
 import (
 	"errors"
-	"net/http"
 	"fmt"
+	"net/http"
 	"sync/atomic"
 	"testing"
 	"time"

@@ -2,9 +2,9 @@ package relay
 
 import (
 	"bytes"
-	"errors"
 	"compress/flate"
 	"compress/gzip"
+	"errors"
 	"io"
 	"net/http"
 	"strings"
