@@ -160,6 +160,9 @@ type envOptions struct {
 	timeout time.Duration // default 1m
 	// bare: no recorder, no tracker (benchmarks).
 	bare bool
+	// confirmer, share: the relay's Options.Confirmer and RestShare.
+	confirmer relay.Confirmer
+	share     float64
 }
 
 // newEnv starts an httptest upstream running h and a relay over a pool of
@@ -193,7 +196,7 @@ func newEnv(t testing.TB, o envOptions, h handler) *env {
 	e.url = srv.URL + "/chat/completions"
 	transport := relay.NewTransport(0)
 	t.Cleanup(transport.CloseIdleConnections)
-	opts := relay.Options{Transport: transport, Timeout: o.timeout}
+	opts := relay.Options{Transport: transport, Timeout: o.timeout, Confirmer: o.confirmer, RestShare: o.share}
 	if opts.Timeout == 0 {
 		opts.Timeout = time.Minute
 	}

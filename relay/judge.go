@@ -115,20 +115,14 @@ func (r *Relay) settle(l Lease, v fault.Verdict, c *Call) (retry bool) {
 		l.trial.Abandon()
 		return false
 	case fault.Key, fault.Account:
-		within := c.Client == "" || r.limiter.allow(c.Client, r.breakers.Now())
 		if r.confirm != nil && needsConfirm(v) {
 			// A long rest is confirmed by the key's own GET /key first
 			// (its outcome is a fact, not bounded per client); until then
-			// the key alone is held briefly, if the client is within its
-			// share.
-			if within {
-				l.trial.Hold(v.Reason, v.Status, r.breakers.Now().Add(r.confirmHold))
-				r.obs.Cooldown(k, v, r.confirmHold)
-			} else {
-				l.trial.Abandon()
-			}
+			// the key alone is held for a few seconds.
+			l.trial.Hold(v.Reason, v.Status, r.breakers.Now().Add(r.confirmHold))
+			r.obs.Cooldown(k, v, r.confirmHold)
 			r.confirm.Confirm(k, v)
-		} else if !within {
+		} else if c.Client != "" && !r.limiter.allow(c.Client, k.Slot(), r.breakers.Now()) {
 			// This client caused its share of rests for now: the answer
 			// goes back as it is, and nobody rests.
 			l.trial.Success()
@@ -208,15 +202,16 @@ type Confirmer interface {
 	PollNow(k *keyring.Key)
 }
 
-// restLimiter bounds the rests one client's requests may cause in a window:
-// a client that makes upstream answer 401 or 429 for reasons of its own
-// must not bench the pool. Confirmed facts do not pass through it.
+// restLimiter bounds the share of the pool one client's requests may rest
+// in a window: a client that makes upstream answer 429 for reasons of its
+// own must not bench the pool. Faults that GET /key confirms do not pass
+// through it, and resting a key the client rested already costs nothing.
 type restLimiter struct {
 	mu     sync.Mutex
 	limit  int
 	window time.Duration
 	start  time.Time
-	counts map[string]int
+	rested map[string]*keyring.Exclude
 }
 
 func newRestLimiter(share float64, window time.Duration, poolLen int) *restLimiter {
@@ -227,21 +222,29 @@ func newRestLimiter(share float64, window time.Duration, poolLen int) *restLimit
 		window = time.Minute
 	}
 	limit := max(1, int(share*float64(poolLen)))
-	return &restLimiter{limit: limit, window: window, counts: map[string]int{}}
+	return &restLimiter{limit: limit, window: window, rested: map[string]*keyring.Exclude{}}
 }
 
-// allow counts one rest caused by client and reports whether it is within
-// the bound. Called only on faults, never on a successful call.
-func (l *restLimiter) allow(client string, now time.Time) bool {
+// allow counts the rest of slot caused by client and reports whether it is
+// within the bound. Called only on faults, never on a successful call.
+func (l *restLimiter) allow(client string, slot int, now time.Time) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if now.Sub(l.start) >= l.window || now.Before(l.start) {
 		l.start = now
-		clear(l.counts)
+		clear(l.rested)
 	}
-	if l.counts[client] >= l.limit {
+	ex := l.rested[client]
+	if ex == nil {
+		ex = new(keyring.Exclude)
+		l.rested[client] = ex
+	}
+	if ex.Has(slot) {
+		return true
+	}
+	if ex.Len() >= l.limit {
 		return false
 	}
-	l.counts[client]++
+	ex.Add(slot)
 	return true
 }
