@@ -88,8 +88,14 @@ func New(cfg *config.Config, log *slog.Logger, o Options) (*App, error) {
 		Cooldowns: obs,
 		Log:       log,
 	})
-	rl := relay.New(pool, breakers, relay.Options{Transport: transport, Timeout: cfg.UpstreamTimeout, Observer: obs,
-		Confirmer: budgets, RestShare: cfg.ClientRestShare, RestWindow: cfg.ClientRestWindow})
+	ro := relay.Options{Transport: transport, Timeout: cfg.UpstreamTimeout, Observer: obs,
+		RestShare: cfg.ClientRestShare, RestWindow: cfg.ClientRestWindow}
+	if cfg.BudgetPollInterval > 0 {
+		// With polling off keygate never calls GET /key: faults act at
+		// once, as the fault table says.
+		ro.Confirmer = budgets
+	}
+	rl := relay.New(pool, breakers, ro)
 	secrets := make([]secret.Key, 0, pool.Len())
 	for _, k := range pool.Keys() {
 		secrets = append(secrets, k.Secret)

@@ -104,11 +104,12 @@ func (r *Relay) settle(l Lease, v fault.Verdict, c *Call) (retry bool) {
 	if v.UserID != "" {
 		r.breakers.SetAccount(k, v.UserID)
 	}
-	if c.Blind && v.Scope != fault.Upstream {
+	if c.Blind && (v.Scope == fault.Key || v.Scope == fault.Account) {
 		// Not an inference endpoint: its 401 or 429 says nothing sure of
 		// the key, and a client must not be able to rest keys with it.
-		l.trial.Success()
-		return false
+		// Another key may still answer it.
+		l.trial.Abandon()
+		return v.Retry
 	}
 	switch v.Scope {
 	case fault.Upstream:
