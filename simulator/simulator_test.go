@@ -132,7 +132,7 @@ func TestRequestErrors(t *testing.T) {
 		{"bad directive value", "GET", "/models", keyOK, "", map[string]string{HeaderFault: "status=abc"}, 400, "bad directive value"},
 		{"GET completions", "GET", "/chat/completions", keyOK, "", nil, 405, "method not allowed"},
 		{"POST models", "POST", "/models", keyOK, "{}", nil, 405, "method not allowed"},
-		{"unknown endpoint", "GET", "/embeddings", keyOK, "", nil, 404, "no such endpoint"},
+		{"unknown endpoint", "GET", "/nothing-here", keyOK, "", nil, 404, "no such endpoint"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
