@@ -19,6 +19,7 @@ type call struct {
 	ks    *keyState // nil until the key is checked
 	f     fault
 	model string
+	read  bool // a budget read: not counted in the key's ByStatus
 }
 
 var errBodyTooLarge = errors.New("request body too large")
@@ -120,7 +121,7 @@ func (c *call) pause(d time.Duration) bool {
 }
 
 func (c *call) writeHead(status int) {
-	if c.ks != nil {
+	if c.ks != nil && !c.read {
 		c.ks.record(status)
 	}
 	c.w.WriteHeader(status)

@@ -258,6 +258,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// Budget reads neither count as requests of the key nor meet its
 		// Profile's faults, only its revocation: keygate's polls must not
 		// shift a test's rate-limit windows.
+		c.read = true
 		ks.reads.Add(1)
 		s.reads.Add(1)
 		if ks.profile.Status == http.StatusUnauthorized {
