@@ -67,4 +67,3 @@ func TestDemo(t *testing.T) {
 		t.Errorf("key 3 after a paid answer: %+v", ki)
 	}
 }
-
