@@ -349,3 +349,23 @@ func streamCost(t *testing.T, body []byte) float64 {
 	}
 	return *last.Usage.Cost
 }
+
+func TestAddCredits(t *testing.T) {
+	t.Parallel()
+	h := startSim(t, Options{Now: func() time.Time { return fixedNow }, Accounts: []Account{{ID: "user_t", Keys: []KeySpec{{Secret: "k"}}}}})
+	if r := h.do("POST", "/chat/completions", "k", capped(gpt4oModel, 7), nil); r.status != 402 {
+		t.Fatalf("without credit: %d %s", r.status, r.body)
+	}
+	if ki := must(h.s.KeyInfo("k")); ki.FreeLimit != 50 {
+		t.Errorf("free tier: %+v", ki)
+	}
+	if h.s.AddCredits("user_nobody", 1) || !h.s.AddCredits("user_t", 10) {
+		t.Fatal("AddCredits found the wrong accounts")
+	}
+	if r := h.do("POST", "/chat/completions", "k", capped(gpt4oModel, 7), nil); r.status != 200 {
+		t.Fatalf("after buying credits: %d %s", r.status, r.body)
+	}
+	checkShape(t, "key", h.do("GET", "/key", "k", "", nil).body, shape{
+		"data.is_free_tier": "=false", "data.free_model_daily_requests.limit": "=1000", "data.usage": "=0.000075",
+	})
+}

@@ -142,7 +142,7 @@ func guardrail403(userID, model string) *refusal {
 		map[string]any{"reason": "guardrail_blocked", "model_slug": model}, userID)
 }
 
-// management403 refuses inference with a management key, and /credits with
+// forbidden403 refuses inference with a management key, and /credits with
 // an inference key.
 func forbidden403(msg string) *refusal { return newRefusal(http.StatusForbidden, msg, nil, "") }
 
