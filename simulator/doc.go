@@ -54,7 +54,9 @@
 // header:
 //
 //	status=<code>     answer <code> (400-599) with an OpenAI-style error
-//	                  body {"error":{"message":"...","code":<code>}};
+//	                  body {"error":{"message":"...","code":<code>}}
+//	                  (429: OpenRouter's documented generic body, "Rate
+//	                  limit exceeded" with metadata.error_type);
 //	                  status=200 is the normal answer
 //	reset=<form>      the reset hint on that error: retry-after, http-date,
 //	                  ratelimit-reset or none (see ResetHint); default
@@ -75,7 +77,8 @@
 //	                  in half; on a stream, the first event is cut)
 //	big=<size>        pad the reply's content so that the body is exactly
 //	                  <size> bytes (or the minimum, if more): 8MB, 512KB,
-//	                  1048576; K, M, G are binary; at most 256MB
+//	                  1048576; K, M, G are binary; at most 256MB (on
+//	                  /responses: <size> bytes of filler in the text)
 //	noUsage           leave out the usage object (the usage chunk of a
 //	                  stream)
 //	moderation        403 with OpenRouter's moderation body (flagged input)
@@ -101,6 +104,9 @@
 // The directive errors (status=, moderation, guardrail, provider429,
 // inflight) are answered before the account's rules: they cost nothing and
 // count against no quota. inband answers are admitted but cost nothing.
+// On /embeddings and /responses these, status=, delay and the connection
+// directives apply as on completions; chunks, chunkdelay, inband,
+// errorafter, nodata and hold apply to streamed responses too.
 //
 // Directives are separated by commas; names are case-insensitive; a later
 // one overrides an earlier one, and the model's list is read after the
