@@ -239,6 +239,15 @@ func (r *Relay) Do(req *http.Request, body []byte, c *Call) (*http.Response, err
 				if prev != nil {
 					return prev, nil
 				}
+				var nk *NoKeyError
+				if c.Free && errors.As(err, &nk) {
+					// Keys may be in rotation yet none may take a free
+					// call: the wait is until an account's block ends.
+					now := r.breakers.Now()
+					if back := r.breakers.NextFreeAvailable(now.UnixNano()); back.After(now) {
+						nk.RetryAfter = max(nk.RetryAfter, back.Sub(now))
+					}
+				}
 				return nil, err
 			}
 		}
