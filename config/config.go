@@ -46,6 +46,8 @@ type Config struct {
 	LogFormat           string        `env:"LOG_FORMAT" envDefault:"text" help:"text (console lines) or json"`
 	LogLevel            string        `env:"LOG_LEVEL" envDefault:"info" help:"debug, info, warn or error"`
 	PprofAddr           string        `env:"PPROF_ADDR" help:"loopback host:port (127.0.0.1:6060) serving /debug/pprof/ for profiling; unset is off"`
+	KeysFile            string        `env:"KEYS_FILE" help:"file holding the pool as OPENROUTER_API_KEY_<N>=<key> lines (a .env works); re-read when it changes and on SIGHUP"`
+	AdminToken          secret.Key    `env:"ADMIN_TOKEN" help:"token for /admin/* (Authorization: Bearer <token>); unset, /admin/* answers 404"`
 
 	// Keys is the pool, ordered by id; filled from the key variables.
 	Keys []keyring.Entry `env:"-"`
