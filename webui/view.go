@@ -169,8 +169,10 @@ func (k Key) failureSum() uint64 {
 // FailureList is the failures ordered by class, for the template.
 func (k Key) FailureList() []string {
 	classes := make([]string, 0, len(k.Failures))
-	for c := range k.Failures {
-		classes = append(classes, c)
+	for c, n := range k.Failures {
+		if n > 0 {
+			classes = append(classes, c)
+		}
 	}
 	slices.Sort(classes)
 	out := make([]string, 0, len(classes))

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"github.com/keygate/keygate/access"
 	"github.com/keygate/keygate/admin"
 	"github.com/keygate/keygate/secret"
@@ -167,7 +169,7 @@ func TestView(t *testing.T) {
 	t0 := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
 	v := newView(Snapshot{Keys: []Key{
 		{ID: 3, Account: "bbb", State: StateResting, Calls: 5, Failures: map[string]uint64{"key": 2}},
-		{ID: 1, Account: "aaa", State: StateActive, Calls: 10, InFlight: 2, Budget: free(7, t0)},
+		{ID: 1, Account: "aaa", State: StateActive, Calls: 10, Failures: map[string]uint64{"key": 0}, InFlight: 2, Budget: free(7, t0)},
 		{ID: 2, Account: "aaa", State: StateTrial, Calls: 1, Failures: map[string]uint64{"account": 1, "upstream": 1}, Budget: free(4, t0.Add(time.Minute))},
 		{ID: 4, State: StateDisabled, Disabled: true},
 	}})
@@ -188,7 +190,7 @@ func TestView(t *testing.T) {
 	if v.Accounts[2].Account != "key #4" || v.Accounts[2].InRotation != 0 {
 		t.Fatalf("a key of unknown account = %+v", v.Accounts[2])
 	}
-	if got := v.Keys[1].FailureList(); strings.Join(got, ",") != "account 1,upstream 1" {
+	if got := v.Keys[1].FailureList(); strings.Join(got, ",") != "account 1,upstream 1" || len(v.Keys[0].FailureList()) != 0 {
 		t.Fatalf("FailureList = %v", got)
 	}
 }
@@ -213,3 +215,5 @@ func TestFormats(t *testing.T) {
 		t.Errorf("Seconds JSON = %s", b)
 	}
 }
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }

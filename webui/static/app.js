@@ -42,7 +42,7 @@
     return s.toFixed(2) + ' s';
   }
   function failures(f) {
-    var classes = Object.keys(f || {}).sort();
+    var classes = Object.keys(f || {}).filter(function (c) { return f[c] > 0; }).sort();
     if (classes.length === 0) return '0';
     return classes.map(function (c) { return c + ' ' + f[c]; }).join(', ');
   }
