@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -52,6 +53,8 @@ type Watcher struct {
 	mu      sync.Mutex   // guards seen, between the loop and ReadNow
 	seen    [sha256.Size]byte
 	seenErr string
+	dir     string // path's directory, always watched
+	target  string // the directory of path's symlink target, when elsewhere; loop only
 }
 
 // Options tune a Watcher; the zero value is the defaults.
@@ -82,8 +85,9 @@ func watch(path string, h Handler, opt Options, after func(time.Duration) <-chan
 	}
 	w := &Watcher{
 		path: path, h: h, fs: fw, after: after, wait: opt.Debounce,
-		stop: make(chan struct{}), done: make(chan struct{}),
+		stop: make(chan struct{}), done: make(chan struct{}), dir: dir,
 	}
+	w.followTarget()
 	w.seen, w.seenErr = w.sum()
 	go w.loop()
 	return w, nil
@@ -141,8 +145,42 @@ func (w *Watcher) loop() {
 	}
 }
 
+// followTarget also watches the directory of path's symlink target when it
+// lies outside path's own directory (keys.env -> ~/secrets/keys.env edited
+// in place changes nothing in keys.env's directory). A target inside it,
+// as Kubernetes' ..data/ is, needs nothing more.
+func (w *Watcher) followTarget() {
+	want := ""
+	if real, err := filepath.EvalSymlinks(w.path); err == nil {
+		if d := filepath.Dir(real); !within(d, w.dir) {
+			want = d
+		}
+	}
+	if want == w.target {
+		return
+	}
+	if w.target != "" {
+		_ = w.fs.Remove(w.target) // it may be gone already
+	}
+	w.target = ""
+	if want != "" && w.fs.Add(want) == nil {
+		w.target = want
+	}
+}
+
+// within reports whether dir is base or below it, after resolving base's
+// own symlinks.
+func within(dir, base string) bool {
+	if b, err := filepath.EvalSymlinks(base); err == nil {
+		base = b
+	}
+	rel, err := filepath.Rel(base, dir)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
+}
+
 // check reads the file and hands it on when it differs from what was seen.
 func (w *Watcher) check() {
+	w.followTarget()
 	w.mu.Lock()
 	sum, sumErr := w.sum()
 	if sum == w.seen && sumErr == w.seenErr {

@@ -330,3 +330,59 @@ func TestOnHangup(t *testing.T) {
 	cancel()
 	<-done
 }
+
+// TestWatchSymlinkElsewhere: the file is a symlink to a file in another
+// directory, edited in place there; and then pointed at a third directory.
+func TestWatchSymlinkElsewhere(t *testing.T) {
+	dir, secrets, other := t.TempDir(), t.TempDir(), t.TempDir()
+	target := filepath.Join(secrets, "keys.env")
+	writeFile(t, target, "OPENROUTER_API_KEY_1="+k1+"\n")
+	path := filepath.Join(dir, "keys.env")
+	if err := os.Symlink(target, path); err != nil {
+		t.Fatal(err)
+	}
+	h := newHolder(nil)
+	startWatch(t, path, h)
+	writeFile(t, target, "OPENROUTER_API_KEY_2="+k2+"\n")
+	if r := h.next(t); r.err != nil || !slices.Equal(ids(r.f.Entries), []int{2}) {
+		t.Fatalf("reading = %v %v, want key 2", ids(r.f.Entries), r.err)
+	}
+	// Re-pointed (a new symlink renamed over the old): the new target's
+	// directory is watched from then on.
+	target2 := filepath.Join(other, "keys.env")
+	writeFile(t, target2, "OPENROUTER_API_KEY_3="+k3+"\n")
+	tmp := filepath.Join(dir, "keys.env.tmp")
+	if err := os.Symlink(target2, tmp); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+	if r := h.next(t); r.err != nil || !slices.Equal(ids(r.f.Entries), []int{3}) {
+		t.Fatalf("reading = %v %v, want key 3", ids(r.f.Entries), r.err)
+	}
+	writeFile(t, target2, "OPENROUTER_API_KEY_1="+k1+"\nOPENROUTER_API_KEY_3="+k3+"\n")
+	if r := h.next(t); r.err != nil || !slices.Equal(ids(r.f.Entries), []int{1, 3}) {
+		t.Fatalf("reading = %v %v, want keys 1 and 3", ids(r.f.Entries), r.err)
+	}
+}
+
+func TestWithin(t *testing.T) {
+	base := t.TempDir()
+	tests := []struct {
+		dir  string
+		want bool
+	}{
+		{base, true},
+		{filepath.Join(base, "..data"), true},
+		{filepath.Join(base, "..2026_12_01", "x"), true},
+		{filepath.Dir(base), false},
+		{base + "x", false},
+		{filepath.Join(filepath.Dir(base), "..other"), false},
+	}
+	for _, tt := range tests {
+		if got := within(tt.dir, base); got != tt.want {
+			t.Errorf("within(%q, %q) = %v, want %v", tt.dir, base, got, tt.want)
+		}
+	}
+}
