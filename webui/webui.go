@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/keygate/keygate/access"
 )
@@ -143,6 +144,9 @@ func (h *Handler) status(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	v := newView(h.src.Snapshot(r.Context()))
+	if v.At.IsZero() {
+		v.At = time.Now()
+	}
 	v.Admin = h.guard.Admin(r)
 	v.AdminEnabled, v.TokenRequired = h.guard.AdminEnabled(), h.guard.TokenRequired()
 	b, err := json.Marshal(v)
