@@ -13,9 +13,9 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/keygate/keygate/access"
+	"github.com/keygate/keygate/budget"
 )
 
 // Pool is what the admin API needs of the live key pool. Implementations
@@ -38,26 +38,9 @@ type Pool interface {
 // API answers 404.
 var ErrUnknownKey = errors.New("no such key")
 
-// Budget is a key's budget as /keys and the check answer show it. Nil
-// pointers are unknown or unlimited, as upstream's null.
-type Budget struct {
-	// Limit is the key's credit limit in USD; nil is no limit.
-	Limit *float64 `json:"limit"`
-	// LimitRemaining is what is left of Limit; nil with no limit.
-	LimitRemaining *float64 `json:"limit_remaining"`
-	// LimitReset is when Limit starts over: "daily", "weekly", "monthly",
-	// or nil for never.
-	LimitReset *string `json:"limit_reset"`
-	// Usage is the key's spend in USD, all time.
-	Usage float64 `json:"usage"`
-	// UsageDaily is the key's spend in USD this UTC day.
-	UsageDaily float64 `json:"usage_daily"`
-	// FreeRequestsRemaining is what the key's account may still send to
-	// :free models today; nil while unknown.
-	FreeRequestsRemaining *int `json:"free_requests_remaining"`
-	// CheckedAt is when upstream answered these figures.
-	CheckedAt time.Time `json:"checked_at"`
-}
+// Budget is a key's budget as /keys and the check answer show it: the
+// budget package's view, so that both answers have one shape.
+type Budget = budget.View
 
 // ReloadResult is what a reload did, by key id.
 type ReloadResult struct {
