@@ -49,6 +49,8 @@ type Config struct {
 	ClientRestShare     float64       `env:"CLIENT_REST_SHARE" envDefault:"0.5" help:"share of the pool one client's requests may rest per CLIENT_REST_WINDOW without GET /key confirming it"`
 	ClientRestWindow    time.Duration `env:"CLIENT_REST_WINDOW" envDefault:"1m" help:"window of CLIENT_REST_SHARE"`
 	PprofAddr           string        `env:"PPROF_ADDR" help:"loopback host:port (127.0.0.1:6060) serving /debug/pprof/ for profiling; unset is off"`
+	KeysFile            string        `env:"KEYS_FILE" help:"file holding the pool as OPENROUTER_API_KEY_<N>=<key> lines (a .env works); re-read when it changes and on SIGHUP"`
+	AdminToken          secret.Key    `env:"ADMIN_TOKEN" help:"token for /admin/* (Authorization: Bearer <token>); unset, /admin/* answers 404"`
 
 	// Keys is the pool, ordered by id; filled from the key variables.
 	Keys []keyring.Entry `env:"-"`
