@@ -368,8 +368,10 @@ func (p *Poller) decide(k *keyring.Key, v fault.Verdict, f *Figures, err error, 
 		// stands as it came.
 		confirmed = true
 	case v.Reason == fault.KeyLimit:
-		left, ok := remaining(f, &p.slots[k.Slot()])
-		if confirmed = ok && left <= 0; confirmed {
+		// The 402 said the cap can pay for (next to) nothing; a key
+		// whose GET /key shows a cap at all confirms it. One without a
+		// cap cannot have hit it.
+		if _, confirmed = remaining(f, &p.slots[k.Slot()]); confirmed {
 			v.Until = NextReset(f.LimitReset, now)
 		}
 	case v.Reason == fault.Credits:

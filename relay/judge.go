@@ -141,9 +141,11 @@ func (r *Relay) settle(l Lease, v fault.Verdict, c *Call) (retry bool) {
 	case fault.Request:
 		l.trial.Success()
 		if v.Afford > 0 {
-			// This account cannot afford the request's size: try one
-			// that can.
-			r.breakers.Siblings(k, &c.skip)
+			// This account (or this key's cap) cannot afford the
+			// request's size: try one that can.
+			if !v.OnKey {
+				r.breakers.Siblings(k, &c.skip)
+			}
 			return v.Retry
 		}
 		return false
