@@ -14,11 +14,11 @@ import (
 // fakeKeys is a pool of two keys for metrics.New.
 type fakeKeys struct{}
 
-func (fakeKeys) KeyIDs() []int                 { return []int{1, 2} }
-func (fakeKeys) KeyState(int) int              { return 0 }
-func (fakeKeys) KeyInFlight(int) int64         { return 0 }
-func (fakeKeys) KeyRestSeconds(int) float64    { return 0 }
-func (fakeKeys) KeysAvailable() int            { return 2 }
+func (fakeKeys) KeyIDs() []int              { return []int{1, 2} }
+func (fakeKeys) KeyState(int) int           { return 0 }
+func (fakeKeys) KeyInFlight(int) int64      { return 0 }
+func (fakeKeys) KeyRestSeconds(int) float64 { return 0 }
+func (fakeKeys) KeysAvailable() int         { return 2 }
 
 // recordingRegisterer remembers what metrics.New registers, so the test
 // can count the metrics it describes.
