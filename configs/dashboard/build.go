@@ -132,13 +132,17 @@ func targets(qs []query) []cog.Builder[variants.Dataquery] {
 // series is a time series panel in the dashboard's common style: lines from
 // zero, a table legend with mean, max and last, a shared sorted tooltip.
 func series(title, description, unit string, qs ...query) *timeseries.PanelBuilder {
+	return signed(title, description, unit, qs...).Min(0)
+}
+
+// signed is a series whose axis goes below zero when the values do.
+func signed(title, description, unit string, qs ...query) *timeseries.PanelBuilder {
 	return timeseries.NewPanelBuilder().
 		Title(title).
 		Description(description).
 		Datasource(datasource).
 		Targets(targets(qs)).
 		Unit(unit).
-		Min(0).
 		ColorScheme(dashboard.NewFieldColorBuilder().Mode(dashboard.FieldColorModeIdPaletteClassic)).
 		DrawStyle(common.GraphDrawStyleLine).
 		LineWidth(1).

@@ -65,8 +65,8 @@ func rows() []row {
 				query{"max by (key) (keygate_key_rest_seconds{" + keyMatch + "})", "key {{key}}"}), 8},
 		}},
 		{"Budgets", []panel{
-			{series("Budget remaining per key",
-				"US dollars each key may still spend: its limit_remaining at the last budget poll less what answers cost since. No line: the key has no limit, or its budget is not known yet.",
+			{signed("Budget remaining per key",
+				"US dollars each key may still spend: its limit_remaining at the last budget poll less what answers cost since (below zero when answers cost more than was left). No line: the key has no limit, or its budget is not known yet.",
 				"currencyUSD",
 				query{"max by (key) (keygate_key_budget_remaining_usd{" + keyMatch + "})", "key {{key}}"}), 8},
 			{series("Spend per key",
