@@ -197,9 +197,22 @@ type exprRules struct {
 	counters bool
 	// keyFilter: a metric with a key label is filtered by $key.
 	keyFilter bool
+	// replicas: every selector is aggregated, so that several keygate
+	// replicas behind one Prometheus draw one line, not one per replica:
+	// counters and in-flight counts added up with sum, facts the replicas
+	// share (sharedFacts) taken once with max or min.
+	replicas bool
 }
 
-var panelRules = exprRules{counters: true}
+var panelRules = exprRules{counters: true, replicas: true}
+
+// sharedFacts are gauges every replica reports alike (with Redis), which a
+// sum would count once per replica.
+var sharedFacts = map[string]bool{
+	"keygate_key_state": true, "keygate_key_rest_seconds": true, "keygate_keys_available": true,
+	"keygate_key_budget_remaining_usd": true, "keygate_account_free_requests_remaining": true,
+	"keygate_redis_up": true,
+}
 
 // checkExpr parses expr with Prometheus' parser and checks it: every
 // selector names a series keygate exports (or Prometheus adds to a
@@ -255,6 +268,20 @@ func checkSelector(t reporter, where string, vs *parser.VectorSelector, path []p
 	}
 	if rules.keyFilter && ls["key"] && !filtered {
 		t.Errorf(`%s: %s not filtered by key=~"$key"`, where, name)
+	}
+	if rules.replicas {
+		var agg *parser.AggregateExpr
+		for i := len(path) - 1; i >= 0 && agg == nil; i-- {
+			agg, _ = path[i].(*parser.AggregateExpr)
+		}
+		switch {
+		case agg == nil:
+			t.Errorf("%s: %s is not aggregated: one line per replica", where, name)
+		case sharedFacts[name] && agg.Op != parser.MAX && agg.Op != parser.MIN:
+			t.Errorf("%s: %s is one figure the replicas share: take it with max or min, not %s", where, name, agg.Op)
+		case !sharedFacts[name] && agg.Op != parser.SUM:
+			t.Errorf("%s: %s counts per replica: add the replicas up with sum, not %s", where, name, agg.Op)
+		}
 	}
 	if !rules.counters {
 		return
@@ -322,7 +349,11 @@ func TestCheckExpr(t *testing.T) {
 		rules exprRules
 		fails bool
 	}{
-		{"counter through rate", `sum by (key) (rate(keygate_upstream_requests_total{key=~"$key"}[$__rate_interval]))`, exprRules{counters: true, keyFilter: true}, false},
+		{"counter through rate", `sum by (key) (rate(keygate_upstream_requests_total{key=~"$key"}[$__rate_interval]))`, exprRules{counters: true, keyFilter: true, replicas: true}, false},
+		{"a panel without aggregation", `keygate_key_in_flight`, panelRules, true},
+		{"a shared fact added up over replicas", `sum by (key) (keygate_key_budget_remaining_usd)`, panelRules, true},
+		{"a shared fact taken once", `count(max by (key) (keygate_key_state))`, panelRules, false},
+		{"a counter's max over replicas", `max by (key) (rate(keygate_key_spend_usd_total[5m]))`, panelRules, true},
 		{"does not parse", `sum by (key) (rate(keygate_upstream_requests_total[5m])`, exprRules{}, true},
 		{"unknown metric", `keygate_no_such_metric`, exprRules{}, true},
 		{"unknown label matcher", `keygate_keys_available{key="1"}`, exprRules{}, true},
