@@ -4,7 +4,7 @@
 #   - the dashboard's PromQL parses (promtool; the Go tests parse it too, with
 #     Prometheus' parser, and check it is what ./configs/dashboard generates)
 #   - docker-compose.yml (docker-compose config) and the paths it mounts
-#   - the Dockerfile lint and dashboard tests (go test ./configs/)
+#   - the Dockerfile lint and dashboard tests (go test ./configs/...)
 #   - the binary builds with the Dockerfile's own `go build` line
 #
 # Needs: promtool, docker-compose, jq, go. On Debian:
@@ -78,7 +78,7 @@ fi
 	echo "exists: .${rel:-/}"
 done
 
-step "go vet + go test ./configs/ (Dockerfile, .env.example, dashboard)"
+step "go vet + go test ./configs/... (Dockerfile, .env.example, dashboard generated, PromQL parsed)"
 go vet ./configs/...
 go test -count=1 ./configs/...
 
