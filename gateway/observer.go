@@ -197,6 +197,17 @@ func (s *KeySource) KeyInFlight(id int) int64 {
 	return 0
 }
 
+// KeyRestSeconds implements metrics.KeySource: the time left until the
+// key's rest deadline in the pool's ledger, 0 once it has passed.
+func (s *KeySource) KeyRestSeconds(id int) float64 {
+	k := s.pool.ByID(id)
+	if k == nil {
+		return 0
+	}
+	left := s.pool.Ledger().RestUntil(k.Slot()) - s.breakers.Now().UnixNano()
+	return max(0, time.Duration(left).Seconds())
+}
+
 // KeysAvailable implements metrics.KeySource.
 func (s *KeySource) KeysAvailable() int {
 	return s.pool.CountAvailable(s.breakers.Now().UnixNano())
