@@ -36,14 +36,19 @@ const (
 	Budget Kind = "budget"
 	// Spend: USD was spent on Key (of Account) since the last report.
 	Spend Kind = "spend"
-	// TrialResult: the trial call that ended Key's rest until Until came
-	// back OK (the key is in rotation again) or not (a KeyRest follows).
+	// TrialResult: the trial call after Key's rest until Until came back
+	// OK (the key is in rotation again: a rest of Key that ends no later
+	// than Until is over) or not (a KeyRest follows). A budget poll that
+	// shows a resting key has credit again publishes an OK one too.
 	TrialResult Kind = "trial"
+	// AccountBack: Account's rest that ends no later than Until is over
+	// early (a budget poll showed credit).
+	AccountBack Kind = "aback"
 )
 
 func (k Kind) valid() bool {
 	switch k {
-	case KeyRest, AccountRest, Disable, Enable, Budget, Spend, TrialResult:
+	case KeyRest, AccountRest, Disable, Enable, Budget, Spend, TrialResult, AccountBack:
 		return true
 	}
 	return false
@@ -139,14 +144,14 @@ func check(ev Event) error {
 	if !ev.Kind.valid() {
 		return fmt.Errorf("%w: kind %q", errEvent, ev.Kind)
 	}
-	if ev.Kind == AccountRest {
+	if ev.Kind == AccountRest || ev.Kind == AccountBack {
 		if ev.Account == "" {
 			return fmt.Errorf("%w: %s without an account", errEvent, ev.Kind)
 		}
 	} else if ev.Key == "" {
 		return fmt.Errorf("%w: %s without a key", errEvent, ev.Kind)
 	}
-	if (ev.Kind == KeyRest || ev.Kind == AccountRest || ev.Kind == TrialResult) && ev.Until.IsZero() {
+	if (ev.Kind == KeyRest || ev.Kind == AccountRest || ev.Kind == TrialResult || ev.Kind == AccountBack) && ev.Until.IsZero() {
 		return fmt.Errorf("%w: %s without a deadline", errEvent, ev.Kind)
 	}
 	if ev.Kind == Budget && (ev.At.IsZero() || (len(ev.Figures) > 0 && !json.Valid(ev.Figures))) {

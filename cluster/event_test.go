@@ -30,6 +30,7 @@ func TestEventRoundTrip(t *testing.T) {
 		{Kind: Budget, Key: "1:ab", Account: "a1b2", At: at, Figures: json.RawMessage(`{"limit":5,"usage":0.5}`), USD: 0.25},
 		{Kind: Spend, Key: "1:ab", Account: "a1b2", USD: 0.001},
 		{Kind: TrialResult, Key: "1:ab", Until: at, OK: true},
+		{Kind: AccountBack, Account: "a1b2", Until: at},
 	} {
 		t.Run(string(ev.Kind), func(t *testing.T) {
 			b, err := encode(ev, "me")

@@ -149,7 +149,7 @@ func (s *Redis) remember(ev Event) {
 // later reports whether a is later than b by their kind's order.
 func later(a, b Event) bool {
 	switch b.Kind {
-	case KeyRest, AccountRest, TrialResult:
+	case KeyRest, AccountRest, TrialResult, AccountBack:
 		return a.Kind == b.Kind && !a.Until.Before(b.Until)
 	}
 	return !a.At.Before(b.At)
@@ -212,6 +212,8 @@ func (s *Redis) factKey(ev Event) string {
 		return s.o.Prefix + "budget:" + string(ev.Key)
 	case TrialResult:
 		return s.o.Prefix + "trialres:" + string(ev.Key)
+	case AccountBack:
+		return s.o.Prefix + "aback:" + ev.Account
 	case Disable, Enable:
 		return s.o.Prefix + "manual:" + string(ev.Key)
 	}

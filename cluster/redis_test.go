@@ -328,3 +328,38 @@ func TestPublishNeverBlocks(t *testing.T) {
 	_ = s.Close()
 	<-done
 }
+
+func TestBackEndsOnlyTheRestItEnded(t *testing.T) {
+	now := time.Now().Truncate(time.Millisecond)
+	for name, start := range backends(t) {
+		t.Run(name, func(t *testing.T) {
+			url := start(t)
+			s := newStore(t, url, Options{})
+			c := direct(t, url)
+			steps := []struct {
+				ev   Event
+				key  string
+				left bool // whether the rest is still in Redis after ev
+			}{
+				{Event{Kind: KeyRest, Key: "1:ab", Until: now.Add(time.Hour), Reason: "key_limit", Status: 402}, "keygate:rest:1:ab", true},
+				{Event{Kind: TrialResult, Key: "1:ab", Until: now.Add(time.Minute), OK: true}, "keygate:rest:1:ab", true}, // an older rest's trial
+				{Event{Kind: TrialResult, Key: "1:ab", Until: now.Add(time.Hour), OK: false}, "keygate:rest:1:ab", true},
+				{Event{Kind: TrialResult, Key: "1:ab", Until: now.Add(2 * time.Hour), OK: true}, "keygate:rest:1:ab", false},
+				{Event{Kind: AccountRest, Account: "a1", Until: now.Add(time.Hour), Reason: "credits", Status: 402}, "keygate:arest:a1", true},
+				{Event{Kind: AccountBack, Account: "a1", Until: now.Add(time.Minute)}, "keygate:arest:a1", true},
+				{Event{Kind: AccountBack, Account: "a1", Until: now.Add(time.Hour)}, "keygate:arest:a1", false},
+			}
+			for i, st := range steps {
+				if err := s.put(ctx, st.ev); err != nil {
+					t.Fatalf("step %d: %v", i, err)
+				}
+				if left := c.Exists(ctx, st.key).Val() == 1; left != st.left {
+					t.Fatalf("step %d (%s): rest in Redis = %v, want %v", i, st.ev.Kind, left, st.left)
+				}
+			}
+			if pttl := c.PTTL(ctx, "keygate:trialres:1:ab").Val(); pttl <= 0 || pttl > trialResultTTL {
+				t.Fatalf("trial result PTTL %v, want within %v", pttl, trialResultTTL)
+			}
+		})
+	}
+}

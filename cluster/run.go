@@ -84,8 +84,14 @@ func (s *Redis) put(ctx context.Context, ev Event) error {
 		}
 		u := ev.Until.UnixMilli()
 		err = factScript.Run(ctx, s.client, []string{key, s.index()}, u, val, "PXAT", u, s.channel(), "u").Err()
-	case TrialResult:
-		err = factScript.Run(ctx, s.client, []string{key, s.index()}, ev.Until.UnixMilli(), val, "PX", trialResultTTL.Milliseconds(), s.channel(), "u").Err()
+	case TrialResult, AccountBack:
+		keys := []string{key, s.index()}
+		if ev.Kind == AccountBack {
+			keys = append(keys, s.o.Prefix+"arest:"+ev.Account)
+		} else if ev.OK {
+			keys = append(keys, s.o.Prefix+"rest:"+string(ev.Key))
+		}
+		err = factScript.Run(ctx, s.client, keys, ev.Until.UnixMilli(), val, "PX", trialResultTTL.Milliseconds(), s.channel(), "u").Err()
 	case Budget:
 		spend := s.o.Prefix + "spend:" + string(ev.Key)
 		err = factScript.Run(ctx, s.client, []string{key, s.index(), spend}, ev.At.UnixMilli(), val, "PX", s.o.BudgetTTL.Milliseconds(), s.channel(), "at").Err()
@@ -186,7 +192,7 @@ func (s *Redis) expired(ev Event, now time.Time) bool {
 	switch ev.Kind {
 	case KeyRest, AccountRest:
 		return !ev.Until.After(now)
-	case TrialResult:
+	case TrialResult, AccountBack:
 		return now.After(ev.Until.Add(s.o.TrialTTL + trialResultTTL))
 	case Budget:
 		return now.After(ev.At.Add(s.o.BudgetTTL))
