@@ -56,6 +56,9 @@ func NewRedis(o Options) (*Redis, error) {
 	if err != nil {
 		return nil, fmt.Errorf("REDIS_URL: %w", err)
 	}
+	if ro.TLSConfig != nil && o.TLSConfig != nil {
+		ro.TLSConfig = o.TLSConfig
+	}
 	ro.Protocol = 3
 	ro.MaxRetries = -1
 	ro.DialTimeout = o.IOTimeout

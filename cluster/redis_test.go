@@ -363,3 +363,39 @@ func TestBackEndsOnlyTheRestItEnded(t *testing.T) {
 		})
 	}
 }
+
+func TestAuthAndTLS(t *testing.T) {
+	for name, cfg := range map[string]redistest.Config{
+		"password on a socket": {Password: "s3cret pass"},
+		"TLS with a password":  {Password: "s3cret", TLS: true},
+	} {
+		t.Run(name, func(t *testing.T) {
+			srv := redistest.StartWith(t, cfg)
+			a, _, _ := running(t, srv.URL(), Options{TLSConfig: srv.ClientTLS()})
+			_, recB, _ := running(t, srv.URL(), Options{TLSConfig: srv.ClientTLS()})
+			until := time.Now().Add(time.Minute)
+			a.Publish(Event{Kind: KeyRest, Key: "1:ab", Until: until, Reason: "auth", Status: 401})
+			eventually(t, "B learns A's rest", func() bool {
+				_, ok := recB.find(func(e Event) bool { return e.Kind == KeyRest && e.Key == "1:ab" })
+				return ok
+			})
+			if got, err := srv.Do("EXISTS", "keygate:rest:1:ab"); err != nil || got != ":1" {
+				t.Fatalf("EXISTS = %q, %v", got, err)
+			}
+
+			logs := &syncBuffer{}
+			bad := newStore(t, srv.URLWithPassword("wrong-password"), Options{TLSConfig: srv.ClientTLS(), Logger: slogTo(logs)})
+			done := make(chan error, 1)
+			go func() { done <- bad.Run(ctx, func(Event) {}) }()
+			eventually(t, "a wrong password is an outage, said once", func() bool { return logs.count("redis unreachable") == 1 })
+			if bad.Up() || !bad.TryTrial(ctx, "1:ab", time.Now()) {
+				t.Fatal("a store that cannot log in must be down and let this replica decide")
+			}
+			if strings.Contains(logs.b.String(), "wrong-password") || strings.Contains(logs.b.String(), cfg.Password) {
+				t.Fatalf("the log shows a password:\n%s", logs.b.String())
+			}
+			_ = bad.Close()
+			<-done
+		})
+	}
+}

@@ -103,18 +103,13 @@ func (s *Redis) put(ctx context.Context, ev Event) error {
 	return s.result(err)
 }
 
-// result feeds err to the health breaker: an answer (even an error reply)
-// means Redis is there.
+// result feeds err to the health breaker. Any error counts, an error
+// reply too (a wrong password, a Redis out of memory): Redis is not doing
+// what the fleet needs, and this replica must not wait for it.
 func (s *Redis) result(err error) error {
-	var re redis.Error
-	switch {
-	case err == nil || errors.Is(err, redis.Nil):
+	if err == nil || errors.Is(err, redis.Nil) {
 		s.health.ok()
 		return nil
-	case errors.As(err, &re):
-		s.health.ok()
-		s.o.Logger.Warn("cluster: redis refused a command", "err", err)
-		return err
 	}
 	s.health.fail(err)
 	return err

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"log/slog"
 	"sync"
@@ -49,6 +50,10 @@ var ErrRunning = errors.New("cluster: Run called twice or after Close")
 type Options struct {
 	// URL is REDIS_URL; empty means Local. See ParseURL.
 	URL string
+	// TLSConfig replaces the TLS settings of a rediss:// URL (whose default
+	// checks the server's certificate against the system roots); for a
+	// private CA or client certificates.
+	TLSConfig *tls.Config
 	// Prefix starts every Redis key and the channel; default "keygate:".
 	Prefix string
 	// HotTimeout bounds TryTrial and TryLease, which sit on a pick;

@@ -8,11 +8,14 @@ package redistest
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -25,12 +28,26 @@ type Server struct {
 	bin  string
 	dir  string
 	sock string
+	cfg  Config
+	port int
+	tls  *tls.Config
 	cmd  *exec.Cmd
 	done chan struct{}
 }
 
-// Start runs redis-server for the rest of t.
-func Start(t testing.TB) *Server {
+// Config asks for a server that needs a password, or speaks TLS on a
+// loopback TCP port (with a certificate of its own, see ClientTLS).
+type Config struct {
+	Password string
+	TLS      bool
+}
+
+// Start runs redis-server for the rest of t, on a unix socket, without a
+// password.
+func Start(t testing.TB) *Server { return StartWith(t, Config{}) }
+
+// StartWith runs redis-server as cfg asks.
+func StartWith(t testing.TB, cfg Config) *Server {
 	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
@@ -44,25 +61,61 @@ func Start(t testing.TB) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &Server{t: t, bin: bin, dir: dir, sock: filepath.Join(dir, "redis.sock")}
+	s := &Server{t: t, bin: bin, dir: dir, sock: filepath.Join(dir, "redis.sock"), cfg: cfg}
 	t.Cleanup(func() {
 		s.Kill()
 		_ = os.RemoveAll(dir)
 	})
+	if cfg.TLS {
+		s.tls = writeCert(t, dir)
+		s.port = freePort(t)
+	}
 	s.start()
 	return s
 }
 
-// URL is the server's REDIS_URL.
-func (s *Server) URL() string { return "unix://" + s.sock }
+// URL is the server's REDIS_URL: unix://, or rediss:// for TLS, with the
+// password when there is one.
+func (s *Server) URL() string { return s.URLWithPassword(s.cfg.Password) }
+
+// URLWithPassword is URL with another password (none when empty), for
+// tests of a client that cannot log in.
+func (s *Server) URLWithPassword(pw string) string {
+	u := url.URL{Scheme: "unix", Path: s.sock}
+	if s.cfg.TLS {
+		u = url.URL{Scheme: "rediss", Host: "127.0.0.1:" + strconv.Itoa(s.port), Path: "/0"}
+	}
+	if pw != "" {
+		u.User = url.UserPassword("", pw)
+	}
+	return u.String()
+}
+
+// ClientTLS is a client configuration that trusts the server's
+// certificate (nil without TLS).
+func (s *Server) ClientTLS() *tls.Config {
+	if s.tls == nil {
+		return nil
+	}
+	return s.tls.Clone()
+}
 
 // Socket is the path of the server's unix socket.
 func (s *Server) Socket() string { return s.sock }
 
 func (s *Server) start() {
 	s.t.Helper()
-	s.cmd = exec.Command(s.bin, "--port", "0", "--unixsocket", s.sock, "--unixsocketperm", "700",
-		"--save", "", "--appendonly", "no", "--dir", s.dir, "--loglevel", "warning")
+	args := []string{"--port", "0", "--unixsocket", s.sock, "--unixsocketperm", "700",
+		"--save", "", "--appendonly", "no", "--dir", s.dir, "--loglevel", "warning"}
+	if s.cfg.Password != "" {
+		args = append(args, "--requirepass", s.cfg.Password)
+	}
+	if s.cfg.TLS {
+		args = append(args, "--bind", "127.0.0.1", "--tls-port", strconv.Itoa(s.port),
+			"--tls-cert-file", filepath.Join(s.dir, "cert.pem"), "--tls-key-file", filepath.Join(s.dir, "key.pem"),
+			"--tls-ca-cert-file", filepath.Join(s.dir, "cert.pem"), "--tls-auth-clients", "no")
+	}
+	s.cmd = exec.Command(s.bin, args...)
 	out, err := os.Create(filepath.Join(s.dir, "redis.log"))
 	if err != nil {
 		s.t.Fatal(err)
@@ -108,16 +161,25 @@ func (s *Server) Do(args ...string) (string, error) {
 	deadline, _ := ctx.Deadline()
 	_ = c.SetDeadline(deadline)
 	var b strings.Builder
-	fmt.Fprintf(&b, "*%d\r\n", len(args))
-	for _, a := range args {
-		fmt.Fprintf(&b, "$%d\r\n%s\r\n", len(a), a)
+	cmds := [][]string{args}
+	if s.cfg.Password != "" {
+		cmds = [][]string{{"AUTH", s.cfg.Password}, args}
+	}
+	for _, cmd := range cmds {
+		fmt.Fprintf(&b, "*%d\r\n", len(cmd))
+		for _, a := range cmd {
+			fmt.Fprintf(&b, "$%d\r\n%s\r\n", len(a), a)
+		}
 	}
 	if _, err := c.Write([]byte(b.String())); err != nil {
 		return "", fmt.Errorf("writing to redis: %w", err)
 	}
-	line, err := bufio.NewReader(c).ReadString('\n')
-	if err != nil {
-		return "", fmt.Errorf("reading from redis: %w", err)
+	rd := bufio.NewReader(c)
+	var line string
+	for range cmds {
+		if line, err = rd.ReadString('\n'); err != nil {
+			return "", fmt.Errorf("reading from redis: %w", err)
+		}
 	}
 	return strings.TrimRight(line, "\r\n"), nil
 }
