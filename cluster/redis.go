@@ -142,6 +142,17 @@ func (s *Redis) Publish(ev Event) {
 // remember keeps ev as this replica's latest fact of its Redis key, so that
 // it can be written again after an outage. Called with s.mu held.
 func (s *Redis) remember(ev Event) {
+	// A rest that is over must not come back with the next reconcile.
+	var ended string
+	switch {
+	case ev.Kind == TrialResult && ev.OK:
+		ended = s.factKey(Event{Kind: KeyRest, Key: ev.Key})
+	case ev.Kind == AccountBack:
+		ended = s.factKey(Event{Kind: AccountRest, Account: ev.Account})
+	}
+	if rest, ok := s.mine[ended]; ok && !rest.Until.After(ev.Until) {
+		delete(s.mine, ended)
+	}
 	k := s.factKey(ev)
 	if old, ok := s.mine[k]; ok && later(old, ev) {
 		return

@@ -264,3 +264,21 @@ func TestBackEndsOnlyTheRestItEnded(t *testing.T) {
 		})
 	}
 }
+
+func TestReconcileKeepsEndedRestsEnded(t *testing.T) {
+	s := newStore(t, "unix:///nonexistent.sock", Options{})
+	until := time.Now().Add(time.Hour)
+	s.Publish(Event{Kind: KeyRest, Key: "1:ab", Until: until})
+	s.Publish(Event{Kind: KeyRest, Key: "2:cd", Until: until.Add(time.Hour)})
+	s.Publish(Event{Kind: AccountRest, Account: "a1", Until: until})
+	s.Publish(Event{Kind: TrialResult, Key: "1:ab", Until: until, OK: true})
+	s.Publish(Event{Kind: TrialResult, Key: "2:cd", Until: until, OK: true}) // not the rest 2:cd is in
+	s.Publish(Event{Kind: AccountBack, Account: "a1", Until: until})
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for k, want := range map[string]bool{"keygate:rest:1:ab": false, "keygate:rest:2:cd": true, "keygate:arest:a1": false, "keygate:trialres:1:ab": true} {
+		if _, ok := s.mine[k]; ok != want {
+			t.Errorf("replica's record has %s = %v, want %v", k, ok, want)
+		}
+	}
+}

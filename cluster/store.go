@@ -32,9 +32,15 @@ type Store interface {
 	TryLease(ctx context.Context, name string, ttl time.Duration) bool
 	// Run delivers other replicas' events to apply until ctx ends or Close
 	// is called: pushes as they come, and a re-read of all current facts
-	// every HealInterval, which repeats facts already delivered, so apply
-	// must be idempotent (later deadlines win; see Kind). apply is never
-	// called concurrently. Run is called once.
+	// every HealInterval, which repeats facts already delivered and may
+	// arrive after a newer push. So apply must be idempotent and ordered
+	// by the facts themselves: a rest (key or account) keeps the later
+	// Until; TrialResult OK / AccountBack end a rest only if it ends no
+	// later than their Until; Disable/Enable and Budget win by later At;
+	// a pushed Spend adds USD to the key's (and Account's) spend since its
+	// budget poll, a re-read Budget sets that spend to its USD. A replica
+	// never gets its own pushes back. apply is never called concurrently.
+	// Run is called once.
 	Run(ctx context.Context, apply func(Event)) error
 	// Up reports whether the shared store is reachable (Local: always).
 	Up() bool
