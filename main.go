@@ -82,7 +82,7 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 			cfg.Keys = append(cfg.Keys, keyring.Entry{ID: i + 1, Secret: secret.New(k)})
 		}
 		cfg.Duplicates = nil
-		log.Info("🎭 Demo mode: simulated upstream at " + cfg.BaseURL + " with 4 keys (#2 revoked, #3 rate-limited now and then)")
+		log.Info("🎭 Demo mode: simulated upstream at " + cfg.BaseURL + " with 4 keys in 2 accounts (#2 revoked, #3 near its daily cap, account of #3 and #4 near its free-model quota)")
 	}
 
 	a, err := app.New(cfg, log, app.Options{})

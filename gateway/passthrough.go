@@ -53,6 +53,11 @@ type passthrough struct {
 	proxy    *httputil.ReverseProxy
 	// redactor masks pool keys that upstream error answers quote.
 	redactor *secret.Redactor
+	// spender takes free-model calls off their account's quota; nil
+	// counts nothing.
+	spender Spender
+	// tokensOn: client tokens are set, so clients are told apart by token.
+	tokensOn bool
 }
 
 func newPassthrough(r *relay.Relay, st keyring.Strategy, base *url.URL, body bodyLimits, log *slog.Logger, tokens TokenCounter) *passthrough {
@@ -173,6 +178,9 @@ func (p *passthrough) prepare(w http.ResponseWriter, r *http.Request) *exchangeC
 	}
 	ex.call.Strategy = p.strategy
 	ex.call.Model = modelOf(ex.body)
+	ex.call.Free = freeModel(ex.call.Model)
+	ex.call.Blind = !inference(strings.TrimPrefix(r.URL.Path, "/v1"))
+	ex.call.Client = clientOf(r, p.tokensOn)
 	return ctx
 }
 
@@ -199,6 +207,9 @@ func (t roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	if err == nil && t.p.tokens != nil {
 		tapUsage(resp, t.p.tokens, ex.call.Key.ID, ex.call.Model)
+	}
+	if err == nil && ex.call.Free && t.p.spender != nil && resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		t.p.spender.UseFree(ex.call.Key)
 	}
 	return resp, err
 }
