@@ -17,9 +17,11 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
 
 	"github.com/caarlos0/env/v11"
 
+	"github.com/keygate/keygate/cluster"
 	"github.com/keygate/keygate/keyring"
 	"github.com/keygate/keygate/secret"
 )
@@ -51,6 +53,8 @@ type Config struct {
 	PprofAddr           string        `env:"PPROF_ADDR" help:"loopback host:port (127.0.0.1:6060) serving /debug/pprof/ for profiling; unset is off"`
 	KeysFile            string        `env:"KEYS_FILE" help:"file holding the pool as OPENROUTER_API_KEY_<N>=<key> lines (a .env works); re-read when it changes and on SIGHUP"`
 	AdminToken          secret.Key    `env:"ADMIN_TOKEN" help:"token for /admin/* (Authorization: Bearer <token>); unset, /admin/* answers 404"`
+	RedisURL            string        `env:"REDIS_URL" help:"redis://[user:pass@]host:port/db, rediss://… (TLS) or unix:///path: replicas share what they learn about keys; unset keeps it all in this process"`
+	RedisPrefix         string        `env:"REDIS_PREFIX" envDefault:"keygate:" help:"namespace of every Redis key, so that several pools can share one Redis"`
 
 	// Keys is the pool, ordered by id; filled from the key variables.
 	Keys []keyring.Entry `env:"-"`
@@ -132,6 +136,14 @@ func (c *Config) validate() error {
 	}
 	if c.PprofAddr != "" && !loopbackAddr(c.PprofAddr) {
 		return fmt.Errorf("invalid PPROF_ADDR=%q: want a loopback host:port like 127.0.0.1:6060 (profiles must not be reachable from outside)", c.PprofAddr)
+	}
+	if c.RedisURL != "" {
+		if _, err := cluster.ParseURL(c.RedisURL); err != nil {
+			return fmt.Errorf("invalid REDIS_URL: %w", err)
+		}
+	}
+	if c.RedisPrefix == "" || strings.ContainsFunc(c.RedisPrefix, unicode.IsSpace) {
+		return fmt.Errorf("invalid REDIS_PREFIX=%q: want a non-empty prefix without spaces, like keygate:", c.RedisPrefix)
 	}
 	positive := []struct {
 		name string
