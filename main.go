@@ -125,7 +125,7 @@ func runAs(name string, args, environ []string, stdout, stderr io.Writer) int {
 			cfg.Keys = append(cfg.Keys, keyring.Entry{ID: i + 1, Secret: secret.New(k)})
 		}
 		cfg.Duplicates, cfg.ForeignKeys = nil, nil
-		log.Info("🎭 Demo mode: simulated upstream at " + cfg.BaseURL + " with 4 keys (#2 revoked, #3 rate-limited now and then)")
+		log.Info("🎭 Demo mode: simulated upstream at " + cfg.BaseURL + " with 4 keys in 2 accounts (#2 revoked, #3 near its daily cap, account of #3 and #4 near its free-model quota)")
 	}
 
 	a, err := app.New(cfg, log, app.Options{})

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/keygate/keygate/breaker"
+	"github.com/keygate/keygate/budget"
 	"github.com/keygate/keygate/config"
 	"github.com/keygate/keygate/gateway"
 	"github.com/keygate/keygate/keyring"
@@ -28,6 +29,7 @@ import (
 // App is a wired gateway.
 type App struct {
 	Config   *config.Config
+	Budgets  *budget.Poller
 	Pool     *keyring.Pool
 	Breakers *breaker.Set
 	Relay    *relay.Relay
@@ -72,11 +74,28 @@ func New(cfg *config.Config, log *slog.Logger, o Options) (*App, error) {
 		return nil, fmt.Errorf("registering metrics: %w", err)
 	}
 	obs := gateway.NewObserver(m, log, pool.Len())
+	obs.SetAccounts(breakers.Account)
 	transport := o.Transport
 	if transport == nil {
 		transport = relay.NewTransport(0)
 	}
-	rl := relay.New(pool, breakers, relay.Options{Transport: transport, Timeout: cfg.UpstreamTimeout, Observer: obs})
+	budgets := budget.New(pool, breakers, budget.Options{
+		URL:       cfg.BaseURL + "/key",
+		Client:    &http.Client{Transport: transport},
+		Interval:  cfg.BudgetPollInterval,
+		Now:       o.Now,
+		Observer:  gateway.NewBudgetObserver(m, log),
+		Cooldowns: obs,
+		Log:       log,
+	})
+	ro := relay.Options{Transport: transport, Timeout: cfg.UpstreamTimeout, Observer: obs,
+		RestShare: cfg.ClientRestShare, RestWindow: cfg.ClientRestWindow}
+	if cfg.BudgetPollInterval > 0 {
+		// With polling off keygate never calls GET /key: faults act at
+		// once, as the fault table says.
+		ro.Confirmer = budgets
+	}
+	rl := relay.New(pool, breakers, ro)
 	secrets := make([]secret.Key, 0, pool.Len())
 	for _, k := range pool.Keys() {
 		secrets = append(secrets, k.Secret)
@@ -96,8 +115,10 @@ func New(cfg *config.Config, log *slog.Logger, o Options) (*App, error) {
 		Observer:        obs,
 		Logger:          log,
 		Redactor:        secret.NewRedactor(secrets),
+		Spender:         budgets,
+		Budgets:         budgets,
 	})
-	return &App{Config: cfg, Pool: pool, Breakers: breakers, Relay: rl, Registry: reg, Handler: gw, Log: log}, nil
+	return &App{Config: cfg, Budgets: budgets, Pool: pool, Breakers: breakers, Relay: rl, Registry: reg, Handler: gw, Log: log}, nil
 }
 
 // Server returns the HTTP server for the app, with its timeouts.
@@ -120,6 +141,12 @@ func (a *App) Serve(ctx context.Context, ln net.Listener, force <-chan struct{})
 	srv := a.Server()
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
+	// Budgets are polled while the server runs; the first poll of every
+	// key goes out now.
+	pctx, stopPolls := context.WithCancel(context.Background())
+	polled := make(chan struct{})
+	go func() { a.Budgets.Run(pctx); close(polled) }()
+	defer func() { stopPolls(); <-polled }()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serving: %w", err)

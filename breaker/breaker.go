@@ -1,56 +1,36 @@
 // Package breaker decides when a key leaves rotation and when it comes back.
 //
 // Each key has a gobreaker two-step circuit breaker that trips on the first
-// key fault (401, 402, 403, 429) and, once the key's rest has ended, lets one
-// trial call through at a time (half-open). gobreaker's open period is fixed
-// per breaker, so the rest deadline — which varies with Retry-After and
-// doubles after a failed trial — lives beside it in the pool's keyring.Ledger,
-// where strategies read it without locks.
+// fault of the key (as the fault package judges it) and, once the key's rest
+// has ended, lets one trial call through at a time (half-open). gobreaker's
+// open period is fixed per breaker, so the rest deadline — which varies with
+// reset hints and doubles after a failed trial — lives beside it: the Set's
+// book keeps each rest's cause (the key's own, or its account's) and writes
+// the latest deadline into the pool's keyring.Ledger, where strategies read
+// it without locks.
 package breaker
 
 import (
 	"errors"
-	"net/http"
 	"strconv"
 	"sync/atomic"
 	"time"
 
 	"github.com/sony/gobreaker/v2"
 
+	"github.com/keygate/keygate/fault"
 	"github.com/keygate/keygate/keyring"
 )
 
-// Reason says why an upstream answer is the key's fault.
-type Reason uint8
+// Reason is why a key rests; the fault package defines them.
+type Reason = fault.Reason
 
-// Reasons. NoFault means the key is fine (success, 5xx, timeout, network).
+// The reasons breakers are told most often, named here for their callers.
 const (
-	NoFault Reason = iota
-	Auth
-	RateLimit
+	NoFault   = fault.NoReason
+	Auth      = fault.Auth
+	RateLimit = fault.RateLimit
 )
-
-// String names the reason as metrics label it.
-func (r Reason) String() string {
-	switch r {
-	case Auth:
-		return "auth"
-	case RateLimit:
-		return "rate_limit"
-	}
-	return "none"
-}
-
-// Classify says whether an upstream status is the key's fault.
-func Classify(status int) Reason {
-	switch status {
-	case http.StatusUnauthorized, http.StatusPaymentRequired, http.StatusForbidden:
-		return Auth
-	case http.StatusTooManyRequests:
-		return RateLimit
-	}
-	return NoFault
-}
 
 // State of a key's breaker, numbered as the keygate_key_state gauge.
 type State int
@@ -88,7 +68,8 @@ var (
 
 // Settings configure the breakers. Zero durations take the defaults.
 type Settings struct {
-	// AuthCooldown is the rest after 401, 402 or 403. Default 10m.
+	// AuthCooldown is the rest after a 401, and after a credit fault
+	// whose end upstream does not tell. Default 10m.
 	AuthCooldown time.Duration
 	// RateLimitCooldown is the rest after a 429 without a usable reset
 	// hint. Default 30s.
@@ -120,14 +101,15 @@ type Set struct {
 	pool     *keyring.Pool
 	settings Settings
 	byslot   []*Breaker
+	book     *book
 }
 
 // NewSet makes a breaker for every key of pool.
 func NewSet(pool *keyring.Pool, s Settings) *Set {
 	s.defaults()
-	set := &Set{pool: pool, settings: s, byslot: make([]*Breaker, pool.Len())}
+	set := &Set{pool: pool, settings: s, byslot: make([]*Breaker, pool.Len()), book: newBook(pool.Len())}
 	for _, k := range pool.Keys() {
-		b := &Breaker{key: k, ledger: pool.Ledger(), settings: &set.settings}
+		b := &Breaker{key: k, set: set, ledger: pool.Ledger(), settings: &set.settings}
 		b.cb = gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
 			Name:        strconv.Itoa(k.ID),
 			MaxRequests: 1,
@@ -152,6 +134,7 @@ func (s *Set) Now() time.Time { return s.settings.Now() }
 // Breaker is one key's health.
 type Breaker struct {
 	key      *keyring.Key
+	set      *Set
 	ledger   keyring.Ledger
 	settings *Settings
 	cb       *gobreaker.TwoStepCircuitBreaker[struct{}]
@@ -218,21 +201,30 @@ func (t Trial) Success() { t.done(nil) }
 // went away): it frees a half-open trial slot without deciding.
 func (t Trial) Abandon() { t.done(errExcluded) }
 
-// Fail reports a key fault and sends the key to rest: for a rate limit, hint
-// when upstream gave one (0 for none), else RateLimitCooldown; for an auth
-// failure AuthCooldown, whatever the hint (a Retry-After on a 401 or 403
-// must not bring a revoked key back in seconds). The rest doubles for every
-// failed trial in a row, up to MaxCooldown, and never shortens one already
-// in force. It returns the rest now in force.
-func (t Trial) Fail(r Reason, hint time.Duration) time.Duration {
-	b := t.b
+// Fail reports a fault of the key and sends it to rest for v.Reason: until
+// v.Until when upstream said (zero: no hint), else RateLimitCooldown
+// for rate limits and AuthCooldown for the rest. A 401's hint is ignored:
+// a Retry-After must not bring a revoked key back in seconds. The rest
+// doubles for every failed trial in a row, up to MaxCooldown (never below
+// its first length), and never shortens one already in force. It returns
+// the rest now in force.
+func (t Trial) Fail(v fault.Verdict) time.Duration {
 	t.done(errKeyFault)
-	base := b.settings.RateLimitCooldown
+	return t.b.restFor(v)
+}
+
+// restFor rests the key for v as Fail describes and returns the rest in
+// force.
+func (b *Breaker) restFor(v fault.Verdict) time.Duration {
+	r, until := v.Reason, v.Until
+	now := b.settings.Now()
+	base := b.settings.AuthCooldown
 	switch {
-	case r == Auth:
-		base = b.settings.AuthCooldown
-	case hint > 0:
-		base = hint
+	case r == fault.Auth:
+	case !until.IsZero() && until.After(now):
+		base = until.Sub(now)
+	case r == fault.RateLimit || r == fault.FreeQuota || r == fault.InFlightBudget:
+		base = b.settings.RateLimitCooldown
 	}
 	rest := base
 	limit := max(b.settings.MaxCooldown, base)
@@ -240,7 +232,25 @@ func (t Trial) Fail(r Reason, hint time.Duration) time.Duration {
 		rest *= 2
 	}
 	rest = min(rest, limit)
-	now := b.settings.Now().UnixNano()
-	until := b.ledger.ExtendRest(b.key.Slot(), now+int64(rest))
-	return time.Duration(until - now)
+	in := b.set.RestKey(b.key, r, v.Status, now.Add(rest))
+	return in.Sub(now)
+}
+
+// Confirmed rests k for a fault its own GET /key confirmed, as Fail would
+// have: the breaker trips, so that the key comes back through one trial
+// call, and failed trials double the rest. It returns the rest in force.
+func (s *Set) Confirmed(k *keyring.Key, v fault.Verdict) time.Duration {
+	b := s.For(k)
+	if done, err := b.cb.Allow(); err == nil {
+		done(errKeyFault)
+	}
+	return b.restFor(v)
+}
+
+// Hold settles the call as undecided (a half-open trial slot is freed) and
+// keeps the key out of rotation until until for r: the short hold of a
+// fault that its GET /key has yet to confirm.
+func (t Trial) Hold(r Reason, status int, until time.Time) {
+	t.done(errExcluded)
+	t.b.set.RestKey(t.b.key, r, status, until)
 }

@@ -3,10 +3,12 @@ package breaker
 import (
 	"errors"
 	"fmt"
+	"net/http"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/keygate/keygate/fault"
 	"github.com/keygate/keygate/keyring"
 	"github.com/keygate/keygate/secret"
 )
@@ -56,26 +58,7 @@ func denied(t *testing.T, b *Breaker, want error) {
 	}
 }
 
-func TestClassifyAndNames(t *testing.T) {
-	tests := []struct {
-		status int
-		want   Reason
-	}{
-		{200, NoFault}, {204, NoFault}, {301, NoFault}, {400, NoFault},
-		{401, Auth}, {402, Auth}, {403, Auth},
-		{404, NoFault}, {408, NoFault}, {413, NoFault}, {429, RateLimit},
-		{500, NoFault}, {502, NoFault}, {503, NoFault}, {504, NoFault}, {0, NoFault},
-	}
-	for _, tt := range tests {
-		if got := Classify(tt.status); got != tt.want {
-			t.Errorf("Classify(%d) = %v, want %v", tt.status, got, tt.want)
-		}
-	}
-	for r, want := range map[Reason]string{NoFault: "none", Auth: "auth", RateLimit: "rate_limit"} {
-		if r.String() != want {
-			t.Errorf("Reason(%d) = %q", r, r)
-		}
-	}
+func TestStateNames(t *testing.T) {
 	for s, want := range map[State]string{Closed: "closed", HalfOpen: "half-open", Open: "open"} {
 		if s.String() != want {
 			t.Errorf("State(%d) = %q", s, s)
@@ -85,8 +68,8 @@ func TestClassifyAndNames(t *testing.T) {
 
 // report settles tr as the gateway does for an upstream status.
 func report(tr Trial, status int, hint time.Duration) time.Duration {
-	if r := Classify(status); r != NoFault {
-		return tr.Fail(r, hint)
+	if v := fault.Classify(status, http.Header{}, nil, tr.b.settings.Now()); v.Learns() {
+		return tr.failFor(v.Reason, hint)
 	}
 	tr.Success()
 	return 0
@@ -98,7 +81,9 @@ func TestStatusOpensOrNot(t *testing.T) {
 		rest   time.Duration // 0: stays closed
 	}{
 		{200, 0}, {404, 0}, {500, 0}, {502, 0}, {503, 0},
-		{401, 10 * time.Minute}, {402, 10 * time.Minute}, {403, 10 * time.Minute},
+		// A 403 is the request's (moderation, guardrail): the key stays.
+		{403, 0},
+		{401, 10 * time.Minute}, {402, 10 * time.Minute},
 		{429, 30 * time.Second},
 	}
 	for _, tt := range tests {
@@ -134,7 +119,7 @@ func TestRestThenOneTrial(t *testing.T) {
 		t.Run(outcome, func(t *testing.T) {
 			set, p, c := newSet(t, 1, Settings{AuthCooldown: time.Minute})
 			b := set.For(p.Keys()[0])
-			allow(t, b).Fail(Auth, 0)
+			allow(t, b).failFor(Auth, 0)
 			for _, d := range []time.Duration{0, time.Second, time.Minute - time.Second - 1} {
 				c.Add(d)
 				if b.State() != Open {
@@ -163,7 +148,7 @@ func TestRestThenOneTrial(t *testing.T) {
 				a.Success()
 				bb.Success()
 			case "fail":
-				if rest := tr.Fail(Auth, 0); rest != 2*time.Minute {
+				if rest := tr.failFor(Auth, 0); rest != 2*time.Minute {
 					t.Fatalf("rest %v after a failed trial, want 2m", rest)
 				}
 				if b.State() != Open || b.Strikes() != 1 {
@@ -214,7 +199,7 @@ func TestFailedTrialsDouble(t *testing.T) {
 						t.Fatalf("state %v after rest %d", b.State(), i)
 					}
 				}
-				if rest := allow(t, b).Fail(tt.reason, tt.hint); rest != want {
+				if rest := allow(t, b).failFor(tt.reason, tt.hint); rest != want {
 					t.Fatalf("rest %d = %v, want %v", i, rest, want)
 				}
 				if b.Strikes() != i {
@@ -226,7 +211,7 @@ func TestFailedTrialsDouble(t *testing.T) {
 			if b.Strikes() != 0 || b.State() != Closed {
 				t.Fatalf("strikes %d, state %v after success", b.Strikes(), b.State())
 			}
-			if rest := allow(t, b).Fail(tt.reason, tt.hint); rest != tt.want[0] {
+			if rest := allow(t, b).failFor(tt.reason, tt.hint); rest != tt.want[0] {
 				t.Fatalf("rest after recovery %v, want %v", rest, tt.want[0])
 			}
 		})
@@ -254,7 +239,7 @@ func TestRestFromHintOrReason(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			set, p, c := newSet(t, 1, tt.s)
-			if rest := allow(t, set.For(p.Keys()[0])).Fail(tt.reason, tt.hint); rest != tt.want {
+			if rest := allow(t, set.For(p.Keys()[0])).failFor(tt.reason, tt.hint); rest != tt.want {
 				t.Fatalf("rest %v, want %v", rest, tt.want)
 			}
 			if got := c.Until(p.Ledger().RestUntil(0)); got != tt.want {
@@ -280,9 +265,9 @@ func TestLaterDeadlineWins(t *testing.T) {
 			set, p, c := newSet(t, 1, Settings{})
 			b := set.For(p.Keys()[0])
 			t1, t2 := allow(t, b), allow(t, b) // two calls out while closed
-			t1.Fail(tt.first, 5*time.Second)
+			t1.failFor(tt.first, 5*time.Second)
 			c.Add(time.Second)
-			if rest := t2.Fail(tt.later, tt.hint); rest != tt.want-time.Second && rest != tt.want {
+			if rest := t2.failFor(tt.later, tt.hint); rest != tt.want-time.Second && rest != tt.want {
 				t.Fatalf("rest %v, want %v", rest, tt.want)
 			}
 			if b.Strikes() != 0 {
@@ -296,7 +281,7 @@ func TestStaleOutcomesIgnored(t *testing.T) {
 	set, p, c := newSet(t, 1, Settings{RateLimitCooldown: time.Second})
 	b := set.For(p.Keys()[0])
 	early := allow(t, b)
-	allow(t, b).Fail(RateLimit, 0)
+	allow(t, b).failFor(RateLimit, 0)
 	c.Add(time.Second)
 	early.Success() // began before the trip: says nothing of the key now
 	if b.State() != HalfOpen {
@@ -329,4 +314,14 @@ func TestSetClockAndDefaults(t *testing.T) {
 	if s.AuthCooldown != 10*time.Minute || s.RateLimitCooldown != 30*time.Second || s.MaxCooldown != time.Hour || s.Now == nil {
 		t.Fatalf("defaults %+v", s)
 	}
+}
+
+// failFor reports a fault of reason r with a reset hint of hint from now
+// (0: none), as a verdict would carry it.
+func (t Trial) failFor(r Reason, hint time.Duration) time.Duration {
+	v := fault.Verdict{Reason: r, Scope: fault.Key}
+	if hint > 0 {
+		v.Until = t.b.settings.Now().Add(hint)
+	}
+	return t.Fail(v)
 }

@@ -16,7 +16,7 @@ func TestRealClockNotNeeded(t *testing.T) {
 	set, p, c := newSet(t, 1, Settings{RateLimitCooldown: time.Second, MaxCooldown: time.Second})
 	b := set.For(p.Keys()[0])
 	for i := range 2000 {
-		allow(t, b).Fail(RateLimit, 0)
+		allow(t, b).failFor(RateLimit, 0)
 		c.Add(time.Second)
 		tr, err := b.Allow()
 		if err != nil {
@@ -25,7 +25,7 @@ func TestRealClockNotNeeded(t *testing.T) {
 		if i%2 == 1 {
 			tr.Success()
 		} else {
-			tr.Fail(RateLimit, 0)
+			tr.failFor(RateLimit, 0)
 			c.Add(time.Second)
 			allow(t, b).Success()
 		}
@@ -35,7 +35,7 @@ func TestRealClockNotNeeded(t *testing.T) {
 func TestOneTrialUnderConcurrency(t *testing.T) {
 	set, p, c := newSet(t, 1, Settings{})
 	b := set.For(p.Keys()[0])
-	allow(t, b).Fail(Auth, 0)
+	allow(t, b).failFor(Auth, 0)
 	c.Add(10 * time.Minute)
 	var ok, busy atomic.Int32
 	var wg sync.WaitGroup
@@ -105,7 +105,7 @@ func TestConcurrentInvariants(t *testing.T) {
 				default:
 					fails.Add(1)
 					reason := Reason(1 + r.IntN(2))
-					if rest := tr.Fail(reason, 0); rest <= 0 {
+					if rest := tr.failFor(reason, 0); rest <= 0 {
 						t.Errorf("rest %v, want > 0", rest)
 					}
 					// The deadline in force may be another goroutine's,

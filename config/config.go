@@ -45,7 +45,12 @@ type Config struct {
 	ShutdownTimeout     time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"30s" help:"on SIGTERM, how long in-flight requests may finish"`
 	LogFormat           string        `env:"LOG_FORMAT" envDefault:"text" help:"text (console lines) or json"`
 	LogLevel            string        `env:"LOG_LEVEL" envDefault:"info" help:"debug, info, warn or error"`
+	BudgetPollInterval  time.Duration `env:"BUDGET_POLL_INTERVAL" envDefault:"60s" help:"how often each key's budget is read from GET <base>/key (jittered; also after a 402 or 429); 0 is off"`
+	ClientRestShare     float64       `env:"CLIENT_REST_SHARE" envDefault:"0.5" help:"share of the pool one client's requests may rest per CLIENT_REST_WINDOW without GET /key confirming it"`
+	ClientRestWindow    time.Duration `env:"CLIENT_REST_WINDOW" envDefault:"1m" help:"window of CLIENT_REST_SHARE"`
 	PprofAddr           string        `env:"PPROF_ADDR" help:"loopback host:port (127.0.0.1:6060) serving /debug/pprof/ for profiling; unset is off"`
+	KeysFile            string        `env:"KEYS_FILE" help:"file holding the pool as OPENROUTER_API_KEY_<N>=<key> lines (a .env works); re-read when it changes and on SIGHUP"`
+	AdminToken          secret.Key    `env:"ADMIN_TOKEN" help:"token for /admin/* (Authorization: Bearer <token>); unset, /admin/* answers 404"`
 
 	// Keys is the pool, ordered by id; filled from the key variables.
 	Keys []keyring.Entry `env:"-"`
@@ -119,6 +124,15 @@ func (c *Config) validate() error {
 	}
 	if !slices.Contains(keyring.Names[:], c.KeyRotation) {
 		return fmt.Errorf("invalid KEY_ROTATION=%q: want random, round-robin or least-busy", c.KeyRotation)
+	}
+	if c.BudgetPollInterval < 0 {
+		return fmt.Errorf("invalid BUDGET_POLL_INTERVAL=%s: want 0 (off) or a positive duration like 60s", c.BudgetPollInterval)
+	}
+	if c.ClientRestShare <= 0 || c.ClientRestShare > 1 {
+		return fmt.Errorf("invalid CLIENT_REST_SHARE=%v: want a share of the pool above 0 and at most 1, like 0.5", c.ClientRestShare)
+	}
+	if c.ClientRestWindow <= 0 {
+		return fmt.Errorf("invalid CLIENT_REST_WINDOW=%s: want a positive duration like 1m", c.ClientRestWindow)
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		return fmt.Errorf("invalid LOG_FORMAT=%q: want text or json", c.LogFormat)

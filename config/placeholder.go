@@ -173,3 +173,15 @@ func foreignKeys(raw []rawKey, base string) []int {
 	}
 	return ids
 }
+
+// Placeholders returns a *PlaceholderError when the pool that vars give
+// (read as PoolFrom reads it) holds placeholders, else nil; a pool that
+// does not parse is PoolFrom's to report. A KEYS_FILE is checked with it
+// as Load checks the environment.
+func Placeholders(vars map[string]string) error {
+	raw, err := rawPool(vars)
+	if err != nil {
+		return nil
+	}
+	return checkPlaceholders(raw)
+}

@@ -198,3 +198,19 @@ func TestJoinNames(t *testing.T) {
 		}
 	}
 }
+
+// TestPlaceholdersOfVars: a KEYS_FILE's variables are checked as Load
+// checks the environment.
+func TestPlaceholdersOfVars(t *testing.T) {
+	var pe *PlaceholderError
+	if err := Placeholders(map[string]string{"OPENROUTER_API_KEY_1": testKey("1"), "OPENROUTER_API_KEY_2": "sk-or-v1-..."}); !errors.As(err, &pe) ||
+		!slices.Equal(pe.Vars, []string{"OPENROUTER_API_KEY_2"}) {
+		t.Fatalf("err %v", err)
+	}
+	if err := Placeholders(map[string]string{"OPENROUTER_API_KEY_1": testKey("1")}); err != nil {
+		t.Fatalf("real key refused: %v", err)
+	}
+	if err := Placeholders(map[string]string{"OPENROUTER_API_KEY_X": "sk-or-v1-..."}); err != nil {
+		t.Fatalf("a bad name is PoolFrom's to report: %v", err)
+	}
+}

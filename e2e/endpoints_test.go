@@ -41,7 +41,7 @@ func TestHealthAndReadiness(t *testing.T) {
 	probe("/healthz", 200)
 	probe("/readyz", 200)
 
-	req := newRequest(t, http.MethodGet, gw.URL+"/v1/models", nil)
+	req := newRequest(t, http.MethodGet, gw.URL+"/v1/chat/completions", nil)
 	req.Header.Set("Authorization", "Bearer tok")
 	if resp, _ := do(t, req); resp.StatusCode != 429 {
 		t.Fatalf("status %d, want 429 with every key limited", resp.StatusCode)
@@ -87,7 +87,7 @@ func TestKeysEndpoint(t *testing.T) {
 	if resp, _ := do(t, newRequest(t, http.MethodGet, gw.URL+"/keys", nil)); resp.StatusCode != 401 {
 		t.Errorf("GET /keys without the gateway token: %d, want 401", resp.StatusCode)
 	}
-	if resp, _ := get("/v1/models"); resp.StatusCode != 200 || resp.Header.Get("X-Keygate-Key") != "3" {
+	if resp, _ := get("/v1/chat/completions"); resp.StatusCode != 200 || resp.Header.Get("X-Keygate-Key") != "3" {
 		t.Fatalf("got %d from key %s, want 200 from key 3", resp.StatusCode, resp.Header.Get("X-Keygate-Key"))
 	}
 	now := gw.Clock.Now()
@@ -120,7 +120,7 @@ func TestKeysEndpoint(t *testing.T) {
 	}
 	for i, e := range entries {
 		w := want[i]
-		if got := ptFieldNames(e); got != "cooldown_until,failures,id,in_flight,masked,requests,state" {
+		if got := ptFieldNames(e); got != "account,budget,cooldown_until,failures,id,in_flight,masked,other_errors,requests,rest_reason,state" {
 			t.Errorf("key fields %s", got)
 		}
 		raw := keys[i]

@@ -24,7 +24,7 @@ func TestKeysAllFail(t *testing.T) {
 	}{
 		{"429", 429, [3]time.Duration{50 * time.Second, 30 * time.Second, 70 * time.Second}, true},
 		{"401", 401, [3]time.Duration{5 * time.Minute, 5 * time.Minute, 5 * time.Minute}, false},
-		{"403", 403, [3]time.Duration{5 * time.Minute, 5 * time.Minute, 5 * time.Minute}, false},
+		{"402", 402, [3]time.Duration{5 * time.Minute, 5 * time.Minute, 5 * time.Minute}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			keys := testKeys(3)
@@ -95,7 +95,7 @@ func TestKeysAllFail(t *testing.T) {
 
 			healthy.Store(true)
 			gw.Clock.Advance(first - first/3)
-			resp, _ = do(t, newRequest(t, http.MethodGet, gw.URL+"/v1/models", nil))
+			resp, _ = do(t, newRequest(t, http.MethodGet, gw.URL+"/v1/chat/completions", nil))
 			if resp.StatusCode != http.StatusOK {
 				t.Errorf("status %d after the first key's rest ended, want 200", resp.StatusCode)
 			}

@@ -90,7 +90,11 @@ func startGateway(t testing.TB, upstream string, keys []string, env ...string) *
 // returned buffer.
 func newApp(t testing.TB, upstream string, keys []string, o app.Options, env ...string) (*app.App, *syncBuffer) {
 	t.Helper()
-	environ := append([]string{"OPENROUTER_BASE_URL=" + upstream, "LOG_LEVEL=debug"}, env...)
+	// Budget polls and the per-client bound on rests are off unless a
+	// test sets them: most tests count upstream calls and rest several
+	// keys from one client.
+	environ := append([]string{"OPENROUTER_BASE_URL=" + upstream, "LOG_LEVEL=debug",
+		"BUDGET_POLL_INTERVAL=0", "CLIENT_REST_SHARE=1"}, env...)
 	cfg, err := config.Load(environ, nil, false)
 	if err != nil {
 		t.Fatalf("config: %v", err)

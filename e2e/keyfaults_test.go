@@ -38,11 +38,11 @@ func (f *ptFaulty) serve(w http.ResponseWriter, r *http.Request, s ptSeen) {
 	_, _ = fmt.Fprintf(w, "ok key %d", slicesIndex(f.keys, s.Key)+1)
 }
 
-// TestKeyAuthFaults checks 401, 402 and 403: the request goes on to another
+// TestKeyAuthFaults checks 401 and 402: the request goes on to another
 // key, the key rests for AUTH_FAILURE_COOLDOWN, then comes back with one
 // trial at a time, and a successful trial puts it back in rotation.
 func TestKeyAuthFaults(t *testing.T) {
-	for _, code := range []int{401, 402, 403} {
+	for _, code := range []int{401, 402} {
 		t.Run(strconv.Itoa(code), func(t *testing.T) {
 			keys := testKeys(3)
 			f := &ptFaulty{keys: keys, hold: make(chan struct{}), entered: make(chan struct{}, 1)}
@@ -142,11 +142,11 @@ func TestKeyFailedTrialRestsAgain(t *testing.T) {
 	up, seen := ptUpstream(t, f.serve)
 	gw := startGateway(t, up.URL, keys, "KEY_ROTATION=round-robin", "AUTH_FAILURE_COOLDOWN=1m")
 	for range 4 {
-		do(t, newRequest(t, http.MethodGet, gw.URL+"/v1/models", nil))
+		do(t, newRequest(t, http.MethodGet, gw.URL+"/v1/chat/completions", nil))
 	}
 	gw.Clock.Advance(time.Minute + time.Millisecond)
 	for range 4 {
-		if resp, _ := do(t, newRequest(t, http.MethodGet, gw.URL+"/v1/models", nil)); resp.StatusCode != 200 {
+		if resp, _ := do(t, newRequest(t, http.MethodGet, gw.URL+"/v1/chat/completions", nil)); resp.StatusCode != 200 {
 			t.Fatalf("status %d, want 200 from key 2", resp.StatusCode)
 		}
 	}
@@ -199,7 +199,7 @@ func TestKeyRateLimitHints(t *testing.T) {
 			ptWantRested(t, gw, 2, time.Time{})
 			gw.Clock.Advance(tc.rest - time.Millisecond)
 			for range 4 {
-				do(t, newRequest(t, http.MethodGet, gw.URL+"/v1/models", nil))
+				do(t, newRequest(t, http.MethodGet, gw.URL+"/v1/chat/completions", nil))
 			}
 			if n := seen.count(keys[0]); n != 1 {
 				t.Fatalf("key 1 got %d requests during its rest, want 1", n)
@@ -213,10 +213,11 @@ func TestKeyRateLimitHints(t *testing.T) {
 	}
 }
 
-// TestKeyServerErrorsNotRetried checks that 5xx is returned as is, on one
-// key, which stays in rotation.
+// TestKeyServerErrorsNotRetried checks that 5xx, and a 403 (on OpenRouter
+// about the request: moderation, guardrails), is returned as is, on one
+// key, which stays in rotation; the failure is counted as not the key's.
 func TestKeyServerErrorsNotRetried(t *testing.T) {
-	for _, code := range []int{500, 502, 503, 504} {
+	for _, code := range []int{500, 502, 503, 504, 403} {
 		t.Run(strconv.Itoa(code), func(t *testing.T) {
 			keys := testKeys(2)
 			up, seen := ptUpstream(t, func(w http.ResponseWriter, _ *http.Request, s ptSeen) {
@@ -236,11 +237,11 @@ func TestKeyServerErrorsNotRetried(t *testing.T) {
 				t.Errorf("upstream got %d requests, want 1 (no retry)", n)
 			}
 			ptWantRested(t, gw, 1, time.Time{})
-			if got := ptKeys(t, gw)[1].Failures; got[strconv.Itoa(code)] != 1 {
-				t.Errorf("key 1 failures %v, want %d counted", got, code)
+			if k := ptKeys(t, gw)[1]; k.OtherErrors[strconv.Itoa(code)] != 1 || len(k.Failures) != 0 {
+				t.Errorf("key 1 failures %v, other errors %v, want %d counted as not the key's", k.Failures, k.OtherErrors, code)
 			}
-			do(t, newRequest(t, http.MethodGet, gw.URL+"/v1/models", nil))
-			do(t, newRequest(t, http.MethodGet, gw.URL+"/v1/models", nil))
+			do(t, newRequest(t, http.MethodGet, gw.URL+"/v1/chat/completions", nil))
+			do(t, newRequest(t, http.MethodGet, gw.URL+"/v1/chat/completions", nil))
 			if n := seen.count(keys[0]); n != 2 {
 				t.Errorf("key 1 got %d of 3 round-robin requests, want 2 (still in rotation)", n)
 			}

@@ -98,6 +98,7 @@ type ptKeyStatus struct {
 	InFlight      int64             `json:"in_flight"`
 	Requests      uint64            `json:"requests"`
 	Failures      map[string]uint64 `json:"failures"`
+	OtherErrors   map[string]uint64 `json:"other_errors"`
 	CooldownUntil *time.Time        `json:"cooldown_until"`
 }
 

@@ -34,6 +34,13 @@ func (ex *exchange) Tokens(keyID int, model string, prompt, completion int) {
 	}
 }
 
+// Cost implements CostCounter: an answer's cost goes on to the counter.
+func (ex *exchange) Cost(keyID int, model string, usd float64) {
+	if cc, ok := ex.counter.(CostCounter); ok {
+		cc.Cost(keyID, model, usd)
+	}
+}
+
 // finish records the metrics of a /v1 request and writes its access line;
 // ex is the passthrough's exchange, nil when the request never reached it
 // (turned away, or refused before its body was read).

@@ -3,12 +3,14 @@ package gateway
 import (
 	"context"
 	"log/slog"
+	"maps"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/keygate/keygate/breaker"
+	"github.com/keygate/keygate/fault"
 	"github.com/keygate/keygate/keyring"
 	"github.com/keygate/keygate/metrics"
 	"github.com/keygate/keygate/relay"
@@ -20,11 +22,17 @@ type Observer struct {
 	m        *metrics.Metrics
 	log      *slog.Logger
 	failures []failureCounts // by pool slot
+	// account names a key's account for console lines; nil prints none.
+	account func(k *keyring.Key) string
 }
 
+// failureCounts are a key's failed answers by status ("error" for no
+// answer), apart by whose fault they were: the key's or its account's
+// (fault.Key, fault.Account) in by, anybody else's in other.
 type failureCounts struct {
-	mu sync.Mutex
-	by map[string]uint64
+	mu    sync.Mutex
+	by    map[string]uint64
+	other map[string]uint64
 }
 
 // NewObserver returns an observer for a pool of n keys. m may be nil.
@@ -32,9 +40,14 @@ func NewObserver(m *metrics.Metrics, log *slog.Logger, n int) *Observer {
 	o := &Observer{m: m, log: log, failures: make([]failureCounts, n)}
 	for i := range o.failures {
 		o.failures[i].by = make(map[string]uint64)
+		o.failures[i].other = make(map[string]uint64)
 	}
 	return o
 }
+
+// SetAccounts gives the observer the names of keys' accounts, for its
+// console lines.
+func (o *Observer) SetAccounts(account func(k *keyring.Key) string) { o.account = account }
 
 // KeySelected implements relay.Observer.
 func (o *Observer) KeySelected(k *keyring.Key, strategy string) {
@@ -57,52 +70,104 @@ func (o *Observer) Upstream(k *keyring.Key, model string, code int, d time.Durat
 		o.log.Debug("↪️ "+model+" on API Key #"+k.Label+": "+upstreamCode(code)+" in "+strconv.FormatInt(d.Milliseconds(), 10)+"ms",
 			"event", "upstream", "model", model, "key_id", k.ID, "status", code, "duration_ms", d.Milliseconds())
 	}
-	if (code >= 200 && code < 400) || code == relay.StatusClientClosed {
+	if code <= 0 {
+		// No answer: upstream's or the network's, never the key's.
+		o.count(k, "error", false)
+	}
+}
+
+// Judged implements relay.Observer: it counts a failed answer, apart by
+// whose fault it was.
+func (o *Observer) Judged(k *keyring.Key, v fault.Verdict) {
+	code := v.Status
+	if (code >= 200 && code < 400) || code == relay.StatusClientClosed || code <= 0 {
 		return
 	}
-	label := "error"
-	if code > 0 {
-		label = strconv.Itoa(code)
-	}
+	o.count(k, strconv.Itoa(code), v.Learns())
+}
+
+func (o *Observer) count(k *keyring.Key, label string, keys bool) {
 	f := &o.failures[k.Slot()]
 	f.mu.Lock()
-	f.by[label]++
+	if keys {
+		f.by[label]++
+	} else {
+		f.other[label]++
+	}
 	f.mu.Unlock()
 }
 
 // Cooldown implements relay.Observer.
-func (o *Observer) Cooldown(k *keyring.Key, r breaker.Reason, status int, rest time.Duration) {
+func (o *Observer) Cooldown(k *keyring.Key, v fault.Verdict, rest time.Duration) {
 	if o.m != nil {
-		o.m.Cooldown(k.ID, metricsReason(r))
+		o.m.Cooldown(k.ID, metricsReason(v.Reason))
 	}
-	o.log.Info("🧊 API Key #"+k.Label+" cooling down for "+humanDuration(rest)+" ("+strconv.Itoa(status)+")",
-		"event", "key_cooldown", "key_id", k.ID, "key", k.Secret, "status", status, "reason", r.String(),
-		"cooldown_ms", rest.Milliseconds())
+	o.log.Info("🧊 API Key #"+k.Label+" cooling down for "+humanDuration(rest)+" ("+strconv.Itoa(v.Status)+")",
+		"event", "key_cooldown", "key_id", k.ID, "key", k.Secret, "status", v.Status, "reason", v.Reason.String(),
+		"scope", v.Scope.String(), "cooldown_ms", rest.Milliseconds())
+}
+
+// AccountCooldown implements relay.Observer.
+func (o *Observer) AccountCooldown(k *keyring.Key, v fault.Verdict, until time.Time) {
+	if o.m != nil {
+		o.m.Cooldown(k.ID, metricsReason(v.Reason))
+	}
+	acct := ""
+	if o.account != nil {
+		acct = o.account(k)
+	}
+	what := "Account " + acct + "…"
+	if acct == "" {
+		what = "API Key #" + k.Label + " (account unknown)"
+	}
+	why := v.Reason.String()
+	if v.Reason == fault.FreeQuota {
+		why = "free-models-per-day"
+	}
+	o.log.Info("🧊 "+what+" cooling down until "+untilText(until)+" ("+why+")",
+		"event", "account_cooldown", "account", acct, "key_id", k.ID, "status", v.Status, "reason", v.Reason.String(),
+		"until", until.UTC().Format(time.RFC3339))
+}
+
+// untilText words a deadline for a console line: "00:00 UTC", with the
+// date when it is not within a day.
+func untilText(t time.Time) string {
+	t = t.UTC()
+	if time.Until(t) > 24*time.Hour {
+		return t.Format("2006-01-02 15:04 UTC")
+	}
+	return t.Format("15:04 UTC")
 }
 
 // Retry implements relay.Observer.
-func (o *Observer) Retry(r breaker.Reason) {
+func (o *Observer) Retry(v fault.Verdict) {
 	if o.m != nil {
-		o.m.Retry(metricsReason(r))
+		o.m.Retry(metricsReason(v.Reason))
 	}
 }
 
-// Failures returns a copy of k's failure counts by status ("error" for
-// transport errors).
-func (o *Observer) Failures(k *keyring.Key) map[string]uint64 {
+// Failures returns copies of k's failed answers by status: those that were
+// the key's or its account's fault, and the others ("error" for no answer).
+func (o *Observer) Failures(k *keyring.Key) (keys, other map[string]uint64) {
 	f := &o.failures[k.Slot()]
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	out := make(map[string]uint64, len(f.by))
-	for c, n := range f.by {
-		out[c] = n
-	}
-	return out
+	return maps.Clone(f.by), maps.Clone(f.other)
 }
 
-func metricsReason(r breaker.Reason) metrics.Reason {
-	if r == breaker.Auth {
+// metricsReason is the metrics label of a rest's reason.
+func metricsReason(r fault.Reason) metrics.Reason {
+	switch r {
+	case fault.Auth:
 		return metrics.ReasonAuth
+	case fault.KeyLimit:
+		return metrics.ReasonKeyLimit
+	case fault.Credits:
+		return metrics.ReasonCredits
+	case fault.FreeQuota:
+		return metrics.ReasonFreeQuota
+	case fault.InFlightBudget:
+		return metrics.ReasonInFlightBudget
 	}
 	return metrics.ReasonRateLimit
 }
@@ -140,6 +205,17 @@ func (s *KeySource) KeyInFlight(id int) int64 {
 		return s.pool.Ledger().InFlight(k.Slot())
 	}
 	return 0
+}
+
+// KeyRestSeconds implements metrics.KeySource: the time left until the
+// key's rest deadline in the pool's ledger, 0 once it has passed.
+func (s *KeySource) KeyRestSeconds(id int) float64 {
+	k := s.pool.ByID(id)
+	if k == nil {
+		return 0
+	}
+	left := s.pool.Ledger().RestUntil(k.Slot()) - s.breakers.Now().UnixNano()
+	return max(0, time.Duration(left).Seconds())
 }
 
 // KeysAvailable implements metrics.KeySource.

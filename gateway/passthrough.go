@@ -57,6 +57,11 @@ type passthrough struct {
 	proxy    *httputil.ReverseProxy
 	// redactor masks pool keys that upstream error answers quote.
 	redactor *secret.Redactor
+	// spender takes free-model calls off their account's quota; nil
+	// counts nothing.
+	spender Spender
+	// tokensOn: client tokens are set, so clients are told apart by token.
+	tokensOn bool
 }
 
 func newPassthrough(r *relay.Relay, st keyring.Strategy, base *url.URL, body bodyLimits, log *slog.Logger, tokens TokenCounter) *passthrough {
@@ -183,6 +188,9 @@ func (p *passthrough) prepare(w http.ResponseWriter, r *http.Request) *exchangeC
 	ex.call.Strategy = p.strategy
 	ex.call.Model = modelOf(ex.body)
 	ex.counter = p.tokens
+	ex.call.Free = freeModel(ex.call.Model)
+	ex.call.Blind = !inference(strings.TrimPrefix(r.URL.Path, v1Prefix(r.URL.Path)))
+	ex.call.Client = clientOf(r, p.tokensOn)
 	return ctx
 }
 
@@ -209,6 +217,9 @@ func (t roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	if err == nil {
 		tapUsage(resp, ex, ex.call.Key.ID, ex.call.Model)
+	}
+	if err == nil && ex.call.Free && t.p.spender != nil && resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		t.p.spender.UseFree(ex.call.Key)
 	}
 	return resp, err
 }

@@ -87,7 +87,7 @@ func (s *Server) run(c echo.Context) error {
 	// the keys taken would shift its cursor off the sequence.
 	distinct := st.Name() != keyring.NameRoundRobin
 	for i, model := range req.Models {
-		calls[i] = relay.Call{Strategy: st, Model: model}
+		calls[i] = relay.Call{Strategy: st, Model: model, Free: freeModel(model), Client: clientOf(r, len(s.o.Tokens) > 0)}
 		lease, err := s.o.Relay.Acquire(st, &spread)
 		if err != nil && spread.Len() > 0 {
 			spread.Reset()
@@ -235,6 +235,14 @@ func (s *Server) completion(client *http.Request, req *runRequest, call *relay.C
 	}
 	if cc.Usage != nil && s.o.Metrics != nil && call.Key != nil {
 		s.o.Metrics.Tokens(call.Key.ID, call.Model, cc.Usage.PromptTokens, cc.Usage.CompletionTokens)
+	}
+	if sp := s.o.Spender; sp != nil && call.Key != nil {
+		if usd, ok := usageCost(topLevel(data, "usage")); ok {
+			sp.Spend(call.Key, call.Model, usd)
+		}
+		if call.Free {
+			sp.UseFree(call.Key)
+		}
 	}
 	// /run writes its own document, so unlike the passthrough's successful
 	// answers, its outputs are masked too.

@@ -57,6 +57,11 @@ type Options struct {
 	Logger *slog.Logger
 	// Redactor masks pool keys in upstream text before it is shown.
 	Redactor *secret.Redactor
+	// Spender takes what answers cost off the keys' budgets; nil keeps
+	// no budgets.
+	Spender Spender
+	// Budgets shows each key's budget in /keys; nil shows none.
+	Budgets BudgetViewer
 }
 
 // Server is the gateway's HTTP handler.
@@ -94,11 +99,16 @@ func New(o Options) *Server {
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.httpError
 	var tokens TokenCounter
-	if o.Metrics != nil {
+	switch {
+	case o.Spender != nil:
+		tokens = &usageSink{m: o.Metrics, spend: o.Spender, pool: o.Relay.Pool()}
+	case o.Metrics != nil:
 		tokens = o.Metrics
 	}
 	s.pass = newPassthrough(o.Relay, o.Strategy, o.BaseURL, bodyLimits{max: o.MaxBodyBytes, timeout: o.ReadBodyTimeout}, o.Logger, tokens)
 	s.pass.redactor = o.Redactor
+	s.pass.spender = o.Spender
+	s.pass.tokensOn = len(o.Tokens) > 0
 
 	healthz := func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]string{"status": "ok"}) }
 	// HEAD too: uptime monitors and load balancers often probe with it.
@@ -260,6 +270,11 @@ func (s *Server) readyz(c echo.Context) error {
 	status := "ready"
 	if n == 0 {
 		code, status = http.StatusServiceUnavailable, "no key in rotation"
+	}
+	// How many keys, and so when an attack took the last one out, is for
+	// callers with a client token only.
+	if s.tokens == nil || !s.authorized(c.Request()) {
+		return c.JSON(code, map[string]any{"status": status})
 	}
 	return c.JSON(code, map[string]any{"status": status, "keys_available": n})
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 )
@@ -15,6 +16,12 @@ const maxUsageScan = 256 << 10
 // TokenCounter receives the token usage found in an upstream answer.
 type TokenCounter interface {
 	Tokens(keyID int, model string, prompt, completion int)
+}
+
+// CostCounter is a TokenCounter that also receives what an answer cost
+// (OpenRouter's usage.cost, in USD credits).
+type CostCounter interface {
+	Cost(keyID int, model string, usd float64)
 }
 
 // usageTap watches an answer pass to the client and counts its tokens when
@@ -142,6 +149,11 @@ func (t *usageTap) Close() error {
 			if ok1 && ok2 && (prompt > 0 || completion > 0) {
 				t.counter.Tokens(t.keyID, t.model, prompt, completion)
 			}
+			if cc, ok := t.counter.(CostCounter); ok {
+				if usd, ok := usageCost(raw); ok {
+					cc.Cost(t.keyID, t.model, usd)
+				}
+			}
 		}
 	}
 	if t.buf.Cap() <= maxUsageScan {
@@ -178,4 +190,14 @@ func tokenCount(usage []byte, name string) (n int, ok bool) {
 		n = n*10 + int(c-'0')
 	}
 	return n, true
+}
+
+// usageCost reads a usage object's cost, a non-negative number.
+func usageCost(usage []byte) (float64, bool) {
+	raw := topLevel(usage, "cost")
+	if len(raw) == 0 || len(raw) > 32 || raw[0] == '-' {
+		return 0, false
+	}
+	usd, err := strconv.ParseFloat(string(raw), 64)
+	return usd, err == nil && usd > 0
 }

@@ -19,6 +19,10 @@ type Ledger interface {
 	// already set (a new failure never shortens a rest), and returns the
 	// deadline in force.
 	ExtendRest(slot int, until int64) int64
+	// SetRest sets the rest deadline to until, earlier or not: for the
+	// owner of the rest's causes, when one is lifted (a budget poll shows
+	// credit again).
+	SetRest(slot int, until int64)
 	// InFlight is the number of calls on the key now.
 	InFlight(slot int) int64
 	// AddInFlight adds delta to the calls in flight.
@@ -95,6 +99,9 @@ func (l *MemoryLedger) ExtendRest(slot int, until int64) int64 {
 		}
 	}
 }
+
+// SetRest implements Ledger.
+func (l *MemoryLedger) SetRest(slot int, until int64) { l.rests[slot].Store(until) }
 
 // InFlight implements Ledger.
 func (l *MemoryLedger) InFlight(slot int) int64 { return l.counts[slot].inFlight.Load() }

@@ -24,6 +24,14 @@ type watchedBody struct {
 	pool    *keyring.Pool
 	key     *keyring.Key
 	closed  atomic.Bool
+	// lease is the attempt's key and breaker trial, settled by the relay
+	// once the answer is judged.
+	lease Lease
+	// head holds what judge read ahead of the client: it is read first.
+	// peek is head's pooled buffer, headErr the error the read ahead met.
+	head    []byte
+	peek    *[]byte
+	headErr error
 	// reqBody is the attempt's request body, kept here to save it an
 	// allocation.
 	reqBody requestBody
@@ -45,6 +53,24 @@ func (b *watchedBody) expire() { b.cancel(ErrUpstreamTimeout) }
 
 // Read reads from upstream and restarts the silence timer on progress.
 func (b *watchedBody) Read(p []byte) (int, error) {
+	if len(b.head) > 0 {
+		n := copy(p, b.head)
+		b.head = b.head[n:]
+		if len(b.head) == 0 {
+			b.releasePeek()
+			if b.headErr != nil {
+				err := b.headErr
+				b.headErr = nil
+				return n, err
+			}
+		}
+		return n, nil
+	}
+	if b.headErr != nil {
+		err := b.headErr
+		b.headErr = nil
+		return 0, err
+	}
 	n, err := b.rc.Read(p)
 	if n > 0 {
 		b.timer.Reset(b.timeout)
@@ -61,8 +87,17 @@ func (b *watchedBody) Close() error {
 		return nil
 	}
 	b.timer.Stop()
+	b.head = nil
+	b.releasePeek()
 	err := b.rc.Close()
 	b.cancel(context.Canceled)
 	b.pool.End(b.key)
 	return err
+}
+
+func (b *watchedBody) releasePeek() {
+	if b.peek != nil {
+		peekBuffers.Put(b.peek)
+		b.peek = nil
+	}
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/keygate/keygate/breaker"
+	"github.com/keygate/keygate/fault"
 	"github.com/keygate/keygate/keyring"
 	"github.com/keygate/keygate/relay"
 	"github.com/keygate/keygate/secret"
@@ -47,6 +48,8 @@ type recorder struct {
 	selected  []int
 	upstream  []upstreamEvent
 	cooldowns []cooldownEvent
+	accounts  []accountEvent
+	judged    []fault.Verdict
 	retries   []breaker.Reason
 }
 
@@ -62,16 +65,36 @@ func (o *recorder) Upstream(k *keyring.Key, _ string, code int, _ time.Duration)
 	o.upstream = append(o.upstream, upstreamEvent{k.ID, code})
 }
 
-func (o *recorder) Cooldown(k *keyring.Key, r breaker.Reason, status int, rest time.Duration) {
+func (o *recorder) Cooldown(k *keyring.Key, v fault.Verdict, rest time.Duration) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	o.cooldowns = append(o.cooldowns, cooldownEvent{k.ID, r, status, rest})
+	o.cooldowns = append(o.cooldowns, cooldownEvent{k.ID, v.Reason, v.Status, rest})
 }
 
-func (o *recorder) Retry(r breaker.Reason) {
+func (o *recorder) AccountCooldown(k *keyring.Key, v fault.Verdict, until time.Time) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	o.retries = append(o.retries, r)
+	o.accounts = append(o.accounts, accountEvent{k.ID, v.Reason, v.Status, until})
+}
+
+func (o *recorder) Retry(v fault.Verdict) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.retries = append(o.retries, v.Reason)
+}
+
+func (o *recorder) Judged(k *keyring.Key, v fault.Verdict) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.judged = append(o.judged, v)
+}
+
+// accountEvent is an AccountCooldown.
+type accountEvent struct {
+	key    int
+	reason breaker.Reason
+	status int
+	until  time.Time
 }
 
 // trackedBody is an upstream response body that counts its closes.
@@ -137,6 +160,9 @@ type envOptions struct {
 	timeout time.Duration // default 1m
 	// bare: no recorder, no tracker (benchmarks).
 	bare bool
+	// confirmer, share: the relay's Options.Confirmer and RestShare.
+	confirmer relay.Confirmer
+	share     float64
 }
 
 // newEnv starts an httptest upstream running h and a relay over a pool of
@@ -170,7 +196,7 @@ func newEnv(t testing.TB, o envOptions, h handler) *env {
 	e.url = srv.URL + "/chat/completions"
 	transport := relay.NewTransport(0)
 	t.Cleanup(transport.CloseIdleConnections)
-	opts := relay.Options{Transport: transport, Timeout: o.timeout}
+	opts := relay.Options{Transport: transport, Timeout: o.timeout, Confirmer: o.confirmer, RestShare: o.share}
 	if opts.Timeout == 0 {
 		opts.Timeout = time.Minute
 	}
@@ -192,7 +218,11 @@ func (e *env) rest(t testing.TB, id, status int, hint time.Duration) {
 	if err != nil {
 		t.Fatalf("Allow key %d: %v", id, err)
 	}
-	tr.Fail(breaker.Classify(status), hint)
+	v := fault.Classify(status, http.Header{}, nil, e.clock.Now())
+	if hint > 0 {
+		v.Until = e.clock.Now().Add(hint)
+	}
+	tr.Fail(v)
 }
 
 func (e *env) inFlight(id int) int64 { return e.pool.Ledger().InFlight(e.key(id).Slot()) }

@@ -1,8 +1,8 @@
 // Package relay sends one logical upstream call over the key pool: it picks
-// a key, asks the key's breaker, injects the key, and when the answer is the
-// key's fault (401, 402, 403, 429) sends the key to rest and tries the next
-// one, each key at most once. It speaks net/http only; the passthrough and
-// /run handlers both stand on it.
+// a key, asks the key's breaker, injects the key, judges the answer with the
+// fault package, and when it is the key's or its account's fault rests them
+// and tries another key, each key at most once. It speaks net/http only; the
+// passthrough and /run handlers both stand on it.
 package relay
 
 import (
@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/keygate/keygate/breaker"
+	"github.com/keygate/keygate/fault"
 	"github.com/keygate/keygate/keyring"
 )
 
@@ -50,10 +51,15 @@ type Observer interface {
 	// response headers; code is 0 for a transport error and
 	// StatusClientClosed when the client went away first.
 	Upstream(k *keyring.Key, model string, code int, d time.Duration)
-	// Cooldown: k answered status and now rests for rest.
-	Cooldown(k *keyring.Key, r breaker.Reason, status int, rest time.Duration)
-	// Retry: a call goes on to another key after a key fault.
-	Retry(r breaker.Reason)
+	// Cooldown: k's answer v sends it (alone) to rest for rest.
+	Cooldown(k *keyring.Key, v fault.Verdict, rest time.Duration)
+	// AccountCooldown: k's answer v rests its whole account until until
+	// (for free-model calls only, when v.Reason is fault.FreeQuota).
+	AccountCooldown(k *keyring.Key, v fault.Verdict, until time.Time)
+	// Retry: a call goes on to another key after the fault v.
+	Retry(v fault.Verdict)
+	// Judged: k's answer was judged v (success included).
+	Judged(k *keyring.Key, v fault.Verdict)
 }
 
 // Options configure a Relay.
@@ -67,6 +73,18 @@ type Options struct {
 	Timeout time.Duration
 	// Observer receives events; nil ignores them.
 	Observer Observer
+	// Confirmer checks long rests with the key's own GET /key; nil rests
+	// at once.
+	Confirmer Confirmer
+	// ConfirmHold is how long a key is held while its fault is being
+	// confirmed. Default 5s.
+	ConfirmHold time.Duration
+	// RestShare bounds the share of the pool one client's requests may
+	// rest per RestWindow (unconfirmed rests only); 0 means 0.5, and at
+	// least one key may always be rested.
+	RestShare float64
+	// RestWindow is the window of RestShare. Default 1m.
+	RestWindow time.Duration
 }
 
 // Relay runs calls over a pool. Safe for concurrent use.
@@ -78,7 +96,10 @@ type Relay struct {
 	obs       Observer
 	// keyHeader is the X-Keygate-Key value of each slot, shared by all
 	// responses (read-only).
-	keyHeader [][]string
+	keyHeader   [][]string
+	confirm     Confirmer
+	confirmHold time.Duration
+	limiter     *restLimiter
 }
 
 // New returns a relay over pool and its breakers.
@@ -92,7 +113,11 @@ func New(pool *keyring.Pool, breakers *breaker.Set, o Options) *Relay {
 	if o.Observer == nil {
 		o.Observer = nopObserver{}
 	}
-	rl := &Relay{pool: pool, breakers: breakers, transport: o.Transport, timeout: o.Timeout, obs: o.Observer}
+	if o.ConfirmHold <= 0 {
+		o.ConfirmHold = 5 * time.Second
+	}
+	rl := &Relay{pool: pool, breakers: breakers, transport: o.Transport, timeout: o.Timeout, obs: o.Observer,
+		confirm: o.Confirmer, confirmHold: o.ConfirmHold, limiter: newRestLimiter(o.RestShare, o.RestWindow, pool.Len())}
 	rl.keyHeader = make([][]string, pool.Len())
 	for _, k := range pool.Keys() {
 		rl.keyHeader[k.Slot()] = []string{k.Label}
@@ -172,6 +197,20 @@ type Call struct {
 	Key *keyring.Key
 	// OnRetry, if set, learns the key of each attempt after the first.
 	OnRetry func(k *keyring.Key)
+	// Blind marks a call whose answers teach nothing about a key: not an
+	// inference endpoint (/models, /key, an unknown path), so that its
+	// 401 or 429 neither rests the key nor is retried.
+	Blind bool
+	// Free marks a call to a free model variant (":free"): it is not sent
+	// to an account whose free requests for the day are used up.
+	Free bool
+	// Client names who sent the call (a token digest, or an address), for
+	// the bound on the rests one client may cause.
+	Client string
+	// Verdict is the fault judgement of the last attempt's answer.
+	Verdict fault.Verdict
+	// skip is Tried plus the keys of accounts the call must not use.
+	skip keyring.Exclude
 }
 
 // Do sends req, whose body is body (nil for none), on pool keys until an
@@ -183,21 +222,38 @@ func (r *Relay) Do(req *http.Request, body []byte, c *Call) (*http.Response, err
 	parent := req.Context()
 	lease := c.First
 	c.First = Lease{}
+	c.skip.CopyFrom(&c.Tried)
+	if c.Free {
+		r.breakers.FreeBlocked(&c.skip, r.breakers.Now().UnixNano())
+		if lease.Key != nil && c.skip.Has(lease.Key.Slot()) {
+			r.Release(lease)
+			lease = Lease{}
+		}
+	}
 	var prev *http.Response
 	for {
 		if lease.Key == nil {
 			var err error
-			lease, err = r.Acquire(c.Strategy, &c.Tried)
+			lease, err = r.Acquire(c.Strategy, &c.skip)
 			if err != nil {
 				if prev != nil {
 					return prev, nil
+				}
+				var nk *NoKeyError
+				if c.Free && errors.As(err, &nk) {
+					// Keys may be in rotation yet none may take a free
+					// call: the wait is until an account's block ends.
+					now := r.breakers.Now()
+					if back := r.breakers.NextFreeAvailable(now.UnixNano()); back.After(now) {
+						nk.RetryAfter = max(nk.RetryAfter, back.Sub(now))
+					}
 				}
 				return nil, err
 			}
 		}
 		if prev != nil {
 			// Counted only now that another key was found for it.
-			r.obs.Retry(breaker.Classify(prev.StatusCode))
+			r.obs.Retry(c.Verdict)
 			if c.OnRetry != nil {
 				c.OnRetry(lease.Key)
 			}
@@ -207,27 +263,37 @@ func (r *Relay) Do(req *http.Request, body []byte, c *Call) (*http.Response, err
 		}
 		c.Key = lease.Key
 		c.Tried.Add(lease.Key.Slot())
-		resp, err := r.attempt(parent, req, body, lease, c.Model)
+		c.skip.Add(lease.Key.Slot())
+		resp, err := r.attempt(parent, req, body, lease, c)
 		lease = Lease{}
 		if err != nil {
 			return nil, err
 		}
-		reason := breaker.Classify(resp.StatusCode)
-		if reason == breaker.NoFault {
+		if !r.settle(c.leaseOf(resp), c.Verdict, c) {
 			return resp, nil
 		}
 		prev = resp
-		if c.Tried.Len() >= r.pool.Len() {
+		if c.skip.Len() >= r.pool.Len() {
 			return prev, nil
 		}
 	}
 }
 
-// attempt sends req on one key and settles the key's trial from the status.
-func (r *Relay) attempt(parent context.Context, req *http.Request, body []byte, l Lease, model string) (*http.Response, error) {
+// leaseOf is the lease of resp's attempt, kept on its watched body.
+func (c *Call) leaseOf(resp *http.Response) Lease {
+	if wb, ok := resp.Body.(*watchedBody); ok {
+		return wb.lease
+	}
+	return Lease{}
+}
+
+// attempt sends req on one key; c.Verdict gets the fault verdict of its
+// answer, for the caller to settle the key's trial with.
+func (r *Relay) attempt(parent context.Context, req *http.Request, body []byte, l Lease, c *Call) (*http.Response, error) {
 	k := l.Key
+	model := c.Model
 	ctx, cancel := context.WithCancelCause(parent)
-	wb := &watchedBody{ctx: ctx, cancel: cancel, timeout: r.timeout, pool: r.pool, key: k}
+	wb := &watchedBody{ctx: ctx, cancel: cancel, timeout: r.timeout, pool: r.pool, key: k, lease: l}
 	wb.timer = time.AfterFunc(r.timeout, wb.expire)
 	out := req.WithContext(ctx)
 	k.Secret.SetAuthorization(out.Header)
@@ -262,22 +328,10 @@ func (r *Relay) attempt(parent context.Context, req *http.Request, body []byte, 
 		return nil, &AttemptError{Key: k, Err: err}
 	}
 	r.obs.Upstream(k, model, resp.StatusCode, elapsed)
-	switch reason := breaker.Classify(resp.StatusCode); {
-	case reason != breaker.NoFault:
-		hint := time.Duration(0)
-		if reason == breaker.RateLimit {
-			hint, _ = breaker.ResetHint(resp.Header, r.breakers.Now())
-		}
-		rest := l.trial.Fail(reason, hint)
-		r.obs.Cooldown(k, reason, resp.StatusCode, rest)
-	case resp.StatusCode >= 500:
-		l.trial.Abandon()
-	default:
-		l.trial.Success()
-	}
 	resp.Header["X-Keygate-Key"] = r.keyHeader[k.Slot()]
 	wb.rc = resp.Body
 	resp.Body = wb
+	c.Verdict = r.judge(resp, wb, r.breakers.Now())
 	wb.timer.Reset(r.timeout)
 	return resp, nil
 }
@@ -306,10 +360,12 @@ func classifyTransportError(ctx, parent context.Context, err error) error {
 
 type nopObserver struct{}
 
-func (nopObserver) KeySelected(*keyring.Key, string)                          {}
-func (nopObserver) Upstream(*keyring.Key, string, int, time.Duration)         {}
-func (nopObserver) Cooldown(*keyring.Key, breaker.Reason, int, time.Duration) {}
-func (nopObserver) Retry(breaker.Reason)                                      {}
+func (nopObserver) KeySelected(*keyring.Key, string)                       {}
+func (nopObserver) Upstream(*keyring.Key, string, int, time.Duration)      {}
+func (nopObserver) Cooldown(*keyring.Key, fault.Verdict, time.Duration)    {}
+func (nopObserver) AccountCooldown(*keyring.Key, fault.Verdict, time.Time) {}
+func (nopObserver) Retry(fault.Verdict)                                    {}
+func (nopObserver) Judged(*keyring.Key, fault.Verdict)                     {}
 
 // maxDrain is the largest failed answer read to its end so that its
 // connection can carry the next call.

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/keygate/keygate/breaker"
+	"github.com/keygate/keygate/fault"
 	"github.com/keygate/keygate/keyring"
 	"github.com/keygate/keygate/relay"
 )
@@ -66,9 +67,8 @@ func TestDoKeyFaultGoesToNextKey(t *testing.T) {
 		rest       time.Duration
 	}{
 		{401, "", breaker.Auth, 10 * time.Minute},
-		{402, "", breaker.Auth, 10 * time.Minute},
-		{403, "", breaker.Auth, 10 * time.Minute},
-		{403, "5", breaker.Auth, 10 * time.Minute}, // auth rests ignore hints
+		{401, "5", breaker.Auth, 10 * time.Minute}, // auth rests ignore hints
+		{402, "", fault.KeyLimit, 10 * time.Minute},
 		{429, "", breaker.RateLimit, 30 * time.Second},
 		{429, "7", breaker.RateLimit, 7 * time.Second},
 	}
@@ -173,7 +173,7 @@ func TestDoFaultReturnedWhenNoOtherKey(t *testing.T) {
 }
 
 func TestDoAllKeysFault(t *testing.T) {
-	statuses := []int{401, 429, 403}
+	statuses := []int{401, 429, 402}
 	e := newEnv(t, envOptions{keys: 3}, func(w http.ResponseWriter, r *http.Request, id int) {
 		w.WriteHeader(statuses[id-1])
 		w.Write([]byte("answer of key " + strconv.Itoa(id)))
@@ -186,8 +186,8 @@ func TestDoAllKeysFault(t *testing.T) {
 	}
 	// The earlier answers were closed before Do returned; the last is open.
 	equalEvents(t, "closes before reading", e.tr.closes(), [][2]int{{1, 1}, {2, 1}, {3, 0}})
-	if resp.StatusCode != 403 || resp.Header.Get("X-Keygate-Key") != "3" || c.Key.ID != 3 {
-		t.Errorf("status %d from key %q, want 403 from key 3", resp.StatusCode, resp.Header.Get("X-Keygate-Key"))
+	if resp.StatusCode != 402 || resp.Header.Get("X-Keygate-Key") != "3" || c.Key.ID != 3 {
+		t.Errorf("status %d from key %q, want 402 from key 3", resp.StatusCode, resp.Header.Get("X-Keygate-Key"))
 	}
 	if body := readAll(t, resp); body != "answer of key 3" {
 		t.Errorf("body %q", body)
@@ -195,7 +195,7 @@ func TestDoAllKeysFault(t *testing.T) {
 	equalEvents(t, "closes after Close", e.tr.closes(), [][2]int{{1, 1}, {2, 1}, {3, 1}})
 	equalEvents(t, "hits", e.hitsByKey(), []int{1, 1, 1})
 	equalEvents(t, "OnRetry", retried, []int{2, 3})
-	e.obs.check(t, []int{1, 2, 3}, []upstreamEvent{{1, 401}, {2, 429}, {3, 403}},
+	e.obs.check(t, []int{1, 2, 3}, []upstreamEvent{{1, 401}, {2, 429}, {3, 402}},
 		[]breaker.Reason{breaker.Auth, breaker.RateLimit})
 	if c.Tried.Len() != 3 {
 		t.Errorf("Tried holds %d keys", c.Tried.Len())

@@ -1,4 +1,4 @@
-package breaker
+package fault
 
 import (
 	"net/http"
@@ -8,6 +8,7 @@ import (
 )
 
 // epoch is Friday, 02 Jan 2026 15:04:05 GMT.
+var epoch = time.Date(2026, 1, 2, 15, 4, 5, 0, time.UTC)
 
 func ms(d time.Duration) string  { return strconv.FormatInt(epoch.Add(d).UnixMilli(), 10) }
 func sec(d time.Duration) string { return strconv.FormatInt(epoch.Add(d).Unix(), 10) }

@@ -1,4 +1,4 @@
-package breaker
+package fault
 
 import (
 	"net/http"

@@ -1,0 +1,295 @@
+package breaker
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/keygate/keygate/fault"
+	"github.com/keygate/keygate/keyring"
+)
+
+// cause is one reason a key rests: its own fault, or its account's.
+type cause struct {
+	until  int64 // unix ns; 0 when none
+	reason fault.Reason
+	status int
+}
+
+func (c *cause) extend(until int64, r fault.Reason, status int) {
+	if until > c.until {
+		*c = cause{until: until, reason: r, status: status}
+	}
+}
+
+// account is what keygate knows of one upstream account: the rest of all its
+// keys and the end of a block on its free-model calls.
+type account struct {
+	rest cause
+	free int64 // unix ns; free-model calls blocked until then
+}
+
+// book keeps why each key rests, apart by cause, so that a fact learned
+// later (a budget poll shows credit, an operator enables a key) lifts one
+// cause and not the others. The effective deadline, the latest cause, goes
+// into the pool's ledger, which is all a pick reads. The book is written on
+// faults and polls only, never on a successful call, so a mutex is fine.
+type book struct {
+	mu    sync.Mutex
+	own   []cause  // by slot: the key's own faults
+	acct  []string // by slot: the account label; "" while unknown
+	accts map[string]*account
+	// group is each slot's account as a number, the lowest slot of its
+	// account, so that siblings are found without the lock.
+	group []atomic.Int32
+	// free is each slot's free-model block, copied from its account.
+	free []atomic.Int64
+}
+
+func newBook(n int) *book {
+	b := &book{own: make([]cause, n), acct: make([]string, n), accts: map[string]*account{},
+		group: make([]atomic.Int32, n), free: make([]atomic.Int64, n)}
+	for i := range b.group {
+		b.group[i].Store(int32(i))
+	}
+	return b
+}
+
+// AccountLabel is the short digest that names an account in /keys, logs,
+// metrics and Redis: the account id itself never leaves keygate.
+func AccountLabel(id string) string {
+	sum := sha256.Sum256([]byte("keygate account\x00" + id))
+	return hex.EncodeToString(sum[:4])
+}
+
+// accountOf returns slot's account, nil while unknown. Call with mu held.
+func (b *book) accountOf(slot int) *account {
+	if b.acct[slot] == "" {
+		return nil
+	}
+	return b.accts[b.acct[slot]]
+}
+
+// effective is slot's deadline: the latest of its causes. Call with mu held.
+func (b *book) effective(slot int) cause {
+	c := b.own[slot]
+	if a := b.accountOf(slot); a != nil && a.rest.until > c.until {
+		c = a.rest
+	}
+	return c
+}
+
+// sync writes slot's effective deadline to the ledger. Call with mu held.
+func (b *book) sync(l keyring.Ledger, slot int) {
+	l.SetRest(slot, b.effective(slot).until)
+	if a := b.accountOf(slot); a != nil {
+		b.free[slot].Store(a.free)
+	} else {
+		b.free[slot].Store(0)
+	}
+}
+
+// members calls f for every slot of label's account. Call with mu held.
+func (b *book) members(label string, f func(slot int)) {
+	for s, l := range b.acct {
+		if l == label {
+			f(s)
+		}
+	}
+}
+
+// SetAccount records that k belongs to the account with id (from its budget
+// answer's creator_user_id, or an error body's user_id). It returns the
+// account's label.
+func (s *Set) SetAccount(k *keyring.Key, id string) string {
+	if id == "" {
+		return ""
+	}
+	label := AccountLabel(id)
+	b := s.book
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	slot := k.Slot()
+	if b.acct[slot] == label {
+		return label
+	}
+	b.acct[slot] = label
+	if b.accts[label] == nil {
+		b.accts[label] = &account{}
+	}
+	// Regroup: every slot's group is the lowest slot of its account.
+	first := map[string]int32{}
+	for i, l := range b.acct {
+		g := int32(i)
+		if l != "" {
+			if f, ok := first[l]; ok {
+				g = f
+			} else {
+				first[l] = g
+			}
+		}
+		b.group[i].Store(g)
+	}
+	b.sync(s.pool.Ledger(), slot)
+	return label
+}
+
+// Account is k's account label, "" while unknown (the key is then an
+// account of its own).
+func (s *Set) Account(k *keyring.Key) string {
+	s.book.mu.Lock()
+	defer s.book.mu.Unlock()
+	return s.book.acct[k.Slot()]
+}
+
+// Siblings adds to ex every key of k's account, k included.
+func (s *Set) Siblings(k *keyring.Key, ex *keyring.Exclude) {
+	g := s.book.group[k.Slot()].Load()
+	for i := range s.book.group {
+		if s.book.group[i].Load() == g {
+			ex.Add(i)
+		}
+	}
+}
+
+// FreeBlocked adds to ex every key whose account may not take a free-model
+// call at now (unix ns): its free requests for the day are used up.
+func (s *Set) FreeBlocked(ex *keyring.Exclude, now int64) {
+	for i := range s.book.free {
+		if s.book.free[i].Load() > now {
+			ex.Add(i)
+		}
+	}
+}
+
+// RestKey rests k alone until until for r (later deadline wins) and returns
+// the deadline in force.
+func (s *Set) RestKey(k *keyring.Key, r fault.Reason, status int, until time.Time) time.Time {
+	b := s.book
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	slot := k.Slot()
+	b.own[slot].extend(until.UnixNano(), r, status)
+	b.sync(s.pool.Ledger(), slot)
+	return time.Unix(0, b.effective(slot).until)
+}
+
+// RestAccount rests every key of k's account until until for r, or k alone
+// while its account is unknown. It returns the keys now resting for it.
+func (s *Set) RestAccount(k *keyring.Key, r fault.Reason, status int, until time.Time) []*keyring.Key {
+	b := s.book
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	slot := k.Slot()
+	a := b.accountOf(slot)
+	if a == nil {
+		b.own[slot].extend(until.UnixNano(), r, status)
+		b.sync(s.pool.Ledger(), slot)
+		return []*keyring.Key{k}
+	}
+	a.rest.extend(until.UnixNano(), r, status)
+	var rested []*keyring.Key
+	b.members(b.acct[slot], func(m int) {
+		b.sync(s.pool.Ledger(), m)
+		rested = append(rested, s.pool.Keys()[m])
+	})
+	return rested
+}
+
+// BlockFree keeps free-model calls off k's account until until (its free
+// requests for the day are used up); paid calls go on.
+func (s *Set) BlockFree(k *keyring.Key, until time.Time) {
+	b := s.book
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	slot := k.Slot()
+	a := b.accountOf(slot)
+	if a == nil {
+		b.free[slot].Store(max(b.free[slot].Load(), until.UnixNano()))
+		return
+	}
+	a.free = max(a.free, until.UnixNano())
+	b.members(b.acct[slot], func(m int) { b.free[m].Store(a.free) })
+}
+
+// UnblockFree lifts a free-model block of k's account: a budget poll shows
+// free requests left.
+func (s *Set) UnblockFree(k *keyring.Key) {
+	b := s.book
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	slot := k.Slot()
+	if a := b.accountOf(slot); a != nil {
+		a.free = 0
+		b.members(b.acct[slot], func(m int) { b.free[m].Store(0) })
+		return
+	}
+	b.free[slot].Store(0)
+}
+
+// Lift ends k's rests for any of reasons, its own and its account's: a fact
+// learned later says they no longer hold. Other causes stay.
+func (s *Set) Lift(k *keyring.Key, reasons ...fault.Reason) {
+	b := s.book
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	slot := k.Slot()
+	has := func(r fault.Reason) bool {
+		for _, x := range reasons {
+			if x == r {
+				return true
+			}
+		}
+		return false
+	}
+	if has(b.own[slot].reason) {
+		b.own[slot] = cause{}
+	}
+	if a := b.accountOf(slot); a != nil && has(a.rest.reason) {
+		a.rest = cause{}
+		b.members(b.acct[slot], func(m int) { b.sync(s.pool.Ledger(), m) })
+		return
+	}
+	b.sync(s.pool.Ledger(), slot)
+}
+
+// Rest says why k rests and until when; a zero until means it does not.
+func (s *Set) Rest(k *keyring.Key) (r fault.Reason, status int, until time.Time) {
+	b := s.book
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	c := b.effective(k.Slot())
+	if c.until <= s.settings.Now().UnixNano() {
+		return fault.NoReason, 0, time.Time{}
+	}
+	return c.reason, c.status, time.Unix(0, c.until)
+}
+
+// FreeBlockedUntil is when k's account may take free-model calls again;
+// zero when it may now.
+func (s *Set) FreeBlockedUntil(k *keyring.Key) time.Time {
+	if f := s.book.free[k.Slot()].Load(); f > s.settings.Now().UnixNano() {
+		return time.Unix(0, f)
+	}
+	return time.Time{}
+}
+
+// NextFreeAvailable is when the first key may take a free-model call again
+// after now (unix ns): the later of its rest and its account's free block,
+// earliest over the pool. Zero when one may now.
+func (s *Set) NextFreeAvailable(now int64) time.Time {
+	first := int64(0)
+	l := s.pool.Ledger()
+	for i := range s.book.free {
+		until := max(l.RestUntil(i), s.book.free[i].Load())
+		if until <= now {
+			return time.Time{}
+		}
+		if first == 0 || until < first {
+			first = until
+		}
+	}
+	return time.Unix(0, first)
+}

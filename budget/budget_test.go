@@ -1,0 +1,245 @@
+package budget
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/keygate/keygate/breaker"
+	"github.com/keygate/keygate/fault"
+	"github.com/keygate/keygate/keyring"
+	"github.com/keygate/keygate/secret"
+)
+
+var epoch = time.Date(2026, 12, 1, 15, 4, 5, 0, time.UTC)
+
+func TestNextReset(t *testing.T) {
+	tue := time.Date(2026, 12, 1, 15, 4, 5, 0, time.UTC) // a Tuesday
+	mon := time.Date(2026, 12, 7, 0, 0, 0, 0, time.UTC)
+	for _, tt := range []struct {
+		reset string
+		now   time.Time
+		want  time.Time
+	}{
+		{"daily", tue, time.Date(2026, 12, 2, 0, 0, 0, 0, time.UTC)},
+		{"weekly", tue, mon},
+		{"weekly", mon, mon.AddDate(0, 0, 7)},
+		{"weekly", mon.Add(-time.Hour), mon},
+		{"monthly", tue, time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)},
+		{"", tue, time.Time{}},
+	} {
+		if got := NextReset(tt.reset, tt.now); !got.Equal(tt.want) {
+			t.Errorf("NextReset(%q, %v) = %v, want %v", tt.reset, tt.now, got, tt.want)
+		}
+	}
+}
+
+func TestParseKey(t *testing.T) {
+	f, err := ParseKey([]byte(`{"data":{"label":"sk-or-v1-abc...","limit":5,"limit_remaining":0.42,"limit_reset":"daily","usage":4.58,"usage_daily":1.2,
+		"is_free_tier":false,"creator_user_id":"user_2x","rate_limit":{"requests":-1,"interval":"10s"},
+		"free_model_daily_requests":{"used":990,"limit":1000,"remaining":10}}}`), epoch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *f.Limit != 5 || *f.LimitRemaining != 0.42 || f.LimitReset != "daily" || f.account != "user_2x" || *f.FreeRemaining != 10 || *f.FreeLimit != 1000 {
+		t.Fatalf("%+v", f)
+	}
+	f, err = ParseKey([]byte(`{"data":{"limit":null,"limit_remaining":null,"limit_reset":null,"usage":1}}`), epoch)
+	if err != nil || f.Limit != nil || f.LimitRemaining != nil || f.FreeRemaining != nil {
+		t.Fatalf("unlimited: %+v %v", f, err)
+	}
+	for _, bad := range []string{``, `[]`, `{"data":null}`, `{"data":{"limit":"x"}}`} {
+		if _, err := ParseKey([]byte(bad), epoch); err == nil {
+			t.Errorf("ParseKey(%q) accepted", bad)
+		}
+	}
+}
+
+func FuzzParseKey(f *testing.F) {
+	f.Add(`{"data":{"limit":5,"limit_remaining":1,"free_model_daily_requests":{"remaining":3}}}`)
+	f.Add(`{"data":{"limit_remaining":-1e309}}`)
+	f.Fuzz(func(t *testing.T, s string) {
+		fig, err := ParseKey([]byte(s), epoch)
+		if err != nil {
+			return
+		}
+		if fig.Limit == nil && fig.LimitRemaining != nil {
+			t.Fatal("remaining without a cap")
+		}
+		if fig.FreeRemaining != nil && *fig.FreeRemaining < 0 {
+			t.Fatal("negative free requests")
+		}
+	})
+}
+
+// upstream answers GET /key per key from figures tests change.
+type upstream struct {
+	mu     sync.Mutex
+	status map[string]int
+	body   map[string]string
+	polls  atomic.Int32
+}
+
+func (u *upstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	u.polls.Add(1)
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	auth := r.Header.Get("Authorization")
+	if st := u.status[auth]; st != 0 {
+		w.WriteHeader(st)
+		return
+	}
+	fmt.Fprint(w, u.body[auth])
+}
+
+func (u *upstream) set(key int, status int, body string) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	a := fmt.Sprintf("Bearer sk-or-v1-%064d", key)
+	u.status[a], u.body[a] = status, body
+}
+
+func newPoller(t *testing.T, n int) (*Poller, *breaker.Set, *keyring.Pool, *upstream, func() time.Time) {
+	t.Helper()
+	entries := make([]keyring.Entry, n)
+	for i := range entries {
+		entries[i] = keyring.Entry{ID: i + 1, Secret: secret.New(fmt.Sprintf("sk-or-v1-%064d", i+1))}
+	}
+	pool, err := keyring.New(entries, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var now atomic.Int64
+	now.Store(epoch.UnixNano())
+	clock := func() time.Time { return time.Unix(0, now.Load()) }
+	set := breaker.NewSet(pool, breaker.Settings{Now: clock})
+	u := &upstream{status: map[string]int{}, body: map[string]string{}}
+	srv := httptest.NewServer(u)
+	t.Cleanup(srv.Close)
+	t.Cleanup(srv.Client().CloseIdleConnections)
+	p := New(pool, set, Options{URL: srv.URL + "/key", Client: srv.Client(), Now: clock})
+	return p, set, pool, u, clock
+}
+
+func TestSpendRestsAKeyAtItsCap(t *testing.T) {
+	noLeaks(t)
+	p, set, pool, u, clock := newPoller(t, 2)
+	k := pool.Keys()[0]
+	u.set(1, 0, `{"data":{"limit":1,"limit_remaining":0.05,"limit_reset":"daily","usage":0.95,"creator_user_id":"u1"}}`)
+	if _, err := p.Check(t.Context(), k); err != nil {
+		t.Fatal(err)
+	}
+	if set.Account(k) != breaker.AccountLabel("u1") {
+		t.Fatal("account not learned from creator_user_id")
+	}
+	if v := p.View(k); v == nil || *v.LimitRemaining != 0.05 {
+		t.Fatalf("view %+v", v)
+	}
+	p.Spend(k, "m", 0.03)
+	if !pool.Available(k, clock().UnixNano()) {
+		t.Fatal("rested with money left")
+	}
+	p.Spend(k, "m", 0.03)
+	if pool.Available(k, clock().UnixNano()) {
+		t.Fatal("not rested with its cap spent")
+	}
+	if r, _, until := set.Rest(k); r != fault.KeyLimit || !until.Equal(NextReset("daily", clock())) {
+		t.Fatalf("rest %v until %v, want key_limit to the next UTC midnight", r, until)
+	}
+	if v := p.View(k); *v.LimitRemaining != 0 || v.Usage < 1.009 {
+		t.Fatalf("view after spend %+v", v)
+	}
+	// The operator raises the cap: the next poll lifts the rest.
+	u.set(1, 0, `{"data":{"limit":10,"limit_remaining":9,"usage":1.01,"creator_user_id":"u1"}}`)
+	if _, err := p.Check(t.Context(), k); err != nil {
+		t.Fatal(err)
+	}
+	if !pool.Available(k, clock().UnixNano()) {
+		t.Fatal("still resting after a poll showed credit")
+	}
+}
+
+func TestFreeQuotaBlocksFreeCalls(t *testing.T) {
+	p, set, pool, u, clock := newPoller(t, 2)
+	k1, k2 := pool.Keys()[0], pool.Keys()[1]
+	body := `{"data":{"limit":null,"creator_user_id":"acct","free_model_daily_requests":{"used":48,"limit":50,"remaining":2}}}`
+	u.set(1, 0, body)
+	u.set(2, 0, body)
+	for _, k := range pool.Keys() {
+		if _, err := p.Check(t.Context(), k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p.UseFree(k1)
+	if !set.FreeBlockedUntil(k2).IsZero() {
+		t.Fatal("blocked with one free request left")
+	}
+	p.UseFree(k1)
+	if got := set.FreeBlockedUntil(k2); !got.Equal(time.Date(2026, 12, 2, 0, 0, 0, 0, time.UTC)) {
+		t.Fatalf("sibling free-blocked until %v, want next UTC midnight", got)
+	}
+	if !pool.Available(k2, clock().UnixNano()) {
+		t.Fatal("a used-up free quota rested the key for paid calls")
+	}
+}
+
+func TestConfirm(t *testing.T) {
+	tests := []struct {
+		name    string
+		v       fault.Verdict
+		status  int
+		body    string
+		resting bool
+		reason  fault.Reason
+	}{
+		{"401 confirmed by GET /key 401", fault.Verdict{Status: 401, Scope: fault.Key, Reason: fault.Auth}, 401, "", true, fault.Auth},
+		{"401 not confirmed: GET /key fine", fault.Verdict{Status: 401, Scope: fault.Key, Reason: fault.Auth}, 0, `{"data":{"limit":null}}`, false, 0},
+		{"key limit confirmed", fault.Verdict{Status: 402, Scope: fault.Key, Reason: fault.KeyLimit}, 0, `{"data":{"limit":1,"limit_remaining":0,"limit_reset":"monthly"}}`, true, fault.KeyLimit},
+		{"key limit confirmed by a cap with little left", fault.Verdict{Status: 402, Scope: fault.Key, Reason: fault.KeyLimit}, 0, `{"data":{"limit":1,"limit_remaining":0.0001,"limit_reset":"daily"}}`, true, fault.KeyLimit},
+		{"key limit not confirmed: no cap", fault.Verdict{Status: 402, Scope: fault.Key, Reason: fault.KeyLimit}, 0, `{"data":{"limit":null,"limit_remaining":null}}`, false, 0},
+		{"upstream without GET /key: the fault stands", fault.Verdict{Status: 401, Scope: fault.Key, Reason: fault.Auth}, 404, "", true, fault.Auth},
+		{"credits: a valid key leaves the account's 402 standing", fault.Verdict{Status: 402, Scope: fault.Account, Reason: fault.Credits}, 0, `{"data":{"limit":null,"creator_user_id":"a"}}`, true, fault.Credits},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			noLeaks(t)
+			p, set, pool, u, clock := newPoller(t, 2)
+			u.set(1, tt.status, tt.body)
+			k := pool.Keys()[0]
+			tr, err := set.For(k).Allow()
+			if err != nil {
+				t.Fatal(err)
+			}
+			tr.Hold(tt.v.Reason, tt.v.Status, clock().Add(5*time.Second))
+			ctx, cancel := context.WithCancel(t.Context())
+			done := make(chan struct{})
+			go func() { p.Run(ctx); close(done) }()
+			p.Confirm(k, tt.v)
+			deadline := time.Now().Add(5 * time.Second)
+			for (u.polls.Load() == 0 || p.slots[0].polling.Load()) && time.Now().Before(deadline) {
+				time.Sleep(time.Millisecond)
+			}
+			cancel()
+			<-done // Run waits for the polls it started
+			r, _, until := set.Rest(k)
+			long := until.Sub(clock()) > 5*time.Second
+			if long != tt.resting || (tt.resting && r != tt.reason) {
+				t.Fatalf("after confirm: %v until %v (long %v), want resting %v for %v", r, until, long, tt.resting, tt.reason)
+			}
+		})
+	}
+}
+
+// noLeaks checks, after every other cleanup of t, that no goroutine t
+// started is left.
+func noLeaks(t *testing.T) {
+	opt := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, opt) })
+}

@@ -1,0 +1,424 @@
+package budget
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/keygate/keygate/breaker"
+	"github.com/keygate/keygate/fault"
+	"github.com/keygate/keygate/keyring"
+	"github.com/keygate/keygate/relay"
+)
+
+// ErrUnsupported means the upstream has no GET /key (an OpenAI-compatible
+// API other than OpenRouter): there is no budget to read.
+var ErrUnsupported = errors.New("budget: upstream has no GET /key")
+
+// ErrKeyRejected means GET /key itself answered 401 or 403: the key is
+// revoked or unknown.
+var ErrKeyRejected = errors.New("budget: GET /key refused the key")
+
+// Observer learns what the poller finds, for console lines and metrics.
+type Observer interface {
+	// Budget: k's figures were read (f) or, when err is set, not.
+	Budget(k *keyring.Key, account string, f *Figures, err error)
+	// Spent: k's answer cost usd.
+	Spent(k *keyring.Key, model string, usd float64)
+	// Remaining: what is left of k's cap, usd; ok false while unknown or
+	// unlimited.
+	Remaining(k *keyring.Key, usd float64, ok bool)
+	// FreeRemaining: the free-model requests left today of the account
+	// with label account.
+	FreeRemaining(account string, n int)
+}
+
+// Options configure a Poller.
+type Options struct {
+	// URL is GET /key's address: <OPENROUTER_BASE_URL>/key.
+	URL string
+	// Client sends the polls, through the gateway's one transport.
+	Client *http.Client
+	// Interval between a key's polls, jittered ±20%; 0 polls only on
+	// demand (faults to confirm, admin checks).
+	Interval time.Duration
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+	// Observer is told of polls and spend; nil tells nobody.
+	Observer Observer
+	// Cooldowns is told of rests a confirmation starts (the relay's
+	// observer); nil tells nobody.
+	Cooldowns relay.Observer
+	// Log receives the poller's own warnings; nil discards them.
+	Log *slog.Logger
+}
+
+// Poller keeps every key's budget. Safe for concurrent use.
+type Poller struct {
+	o     Options
+	pool  *keyring.Pool
+	set   *breaker.Set
+	slots []slotState
+	wg    sync.WaitGroup
+	// unsupported is set once GET /key answered 404: polls stop.
+	unsupported atomic.Bool
+	// ctx ends the polls when Run ends; mu and closed keep polls from
+	// starting after that.
+	ctx    context.Context
+	cancel context.CancelFunc
+	mu     sync.Mutex
+	closed bool
+}
+
+// slotState is one key's budget state. figures is swapped whole on each
+// poll; spent and freeUsed count what answers took since, lock-free.
+type slotState struct {
+	figures  atomic.Pointer[Figures]
+	polling  atomic.Bool
+	spent    atomic.Uint64 // float64 bits
+	freeUsed atomic.Int64
+	next     atomic.Int64 // unix ns of the next periodic poll
+	pending  atomic.Pointer[fault.Verdict]
+}
+
+// New returns a poller over pool whose findings go into set. Run starts it.
+func New(pool *keyring.Pool, set *breaker.Set, o Options) *Poller {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Client == nil {
+		o.Client = http.DefaultClient
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Poller{o: o, pool: pool, set: set, slots: make([]slotState, pool.Len()), ctx: ctx, cancel: cancel}
+}
+
+// Run polls every key now, then each again every Interval (jittered),
+// until ctx ends; it returns when every poll it started has ended.
+func (p *Poller) Run(ctx context.Context) {
+	defer func() {
+		p.cancel()
+		p.mu.Lock()
+		p.closed = true
+		p.mu.Unlock()
+		p.wg.Wait()
+	}()
+	if p.o.Interval <= 0 {
+		<-ctx.Done()
+		return
+	}
+	for _, k := range p.pool.Keys() {
+		p.start(k)
+	}
+	tick := time.NewTicker(min(time.Second, p.o.Interval/4))
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		now := p.o.Now().UnixNano()
+		for _, k := range p.pool.Keys() {
+			if n := p.slots[k.Slot()].next.Load(); n != 0 && n <= now {
+				p.start(k)
+			}
+		}
+	}
+}
+
+// PollNow polls k soon, unless a poll of it is out already: right after a
+// 402 or 429, when its figures may have changed.
+func (p *Poller) PollNow(k *keyring.Key) { p.start(k) }
+
+// start runs one poll of k on its own goroutine; never two at a time.
+func (p *Poller) start(k *keyring.Key) {
+	p.spawn(k)
+}
+
+// spawn starts one poll of k unless one is out or the poller has
+// stopped; it reports whether it did.
+func (p *Poller) spawn(k *keyring.Key) bool {
+	s := &p.slots[k.Slot()]
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed || !s.polling.CompareAndSwap(false, true) {
+		return false
+	}
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		defer s.polling.Store(false)
+		f, err := p.poll(p.ctx, k)
+		p.settle(k, f, err)
+	}()
+	return true
+}
+
+// Check polls k now and waits for the answer (POST /admin/keys/{id}/check).
+func (p *Poller) Check(ctx context.Context, k *keyring.Key) (*Figures, error) {
+	f, err := p.poll(ctx, k)
+	p.settle(k, f, err)
+	return f, err
+}
+
+// poll reads k's GET /key.
+func (p *Poller) poll(ctx context.Context, k *keyring.Key) (*Figures, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.o.URL, nil)
+	if err != nil {
+		return nil, fmt.Errorf("budget: building GET /key: %w", err)
+	}
+	k.Secret.SetAuthorization(req.Header)
+	resp, err := p.o.Client.Do(req)
+	if err != nil {
+		// The error may quote the URL, never the key (it is a header).
+		return nil, fmt.Errorf("budget: GET /key for key %d: %w", k.ID, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if err != nil {
+		return nil, fmt.Errorf("budget: reading GET /key for key %d: %w", k.ID, err)
+	}
+	switch {
+	case resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusMethodNotAllowed:
+		return nil, ErrUnsupported
+	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
+		return nil, fmt.Errorf("%w (status %d)", ErrKeyRejected, resp.StatusCode)
+	case resp.StatusCode != http.StatusOK:
+		return nil, fmt.Errorf("budget: GET /key for key %d: status %d", k.ID, resp.StatusCode)
+	}
+	f, err := ParseKey(body, p.o.Now())
+	if err != nil {
+		return nil, err
+	}
+	return &f, nil
+}
+
+// settle keeps a poll's result and acts on it and on a fault waiting for
+// it to be confirmed.
+func (p *Poller) settle(k *keyring.Key, f *Figures, err error) {
+	s := &p.slots[k.Slot()]
+	now := p.o.Now()
+	if p.o.Interval > 0 {
+		jitter := 0.8 + 0.4*rand.Float64()
+		s.next.Store(now.Add(time.Duration(float64(p.o.Interval) * jitter)).UnixNano())
+	}
+	if errors.Is(err, ErrUnsupported) {
+		p.unsupported.Store(true)
+		s.next.Store(0)
+	}
+	account := ""
+	if f != nil {
+		account = p.set.SetAccount(k, f.account)
+		s.spent.Store(0)
+		s.freeUsed.Store(0)
+		s.figures.Store(f)
+		p.apply(k, f, now)
+	} else if err != nil && !errors.Is(err, ErrUnsupported) {
+		p.o.Log.Debug("budget poll failed", "key_id", k.ID, "err", err)
+	}
+	if o := p.o.Observer; o != nil {
+		o.Budget(k, account, f, err)
+		if f != nil {
+			left, ok := remaining(f, s)
+			o.Remaining(k, left, ok)
+			if free, ok := freeLeft(f, s); ok && account != "" {
+				o.FreeRemaining(account, max(0, free))
+			}
+		}
+	}
+	if v := s.pending.Swap(nil); v != nil {
+		p.decide(k, *v, f, err, now)
+	}
+}
+
+// apply rests k while its cap is spent and blocks its account's free-model
+// calls while its free requests are used up, and lifts both when the
+// figures show some left.
+func (p *Poller) apply(k *keyring.Key, f *Figures, now time.Time) {
+	s := &p.slots[k.Slot()]
+	if left, ok := remaining(f, s); ok && left <= 0 {
+		until := NextReset(f.LimitReset, now)
+		if until.IsZero() {
+			until = now.Add(24 * time.Hour)
+		}
+		p.set.RestKey(k, fault.KeyLimit, http.StatusPaymentRequired, until)
+	} else {
+		p.set.Lift(k, fault.KeyLimit, fault.Credits)
+	}
+	if free, ok := freeLeft(f, s); ok && free <= 0 {
+		p.set.BlockFree(k, relay.NextUTCMidnight(now))
+	} else if ok {
+		p.set.UnblockFree(k)
+	}
+}
+
+func remaining(f *Figures, s *slotState) (float64, bool) {
+	if f == nil || f.LimitRemaining == nil {
+		return 0, false
+	}
+	return *f.LimitRemaining - math.Float64frombits(s.spent.Load()), true
+}
+
+func freeLeft(f *Figures, s *slotState) (int, bool) {
+	if f == nil || f.FreeRemaining == nil {
+		return 0, false
+	}
+	return *f.FreeRemaining - int(s.freeUsed.Load()), true
+}
+
+// Spend takes an answer's usage.cost off k's figures. It is called on the
+// hot path (the usage tap's close): atomics only.
+func (p *Poller) Spend(k *keyring.Key, model string, usd float64) {
+	if usd <= 0 || math.IsNaN(usd) || math.IsInf(usd, 0) {
+		return
+	}
+	s := &p.slots[k.Slot()]
+	for {
+		old := s.spent.Load()
+		if s.spent.CompareAndSwap(old, math.Float64bits(math.Float64frombits(old)+usd)) {
+			break
+		}
+	}
+	if o := p.o.Observer; o != nil {
+		o.Spent(k, model, usd)
+	}
+	if f := s.figures.Load(); f != nil {
+		left, ok := remaining(f, s)
+		if ok && p.o.Observer != nil {
+			p.o.Observer.Remaining(k, left, true)
+		}
+		if ok && left <= 0 {
+			p.apply(k, f, p.o.Now())
+		}
+	}
+}
+
+// UseFree counts one free-model request of k's account.
+func (p *Poller) UseFree(k *keyring.Key) {
+	s := &p.slots[k.Slot()]
+	s.freeUsed.Add(1)
+	if f := s.figures.Load(); f != nil {
+		free, ok := freeLeft(f, s)
+		if ok && p.o.Observer != nil {
+			if acct := p.set.Account(k); acct != "" {
+				p.o.Observer.FreeRemaining(acct, max(0, free))
+			}
+		}
+		if ok && free <= 0 {
+			p.set.BlockFree(k, relay.NextUTCMidnight(p.o.Now()))
+		}
+	}
+}
+
+// View is k's budget as /keys and the status page show it; nil while
+// unknown.
+func (p *Poller) View(k *keyring.Key) *View {
+	s := &p.slots[k.Slot()]
+	f := s.figures.Load()
+	if f == nil {
+		return nil
+	}
+	v := &View{Limit: f.Limit, LimitReset: f.LimitReset, Usage: f.Usage + math.Float64frombits(s.spent.Load()),
+		UsageDaily: f.UsageDaily + math.Float64frombits(s.spent.Load()), CheckedAt: f.CheckedAt.UTC()}
+	if left, ok := remaining(f, s); ok {
+		left = math.Max(0, left)
+		v.LimitRemaining = &left
+	}
+	if free, ok := freeLeft(f, s); ok {
+		free = max(0, free)
+		v.FreeRequestsRemaining = &free
+	}
+	return v
+}
+
+// View is the contract's `budget` object of /keys.
+type View struct {
+	Limit                 *float64  `json:"limit"`
+	LimitRemaining        *float64  `json:"limit_remaining"`
+	LimitReset            string    `json:"limit_reset,omitempty"`
+	Usage                 float64   `json:"usage"`
+	UsageDaily            float64   `json:"usage_daily"`
+	FreeRequestsRemaining *int      `json:"free_requests_remaining"`
+	CheckedAt             time.Time `json:"checked_at"`
+}
+
+// Confirm implements relay.Confirmer: it polls k now and, with the answer,
+// rests the key or its account for v, or lifts the hold when the key's
+// own GET /key shows it was not at fault.
+func (p *Poller) Confirm(k *keyring.Key, v fault.Verdict) {
+	s := &p.slots[k.Slot()]
+	s.pending.Store(&v)
+	if p.spawn(k) {
+		return
+	}
+	p.mu.Lock()
+	closed := p.closed
+	p.mu.Unlock()
+	if closed {
+		if w := s.pending.Swap(nil); w != nil {
+			p.decide(k, *w, nil, context.Canceled, p.o.Now())
+		}
+	}
+	// Otherwise a poll is out; it decides the pending fault when it ends.
+}
+
+// decide settles a fault that was held for confirmation.
+func (p *Poller) decide(k *keyring.Key, v fault.Verdict, f *Figures, err error, now time.Time) {
+	confirmed := false
+	switch {
+	case errors.Is(err, ErrKeyRejected):
+		// The key itself is refused: whatever the answer was, it is the
+		// key's.
+		v = fault.Verdict{Status: http.StatusUnauthorized, Scope: fault.Key, Reason: fault.Auth, Retry: true}
+		confirmed = true
+	case err != nil:
+		// GET /key cannot tell (unsupported, unreachable): the answer
+		// stands as it came.
+		confirmed = true
+	case v.Reason == fault.KeyLimit:
+		// The 402 said the cap can pay for (next to) nothing; a key
+		// whose GET /key shows a cap at all confirms it. One without a
+		// cap cannot have hit it.
+		if _, confirmed = remaining(f, &p.slots[k.Slot()]); confirmed {
+			v.Until = NextReset(f.LimitReset, now)
+		}
+	case v.Reason == fault.Credits:
+		// GET /key does not show the account's balance: a key it
+		// accepts leaves the 402 standing as the account's.
+		confirmed = true
+	}
+	if !confirmed {
+		p.set.Lift(k, v.Reason)
+		p.o.Log.Info("✅ API Key #"+k.Label+" answered "+strconv.Itoa(v.Status)+" but its GET /key shows it fine: back in rotation",
+			"event", "fault_not_confirmed", "key_id", k.ID, "status", v.Status, "reason", v.Reason.String())
+		return
+	}
+	rest := p.set.Confirmed(k, v)
+	if p.o.Cooldowns == nil {
+		if v.Scope == fault.Account {
+			p.set.RestAccount(k, v.Reason, v.Status, now.Add(rest))
+		}
+		return
+	}
+	if v.Scope == fault.Account {
+		p.set.RestAccount(k, v.Reason, v.Status, now.Add(rest))
+		p.o.Cooldowns.AccountCooldown(k, v, now.Add(rest))
+		return
+	}
+	p.o.Cooldowns.Cooldown(k, v, rest)
+}

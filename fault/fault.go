@@ -1,0 +1,270 @@
+// Package fault decides whose fault an upstream answer is: the key's, its
+// account's, the request's, the model's provider's, or upstream's. It reads
+// the status, OpenRouter's error metadata (limit_source, reason,
+// provider_name), the X-RateLimit-* and Retry-After headers and, only where
+// nothing else tells, the message. It is a pure function of its input: the
+// relay acts on the verdict, the breakers keep the rests.
+//
+// OpenRouter's rules (see shared/OPENROUTER.md): a 403 is about the request
+// (moderation, guardrail), a provider's 429 about the model, free-model and
+// credit limits about the account, a key's credit cap about the key.
+package fault
+
+import (
+	"bytes"
+	"net/http"
+	"time"
+)
+
+// Scope says whose fault an answer is.
+type Scope uint8
+
+// Scopes.
+const (
+	// None: success, or an answer that is nobody's fault keygate tracks
+	// (a 400, a 404).
+	None Scope = iota
+	// Key: this key; it rests and the call goes on to another key.
+	Key
+	// Account: every key of the key's account; the call goes on to a key
+	// of another account.
+	Account
+	// Request: the request itself (moderation, a size this account cannot
+	// afford); no key rests.
+	Request
+	// Provider: the model's provider behind OpenRouter; no key rests and
+	// the answer goes back as it is.
+	Provider
+	// Upstream: 5xx, timeouts, network errors; nobody rests.
+	Upstream
+)
+
+// String names the scope as /keys and logs show it.
+func (s Scope) String() string {
+	switch s {
+	case Key:
+		return "key"
+	case Account:
+		return "account"
+	case Request:
+		return "request"
+	case Provider:
+		return "provider"
+	case Upstream:
+		return "upstream"
+	}
+	return "none"
+}
+
+// Reason is why a key or account rests; it is the metrics' `reason` label.
+type Reason uint8
+
+// Reasons, as keygate_key_cooldowns_total labels them.
+const (
+	NoReason Reason = iota
+	// Auth: 401, the key is revoked or unknown.
+	Auth
+	// RateLimit: a 429 of the key or a per-minute limit of the account.
+	RateLimit
+	// KeyLimit: the key's own credit cap is spent.
+	KeyLimit
+	// Credits: the account's balance cannot pay.
+	Credits
+	// FreeQuota: the account's free-model requests for the day are used.
+	FreeQuota
+	// InFlightBudget: the account's in-flight spending budget is held by
+	// requests still running.
+	InFlightBudget
+	numReasons
+)
+
+// NumReasons is the number of reasons, NoReason included, for tables
+// indexed by Reason.
+const NumReasons = int(numReasons)
+
+// String names the reason as metrics label it.
+func (r Reason) String() string {
+	switch r {
+	case Auth:
+		return "auth"
+	case RateLimit:
+		return "rate_limit"
+	case KeyLimit:
+		return "key_limit"
+	case Credits:
+		return "credits"
+	case FreeQuota:
+		return "free_quota"
+	case InFlightBudget:
+		return "in_flight_budget"
+	}
+	return "none"
+}
+
+// Verdict is what an upstream answer says about the key that got it.
+type Verdict struct {
+	// Status is the status the verdict stands for: the HTTP status, or the
+	// code of an error object inside a 200.
+	Status int
+	Scope  Scope
+	Reason Reason
+	// Retry: send the request again on another key (of another account
+	// for Account scope and for Afford).
+	Retry bool
+	// Until is when the rest should end, from X-RateLimit-Reset or
+	// Retry-After, capped by what the reason allows; zero when upstream
+	// gave no usable hint.
+	Until time.Time
+	// Afford is the number of tokens the account can still afford, from a
+	// 402 "can only afford M" with M > 0; 0 otherwise.
+	Afford int
+	// OnKey: Afford is what the key's own cap can pay for, not the
+	// account; the call goes on to any other key.
+	OnKey bool
+	// UserID is the account id an error body named (top-level user_id).
+	UserID string
+	// Parsed: the body was an error object keygate could read; when false
+	// the verdict comes from the status alone.
+	Parsed bool
+}
+
+// Learns reports whether the verdict rests a key or an account.
+func (v Verdict) Learns() bool { return v.Scope == Key || v.Scope == Account }
+
+// Caps on reset hints by reason: a per-day quota may rest until the next
+// UTC midnight, anything else for minutes at most, so that a hostile or
+// garbled header cannot bench a key for long.
+const (
+	MaxDayHint    = 25 * time.Hour
+	MaxMinuteHint = 15 * time.Minute
+)
+
+// NearlyDry is the number of tokens below which a key whose cap "can only
+// afford M" counts as spent: it rests until its cap resets rather than
+// being tried, and refused, by every request.
+const NearlyDry = 1000
+
+// MaxBody is how much of an error body Classify needs; callers read at most
+// this much.
+const MaxBody = 16 << 10
+
+// Classify judges one upstream answer: its status, headers and (the first
+// MaxBody bytes of) its body, which may be nil. For a 200, body is the
+// answer's first bytes or its first stream event's data; a 200 whose body is
+// not an error object is None.
+func Classify(status int, h http.Header, body []byte, now time.Time) Verdict {
+	e, parsed := parseError(body)
+	if status == http.StatusOK {
+		if !parsed || e.code == 0 {
+			return Verdict{Status: status}
+		}
+		status = e.code
+	}
+	v := Verdict{Status: status, Parsed: parsed, UserID: e.userID}
+	switch {
+	case status == http.StatusUnauthorized:
+		v.Scope, v.Reason, v.Retry = Key, Auth, true
+	case status == http.StatusPaymentRequired:
+		classify402(&v, &e, h, now)
+	case status == http.StatusForbidden:
+		// Moderation, guardrails, permissions: the request, whichever key
+		// sent it.
+		v.Scope = Request
+	case status == http.StatusTooManyRequests:
+		classify429(&v, &e, h, now)
+	case status >= 500 || status == 0:
+		v.Scope = Upstream
+	}
+	return v
+}
+
+func classify402(v *Verdict, e *errorBody, h http.Header, now time.Time) {
+	v.Retry = true
+	switch {
+	case !v.Parsed:
+		// Nothing to go on: the key, as the first round did.
+		v.Scope, v.Reason = Key, KeyLimit
+	case e.limitSource == "openrouter_in_flight_budget" || e.reason == "in_flight_budget_exhausted":
+		v.Scope, v.Reason = Account, InFlightBudget
+		v.Until = hintUntil(h, e, now, MaxMinuteHint)
+	case e.limitSource == "openrouter_key_limit" || (e.limitSource == "" && keyLimitMessage(e.message)):
+		if m, ok := affordable(e.message); ok && m >= NearlyDry {
+			// The key's cap still pays for smaller requests: this one is
+			// too big for it, which a client can choose to make.
+			v.Scope, v.Afford = Request, m
+			v.OnKey = true
+			return
+		}
+		v.Scope, v.Reason, v.Afford = Key, KeyLimit, 0
+	default:
+		if m, ok := affordable(e.message); ok && m > 0 {
+			v.Scope, v.Afford = Request, m
+			return
+		}
+		if e.reason == "weight_exceeds_budget" {
+			v.Scope, v.Afford = Request, 1
+			return
+		}
+		v.Scope, v.Reason = Account, Credits
+	}
+}
+
+func classify429(v *Verdict, e *errorBody, h http.Header, now time.Time) {
+	perDay := e.limitSource == "openrouter_free_tier_daily" || bytes.Contains(e.message, []byte("free-models-per-day"))
+	perMin := bytes.Contains(e.message, []byte("free-models-per-min"))
+	switch {
+	case perDay || perMin || (h.Get("X-RateLimit-Reset") != "" && !providerMarked(e)):
+		// OpenRouter's own platform limit: the account's.
+		v.Scope, v.Reason, v.Retry = Account, RateLimit, true
+		limit := MaxMinuteHint
+		if perDay {
+			v.Reason, limit = FreeQuota, MaxDayHint
+		}
+		v.Until = hintUntil(h, e, now, limit)
+	case providerMarked(e):
+		v.Scope = Provider
+	default:
+		v.Scope, v.Reason, v.Retry = Key, RateLimit, true
+		v.Until = hintUntil(h, e, now, MaxMinuteHint)
+	}
+}
+
+// providerMarked reports whether a 429 names the provider behind OpenRouter
+// as its source.
+func providerMarked(e *errorBody) bool {
+	return e.providerName || e.providerCode ||
+		bytes.Contains(e.message, []byte("rate-limited upstream")) ||
+		bytes.HasPrefix(e.message, []byte("High demand for "))
+}
+
+// keyLimitMessage reports whether a 402's message points at the key's own
+// limit rather than the account's credits.
+func keyLimitMessage(msg []byte) bool {
+	return bytes.Contains(msg, []byte("settings/keys")) || bytes.Contains(msg, []byte("key limit")) ||
+		bytes.Contains(msg, []byte("Key limit"))
+}
+
+// hintUntil is when the rest of a hint should end: X-RateLimit-Reset, then
+// Retry-After (header, or the copy in error.metadata), capped at limit from
+// now. Zero when none is usable.
+func hintUntil(h http.Header, e *errorBody, now time.Time, limit time.Duration) time.Time {
+	d, ok := time.Duration(0), false
+	if v := h.Get("X-RateLimit-Reset"); v != "" {
+		d, ok = ParseRateLimitReset(v, now)
+	}
+	if !ok && e.rateLimitReset != "" {
+		d, ok = ParseRateLimitReset(e.rateLimitReset, now)
+	}
+	if !ok {
+		if v := h.Get("Retry-After"); v != "" {
+			d, ok = ParseRetryAfter(v, now)
+		}
+	}
+	if !ok && e.retryAfter > 0 {
+		d, ok = time.Duration(e.retryAfter)*time.Second, true
+	}
+	if !ok || d <= 0 {
+		return time.Time{}
+	}
+	return now.Add(min(d, limit))
+}

@@ -1,0 +1,85 @@
+package gateway
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"net"
+	"net/http"
+	"strings"
+
+	"github.com/keygate/keygate/keyring"
+	"github.com/keygate/keygate/metrics"
+)
+
+// inferencePaths are the upstream endpoints whose answers teach keygate
+// about a key: a 401 or 429 of /models or of a path a client made up says
+// nothing sure of the key, and must not let a client rest it.
+var inferencePaths = [...]string{"/chat/completions", "/completions", "/responses", "/embeddings",
+	"/messages", "/audio/", "/images/", "/moderations", "/rerank"}
+
+// inference reports whether the passthrough path rest (after /v1) is an
+// inference endpoint.
+func inference(rest string) bool {
+	for _, p := range inferencePaths {
+		if rest == p || (strings.HasSuffix(p, "/") && strings.HasPrefix(rest, p)) {
+			return true
+		}
+	}
+	return false
+}
+
+// freeModel reports whether model is a free variant, whose calls count
+// against the account's free-model quota.
+func freeModel(model string) bool { return strings.HasSuffix(model, ":free") }
+
+// clientOf names who sent r, for the bound on the rests one client may
+// cause: its token's digest when tokens are set, else its address.
+func clientOf(r *http.Request, tokens bool) string {
+	if tokens {
+		if tok, ok := bearerToken(r.Header.Get("Authorization")); ok {
+			return "t:" + tokenTag(tok)
+		}
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	return "a:" + host
+}
+
+// Spender takes what answers cost off the keys' budgets.
+type Spender interface {
+	// Spend takes usd, an answer's usage.cost, off k's figures.
+	Spend(k *keyring.Key, model string, usd float64)
+	// UseFree counts one free-model request of k's account.
+	UseFree(k *keyring.Key)
+}
+
+// tokenTag is a short digest of a client token: enough to tell clients
+// apart, nothing to recover the token from.
+func tokenTag(tok string) string {
+	sum := sha256.Sum256([]byte(tok))
+	return hex.EncodeToString(sum[:6])
+}
+
+// usageSink counts an answer's tokens in the metrics and takes its cost off
+// the key's budget.
+type usageSink struct {
+	m     *metrics.Metrics
+	spend Spender
+	pool  *keyring.Pool
+}
+
+// Tokens implements TokenCounter.
+func (u *usageSink) Tokens(keyID int, model string, prompt, completion int) {
+	if u.m != nil {
+		u.m.Tokens(keyID, model, prompt, completion)
+	}
+}
+
+// Cost implements CostCounter.
+func (u *usageSink) Cost(keyID int, model string, usd float64) {
+	if k := u.pool.ByID(keyID); k != nil {
+		u.spend.Spend(k, model, usd)
+	}
+}

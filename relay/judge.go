@@ -1,0 +1,253 @@
+package relay
+
+import (
+	"bytes"
+	"compress/flate"
+	"compress/gzip"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/keygate/keygate/fault"
+	"github.com/keygate/keygate/keyring"
+)
+
+// errorBodyWait bounds the wait for an error answer's body.
+const errorBodyWait = 2 * time.Second
+
+// errStalledBody cancels an attempt whose error body stalled.
+var errStalledBody = errors.New("upstream error body stalled")
+
+// peekSize is how much of a 200 JSON answer is read before its headers go
+// on, to see whether it is an error object.
+const peekSize = 512
+
+var peekBuffers = sync.Pool{New: func() any { b := make([]byte, peekSize); return &b }}
+
+// judge reads what Classify needs of resp — the first fault.MaxBody bytes
+// of an error answer, the first bytes of a 200 JSON answer — puts them back
+// in front of the body, and returns the verdict. A streamed 200 is judged
+// by its status here (its first event is the stream hold's to read).
+func (r *Relay) judge(resp *http.Response, wb *watchedBody, now time.Time) fault.Verdict {
+	status := resp.StatusCode
+	switch {
+	case status >= 400:
+		// An upstream that stalls mid-body must not hold up the retry:
+		// past errorBodyWait the answer is judged by what came.
+		stall := time.AfterFunc(errorBodyWait, func() { wb.cancel(errStalledBody) })
+		head, err := io.ReadAll(io.LimitReader(wb.rc, fault.MaxBody))
+		stall.Stop()
+		wb.head = head
+		if err != nil {
+			wb.headErr = err
+		}
+		return fault.Classify(status, resp.Header, decoded(resp.Header, head), now)
+	case status == http.StatusOK && isJSON(resp.Header):
+		bp := peekBuffers.Get().(*[]byte)
+		n, err := io.ReadAtLeast(wb.rc, (*bp)[:peekSize], 1)
+		wb.head, wb.peek, wb.headErr = (*bp)[:n], bp, err
+		if err == io.ErrUnexpectedEOF {
+			wb.headErr = io.EOF
+		}
+		if !fault.MaybeError(wb.head) || resp.Header.Get("Content-Encoding") != "" {
+			return fault.Verdict{Status: status}
+		}
+		// Maybe an error object: read on, up to the bound.
+		rest, _ := io.ReadAll(io.LimitReader(wb.rc, fault.MaxBody-int64(n)))
+		wb.head = append(bytes.Clone(wb.head), rest...)
+		peekBuffers.Put(bp)
+		wb.peek = nil
+		return fault.Classify(status, resp.Header, wb.head, now)
+	}
+	return fault.Verdict{Status: status}
+}
+
+func isJSON(h http.Header) bool {
+	ct := h.Get("Content-Type")
+	if i := strings.IndexByte(ct, ';'); i >= 0 {
+		ct = ct[:i]
+	}
+	return strings.EqualFold(strings.TrimSpace(ct), "application/json")
+}
+
+// decoded is an error body's text for the classifier: gzip and deflate are
+// undone, bounded; other encodings are left as they are (and do not parse).
+func decoded(h http.Header, body []byte) []byte {
+	var zr io.Reader
+	switch enc := strings.ToLower(strings.TrimSpace(h.Get("Content-Encoding"))); enc {
+	case "", "identity":
+		return body
+	case "gzip":
+		g, err := gzip.NewReader(bytes.NewReader(body))
+		if err != nil {
+			return nil
+		}
+		zr = g
+	case "deflate":
+		zr = flate.NewReader(bytes.NewReader(body))
+	default:
+		return nil
+	}
+	out, _ := io.ReadAll(io.LimitReader(zr, fault.MaxBody))
+	return out
+}
+
+// settle acts on an attempt's verdict: it reports the key's trial, rests
+// the key or its account, adds the keys the call must not try next to c's
+// skip set, and says whether the call goes on to another key.
+func (r *Relay) settle(l Lease, v fault.Verdict, c *Call) (retry bool) {
+	k := l.Key
+	r.obs.Judged(k, v)
+	if v.UserID != "" {
+		r.breakers.SetAccount(k, v.UserID)
+	}
+	if c.Blind && (v.Scope == fault.Key || v.Scope == fault.Account) {
+		// Not an inference endpoint: its 401 or 429 says nothing sure of
+		// the key, and a client must not be able to rest keys with it.
+		// Another key may still answer it.
+		l.trial.Abandon()
+		return v.Retry
+	}
+	switch v.Scope {
+	case fault.Upstream:
+		l.trial.Abandon()
+		return false
+	case fault.Key, fault.Account:
+		if r.confirm != nil && needsConfirm(v) {
+			// A long rest is confirmed by the key's own GET /key first
+			// (its outcome is a fact, not bounded per client); until then
+			// the key alone is held for a few seconds.
+			l.trial.Hold(v.Reason, v.Status, r.breakers.Now().Add(r.confirmHold))
+			r.obs.Cooldown(k, v, r.confirmHold)
+			r.confirm.Confirm(k, v)
+		} else if c.Client != "" && !r.limiter.allow(c.Client, k.Slot(), r.breakers.Now()) {
+			// This client caused its share of rests for now: the answer
+			// goes back as it is, and nobody rests.
+			l.trial.Success()
+			return false
+		} else {
+			r.rest(l, v)
+			if r.confirm != nil && (v.Status == http.StatusPaymentRequired || v.Status == http.StatusTooManyRequests) {
+				r.confirm.PollNow(k)
+			}
+		}
+		if v.Scope == fault.Account || v.Reason == fault.FreeQuota {
+			r.breakers.Siblings(k, &c.skip)
+		}
+		return v.Retry
+	case fault.Request:
+		l.trial.Success()
+		if v.Afford > 0 {
+			// This account (or this key's cap) cannot afford the
+			// request's size: try one that can.
+			if !v.OnKey {
+				r.breakers.Siblings(k, &c.skip)
+			}
+			return v.Retry
+		}
+		return false
+	default:
+		l.trial.Success()
+		return false
+	}
+}
+
+// rest applies a fault without confirmation: the key's own rest, or its
+// account's. A per-day free quota blocks free-model calls only.
+func (r *Relay) rest(l Lease, v fault.Verdict) {
+	k := l.Key
+	now := r.breakers.Now()
+	switch {
+	case v.Reason == fault.FreeQuota:
+		until := v.Until
+		if until.IsZero() {
+			until = NextUTCMidnight(now)
+		}
+		l.trial.Success()
+		r.breakers.BlockFree(k, until)
+		r.obs.AccountCooldown(k, v, until)
+	case v.Scope == fault.Account:
+		rest := l.trial.Fail(v)
+		until := now.Add(rest)
+		r.breakers.RestAccount(k, v.Reason, v.Status, until)
+		r.obs.AccountCooldown(k, v, until)
+	default:
+		rest := l.trial.Fail(v)
+		r.obs.Cooldown(k, v, rest)
+	}
+}
+
+// needsConfirm: faults that would rest a key or an account for long, which
+// a key that answers its own GET /key fine cannot have.
+func needsConfirm(v fault.Verdict) bool {
+	switch v.Reason {
+	case fault.Auth, fault.KeyLimit, fault.Credits:
+		return true
+	}
+	return false
+}
+
+// NextUTCMidnight is when OpenRouter's per-day free-model quotas reset.
+func NextUTCMidnight(now time.Time) time.Time {
+	return now.UTC().Truncate(24 * time.Hour).Add(24 * time.Hour)
+}
+
+// Confirmer checks a fault with the key's own GET /key and then rests the
+// key or its account, or lifts the hold (the budget poller implements it).
+type Confirmer interface {
+	// Confirm must not block: the check runs on its own.
+	Confirm(k *keyring.Key, v fault.Verdict)
+	// PollNow reads k's budget soon: after a 402 or 429 it may have
+	// changed. It must not block.
+	PollNow(k *keyring.Key)
+}
+
+// restLimiter bounds the share of the pool one client's requests may rest
+// in a window: a client that makes upstream answer 429 for reasons of its
+// own must not bench the pool. Faults that GET /key confirms do not pass
+// through it, and resting a key the client rested already costs nothing.
+type restLimiter struct {
+	mu     sync.Mutex
+	limit  int
+	window time.Duration
+	start  time.Time
+	rested map[string]*keyring.Exclude
+}
+
+func newRestLimiter(share float64, window time.Duration, poolLen int) *restLimiter {
+	if share <= 0 {
+		share = 0.5
+	}
+	if window <= 0 {
+		window = time.Minute
+	}
+	limit := max(1, int(share*float64(poolLen)))
+	return &restLimiter{limit: limit, window: window, rested: map[string]*keyring.Exclude{}}
+}
+
+// allow counts the rest of slot caused by client and reports whether it is
+// within the bound. Called only on faults, never on a successful call.
+func (l *restLimiter) allow(client string, slot int, now time.Time) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if now.Sub(l.start) >= l.window || now.Before(l.start) {
+		l.start = now
+		clear(l.rested)
+	}
+	ex := l.rested[client]
+	if ex == nil {
+		ex = new(keyring.Exclude)
+		l.rested[client] = ex
+	}
+	if ex.Has(slot) {
+		return true
+	}
+	if ex.Len() >= l.limit {
+		return false
+	}
+	ex.Add(slot)
+	return true
+}
