@@ -214,3 +214,24 @@ func TestShorten(t *testing.T) {
 		}
 	}
 }
+
+// TestAPIV1CallLikeV1: /api/v1 prepares the same call as /v1: an inference
+// path is not blind under either prefix, a made-up one is under both.
+func TestAPIV1CallLikeV1(t *testing.T) {
+	base, _ := url.Parse("http://upstream.invalid/api/v1")
+	p := newPassthrough(nil, keyring.RoundRobin{}, base, bodyLimits{max: 1 << 20}, slog.New(slog.DiscardHandler), nil)
+	for _, tc := range []struct {
+		rest  string
+		blind bool
+	}{{"/chat/completions", false}, {"/embeddings", false}, {"/models", true}, {"/made/up", true}} {
+		for _, prefix := range []string{"/v1", "/api/v1"} {
+			ctx := p.prepare(httptest.NewRecorder(), httptest.NewRequest("POST", prefix+tc.rest, strings.NewReader(`{"model":"a/b:free"}`)))
+			if ctx == nil {
+				t.Fatalf("%s%s refused", prefix, tc.rest)
+			}
+			if c := ctx.ex.call; c.Blind != tc.blind || c.Model != "a/b:free" || !c.Free {
+				t.Errorf("%s%s: blind %v, model %q, free %v; want blind %v", prefix, tc.rest, c.Blind, c.Model, c.Free, tc.blind)
+			}
+		}
+	}
+}
