@@ -190,10 +190,11 @@ func TestOnlyBudgets(t *testing.T) {
 		t.Fatalf("run: %v\n%s", err, log.String())
 	}
 	b := rep.Budgets
-	if b == nil || b.OnRPS <= 0 || b.OffRPS <= 0 || b.OnCPUUs <= 0 || b.OffCPUUs <= 0 {
+	if b == nil || b.OnRPS <= 0 || b.OffRPS <= 0 || b.OnCPUUs <= 0 || b.OffCPUUs <= 0 || b.InProcess == nil ||
+		b.InProcess.OnAllocs <= 0 || b.InProcess.KeyReads < 4 {
 		t.Fatalf("budgets %+v, want both measured", b)
 	}
-	if rep.Economy != nil || rep.Throughput.KeygateRPS != 0 || len(rep.Targets) != 2 {
+	if rep.Economy != nil || rep.Throughput.KeygateRPS != 0 || len(rep.Targets) != 3 {
 		t.Errorf("ran more than -only budgets: economy %v, throughput %+v, %d targets", rep.Economy, rep.Throughput, len(rep.Targets))
 	}
 	var table bytes.Buffer

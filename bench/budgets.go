@@ -35,6 +35,8 @@ type BudgetsResult struct {
 	// Rounds are each round's req/s, by keygate.
 	Rounds map[string][]float64 `json:"rounds_rps"`
 	Failed map[string]int       `json:"failed"`
+	// InProcess is the handler's own cost, measured without the network.
+	InProcess *InProcessBudgets `json:"in_process,omitempty"`
 }
 
 // loopTotals are what closed-loop rounds measured, by target name.
@@ -135,5 +137,6 @@ func budgetsOnly(ctx context.Context, o options, kgBin, dir string, up *upstream
 		return err
 	}
 	rep.Budgets = l.budgets()
-	return nil
+	rep.Budgets.InProcess, err = measureInProcessBudgets(ctx, o.inprocRounds, o.inprocRound)
+	return err
 }

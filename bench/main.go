@@ -58,7 +58,11 @@ type options struct {
 	// economy runs the scripted day of the key-economics figure.
 	budgets bool
 	economy bool
-	day     dayPlan
+	// inprocRounds rounds of inprocRound each time keygate's handler in
+	// process, budgets on and off.
+	inprocRounds int
+	inprocRound  time.Duration
+	day          dayPlan
 	// only, when set, runs just these of the phases named in onlyPhases.
 	only map[string]bool
 }
@@ -74,7 +78,7 @@ func defaultOptions() options {
 		runs: 10, runModels: 8, runDelay: 200 * time.Millisecond,
 		openStreams: 1000, benchtime: time.Second, profileDur: 5 * time.Second,
 		timeout: 170 * time.Second,
-		budgets: true, economy: true, day: fullDay(),
+		budgets: true, economy: true, day: fullDay(), inprocRounds: 6, inprocRound: 400 * time.Millisecond,
 	}
 }
 
@@ -88,6 +92,7 @@ func quickOptions() options {
 	o.runs, o.openStreams, o.benchtime, o.profileDur = 2, 50, 10*time.Millisecond, time.Second
 	o.timeout = 60 * time.Second
 	o.day = tinyDay()
+	o.inprocRounds, o.inprocRound = 1, 50*time.Millisecond
 	return o
 }
 
@@ -203,13 +208,13 @@ func estimate(o options) time.Duration {
 	if o.only != nil {
 		t := econ
 		if o.only["budgets"] {
-			t += 2*per(o.warmup) + time.Duration(2*o.rounds)*per(o.tput)
+			t += 2*per(o.warmup) + time.Duration(2*o.rounds)*per(o.tput) + time.Duration(2*o.inprocRounds)*o.inprocRound
 		}
 		return t
 	}
 	t := 3*per(o.warmup) + time.Duration(3*o.rounds)*per(o.tput) + econ
 	if o.budgets {
-		t += per(o.warmup) + time.Duration(o.rounds)*per(o.tput)
+		t += per(o.warmup) + time.Duration(o.rounds)*per(o.tput) + time.Duration(2*o.inprocRounds)*o.inprocRound
 	}
 	t += time.Duration(3*o.rounds*len(o.rates)) * per(o.rateDur)
 	t += time.Duration(3*o.rounds*o.chunks) * o.gap

@@ -110,6 +110,12 @@ func run(ctx context.Context, o options, log io.Writer) (rep *Report, err error)
 	if err := throughput(ctx, o, loop, rep); err != nil {
 		return nil, err
 	}
+	if rep.Budgets != nil {
+		step("budgets on and off in process: %d rounds of %s each", o.inprocRounds, o.inprocRound)
+		if rep.Budgets.InProcess, err = measureInProcessBudgets(ctx, o.inprocRounds, o.inprocRound); err != nil {
+			return nil, err
+		}
+	}
 	if pprofAddr != "" {
 		step("profiling keygate for %s", o.profileDur)
 		if err := profile(ctx, o, viaKeygate, pprofAddr); err != nil {

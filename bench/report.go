@@ -218,6 +218,9 @@ func (r *Report) judgeEconomics(t func(name, want string, v, limit float64)) {
 	if b := r.Budgets; b != nil {
 		t("passthrough throughput, budgets on/off", ">=", b.RPSOnOverOff, 0.95)
 		t("passthrough CPU per request, budgets on/off", "<=", b.CPUOnOverOff, 1.05)
+		if ip := b.InProcess; ip != nil {
+			t("in-process handler allocs per request, budgets on/off", "<=", ip.AllocsOnOverOff, 1.05)
+		}
 	}
 	if e := r.Economy; e != nil && len(e.Runs) > 0 {
 		t("free quota used before a free call was refused, budgets on", ">=", e.Runs[0].FreeShare, 0.95)
@@ -233,6 +236,10 @@ func (r *Report) printEconomics(w io.Writer) {
 		p("passthrough, budgets\ton (60s polls)\toff (0)\ton/off\t")
 		p("max throughput, req/s\t%.0f\t%.0f\t%.3f\t", b.OnRPS, b.OffRPS, b.RPSOnOverOff)
 		p("CPU per request, µs\t%.1f\t%.1f\t%.3f\t", b.OnCPUUs, b.OffCPUUs, b.CPUOnOverOff)
+		if ip := b.InProcess; ip != nil {
+			p("in-process handler CPU per request, µs\t%.2f\t%.2f\t%.3f\t", ip.OnCPUUs, ip.OffCPUUs, ip.CPUOnOverOff)
+			p("in-process handler allocs per request\t%.1f\t%.1f\t%.3f\t", ip.OnAllocs, ip.OffAllocs, ip.AllocsOnOverOff)
+		}
 		_ = tw.Flush()
 		fmt.Fprintln(w)
 	}
