@@ -267,7 +267,7 @@ func econCall(ctx context.Context, client *http.Client, base, tok, model string)
 	return resp.StatusCode, refusalText(resp.StatusCode, body), nil
 }
 
-// refusalText is a refusal's status and error message, at most 120 bytes.
+// refusalText is a refusal's status and error message, at most 200 bytes.
 func refusalText(status int, body []byte) string {
 	var doc struct {
 		Error struct {
@@ -279,8 +279,8 @@ func refusalText(status int, body []byte) string {
 		msg = doc.Error.Message
 	}
 	out := strconv.Itoa(status) + " " + msg
-	if len(out) > 120 {
-		out = out[:117] + "..."
+	if len(out) > 200 {
+		out = out[:197] + "..."
 	}
 	return strings.ToValidUTF8(out, "")
 }

@@ -8,9 +8,13 @@
 // maximum throughput, latency at fixed rates and what each proxy adds over
 // direct, the delay keygate adds to each streamed chunk, /run's overhead,
 // keygate's memory per open stream, CPU time per request, and the cost of a
-// key selection. Every phase is bounded in time; the whole run takes about
-// two minutes on two cores. BENCHMARKS.md explains the method and holds a
-// run's results.
+// key selection. With budgets it compares keygate with budgets on and off
+// (BUDGET_POLL_INTERVAL 60s and 0) in the same rounds, and it runs a
+// scripted day of free and paid calls over the simulator, in process on a
+// moved clock, for the share of the pool's free quota and credit served
+// before the first refusal (-only economy,budgets runs just those). Every
+// phase is bounded in time; the whole run takes about two minutes on two
+// cores. BENCHMARKS.md explains the method and holds a run's results.
 package main
 
 import (
