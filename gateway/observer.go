@@ -102,7 +102,7 @@ func (o *Observer) Cooldown(k *keyring.Key, v fault.Verdict, rest time.Duration)
 	if o.m != nil {
 		o.m.Cooldown(k.ID, metricsReason(v.Reason))
 	}
-	o.log.Info("🧊 API Key #"+k.Label+" cooling down for "+humanDuration(rest)+" ("+strconv.Itoa(v.Status)+")",
+	o.log.Info("🧊 API Key #"+k.Label+" cooling down for "+humanDuration(rest)+" ("+strconv.Itoa(v.Status)+")"+onModel(v.Model),
 		"event", "key_cooldown", "key_id", k.ID, "key", k.Secret, "status", v.Status, "reason", v.Reason.String(),
 		"scope", v.Scope.String(), "cooldown_ms", rest.Milliseconds())
 }
@@ -124,9 +124,18 @@ func (o *Observer) AccountCooldown(k *keyring.Key, v fault.Verdict, until time.T
 	if v.Reason == fault.FreeQuota {
 		why = "free-models-per-day"
 	}
-	o.log.Info("🧊 "+what+" cooling down until "+untilText(until)+" ("+why+")",
+	o.log.Info("🧊 "+what+" cooling down until "+untilText(until)+" ("+why+")"+onModel(v.Model),
 		"event", "account_cooldown", "account", acct, "key_id", k.ID, "status", v.Status, "reason", v.Reason.String(),
 		"until", until.UTC().Format(time.RFC3339))
+}
+
+// onModel names the model whose call a console line is about, when known,
+// after the contract's line so that its prefix stays as it was.
+func onModel(model string) string {
+	if model == "" {
+		return ""
+	}
+	return " after " + model
 }
 
 // untilText words a deadline for a console line: "00:00 UTC", with the
