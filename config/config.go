@@ -46,6 +46,9 @@ type Config struct {
 	LogFormat           string        `env:"LOG_FORMAT" envDefault:"text" help:"text (console lines) or json"`
 	LogLevel            string        `env:"LOG_LEVEL" envDefault:"info" help:"debug, info, warn or error"`
 	PprofAddr           string        `env:"PPROF_ADDR" help:"loopback host:port (127.0.0.1:6060) serving /debug/pprof/ for profiling; unset is off"`
+	WriteTimeout        time.Duration `env:"WRITE_TIMEOUT" envDefault:"60s" help:"a client that accepts no bytes of an answer for this long is cut off, its slot freed and its upstream call cancelled"`
+	CORSOrigins         []string      `env:"CORS_ORIGINS" help:"browser origins allowed to call keygate (comma-separated, or *); other browser requests get 403"`
+	AllowedHosts        []string      `env:"ALLOWED_HOSTS" help:"extra Host values accepted when GATEWAY_API_KEYS is unset (loopback and this machine's names always are)"`
 
 	// Keys is the pool, ordered by id; filled from the key variables.
 	Keys []keyring.Entry `env:"-"`
@@ -100,7 +103,7 @@ func Load(environ []string, dotenv map[string]string, requireKeys bool) (*Config
 func (c *Config) validate() error {
 	u, err := url.Parse(c.BaseURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
-		return fmt.Errorf("invalid OPENROUTER_BASE_URL=%q: want an absolute http(s) URL without query, like https://openrouter.ai/api/v1", c.BaseURL)
+		return fmt.Errorf("invalid OPENROUTER_BASE_URL=%q: want an absolute http(s) URL without query, like https://openrouter.ai/api/v1", redactURL(c.BaseURL))
 	}
 	c.BaseURL = strings.TrimRight(c.BaseURL, "/")
 	if c.Port < 1 || c.Port > 65535 {
@@ -135,14 +138,21 @@ func (c *Config) validate() error {
 		{"READ_BODY_TIMEOUT", int64(c.ReadBodyTimeout)},
 		{"IDLE_TIMEOUT", int64(c.IdleTimeout)},
 		{"SHUTDOWN_TIMEOUT", int64(c.ShutdownTimeout)},
+		{"WRITE_TIMEOUT", int64(c.WriteTimeout)},
 	}
 	for _, p := range positive {
 		if p.v <= 0 {
 			return fmt.Errorf("invalid %s: must be positive", p.name)
 		}
 	}
+	if err := c.validateBrowser(); err != nil {
+		return err
+	}
 	var tokens []secret.Key
-	for _, t := range c.GatewayAPIKeys {
+	for i, t := range c.GatewayAPIKeys {
+		if !t.Printable() {
+			return fmt.Errorf("invalid GATEWAY_API_KEYS: token %d holds a control character or blank (a newline?); no client could send it", i+1)
+		}
 		if !t.IsZero() {
 			tokens = append(tokens, t)
 		}
@@ -189,14 +199,22 @@ func poolFrom(vars map[string]string) ([]keyring.Entry, []Duplicate, error) {
 		if err != nil || id <= 0 || strconv.Itoa(id) != num {
 			return nil, nil, fmt.Errorf("invalid variable name %s: want %s<N> with N a positive number", name, keyVarPrefix)
 		}
-		raw = append(raw, keyring.Entry{ID: id, Secret: secret.New(v)})
+		k := secret.New(v)
+		if !k.Printable() {
+			return nil, nil, fmt.Errorf("invalid %s: the key holds a control character or blank (a newline?); every call with it would fail", name)
+		}
+		raw = append(raw, keyring.Entry{ID: id, Secret: k})
 	}
 	if len(raw) == 0 {
 		for i, v := range strings.Split(vars[keyListVar], ",") {
 			if strings.TrimSpace(v) == "" {
 				continue
 			}
-			raw = append(raw, keyring.Entry{ID: i + 1, Secret: secret.New(v)})
+			k := secret.New(v)
+			if !k.Printable() {
+				return nil, nil, fmt.Errorf("invalid %s: key %d holds a control character or blank (a newline?); every call with it would fail", keyListVar, i+1)
+			}
+			raw = append(raw, keyring.Entry{ID: i + 1, Secret: k})
 		}
 	}
 	sort.Slice(raw, func(i, j int) bool { return raw[i].ID < raw[j].ID })

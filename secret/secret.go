@@ -70,6 +70,19 @@ func Mask(raw string) string {
 // IsZero reports whether the key is empty.
 func (k Key) IsZero() bool { return k.v == nil }
 
+// Printable reports whether the key holds no control character and no
+// blank: a key with an embedded newline or CR cannot travel in an HTTP
+// header, so every call with it would fail while the key looked healthy.
+// The zero Key is printable.
+func (k Key) Printable() bool {
+	for _, c := range []byte(k.raw()) {
+		if c <= ' ' || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
 // Equal reports whether two keys hold the same secret, without exposing it.
 func (k Key) Equal(o Key) bool { return k.raw() == o.raw() }
 
