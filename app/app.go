@@ -52,6 +52,10 @@ func New(cfg *config.Config, log *slog.Logger, o Options) (*App, error) {
 	if err != nil {
 		return nil, fmt.Errorf("building key pool: %w", err)
 	}
+	redactor := poolRedactor(pool)
+	// Every log record passes the redactor: text from upstream (Go's own
+	// error quoting a malformed answer) may hold a key.
+	log = slog.New(secret.NewLogHandler(log.Handler(), redactor))
 	strategy, err := keyring.ByName(cfg.KeyRotation, o.Rand)
 	if err != nil {
 		return nil, err
@@ -77,10 +81,6 @@ func New(cfg *config.Config, log *slog.Logger, o Options) (*App, error) {
 		transport = relay.NewTransport(0)
 	}
 	rl := relay.New(pool, breakers, relay.Options{Transport: transport, Timeout: cfg.UpstreamTimeout, Observer: obs})
-	secrets := make([]secret.Key, 0, pool.Len())
-	for _, k := range pool.Keys() {
-		secrets = append(secrets, k.Secret)
-	}
 	gw := gateway.New(gateway.Options{
 		Relay:           rl,
 		Strategy:        strategy,
@@ -95,9 +95,21 @@ func New(cfg *config.Config, log *slog.Logger, o Options) (*App, error) {
 		Gatherer:        reg,
 		Observer:        obs,
 		Logger:          log,
-		Redactor:        secret.NewRedactor(secrets),
+		Redactor:        redactor,
+		WriteTimeout:    cfg.WriteTimeout,
+		CORSOrigins:     cfg.CORSOrigins,
+		AllowedHosts:    cfg.AllowedHosts,
 	})
 	return &App{Config: cfg, Pool: pool, Breakers: breakers, Relay: rl, Registry: reg, Handler: gw, Log: log}, nil
+}
+
+// poolRedactor masks the pool's keys.
+func poolRedactor(pool *keyring.Pool) *secret.Redactor {
+	secrets := make([]secret.Key, 0, pool.Len())
+	for _, k := range pool.Keys() {
+		secrets = append(secrets, k.Secret)
+	}
+	return secret.NewRedactor(secrets)
 }
 
 // Server returns the HTTP server for the app, with its timeouts.
