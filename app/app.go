@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -34,7 +35,13 @@ type App struct {
 	Registry *prometheus.Registry
 	Handler  http.Handler
 	Log      *slog.Logger
+	// active counts requests being served, for the shutdown report.
+	active atomic.Int64
 }
+
+// ErrShutdownCut is returned by Serve when SHUTDOWN_TIMEOUT (or a second
+// signal) ended requests still in flight: the process should exit non-zero.
+var ErrShutdownCut = errors.New("shutdown cut requests in flight")
 
 // Options are what a Config does not say.
 type Options struct {
@@ -116,12 +123,19 @@ func poolRedactor(pool *keyring.Pool) *secret.Redactor {
 func (a *App) Server() *http.Server {
 	return &http.Server{
 		Addr:              ":" + strconv.Itoa(a.Config.Port),
-		Handler:           a.Handler,
+		Handler:           http.HandlerFunc(a.serveCounted),
 		ReadHeaderTimeout: a.Config.ReadHeaderTimeout,
 		IdleTimeout:       a.Config.IdleTimeout,
 		MaxHeaderBytes:    1 << 20,
 		ErrorLog:          slog.NewLogLogger(a.Log.Handler(), slog.LevelDebug),
 	}
+}
+
+// serveCounted serves r, counted among the active requests.
+func (a *App) serveCounted(w http.ResponseWriter, r *http.Request) {
+	a.active.Add(1)
+	defer a.active.Add(-1)
+	a.Handler.ServeHTTP(w, r)
 }
 
 // Serve serves on ln until ctx is done, then shuts down gracefully: it stops
@@ -148,15 +162,21 @@ func (a *App) Serve(ctx context.Context, ln net.Listener, force <-chan struct{})
 		}
 	}()
 	err := srv.Shutdown(sctx)
+	cut := int64(0)
 	if err != nil {
+		cut = a.active.Load()
 		_ = srv.Close()
-		a.Log.Warn("shutdown cut short; open connections closed", "err", err)
+		a.Log.Warn("shutdown cut short: "+strconv.FormatInt(cut, 10)+" requests in flight were cut; open connections closed",
+			"event", "shutdown_cut", "cut", cut, "err", err)
 	}
 	if serr := <-errc; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
 		return fmt.Errorf("serving: %w", serr)
 	}
 	if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("shutting down: %w", err)
+	}
+	if err != nil {
+		return fmt.Errorf("%w: %d cut after %s", ErrShutdownCut, cut, a.Config.ShutdownTimeout)
 	}
 	return nil
 }
