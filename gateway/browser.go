@@ -109,6 +109,8 @@ const exposed = "X-Keygate-Key, Retry-After, X-RateLimit-Limit, X-RateLimit-Rema
 // request that goes on.
 func (g *browserGuard) serve(w http.ResponseWriter, r *http.Request) bool {
 	if !g.allowedHost(r) {
+		// Closed after the answer: the server then waits for no body.
+		w.Header().Set("Connection", "close")
 		markNoKey(w, r)
 		writeAPIError(w, http.StatusForbidden, "forbidden_host",
 			"Host "+quoteHost(r.Host)+" is not this machine: without GATEWAY_API_KEYS keygate answers only localhost, its own addresses and names, and ALLOWED_HOSTS (against DNS rebinding)")
@@ -119,6 +121,7 @@ func (g *browserGuard) serve(w http.ResponseWriter, r *http.Request) bool {
 		return false
 	}
 	if !g.allowedOrigin(origin) {
+		w.Header().Set("Connection", "close")
 		markNoKey(w, r)
 		writeAPIError(w, http.StatusForbidden, "forbidden_origin",
 			"browser requests from other origins are refused; allow this one in CORS_ORIGINS")

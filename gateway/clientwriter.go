@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/keygate/keygate/secret"
@@ -137,12 +136,9 @@ func redactHeaderNames(h http.Header, r *secret.Redactor) {
 		return
 	}
 	for name := range h {
-		if red := r.Redact(name); red != name {
-			delete(h, name)
-			continue
-		}
-		// Trailer names are announced with a prefix the server strips.
-		if t, ok := strings.CutPrefix(name, http.TrailerPrefix); ok && r.Redact(t) != t {
+		// Trailer names announced with the prefix the server strips are
+		// checked whole too: the key would follow it.
+		if r.HoldsKeyFold(name) {
 			delete(h, name)
 		}
 	}

@@ -14,8 +14,10 @@ import (
 // escapes (`\u002d` for "-", `\/` for "/"), the form a JSON encoder upstream
 // may give it. A nil Redactor masks nothing.
 type Redactor struct {
-	keys    []Key
-	longest int
+	keys     []Key
+	lower    []string // the keys in lower case
+	longest  int
+	shortest int
 }
 
 // NewRedactor returns a Redactor for keys.
@@ -30,10 +32,30 @@ func NewRedactor(keys []Key) *Redactor {
 	// shorter one's end, leaving its own secret tail in the clear.
 	slices.SortStableFunc(ks, func(a, b Key) int { return cmp.Compare(len(b.v.raw), len(a.v.raw)) })
 	r := &Redactor{keys: ks}
+	for _, k := range ks {
+		r.lower = append(r.lower, strings.ToLower(k.v.raw))
+	}
 	if len(ks) > 0 {
-		r.longest = len(ks[0].v.raw)
+		r.longest, r.shortest = len(ks[0].v.raw), len(ks[len(ks)-1].v.raw)
 	}
 	return r
+}
+
+// HoldsKeyFold reports whether s holds a key with its letters' case
+// changed: a header name, which net/http writes canonicalized
+// ("X-Sk-Or-V1-…").
+func (r *Redactor) HoldsKeyFold(s string) bool {
+	// Shorter names (most) cannot hold a key and cost nothing.
+	if r.Empty() || len(s) < r.shortest {
+		return false
+	}
+	low := strings.ToLower(s)
+	for _, k := range r.lower {
+		if strings.Contains(low, k) {
+			return true
+		}
+	}
+	return false
 }
 
 // Empty reports whether r masks nothing.
