@@ -91,8 +91,7 @@ func (r *Redactor) redact(s string, final bool) (string, int) {
 		return s, len(s)
 	}
 	var small [4]span
-	found := small[:0]
-	end := r.scan(s, final, &found)
+	found, end := r.scan(s, final, small[:0])
 	if len(found) == 0 {
 		return s[:end], end
 	}
@@ -117,9 +116,8 @@ func (r *Redactor) MaskInPlace(b []byte, final bool) int {
 		return len(b)
 	}
 	var small [4]span
-	found := small[:0]
 	// The scan reads b as a string and is done before b is written.
-	n := r.scan(unsafeString(b), final, &found)
+	found, n := r.scan(unsafeString(b), final, small[:0])
 	for _, m := range found {
 		sameLengthMask(b[m.at:m.end], m.k)
 	}
@@ -148,10 +146,10 @@ type span struct {
 	k       Key
 }
 
-// scan appends to found the keys in s, left to right, and returns how much
-// of s is final: from there on, s may end in a key (or an escape) cut
-// short, unless final.
-func (r *Redactor) scan(s string, final bool, found *[]span) int {
+// scan appends to found the keys in s, left to right, and returns it with
+// how much of s is final: from there on, s may end in a key (or an escape)
+// cut short, unless final.
+func (r *Redactor) scan(s string, final bool, found []span) ([]span, int) {
 	if strings.Contains(s, `\u`) || strings.Contains(s, `\/`) || (!final && strings.HasSuffix(s, `\`)) {
 		return r.scanEscaped(s, final, found)
 	}
@@ -160,7 +158,7 @@ func (r *Redactor) scan(s string, final bool, found *[]span) int {
 
 // scanEscaped scans s with its JSON escapes of ASCII characters decoded:
 // the decoded view is searched, and what is found is mapped back to s.
-func (r *Redactor) scanEscaped(s string, final bool, found *[]span) int {
+func (r *Redactor) scanEscaped(s string, final bool, found []span) ([]span, int) {
 	v := make([]byte, 0, len(s))
 	pos := make([]int, 0, len(s)+1) // pos[i]: where view byte i starts in s
 	i := 0
@@ -205,12 +203,11 @@ loop:
 		i += 2
 	}
 	pos = append(pos, i)
-	var inView []span
-	n := r.scanPlain(string(v), final && !cut, &inView)
+	inView, n := r.scanPlain(string(v), final && !cut, nil)
 	for _, m := range inView {
-		*found = append(*found, span{at: pos[m.at], end: pos[m.end], k: m.k})
+		found = append(found, span{at: pos[m.at], end: pos[m.end], k: m.k})
 	}
-	return pos[n]
+	return found, pos[n]
 }
 
 func isHex(s string) bool {
@@ -247,7 +244,7 @@ func hexVal(c byte) (int, bool) {
 }
 
 // scanPlain finds the keys as they are in s.
-func (r *Redactor) scanPlain(s string, final bool, found *[]span) int {
+func (r *Redactor) scanPlain(s string, final bool, found []span) ([]span, int) {
 	last := 0 // s[:last] is scanned
 	// next[i] is where key i next occurs at or after some earlier last,
 	// -1 when nowhere: each key's search goes forward only, so a text
@@ -280,16 +277,16 @@ func (r *Redactor) scanPlain(s string, final bool, found *[]span) int {
 			// A key cut by the end of s, starting here or before, may
 			// hold this one: it must be seen whole first.
 			if h := r.holdFrom(s, last); h <= at {
-				return h
+				return found, h
 			}
 		}
-		*found = append(*found, span{at: at, end: at + len(k.v.raw), k: k})
+		found = append(found, span{at: at, end: at + len(k.v.raw), k: k})
 		last = at + len(k.v.raw)
 	}
 	if !final {
-		return r.holdFrom(s, last)
+		return found, r.holdFrom(s, last)
 	}
-	return len(s)
+	return found, len(s)
 }
 
 // cutKey reports whether t is a proper prefix of a key: the start of one

@@ -33,8 +33,7 @@ func (x *Writer) Write(p []byte) (int, error) {
 		// The common case: p holds no key. It is scanned where it is
 		// and goes out without a copy.
 		var small [4]span
-		found := small[:0]
-		n := x.r.scan(unsafeString(p), false, &found)
+		found, n := x.r.scan(unsafeString(p), false, small[:0])
 		if len(found) == 0 {
 			if _, err := x.write(p[:n]); err != nil {
 				return 0, err
