@@ -2,6 +2,8 @@ package gateway
 
 import (
 	"net/http"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/keygate/keygate/secret"
@@ -29,10 +31,28 @@ type clientWriter struct {
 	wrote   bool
 }
 
+// clientWriters are reused: one per request would be an allocation on the
+// hot path.
+var clientWriters = sync.Pool{New: func() any { return new(clientWriter) }}
+
+// newClientWriter readies a writer for one answer on w. Its write deadline
+// starts now: a keep-alive connection may carry one set long ago, which
+// the server's own writes (100 Continue) would otherwise meet.
 func newClientWriter(w http.ResponseWriter, red *secret.Redactor, timeout time.Duration) *clientWriter {
-	cw := &clientWriter{ResponseWriter: w, red: red, timeout: timeout}
+	cw := clientWriters.Get().(*clientWriter)
+	cw.ResponseWriter, cw.red, cw.timeout, cw.wrote = w, red, timeout, false
 	cw.body.Reset(red, (*rawWriter)(cw))
+	cw.renew()
 	return cw
+}
+
+// release gives cw back for reuse, once nothing writes through it.
+func (w *clientWriter) release() {
+	if w.body.Cap() > 4<<10 {
+		w.body = secret.Writer{}
+	}
+	w.ResponseWriter = nil
+	clientWriters.Put(w)
 }
 
 // WriteHeader implements http.ResponseWriter. It runs for 1xx interim
@@ -76,7 +96,23 @@ func (w *clientWriter) finish() {
 	if w.wrote {
 		_ = w.body.Close()
 	}
-	redactHeaderNames(w.Header(), w.red)
+	if h := w.Header(); hasTrailers(h) {
+		redactHeaderNames(h, w.red)
+	}
+}
+
+// hasTrailers reports whether h, after the answer's headers went out,
+// holds trailers: announced in Trailer, or named with http.TrailerPrefix.
+func hasTrailers(h http.Header) bool {
+	if _, ok := h["Trailer"]; ok {
+		return true
+	}
+	for name := range h {
+		if strings.HasPrefix(name, http.TrailerPrefix) {
+			return true
+		}
+	}
+	return false
 }
 
 // renew moves the connection's write deadline WRITE_TIMEOUT ahead. It runs

@@ -161,7 +161,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		s.echo.ServeHTTP(cw, r)
 	}
+	// Not deferred: after a panic (http.ErrAbortHandler, upstream broke
+	// mid-body) nothing more is written, and the writer is not reused.
 	cw.finish()
+	cw.release()
 }
 
 // measure records the request metrics of a route. It records in a defer:

@@ -18,6 +18,7 @@ type Redactor struct {
 	lower    []string // the keys in lower case
 	longest  int
 	shortest int
+	first    [256]bool // the first bytes of the keys
 }
 
 // NewRedactor returns a Redactor for keys.
@@ -34,6 +35,7 @@ func NewRedactor(keys []Key) *Redactor {
 	r := &Redactor{keys: ks}
 	for _, k := range ks {
 		r.lower = append(r.lower, strings.ToLower(k.v.raw))
+		r.first[k.v.raw[0]] = true
 	}
 	if len(ks) > 0 {
 		r.longest, r.shortest = len(ks[0].v.raw), len(ks[len(ks)-1].v.raw)
@@ -304,7 +306,7 @@ func (r *Redactor) cutKey(t string) bool {
 // len(s) when nowhere.
 func (r *Redactor) holdFrom(s string, from int) int {
 	for p := max(from, len(s)-r.longest+1); p < len(s); p++ {
-		if r.cutKey(s[p:]) {
+		if r.first[s[p]] && r.cutKey(s[p:]) {
 			return p
 		}
 	}

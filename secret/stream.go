@@ -51,6 +51,9 @@ func (x *Writer) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// Cap is the capacity of the buffer x keeps, for a pool to drop large ones.
+func (x *Writer) Cap() int { return cap(x.buf) }
+
 // Held is how many bytes wait for the next write.
 func (x *Writer) Held() int { return len(x.buf) }
 
