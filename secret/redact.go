@@ -19,6 +19,12 @@ type Redactor struct {
 	longest  int
 	shortest int
 	first    [256]bool // the first bytes of the keys
+	// common is what every key starts with, when that is long enough
+	// to search for ("sk-or-v1-" in an OpenRouter pool); else "".
+	common string
+	// commonOff is where in common the search starts: at its first byte
+	// that is no letter or digit ("-or-v1-"), rarer in text than "s".
+	commonOff int
 }
 
 // NewRedactor returns a Redactor for keys.
@@ -39,6 +45,25 @@ func NewRedactor(keys []Key) *Redactor {
 	}
 	if len(ks) > 0 {
 		r.longest, r.shortest = len(ks[0].v.raw), len(ks[len(ks)-1].v.raw)
+		common := ks[0].v.raw
+		for _, k := range ks[1:] {
+			n := 0
+			for n < len(common) && n < len(k.v.raw) && common[n] == k.v.raw[n] {
+				n++
+			}
+			common = common[:n]
+		}
+		// A single key is searched as it is (indexKey); a prefix
+		// shorter than "sk-" is too common in text to be worth it.
+		if len(ks) > 1 && len(common) >= 3 {
+			r.common = common
+			for i := 0; i < len(common); i++ {
+				if c := common[i]; !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9') {
+					r.commonOff = i
+					break
+				}
+			}
+		}
 	}
 	return r
 }
@@ -260,18 +285,7 @@ func (r *Redactor) scanPlain(s string, final bool, found []span) ([]span, int) {
 		next = append(next, -2) // not searched yet
 	}
 	for {
-		at, k := -1, Key{}
-		for i, key := range r.keys { // longest first: it wins a tie
-			if next[i] == -2 || (next[i] >= 0 && next[i] < last) {
-				next[i] = -1
-				if x := indexKey(s[last:], key.v.raw); x >= 0 {
-					next[i] = last + x
-				}
-			}
-			if x := next[i]; x >= 0 && (at < 0 || x < at) {
-				at, k = x, key
-			}
-		}
+		at, k := r.nextKey(s, last, next)
 		if at < 0 {
 			break
 		}
@@ -289,6 +303,43 @@ func (r *Redactor) scanPlain(s string, final bool, found []span) ([]span, int) {
 		return found, r.holdFrom(s, last)
 	}
 	return found, len(s)
+}
+
+// nextKey is where the first key at or after last starts in s, and that
+// key (the longest where several start there); -1 when none is left.
+func (r *Redactor) nextKey(s string, last int, next []int) (int, Key) {
+	if r.common != "" {
+		// One search for what all keys start with, then the keys at
+		// each place it occurs: one pass for the whole pool.
+		pat := r.common[r.commonOff:]
+		for i := last + r.commonOff; i < len(s); {
+			x := strings.Index(s[i:], pat)
+			if x < 0 {
+				break
+			}
+			p := i + x - r.commonOff
+			for _, key := range r.keys { // longest first: it wins a tie
+				if strings.HasPrefix(s[p:], key.v.raw) {
+					return p, key
+				}
+			}
+			i += x + 1
+		}
+		return -1, Key{}
+	}
+	at, k := -1, Key{}
+	for i, key := range r.keys { // longest first: it wins a tie
+		if next[i] == -2 || (next[i] >= 0 && next[i] < last) {
+			next[i] = -1
+			if x := indexKey(s[last:], key.v.raw); x >= 0 {
+				next[i] = last + x
+			}
+		}
+		if x := next[i]; x >= 0 && (at < 0 || x < at) {
+			at, k = x, key
+		}
+	}
+	return at, k
 }
 
 // cutKey reports whether t is a proper prefix of a key: the start of one
