@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/keygate/keygate/breaker"
@@ -24,6 +25,35 @@ type Observer struct {
 	failures []failureCounts // by pool slot
 	// account names a key's account for console lines; nil prints none.
 	account func(k *keyring.Key) string
+	// answered are the model names upstream answered with success: only
+	// they are model label values. A name a client made up fails
+	// upstream and is counted as "unknown", so such names cannot fill the
+	// METRICS_MAX_MODELS slots that real models need.
+	answered     sync.Map // model -> struct{}
+	answeredSize atomic.Int64
+}
+
+// maxAnswered bounds the names kept as answered; past it, a model not yet
+// kept is counted as "unknown" when it fails (its successes still count).
+const maxAnswered = 4096
+
+// modelLabel is the model name to record for an attempt's status.
+func (o *Observer) modelLabel(model string, code int) string {
+	if model == "" {
+		return ""
+	}
+	if _, ok := o.answered.Load(model); ok {
+		return model
+	}
+	if code < 200 || code > 299 {
+		return ""
+	}
+	if o.answeredSize.Load() < maxAnswered {
+		if _, loaded := o.answered.LoadOrStore(strings.Clone(model), struct{}{}); !loaded {
+			o.answeredSize.Add(1)
+		}
+	}
+	return model
 }
 
 // failureCounts are a key's failed answers by status ("error" for no
@@ -59,7 +89,7 @@ func (o *Observer) KeySelected(k *keyring.Key, strategy string) {
 // Upstream implements relay.Observer.
 func (o *Observer) Upstream(k *keyring.Key, model string, code int, d time.Duration) {
 	if o.m != nil {
-		o.m.Upstream(k.ID, model, code, d)
+		o.m.Upstream(k.ID, o.modelLabel(model, code), code, d)
 	}
 	// One line per upstream attempt at debug level; the check keeps the
 	// default level free of its cost.
