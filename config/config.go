@@ -115,6 +115,9 @@ func Load(environ []string, dotenv map[string]string, requireKeys bool) (*Config
 			return nil, err
 		}
 	}
+	if err := checkPrintable(raw); err != nil {
+		return nil, err
+	}
 	c.Keys, c.Duplicates = dedupe(raw)
 	c.ForeignKeys = foreignKeys(raw, c.BaseURL)
 	return &c, nil
@@ -231,6 +234,18 @@ type rawKey struct {
 	raw  string // trimmed
 }
 
+// checkPrintable refuses a key with a control character or blank inside
+// (a newline pasted with it, say): every call with it would fail while the
+// key counts as healthy.
+func checkPrintable(raw []rawKey) error {
+	for _, r := range raw {
+		if !secret.New(r.raw).Printable() {
+			return fmt.Errorf("invalid %s: the key holds a control character or blank (a newline?); every call with it would fail", r.name)
+		}
+	}
+	return nil
+}
+
 // rawPool reads numbered keys, or else the comma-separated list, in id
 // order.
 func rawPool(vars map[string]string) ([]rawKey, error) {
@@ -244,18 +259,12 @@ func rawPool(vars map[string]string) ([]rawKey, error) {
 		if err != nil || id <= 0 || strconv.Itoa(id) != num {
 			return nil, fmt.Errorf("invalid variable name %s: want %s<N> with N a positive number", name, keyVarPrefix)
 		}
-		if !secret.New(v).Printable() {
-			return nil, fmt.Errorf("invalid %s: the key holds a control character or blank (a newline?); every call with it would fail", name)
-		}
 		raw = append(raw, rawKey{id: id, name: name, raw: strings.TrimSpace(v)})
 	}
 	if len(raw) == 0 {
 		for i, v := range strings.Split(vars[keyListVar], ",") {
 			if strings.TrimSpace(v) == "" {
 				continue
-			}
-			if !secret.New(v).Printable() {
-				return nil, fmt.Errorf("invalid %s: key %d holds a control character or blank (a newline?); every call with it would fail", keyListVar, i+1)
 			}
 			raw = append(raw, rawKey{id: i + 1, name: keyListVar + " (item " + strconv.Itoa(i+1) + ")", raw: strings.TrimSpace(v)})
 		}
@@ -269,6 +278,9 @@ func rawPool(vars map[string]string) ([]rawKey, error) {
 func poolFrom(vars map[string]string) ([]keyring.Entry, []Duplicate, error) {
 	raw, err := rawPool(vars)
 	if err != nil {
+		return nil, nil, err
+	}
+	if err := checkPrintable(raw); err != nil {
 		return nil, nil, err
 	}
 	keys, dups := dedupe(raw)
