@@ -60,6 +60,10 @@ type Observer interface {
 	Retry(v fault.Verdict)
 	// Judged: k's answer was judged v (success included).
 	Judged(k *keyring.Key, v fault.Verdict)
+	// StreamFailover: a held stream went on to another key (reason
+	// FailoverErrorEvent or FailoverClosedBeforeData), or was committed
+	// at the hold timeout with only comments (FailoverHoldTimeout).
+	StreamFailover(reason string)
 }
 
 // Options configure a Relay.
@@ -85,6 +89,11 @@ type Options struct {
 	RestShare float64
 	// RestWindow is the window of RestShare. Default 1m.
 	RestWindow time.Duration
+	// StreamHold is the longest a streamed answer is held back waiting
+	// for its first data event (STREAM_HOLD_TIMEOUT), so that an error
+	// there can still go to another key. Default 15s; negative holds
+	// nothing.
+	StreamHold time.Duration
 }
 
 // Relay runs calls over a pool. Safe for concurrent use.
@@ -100,6 +109,8 @@ type Relay struct {
 	confirm     Confirmer
 	confirmHold time.Duration
 	limiter     *restLimiter
+	// hold is Options.StreamHold; 0 holds nothing.
+	hold time.Duration
 }
 
 // New returns a relay over pool and its breakers.
@@ -116,8 +127,14 @@ func New(pool *keyring.Pool, breakers *breaker.Set, o Options) *Relay {
 	if o.ConfirmHold <= 0 {
 		o.ConfirmHold = 5 * time.Second
 	}
+	switch {
+	case o.StreamHold == 0:
+		o.StreamHold = 15 * time.Second
+	case o.StreamHold < 0:
+		o.StreamHold = 0
+	}
 	rl := &Relay{pool: pool, breakers: breakers, transport: o.Transport, timeout: o.Timeout, obs: o.Observer,
-		confirm: o.Confirmer, confirmHold: o.ConfirmHold, limiter: newRestLimiter(o.RestShare, o.RestWindow, pool.Len())}
+		confirm: o.Confirmer, confirmHold: o.ConfirmHold, limiter: newRestLimiter(o.RestShare, o.RestWindow, pool.Len()), hold: o.StreamHold}
 	rl.keyHeader = make([][]string, pool.Len())
 	for _, k := range pool.Keys() {
 		rl.keyHeader[k.Slot()] = []string{k.Label}
@@ -230,26 +247,40 @@ func (r *Relay) Do(req *http.Request, body []byte, c *Call) (*http.Response, err
 			lease = Lease{}
 		}
 	}
+	// prev is the last attempt's answer while the call goes on to
+	// another key; closed the error of a last attempt whose stream ended
+	// before any data.
 	var prev *http.Response
+	var closed error
 	for {
 		if lease.Key == nil {
 			var err error
 			lease, err = r.Acquire(c.Strategy, &c.skip)
 			if err != nil {
-				if prev != nil {
-					return prev, nil
+				switch {
+				case prev != nil:
+					return asErrorAnswer(prev, c.Verdict), nil
+				case closed != nil:
+					return nil, closed
 				}
 				return nil, err
 			}
 		}
-		if prev != nil {
+		if prev != nil || closed != nil {
 			// Counted only now that another key was found for it.
-			r.obs.Retry(c.Verdict)
+			if prev != nil {
+				r.obs.Retry(c.Verdict)
+				if wb, ok := prev.Body.(*watchedBody); ok && wb.hold == holdError {
+					r.obs.StreamFailover(FailoverErrorEvent)
+				}
+				discard(prev)
+			} else {
+				r.obs.StreamFailover(FailoverClosedBeforeData)
+			}
 			if c.OnRetry != nil {
 				c.OnRetry(lease.Key)
 			}
-			discard(prev)
-			prev = nil
+			prev, closed = nil, nil
 			req = req.Clone(parent)
 		}
 		c.Key = lease.Key
@@ -260,12 +291,25 @@ func (r *Relay) Do(req *http.Request, body []byte, c *Call) (*http.Response, err
 		if err != nil {
 			return nil, err
 		}
-		if !r.settle(c.leaseOf(resp), c.Verdict, c) {
-			return resp, nil
+		l := c.leaseOf(resp)
+		if wb, ok := resp.Body.(*watchedBody); ok && wb.hold == holdClosed {
+			// A network error of this attempt: nobody rests, and another
+			// key may answer.
+			l.trial.Abandon()
+			r.obs.Judged(l.Key, c.Verdict)
+			_ = resp.Body.Close()
+			closed = &AttemptError{Key: l.Key, Err: ErrClosedBeforeData}
+			if c.skip.Len() >= r.pool.Len() {
+				return nil, closed
+			}
+			continue
+		}
+		if !r.settle(l, c.Verdict, c) {
+			return asErrorAnswer(resp, c.Verdict), nil
 		}
 		prev = resp
 		if c.skip.Len() >= r.pool.Len() {
-			return prev, nil
+			return asErrorAnswer(prev, c.Verdict), nil
 		}
 	}
 }
@@ -284,7 +328,7 @@ func (r *Relay) attempt(parent context.Context, req *http.Request, body []byte, 
 	k := l.Key
 	model := c.Model
 	ctx, cancel := context.WithCancelCause(parent)
-	wb := &watchedBody{ctx: ctx, cancel: cancel, timeout: r.timeout, pool: r.pool, key: k, lease: l}
+	wb := &watchedBody{ctx: ctx, cancel: cancel, timeout: r.timeout, pool: r.pool, key: k, lease: l, rl: r}
 	wb.timer = time.AfterFunc(r.timeout, wb.expire)
 	out := req.WithContext(ctx)
 	k.Secret.SetAuthorization(out.Header)
@@ -324,6 +368,14 @@ func (r *Relay) attempt(parent context.Context, req *http.Request, body []byte, 
 	resp.Body = wb
 	c.Verdict = r.judge(resp, wb, r.breakers.Now())
 	wb.timer.Reset(r.timeout)
+	switch wb.hold {
+	case holdGone:
+		_ = wb.Close()
+		l.trial.Abandon()
+		return nil, &AttemptError{Key: k, Err: fmt.Errorf("%w: %w", context.Canceled, errClientLeft)}
+	case holdTimeout:
+		r.obs.StreamFailover(FailoverHoldTimeout)
+	}
 	return resp, nil
 }
 
@@ -357,6 +409,7 @@ func (nopObserver) Cooldown(*keyring.Key, fault.Verdict, time.Duration)    {}
 func (nopObserver) AccountCooldown(*keyring.Key, fault.Verdict, time.Time) {}
 func (nopObserver) Retry(fault.Verdict)                                    {}
 func (nopObserver) Judged(*keyring.Key, fault.Verdict)                     {}
+func (nopObserver) StreamFailover(string)                                  {}
 
 // maxDrain is the largest failed answer read to its end so that its
 // connection can carry the next call.
