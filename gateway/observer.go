@@ -146,6 +146,13 @@ func (o *Observer) Retry(v fault.Verdict) {
 	}
 }
 
+// StreamFailover implements relay.Observer. The metric
+// keygate_stream_failovers_total{reason} lands with the metrics package's
+// Wave 2 counters; until then the event is logged at debug level.
+func (o *Observer) StreamFailover(reason string) {
+	o.log.Debug("🔁 stream "+reason, "event", "stream_failover", "reason", reason)
+}
+
 // Failures returns copies of k's failed answers by status: those that were
 // the key's or its account's fault, and the others ("error" for no answer).
 func (o *Observer) Failures(k *keyring.Key) (keys, other map[string]uint64) {

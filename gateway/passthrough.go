@@ -205,7 +205,7 @@ func (t roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err == nil {
 		redactErrorBody(resp, t.p.redactor)
 	}
-	if err == nil && t.p.tokens != nil {
+	if err == nil {
 		tapUsage(resp, t.p.tokens, ex.call.Key.ID, ex.call.Model)
 	}
 	if err == nil && ex.call.Free && t.p.spender != nil && resp.StatusCode >= 200 && resp.StatusCode < 300 {

@@ -173,9 +173,17 @@ func (s *Splitter) dispatch() (Event, bool) {
 // at the end of a stream, its data is dropped, as the rules say.
 func (s *Splitter) Pending() bool { return s.hasData || len(s.line) > 0 || s.longEvent || s.longLine }
 
-// Reset forgets any event in progress and keeps the buffers.
+// keepCap is the largest buffer Reset keeps: a splitter pooled after one
+// long event must not hold its size for ever.
+const keepCap = 4 << 10
+
+// Reset forgets any event in progress and keeps the buffers, unless one
+// outgrew keepCap.
 func (s *Splitter) Reset() {
 	max := s.Max
 	line, data, name := s.line[:0], s.data[:0], s.name[:0]
+	if cap(line) > keepCap || cap(data) > keepCap || cap(name) > keepCap {
+		line, data, name = nil, nil, nil
+	}
 	*s = Splitter{Max: max, line: line, data: data, name: name}
 }
