@@ -67,6 +67,9 @@ func (s *Server) run(c echo.Context) error {
 		writeJSON(w, http.StatusBadRequest, runError{Error: err.Error()})
 		return nil
 	}
+	if req.Stream {
+		return s.runStream(c, req)
+	}
 	st := s.o.Strategy
 	if req.RandomKey != nil {
 		st = s.strategies.random

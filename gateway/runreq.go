@@ -11,7 +11,14 @@ import (
 
 // runRequest is a decoded, valid POST /run body.
 type runRequest struct {
+	// Prompt is the user message; with Messages, the text of the last
+	// user message among them.
 	Prompt string
+	// Messages is the client's OpenAI chat messages array, sent as it is
+	// instead of one user message built from Prompt; nil with a prompt.
+	Messages json.RawMessage
+	// Stream asks for the answer as server-sent events.
+	Stream bool
 	Models []string
 	// RandomKey is nil when the client left the choice to KEY_ROTATION.
 	RandomKey *bool
@@ -57,14 +64,29 @@ func decodeRunRequest(body []byte, maxModels int) (*runRequest, error) {
 	req := &runRequest{}
 
 	raw, ok := present(fields, "prompt")
-	if !ok {
-		return nil, errors.New(`"prompt" is required: the message to send to every model`)
+	msgs, withMessages := present(fields, "messages")
+	switch {
+	case ok && withMessages:
+		return nil, errors.New(`give "prompt" or "messages", not both`)
+	case withMessages:
+		if err := req.decodeMessages(msgs); err != nil {
+			return nil, err
+		}
+	case !ok:
+		return nil, errors.New(`"prompt" is required: the message to send to every model (or "messages", an OpenAI chat messages array)`)
+	default:
+		if json.Unmarshal(raw, &req.Prompt) != nil || raw[0] != '"' {
+			return nil, errors.New(`"prompt" must be a string`)
+		}
+		if strings.TrimSpace(req.Prompt) == "" {
+			return nil, errors.New(`"prompt" must not be empty`)
+		}
 	}
-	if json.Unmarshal(raw, &req.Prompt) != nil || raw[0] != '"' {
-		return nil, errors.New(`"prompt" must be a string`)
-	}
-	if strings.TrimSpace(req.Prompt) == "" {
-		return nil, errors.New(`"prompt" must not be empty`)
+
+	if raw, ok = present(fields, "stream"); ok {
+		if json.Unmarshal(raw, &req.Stream) != nil {
+			return nil, errors.New(`"stream" must be true or false`)
+		}
 	}
 
 	raw, ok = present(fields, "models")
@@ -127,17 +149,88 @@ func present(fields map[string]json.RawMessage, name string) (json.RawMessage, b
 }
 
 // chatBody builds the chat-completion request for one model.
-func (r *runRequest) chatBody(model string) ([]byte, error) {
+func (r *runRequest) chatBody(model string) ([]byte, error) { return r.chatBodyStream(model, false) }
+
+// chatBodyStream builds the chat-completion request for one model, asking
+// for a stream or not. A stream asks for its usage chunk unless params set
+// stream_options themselves.
+func (r *runRequest) chatBodyStream(model string, stream bool) ([]byte, error) {
 	type message struct {
 		Role    string `json:"role"`
 		Content string `json:"content"`
 	}
-	body := make(map[string]any, len(r.Params)+3)
+	body := make(map[string]any, len(r.Params)+4)
 	for k, v := range r.Params {
 		body[k] = v
 	}
 	body["model"] = model
-	body["messages"] = []message{{Role: "user", Content: r.Prompt}}
-	body["stream"] = false
+	if r.Messages != nil {
+		body["messages"] = r.Messages
+	} else {
+		body["messages"] = []message{{Role: "user", Content: r.Prompt}}
+	}
+	body["stream"] = stream
+	if _, set := body["stream_options"]; stream && !set {
+		body["stream_options"] = streamUsage
+	}
 	return json.Marshal(body)
+}
+
+var streamUsage = json.RawMessage(`{"include_usage":true}`)
+
+// maxMessages bounds a /run messages array.
+const maxMessages = 1024
+
+// decodeMessages checks a messages array (objects with a string role) and
+// takes the text of its last user message as the prompt.
+func (r *runRequest) decodeMessages(raw json.RawMessage) error {
+	var msgs []struct {
+		Role    *string         `json:"role"`
+		Content json.RawMessage `json:"content"`
+	}
+	if raw[0] != '[' || json.Unmarshal(raw, &msgs) != nil {
+		return errors.New(`"messages" must be an array of chat messages, like [{"role":"user","content":"hi"}]`)
+	}
+	if len(msgs) == 0 {
+		return errors.New(`"messages" must not be empty`)
+	}
+	if len(msgs) > maxMessages {
+		return fmt.Errorf(`"messages" has %d entries; at most %d are allowed`, len(msgs), maxMessages)
+	}
+	for i, m := range msgs {
+		if m.Role == nil || *m.Role == "" {
+			return fmt.Errorf(`"messages[%d]" must be an object with a "role"`, i)
+		}
+	}
+	for i := len(msgs) - 1; i >= 0; i-- {
+		if *msgs[i].Role == "user" {
+			r.Prompt = contentText(msgs[i].Content)
+			break
+		}
+	}
+	r.Messages = raw
+	return nil
+}
+
+// contentText is the text of a message's content: a string, or the text
+// parts of an array of content parts, joined by newlines.
+func contentText(raw json.RawMessage) string {
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		return s
+	}
+	var parts []struct {
+		Type string `json:"type"`
+		Text string `json:"text"`
+	}
+	if json.Unmarshal(raw, &parts) != nil {
+		return ""
+	}
+	texts := make([]string, 0, len(parts))
+	for _, p := range parts {
+		if p.Type == "text" {
+			texts = append(texts, p.Text)
+		}
+	}
+	return strings.Join(texts, "\n")
 }
