@@ -21,7 +21,7 @@ const (
 		"data: {\"id\":\"gen-1\",\"object\":\"chat.completion.chunk\",\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"lo\"},\"finish_reason\":\"stop\"}]}\n\n" +
 		"data: {\"id\":\"gen-1\",\"object\":\"chat.completion.chunk\",\"model\":\"m\",\"choices\":[],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":2,\"total_tokens\":5}}\n\n" +
 		"data: [DONE]\n\n"
-	sfKeyLimit = `data: {"id":"gen-1","object":"chat.completion.chunk","error":{"code":402,"message":"Key limit exceeded","metadata":{"limit_source":"openrouter_key_limit"}},"choices":[{"index":0,"delta":{"content":""},"finish_reason":"error"}]}` + "\n\n"
+	sfKeyLimit   = `data: {"id":"gen-1","object":"chat.completion.chunk","error":{"code":402,"message":"Key limit exceeded","metadata":{"limit_source":"openrouter_key_limit"}},"choices":[{"index":0,"delta":{"content":""},"finish_reason":"error"}]}` + "\n\n"
 	sfRateLimit  = `data: {"error":{"code":429,"message":"Rate limit exceeded"},"choices":[{"index":0,"delta":{"content":""},"finish_reason":"error"}]}` + "\n\n"
 	sfBadRequest = `data: {"error":{"code":400,"message":"context too long"},"choices":[{"index":0,"delta":{"content":""},"finish_reason":"error"}]}` + "\n\n"
 )
@@ -239,5 +239,3 @@ func TestStreamHoldClientGone(t *testing.T) {
 func (r hdResult) Response() *http.Response {
 	return &http.Response{StatusCode: r.Status, Header: r.Header}
 }
-
-
