@@ -184,10 +184,7 @@ const maxMessages = 1024
 // decodeMessages checks a messages array (objects with a string role) and
 // takes the text of its last user message as the prompt.
 func (r *runRequest) decodeMessages(raw json.RawMessage) error {
-	var msgs []struct {
-		Role    *string         `json:"role"`
-		Content json.RawMessage `json:"content"`
-	}
+	var msgs []map[string]json.RawMessage
 	if raw[0] != '[' || json.Unmarshal(raw, &msgs) != nil {
 		return errors.New(`"messages" must be an array of chat messages, like [{"role":"user","content":"hi"}]`)
 	}
@@ -197,14 +194,16 @@ func (r *runRequest) decodeMessages(raw json.RawMessage) error {
 	if len(msgs) > maxMessages {
 		return fmt.Errorf(`"messages" has %d entries; at most %d are allowed`, len(msgs), maxMessages)
 	}
+	roles := make([]string, len(msgs))
 	for i, m := range msgs {
-		if m.Role == nil || *m.Role == "" {
+		role, ok := m["role"]
+		if m == nil || !ok || len(role) == 0 || role[0] != '"' || json.Unmarshal(role, &roles[i]) != nil || roles[i] == "" {
 			return fmt.Errorf(`"messages[%d]" must be an object with a "role"`, i)
 		}
 	}
 	for i := len(msgs) - 1; i >= 0; i-- {
-		if *msgs[i].Role == "user" {
-			r.Prompt = contentText(msgs[i].Content)
+		if roles[i] == "user" {
+			r.Prompt = contentText(msgs[i]["content"])
 			break
 		}
 	}
