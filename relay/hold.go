@@ -56,9 +56,9 @@ const (
 // holdMax bounds what the hold keeps before it commits anyway.
 const holdMax = 64 << 10
 
-// holdChunk is the hold buffer's first size, and the least room a read
-// gets: an OpenRouter first event, with its comments, fits.
-const holdChunk = 4 << 10
+// holdChunk is the hold buffer's first size: small, since every stream in
+// its hold keeps one; a larger first event grows it, doubling.
+const holdChunk = 512
 
 var holdBuffers = sync.Pool{New: func() any { b := make([]byte, holdChunk); return &b }}
 
@@ -89,7 +89,7 @@ func (r *Relay) holdStream(resp *http.Response, wb *watchedBody, now time.Time) 
 		return fault.Verdict{Status: resp.StatusCode}
 	}
 	for {
-		if cap(buf)-len(buf) < holdChunk/8 {
+		if cap(buf)-len(buf) < holdChunk/4 {
 			if cap(buf) >= holdMax {
 				return commit(holdFull)
 			}

@@ -9,8 +9,8 @@ package sse
 
 import "bytes"
 
-// Event is one dispatched event. Its slices are the Splitter's and stay
-// valid only until the next call to Next.
+// Event is one dispatched event. Its slices are the Splitter's or the
+// piece's and stay valid only until the next call to Next.
 type Event struct {
 	// Name is the event: field, empty for the default "message".
 	Name []byte
@@ -29,8 +29,13 @@ type Splitter struct {
 	// past it is skipped whole, however it is split. Zero means DefaultMax.
 	Max int
 
-	line    []byte // a line begun in an earlier piece
-	data    []byte
+	line []byte // a line begun in an earlier piece
+	data []byte
+	// alias is the event's one data line while it lies in the piece being
+	// read: the rule, which so costs no copy. It is copied into data when
+	// a second line comes or the piece ends first.
+	alias   []byte
+	aliased bool
 	name    []byte
 	hasData bool
 	// cr: the last byte seen ended a line with "\r", so a "\n" right
@@ -68,16 +73,17 @@ func (s *Splitter) Next(p []byte) (ev Event, rest []byte, ok bool) {
 		end, next := lineEnd(p)
 		if end < 0 {
 			s.keep(p)
+			s.unalias()
 			return Event{}, nil, false
 		}
 		if p[end] == '\r' && next == end+1 && next == len(p) {
 			// A "\r" at the end of a piece: a "\n" may follow in the next.
 			s.cr = true
 		}
-		line := p[:end]
+		line, inPiece := p[:end], true
 		if len(s.line) > 0 || s.longLine {
 			s.keep(line)
-			line = s.line
+			line, inPiece = s.line, false
 		}
 		long := s.longLine
 		s.line, s.longLine = s.line[:0], false
@@ -92,9 +98,18 @@ func (s *Splitter) Next(p []byte) (ev Event, rest []byte, ok bool) {
 			}
 			continue
 		}
-		s.field(line)
+		s.field(line, inPiece)
 	}
+	s.unalias()
 	return Event{}, nil, false
+}
+
+// unalias copies an aliased data line into data, before its piece goes.
+func (s *Splitter) unalias() {
+	if s.aliased {
+		s.data = append(s.data[:0], s.alias...)
+		s.alias, s.aliased = nil, false
+	}
 }
 
 // lineEnd finds the first line end in p: end is where the line stops,
@@ -129,8 +144,9 @@ func (s *Splitter) keep(p []byte) {
 	s.line = append(s.line, p...)
 }
 
-// field takes one non-blank line of the current event.
-func (s *Splitter) field(line []byte) {
+// field takes one non-blank line of the current event; inPiece says that
+// line lies in the piece being read.
+func (s *Splitter) field(line []byte, inPiece bool) {
 	if line[0] == ':' {
 		s.Comments++
 		return
@@ -147,6 +163,11 @@ func (s *Splitter) field(line []byte) {
 		if s.longEvent {
 			return
 		}
+		if !s.hasData && inPiece && len(value) <= s.max() {
+			s.alias, s.aliased, s.hasData = value, true, true
+			return
+		}
+		s.unalias()
 		if s.hasData {
 			s.data = append(s.data, '\n')
 		}
@@ -164,8 +185,12 @@ func (s *Splitter) field(line []byte) {
 // dispatch ends the current event at a blank line.
 func (s *Splitter) dispatch() (Event, bool) {
 	ev := Event{Name: s.name, Data: s.data}
+	if s.aliased {
+		ev.Data = s.alias
+	}
 	ok := s.hasData && !s.longEvent
 	s.data, s.name, s.hasData, s.longEvent = s.data[:0], s.name[:0], false, false
+	s.alias, s.aliased = nil, false
 	return ev, ok
 }
 
