@@ -1,8 +1,10 @@
 // Package relay sends one logical upstream call over the key pool: it picks
 // a key, asks the key's breaker, injects the key, judges the answer with the
 // fault package, and when it is the key's or its account's fault rests them
-// and tries another key, each key at most once. It speaks net/http only; the
-// passthrough and /run handlers both stand on it.
+// and tries another key, each key at most once. A streamed answer is held
+// until its first data event (hold.go), so that an error there, or a stream
+// that ends before any data, still goes on to another key. It speaks
+// net/http only; the passthrough and /run handlers both stand on it.
 package relay
 
 import (
