@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"go.uber.org/goleak"
+
+	"github.com/keygate/keygate/simulator"
 )
 
 // Stream scripts: what one key's upstream writes, piece by piece, each
@@ -238,4 +240,34 @@ func TestStreamHoldClientGone(t *testing.T) {
 // ptResponse rebuilds an *http.Response for ptAPIError from an hdResult.
 func (r hdResult) Response() *http.Response {
 	return &http.Response{StatusCode: r.Status, Header: r.Header}
+}
+
+// TestStreamHoldSimulator: through the hold, the simulator's streams reach
+// the client byte for byte (its body digest trailer matches), a revoked
+// key's 401 still goes on to the next key, and a stream that breaks after
+// its first event is committed: passed on as it broke, never retried.
+func TestStreamHoldSimulator(t *testing.T) {
+	leaks := goleak.IgnoreCurrent()
+	clk := newClock()
+	keys := hdKeys(2)
+	sim := hdSim(t, clk, map[string]simulator.Profile{keys[0]: {Status: http.StatusUnauthorized}, keys[1]: {}})
+	g := hdStart(t, sim.BaseURL(), keys, clk, "KEY_ROTATION=least-busy")
+	url := g.URL + "/v1/chat/completions"
+
+	res := hdDo(g.Client, hdRequest(t, http.MethodPost, url, hdChat("sim/chunks=20,chunkdelay=1ms", true)))
+	if res.Err != nil || res.Status != 200 || !res.Intact() || res.Header.Get("X-Keygate-Key") != "2" {
+		t.Fatalf("stream %d from key %s, intact %v, err %v", res.Status, res.Header.Get("X-Keygate-Key"), res.Intact(), res.Err)
+	}
+	before := sim.Stats().Keys[keys[1]].Requests
+	res = hdDo(g.Client, hdRequest(t, http.MethodPost, url, hdChat("sim/reset", true)))
+	if res.Err == nil || res.Status != 200 || !strings.HasPrefix(string(res.Body), "data: ") {
+		t.Fatalf("reset stream: %d %q err %v, want the first event, then the break", res.Status, res.Body, res.Err)
+	}
+	if n := sim.Stats().Keys[keys[1]].Requests - before; n != 1 {
+		t.Fatalf("%d upstream calls for a stream broken after its first event, want 1", n)
+	}
+	ptIdle(t, g.gateway)
+	g.Close()
+	_ = sim.Close()
+	goleak.VerifyNone(t, leaks)
 }
