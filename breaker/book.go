@@ -275,3 +275,21 @@ func (s *Set) FreeBlockedUntil(k *keyring.Key) time.Time {
 	}
 	return time.Time{}
 }
+
+// NextFreeAvailable is when the first key may take a free-model call again
+// after now (unix ns): the later of its rest and its account's free block,
+// earliest over the pool. Zero when one may now.
+func (s *Set) NextFreeAvailable(now int64) time.Time {
+	first := int64(0)
+	l := s.pool.Ledger()
+	for i := range s.book.free {
+		until := max(l.RestUntil(i), s.book.free[i].Load())
+		if until <= now {
+			return time.Time{}
+		}
+		if first == 0 || until < first {
+			first = until
+		}
+	}
+	return time.Unix(0, first)
+}

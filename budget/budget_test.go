@@ -181,7 +181,10 @@ func TestFreeQuotaBlocksFreeCalls(t *testing.T) {
 	if !set.FreeBlockedUntil(k2).IsZero() {
 		t.Fatal("blocked with one free request left")
 	}
-	p.UseFree(k1)
+	if v := p.View(k2); v == nil || *v.FreeRequestsRemaining != 1 {
+		t.Fatalf("key 2's view of the account's free requests: %+v, want 1 left", v)
+	}
+	p.UseFree(k2)
 	if got := set.FreeBlockedUntil(k2); !got.Equal(time.Date(2026, 12, 2, 0, 0, 0, 0, time.UTC)) {
 		t.Fatalf("sibling free-blocked until %v, want next UTC midnight", got)
 	}
@@ -202,7 +205,8 @@ func TestConfirm(t *testing.T) {
 		{"401 confirmed by GET /key 401", fault.Verdict{Status: 401, Scope: fault.Key, Reason: fault.Auth}, 401, "", true, fault.Auth},
 		{"401 not confirmed: GET /key fine", fault.Verdict{Status: 401, Scope: fault.Key, Reason: fault.Auth}, 0, `{"data":{"limit":null}}`, false, 0},
 		{"key limit confirmed", fault.Verdict{Status: 402, Scope: fault.Key, Reason: fault.KeyLimit}, 0, `{"data":{"limit":1,"limit_remaining":0,"limit_reset":"monthly"}}`, true, fault.KeyLimit},
-		{"key limit not confirmed: credit left", fault.Verdict{Status: 402, Scope: fault.Key, Reason: fault.KeyLimit}, 0, `{"data":{"limit":1,"limit_remaining":0.5}}`, false, 0},
+		{"key limit confirmed by a cap with little left", fault.Verdict{Status: 402, Scope: fault.Key, Reason: fault.KeyLimit}, 0, `{"data":{"limit":1,"limit_remaining":0.0001,"limit_reset":"daily"}}`, true, fault.KeyLimit},
+		{"key limit not confirmed: no cap", fault.Verdict{Status: 402, Scope: fault.Key, Reason: fault.KeyLimit}, 0, `{"data":{"limit":null,"limit_remaining":null}}`, false, 0},
 		{"upstream without GET /key: the fault stands", fault.Verdict{Status: 401, Scope: fault.Key, Reason: fault.Auth}, 404, "", true, fault.Auth},
 		{"credits: a valid key leaves the account's 402 standing", fault.Verdict{Status: 402, Scope: fault.Account, Reason: fault.Credits}, 0, `{"data":{"limit":null,"creator_user_id":"a"}}`, true, fault.Credits},
 	}

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Checks the deployment files without a Docker engine:
 #   - Prometheus config, alert rules and their unit tests (promtool)
-#   - the dashboard's PromQL parses (promtool)
+#   - the dashboard's PromQL parses (promtool; the Go tests parse it too, with
+#     Prometheus' parser, and check it is what ./configs/dashboard generates)
 #   - docker-compose.yml (docker-compose config) and the paths it mounts
-#   - the Dockerfile lint and dashboard tests (go test ./configs/)
+#   - the Dockerfile lint and dashboard tests (go test ./configs/...)
 #   - the binary builds with the Dockerfile's own `go build` line
 #
 # Needs: promtool, docker-compose, jq, go. On Debian:
@@ -63,8 +64,8 @@ cp .env.example "$tmp/.env"
 compose=(docker-compose --project-directory "$tmp" -f "$root/docker-compose.yml")
 "${compose[@]}" config -q
 services=$("${compose[@]}" config --services | sort | tr '\n' ' ')
-if [[ $services != "grafana keygate prometheus " ]]; then
-	echo "docker-compose.yml services: $services; want grafana keygate prometheus" >&2
+if [[ $services != "grafana keygate lb prometheus redis " ]]; then
+	echo "docker-compose.yml services: $services; want grafana keygate lb prometheus redis" >&2
 	exit 1
 fi
 # Bind sources and the build context print as absolute paths under $tmp.
@@ -77,9 +78,9 @@ fi
 	echo "exists: .${rel:-/}"
 done
 
-step "go vet + go test ./configs/ (Dockerfile, .env.example, dashboard)"
-go vet ./configs/
-go test -count=1 ./configs/
+step "go vet + go test ./configs/... (Dockerfile, .env.example, dashboard generated, PromQL parsed)"
+go vet ./configs/...
+go test -count=1 ./configs/...
 
 step "go build with the Dockerfile's flags"
 # The one RUN line that builds (TestDockerfile insists there is exactly one),

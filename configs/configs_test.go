@@ -1,8 +1,9 @@
-// Package configs holds no Go code: these tests lint the deployment files
-// (the Dockerfile, .env.example and the Grafana dashboard) that CI cannot
-// run here, since there is no Docker engine and no Grafana. Prometheus
-// files are checked by promtool in configs/check.sh.
 package configs
+
+// These tests lint the deployment files that CI cannot run here, since
+// there is no Docker engine and no Grafana: the Dockerfile and
+// .env.example. The dashboard and the rules are checked in
+// dashboard_test.go, the rules' behaviour by promtool in configs/check.sh.
 
 import (
 	"bufio"

@@ -20,7 +20,12 @@ func TestPromQLMetricNames(t *testing.T) {
 			[]string{"keygate_key_state", "c_total"}},
 		{`label_replace(up, "a", "$1", "b", "(.*)")`, []string{"up"}},
 		{`(time() - process_start_time_seconds < 3600)`, []string{"process_start_time_seconds"}},
-		{`{__name__="x"}`, nil},
+		{`{__name__="x"}`, []string{"x"}},
+		{`{__name__=~"x.*"}`, nil},
+		{`rate(x[$__rate_interval]) / rate(y[${__interval}]) and z offset $__range`, []string{"x", "y", "z"}},
+		{`max by (key) (keygate_key_state{key=~"$key"})`, []string{"keygate_key_state"}},
+		{`count_over_time(x[5m:1m])`, []string{"x"}},
+		{`sum(rate(x[5m])`, nil}, // does not parse
 	}
 	for _, tt := range tests {
 		t.Run(tt.expr, func(t *testing.T) {
@@ -113,11 +118,76 @@ func TestAlertQueries(t *testing.T) {
 		{"alert Plain", `up{job="keygate"} == 0`},
 		{"alert Quoted", "a > 1"},
 		{"record job:b:rate5m", "sum(rate(b[5m]))"},
-		{"alert Block", "c == 2\nand on (key)\n\nd > 0"},
+		{"alert Block", "c == 2\nand on (key)\n\n  d > 0"},
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("AlertQueries:\n got %q\nwant %q", got, want)
 	}
+	if _, err := RuleQueries([]byte("groups: [")); err == nil {
+		t.Error("RuleQueries of broken YAML: no error")
+	}
+	if got := AlertQueries([]byte("groups: [")); got != nil {
+		t.Errorf("AlertQueries of broken YAML = %q, want nil", got)
+	}
+}
+
+func TestParseExpr(t *testing.T) {
+	tests := []struct {
+		expr string
+		ok   bool
+	}{
+		{`sum(rate(keygate_requests_total[$__rate_interval]))`, true},
+		{`histogram_quantile(0.99, sum by (le) (rate(x_bucket[${__rate_interval}])))`, true},
+		{`x{key=~"$key"}`, true},
+		{`sum(rate(x[$__rate_interval])`, false},
+		{`rate(x[$key])`, false}, // only interval variables stand for durations
+		{`no_such_function(x)`, false},
+		{`label_values(keygate_key_state, key)`, false}, // Grafana's, not PromQL
+	}
+	for _, tt := range tests {
+		t.Run(tt.expr, func(t *testing.T) {
+			_, err := ParseExpr(tt.expr)
+			if (err == nil) != tt.ok {
+				t.Errorf("ParseExpr(%q) error = %v, want ok=%v", tt.expr, err, tt.ok)
+			}
+		})
+	}
+}
+
+// FuzzMetricNames: any input, PromQL or not, gives names without a panic,
+// and every name is one the parser read from a selector.
+func FuzzMetricNames(f *testing.F) {
+	for _, s := range []string{
+		`sum by (key) (rate(keygate_upstream_requests_total{key=~"$key"}[$__rate_interval]))`,
+		`histogram_quantile(0.99, sum by (le) (rate(a_bucket[5m]))) > 1e3`,
+		`{__name__="x"}`, `label_values(keygate_key_state, key)`, `(`, ``, `a or b unless c`,
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, expr string) {
+		for _, name := range MetricNames(expr) {
+			if name == "" {
+				t.Errorf("MetricNames(%q) holds an empty name", expr)
+			}
+		}
+	})
+}
+
+// FuzzVariableExpr: any templating query gives a result without a panic,
+// and a label_values result is a prefix of its argument list.
+func FuzzVariableExpr(f *testing.F) {
+	for _, s := range []string{
+		"label_values(keygate_key_state, key)", "label_values(key)", "query_result(up)",
+		"metrics(keygate_.*)", "label_names()", "keygate_keys_available", "label_values(", ")(",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, q string) {
+		got := VariableExpr(q)
+		if strings.HasPrefix(strings.TrimSpace(q), "label_values(") && !strings.Contains(q, got) {
+			t.Errorf("VariableExpr(%q) = %q, not taken from the query", q, got)
+		}
+	})
 }
 
 // TestDeploymentQueriesFound guards the readers against a change of layout

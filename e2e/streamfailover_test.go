@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 
@@ -260,11 +261,58 @@ func TestStreamHoldSimulator(t *testing.T) {
 	}
 	before := sim.Stats().Keys[keys[1]].Requests
 	res = hdDo(g.Client, hdRequest(t, http.MethodPost, url, hdChat("sim/reset", true)))
-	if res.Err == nil || res.Status != 200 || !strings.HasPrefix(string(res.Body), "data: ") {
+	if res.Err == nil || res.Status != 200 || !strings.Contains(string(res.Body), "\ndata: ") && !strings.HasPrefix(string(res.Body), "data: ") {
 		t.Fatalf("reset stream: %d %q err %v, want the first event, then the break", res.Status, res.Body, res.Err)
 	}
 	if n := sim.Stats().Keys[keys[1]].Requests - before; n != 1 {
 		t.Fatalf("%d upstream calls for a stream broken after its first event, want 1", n)
+	}
+	ptIdle(t, g.gateway)
+	g.Close()
+	_ = sim.Close()
+	goleak.VerifyNone(t, leaks)
+}
+
+// TestStreamHoldSimulatorDirectives: the simulator's OpenRouter-shaped
+// stream faults, through the hold: an in-band error first event is an
+// ordinary JSON error answer (after every key, for a key's fault), a stream
+// with no data goes on to each key once and then is a 502, a stream of
+// comments is committed at the hold timeout and arrives whole, and an
+// error after data is passed on as it came.
+func TestStreamHoldSimulatorDirectives(t *testing.T) {
+	leaks := goleak.IgnoreCurrent()
+	clk := newClock()
+	keys := hdKeys(2)
+	sim := hdSim(t, clk, map[string]simulator.Profile{keys[0]: {}, keys[1]: {}})
+	g := hdStart(t, sim.BaseURL(), keys, clk, "STREAM_HOLD_TIMEOUT=100ms")
+	url := g.URL + "/v1/chat/completions"
+	calls := func() int64 { return sim.Stats().Keys[keys[0]].Requests + sim.Stats().Keys[keys[1]].Requests }
+	for _, tc := range []struct {
+		model  string
+		status int
+		calls  int64
+		check  func(res hdResult) bool
+	}{
+		{"sim/inband=400", 400, 1, func(r hdResult) bool { return r.Header.Get("Content-Type") == "application/json" }},
+		{"sim/inband=429", 429, 2, func(r hdResult) bool { return r.Header.Get("Content-Type") == "application/json" }},
+		{"sim/nodata", 502, 2, func(r hdResult) bool { return r.Header.Get("Content-Type") == "application/json" }},
+		{"sim/hold=400ms,chunks=3", 200, 1, func(r hdResult) bool { return r.Err == nil && r.Intact() }},
+		{"sim/errorafter=2", 200, 1, func(r hdResult) bool {
+			return r.Err == nil && strings.Contains(string(r.Body), `"finish_reason":"error"`)
+		}},
+	} {
+		t.Run(tc.model, func(t *testing.T) {
+			before := calls()
+			res := hdDo(g.Client, hdRequest(t, http.MethodPost, url, hdChat(tc.model, true)))
+			if res.Status != tc.status || !tc.check(res) {
+				t.Fatalf("%d %q (%v), want %d", res.Status, res.Body, res.Err, tc.status)
+			}
+			if n := calls() - before; n != tc.calls {
+				t.Fatalf("%d upstream calls, want %d", n, tc.calls)
+			}
+			// Rests do not carry over to the next case.
+			clk.Advance(time.Hour)
+		})
 	}
 	ptIdle(t, g.gateway)
 	g.Close()

@@ -118,6 +118,9 @@ type Verdict struct {
 	// Afford is the number of tokens the account can still afford, from a
 	// 402 "can only afford M" with M > 0; 0 otherwise.
 	Afford int
+	// OnKey: Afford is what the key's own cap can pay for, not the
+	// account; the call goes on to any other key.
+	OnKey bool
 	// UserID is the account id an error body named (top-level user_id).
 	UserID string
 	// Parsed: the body was an error object keygate could read; when false
@@ -135,6 +138,11 @@ const (
 	MaxDayHint    = 25 * time.Hour
 	MaxMinuteHint = 15 * time.Minute
 )
+
+// NearlyDry is the number of tokens below which a key whose cap "can only
+// afford M" counts as spent: it rests until its cap resets rather than
+// being tried, and refused, by every request.
+const NearlyDry = 1000
 
 // MaxBody is how much of an error body Classify needs; callers read at most
 // this much.
@@ -180,7 +188,14 @@ func classify402(v *Verdict, e *errorBody, h http.Header, now time.Time) {
 		v.Scope, v.Reason = Account, InFlightBudget
 		v.Until = hintUntil(h, e, now, MaxMinuteHint)
 	case e.limitSource == "openrouter_key_limit" || (e.limitSource == "" && keyLimitMessage(e.message)):
-		v.Scope, v.Reason = Key, KeyLimit
+		if m, ok := affordable(e.message); ok && m >= NearlyDry {
+			// The key's cap still pays for smaller requests: this one is
+			// too big for it, which a client can choose to make.
+			v.Scope, v.Afford = Request, m
+			v.OnKey = true
+			return
+		}
+		v.Scope, v.Reason, v.Afford = Key, KeyLimit, 0
 	default:
 		if m, ok := affordable(e.message); ok && m > 0 {
 			v.Scope, v.Afford = Request, m

@@ -146,10 +146,20 @@ func (o *Observer) Retry(v fault.Verdict) {
 	}
 }
 
-// StreamFailover implements relay.Observer. The metric
-// keygate_stream_failovers_total{reason} lands with the metrics package's
-// Wave 2 counters; until then the event is logged at debug level.
+// StreamFailover implements relay.Observer: keygate_stream_failovers_total
+// counts the failovers by reason; a commit at the hold timeout, which the
+// metric has no label for, is logged at debug level.
 func (o *Observer) StreamFailover(reason string) {
+	if o.m != nil {
+		switch reason {
+		case relay.FailoverErrorEvent:
+			o.m.StreamFailover(metrics.FailoverErrorEvent)
+		case relay.FailoverClosedBeforeData:
+			o.m.StreamFailover(metrics.FailoverClosedBeforeData)
+		case relay.FailoverReadError:
+			o.m.StreamFailover(metrics.FailoverReadError)
+		}
+	}
 	o.log.Debug("🔁 stream "+reason, "event", "stream_failover", "reason", reason)
 }
 
@@ -162,9 +172,19 @@ func (o *Observer) Failures(k *keyring.Key) (keys, other map[string]uint64) {
 	return maps.Clone(f.by), maps.Clone(f.other)
 }
 
+// metricsReason is the metrics label of a rest's reason.
 func metricsReason(r fault.Reason) metrics.Reason {
-	if r == fault.Auth {
+	switch r {
+	case fault.Auth:
 		return metrics.ReasonAuth
+	case fault.KeyLimit:
+		return metrics.ReasonKeyLimit
+	case fault.Credits:
+		return metrics.ReasonCredits
+	case fault.FreeQuota:
+		return metrics.ReasonFreeQuota
+	case fault.InFlightBudget:
+		return metrics.ReasonInFlightBudget
 	}
 	return metrics.ReasonRateLimit
 }
@@ -202,6 +222,17 @@ func (s *KeySource) KeyInFlight(id int) int64 {
 		return s.pool.Ledger().InFlight(k.Slot())
 	}
 	return 0
+}
+
+// KeyRestSeconds implements metrics.KeySource: the time left until the
+// key's rest deadline in the pool's ledger, 0 once it has passed.
+func (s *KeySource) KeyRestSeconds(id int) float64 {
+	k := s.pool.ByID(id)
+	if k == nil {
+		return 0
+	}
+	left := s.pool.Ledger().RestUntil(k.Slot()) - s.breakers.Now().UnixNano()
+	return max(0, time.Duration(left).Seconds())
 }
 
 // KeysAvailable implements metrics.KeySource.

@@ -96,8 +96,8 @@ func (s *Server) runStream(c echo.Context, req *runRequest) error {
 			spread.Add(lease.Key.Slot())
 		}
 		calls[i].First = lease
-		calls[i].OnRetry = func(k *keyring.Key) { logKey(log, model, k) }
-		logKey(log, model, lease.Key)
+		calls[i].OnRetry = func(k *keyring.Key) { logKey(log, model, k, true) }
+		logKey(log, model, lease.Key, false)
 		log.Info("⏳ Calling "+model+"...", "event", "model_call", "model", model, "key_id", lease.Key.ID)
 	}
 

@@ -11,6 +11,8 @@ var benchModels = []string{"openai/gpt-4o", "anthropic/claude-3.5-sonnet", "meta
 
 var benchCodes = []int{200, 200, 200, 429, 401, 500, 0}
 
+var benchAccounts = []string{"a1b2c3d4", "e5f60718", "293a4b5c", "6d7e8f90"}
+
 func warm(m *Metrics) {
 	for k := 1; k <= 4; k++ {
 		for _, model := range benchModels {
@@ -18,7 +20,10 @@ func warm(m *Metrics) {
 				m.Upstream(k, model, c, time.Millisecond)
 			}
 			m.Tokens(k, model, 1, 1)
+			m.Spend(k, model, 0.01)
 		}
+		m.SetKeyBudget(k, 1)
+		m.SetAccountFreeRequests(benchAccounts[k-1], 50)
 	}
 	for r := range numRoutes {
 		for _, c := range benchCodes {
@@ -47,6 +52,15 @@ func TestHotPathAllocs(t *testing.T) {
 		{"KeySelected", func() { m.KeySelected(1, "least-busy") }},
 		{"Cooldown", func() { m.Cooldown(1, ReasonRateLimit) }},
 		{"Retry", func() { m.Retry(ReasonAuth) }},
+		{"Cooldown free_quota", func() { m.Cooldown(2, ReasonFreeQuota) }},
+		{"Retry in_flight_budget", func() { m.Retry(ReasonInFlightBudget) }},
+		{"Spend", func() { m.Spend(3, benchModels[0], 0.0042) }},
+		{"Spend over bound", func() { m.Spend(1, "overflow-9", 0.001) }},
+		{"SetKeyBudget", func() { m.SetKeyBudget(2, 4.2) }},
+		{"SetAccountFreeRequests", func() { m.SetAccountFreeRequests(benchAccounts[1], 49) }},
+		{"StreamFailover", func() { m.StreamFailover(FailoverErrorEvent) }},
+		{"PoolReload", func() { m.PoolReload(true) }},
+		{"SetRedisUp", func() { m.SetRedisUp(true) }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -114,6 +128,41 @@ func BenchmarkTokens(b *testing.B) {
 		i := 0
 		for pb.Next() {
 			m.Tokens(1+i&3, benchModels[i%len(benchModels)], 100, 200)
+			i++
+		}
+	})
+}
+
+func BenchmarkSpend(b *testing.B) {
+	m := benchMetrics(b)
+	b.RunParallel(func(pb *testing.PB) {
+		i := 0
+		for pb.Next() {
+			m.Spend(1+i&3, benchModels[i%len(benchModels)], 0.0042)
+			i++
+		}
+	})
+}
+
+// BenchmarkSetKeyBudget is the cost of taking an answer's cost off a key's
+// remaining budget, which the budget tracker does after every answer.
+func BenchmarkSetKeyBudget(b *testing.B) {
+	m := benchMetrics(b)
+	b.RunParallel(func(pb *testing.PB) {
+		i := 0
+		for pb.Next() {
+			m.SetKeyBudget(1+i&3, float64(i))
+			i++
+		}
+	})
+}
+
+func BenchmarkSetAccountFreeRequests(b *testing.B) {
+	m := benchMetrics(b)
+	b.RunParallel(func(pb *testing.PB) {
+		i := 0
+		for pb.Next() {
+			m.SetAccountFreeRequests(benchAccounts[i&3], i)
 			i++
 		}
 	})

@@ -9,10 +9,11 @@ import (
 )
 
 // TestConcurrentRecording runs every recording method from many goroutines
-// while scrapes read the gauges of a changing source; run it with -race.
+// while scrapes read the gauges of a changing source and reloads add and
+// remove key 5; run it with -race.
 func TestConcurrentRecording(t *testing.T) {
 	src := newFakeSource(1, 2, 3, 4)
-	m, reg := newTestMetrics(t, src, Options{MaxModels: 8})
+	m, reg := newTestMetrics(t, src, Options{MaxModels: 8, Redis: true})
 	const workers, iters = 16, 500
 	codes := []int{200, 401, 429, 500, 0}
 
@@ -33,6 +34,27 @@ func TestConcurrentRecording(t *testing.T) {
 		}
 	})
 
+	// Key 5 comes and goes while the workers record on it.
+	var reloads sync.WaitGroup
+	reloads.Go(func() {
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				src.setIDs(1, 2, 3, 4)
+				m.DeleteKey(5)
+				return
+			default:
+			}
+			if i%2 == 0 {
+				src.setIDs(1, 2, 3, 4, 5)
+			} else {
+				src.setIDs(1, 2, 3, 4)
+				m.DeleteKey(5)
+			}
+			m.PoolReload(i%3 != 0)
+		}
+	})
+
 	var wg sync.WaitGroup
 	for w := range workers {
 		wg.Go(func() {
@@ -45,15 +67,38 @@ func TestConcurrentRecording(t *testing.T) {
 				m.Cooldown(key, Reason(i%2))
 				m.Retry(Reason(i % 2))
 				m.Tokens(key, model, 2, 3)
+				m.Spend(key, model, 0.5)
+				m.SetKeyBudget(key, float64(i))
+				m.SetAccountFreeRequests("acct"+strconv.Itoa(key), i)
+				m.StreamFailover(FailoverReason(i % int(numFailoverReasons)))
+				m.SetRedisUp(i%2 == 0)
+				m.Upstream(5, model, 200, time.Millisecond)
+				m.Spend(5, model, 1)
+				m.Tokens(5, model, 1, 1)
+				m.SetKeyBudget(5, 1)
+				m.Cooldown(5, ReasonFreeQuota)
+				if i%50 == 0 {
+					m.ClearKeyBudget(key)
+					m.DeleteAccount("acct" + strconv.Itoa(key))
+				}
 			}
 		})
 	}
 	wg.Wait()
 	close(stop)
 	scrapes.Wait()
+	reloads.Wait()
 
 	sums := map[string]float64{}
 	for k, v := range recorded(t, reg) {
+		if strings.Contains(k, `key="5"`) {
+			t.Errorf("%s = %v outlived the deletion of key 5", k, v)
+		}
+		if strings.HasPrefix(k, "keygate_key_budget_remaining_usd") ||
+			strings.HasPrefix(k, "keygate_account_free_requests_remaining") ||
+			strings.HasPrefix(k, "keygate_redis_up") || strings.HasPrefix(k, "keygate_pool_reloads_total") {
+			continue
+		}
 		sums[k[:strings.IndexByte(k, '{')]] += v
 	}
 	const n = workers * iters
@@ -66,6 +111,8 @@ func TestConcurrentRecording(t *testing.T) {
 		"keygate_key_cooldowns_total":                     n,
 		"keygate_retries_total":                           n,
 		"keygate_tokens_total":                            5 * n,
+		"keygate_key_spend_usd_total":                     0.5 * n,
+		"keygate_stream_failovers_total":                  n,
 	}
 	for name, w := range want {
 		t.Run(name, func(t *testing.T) {

@@ -13,19 +13,43 @@ import (
 
 // fakeSource is a KeySource whose state tests change between scrapes.
 type fakeSource struct {
-	ids []int
-
 	mu       sync.Mutex
+	ids      []int
 	state    map[int]int
 	inFlight map[int]int64
+	rest     map[int]float64
 	avail    int
 }
 
 func newFakeSource(ids ...int) *fakeSource {
-	return &fakeSource{ids: ids, state: map[int]int{}, inFlight: map[int]int64{}, avail: len(ids)}
+	return &fakeSource{ids: ids, state: map[int]int{}, inFlight: map[int]int64{},
+		rest: map[int]float64{}, avail: len(ids)}
 }
 
-func (f *fakeSource) KeyIDs() []int { return f.ids }
+func (f *fakeSource) KeyIDs() []int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.ids)
+}
+
+// setIDs replaces the pool, as a reload does.
+func (f *fakeSource) setIDs(ids ...int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.ids = ids
+}
+
+func (f *fakeSource) KeyRestSeconds(id int) float64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.rest[id]
+}
+
+func (f *fakeSource) setRest(id int, s float64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.rest[id] = s
+}
 
 func (f *fakeSource) KeyState(id int) int {
 	f.mu.Lock()
@@ -110,6 +134,7 @@ func recorded(t testing.TB, g prometheus.Gatherer) map[string]float64 {
 	maps.DeleteFunc(out, func(k string, v float64) bool {
 		return v == 0 || strings.HasPrefix(k, "keygate_key_state") ||
 			strings.HasPrefix(k, "keygate_key_in_flight") ||
+			strings.HasPrefix(k, "keygate_key_rest_seconds") ||
 			strings.HasPrefix(k, "keygate_keys_available") ||
 			strings.Contains(k, "_sum{")
 	})

@@ -17,6 +17,8 @@ func TestGaugesReadAtScrape(t *testing.T) {
 	const header = `
 # HELP keygate_key_in_flight Upstream calls using a key right now.
 # TYPE keygate_key_in_flight gauge
+# HELP keygate_key_rest_seconds Time left in a key's rest, 0 while it is in rotation.
+# TYPE keygate_key_rest_seconds gauge
 # HELP keygate_key_state Breaker state of a key: 0 closed, 1 half-open, 2 open.
 # TYPE keygate_key_state gauge
 # HELP keygate_keys_available Keys in rotation right now.
@@ -33,6 +35,8 @@ func TestGaugesReadAtScrape(t *testing.T) {
 			want: `
 keygate_key_in_flight{key="1"} 0
 keygate_key_in_flight{key="2"} 0
+keygate_key_rest_seconds{key="1"} 0
+keygate_key_rest_seconds{key="2"} 0
 keygate_key_state{key="1"} 0
 keygate_key_state{key="2"} 0
 keygate_keys_available 2
@@ -40,10 +44,12 @@ keygate_keys_available 2
 		},
 		{
 			name:   "key 2 opens while key 1 is busy",
-			change: func() { src.set(1, 0, 5, 1); src.set(2, 2, 0, 1) },
+			change: func() { src.set(1, 0, 5, 1); src.set(2, 2, 0, 1); src.setRest(2, 29.5) },
 			want: `
 keygate_key_in_flight{key="1"} 5
 keygate_key_in_flight{key="2"} 0
+keygate_key_rest_seconds{key="1"} 0
+keygate_key_rest_seconds{key="2"} 29.5
 keygate_key_state{key="1"} 0
 keygate_key_state{key="2"} 2
 keygate_keys_available 1
@@ -51,12 +57,44 @@ keygate_keys_available 1
 		},
 		{
 			name:   "key 2 half-open with one trial",
-			change: func() { src.set(1, 0, 0, 2); src.set(2, 1, 1, 2) },
+			change: func() { src.set(1, 0, 0, 2); src.set(2, 1, 1, 2); src.setRest(2, 0) },
 			want: `
 keygate_key_in_flight{key="1"} 0
 keygate_key_in_flight{key="2"} 1
+keygate_key_rest_seconds{key="1"} 0
+keygate_key_rest_seconds{key="2"} 0
 keygate_key_state{key="1"} 0
 keygate_key_state{key="2"} 1
+keygate_keys_available 2
+`,
+		},
+		{
+			name: "a reload adds key 5 and removes key 1",
+			change: func() {
+				src.setIDs(5, 2, 2)
+				src.set(5, 0, 3, 2)
+				src.setRest(1, 99) // a removed key is not asked
+			},
+			want: `
+keygate_key_in_flight{key="2"} 1
+keygate_key_in_flight{key="5"} 3
+keygate_key_rest_seconds{key="2"} 0
+keygate_key_rest_seconds{key="5"} 0
+keygate_key_state{key="2"} 1
+keygate_key_state{key="5"} 0
+keygate_keys_available 2
+`,
+		},
+		{
+			name:   "a negative rest reads as 0",
+			change: func() { src.setRest(5, -3) },
+			want: `
+keygate_key_in_flight{key="2"} 1
+keygate_key_in_flight{key="5"} 3
+keygate_key_rest_seconds{key="2"} 0
+keygate_key_rest_seconds{key="5"} 0
+keygate_key_state{key="2"} 1
+keygate_key_state{key="5"} 0
 keygate_keys_available 2
 `,
 		},
@@ -65,7 +103,8 @@ keygate_keys_available 2
 		t.Run(st.name, func(t *testing.T) {
 			st.change()
 			if err := testutil.GatherAndCompare(reg, strings.NewReader(header+st.want),
-				"keygate_key_state", "keygate_key_in_flight", "keygate_keys_available"); err != nil {
+				"keygate_key_state", "keygate_key_in_flight", "keygate_key_rest_seconds",
+				"keygate_keys_available"); err != nil {
 				t.Error(err)
 			}
 			if err := testutil.CollectAndCompare(m.gauges, strings.NewReader(header+st.want)); err != nil {

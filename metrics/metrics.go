@@ -4,8 +4,10 @@
 //
 // The recording methods sit on the proxy's hot path, so label children are
 // resolved once and cached; a warm call is a lock-free map hit and
-// allocates nothing. Label cardinality is bounded: keys are the fixed pool,
-// models are capped by Options.MaxModels, codes are three-digit statuses.
+// allocates nothing. Label cardinality is bounded: keys are the ids the
+// KeySource lists (the pool may grow and shrink at run time, DeleteKey
+// drops a removed key's series), models are capped by Options.MaxModels,
+// codes are three-digit statuses, accounts by maxAccounts.
 package metrics
 
 import (
@@ -13,84 +15,42 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
-	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// Route says which gateway endpoint served a request; it is the `route` label.
-type Route uint8
-
-// Routes, exported as "run" and "passthrough".
-const (
-	RouteRun Route = iota
-	RoutePassthrough
-	numRoutes
-)
-
-// String returns the label value, or "" for a Route outside the constants.
-func (r Route) String() string {
-	switch r {
-	case RouteRun:
-		return "run"
-	case RoutePassthrough:
-		return "passthrough"
-	}
-	return ""
-}
-
-// Reason says why a key was cooled down or a request retried; it is the
-// `reason` label, kept apart because auth failures need a human and rate
-// limits heal themselves.
-type Reason uint8
-
-// Reasons, exported as "auth" (401, 402, 403) and "rate_limit" (429).
-const (
-	ReasonAuth Reason = iota
-	ReasonRateLimit
-	numReasons
-)
-
-// String returns the label value, or "" for a Reason outside the constants.
-func (r Reason) String() string {
-	switch r {
-	case ReasonAuth:
-		return "auth"
-	case ReasonRateLimit:
-		return "rate_limit"
-	}
-	return ""
-}
-
-// strategies are the `strategy` label values KeySelected accepts, in the
-// order of keyMetrics.selected.
-var strategies = [...]string{"random", "round-robin", "least-busy"}
-
 // DefaultMaxModels is the contract's bound on distinct `model` label values.
 const DefaultMaxModels = 200
 
-// Options tunes New; the zero value is the contract's behaviour.
+// Options tunes New; the zero value is the contract's behaviour without Redis.
 type Options struct {
 	// MaxModels bounds the distinct `model` label values kept over the
 	// process lifetime (an empty model counts as "unknown" and takes a slot);
 	// later models are recorded as "other". Zero or less means
 	// DefaultMaxModels.
 	MaxModels int
+	// Redis says that REDIS_URL is set: only then is keygate_redis_up
+	// registered, so that a gateway without Redis exports no such series.
+	Redis bool
 }
 
 // KeySource is the key pool as the gauges see it. It is read on every scrape,
 // never cached, so keygate_key_state shows a breaker that went half-open on
 // its own since the last event.
 type KeySource interface {
-	// KeyIDs lists the pool's key ids; it must not change over the process
-	// lifetime, because per-key children are resolved once from it in New.
+	// KeyIDs lists the pool's key ids right now. It may change at run time
+	// (a live reload): the per-key gauges follow it at every scrape, and a
+	// recording method given an id it does not list records nothing.
 	KeyIDs() []int
 	// KeyState is 0 closed, 1 half-open, 2 open.
 	KeyState(id int) int
 	// KeyInFlight is the number of upstream calls using the key right now.
 	KeyInFlight(id int) int64
+	// KeyRestSeconds is the time left in the key's rest, 0 while the key is
+	// in rotation.
+	KeyRestSeconds(id int) float64
 	// KeysAvailable is the number of keys in rotation right now.
 	KeysAvailable() int
 }
@@ -99,19 +59,8 @@ type KeySource interface {
 // stream (UPSTREAM_TIMEOUT defaults to 120s); DefBuckets stop at 10s.
 var durationBuckets = []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 20, 30, 60, 120}
 
-// keyMetrics holds one key's children that carry only key-derived labels,
-// resolved once in New.
-type keyMetrics struct {
-	label     string
-	upDur     prometheus.Observer
-	selected  [len(strategies)]prometheus.Counter
-	cooldowns [numReasons]prometheus.Counter
-}
-
 // Metrics holds every keygate collector and the caches of their children.
-// It is safe for concurrent use. Per-key methods given a key id that is not
-// in KeySource.KeyIDs record nothing: the pool is fixed, so such an id is a
-// caller bug, and dropping it keeps the `key` label bounded.
+// It is safe for concurrent use.
 type Metrics struct {
 	requests    *prometheus.CounterVec
 	requestDur  *prometheus.HistogramVec
@@ -121,15 +70,25 @@ type Metrics struct {
 	cooldowns   *prometheus.CounterVec
 	retries     *prometheus.CounterVec
 	tokens      *prometheus.CounterVec
+	spend       *prometheus.CounterVec
+	budget      *prometheus.GaugeVec
+	freeReqs    *prometheus.GaugeVec
+	failovers   *prometheus.CounterVec
+	reloads     *prometheus.CounterVec
+	redisUp     prometheus.Gauge // nil without Options.Redis
 	gauges      *keyCollector
 
-	keys       map[int]*keyMetrics // read-only after New
-	routeDur   [numRoutes]prometheus.Observer
-	retryCount [numReasons]prometheus.Counter
-	routeCodes routeCodeCache
-	models     *modelSet
-	upCache    childCache[upstreamKey]
-	tokCache   childCache[tokenKey]
+	keys          keySet
+	routeDur      [numRoutes]prometheus.Observer
+	retryCount    [numReasons]prometheus.Counter
+	failoverCount [numFailoverReasons]prometheus.Counter
+	reloadCount   [2]prometheus.Counter // refused, ok
+	routeCodes    routeCodeCache
+	models        *modelSet
+	upCache       childCache[upstreamKey]
+	tokCache      childCache[tokenKey]
+	spendCache    childCache[spendKey]
+	accounts      accountSet
 }
 
 // New builds every keygate collector and registers it on reg; it uses no
@@ -180,35 +139,62 @@ func New(reg prometheus.Registerer, src KeySource, opts Options) (*Metrics, erro
 			Name: "keygate_tokens_total",
 			Help: "Tokens reported by the upstream, by key id, model and type.",
 		}, []string{"key", "model", "type"}),
-		keys:   make(map[int]*keyMetrics),
+		spend: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "keygate_key_spend_usd_total",
+			Help: "US dollars spent, as the upstream's usage.cost reports, by key id and model.",
+		}, []string{"key", "model"}),
+		budget: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "keygate_key_budget_remaining_usd",
+			Help: "US dollars a key may still spend (limit_remaining less the spend since the last poll); absent while unknown or unlimited.",
+		}, []string{"key"}),
+		freeReqs: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "keygate_account_free_requests_remaining",
+			Help: "Free-model requests an account has left today, by account digest.",
+		}, []string{"account"}),
+		failovers: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "keygate_stream_failovers_total",
+			Help: "Held streams sent again on another key before any byte reached the client, by reason.",
+		}, []string{"reason"}),
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "keygate_pool_reloads_total",
+			Help: "Key pool reloads from KEYS_FILE, by result (ok, refused).",
+		}, []string{"result"}),
 		models: newModelSet(opts.MaxModels),
 	}
+	m.keys.src = src
+	m.accounts.vec = m.freeReqs
 	for r := range numRoutes {
 		m.routeDur[r] = m.requestDur.WithLabelValues(r.String())
 	}
 	for r := range numReasons {
 		m.retryCount[r] = m.retries.WithLabelValues(r.String())
 	}
+	for r := range numFailoverReasons {
+		m.failoverCount[r] = m.failovers.WithLabelValues(r.String())
+	}
+	m.reloadCount[0] = m.reloads.WithLabelValues("refused")
+	m.reloadCount[1] = m.reloads.WithLabelValues("ok")
 	ids := slices.Clone(src.KeyIDs())
 	slices.Sort(ids)
 	ids = slices.Compact(ids)
-	labels := make([]string, len(ids))
-	for i, id := range ids {
-		km := &keyMetrics{label: strconv.Itoa(id)}
-		km.upDur = m.upstreamDur.WithLabelValues(km.label)
-		for s, name := range strategies {
-			km.selected[s] = m.selected.WithLabelValues(km.label, name)
-		}
-		for r := range numReasons {
-			km.cooldowns[r] = m.cooldowns.WithLabelValues(km.label, r.String())
-		}
-		m.keys[id] = km
-		labels[i] = km.label
+	initial := make(map[int]*keyMetrics, len(ids))
+	for _, id := range ids {
+		initial[id] = m.newKeyMetrics(id)
 	}
-	m.gauges = newKeyCollector(src, ids, labels)
+	m.keys.m.Store(&initial)
+	m.gauges = newKeyCollector(src, &m.keys)
 
-	if err := registerAll(reg, m.requests, m.requestDur, m.upstream, m.upstreamDur,
-		m.selected, m.cooldowns, m.retries, m.tokens, m.gauges); err != nil {
+	cs := []prometheus.Collector{m.requests, m.requestDur, m.upstream, m.upstreamDur,
+		m.selected, m.cooldowns, m.retries, m.tokens, m.spend, m.budget, m.freeReqs,
+		m.failovers, m.reloads, m.gauges}
+	if opts.Redis {
+		m.redisUp = prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "keygate_redis_up",
+			Help: "1 while the shared Redis (REDIS_URL) answers, 0 while this replica goes on alone.",
+		})
+		cs = append(cs, m.redisUp)
+	}
+	if err := registerAll(reg, cs...); err != nil {
 		return nil, err
 	}
 	return m, nil

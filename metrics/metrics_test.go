@@ -202,8 +202,13 @@ func TestPreResolvedSeriesStartAtZero(t *testing.T) {
 		n    int
 	}{
 		{"selected: keys x strategies", m.selected, 2 * 3},
-		{"cooldowns: keys x reasons", m.cooldowns, 2 * 2},
-		{"retries: reasons", m.retries, 2},
+		{"cooldowns: keys x reasons", m.cooldowns, 2 * 6},
+		{"retries: reasons", m.retries, 6},
+		{"stream failovers: reasons", m.failovers, 3},
+		{"pool reloads: results", m.reloads, 2},
+		{"spend: lazily", m.spend, 0},
+		{"budget: lazily", m.budget, 0},
+		{"free requests: lazily", m.freeReqs, 0},
 		{"upstream duration: keys", m.upstreamDur, 2},
 		{"request duration: routes", m.requestDur, 2},
 		{"requests: lazily", m.requests, 0},
@@ -275,7 +280,15 @@ func TestLabelStrings(t *testing.T) {
 		{Route(9).String(), ""},
 		{ReasonAuth.String(), "auth"},
 		{ReasonRateLimit.String(), "rate_limit"},
+		{ReasonKeyLimit.String(), "key_limit"},
+		{ReasonCredits.String(), "credits"},
+		{ReasonFreeQuota.String(), "free_quota"},
+		{ReasonInFlightBudget.String(), "in_flight_budget"},
 		{Reason(9).String(), ""},
+		{FailoverErrorEvent.String(), "error_event"},
+		{FailoverClosedBeforeData.String(), "closed_before_data"},
+		{FailoverReadError.String(), "read_error"},
+		{FailoverReason(9).String(), ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.want, func(t *testing.T) {

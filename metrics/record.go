@@ -42,11 +42,17 @@ type routeCodeCache struct {
 	c [numRoutes][maxCode - minCode + 2]atomic.Pointer[prometheus.Counter]
 }
 
-// childCache maps a label tuple to its resolved child. A read is a lock-free
-// sync.Map load, so recording from many cores contends on nothing; the map
-// is bounded by the label bounds of its key type.
-type childCache[K comparable] struct {
+// childCache maps a per-key label tuple to its resolved child. A read is a
+// lock-free sync.Map load, so recording from many cores contends on
+// nothing; the map is bounded by the label bounds of its key type.
+type childCache[K keyed] struct {
 	m sync.Map // K -> prometheus.Counter
+}
+
+// keyed is a cache key that carries its key id, so DeleteKey can find it.
+type keyed interface {
+	comparable
+	keyID() int
 }
 
 func (c *childCache[K]) get(k K) prometheus.Counter {
@@ -63,11 +69,30 @@ func (c *childCache[K]) len() int {
 	return n
 }
 
-// add stores v under k unless another goroutine got there first, and
-// returns the stored child.
-func (c *childCache[K]) add(k K, v prometheus.Counter) prometheus.Counter {
-	got, _ := c.m.LoadOrStore(k, v)
-	return got.(prometheus.Counter)
+// resolve returns k's child, making it with mk under km's lock unless km was
+// deleted meanwhile (then nil: the call records nothing).
+func (c *childCache[K]) resolve(km *keyMetrics, k K, mk func() prometheus.Counter) prometheus.Counter {
+	km.mu.Lock()
+	defer km.mu.Unlock()
+	if km.deleted {
+		return nil
+	}
+	if v := c.get(k); v != nil {
+		return v
+	}
+	v := mk()
+	c.m.Store(k, v)
+	return v
+}
+
+// deleteKey forgets every child of key id.
+func (c *childCache[K]) deleteKey(id int) {
+	c.m.Range(func(k, _ any) bool {
+		if k.(K).keyID() == id {
+			c.m.Delete(k)
+		}
+		return true
+	})
 }
 
 // upstreamKey identifies a keygate_upstream_requests_total child; model is
@@ -78,12 +103,24 @@ type upstreamKey struct {
 	code  int
 }
 
+func (k upstreamKey) keyID() int { return k.id }
+
 // tokenKey identifies a keygate_tokens_total child.
 type tokenKey struct {
 	id    int
 	model string
 	typ   uint8
 }
+
+func (k tokenKey) keyID() int { return k.id }
+
+// spendKey identifies a keygate_key_spend_usd_total child.
+type spendKey struct {
+	id    int
+	model string
+}
+
+func (k spendKey) keyID() int { return k.id }
 
 const (
 	tokenPrompt uint8 = iota
@@ -119,7 +156,7 @@ func (m *Metrics) Request(route Route, code int, d time.Duration) {
 // keygate_upstream_request_duration_seconds. code <= 0 means the call got no
 // HTTP answer (timeout, network error) and is recorded as "error".
 func (m *Metrics) Upstream(keyID int, model string, code int, d time.Duration) {
-	km := m.keys[keyID]
+	km := m.key(keyID)
 	if km == nil {
 		return
 	}
@@ -130,7 +167,12 @@ func (m *Metrics) Upstream(keyID int, model string, code int, d time.Duration) {
 	if c == nil {
 		k.model = m.models.label(model)
 		if c = m.upCache.get(k); c == nil {
-			c = m.upCache.add(k, m.upstream.WithLabelValues(km.label, k.model, codeLabel(k.code)))
+			c = m.upCache.resolve(km, k, func() prometheus.Counter {
+				return m.upstream.WithLabelValues(km.label, k.model, codeLabel(k.code))
+			})
+			if c == nil {
+				return
+			}
 		}
 	}
 	c.Inc()
@@ -141,7 +183,7 @@ func (m *Metrics) Upstream(keyID int, model string, code int, d time.Duration) {
 // is "random", "round-robin" or "least-busy"; any other strategy records
 // nothing, so a typo cannot grow the label set.
 func (m *Metrics) KeySelected(keyID int, strategy string) {
-	km := m.keys[keyID]
+	km := m.key(keyID)
 	if km == nil {
 		return
 	}
@@ -162,7 +204,7 @@ func (m *Metrics) KeySelected(keyID int, strategy string) {
 
 // Cooldown records that keyID was taken out of rotation for r.
 func (m *Metrics) Cooldown(keyID int, r Reason) {
-	km := m.keys[keyID]
+	km := m.key(keyID)
 	if km == nil || r >= numReasons {
 		return
 	}
@@ -180,20 +222,24 @@ func (m *Metrics) Retry(r Reason) {
 // Tokens adds the usage an upstream reported for one call. A count of zero
 // or less is skipped, so calls without usage create no series.
 func (m *Metrics) Tokens(keyID int, model string, prompt, completion int) {
-	km := m.keys[keyID]
+	km := m.key(keyID)
 	if km == nil || (prompt <= 0 && completion <= 0) {
 		return
 	}
 	if prompt > 0 {
-		m.tokenCounter(km, tokenKey{id: keyID, model: model, typ: tokenPrompt}).Add(float64(prompt))
+		if c := m.tokenCounter(km, tokenKey{id: keyID, model: model, typ: tokenPrompt}); c != nil {
+			c.Add(float64(prompt))
+		}
 	}
 	if completion > 0 {
-		m.tokenCounter(km, tokenKey{id: keyID, model: model, typ: tokenCompletion}).Add(float64(completion))
+		if c := m.tokenCounter(km, tokenKey{id: keyID, model: model, typ: tokenCompletion}); c != nil {
+			c.Add(float64(completion))
+		}
 	}
 }
 
 // tokenCounter resolves a tokens child by the caller's model name, which
-// is cached as itself when kept, as Upstream does.
+// is cached as itself when kept, as Upstream does; nil once km was deleted.
 func (m *Metrics) tokenCounter(km *keyMetrics, k tokenKey) prometheus.Counter {
 	if c := m.tokCache.get(k); c != nil {
 		return c
@@ -202,5 +248,7 @@ func (m *Metrics) tokenCounter(km *keyMetrics, k tokenKey) prometheus.Counter {
 	if c := m.tokCache.get(k); c != nil {
 		return c
 	}
-	return m.tokCache.add(k, m.tokens.WithLabelValues(km.label, k.model, tokenTypes[k.typ]))
+	return m.tokCache.resolve(km, k, func() prometheus.Counter {
+		return m.tokens.WithLabelValues(km.label, k.model, tokenTypes[k.typ])
+	})
 }

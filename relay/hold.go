@@ -28,6 +28,9 @@ var errClientLeft = errors.New("client went away during the stream hold")
 const (
 	FailoverErrorEvent       = "error_event"
 	FailoverClosedBeforeData = "closed_before_data"
+	// FailoverReadError: reading the held stream failed (a reset, upstream
+	// silent past UPSTREAM_TIMEOUT) before any data.
+	FailoverReadError = "read_error"
 	// FailoverHoldTimeout is no failover: the answer was committed with
 	// only comments held, and is counted beside them.
 	FailoverHoldTimeout = "hold_timeout"
@@ -43,8 +46,10 @@ const (
 	holdData
 	// holdError: the first data event is an error object.
 	holdError
-	// holdClosed: the stream ended (or broke) before any data event.
+	// holdClosed: the stream ended before any data event.
 	holdClosed
+	// holdBroken: reading the stream failed before any data event.
+	holdBroken
 	// holdTimeout: STREAM_HOLD_TIMEOUT passed with only comments; committed.
 	holdTimeout
 	// holdFull: holdMax bytes came without a data event; committed.
@@ -133,9 +138,13 @@ func (r *Relay) holdStream(resp *http.Response, wb *watchedBody, now time.Time) 
 			if bp != nil {
 				holdBuffers.Put(bp)
 			}
-			wb.hold = holdClosed
-			if wb.ctx.Err() != nil && !errors.Is(context.Cause(wb.ctx), ErrUpstreamTimeout) {
+			switch {
+			case wb.ctx.Err() != nil && !errors.Is(context.Cause(wb.ctx), ErrUpstreamTimeout):
 				wb.hold = holdGone
+			case errors.Is(res.err, io.EOF):
+				wb.hold = holdClosed
+			default:
+				wb.hold = holdBroken
 			}
 			return fault.Verdict{Status: http.StatusBadGateway, Scope: fault.Upstream}
 		}

@@ -63,8 +63,9 @@ type Observer interface {
 	// Judged: k's answer was judged v (success included).
 	Judged(k *keyring.Key, v fault.Verdict)
 	// StreamFailover: a held stream went on to another key (reason
-	// FailoverErrorEvent or FailoverClosedBeforeData), or was committed
-	// at the hold timeout with only comments (FailoverHoldTimeout).
+	// FailoverErrorEvent, FailoverClosedBeforeData or FailoverReadError),
+	// or was committed at the hold timeout with only comments
+	// (FailoverHoldTimeout).
 	StreamFailover(reason string)
 }
 
@@ -254,6 +255,7 @@ func (r *Relay) Do(req *http.Request, body []byte, c *Call) (*http.Response, err
 	// before any data.
 	var prev *http.Response
 	var closed error
+	closedWhy := FailoverClosedBeforeData
 	for {
 		if lease.Key == nil {
 			var err error
@@ -264,6 +266,15 @@ func (r *Relay) Do(req *http.Request, body []byte, c *Call) (*http.Response, err
 					return asErrorAnswer(prev, c.Verdict), nil
 				case closed != nil:
 					return nil, closed
+				}
+				var nk *NoKeyError
+				if c.Free && errors.As(err, &nk) {
+					// Keys may be in rotation yet none may take a free
+					// call: the wait is until an account's block ends.
+					now := r.breakers.Now()
+					if back := r.breakers.NextFreeAvailable(now.UnixNano()); back.After(now) {
+						nk.RetryAfter = max(nk.RetryAfter, back.Sub(now))
+					}
 				}
 				return nil, err
 			}
@@ -277,7 +288,7 @@ func (r *Relay) Do(req *http.Request, body []byte, c *Call) (*http.Response, err
 				}
 				discard(prev)
 			} else {
-				r.obs.StreamFailover(FailoverClosedBeforeData)
+				r.obs.StreamFailover(closedWhy)
 			}
 			if c.OnRetry != nil {
 				c.OnRetry(lease.Key)
@@ -294,13 +305,16 @@ func (r *Relay) Do(req *http.Request, body []byte, c *Call) (*http.Response, err
 			return nil, err
 		}
 		l := c.leaseOf(resp)
-		if wb, ok := resp.Body.(*watchedBody); ok && wb.hold == holdClosed {
+		if wb, ok := resp.Body.(*watchedBody); ok && (wb.hold == holdClosed || wb.hold == holdBroken) {
 			// A network error of this attempt: nobody rests, and another
 			// key may answer.
 			l.trial.Abandon()
 			r.obs.Judged(l.Key, c.Verdict)
 			_ = resp.Body.Close()
-			closed = &AttemptError{Key: l.Key, Err: ErrClosedBeforeData}
+			closed, closedWhy = &AttemptError{Key: l.Key, Err: ErrClosedBeforeData}, FailoverClosedBeforeData
+			if wb.hold == holdBroken {
+				closedWhy = FailoverReadError
+			}
 			if c.skip.Len() >= r.pool.Len() {
 				return nil, closed
 			}

@@ -17,9 +17,19 @@ const (
 // chatRequest is the part of an OpenAI chat completion request the
 // simulator reads; other fields are ignored.
 type chatRequest struct {
-	Model    string        `json:"model"`
-	Stream   bool          `json:"stream"`
-	Messages []chatMessage `json:"messages"`
+	Model               string        `json:"model"`
+	Stream              bool          `json:"stream"`
+	Messages            []chatMessage `json:"messages"`
+	MaxTokens           int           `json:"max_tokens"`
+	MaxCompletionTokens int           `json:"max_completion_tokens"`
+}
+
+// maxTokens is the request's cap on output tokens, 0 when it sets none.
+func (r *chatRequest) maxTokens() int {
+	if r.MaxCompletionTokens > 0 {
+		return r.MaxCompletionTokens
+	}
+	return max(r.MaxTokens, 0)
 }
 
 type chatMessage struct {
@@ -92,7 +102,15 @@ type completion struct {
 	pad       int // bytes of filler after the reply
 	padTokens int
 	usage     bool
+	provider  string
+	price     price
+	flagged   bool   // the last user message asks for a moderation flag
+	noise     uint64 // where processing comments go, drawn from the seed
 }
+
+// flagWord in the last user message makes the moderation flag the prompt
+// (403), as a directive-free way to try it from any client.
+const flagWord = "sim:flagged"
 
 func (s *Server) newCompletion(req *chatRequest, usage bool) completion {
 	cp := completion{
@@ -100,10 +118,13 @@ func (s *Server) newCompletion(req *chatRequest, usage bool) completion {
 		model:   req.Model,
 		usage:   usage,
 	}
+	cp.price, cp.provider = priceOf(req.Model)
+	n := s.opts.Seed ^ mix64(s.ids.Add(1))
+	cp.noise = mix64(n)
 	id := append(cp.idBuf[:0], "gen-"...)
 	id = strconv.AppendInt(id, cp.created, 10)
 	id = append(id, '-')
-	id = appendToken(id, s.opts.Seed^mix64(s.ids.Add(1)))
+	id = appendToken(id, n)
 	cp.idLen = len(id)
 
 	var pc wordCounter
@@ -116,6 +137,7 @@ func (s *Server) newCompletion(req *chatRequest, usage bool) completion {
 		}
 	}
 	cp.prompt = max(pc.n, 1)
+	cp.flagged = strings.Contains(cp.echo, flagWord)
 	cp.echo = excerpt(cp.echo, maxEcho)
 
 	var wc wordCounter
@@ -160,79 +182,61 @@ func (cp *completion) content() string {
 	return string(appendFiller(b, cp.pad))
 }
 
+// appendHead appends the opening of a reply object: id, provider, model,
+// object and created.
 func (cp *completion) appendHead(dst []byte, object string) []byte {
 	dst = append(dst, `{"id":"`...)
 	dst = append(dst, cp.id()...)
-	dst = append(dst, `","object":"`...)
+	dst = append(dst, `","provider":`...)
+	dst = appendQuoted(dst, cp.provider)
+	dst = append(dst, `,"model":`...)
+	dst = appendQuoted(dst, cp.model)
+	dst = append(dst, `,"object":"`...)
 	dst = append(dst, object...)
 	dst = append(dst, `","created":`...)
-	dst = strconv.AppendInt(dst, cp.created, 10)
-	dst = append(dst, `,"model":`...)
-	return appendQuoted(dst, cp.model)
+	return strconv.AppendInt(dst, cp.created, 10)
 }
 
+// completionTokens counts the reply's tokens, padding included.
+func (cp *completion) completionTokens() int { return cp.words + cp.padTokens }
+
+// cost is what the reply costs, in nano-USD, and its prompt and completion
+// parts.
+func (cp *completion) cost() (total, prompt, completion int64) {
+	return cp.price.cost(cp.prompt, cp.completionTokens())
+}
+
+// appendUsage appends OpenRouter's usage object, cost included.
 func (cp *completion) appendUsage(dst []byte) []byte {
-	completion := cp.words + cp.padTokens
+	completion := cp.completionTokens()
+	total, pc, cc := cp.cost()
 	dst = append(dst, `"usage":{"prompt_tokens":`...)
 	dst = strconv.AppendInt(dst, int64(cp.prompt), 10)
 	dst = append(dst, `,"completion_tokens":`...)
 	dst = strconv.AppendInt(dst, int64(completion), 10)
 	dst = append(dst, `,"total_tokens":`...)
 	dst = strconv.AppendInt(dst, int64(cp.prompt+completion), 10)
-	return append(dst, '}')
+	dst = append(dst, `,"cost":`...)
+	dst = appendUSD(dst, total)
+	dst = append(dst, `,"is_byok":false,"prompt_tokens_details":{"cached_tokens":0,"audio_tokens":0},"cost_details":{"upstream_inference_cost":null,"upstream_inference_prompt_cost":`...)
+	dst = appendUSD(dst, pc)
+	dst = append(dst, `,"upstream_inference_completions_cost":`...)
+	dst = appendUSD(dst, cc)
+	return append(dst, `},"completion_tokens_details":{"reasoning_tokens":0,"image_tokens":0}}`...)
 }
 
 // appendBody appends the non-streamed reply (object "chat.completion").
 func (cp *completion) appendBody(dst []byte) []byte {
 	dst = cp.appendHead(dst, "chat.completion")
-	dst = append(dst, `,"choices":[{"index":0,"message":{"role":"assistant","content":"`...)
+	dst = append(dst, `,"system_fingerprint":null,"choices":[{"logprobs":null,"finish_reason":"stop","native_finish_reason":"stop","index":0,"message":{"role":"assistant","content":"`...)
 	cp.eachPiece(func(s string) { dst = appendEscaped(dst, s) })
 	dst = appendFiller(dst, cp.pad)
-	dst = append(dst, `"},"finish_reason":"stop"}]`...)
+	dst = append(dst, `","refusal":null,"reasoning":null}}]`...)
 	if cp.usage {
 		dst = append(dst, ',')
 		dst = cp.appendUsage(dst)
 	}
 	return append(dst, '}')
-}
-
-// appendStream appends the streamed reply as server-sent events, as OpenAI
-// sends them: one "chat.completion.chunk" per piece (the first with the
-// role), a chunk with an empty delta and finish_reason "stop", a chunk with
-// no choices and the usage, then "data: [DONE]". It returns the end offset
-// (in dst) of each piece's event and of the tail (the rest, sent at once).
-// With badJSON the first event's JSON is cut in half.
-func (cp *completion) appendStream(dst []byte, pieces []string, badJSON bool) ([]byte, []int) {
-	ends := make([]int, 0, len(pieces)+1)
-	for i, p := range pieces {
-		start := len(dst)
-		dst = append(dst, "data: "...)
-		dst = cp.appendHead(dst, "chat.completion.chunk")
-		dst = append(dst, `,"choices":[{"index":0,"delta":{`...)
-		if i == 0 {
-			dst = append(dst, `"role":"assistant",`...)
-		}
-		dst = append(dst, `"content":"`...)
-		dst = appendEscaped(dst, p)
-		dst = append(dst, `"},"finish_reason":null}]}`...)
-		if i == 0 && badJSON {
-			dst = dst[:start+(len(dst)-start)/2]
-		}
-		dst = append(dst, "\n\n"...)
-		ends = append(ends, len(dst))
-	}
-	dst = append(dst, "data: "...)
-	dst = cp.appendHead(dst, "chat.completion.chunk")
-	dst = append(dst, `,"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}`+"\n\n"...)
-	if cp.usage {
-		dst = append(dst, "data: "...)
-		dst = cp.appendHead(dst, "chat.completion.chunk")
-		dst = append(dst, `,"choices":[],`...)
-		dst = cp.appendUsage(dst)
-		dst = append(dst, "}\n\n"...)
-	}
-	dst = append(dst, "data: [DONE]\n\n"...)
-	return dst, append(ends, len(dst))
 }
 
 // fit sets the padding so that build makes a body of exactly size bytes,
@@ -297,14 +301,22 @@ func (c *call) serveCompletion() {
 		c.sendError(http.StatusNotFound, "model not found", hint{})
 		return
 	}
-	if c.f.status >= 400 {
-		c.sendError(c.f.status, statusMessage(c.f.status), c.f.errorHint())
+	if c.refuseByDirective(req.Model) {
 		return
 	}
-
-	cp := c.s.newCompletion(req, !c.f.noUsage)
+	cp := c.s.newCompletion(req, !c.f.noUsage && c.f.inband == 0)
+	if cp.flagged {
+		c.sendRefusal(moderation403(c.ks.acct.id, cp.model, cp.provider, cp.echo))
+		return
+	}
 	if req.Stream {
-		c.sendStream(&cp, bp)
+		c.sendStream(&cp, req.maxTokens(), bp)
+		return
+	}
+	if c.f.inband != 0 {
+		if c.admit(&cp, req.maxTokens()) {
+			c.sendBody(http.StatusOK, "application/json", inbandBody(c.f.inband))
+		}
 		return
 	}
 	cp.fit(c.f.big, func() int {
@@ -312,5 +324,53 @@ func (c *call) serveCompletion() {
 		return len(*bp)
 	})
 	*bp = cp.appendBody((*bp)[:0])
-	c.sendBody(http.StatusOK, "application/json", *bp)
+	if c.admit(&cp, req.maxTokens()) {
+		c.sendBody(http.StatusOK, "application/json", *bp)
+	}
+}
+
+// refuseByDirective answers the error a directive asks for, before the
+// account's rules are applied (so it costs nothing and counts against no
+// quota), and reports whether it did.
+func (c *call) refuseByDirective(model string) bool {
+	_, provider := priceOf(model)
+	user := c.ks.acct.id
+	var r *refusal
+	switch {
+	case c.f.status >= 400:
+		c.sendStatus(c.f.status, c.f.errorHint())
+		return true
+	case c.f.moderation:
+		r = moderation403(user, model, provider, "(flagged by directive)")
+	case c.f.guardrail:
+		r = guardrail403(user, model)
+	case c.f.provider429:
+		r = provider429(user, model, provider, c.f.wait())
+	case c.f.inFlight:
+		r = inFlight402(user, c.f.wait())
+	default:
+		return false
+	}
+	c.sendRefusal(r)
+	return true
+}
+
+// admit applies the account's and key's rules to the reply cp, charging
+// its cost (nothing for an in-band error), or answers the refusal and
+// reports false.
+func (c *call) admit(cp *completion, maxTokens int) bool {
+	q := ask{model: cp.model, price: cp.price, prompt: cp.prompt, maxTokens: maxTokens}
+	if c.f.inband == 0 {
+		q.cost, _, _ = cp.cost()
+	}
+	if r := c.ks.admit(c.s.opts.Now(), &q); r != nil {
+		c.sendRefusal(r)
+		return false
+	}
+	return true
+}
+
+// inbandBody is a 200's body that carries an error instead of a reply.
+func inbandBody(code int) []byte {
+	return newRefusal(code, statusMessage(code), nil, "").body
 }

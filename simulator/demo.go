@@ -21,20 +21,35 @@ func DemoKeys() []string {
 	return keys
 }
 
-// DemoOptions is the upstream of `keygate -demo`, built on DemoKeys: key 1
-// is healthy, key 2 is revoked (always 401), key 3 is rate-limited in bursts
-// (3 of every 20 requests, starting with its first, answer 429 with
-// "Retry-After: 5"), key 4 is healthy. Models answer after 150-400ms (fixed
-// per model name) and stream 6 chunks 80ms apart, slow enough for a person
-// to watch rotation, cooldowns and streaming.
+// Demo account ids, as GET /key reports them in creator_user_id.
+const (
+	DemoAccountA = "user_demo_a"
+	DemoAccountB = "user_demo_b"
+)
+
+// DemoOptions is the upstream of `keygate -demo`, built on DemoKeys, laid
+// out to show OpenRouter's economics within a minute of examples. Account
+// A ($25 of credit, bought, so 1000 free requests a day) owns key 1
+// (healthy) and key 2 (revoked: always 401). Account B ($0.50, never
+// bought: 50 free requests a day, 45 of them used today) owns key 3, whose
+// daily cap of $1.00 has $0.005 left (a request without max_tokens to a
+// model like openai/gpt-4o-mini asks for more: 402 "can only afford"), and
+// key 4 (healthy, no cap); five ":free" requests later the account answers
+// 429 free-models-per-day. Models answer after 150-400ms (fixed per model
+// name) and stream 6 chunks 80ms apart, slow enough for a person to watch
+// rotation, cooldowns and streaming.
 func DemoOptions() Options {
 	k := DemoKeys()
 	return Options{
-		Keys: map[string]Profile{
-			k[0]: {},
-			k[1]: {Status: http.StatusUnauthorized},
-			k[2]: {RateLimitEvery: 20, RateLimitBurst: 3, RetryAfter: 5 * time.Second},
-			k[3]: {},
+		Accounts: []Account{
+			{ID: DemoAccountA, Balance: 25, Purchased: 25, Keys: []KeySpec{
+				{Secret: k[0], Label: "demo key 1"},
+				{Secret: k[1], Label: "demo key 2 (revoked)", Profile: Profile{Status: http.StatusUnauthorized}},
+			}},
+			{ID: DemoAccountB, Balance: 0.5, FreeUsedToday: 45, Keys: []KeySpec{
+				{Secret: k[2], Label: "demo key 3 (near its cap)", Limit: 1, LimitReset: "daily", Usage: 0.995},
+				{Secret: k[3], Label: "demo key 4"},
+			}},
 		},
 		Latency:       150 * time.Millisecond,
 		LatencySpread: 250 * time.Millisecond,

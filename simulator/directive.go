@@ -2,6 +2,7 @@ package simulator
 
 import (
 	"errors"
+	"net/http"
 	"strconv"
 	"strings"
 	"time"
@@ -26,6 +27,15 @@ type fault struct {
 	badJSON       bool
 	big           int
 	noUsage       bool
+	moderation    bool
+	guardrail     bool
+	provider429   bool
+	inFlight      bool
+	inband        int // status of the error a 200 carries; 0 for none
+	errAfter      int // content chunks before a stream's in-band error
+	noData        bool
+	holdSet       bool
+	hold          time.Duration
 }
 
 // Limits on directive values, so that a typo cannot hang or exhaust a test.
@@ -95,6 +105,37 @@ func (f *fault) apply(name, value string, hasValue bool) error {
 		return flag(&f.badJSON)
 	case "nousage":
 		return flag(&f.noUsage)
+	case "moderation":
+		return flag(&f.moderation)
+	case "guardrail":
+		return flag(&f.guardrail)
+	case "provider429":
+		return flag(&f.provider429)
+	case "inflight":
+		return flag(&f.inFlight)
+	case "nodata":
+		return flag(&f.noData)
+	case "inband":
+		n, err := strconv.Atoi(value)
+		if err != nil || n < 400 || n > 599 {
+			return errBadDirective
+		}
+		f.inband = n
+	case "errorafter":
+		n, err := strconv.Atoi(value)
+		if err != nil || n < 0 || n > maxChunks {
+			return errBadDirective
+		}
+		f.errAfter = n
+		if f.inband == 0 {
+			f.inband = http.StatusBadGateway
+		}
+	case "hold":
+		d, ok := parseDuration(value)
+		if !ok {
+			return errBadDirective
+		}
+		f.holdSet, f.hold = true, d
 	case "status":
 		n, err := strconv.Atoi(value)
 		if err != nil || !(n == 200 || n >= 400 && n <= 599) {
@@ -135,6 +176,15 @@ func (f *fault) apply(name, value string, hasValue bool) error {
 		return errUnknownDirective
 	}
 	return nil
+}
+
+// wait is the delay a directive's Retry-After announces (after=, default
+// 1s).
+func (f *fault) wait() time.Duration {
+	if f.afterSet {
+		return f.after
+	}
+	return defaultRetryAfter
 }
 
 // errorHint is the reset hint the directives ask for on an error reply.

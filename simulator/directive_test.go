@@ -28,6 +28,15 @@ func TestParseDirectives(t *testing.T) {
 		{"RESET, truncate ,badJSON,noUsage", fault{reset: true, truncate: true, badJSON: true, noUsage: true}, nil},
 		{"delay=300ms,chunkdelay=0s,chunks=9", fault{delaySet: true, delay: 300 * time.Millisecond, chunkDelaySet: true, chunks: 9}, nil},
 		{"big=8MB", fault{big: 8 << 20}, nil},
+		{"moderation,guardrail,provider429,inflight,nodata", fault{moderation: true, guardrail: true, provider429: true, inFlight: true, noData: true}, nil},
+		{"inband=429", fault{inband: 429}, nil},
+		{"errorafter=3", fault{inband: 502, errAfter: 3}, nil},
+		{"inband=500,errorafter=0", fault{inband: 500}, nil},
+		{"hold=2s", fault{holdSet: true, hold: 2 * time.Second}, nil},
+		{"inband=200", fault{}, errBadDirective},
+		{"errorafter=-1", fault{}, errBadDirective},
+		{"moderation=yes", fault{}, errBadDirective},
+		{"hold=forever", fault{}, errBadDirective},
 		{"big=512kb", fault{big: 512 << 10}, nil},
 		{"big=1000", fault{big: 1000}, nil},
 		{"statsu=500", fault{}, errUnknownDirective},
@@ -89,6 +98,7 @@ func FuzzParseDirectives(f *testing.F) {
 		"reset", "truncate,badjson,noUsage", "big=8MB", "big=512KB", "after=1500ms",
 		"status=", "=,=,", ",,,", "big=9999999999999999999GB", "chunks=-1", "delay=1e9h",
 		"reset=none,reset", "STATUS = 503 , Reset = RATELIMIT-RESET", "\x00=\xff",
+		"moderation,guardrail", "provider429,after=7", "inflight", "inband=429,errorafter=2", "nodata,hold=1s", "errorafter=99999",
 	} {
 		f.Add(s)
 	}
@@ -108,6 +118,9 @@ func FuzzParseDirectives(f *testing.F) {
 		}
 		if fl.chunks < 0 || fl.chunks > maxChunks || fl.big < 0 || fl.big > maxBig || fl.after < 0 {
 			t.Fatalf("out of range: %+v", fl)
+		}
+		if fl.inband != 0 && (fl.inband < 400 || fl.inband > 599) || fl.errAfter < 0 || fl.errAfter > maxChunks || fl.hold < 0 || fl.hold > maxDirectiveDelay {
+			t.Fatalf("stream directives out of range: %+v", fl)
 		}
 		if fl.hintSet && (fl.hint < HintRetryAfter || fl.hint > HintNone) {
 			t.Fatalf("hint %v", fl.hint)

@@ -8,48 +8,73 @@ import (
 	"github.com/keygate/keygate/secret"
 )
 
-// simModels are the models GET /models lists; any other name works for a
-// completion too, except the not-found ones (x/broken, x/missing...).
-var simModels = [...]struct{ id, name string }{
-	{"openai/gpt-4o", "OpenAI: GPT-4o"},
-	{"openai/gpt-4o-mini", "OpenAI: GPT-4o-mini"},
-	{"openai/gpt-3.5-turbo", "OpenAI: GPT-3.5 Turbo"},
-	{"anthropic/claude-3.5-sonnet", "Anthropic: Claude 3.5 Sonnet"},
-	{"google/gemini-flash-1.5", "Google: Gemini Flash 1.5"},
-	{"meta-llama/llama-3.1-8b-instruct", "Meta: Llama 3.1 8B Instruct"},
-	{"mistralai/mistral-7b-instruct", "Mistral: Mistral 7B Instruct"},
+type modelEntry struct {
+	ID                  string            `json:"id"`
+	Object              string            `json:"object"`
+	CanonicalSlug       string            `json:"canonical_slug"`
+	HuggingFaceID       string            `json:"hugging_face_id"`
+	Name                string            `json:"name"`
+	Created             int64             `json:"created"`
+	Description         string            `json:"description"`
+	ContextLength       int               `json:"context_length"`
+	Architecture        modelArchitecture `json:"architecture"`
+	Pricing             modelPricing      `json:"pricing"`
+	TopProvider         topProvider       `json:"top_provider"`
+	PerRequestLimits    *struct{}         `json:"per_request_limits"`
+	SupportedParameters []string          `json:"supported_parameters"`
+	DefaultParameters   *struct{}         `json:"default_parameters"`
+	SupportedVoices     []string          `json:"supported_voices"`
+	Links               modelLinks        `json:"links"`
+	ExpirationDate      *string           `json:"expiration_date"`
 }
 
-type modelEntry struct {
-	ID            string       `json:"id"`
-	Object        string       `json:"object"`
-	Created       int64        `json:"created"`
-	OwnedBy       string       `json:"owned_by"`
-	Name          string       `json:"name"`
-	ContextLength int          `json:"context_length"`
-	Pricing       modelPricing `json:"pricing"`
+type modelArchitecture struct {
+	Modality         string   `json:"modality"`
+	InputModalities  []string `json:"input_modalities"`
+	OutputModalities []string `json:"output_modalities"`
+	Tokenizer        string   `json:"tokenizer"`
+	InstructType     *string  `json:"instruct_type"`
 }
 
 type modelPricing struct {
-	Prompt     string `json:"prompt"`
-	Completion string `json:"completion"`
+	Prompt            string `json:"prompt"`
+	Completion        string `json:"completion"`
+	Request           string `json:"request"`
+	Image             string `json:"image"`
+	WebSearch         string `json:"web_search"`
+	InternalReasoning string `json:"internal_reasoning"`
 }
 
-// modelList is the body of GET /models, in the shape OpenAI and OpenRouter
-// share: {"object":"list","data":[{"id":...,"object":"model",...}]}.
-func modelList(created int64) []byte {
+type topProvider struct {
+	ContextLength       int  `json:"context_length"`
+	MaxCompletionTokens *int `json:"max_completion_tokens"`
+	IsModerated         bool `json:"is_moderated"`
+}
+
+type modelLinks struct {
+	Details string `json:"details"`
+}
+
+// chatParameters are the supported_parameters of every chat model listed.
+var chatParameters = []string{"max_tokens", "temperature", "top_p", "stop", "frequency_penalty", "presence_penalty", "seed", "response_format"}
+
+// modelList is the body of GET /models in OpenRouter's shape, the one
+// @openrouter/sdk validates: {"data":[{"id", "canonical_slug",
+// "architecture", "pricing", "top_provider", ...}], "links", "total_count"}.
+// OpenAI clients read only "data" and "id".
+func modelList() []byte {
 	list := struct {
 		Object string       `json:"object"`
 		Data   []modelEntry `json:"data"`
+		Links  struct {
+			Next *string `json:"next"`
+		} `json:"links"`
+		TotalCount int `json:"total_count"`
 	}{Object: "list"}
-	for _, m := range simModels {
-		owner, _, _ := strings.Cut(m.id, "/")
-		list.Data = append(list.Data, modelEntry{
-			ID: m.id, Object: "model", Created: created, OwnedBy: owner,
-			Name: m.name, ContextLength: 128000,
-			Pricing: modelPricing{Prompt: "0", Completion: "0"},
-		})
+	for _, m := range catalogue {
+		list.Data = append(list.Data, entryOf(m))
 	}
+	list.TotalCount = len(list.Data)
 	b, err := json.Marshal(list)
 	if err != nil {
 		panic(err) // a fixed shape of strings and numbers always marshals
@@ -57,10 +82,42 @@ func modelList(created int64) []byte {
 	return b
 }
 
+func entryOf(m modelInfo) modelEntry {
+	slug, _, _ := strings.Cut(m.id, ":")
+	e := modelEntry{
+		ID: m.id, Object: "model", CanonicalSlug: slug, Name: m.name, Created: m.created,
+		Description:   m.name + ", as simulated by keygate's upstream simulator.",
+		ContextLength: m.context,
+		Architecture: modelArchitecture{
+			Modality: "text->text", InputModalities: []string{"text"}, OutputModalities: []string{"text"},
+			Tokenizer: m.tokenizer,
+		},
+		Pricing: modelPricing{
+			Prompt: perToken(m.price.prompt), Completion: perToken(m.price.completion),
+			Request: "0", Image: "0", WebSearch: "0", InternalReasoning: "0",
+		},
+		TopProvider:         topProvider{ContextLength: m.context, IsModerated: m.provider == "OpenAI"},
+		SupportedParameters: chatParameters,
+		SupportedVoices:     nil,
+		Links:               modelLinks{Details: "/api/v1/models/" + slug + "/endpoints"},
+	}
+	if m.instruct != "" {
+		e.Architecture.InstructType = &m.instruct
+	}
+	if m.embedding {
+		e.Architecture.Modality = "text->embeddings"
+		e.Architecture.OutputModalities = []string{"embeddings"}
+		e.SupportedParameters = []string{}
+	} else {
+		e.TopProvider.MaxCompletionTokens = &m.price.maxOutput
+	}
+	return e
+}
+
 // serveModels answers GET /models.
 func (c *call) serveModels() {
 	if c.f.status >= 400 {
-		c.sendError(c.f.status, statusMessage(c.f.status), c.f.errorHint())
+		c.sendStatus(c.f.status, c.f.errorHint())
 		return
 	}
 	c.sendBody(http.StatusOK, "application/json", c.s.models)
@@ -95,7 +152,7 @@ func (c *call) serveEcho() {
 	}
 	body := *bp
 	if c.f.status >= 400 {
-		c.sendError(c.f.status, statusMessage(c.f.status), c.f.errorHint())
+		c.sendStatus(c.f.status, c.f.errorHint())
 		return
 	}
 	r := c.r

@@ -334,7 +334,7 @@ func (c *bubbleCall) answered() bool {
 // events counts the server-sent events written so far.
 func (c *bubbleCall) events() int {
 	body, _ := c.w.written()
-	return strings.Count(body, "\n\n")
+	return strings.Count(body, "\n\n") - strings.Count(body, processing)
 }
 
 // result is the whole reply; call it once the call has finished.

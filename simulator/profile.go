@@ -118,7 +118,10 @@ type keyState struct {
 	profile  Profile
 	hash     uint64
 	requests atomic.Int64
+	reads    atomic.Int64 // GET /key and /credits calls
 	byStatus [600]atomic.Int64
+	acct     *account
+	bud      budget // guarded by acct.mu
 }
 
 func newKeyState(key string, p Profile) *keyState {

@@ -19,6 +19,7 @@ type call struct {
 	ks    *keyState // nil until the key is checked
 	f     fault
 	model string
+	read  bool // a budget read: not counted in the key's ByStatus
 }
 
 var errBodyTooLarge = errors.New("request body too large")
@@ -81,6 +82,13 @@ func (c *call) sendError(status int, msg string, h hint) {
 	c.sendBody(status, "application/json", b)
 }
 
+// sendStatus answers with the error body of a status that a Profile or a
+// directive asks for (codeBody) and the reset hint h.
+func (c *call) sendStatus(status int, h hint) {
+	h.setHeaders(c.w.Header(), c.s.opts.Now())
+	c.sendBody(status, "application/json", codeBody(status))
+}
+
 func (c *call) sendMethodNotAllowed(allow string) {
 	c.w.Header().Set("Allow", allow)
 	c.sendError(http.StatusMethodNotAllowed, "method not allowed", hint{})
@@ -113,7 +121,7 @@ func (c *call) pause(d time.Duration) bool {
 }
 
 func (c *call) writeHead(status int) {
-	if c.ks != nil {
+	if c.ks != nil && !c.read {
 		c.ks.record(status)
 	}
 	c.w.WriteHeader(status)
@@ -170,68 +178,4 @@ func (c *call) abort(rst bool) {
 		_ = tc.SetLinger(0)
 	}
 	_ = conn.Close()
-}
-
-// sendStream streams the reply cp as server-sent events, flushed one by one
-// with the chunk delay between content chunks, and the body's SHA-256 as a
-// trailer. With reset or truncate the first event is sent (its SHA-256 in a
-// header; truncate also declares the whole Content-Length) and then the
-// connection breaks. buf is scratch space.
-func (c *call) sendStream(cp *completion, buf *[]byte) {
-	chunks := c.s.opts.Chunks
-	if c.f.chunks > 0 {
-		chunks = c.f.chunks
-	}
-	gap := c.s.opts.ChunkDelay
-	if c.f.chunkDelaySet {
-		gap = c.f.chunkDelay
-	}
-	var ends []int
-	build := func() int {
-		*buf, ends = cp.appendStream((*buf)[:0], split(cp.content(), chunks), c.f.badJSON)
-		return len(*buf)
-	}
-	cp.fit(c.f.big, build)
-	build()
-	body := *buf
-
-	h := c.w.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-cache")
-	cut := c.f.reset || c.f.truncate
-	if cut {
-		sum := sha256.Sum256(body[:ends[0]])
-		h.Set(HeaderBodySHA256, hex.EncodeToString(sum[:]))
-	} else {
-		h.Set("Trailer", HeaderBodySHA256)
-	}
-	if c.f.truncate {
-		h.Set("Content-Length", strconv.Itoa(len(body)))
-	}
-	if !c.wait() {
-		return
-	}
-	c.writeHead(http.StatusOK)
-	rc := http.NewResponseController(c.w)
-	hs := sha256.New()
-	start := 0
-	for i, end := range ends {
-		seg := body[start:end]
-		start = end
-		if _, err := c.w.Write(seg); err != nil {
-			return
-		}
-		hs.Write(seg)
-		if err := rc.Flush(); err != nil {
-			return
-		}
-		if i == 0 && cut {
-			c.abort(c.f.reset)
-			return
-		}
-		if i < len(ends)-2 && !c.pause(gap) {
-			return
-		}
-	}
-	h.Set(HeaderBodySHA256, hex.EncodeToString(hs.Sum(nil)))
 }

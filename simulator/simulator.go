@@ -1,6 +1,7 @@
 package simulator
 
 import (
+	"fmt"
 	"net"
 	"net/http"
 	"strings"
@@ -30,8 +31,14 @@ const maxRequestBody = 32 << 20
 // that knows no key (every request gets 401).
 type Options struct {
 	// Keys maps a key (the raw bearer token) to how it behaves. A missing
-	// or unknown key gets 401. The map is copied by New.
+	// or unknown key gets 401. The map is copied by New. Each of these keys
+	// has an account of its own with ample credit ($1,000,000, 1000 free
+	// requests a day) and no cap, so that only its Profile makes it fail.
 	Keys map[string]Profile
+	// Accounts lay out accounts owning keys, with balances, caps and
+	// quotas, as OpenRouter enforces them. A key may not appear twice,
+	// here or in Keys.
+	Accounts []Account
 	// Latency is the delay before the response headers of every call,
 	// errors included (default 0). The "delay" directive replaces it.
 	Latency time.Duration
@@ -48,8 +55,10 @@ type Options struct {
 	// faults and generation ids). A given seed, key and request number
 	// always give the same outcome, whatever the concurrency.
 	Seed uint64
-	// Now is the clock for Retry-After dates, X-RateLimit-Reset and the
-	// "created" field (default time.Now).
+	// Now is the clock for Retry-After dates, X-RateLimit-Reset, the
+	// "created" field, and the periods of usage, caps and free-model quotas
+	// (UTC minute, day, week, month); tests move it to cross midnight
+	// (default time.Now).
 	Now func() time.Time
 }
 
@@ -61,6 +70,7 @@ type Server struct {
 	keys     map[string]*keyState
 	unknown  keyState
 	total    atomic.Int64
+	reads    atomic.Int64
 	inFlight atomic.Int64
 	ids      atomic.Uint64
 	models   []byte
@@ -81,8 +91,18 @@ type Server struct {
 
 // New returns a simulator to mount as an http.Handler (for example with
 // httptest.NewServer). Its BaseURL is empty: use the test server's URL plus
-// PathPrefix. Call Close when done so that waiting handlers stop.
+// PathPrefix. Call Close when done so that waiting handlers stop. It panics
+// on a layout Start would refuse (a key twice, a bad LimitReset): a mistake
+// in the test that wrote it.
 func New(opts Options) *Server {
+	s, err := build(opts)
+	if err != nil {
+		panic(err)
+	}
+	return s
+}
+
+func build(opts Options) (*Server, error) {
 	if opts.Chunks <= 0 {
 		opts.Chunks = defaultChunks
 	}
@@ -95,26 +115,29 @@ func New(opts Options) *Server {
 		done: make(chan struct{}),
 		idle: make(chan struct{}, 1),
 	}
-	for k, p := range opts.Keys {
-		s.keys[k] = newKeyState(k, p)
+	if err := s.addKeys(opts); err != nil {
+		return nil, err
 	}
-	s.opts.Keys = nil
-	s.models = modelList(opts.Now().Unix())
+	s.opts.Keys, s.opts.Accounts = nil, nil
+	s.models = modelList()
 	s.bufs.New = func() any {
 		b := make([]byte, 0, 4096)
 		return &b
 	}
-	return s
+	return s, nil
 }
 
 // Start listens on 127.0.0.1 on a free port and serves in the background
 // until Close.
 func Start(opts Options) (*Server, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	s, err := build(opts)
 	if err != nil {
 		return nil, err
 	}
-	s := New(opts)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("simulator: listening: %w", err)
+	}
 	s.ln = ln
 	s.srv = &http.Server{
 		Handler:           s,
@@ -195,6 +218,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ep = completionsEndpoint
 	case rest == "/models":
 		ep = modelsEndpoint
+	case rest == "/embeddings":
+		ep = embeddingsEndpoint
+	case rest == "/responses":
+		ep = responsesEndpoint
+	case rest == "/key" || rest == "/auth/key":
+		ep = keyEndpoint
+	case rest == "/credits":
+		ep = creditsEndpoint
 	case rest == "/echo" || strings.HasPrefix(rest, "/echo/"):
 		ep = echoEndpoint
 	}
@@ -223,10 +254,23 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c.ks = ks
-	n := uint64(ks.requests.Add(1) - 1)
-	if status, h := ks.decide(n, s.opts.Seed); status != 0 {
-		c.sendError(status, statusMessage(status), h)
-		return
+	if ep.isRead() {
+		// Budget reads neither count as requests of the key nor meet its
+		// Profile's faults, only its revocation: keygate's polls must not
+		// shift a test's rate-limit windows.
+		c.read = true
+		ks.reads.Add(1)
+		s.reads.Add(1)
+		if ks.profile.Status == http.StatusUnauthorized {
+			c.sendStatus(http.StatusUnauthorized, hint{})
+			return
+		}
+	} else {
+		n := uint64(ks.requests.Add(1) - 1)
+		if status, h := ks.decide(n, s.opts.Seed); status != 0 {
+			c.sendStatus(status, h)
+			return
+		}
 	}
 	if d := r.Header.Get(HeaderFault); d != "" {
 		if err := parseDirectives(d, &c.f); err != nil {
@@ -234,11 +278,23 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if ep.isInference() && ks.bud.management {
+		c.sendRefusal(forbidden403("Management keys cannot be used to make API calls to OpenRouter's completion endpoints"))
+		return
+	}
 	switch ep {
 	case completionsEndpoint:
 		c.serveCompletion()
+	case embeddingsEndpoint:
+		c.serveEmbeddings()
+	case responsesEndpoint:
+		c.serveResponses()
 	case modelsEndpoint:
 		c.serveModels()
+	case keyEndpoint:
+		c.serveKey()
+	case creditsEndpoint:
+		c.serveCredits()
 	case echoEndpoint:
 		c.serveEcho()
 	}
@@ -250,20 +306,32 @@ type endpoint int
 const (
 	noEndpoint endpoint = iota
 	completionsEndpoint
+	embeddingsEndpoint
+	responsesEndpoint
 	modelsEndpoint
+	keyEndpoint
+	creditsEndpoint
 	echoEndpoint
 )
 
 // method is the one method the endpoint accepts, or "" for any.
 func (e endpoint) method() string {
 	switch e {
-	case completionsEndpoint:
+	case completionsEndpoint, embeddingsEndpoint, responsesEndpoint:
 		return http.MethodPost
-	case modelsEndpoint:
+	case modelsEndpoint, keyEndpoint, creditsEndpoint:
 		return http.MethodGet
 	}
 	return ""
 }
+
+// isInference tells the endpoints that answer with a model, and cost.
+func (e endpoint) isInference() bool {
+	return e == completionsEndpoint || e == embeddingsEndpoint || e == responsesEndpoint
+}
+
+// isRead tells the endpoints that read a key's or account's budget.
+func (e endpoint) isRead() bool { return e == keyEndpoint || e == creditsEndpoint }
 
 // bearer returns the token of an "Authorization: Bearer <token>" header.
 func bearer(r *http.Request) string {

@@ -15,8 +15,9 @@ import (
 )
 
 // streamOf reads a whole stream and decodes its chunks; it checks the
-// framing: content chunks, one finish chunk, then one usage chunk with no
-// choices (unless noUsage), then [DONE]. chunks holds the content chunks.
+// framing: content chunks, one finish chunk, then one usage chunk that
+// repeats finish_reason (unless noUsage), then [DONE]. chunks holds the
+// content chunks.
 func streamOf(t *testing.T, h *harness, model string, hdr map[string]string) (chunks []oaCompletion, usage *oaCompletion, body []byte) {
 	t.Helper()
 	resp := h.request(context.Background(), "POST", "/chat/completions", keyOK, chatBody(model, "Say hi", true), hdr)
@@ -46,9 +47,12 @@ func streamOf(t *testing.T, h *harness, model string, hdr map[string]string) (ch
 		if c.Object != "chat.completion.chunk" || c.Model != model || c.Created != fixedNow.Unix() {
 			t.Errorf("chunk head: %s", ev)
 		}
-		if len(c.Choices) == 0 {
+		if c.Usage != nil {
 			if usage != nil {
 				t.Errorf("two usage chunks")
+			}
+			if len(c.Choices) != 1 || c.Choices[0].FinishReason == nil || *c.Choices[0].FinishReason != "stop" {
+				t.Errorf("usage chunk does not repeat finish_reason: %s", ev)
 			}
 			usage = &c
 			continue

@@ -1,0 +1,136 @@
+// Package keysfile reads the key pool from a KEYS_FILE and watches that file
+// for changes, so that keys can be added, rotated and removed without a
+// restart.
+//
+// The file is a .env file (OPENROUTER_API_KEY_<N>=<key> lines, # comments,
+// blanks), read by godotenv and turned into a pool by config.PoolFrom, so a
+// file means exactly what the same variables in the environment mean. A file
+// that does not parse, or holds no key, is refused with a reason; the caller
+// keeps its last good pool.
+package keysfile
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+
+	"github.com/joho/godotenv"
+
+	"github.com/keygate/keygate/config"
+	"github.com/keygate/keygate/keyring"
+)
+
+// MaxSize is the largest keys file read; a pool of thousands of keys is a
+// few hundred KiB, and anything larger is a mistake (a wrong path).
+const MaxSize = 1 << 20
+
+// Errors a refusal wraps, for callers that branch on the cause. Their text
+// never quotes the file: a line that does not parse may hold a key.
+var (
+	// ErrSyntax: a line is neither KEY=value, a comment nor blank.
+	ErrSyntax = errors.New("not a .env file: a line is neither KEY=value, a # comment nor blank (the line is not quoted here, as it may hold a key)")
+	// ErrNoKeys: the file parses but would leave the pool empty.
+	ErrNoKeys = errors.New("no key in it: want OPENROUTER_API_KEY_<N>=<key> lines (or OPENROUTER_API_KEYS=<k1>,<k2>)")
+	// ErrTooLarge: the file is larger than MaxSize.
+	ErrTooLarge = fmt.Errorf("larger than %d bytes", MaxSize)
+)
+
+// File is one good reading of a keys file.
+type File struct {
+	// Path is the file as it was named (not its symlink target).
+	Path string
+	// Entries is the pool, ordered by id, duplicates dropped.
+	Entries []keyring.Entry
+	// Duplicates are ids whose key repeats an earlier one's, for a warning.
+	Duplicates []config.Duplicate
+	// Sum is the SHA-256 of the file's bytes: two readings with the same
+	// Sum hold the same pool.
+	Sum [sha256.Size]byte
+}
+
+// Read reads and parses the keys file at path. Its errors name the path and
+// wrap ErrSyntax, ErrNoKeys, ErrTooLarge or the os error.
+func Read(path string) (File, error) {
+	data, err := readLimited(path)
+	if err != nil {
+		return File{}, fmt.Errorf("keys file %s refused: %w", path, err)
+	}
+	entries, dups, err := Parse(data)
+	if err != nil {
+		return File{}, fmt.Errorf("keys file %s refused: %w", path, err)
+	}
+	return File{Path: path, Entries: entries, Duplicates: dups, Sum: sha256.Sum256(data)}, nil
+}
+
+func readLimited(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, MaxSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading: %w", err)
+	}
+	if len(data) > MaxSize {
+		return nil, ErrTooLarge
+	}
+	return data, nil
+}
+
+// Parse turns the bytes of a keys file into a pool. Variables other than the
+// key variables are ignored, so that a gateway's .env works as is.
+func Parse(data []byte) ([]keyring.Entry, []config.Duplicate, error) {
+	vars, err := godotenv.Parse(bytes.NewReader(data))
+	if err != nil {
+		// godotenv's message quotes the rest of the file from the bad
+		// line on, which may be a key: it is not passed on.
+		return nil, nil, ErrSyntax
+	}
+	entries, dups, err := config.PoolFrom(vars)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(entries) == 0 {
+		return nil, nil, ErrNoKeys
+	}
+	return entries, dups, nil
+}
+
+// Change is what a new pool does to the old one, by id. A key is kept when
+// its id and its secret are both unchanged; an id whose secret changed is
+// both removed (the old key) and added (the new one).
+type Change struct {
+	Added, Removed, Kept []int
+}
+
+// Diff compares two pools; the lists are ordered by id.
+func Diff(old, next []keyring.Entry) Change {
+	var c Change
+	oldByID := make(map[int]keyring.Entry, len(old))
+	for _, e := range old {
+		oldByID[e.ID] = e
+	}
+	nextByID := make(map[int]keyring.Entry, len(next))
+	for _, e := range next {
+		nextByID[e.ID] = e
+		if o, ok := oldByID[e.ID]; ok && o.Secret.Equal(e.Secret) {
+			c.Kept = append(c.Kept, e.ID)
+		} else {
+			c.Added = append(c.Added, e.ID)
+		}
+	}
+	for _, e := range old {
+		if n, ok := nextByID[e.ID]; !ok || !n.Secret.Equal(e.Secret) {
+			c.Removed = append(c.Removed, e.ID)
+		}
+	}
+	slices.Sort(c.Added)
+	slices.Sort(c.Removed)
+	slices.Sort(c.Kept)
+	return c
+}

@@ -1,0 +1,275 @@
+package webui
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/keygate/keygate/access"
+	"github.com/keygate/keygate/admin"
+	"github.com/keygate/keygate/secret"
+)
+
+// liveWait bounds how long the page may take to show a change of the pool:
+// a poll is every 1.5 s, so a few seconds. pageWait bounds everything else
+// (a page load, an answer to a click), generous for a loaded machine: both
+// are limits, not timings; a wait ends as soon as its condition holds.
+const (
+	liveWait = 5 * time.Second
+	pageWait = 15 * time.Second
+)
+
+// chromium finds the browser; missing, the test skips, except under CI,
+// where it fails.
+func chromium(t *testing.T) string {
+	t.Helper()
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatal("chromium not found (CI=true): install Debian's chromium")
+	}
+	t.Skip("chromium not found")
+	return ""
+}
+
+// browser starts one headless Chromium for the test, cut off from every
+// network but loopback.
+func browser(t *testing.T) context.Context {
+	t.Helper()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromium(t)),
+		chromedp.Headless,
+		chromedp.NoSandbox, // the tests run as root
+		chromedp.DisableGPU,
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1280, 900),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("no-pings", true),
+		// Any name but loopback fails to resolve: the page must need
+		// nothing beyond keygate, and the browser calls nowhere.
+		chromedp.Flag("host-resolver-rules", "MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"),
+	)
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancel := chromedp.NewContext(allocCtx)
+	t.Cleanup(func() {
+		cancel()
+		cancelAlloc()
+	})
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("starting chromium: %v", err)
+	}
+	return ctx
+}
+
+// tab opens a new tab on the browser, bounded in time as a whole.
+func tab(t *testing.T, b context.Context) context.Context {
+	t.Helper()
+	ctx, cancel := chromedp.NewContext(b)
+	t.Cleanup(cancel)
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("opening a tab: %v", err)
+	}
+	ctx, cancelT := context.WithTimeout(ctx, time.Minute)
+	t.Cleanup(cancelT)
+	return ctx
+}
+
+// gateway serves the page and the admin API over pool, as the gateway
+// mounts them.
+func gateway(t *testing.T, pool *fakePool, clients []secret.Key) string {
+	t.Helper()
+	g := access.New(clients, secret.New(adminTok))
+	mux := http.NewServeMux()
+	mux.Handle("/admin/", admin.New(g, pool, nil))
+	mux.Handle("/", New(g, pool, nil))
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+func do(t *testing.T, ctx context.Context, steps ...chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	if err := chromedp.Do(ctx, steps...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// until waits for a JavaScript condition on the page, at most pageWait.
+func until(t *testing.T, ctx context.Context, what, js string) {
+	t.Helper()
+	untilWithin(t, ctx, pageWait, what, js)
+}
+
+func untilWithin(t *testing.T, ctx context.Context, limit time.Duration, what, js string) {
+	t.Helper()
+	_, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](js,
+		chromedp.WithPollingTimeout(limit), chromedp.WithPollingInterval(50*time.Millisecond)))
+	if err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+}
+
+func eval[T any](t *testing.T, ctx context.Context, js string) T {
+	t.Helper()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](js))
+	if err != nil {
+		t.Fatalf("%s: %v", js, err)
+	}
+	return v
+}
+
+func login(t *testing.T, ctx context.Context, token string) {
+	t.Helper()
+	do(t, ctx,
+		chromedp.WaitVisible(chromedp.CSS("#token")),
+		chromedp.SendKeys(chromedp.CSS("#token"), token),
+		chromedp.Click(chromedp.CSS(`#login button[type="submit"]`)),
+	)
+}
+
+const rowsJS = `document.querySelectorAll('#keys tbody tr').length`
+
+func TestBrowser(t *testing.T) {
+	b := browser(t)
+
+	t.Run("every key, and a revoked key rests without a reload", func(t *testing.T) {
+		pool := newFakePool()
+		ctx := tab(t, b)
+		do(t, ctx, chromedp.Navigate(gateway(t, pool, nil)+"/"))
+		until(t, ctx, "all rows", rowsJS+` === 4 && document.querySelector('#keys tbody tr[data-key="4"] td[data-label="key"]').textContent.includes('…4444')`)
+		if got := eval[string](t, ctx, `document.body.innerText`); !containsAll(got, "#1", "#2", "#3", "#4", "sk-or-v1-…1111", "a1b2c3d4") {
+			t.Fatalf("page text lacks a key:\n%s", got)
+		}
+		eval[chromedp.Void](t, ctx, `window.__sameDocument = true`)
+		pool.set(2, func(k *Key) {
+			k.State, k.RestReason, k.RestLeft = StateResting, "auth (401)", Seconds(10*time.Minute)
+		})
+		untilWithin(t, ctx, liveWait, "key 2 resting", `document.querySelector('tr[data-key="2"]').dataset.state === 'resting' && document.querySelector('tr[data-key="2"]').innerText.includes('auth (401)')`)
+		if !eval[bool](t, ctx, `window.__sameDocument === true`) {
+			t.Fatal("the page reloaded to show the change")
+		}
+		if got := eval[bool](t, ctx, `document.querySelectorAll('button[data-action]').length === 0 && document.getElementById('reload').hidden`); !got {
+			t.Fatal("admin buttons shown without the admin token")
+		}
+	})
+
+	t.Run("token prompt; a wrong token shows nothing", func(t *testing.T) {
+		pool := newFakePool()
+		ctx := tab(t, b)
+		do(t, ctx, chromedp.Navigate(gateway(t, pool, []secret.Key{secret.New(clientTok)})+"/"))
+		until(t, ctx, "prompt", `!document.getElementById('login').hidden`)
+		login(t, ctx, "not-a-token")
+		until(t, ctx, "refusal", `!document.getElementById('login-error').hidden`)
+		if got := eval[bool](t, ctx, rowsJS+` === 0 && document.getElementById('data').hidden && sessionStorage.getItem('keygate-token') === null && !document.body.innerText.includes('sk-or-')`); !got {
+			t.Fatal("a wrong token showed pool data or was kept")
+		}
+		login(t, ctx, clientTok)
+		until(t, ctx, "rows with the client token", rowsJS+` === 4`)
+		if got := eval[bool](t, ctx, `document.querySelectorAll('button[data-action]').length === 0 && sessionStorage.getItem('keygate-token') === '`+clientTok+`'`); !got {
+			t.Fatal("admin buttons for a client token, or the token not kept in the session")
+		}
+		// The session keeps the token across a reload of the page.
+		do(t, ctx, chromedp.Reload())
+		until(t, ctx, "rows after a page reload", rowsJS+` === 4`)
+	})
+
+	t.Run("admin buttons disable and enable a key", func(t *testing.T) {
+		pool := newFakePool()
+		ctx := tab(t, b)
+		do(t, ctx, chromedp.Navigate(gateway(t, pool, []secret.Key{secret.New(clientTok)})+"/"))
+		login(t, ctx, adminTok)
+		btn := func(action string) chromedp.CSS {
+			return chromedp.CSS(fmt.Sprintf(`button[data-action=%q][data-id="3"]`, action))
+		}
+		do(t, ctx, chromedp.WaitVisible(btn("disable")), chromedp.Click(btn("disable")))
+		until(t, ctx, "key 3 disabled", `document.querySelector('tr[data-key="3"]').dataset.state === 'disabled'`)
+		do(t, ctx, chromedp.WaitVisible(btn("enable")), chromedp.Click(btn("enable")))
+		until(t, ctx, "key 3 active", `document.querySelector('tr[data-key="3"]').dataset.state === 'active'`)
+		do(t, ctx, chromedp.WaitVisible(btn("check")), chromedp.Click(btn("check")))
+		until(t, ctx, "check answer", `document.getElementById('message').textContent.includes('Key #3: $2.20 of $5.00 left')`)
+		do(t, ctx, chromedp.Click(chromedp.CSS("#reload")))
+		until(t, ctx, "reload answer", `document.getElementById('message').textContent.includes('4 kept')`)
+		want := []string{"disable 3", "enable 3", "check 3", "reload"}
+		if got := pool.called(); !slices.Equal(got, want) {
+			t.Fatalf("admin calls = %v, want %v", got, want)
+		}
+	})
+
+	t.Run("screenshot under load", func(t *testing.T) {
+		pool := newFakePool()
+		load(pool)
+		ctx := tab(t, b)
+		url := gateway(t, pool, nil)
+		do(t, ctx, chromedp.Navigate(url+"/"))
+		until(t, ctx, "rows", rowsJS+` === 4 && document.querySelector('tr[data-key="3"]').dataset.state === 'disabled'`)
+		// Open to all, the page asks for a token only as the admin's.
+		do(t, ctx, chromedp.Click(chromedp.CSS("#signin")))
+		login(t, ctx, adminTok)
+		until(t, ctx, "admin buttons", `document.querySelectorAll('button[data-action]').length === 8 && !document.getElementById('reload').hidden`)
+		shot := func(name string) {
+			png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+			if err != nil {
+				t.Fatal(err)
+			}
+			dir := os.Getenv("KEYGATE_ARTIFACTS")
+			if dir == "" {
+				dir = t.TempDir()
+			}
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join(dir, name)
+			if err := os.WriteFile(path, png, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("screenshot: %s", path)
+			if os.Getenv("KEYGATE_UPDATE_SCREENSHOT") == "1" && name == "status-page.png" {
+				if err := os.WriteFile(filepath.Join("..", "docs", name), png, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		shot("status-page.png")
+		// A phone: rows become cards with a label per line.
+		do(t, ctx, chromedp.EmulateViewport(390, 844))
+		until(t, ctx, "cards on a phone", `getComputedStyle(document.querySelector('#keys thead')).display === 'none' && getComputedStyle(document.querySelector('#keys tbody tr')).display === 'block'`)
+		shot("status-page-phone.png")
+	})
+}
+
+// load gives the pool the look of a busy gateway: calls in flight, a key
+// resting, one on trial, one disabled by hand.
+func load(p *fakePool) {
+	p.set(1, func(k *Key) { k.Calls, k.InFlight = 18234, 7 })
+	p.set(2, func(k *Key) {
+		k.State, k.RestReason, k.RestLeft, k.Calls = StateResting, "rate_limit (429)", Seconds(27*time.Second), 15012
+		k.Failures = map[string]uint64{"account": 12, "upstream": 3}
+	})
+	p.set(3, func(k *Key) { k.State, k.Disabled, k.Calls = StateDisabled, true, 9921 })
+	p.set(4, func(k *Key) {
+		k.State, k.RestReason, k.Calls = StateTrial, "auth (401)", 310
+		k.Failures = map[string]uint64{"key": 4}
+	})
+}
+
+func containsAll(s string, subs ...string) bool {
+	for _, sub := range subs {
+		if !strings.Contains(s, sub) {
+			return false
+		}
+	}
+	return true
+}
