@@ -46,11 +46,17 @@ type book struct {
 	group []atomic.Int32
 	// free is each slot's free-model block, copied from its account.
 	free []atomic.Int64
+	// afford is the tokens each slot was last said to afford, until
+	// affordUntil (unix ns); affordNotes: some slot ever had a note.
+	afford      []atomic.Int64
+	affordUntil []atomic.Int64
+	affordNotes atomic.Bool
 }
 
 func newBook(n int) *book {
 	b := &book{own: make([]cause, n), acct: make([]string, n), accts: map[string]*account{},
-		group: make([]atomic.Int32, n), free: make([]atomic.Int64, n)}
+		group: make([]atomic.Int32, n), free: make([]atomic.Int64, n),
+		afford: make([]atomic.Int64, n), affordUntil: make([]atomic.Int64, n)}
 	for i := range b.group {
 		b.group[i].Store(int32(i))
 	}
@@ -292,4 +298,42 @@ func (s *Set) NextFreeAvailable(now int64) time.Time {
 		}
 	}
 	return time.Unix(0, first)
+}
+
+// NoteAfford records that k's account (or, with onKey, k's own cap) can
+// afford about m tokens of a request until until: upstream said so in a 402
+// "can only afford m". Calls that may ask for more (SkipUnaffordable) go to
+// other keys meanwhile, instead of being refused there first.
+func (s *Set) NoteAfford(k *keyring.Key, m int, onKey bool, until time.Time) {
+	var ex keyring.Exclude
+	if onKey {
+		ex.Add(k.Slot())
+	} else {
+		s.Siblings(k, &ex)
+	}
+	for i := range s.book.afford {
+		if ex.Has(i) {
+			s.book.afford[i].Store(int64(m))
+			s.book.affordUntil[i].Store(until.UnixNano())
+		}
+	}
+	s.book.affordNotes.Store(true)
+}
+
+// AffordNoted reports whether any key has a note of what it can afford, so
+// that callers read a request's max_tokens only then.
+func (s *Set) AffordNoted() bool { return s.book.affordNotes.Load() }
+
+// SkipUnaffordable adds to ex every key noted at now (unix ns) as unable to
+// afford a request of maxTokens (0: not said, so the model's default, which
+// is large).
+func (s *Set) SkipUnaffordable(ex *keyring.Exclude, maxTokens int, now int64) {
+	for i := range s.book.afford {
+		if s.book.affordUntil[i].Load() <= now {
+			continue
+		}
+		if m := s.book.afford[i].Load(); maxTokens == 0 || int64(maxTokens) > m {
+			ex.Add(i)
+		}
+	}
 }

@@ -16,6 +16,18 @@ func modelOf(body []byte) string {
 	return unquote(raw)
 }
 
+// maxTokensOf is the most tokens a request body asks for: max_tokens,
+// max_completion_tokens or (Responses API) max_output_tokens; 0 when none
+// is a plain count.
+func maxTokensOf(body []byte) int {
+	for _, name := range [...]string{"max_tokens", "max_completion_tokens", "max_output_tokens"} {
+		if n, ok := tokenCount(body, name); ok && n > 0 {
+			return n
+		}
+	}
+	return 0
+}
+
 // topLevel returns the raw JSON value of a top-level key of a JSON object,
 // or nil. It scans the text without decoding it; values are not validated.
 func topLevel(body []byte, name string) []byte {

@@ -64,3 +64,21 @@ func FuzzModelOf(f *testing.F) {
 		}
 	})
 }
+
+func TestMaxTokensOf(t *testing.T) {
+	for _, tt := range []struct {
+		body string
+		want int
+	}{
+		{`{"model":"m","max_tokens":256}`, 256},
+		{`{"max_completion_tokens":77,"max_tokens":null}`, 77},
+		{`{"max_output_tokens":12}`, 12},
+		{`{"max_tokens":"9"}`, 0},
+		{`{"messages":[{"max_tokens":5}]}`, 0},
+		{`not json`, 0},
+	} {
+		if got := maxTokensOf([]byte(tt.body)); got != tt.want {
+			t.Errorf("maxTokensOf(%s) = %d, want %d", tt.body, got, tt.want)
+		}
+	}
+}

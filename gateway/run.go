@@ -126,7 +126,7 @@ func (s *Server) run(c echo.Context) error {
 	// the keys taken would shift its cursor off the sequence.
 	distinct := st.Name() != keyring.NameRoundRobin
 	for i, model := range req.Models {
-		calls[i] = relay.Call{Strategy: st, Model: model, Free: freeModel(model), Client: clientOf(r, len(s.o.Tokens) > 0)}
+		calls[i] = relay.Call{Strategy: st, Model: model, Free: freeModel(model), MaxTokens: req.maxTokens(), Client: clientOf(r, len(s.o.Tokens) > 0)}
 		lease, err := s.o.Relay.Acquire(st, &spread)
 		if err != nil && spread.Len() > 0 {
 			spread.Reset()

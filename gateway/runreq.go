@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"unicode"
 )
@@ -262,4 +263,15 @@ func contentText(raw json.RawMessage) string {
 		}
 	}
 	return strings.Join(texts, "\n")
+}
+
+// maxTokens is the most tokens the request's params ask for, 0 when they
+// do not say.
+func (r *runRequest) maxTokens() int {
+	for _, name := range [...]string{"max_tokens", "max_completion_tokens"} {
+		if n, err := strconv.Atoi(string(r.Params[name])); err == nil && n > 0 {
+			return n
+		}
+	}
+	return 0
 }

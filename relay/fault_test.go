@@ -260,3 +260,50 @@ func TestBlind401AsksGetKey(t *testing.T) {
 		t.Fatal("a blind 401 held the key")
 	}
 }
+
+// TestAffordNoteSendsLargeCallsElsewhere: after a key's cap said it can
+// only afford 5000 tokens, calls that may ask for more go to other keys
+// first, smaller ones may still use it, and when no other key is left the
+// key is tried anyway.
+func TestAffordNoteSendsLargeCallsElsewhere(t *testing.T) {
+	capped := `{"error":{"code":402,"message":"You requested up to 16384 tokens, but can only afford 5000. To increase, visit https://openrouter.ai/settings/keys and create a key with a higher limit","metadata":{"limit_source":"openrouter_key_limit"}}}`
+	e := newEnv(t, envOptions{keys: 2}, answers(map[int]answer{1: {402, nil, capped}}))
+	c := relay.Call{}
+	resp, err := e.do(t, nil, &c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	readAll(t, resp)
+	if c.Key.ID != 2 || !e.pool.Available(e.key(1), e.clock.ns.Load()) {
+		t.Fatalf("first call answered by key %d; key 1 must stay in rotation", c.Key.ID)
+	}
+	for _, tt := range []struct {
+		maxTokens int
+		want      []int // keys tried
+	}{{0, []int{2}}, {10000, []int{2}}, {100, []int{1, 2}}} { // this upstream refuses key 1 whatever the size
+		before := e.hitsByKey()
+		c := relay.Call{MaxTokens: tt.maxTokens}
+		resp, err := e.do(t, nil, &c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		readAll(t, resp)
+		after := e.hitsByKey()
+		var tried []int
+		for i := range after {
+			if after[i] > before[i] {
+				tried = append(tried, i+1)
+			}
+		}
+		equalEvents(t, "keys tried for max_tokens "+strconv.Itoa(tt.maxTokens), tried, tt.want)
+	}
+	e.rest(t, 2, 401, 0)
+	c = relay.Call{MaxTokens: 10000}
+	if resp, err = e.do(t, nil, &c); err != nil {
+		t.Fatal(err)
+	}
+	readAll(t, resp)
+	if c.Key.ID != 1 {
+		t.Fatalf("with key 2 resting the call went to key %d, want key 1 tried anyway", c.Key.ID)
+	}
+}

@@ -15,6 +15,10 @@ import (
 	"github.com/keygate/keygate/keyring"
 )
 
+// affordNote is how long a 402 "can only afford M" keeps calls that may ask
+// for more off that key or account: credit may be added, caps reset.
+const affordNote = 5 * time.Minute
+
 // errorBodyWait bounds the wait for an error answer's body.
 const errorBodyWait = 2 * time.Second
 
@@ -148,10 +152,12 @@ func (r *Relay) settle(l Lease, v fault.Verdict, c *Call) (retry bool) {
 		l.trial.Success()
 		if v.Afford > 0 {
 			// This account (or this key's cap) cannot afford the
-			// request's size: try one that can.
+			// request's size: try one that can, and send the calls that
+			// may ask for as much elsewhere for a while.
 			if !v.OnKey {
 				r.breakers.Siblings(k, &c.skip)
 			}
+			r.breakers.NoteAfford(k, v.Afford, v.OnKey, r.breakers.Now().Add(affordNote))
 			return v.Retry
 		}
 		return false

@@ -209,6 +209,10 @@ type Call struct {
 	// Free marks a call to a free model variant (":free"): it is not sent
 	// to an account whose free requests for the day are used up.
 	Free bool
+	// MaxTokens is the most tokens the request asks for (max_tokens), 0
+	// when it does not say; read only while some key is noted as able to
+	// afford little (Breakers().AffordNoted()).
+	MaxTokens int
 	// Client names who sent the call (a token digest, or an address), for
 	// the bound on the rests one client may cause.
 	Client string
@@ -228,6 +232,24 @@ func (r *Relay) Do(req *http.Request, body []byte, c *Call) (*http.Response, err
 	lease := c.First
 	c.First = Lease{}
 	c.skip.CopyFrom(&c.Tried)
+	if r.breakers.AffordNoted() {
+		now := r.breakers.Now().UnixNano()
+		var poor keyring.Exclude
+		r.breakers.SkipUnaffordable(&poor, c.MaxTokens, now)
+		// Only while another key can take the call: a note is about one
+		// model's price, and a cheaper call may still fit.
+		if r.anyOutside(&c.skip, &poor, now) {
+			for _, k := range r.pool.Keys() {
+				if poor.Has(k.Slot()) {
+					c.skip.Add(k.Slot())
+				}
+			}
+			if lease.Key != nil && c.skip.Has(lease.Key.Slot()) {
+				r.Release(lease)
+				lease = Lease{}
+			}
+		}
+	}
 	if c.Free {
 		r.breakers.FreeBlocked(&c.skip, r.breakers.Now().UnixNano())
 		if lease.Key != nil && c.skip.Has(lease.Key.Slot()) {
@@ -313,6 +335,16 @@ func (r *Relay) Do(req *http.Request, body []byte, c *Call) (*http.Response, err
 			return asErrorAnswer(prev, c.Verdict), nil
 		}
 	}
+}
+
+// anyOutside reports whether a key in rotation at now is in neither a nor b.
+func (r *Relay) anyOutside(a, b *keyring.Exclude, now int64) bool {
+	for _, k := range r.pool.Keys() {
+		if !a.Has(k.Slot()) && !b.Has(k.Slot()) && r.pool.Available(k, now) {
+			return true
+		}
+	}
+	return false
 }
 
 // leaseOf is the lease of resp's attempt, kept on its watched body.
