@@ -198,7 +198,7 @@ func (p *passthrough) prepare(w http.ResponseWriter, r *http.Request) *exchangeC
 	ex.call.Model = modelOf(ex.body)
 	ex.counter = p.tokens
 	ex.call.Free = freeModel(ex.call.Model)
-	if p.relay.Breakers().AffordNoted() {
+	if p.relay != nil && p.relay.Breakers().AffordNoted() {
 		ex.call.MaxTokens = maxTokensOf(ex.body)
 	}
 	ex.call.Blind = !inference(strings.TrimPrefix(r.URL.Path, v1Prefix(r.URL.Path)))
