@@ -3,6 +3,7 @@ package breaker
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -46,11 +47,14 @@ type book struct {
 	group []atomic.Int32
 	// free is each slot's free-model block, copied from its account.
 	free []atomic.Int64
+	// disabled marks the slots an operator took out of rotation: a cause
+	// of its own that never ends by itself, beside the automatic ones.
+	disabled []bool
 }
 
 func newBook(n int) *book {
 	b := &book{own: make([]cause, n), acct: make([]string, n), accts: map[string]*account{},
-		group: make([]atomic.Int32, n), free: make([]atomic.Int64, n)}
+		group: make([]atomic.Int32, n), free: make([]atomic.Int64, n), disabled: make([]bool, n)}
 	for i := range b.group {
 		b.group[i].Store(int32(i))
 	}
@@ -81,9 +85,14 @@ func (b *book) effective(slot int) cause {
 	return c
 }
 
-// sync writes slot's effective deadline to the ledger. Call with mu held.
+// sync writes slot's effective deadline to the ledger, the end of time while
+// the key is disabled. Call with mu held.
 func (b *book) sync(l keyring.Ledger, slot int) {
-	l.SetRest(slot, b.effective(slot).until)
+	until := b.effective(slot).until
+	if b.disabled[slot] {
+		until = math.MaxInt64
+	}
+	l.SetRest(slot, until)
 	if a := b.accountOf(slot); a != nil {
 		b.free[slot].Store(a.free)
 	} else {
@@ -119,7 +128,14 @@ func (s *Set) SetAccount(k *keyring.Key, id string) string {
 	if b.accts[label] == nil {
 		b.accts[label] = &account{}
 	}
-	// Regroup: every slot's group is the lowest slot of its account.
+	b.regroup()
+	b.sync(s.pool.Ledger(), slot)
+	return label
+}
+
+// regroup sets every slot's group to the lowest slot of its account. Call
+// with mu held.
+func (b *book) regroup() {
 	first := map[string]int32{}
 	for i, l := range b.acct {
 		g := int32(i)
@@ -132,8 +148,6 @@ func (s *Set) SetAccount(k *keyring.Key, id string) string {
 		}
 		b.group[i].Store(g)
 	}
-	b.sync(s.pool.Ledger(), slot)
-	return label
 }
 
 // Account is k's account label, "" while unknown (the key is then an
@@ -255,7 +269,8 @@ func (s *Set) Lift(k *keyring.Key, reasons ...fault.Reason) {
 	b.sync(s.pool.Ledger(), slot)
 }
 
-// Rest says why k rests and until when; a zero until means it does not.
+// Rest says why k rests and until when, by its automatic causes; a zero
+// until means it does not. A manual disable is apart: see Disabled.
 func (s *Set) Rest(k *keyring.Key) (r fault.Reason, status int, until time.Time) {
 	b := s.book
 	b.mu.Lock()

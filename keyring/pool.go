@@ -157,3 +157,16 @@ func (p *Pool) Begin(k *Key) {
 
 // End marks a call on k as finished.
 func (p *Pool) End(k *Key) { p.ledger.AddInFlight(k.slot, -1) }
+
+// CarryUsed adds the calls made on from (a key of an older pool, src) to k's
+// count: a reload keeps the counters of a key it keeps. Calls in flight are
+// not carried; they end on the pool they began on. A ledger that cannot
+// add a count at once (AddUsedN) keeps its own counts: one shared by
+// replicas names keys by id and needs no carrying.
+func (p *Pool) CarryUsed(k *Key, src *Pool, from *Key) {
+	if a, ok := p.ledger.(usedAdder); ok {
+		if n := src.used(from.slot); n > 0 {
+			a.AddUsedN(k.slot, n)
+		}
+	}
+}
