@@ -1,6 +1,9 @@
 package budget
 
-import "github.com/keygate/keygate/breaker"
+import (
+	"github.com/keygate/keygate/breaker"
+	"github.com/keygate/keygate/keyring"
+)
 
 // CarryFrom gives the keys of kept their budget in old: the last figures,
 // the spend and free requests taken off since, and the time of the next
@@ -19,3 +22,6 @@ func (p *Poller) CarryFrom(old *Poller, kept []breaker.Pair) {
 		to.next.Store(from.next.Load())
 	}
 }
+
+// Pool is the pool the poller keeps budgets for.
+func (p *Poller) Pool() *keyring.Pool { return p.pool }

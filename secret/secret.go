@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 )
 
 // knownPrefixes are public key prefixes that may be shown in the clear.
@@ -138,7 +139,14 @@ func (k Key) SetAuthorization(h http.Header) {
 // for upstream error bodies that echo the key back.
 type Redactor struct {
 	keys []Key
+	// next, once set (Replace), is the redactor in force: a pool reload
+	// brings new keys, which must be masked too.
+	next atomic.Pointer[Redactor]
 }
+
+// Replace makes r mask keys from now on (a reloaded pool's, with those of
+// calls still in flight on the old one). Safe while r is in use.
+func (r *Redactor) Replace(keys []Key) { r.next.Store(NewRedactor(keys)) }
 
 // NewRedactor returns a Redactor for keys.
 func NewRedactor(keys []Key) *Redactor {
@@ -158,6 +166,9 @@ func NewRedactor(keys []Key) *Redactor {
 // the left, the first key found is masked, the longest where several start
 // at one place; s comes back as it is when it holds no key.
 func (r *Redactor) Redact(s string) string {
+	if n := r.next.Load(); n != nil {
+		r = n
+	}
 	out, _ := r.redact(s, true)
 	return out
 }
@@ -167,6 +178,9 @@ func (r *Redactor) Redact(s string) string {
 // longer key than the one found there), cut by the end of s: give those
 // bytes again with what follows.
 func (r *Redactor) RedactPrefix(s string) (string, int) {
+	if n := r.next.Load(); n != nil {
+		r = n
+	}
 	return r.redact(s, false)
 }
 
