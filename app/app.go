@@ -184,6 +184,15 @@ func (a *App) Server() *http.Server {
 // SHUTDOWN_TIMEOUT, and then closes what is left. force, when it yields,
 // ends the wait at once.
 func (a *App) Serve(ctx context.Context, ln net.Listener, force <-chan struct{}) error {
+	// KEYS_FILE is watched from before the first request on; the watch
+	// stops after the last.
+	if a.Config.KeysFile != "" {
+		stopWatch, err := a.WatchKeysFile()
+		if err != nil {
+			return err
+		}
+		defer stopWatch()
+	}
 	srv := a.Server()
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -193,15 +202,6 @@ func (a *App) Serve(ctx context.Context, ln net.Listener, force <-chan struct{})
 	polled := make(chan struct{})
 	go func() { a.Live.Run(pctx); close(polled) }()
 	defer func() { stopPolls(); <-polled }()
-	if a.Config.KeysFile != "" {
-		stopWatch, err := a.WatchKeysFile()
-		if err != nil {
-			_ = srv.Close()
-			<-errc
-			return err
-		}
-		defer stopWatch()
-	}
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serving: %w", err)
