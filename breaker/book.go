@@ -302,9 +302,15 @@ func (s *Set) NextFreeAvailable(now int64) time.Time {
 		if until <= now {
 			return time.Time{}
 		}
+		if until == math.MaxInt64 {
+			continue // disabled by hand: never back by itself
+		}
 		if first == 0 || until < first {
 			first = until
 		}
+	}
+	if first == 0 {
+		return time.Time{}
 	}
 	return time.Unix(0, first)
 }
