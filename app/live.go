@@ -56,6 +56,19 @@ type Live struct {
 	// run is the poller's loop, while Run runs.
 	runCtx  context.Context
 	stopRun func()
+	// notify, when set, learns of every disable and enable asked of this
+	// replica (not those SetDisabled brings from elsewhere).
+	notify func(ref KeyRef, on bool)
+}
+
+// OnToggle makes fn learn of every disable and enable asked of this
+// replica's admin API, after it took effect here: the hook that shares them
+// with other replicas, which apply them with SetDisabled. fn is called with
+// the pool's lock held and must not call back into l.
+func (l *Live) OnToggle(fn func(ref KeyRef, on bool)) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.notify = fn
 }
 
 // Budgets is the budget poller of the pool in force.
@@ -157,7 +170,11 @@ func (l *Live) toggle(id int, on bool) error {
 	if err != nil {
 		return err
 	}
-	l.setDisabled(RefOf(k), on)
+	ref := RefOf(k)
+	l.setDisabled(ref, on)
+	if l.notify != nil {
+		l.notify(ref, on)
+	}
 	return nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -355,4 +356,43 @@ func reloads(t *testing.T, a *App, result string) float64 {
 	}
 	t.Fatalf("no keygate_pool_reloads_total{result=%q}", result)
 	return 0
+}
+
+// TestDisableEvents: a disable from elsewhere (SetDisabled, as a replica's
+// event brings it) applies to the key if it is in the pool, or when a
+// reload brings it; one asked here is handed to the OnToggle hook; a new
+// secret under a disabled key's id is another key, not disabled.
+func TestDisableEvents(t *testing.T) {
+	up := newUpstream(t)
+	a, _ := newLiveApp(t, up.URL, []int{1, 2}, Options{})
+	var got []string
+	a.Live.OnToggle(func(ref KeyRef, on bool) {
+		got = append(got, strconv.Itoa(ref.ID)+"="+strconv.FormatBool(on))
+	})
+	five := entries(5)[0]
+	a.Live.SetDisabled(KeyRef{ID: 5, Digest: five.Secret.Digest()}, true)
+	a.Live.Apply(entries(1, 2, 5), nil, "file")
+	if k := getKeys(t, a.Handler).Keys[2]; k.ID != 5 || !k.Disabled {
+		t.Errorf("key 5 brought by a reload: %+v, want disabled", k)
+	}
+	if err := a.Live.Disable(context.Background(), 2); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Live.Enable(context.Background(), 2); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Live.Disable(context.Background(), 9); err == nil {
+		t.Error("disabling an unknown key: no error")
+	}
+	if !slices.Equal(got, []string{"2=true", "2=false"}) {
+		t.Errorf("hook got %v", got)
+	}
+	// Key 1 disabled, then its secret changes: the new key is not.
+	if err := a.Live.Disable(context.Background(), 1); err != nil {
+		t.Fatal(err)
+	}
+	a.Live.Apply([]keyring.Entry{{ID: 1, Secret: secret.New(liveKeys[4])}, entries(2)[0]}, nil, "file")
+	if k := getKeys(t, a.Handler).Keys[0]; k.ID != 1 || k.Disabled {
+		t.Errorf("key 1 with a new secret: %+v, want not disabled", k)
+	}
 }

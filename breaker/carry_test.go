@@ -10,7 +10,7 @@ import (
 
 // reloaded builds a set over a pool of the same keys as old's, in reverse
 // order (so slots differ), with every key carried over.
-func reloaded(t *testing.T, old *Set, p *keyring.Pool, c *clock) (*Set, *keyring.Pool) {
+func reloaded(t *testing.T, old *Set, p *keyring.Pool) (*Set, *keyring.Pool) {
 	t.Helper()
 	var entries []keyring.Entry
 	keys := p.Keys()
@@ -61,7 +61,7 @@ func TestCarryFrom(t *testing.T) {
 			set, p, c := newSet(t, 3, Settings{})
 			k := p.Keys()
 			tt.before(set, k, c.Now())
-			ns, np := reloaded(t, set, p, c)
+			ns, np := reloaded(t, set, p)
 			nk := func(i int) *keyring.Key { return np.ByID(k[i].ID) }
 			if got := ns.For(nk(0)).State(); got != tt.wantState {
 				t.Errorf("state after reload %v, want %v", got, tt.wantState)
@@ -93,7 +93,7 @@ func TestCarryStrikes(t *testing.T) {
 	allow(t, set.For(k)).Fail(v)
 	c.Add(2 * time.Minute)
 	allow(t, set.For(k)).Fail(v) // the trial fails: one strike
-	ns, np := reloaded(t, set, p, c)
+	ns, np := reloaded(t, set, p)
 	if got := ns.For(np.ByID(k.ID)).Strikes(); got != 1 {
 		t.Fatalf("strikes after reload %d, want 1", got)
 	}

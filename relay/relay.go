@@ -179,9 +179,6 @@ func (r *Relay) Pool() *keyring.Pool { return r.cur().pool }
 // Breakers are the per-key breakers of the pool in force.
 func (r *Relay) Breakers() *breaker.Set { return r.cur().breakers }
 
-// Confirmer is the pool's confirmer, nil when none.
-func (r *Relay) Confirmer() Confirmer { return r.cur().confirm }
-
 // Lease is a key picked and allowed by its breaker for one attempt.
 type Lease struct {
 	Key   *keyring.Key
