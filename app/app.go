@@ -37,6 +37,9 @@ type App struct {
 	// Live is the pool in force, its reloads and disables, and its
 	// budgets.
 	Live *Live
+	// Budgets is the budget poller the app started with (Serve runs the
+	// one in force, Live.Budgets(), which a reload replaces).
+	Budgets *budget.Poller
 	// Pool and Breakers are the pool the app started with; the pool in
 	// force is Relay.Pool().
 	Pool     *keyring.Pool
@@ -164,7 +167,7 @@ func New(cfg *config.Config, log *slog.Logger, o Options) (*App, error) {
 		Admin:           admin.New(guard, live, log),
 		Page:            page,
 	})
-	return &App{Config: cfg, Live: live, Pool: pool, Breakers: breakers, Relay: rl, Registry: reg, Handler: gw, Log: log}, nil
+	return &App{Config: cfg, Live: live, Budgets: budgets, Pool: pool, Breakers: breakers, Relay: rl, Registry: reg, Handler: gw, Log: log}, nil
 }
 
 // Server returns the HTTP server for the app, with its timeouts.

@@ -34,6 +34,12 @@ type Observer interface {
 	Budget(k *keyring.Key, account string, f *Figures, err error)
 	// Spent: k's answer cost usd.
 	Spent(k *keyring.Key, model string, usd float64)
+	// Remaining: what is left of k's cap, usd; ok false while unknown or
+	// unlimited.
+	Remaining(k *keyring.Key, usd float64, ok bool)
+	// FreeRemaining: the free-model requests left today of the account
+	// with label account.
+	FreeRemaining(account string, n int)
 }
 
 // Options configure a Poller.
@@ -230,8 +236,15 @@ func (p *Poller) settle(k *keyring.Key, f *Figures, err error) {
 	} else if err != nil && !errors.Is(err, ErrUnsupported) {
 		p.o.Log.Debug("budget poll failed", "key_id", k.ID, "err", err)
 	}
-	if p.o.Observer != nil {
-		p.o.Observer.Budget(k, account, f, err)
+	if o := p.o.Observer; o != nil {
+		o.Budget(k, account, f, err)
+		if f != nil {
+			left, ok := remaining(f, s)
+			o.Remaining(k, left, ok)
+			if free, ok := freeLeft(f, s); ok && account != "" {
+				o.FreeRemaining(account, max(0, free))
+			}
+		}
 	}
 	if v := s.pending.Swap(nil); v != nil {
 		p.decide(k, *v, f, err, now)
@@ -286,22 +299,40 @@ func (p *Poller) Spend(k *keyring.Key, model string, usd float64) {
 			break
 		}
 	}
-	if p.o.Observer != nil {
-		p.o.Observer.Spent(k, model, usd)
+	if o := p.o.Observer; o != nil {
+		o.Spent(k, model, usd)
 	}
 	if f := s.figures.Load(); f != nil {
-		if left, ok := remaining(f, s); ok && left <= 0 {
+		left, ok := remaining(f, s)
+		if ok && p.o.Observer != nil {
+			p.o.Observer.Remaining(k, left, true)
+		}
+		if ok && left <= 0 {
 			p.apply(k, f, p.o.Now())
 		}
 	}
 }
 
-// UseFree counts one free-model request of k's account.
+// UseFree counts one free-model request of k's account, on each of its
+// keys' figures.
 func (p *Poller) UseFree(k *keyring.Key) {
+	// The quota is the account's: every key of it has one fewer left.
+	var sib keyring.Exclude
+	p.set.Siblings(k, &sib)
+	for _, m := range p.pool.Keys() {
+		if sib.Has(m.Slot()) {
+			p.slots[m.Slot()].freeUsed.Add(1)
+		}
+	}
 	s := &p.slots[k.Slot()]
-	s.freeUsed.Add(1)
 	if f := s.figures.Load(); f != nil {
-		if free, ok := freeLeft(f, s); ok && free <= 0 {
+		free, ok := freeLeft(f, s)
+		if ok && p.o.Observer != nil {
+			if acct := p.set.Account(k); acct != "" {
+				p.o.Observer.FreeRemaining(acct, max(0, free))
+			}
+		}
+		if ok && free <= 0 {
 			p.set.BlockFree(k, relay.NextUTCMidnight(p.o.Now()))
 		}
 	}

@@ -17,9 +17,11 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
 
 	"github.com/caarlos0/env/v11"
 
+	"github.com/keygate/keygate/cluster"
 	"github.com/keygate/keygate/keyring"
 	"github.com/keygate/keygate/secret"
 )
@@ -51,12 +53,18 @@ type Config struct {
 	PprofAddr           string        `env:"PPROF_ADDR" help:"loopback host:port (127.0.0.1:6060) serving /debug/pprof/ for profiling; unset is off"`
 	KeysFile            string        `env:"KEYS_FILE" help:"file holding the pool as OPENROUTER_API_KEY_<N>=<key> lines (a .env works); re-read when it changes and on SIGHUP"`
 	AdminToken          secret.Key    `env:"ADMIN_TOKEN" help:"token for /admin/* (Authorization: Bearer <token>); unset, /admin/* answers 404"`
+	RedisURL            string        `env:"REDIS_URL" help:"redis://[user:pass@]host:port/db, rediss://… (TLS) or unix:///path: replicas share what they learn about keys; unset keeps it all in this process"`
+	RedisPrefix         string        `env:"REDIS_PREFIX" envDefault:"keygate:" help:"namespace of every Redis key, so that several pools can share one Redis"`
 
 	// Keys is the pool, ordered by id; filled from the key variables.
 	Keys []keyring.Entry `env:"-"`
 	// Duplicates are ids whose key repeats an earlier one's; they are
 	// dropped from Keys.
 	Duplicates []Duplicate `env:"-"`
+	// ForeignKeys are ids whose key does not look like an OpenRouter key
+	// (sk-or-v1-…) while BaseURL is OpenRouter's, which would refuse it:
+	// start-up warns about each.
+	ForeignKeys []int `env:"-"`
 }
 
 // Duplicate names a key given twice.
@@ -69,11 +77,12 @@ const (
 )
 
 // ErrNoKeys is returned by Load when the pool would be empty.
-var ErrNoKeys = errors.New("no API keys: set OPENROUTER_API_KEY_1 … OPENROUTER_API_KEY_<N> or OPENROUTER_API_KEYS (comma-separated), in the environment or .env; or try `keygate -demo`")
+var ErrNoKeys = errors.New("no API keys: set OPENROUTER_API_KEY_1 … OPENROUTER_API_KEY_<N> or OPENROUTER_API_KEYS (comma-separated), in the environment or .env")
 
 // Load reads the settings from environ (the real environment, as
 // os.Environ gives it) over dotenv (the .env file's variables, may be nil).
-// With requireKeys, an empty pool is an error.
+// With requireKeys (the pool is for real use, not the demo's), an empty
+// pool is ErrNoKeys and one holding placeholders a *PlaceholderError.
 func Load(environ []string, dotenv map[string]string, requireKeys bool) (*Config, error) {
 	vars := make(map[string]string, len(dotenv)+len(environ))
 	for k, v := range dotenv {
@@ -91,14 +100,20 @@ func Load(environ []string, dotenv map[string]string, requireKeys bool) (*Config
 	if err := c.validate(); err != nil {
 		return nil, err
 	}
-	keys, dups, err := poolFrom(vars)
+	raw, err := rawPool(vars)
 	if err != nil {
 		return nil, err
 	}
-	if len(keys) == 0 && requireKeys {
-		return nil, ErrNoKeys
+	if requireKeys {
+		if len(raw) == 0 {
+			return nil, ErrNoKeys
+		}
+		if err := checkPlaceholders(raw); err != nil {
+			return nil, err
+		}
 	}
-	c.Keys, c.Duplicates = keys, dups
+	c.Keys, c.Duplicates = dedupe(raw)
+	c.ForeignKeys = foreignKeys(raw, c.BaseURL)
 	return &c, nil
 }
 
@@ -132,6 +147,14 @@ func (c *Config) validate() error {
 	}
 	if c.PprofAddr != "" && !loopbackAddr(c.PprofAddr) {
 		return fmt.Errorf("invalid PPROF_ADDR=%q: want a loopback host:port like 127.0.0.1:6060 (profiles must not be reachable from outside)", c.PprofAddr)
+	}
+	if c.RedisURL != "" {
+		if _, err := cluster.ParseURL(c.RedisURL); err != nil {
+			return fmt.Errorf("invalid REDIS_URL: %w", err)
+		}
+	}
+	if c.RedisPrefix == "" || strings.ContainsFunc(c.RedisPrefix, unicode.IsSpace) {
+		return fmt.Errorf("invalid REDIS_PREFIX=%q: want a non-empty prefix without spaces, like keygate:", c.RedisPrefix)
 	}
 	positive := []struct {
 		name string
@@ -190,10 +213,18 @@ func (c *Config) LogLevelValue() slog.Level {
 	return lvl
 }
 
-// poolFrom reads numbered keys, or else the comma-separated list. Repeated
-// keys are kept once, under their lowest id.
-func poolFrom(vars map[string]string) ([]keyring.Entry, []Duplicate, error) {
-	var raw []keyring.Entry
+// rawKey is one key as its variable gives it, before it becomes a
+// secret.Key.
+type rawKey struct {
+	id   int
+	name string // the variable, for messages: OPENROUTER_API_KEY_3, OPENROUTER_API_KEYS (item 3)
+	raw  string // trimmed
+}
+
+// rawPool reads numbered keys, or else the comma-separated list, in id
+// order.
+func rawPool(vars map[string]string) ([]rawKey, error) {
+	var raw []rawKey
 	for name, v := range vars {
 		num, ok := strings.CutPrefix(name, keyVarPrefix)
 		if !ok || strings.TrimSpace(v) == "" {
@@ -201,32 +232,48 @@ func poolFrom(vars map[string]string) ([]keyring.Entry, []Duplicate, error) {
 		}
 		id, err := strconv.Atoi(num)
 		if err != nil || id <= 0 || strconv.Itoa(id) != num {
-			return nil, nil, fmt.Errorf("invalid variable name %s: want %s<N> with N a positive number", name, keyVarPrefix)
+			return nil, fmt.Errorf("invalid variable name %s: want %s<N> with N a positive number", name, keyVarPrefix)
 		}
-		raw = append(raw, keyring.Entry{ID: id, Secret: secret.New(v)})
+		raw = append(raw, rawKey{id: id, name: name, raw: strings.TrimSpace(v)})
 	}
 	if len(raw) == 0 {
 		for i, v := range strings.Split(vars[keyListVar], ",") {
 			if strings.TrimSpace(v) == "" {
 				continue
 			}
-			raw = append(raw, keyring.Entry{ID: i + 1, Secret: secret.New(v)})
+			raw = append(raw, rawKey{id: i + 1, name: keyListVar + " (item " + strconv.Itoa(i+1) + ")", raw: strings.TrimSpace(v)})
 		}
 	}
-	sort.Slice(raw, func(i, j int) bool { return raw[i].ID < raw[j].ID })
-	keys := raw[:0]
-	var dups []Duplicate
-next:
-	for _, e := range raw {
-		for _, k := range keys {
-			if k.Secret.Equal(e.Secret) {
-				dups = append(dups, Duplicate{ID: e.ID, SameAs: k.ID})
-				continue next
-			}
-		}
-		keys = append(keys, e)
+	sort.Slice(raw, func(i, j int) bool { return raw[i].id < raw[j].id })
+	return raw, nil
+}
+
+// poolFrom reads numbered keys, or else the comma-separated list. Repeated
+// keys are kept once, under their lowest id.
+func poolFrom(vars map[string]string) ([]keyring.Entry, []Duplicate, error) {
+	raw, err := rawPool(vars)
+	if err != nil {
+		return nil, nil, err
 	}
+	keys, dups := dedupe(raw)
 	return keys, dups, nil
+}
+
+// dedupe turns raw into the pool, keeping a repeated key once, under its
+// lowest id.
+func dedupe(raw []rawKey) ([]keyring.Entry, []Duplicate) {
+	var keys []keyring.Entry
+	var dups []Duplicate
+	first := make(map[string]int, len(raw)) // raw key → its lowest id
+	for _, r := range raw {
+		if id, ok := first[r.raw]; ok {
+			dups = append(dups, Duplicate{ID: r.id, SameAs: id})
+			continue
+		}
+		first[r.raw] = r.id
+		keys = append(keys, keyring.Entry{ID: r.id, Secret: secret.New(r.raw)})
+	}
+	return keys, dups
 }
 
 // explain turns env's errors into one line naming the variable.

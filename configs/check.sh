@@ -64,8 +64,8 @@ cp .env.example "$tmp/.env"
 compose=(docker-compose --project-directory "$tmp" -f "$root/docker-compose.yml")
 "${compose[@]}" config -q
 services=$("${compose[@]}" config --services | sort | tr '\n' ' ')
-if [[ $services != "grafana keygate prometheus " ]]; then
-	echo "docker-compose.yml services: $services; want grafana keygate prometheus" >&2
+if [[ $services != "grafana keygate lb prometheus redis " ]]; then
+	echo "docker-compose.yml services: $services; want grafana keygate lb prometheus redis" >&2
 	exit 1
 fi
 # Bind sources and the build context print as absolute paths under $tmp.

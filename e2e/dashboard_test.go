@@ -4,6 +4,7 @@ import (
 	"os"
 	"slices"
 	"testing"
+	"time"
 
 	dto "github.com/prometheus/client_model/go"
 
@@ -26,6 +27,19 @@ func TestDashboardNamesExportedMetrics(t *testing.T) {
 	mtTraffic(t, gw, up, nil)
 	_, mfs := mtScrape(t, gw)
 	exported := mtExportedNames(mfs)
+	// The budget series come from a gateway that reads budgets: over the
+	// simulator, with a capped key and free-model calls.
+	sim := econUpstream(t, 1, 0, time.Now)
+	bgw := econGateway(t, sim)
+	for _, model := range []string{"openai/gpt-4o-mini", "meta-llama/llama-3.3-70b-instruct:free"} {
+		if resp, body := econCall(t, bgw, model, 16); resp.StatusCode != 200 {
+			t.Fatalf("%s: %d %s", model, resp.StatusCode, body)
+		}
+	}
+	_, bmfs := mtScrape(t, bgw)
+	for name := range mtExportedNames(bmfs) {
+		exported[name] = true
+	}
 
 	b, err := os.ReadFile("../configs/grafana/dashboards/keygate.json")
 	if err != nil {

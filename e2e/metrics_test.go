@@ -60,6 +60,10 @@ func TestMetricsAfterTraffic(t *testing.T) {
 	}
 }
 
+// mtReasons are the reasons of cooldowns and retries, each exported from
+// the start.
+var mtReasons = []string{"auth", "rate_limit", "key_limit", "credits", "free_quota", "in_flight_budget"}
+
 // mtWantAfterTraffic is every keygate series (histograms by their _count)
 // after mtTraffic, with its value. Keys answered, in order: 1, 2→4, 1
 // (stream), 3→4, 1 (boom), 4 (drop), 1+4 (/run), 1 (stream), then healed
@@ -121,13 +125,25 @@ func mtWantAfterTraffic() map[string]float64 {
 				want[s] = 0
 			}
 		}
-		for _, reason := range []string{"auth", "rate_limit"} {
+		want[`keygate_key_rest_seconds{key="`+key+`"}`] = 0
+		for _, reason := range mtReasons {
 			s := `keygate_key_cooldowns_total{key="` + key + `",reason="` + reason + `"}`
 			if _, ok := want[s]; !ok {
 				want[s] = 0
 			}
 		}
 	}
+	for _, reason := range mtReasons {
+		s := `keygate_retries_total{reason="` + reason + `"}`
+		if _, ok := want[s]; !ok {
+			want[s] = 0
+		}
+	}
+	for _, reason := range []string{"error_event", "closed_before_data", "read_error"} {
+		want[`keygate_stream_failovers_total{reason="`+reason+`"}`] = 0
+	}
+	want[`keygate_pool_reloads_total{result="ok"}`] = 0
+	want[`keygate_pool_reloads_total{result="refused"}`] = 0
 	return want
 }
 

@@ -44,6 +44,29 @@ func (o *BudgetObserver) Budget(k *keyring.Key, account string, f *budget.Figure
 }
 
 // Spent implements budget.Observer.
-func (o *BudgetObserver) Spent(k *keyring.Key, model string, v float64) {}
+func (o *BudgetObserver) Spent(k *keyring.Key, model string, v float64) {
+	if o.m != nil {
+		o.m.Spend(k.ID, model, v)
+	}
+}
+
+// Remaining implements budget.Observer.
+func (o *BudgetObserver) Remaining(k *keyring.Key, v float64, ok bool) {
+	if o.m == nil {
+		return
+	}
+	if ok {
+		o.m.SetKeyBudget(k.ID, v)
+	} else {
+		o.m.ClearKeyBudget(k.ID)
+	}
+}
+
+// FreeRemaining implements budget.Observer.
+func (o *BudgetObserver) FreeRemaining(account string, n int) {
+	if o.m != nil {
+		o.m.SetAccountFreeRequests(account, n)
+	}
+}
 
 func usd(v float64) string { return "$" + strconv.FormatFloat(v, 'f', 2, 64) }

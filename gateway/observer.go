@@ -152,9 +152,19 @@ func (o *Observer) Failures(k *keyring.Key) (keys, other map[string]uint64) {
 	return maps.Clone(f.by), maps.Clone(f.other)
 }
 
+// metricsReason is the metrics label of a rest's reason.
 func metricsReason(r fault.Reason) metrics.Reason {
-	if r == fault.Auth {
+	switch r {
+	case fault.Auth:
 		return metrics.ReasonAuth
+	case fault.KeyLimit:
+		return metrics.ReasonKeyLimit
+	case fault.Credits:
+		return metrics.ReasonCredits
+	case fault.FreeQuota:
+		return metrics.ReasonFreeQuota
+	case fault.InFlightBudget:
+		return metrics.ReasonInFlightBudget
 	}
 	return metrics.ReasonRateLimit
 }

@@ -23,6 +23,10 @@ type exchange struct {
 	target url.URL
 	body   []byte
 	call   relay.Call
+	// counter gets the answer's token usage, which tokens keeps for the
+	// access line (access.go).
+	counter TokenCounter
+	tokens  int
 }
 
 type exchangeKey struct{}
@@ -151,11 +155,16 @@ func readableCoding(item string) bool {
 	return name == "" || strings.EqualFold(name, "gzip") || strings.EqualFold(name, "deflate") || strings.EqualFold(name, "identity")
 }
 
-func (p *passthrough) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+// serve proxies r upstream, and hands its exchange to *seen (when seen is
+// not nil) for the access line.
+func (p *passthrough) serve(w http.ResponseWriter, r *http.Request, seen **exchange) {
 	// The proxy runs from this small frame: the goroutine of a stream
 	// keeps the deepest stack its request ever needed, and the proxy's
 	// first flush is that deepest point.
 	if ctx := p.prepare(w, r); ctx != nil {
+		if seen != nil {
+			*seen = &ctx.ex
+		}
 		p.proxy.ServeHTTP(w, r.WithContext(ctx))
 	}
 }
@@ -178,8 +187,9 @@ func (p *passthrough) prepare(w http.ResponseWriter, r *http.Request) *exchangeC
 	}
 	ex.call.Strategy = p.strategy
 	ex.call.Model = modelOf(ex.body)
+	ex.counter = p.tokens
 	ex.call.Free = freeModel(ex.call.Model)
-	ex.call.Blind = !inference(strings.TrimPrefix(r.URL.Path, "/v1"))
+	ex.call.Blind = !inference(strings.TrimPrefix(r.URL.Path, v1Prefix(r.URL.Path)))
 	ex.call.Client = clientOf(r, p.tokensOn)
 	return ctx
 }
@@ -189,7 +199,7 @@ var noKeyHeader = []string{"none"}
 // markNoKey labels a /v1 answer the gateway gives before trying any key
 // (auth, overload): the contract puts X-Keygate-Key on every /v1 response.
 func markNoKey(w http.ResponseWriter, r *http.Request) {
-	if p := r.URL.Path; p == "/v1" || strings.HasPrefix(p, "/v1/") {
+	if isV1(r) {
 		w.Header()["X-Keygate-Key"] = noKeyHeader
 	}
 }
@@ -205,8 +215,8 @@ func (t roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err == nil {
 		redactErrorBody(resp, t.p.redactor)
 	}
-	if err == nil && t.p.tokens != nil {
-		tapUsage(resp, t.p.tokens, ex.call.Key.ID, ex.call.Model)
+	if err == nil {
+		tapUsage(resp, ex, ex.call.Key.ID, ex.call.Model)
 	}
 	if err == nil && ex.call.Free && t.p.spender != nil && resp.StatusCode >= 200 && resp.StatusCode < 300 {
 		t.p.spender.UseFree(ex.call.Key)

@@ -104,8 +104,8 @@ func (s *Server) run(c echo.Context) error {
 			spread.Add(lease.Key.Slot())
 		}
 		calls[i].First = lease
-		calls[i].OnRetry = func(k *keyring.Key) { logKey(log, model, k) }
-		logKey(log, model, lease.Key)
+		calls[i].OnRetry = func(k *keyring.Key) { logKey(log, model, k, true) }
+		logKey(log, model, lease.Key, false)
 		log.Info("⏳ Calling "+model+"...", "event", "model_call", "model", model, "key_id", lease.Key.ID)
 	}
 
@@ -149,9 +149,14 @@ func (s *Server) run(c echo.Context) error {
 	return nil
 }
 
-// logKey tells which key a model's call goes out on.
-func logKey(log *slog.Logger, model string, k *keyring.Key) {
-	log.Info("🔑 Using API Key #"+k.Label+" ("+k.Secret.String()+")", "event", "key_selected", "model", model, "key_id", k.ID, "key", k.Secret)
+// logKey tells which key a model's call goes out on, first or on a retry.
+// The line names the model: the calls of several models run at once.
+func logKey(log *slog.Logger, model string, k *keyring.Key, retry bool) {
+	msg := "🔑 Using API Key #" + k.Label + " (" + k.Secret.String() + ") for " + model
+	if retry {
+		msg = "🔁 Retrying " + model + " on API Key #" + k.Label + " (" + k.Secret.String() + ")"
+	}
+	log.Info(msg, "event", "key_selected", "model", model, "key_id", k.ID, "key", k.Secret, "retry", retry)
 }
 
 // callModel makes one model's chat completion and reads its answer.

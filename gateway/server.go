@@ -7,6 +7,7 @@ package gateway
 import (
 	"crypto/sha256"
 	"crypto/subtle"
+	"errors"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -82,6 +83,8 @@ type Server struct {
 	chatURL string
 	// strategies /run's random_key chooses between.
 	strategies struct{ random, roundRobin keyring.Strategy }
+	// hint names the routes in 404 answers (notfound.go).
+	hint routeHint
 }
 
 // New builds the gateway's routes.
@@ -292,7 +295,8 @@ func (s *Server) readyz(c echo.Context) error {
 	return c.JSON(code, map[string]any{"status": status, "keys_available": n})
 }
 
-// httpError answers echo's own errors (unknown route, wrong method) as JSON.
+// httpError answers echo's own errors (unknown route, wrong method) as JSON;
+// an unknown route's answer names the routes that exist.
 func (s *Server) httpError(err error, c echo.Context) {
 	if c.Response().Committed {
 		return
@@ -303,6 +307,9 @@ func (s *Server) httpError(err error, c echo.Context) {
 		if m, ok := he.Message.(string); ok {
 			msg = strings.ToLower(m)
 		}
+	}
+	if code == http.StatusNotFound && errors.Is(err, echo.ErrNotFound) {
+		msg = s.notFoundMessage(c.Request())
 	}
 	if strings.HasPrefix(c.Path(), "/run") || c.Request().URL.Path == "/run" {
 		writeJSON(c.Response(), code, runError{Error: msg})

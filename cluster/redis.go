@@ -1,0 +1,235 @@
+package cluster
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/maintnotifications"
+)
+
+// trialResultTTL is how long a trial's result stays readable, so that a
+// replica that missed its push still learns it on the next re-read.
+const trialResultTTL = time.Minute
+
+// Redis is the Store of replicas sharing one Redis server. Nothing here is
+// read on a pick: Publish queues, and Run applies what others learned.
+type Redis struct {
+	o      Options
+	client *redis.Client
+	origin string
+	health health
+
+	queue chan Event
+
+	mu      sync.Mutex
+	mine    map[string]Event   // the latest fact this replica published, per Redis key
+	pending map[KeyRef]pending // spend not yet written
+	dirty   bool               // a write failed or an event was dropped: write mine again
+	running bool
+	closed  bool
+
+	stop    context.CancelFunc
+	wg      sync.WaitGroup
+	applyMu sync.Mutex
+}
+
+// pending is spend waiting for the next flush.
+type pending struct {
+	account string
+	usd     float64
+}
+
+// NewRedis connects lazily to o.URL (see ParseURL): a Redis that is down at
+// start is no error, only a bad URL is. The client fails fast instead of
+// waiting: no retries, short timeouts that honour each call's context.
+func NewRedis(o Options) (*Redis, error) {
+	o.defaults()
+	ro, err := ParseURL(o.URL)
+	if err != nil {
+		return nil, fmt.Errorf("REDIS_URL: %w", err)
+	}
+	if ro.TLSConfig != nil && o.TLSConfig != nil {
+		ro.TLSConfig = o.TLSConfig
+	}
+	ro.Protocol = 3
+	ro.MaxRetries = -1
+	ro.DialTimeout = o.IOTimeout
+	ro.DialerRetries = 1
+	ro.ReadTimeout = o.IOTimeout
+	ro.WriteTimeout = o.IOTimeout
+	ro.PoolTimeout = o.IOTimeout
+	ro.ContextTimeoutEnabled = true
+	ro.MinIdleConns = 1
+	ro.DisableIdentity = true
+	ro.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
+	var id [8]byte
+	_, _ = rand.Read(id[:])
+	s := &Redis{
+		o:       o,
+		client:  redis.NewClient(ro),
+		origin:  hex.EncodeToString(id[:]),
+		queue:   make(chan Event, o.QueueSize),
+		mine:    map[string]Event{},
+		pending: map[KeyRef]pending{},
+	}
+	s.health.log = o.Logger
+	if o.Registerer != nil {
+		g := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "keygate_redis_up",
+			Help: "1 while the shared Redis (REDIS_URL) answers, 0 while this replica goes on alone.",
+		}, func() float64 {
+			if s.Up() {
+				return 1
+			}
+			return 0
+		})
+		if err := o.Registerer.Register(g); err != nil {
+			_ = s.client.Close()
+			return nil, fmt.Errorf("registering keygate_redis_up: %w", err)
+		}
+	}
+	return s, nil
+}
+
+// Up reports whether Redis answered lately.
+func (s *Redis) Up() bool { return s.health.isUp() }
+
+// Publish queues ev for the writer, dropping the oldest queued event when
+// the queue is full (the dropped fact is written again later, from the
+// replica's own record). Spend only adds to a local sum.
+func (s *Redis) Publish(ev Event) {
+	if (ev.Kind == Disable || ev.Kind == Enable) && ev.At.IsZero() {
+		ev.At = s.o.Now()
+	}
+	if err := check(ev); err != nil {
+		s.o.Logger.Warn("cluster: event not shared", "err", err)
+		return
+	}
+	s.mu.Lock()
+	if ev.Kind == Spend {
+		p := s.pending[ev.Key]
+		p.account, p.usd = ev.Account, p.usd+ev.USD
+		s.pending[ev.Key] = p
+		s.mu.Unlock()
+		return
+	}
+	s.remember(ev)
+	s.mu.Unlock()
+	for {
+		select {
+		case s.queue <- ev:
+			return
+		default:
+		}
+		select {
+		case <-s.queue:
+			s.mu.Lock()
+			s.dirty = true
+			s.mu.Unlock()
+		default:
+		}
+	}
+}
+
+// remember keeps ev as this replica's latest fact of its Redis key, so that
+// it can be written again after an outage. Called with s.mu held.
+func (s *Redis) remember(ev Event) {
+	// A rest that is over must not come back with the next reconcile.
+	var ended string
+	switch {
+	case ev.Kind == TrialResult && ev.OK:
+		ended = s.factKey(Event{Kind: KeyRest, Key: ev.Key})
+	case ev.Kind == AccountBack:
+		ended = s.factKey(Event{Kind: AccountRest, Account: ev.Account})
+	}
+	if rest, ok := s.mine[ended]; ok && !rest.Until.After(ev.Until) {
+		delete(s.mine, ended)
+	}
+	k := s.factKey(ev)
+	if old, ok := s.mine[k]; ok && later(old, ev) {
+		return
+	}
+	s.mine[k] = ev
+}
+
+// later reports whether a is later than b by their kind's order.
+func later(a, b Event) bool {
+	switch b.Kind {
+	case KeyRest, AccountRest, TrialResult, AccountBack:
+		return a.Kind == b.Kind && !a.Until.Before(b.Until)
+	}
+	return !a.At.Before(b.At)
+}
+
+// TryTrial takes the trial token of key's rest that ended at restUntil.
+func (s *Redis) TryTrial(ctx context.Context, key KeyRef, restUntil time.Time) bool {
+	return s.try(ctx, s.o.Prefix+"trial:"+string(key)+":"+strconv.FormatInt(restUntil.UnixMilli(), 10), s.o.TrialTTL)
+}
+
+// TryLease takes the lease name for ttl.
+func (s *Redis) TryLease(ctx context.Context, name string, ttl time.Duration) bool {
+	return s.try(ctx, s.o.Prefix+"lease:"+name, ttl)
+}
+
+// try is SET NX PX within HotTimeout; true whenever Redis cannot say.
+func (s *Redis) try(ctx context.Context, key string, ttl time.Duration) bool {
+	if s.health.isDown() {
+		return true
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.o.HotTimeout)
+	defer cancel()
+	ok, err := s.client.SetNX(ctx, key, s.origin, ttl).Result()
+	if err != nil {
+		if ctx.Err() != nil && !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return true // the caller gave up; not Redis' fault
+		}
+		s.health.fail(err)
+		return true
+	}
+	s.health.ok()
+	return ok
+}
+
+// Close stops Run, waits for its goroutines and closes the connections.
+func (s *Redis) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	stop := s.stop
+	s.mu.Unlock()
+	if stop != nil {
+		stop()
+	}
+	s.wg.Wait()
+	if err := s.client.Close(); err != nil && !errors.Is(err, redis.ErrClosed) {
+		return fmt.Errorf("closing redis client: %w", err)
+	}
+	return nil
+}
+
+// factKey is the Redis key that holds ev (for Disable/Enable: a name of
+// their own; they live in the manual hash, under the key's KeyRef).
+func (s *Redis) factKey(ev Event) string {
+	switch ev.Kind {
+	case KeyRest:
+		return s.o.Prefix + "rest:" + string(ev.Key)
+	case AccountRest:
+		return s.o.Prefix + "arest:" + ev.Account
+	case Budget:
+		return s.o.Prefix + "budget:" + string(ev.Key)
+	case TrialResult:
+		return s.o.Prefix + "trialres:" + string(ev.Key)
+	case AccountBack:
+		return s.o.Prefix + "aback:" + ev.Account
+	case Disable, Enable:
+		return s.o.Prefix + "manual:" + string(ev.Key)
+	}
+	return s.o.Prefix + "spend:" + string(ev.Key)
+}

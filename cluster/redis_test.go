@@ -1,0 +1,284 @@
+package cluster
+
+import (
+	"encoding/json"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+
+	"github.com/keygate/keygate/cluster/redistest"
+)
+
+// backends are the servers the scripts' semantics are checked on: Debian's
+// redis-server, and miniredis.
+func backends(t *testing.T) map[string]func(t *testing.T) string {
+	return map[string]func(t *testing.T) string{
+		"redis-server": func(t *testing.T) string { return redistest.Start(t).URL() },
+		"miniredis":    func(t *testing.T) string { return "redis://" + miniredis.RunT(t).Addr() },
+	}
+}
+
+func TestLaterDeadlineWins(t *testing.T) {
+	now := time.Now().Truncate(time.Millisecond)
+	for name, start := range backends(t) {
+		t.Run(name, func(t *testing.T) {
+			url := start(t)
+			s := newStore(t, url, Options{})
+			c := direct(t, url)
+			steps := []struct {
+				ev   Event
+				want time.Time // the deadline Redis holds after the step
+			}{
+				{Event{Kind: KeyRest, Key: "1:ab", Until: now.Add(10 * time.Second), Reason: "auth", Status: 401}, now.Add(10 * time.Second)},
+				{Event{Kind: KeyRest, Key: "1:ab", Until: now.Add(5 * time.Second), Reason: "rate_limit", Status: 429}, now.Add(10 * time.Second)},
+				{Event{Kind: KeyRest, Key: "1:ab", Until: now.Add(10 * time.Second), Reason: "rate_limit", Status: 429}, now.Add(10 * time.Second)},
+				{Event{Kind: KeyRest, Key: "1:ab", Until: now.Add(20 * time.Second), Reason: "key_limit", Status: 402}, now.Add(20 * time.Second)},
+				{Event{Kind: KeyRest, Key: "1:ab", Until: now.Add(-time.Second), Reason: "auth", Status: 401}, now.Add(20 * time.Second)},
+			}
+			for i, st := range steps {
+				if err := s.put(ctx, st.ev); err != nil {
+					t.Fatalf("step %d: %v", i, err)
+				}
+				raw, err := c.Get(ctx, "keygate:rest:1:ab").Bytes()
+				if err != nil {
+					t.Fatalf("step %d: %v", i, err)
+				}
+				got, _, err := decode(raw)
+				if err != nil || !got.Until.Equal(st.want) {
+					t.Fatalf("step %d: Redis holds %+v (%v), want until %v", i, got, err, st.want)
+				}
+				pttl, err := c.PTTL(ctx, "keygate:rest:1:ab").Result()
+				if err != nil || pttl <= 0 || pttl > time.Until(st.want)+time.Second {
+					t.Fatalf("step %d: PTTL %v (%v), want positive and at most the rest left", i, pttl, err)
+				}
+			}
+		})
+	}
+}
+
+func TestFactsOrderedPerKind(t *testing.T) {
+	now := time.Now().Truncate(time.Millisecond)
+	for name, start := range backends(t) {
+		t.Run(name, func(t *testing.T) {
+			url := start(t)
+			s := newStore(t, url, Options{})
+			c := direct(t, url)
+			for _, ev := range []Event{
+				{Kind: AccountRest, Account: "a1b2", Until: now.Add(time.Hour), Reason: "free_quota", Status: 429},
+				{Kind: AccountRest, Account: "a1b2", Until: now.Add(time.Minute), Reason: "rate_limit", Status: 429},
+				{Kind: Disable, Key: "2:cd", At: now},
+				{Kind: Enable, Key: "2:cd", At: now.Add(-time.Second)}, // older: a replica reconciling late
+				{Kind: Budget, Key: "3:ef", At: now, Figures: json.RawMessage(`{"limit_remaining":4}`)},
+				{Kind: Budget, Key: "3:ef", At: now.Add(-time.Minute), Figures: json.RawMessage(`{"limit_remaining":9}`)},
+			} {
+				if err := s.put(ctx, ev); err != nil {
+					t.Fatal(err)
+				}
+			}
+			check := func(raw string, err error, want func(Event) bool) {
+				t.Helper()
+				ev, _, derr := decode([]byte(raw))
+				if err != nil || derr != nil || !want(ev) {
+					t.Fatalf("Redis holds %q (%v, %v)", raw, err, derr)
+				}
+			}
+			raw, err := c.Get(ctx, "keygate:arest:a1b2").Result()
+			check(raw, err, func(e Event) bool { return e.Reason == "free_quota" && e.Until.Equal(now.Add(time.Hour)) })
+			raw, err = c.HGet(ctx, "keygate:manual", "2:cd").Result()
+			check(raw, err, func(e Event) bool { return e.Kind == Disable })
+			raw, err = c.Get(ctx, "keygate:budget:3:ef").Result()
+			check(raw, err, func(e Event) bool { return string(e.Figures) == `{"limit_remaining":4}` })
+			if pttl := c.PTTL(ctx, "keygate:budget:3:ef").Val(); pttl <= 0 || pttl > 5*time.Minute {
+				t.Fatalf("budget PTTL %v, want the 5m BudgetTTL", pttl)
+			}
+			if ttl := c.PTTL(ctx, "keygate:manual").Val(); ttl >= 0 {
+				t.Fatalf("manual hash PTTL %v: a disable must not expire", ttl)
+			}
+		})
+	}
+}
+
+func TestBudgetResetsSpend(t *testing.T) {
+	for name, start := range backends(t) {
+		t.Run(name, func(t *testing.T) {
+			url := start(t)
+			s := newStore(t, url, Options{})
+			c := direct(t, url)
+			for range 3 {
+				if err := s.put(ctx, Event{Kind: Spend, Key: "1:ab", Account: "a1", USD: 0.25}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if got := c.Get(ctx, "keygate:spend:1:ab").Val(); got != "0.75" {
+				t.Fatalf("spend %q, want 0.75", got)
+			}
+			if err := s.put(ctx, Event{Kind: Budget, Key: "1:ab", At: time.Now(), Figures: json.RawMessage(`{}`)}); err != nil {
+				t.Fatal(err)
+			}
+			if n := c.Exists(ctx, "keygate:spend:1:ab").Val(); n != 0 {
+				t.Fatal("a new budget poll left the spend it already counts")
+			}
+		})
+	}
+}
+
+func TestTrialTokenExclusive(t *testing.T) {
+	srv := redistest.Start(t)
+	var stores []*Redis
+	for range 3 {
+		s, _, _ := running(t, srv.URL(), Options{HotTimeout: 5 * time.Second, HealInterval: time.Hour})
+		stores = append(stores, s)
+	}
+	restUntil := time.Now()
+	for _, tc := range []struct {
+		name string
+		try  func(s *Redis) bool
+	}{
+		{"trial", func(s *Redis) bool { return s.TryTrial(ctx, "4:aa", restUntil) }},
+		{"next rest's trial", func(s *Redis) bool { return s.TryTrial(ctx, "4:aa", restUntil.Add(time.Minute)) }},
+		{"lease", func(s *Redis) bool { return s.TryLease(ctx, "budget:4:aa", time.Minute) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var wins atomic.Int32
+			var wg sync.WaitGroup
+			for i := range 24 {
+				wg.Go(func() {
+					if tc.try(stores[i%len(stores)]) {
+						wins.Add(1)
+					}
+				})
+			}
+			wg.Wait()
+			if wins.Load() != 1 {
+				t.Fatalf("%d callers won, want exactly 1", wins.Load())
+			}
+		})
+	}
+	if pttl := direct(t, srv.URL()).PTTL(ctx, "keygate:lease:budget:4:aa").Val(); pttl <= 0 || pttl > time.Minute {
+		t.Fatalf("lease PTTL %v, want its minute", pttl)
+	}
+}
+
+func TestPushReachesOtherReplica(t *testing.T) {
+	srv := redistest.Start(t)
+	// No re-read within the test: only the push can deliver.
+	a, recA, _ := running(t, srv.URL(), Options{HealInterval: time.Hour})
+	_, recB, _ := running(t, srv.URL(), Options{HealInterval: time.Hour})
+	c := direct(t, srv.URL())
+	eventually(t, "both subscribed", func() bool { return c.PubSubNumSub(ctx, "keygate:events").Val()["keygate:events"] == 2 })
+	until := time.Now().Add(time.Minute).Truncate(time.Millisecond)
+	a.Publish(Event{Kind: KeyRest, Key: "1:ab", Until: until, Reason: "auth", Status: 401})
+	a.Publish(Event{Kind: Spend, Key: "1:ab", Account: "a1", USD: 0.5})
+	eventually(t, "B applies A's rest", func() bool {
+		ev, ok := recB.find(func(e Event) bool { return e.Kind == KeyRest })
+		return ok && ev.Key == "1:ab" && ev.Until.Equal(until) && ev.Reason == "auth" && ev.Status == 401
+	})
+	eventually(t, "B applies A's spend (flushed by A's next round)", func() bool {
+		ev, ok := recB.find(func(e Event) bool { return e.Kind == Spend })
+		return ok && ev.USD == 0.5 && ev.Account == "a1"
+	})
+	if _, ok := recA.find(func(e Event) bool { return e.Kind == KeyRest }); ok {
+		t.Fatal("A applied its own push")
+	}
+}
+
+func TestHealPicksUpMissedFacts(t *testing.T) {
+	srv := redistest.Start(t)
+	a, _, _ := running(t, srv.URL(), Options{})
+	until := time.Now().Add(time.Minute)
+	a.Publish(Event{Kind: KeyRest, Key: "1:ab", Until: until, Reason: "auth", Status: 401})
+	a.Publish(Event{Kind: Disable, Key: "2:cd"})
+	a.Publish(Event{Kind: Budget, Key: "3:ef", Account: "a1", At: time.Now(), Figures: json.RawMessage(`{"limit":5}`)})
+	a.Publish(Event{Kind: Spend, Key: "3:ef", USD: 1.5})
+	c := direct(t, srv.URL())
+	eventually(t, "A wrote its facts", func() bool {
+		return c.Exists(ctx, "keygate:rest:1:ab", "keygate:budget:3:ef", "keygate:spend:3:ef").Val() == 3
+	})
+	// B starts late: it missed every push.
+	_, recB, _ := running(t, srv.URL(), Options{})
+	eventually(t, "B heals the rest, the disable and the budget with its spend", func() bool {
+		_, rest := recB.find(func(e Event) bool { return e.Kind == KeyRest && e.Key == "1:ab" })
+		_, off := recB.find(func(e Event) bool { return e.Kind == Disable && e.Key == "2:cd" })
+		b, budget := recB.find(func(e Event) bool { return e.Kind == Budget && e.Key == "3:ef" })
+		return rest && off && budget && b.USD == 1.5 && string(b.Figures) == `{"limit":5}`
+	})
+}
+
+func TestPublishNeverBlocks(t *testing.T) {
+	srv := redistest.Start(t)
+	s := newStore(t, srv.URL(), Options{QueueSize: 2})
+	until := time.Now().Add(time.Minute)
+	// Not running yet: nobody drains the queue.
+	for i := range 5 {
+		s.Publish(Event{Kind: KeyRest, Key: KeyRef(strings.Repeat("k", i+1)), Until: until})
+	}
+	s.Publish(Event{Kind: "nonsense", Key: "x"})
+	if len(s.queue) != 2 {
+		t.Fatalf("queue holds %d, want 2 (the newest)", len(s.queue))
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx, func(Event) {}) }()
+	c := direct(t, srv.URL())
+	eventually(t, "dropped events written from the replica's record", func() bool {
+		return c.Exists(ctx, "keygate:rest:k", "keygate:rest:kkk", "keygate:rest:kkkkk").Val() == 3
+	})
+	_ = s.Close()
+	<-done
+}
+
+func TestBackEndsOnlyTheRestItEnded(t *testing.T) {
+	now := time.Now().Truncate(time.Millisecond)
+	for name, start := range backends(t) {
+		t.Run(name, func(t *testing.T) {
+			url := start(t)
+			s := newStore(t, url, Options{})
+			c := direct(t, url)
+			steps := []struct {
+				ev   Event
+				key  string
+				left bool // whether the rest is still in Redis after ev
+			}{
+				{Event{Kind: KeyRest, Key: "1:ab", Until: now.Add(time.Hour), Reason: "key_limit", Status: 402}, "keygate:rest:1:ab", true},
+				{Event{Kind: TrialResult, Key: "1:ab", Until: now.Add(time.Minute), OK: true}, "keygate:rest:1:ab", true}, // an older rest's trial
+				{Event{Kind: TrialResult, Key: "1:ab", Until: now.Add(time.Hour), OK: false}, "keygate:rest:1:ab", true},
+				{Event{Kind: TrialResult, Key: "1:ab", Until: now.Add(2 * time.Hour), OK: true}, "keygate:rest:1:ab", false},
+				{Event{Kind: AccountRest, Account: "a1", Until: now.Add(time.Hour), Reason: "credits", Status: 402}, "keygate:arest:a1", true},
+				{Event{Kind: AccountBack, Account: "a1", Until: now.Add(time.Minute)}, "keygate:arest:a1", true},
+				{Event{Kind: AccountBack, Account: "a1", Until: now.Add(time.Hour)}, "keygate:arest:a1", false},
+			}
+			for i, st := range steps {
+				if err := s.put(ctx, st.ev); err != nil {
+					t.Fatalf("step %d: %v", i, err)
+				}
+				if left := c.Exists(ctx, st.key).Val() == 1; left != st.left {
+					t.Fatalf("step %d (%s): rest in Redis = %v, want %v", i, st.ev.Kind, left, st.left)
+				}
+			}
+			if pttl := c.PTTL(ctx, "keygate:trialres:1:ab").Val(); pttl <= 0 || pttl > trialResultTTL {
+				t.Fatalf("trial result PTTL %v, want within %v", pttl, trialResultTTL)
+			}
+		})
+	}
+}
+
+func TestReconcileKeepsEndedRestsEnded(t *testing.T) {
+	s := newStore(t, "unix:///nonexistent.sock", Options{})
+	until := time.Now().Add(time.Hour)
+	s.Publish(Event{Kind: KeyRest, Key: "1:ab", Until: until})
+	s.Publish(Event{Kind: KeyRest, Key: "2:cd", Until: until.Add(time.Hour)})
+	s.Publish(Event{Kind: AccountRest, Account: "a1", Until: until})
+	s.Publish(Event{Kind: TrialResult, Key: "1:ab", Until: until, OK: true})
+	s.Publish(Event{Kind: TrialResult, Key: "2:cd", Until: until, OK: true}) // not the rest 2:cd is in
+	s.Publish(Event{Kind: AccountBack, Account: "a1", Until: until})
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for k, want := range map[string]bool{"keygate:rest:1:ab": false, "keygate:rest:2:cd": true, "keygate:arest:a1": false, "keygate:trialres:1:ab": true} {
+		if _, ok := s.mine[k]; ok != want {
+			t.Errorf("replica's record has %s = %v, want %v", k, ok, want)
+		}
+	}
+}

@@ -1,0 +1,333 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Backoff of reconnects, doubling from the first to the last.
+const (
+	firstBackoff = 100 * time.Millisecond
+	lastBackoff  = 5 * time.Second
+)
+
+// Run starts the writer, the subscriber and the re-read loop, and waits
+// for ctx or Close. It never fails because Redis is away.
+func (s *Redis) Run(ctx context.Context, apply func(Event)) error {
+	s.mu.Lock()
+	if s.running || s.closed {
+		s.mu.Unlock()
+		return ErrRunning
+	}
+	s.running = true
+	ctx, s.stop = context.WithCancel(ctx)
+	s.wg.Add(3)
+	s.mu.Unlock()
+	deliver := func(ev Event) {
+		s.applyMu.Lock()
+		defer s.applyMu.Unlock()
+		apply(ev)
+	}
+	go func() { defer s.wg.Done(); s.write(ctx) }()
+	go func() { defer s.wg.Done(); s.subscribe(ctx, deliver) }()
+	go func() { defer s.wg.Done(); s.tick(ctx, deliver) }()
+	<-ctx.Done()
+	s.wg.Wait()
+	return nil
+}
+
+func (s *Redis) channel() string { return s.o.Prefix + "events" }
+func (s *Redis) index() string   { return s.o.Prefix + "index" }
+func (s *Redis) manual() string  { return s.o.Prefix + "manual" }
+
+func (s *Redis) markDirty() {
+	s.mu.Lock()
+	s.dirty = true
+	s.mu.Unlock()
+}
+
+// write drains the queue. While Redis is down, events wait in s.mine and
+// go out when it is back.
+func (s *Redis) write(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ev := <-s.queue:
+			if !s.health.isUp() || s.put(ctx, ev) != nil {
+				s.markDirty()
+			}
+		}
+	}
+}
+
+// put writes one fact and pushes it, in one round trip.
+func (s *Redis) put(ctx context.Context, ev Event) error {
+	val, err := encode(ev, s.origin)
+	if err != nil {
+		return nil // checked in Publish; nothing to retry
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.o.IOTimeout)
+	defer cancel()
+	key := s.factKey(ev)
+	switch ev.Kind {
+	case KeyRest, AccountRest:
+		if !ev.Until.After(s.o.Now()) {
+			return nil
+		}
+		u := ev.Until.UnixMilli()
+		err = factScript.Run(ctx, s.client, []string{key, s.index()}, u, val, "PXAT", u, s.channel(), "u").Err()
+	case TrialResult, AccountBack:
+		keys := []string{key, s.index()}
+		if ev.Kind == AccountBack {
+			keys = append(keys, s.o.Prefix+"arest:"+ev.Account)
+		} else if ev.OK {
+			keys = append(keys, s.o.Prefix+"rest:"+string(ev.Key))
+		}
+		err = factScript.Run(ctx, s.client, keys, ev.Until.UnixMilli(), val, "PX", trialResultTTL.Milliseconds(), s.channel(), "u").Err()
+	case Budget:
+		spend := s.o.Prefix + "spend:" + string(ev.Key)
+		err = factScript.Run(ctx, s.client, []string{key, s.index(), spend}, ev.At.UnixMilli(), val, "PX", s.o.BudgetTTL.Milliseconds(), s.channel(), "at").Err()
+	case Disable, Enable:
+		err = manualScript.Run(ctx, s.client, []string{s.manual()}, string(ev.Key), val, ev.At.UnixMilli(), s.channel()).Err()
+	case Spend:
+		err = spendScript.Run(ctx, s.client, []string{key, s.index()}, strconv.FormatFloat(ev.USD, 'f', -1, 64), s.o.BudgetTTL.Milliseconds(), s.channel(), val).Err()
+	}
+	return s.result(err)
+}
+
+// result feeds err to the health breaker. Any error counts, an error
+// reply too (a wrong password, a Redis out of memory): Redis is not doing
+// what the fleet needs, and this replica must not wait for it.
+func (s *Redis) result(err error) error {
+	if err == nil || errors.Is(err, redis.Nil) {
+		s.health.ok()
+		return nil
+	}
+	s.health.fail(err)
+	return err
+}
+
+// flushEvery is how often spend goes out (and the longest tick).
+const flushEvery = time.Second
+
+// tick flushes spend every second and re-reads all facts every
+// HealInterval while Redis is up, and probes it with backoff while it is
+// down; on its return it writes this replica's facts again, so both sides
+// catch up.
+func (s *Redis) tick(ctx context.Context, deliver func(Event)) {
+	backoff := firstBackoff
+	var healed time.Time
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if !s.health.isUp() {
+			pctx, cancel := context.WithTimeout(ctx, s.o.IOTimeout)
+			err := s.result(s.client.Ping(pctx).Err())
+			cancel()
+			if err != nil {
+				t.Reset(backoff)
+				backoff = min(2*backoff, lastBackoff)
+				continue
+			}
+			backoff = firstBackoff
+			healed = time.Time{}
+			s.markDirty()
+		}
+		s.reconcile(ctx)
+		s.flush(ctx)
+		if time.Since(healed) >= s.o.HealInterval {
+			healed = time.Now()
+			s.heal(ctx, deliver)
+		}
+		t.Reset(min(s.o.HealInterval, flushEvery))
+	}
+}
+
+// reconcile writes every live fact this replica published, when a write
+// may have been lost. The scripts keep the later fact, so this is safe.
+func (s *Redis) reconcile(ctx context.Context) {
+	now := s.o.Now()
+	s.mu.Lock()
+	if !s.dirty {
+		s.mu.Unlock()
+		return
+	}
+	s.dirty = false
+	evs := make([]Event, 0, len(s.mine))
+	for k, ev := range s.mine {
+		if s.expired(ev, now) {
+			delete(s.mine, k)
+			continue
+		}
+		evs = append(evs, ev)
+	}
+	s.mu.Unlock()
+	for _, ev := range evs {
+		if ctx.Err() != nil || s.put(ctx, ev) != nil {
+			s.markDirty()
+			return
+		}
+	}
+}
+
+func (s *Redis) expired(ev Event, now time.Time) bool {
+	switch ev.Kind {
+	case KeyRest, AccountRest:
+		return !ev.Until.After(now)
+	case TrialResult, AccountBack:
+		return now.After(ev.Until.Add(s.o.TrialTTL + trialResultTTL))
+	case Budget:
+		return now.After(ev.At.Add(s.o.BudgetTTL))
+	}
+	return false
+}
+
+// flush writes the spend summed since the last flush; what fails to go out
+// is kept for the next.
+func (s *Redis) flush(ctx context.Context) {
+	s.mu.Lock()
+	if len(s.pending) == 0 {
+		s.mu.Unlock()
+		return
+	}
+	out := s.pending
+	s.pending = make(map[KeyRef]pending, len(out))
+	s.mu.Unlock()
+	for ref, p := range out {
+		if ctx.Err() == nil && s.health.isUp() && s.put(ctx, Event{Kind: Spend, Key: ref, Account: p.account, USD: p.usd}) == nil {
+			delete(out, ref)
+		}
+	}
+	if len(out) == 0 {
+		return
+	}
+	s.mu.Lock()
+	for ref, p := range out {
+		q := s.pending[ref]
+		q.account, q.usd = p.account, q.usd+p.usd
+		s.pending[ref] = q
+	}
+	s.mu.Unlock()
+}
+
+// heal reads every live fact and applies it: what a missed push, a late
+// start or an outage kept from this replica.
+func (s *Redis) heal(ctx context.Context, deliver func(Event)) {
+	ctx, cancel := context.WithTimeout(ctx, s.o.IOTimeout)
+	defer cancel()
+	res, err := healScript.Run(ctx, s.client, []string{s.index(), s.manual()}).Slice()
+	if s.result(err) != nil || len(res) != 2 {
+		return
+	}
+	facts, _ := res[0].([]any)
+	hash, _ := res[1].([]any)
+	spent := map[KeyRef]float64{}
+	var evs []Event
+	for i := 0; i+1 < len(facts); i += 2 {
+		k, _ := facts[i].(string)
+		v, _ := facts[i+1].(string)
+		rest, ok := strings.CutPrefix(k, s.o.Prefix)
+		if !ok {
+			continue
+		}
+		if ref, ok := strings.CutPrefix(rest, "spend:"); ok {
+			if f, err := strconv.ParseFloat(v, 64); err == nil {
+				spent[KeyRef(ref)] = f
+			}
+			continue
+		}
+		if ev, _, err := decode([]byte(v)); err == nil {
+			evs = append(evs, ev)
+		}
+	}
+	for i := 0; i+1 < len(hash); i += 2 {
+		v, _ := hash[i+1].(string)
+		if ev, _, err := decode([]byte(v)); err == nil && (ev.Kind == Disable || ev.Kind == Enable) {
+			evs = append(evs, ev)
+		}
+	}
+	s.mu.Lock()
+	for i, ev := range evs {
+		if ev.Kind == Budget {
+			evs[i].USD = spent[ev.Key] + s.pending[ev.Key].usd
+		}
+	}
+	s.mu.Unlock()
+	for _, ev := range evs {
+		if ctx.Err() != nil {
+			return
+		}
+		deliver(ev)
+	}
+}
+
+// subscribe delivers pushes from other replicas, resubscribing with
+// backoff when the connection breaks (heal covers what was missed).
+func (s *Redis) subscribe(ctx context.Context, deliver func(Event)) {
+	backoff := firstBackoff
+	for {
+		got := s.listen(ctx, deliver)
+		if got {
+			backoff = firstBackoff
+		}
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		backoff = min(2*backoff, lastBackoff)
+	}
+}
+
+// listen holds one subscription until it breaks or ctx ends; it reports
+// whether the subscription was confirmed. A silent connection is pinged
+// once; silent again, it counts as broken (a frozen Redis).
+func (s *Redis) listen(ctx context.Context, deliver func(Event)) bool {
+	ps := s.client.Subscribe(ctx, s.channel())
+	defer ps.Close()
+	stop := context.AfterFunc(ctx, func() { _ = ps.Close() })
+	defer stop()
+	confirmed, pinged := false, false
+	for ctx.Err() == nil {
+		msg, err := ps.ReceiveTimeout(ctx, s.o.HealInterval)
+		if err != nil {
+			if timeout(err) && !pinged {
+				pinged = true
+				if ps.Ping(ctx) == nil {
+					continue
+				}
+			}
+			return confirmed
+		}
+		pinged = false
+		switch m := msg.(type) {
+		case *redis.Subscription:
+			confirmed = true
+		case *redis.Message:
+			if ev, origin, err := decode([]byte(m.Payload)); err == nil && origin != s.origin {
+				deliver(ev)
+			}
+		}
+	}
+	return confirmed
+}
+
+func timeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
+}
