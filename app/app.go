@@ -21,6 +21,7 @@ import (
 	"github.com/keygate/keygate/admin"
 	"github.com/keygate/keygate/breaker"
 	"github.com/keygate/keygate/budget"
+	"github.com/keygate/keygate/cluster"
 	"github.com/keygate/keygate/config"
 	"github.com/keygate/keygate/gateway"
 	"github.com/keygate/keygate/keyring"
@@ -40,6 +41,8 @@ type App struct {
 	// Budgets is the budget poller the app started with (Serve runs the
 	// one in force, Live.Budgets(), which a reload replaces).
 	Budgets *budget.Poller
+	// Store shares state with other replicas (REDIS_URL); nil without.
+	Store cluster.Store
 	// Pool and Breakers are the pool the app started with; the pool in
 	// force is Relay.Pool().
 	Pool     *keyring.Pool
@@ -133,7 +136,27 @@ func New(cfg *config.Config, log *slog.Logger, o Options) (*App, error) {
 	}
 	redactor := secret.NewRedactor(secrets)
 	live := &Live{relay: rl, obs: obs, src: src, m: m, log: log, redactor: redactor, settings: settings,
-		budgetO: budgetO, confirm: ro.Confirmer != nil, entries: cfg.Keys, disabled: map[KeyRef]bool{}, read: o.Reread}
+		budgetO: budgetO, confirm: ro.Confirmer != nil, entries: cfg.Keys, disabled: map[KeyRef]bool{},
+		toggled: map[KeyRef]time.Time{}, read: o.Reread}
+	var store cluster.Store
+	var redisUp func() *bool
+	if cfg.RedisURL != "" {
+		// Replicas share the manual disables (more of what they learn
+		// is the cluster wiring's).
+		store, err = cluster.New(cluster.Options{URL: cfg.RedisURL, Prefix: cfg.RedisPrefix, Logger: log,
+			Registerer: reg, TrialTTL: cfg.UpstreamTimeout})
+		if err != nil {
+			return nil, fmt.Errorf("REDIS_URL: %w", err)
+		}
+		live.OnToggle(func(ref KeyRef, on bool, at time.Time) {
+			kind := cluster.Enable
+			if on {
+				kind = cluster.Disable
+			}
+			store.Publish(cluster.Event{Kind: kind, Key: ref, At: at})
+		})
+		redisUp = func() *bool { up := store.Up(); return &up }
+	}
 	live.budgets.Store(budgets)
 	if cfg.KeysFile != "" {
 		live.read = func() ([]keyring.Entry, error) {
@@ -146,7 +169,7 @@ func New(cfg *config.Config, log *slog.Logger, o Options) (*App, error) {
 	if replica == "" {
 		replica, _ = os.Hostname()
 	}
-	page := webui.New(guard, &gateway.StatusSource{Relay: rl, Observer: obs, Budgets: live, Strategy: strategy.Name(), Replica: replica}, log)
+	page := webui.New(guard, &gateway.StatusSource{Relay: rl, Observer: obs, Budgets: live, Strategy: strategy.Name(), Replica: replica, RedisUp: redisUp}, log)
 	gw := gateway.New(gateway.Options{
 		Relay:           rl,
 		Strategy:        strategy,
@@ -167,7 +190,7 @@ func New(cfg *config.Config, log *slog.Logger, o Options) (*App, error) {
 		Admin:           admin.New(guard, live, log),
 		Page:            page,
 	})
-	return &App{Config: cfg, Live: live, Budgets: budgets, Pool: pool, Breakers: breakers, Relay: rl, Registry: reg, Handler: gw, Log: log}, nil
+	return &App{Config: cfg, Live: live, Budgets: budgets, Store: store, Pool: pool, Breakers: breakers, Relay: rl, Registry: reg, Handler: gw, Log: log}, nil
 }
 
 // Server returns the HTTP server for the app, with its timeouts.
@@ -205,6 +228,11 @@ func (a *App) Serve(ctx context.Context, ln net.Listener, force <-chan struct{})
 	polled := make(chan struct{})
 	go func() { a.Live.Run(pctx); close(polled) }()
 	defer func() { stopPolls(); <-polled }()
+	if a.Store != nil {
+		shared := make(chan struct{})
+		go func() { _ = a.Store.Run(pctx, a.Live.ApplyEvent); close(shared) }()
+		defer func() { stopPolls(); _ = a.Store.Close(); <-shared }()
+	}
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serving: %w", err)

@@ -2,16 +2,17 @@ package app
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/keygate/keygate/admin"
 	"github.com/keygate/keygate/breaker"
 	"github.com/keygate/keygate/budget"
+	"github.com/keygate/keygate/cluster"
 	"github.com/keygate/keygate/gateway"
 	"github.com/keygate/keygate/keyring"
 	"github.com/keygate/keygate/keysfile"
@@ -20,16 +21,13 @@ import (
 	"github.com/keygate/keygate/secret"
 )
 
-// KeyRef names a key across reloads and replicas: its id and the digest of
-// its secret, so that a disable follows the key, not a number a new secret
-// may take.
-type KeyRef struct {
-	ID     int
-	Digest [sha256.Size]byte
-}
+// KeyRef names a key across reloads and replicas: its id and a digest of
+// its secret (cluster.RefOf), so that a disable follows the key, not a
+// number a new secret may take.
+type KeyRef = cluster.KeyRef
 
 // RefOf is k's KeyRef.
-func RefOf(k *keyring.Key) KeyRef { return KeyRef{ID: k.ID, Digest: k.Secret.Digest()} }
+func RefOf(k *keyring.Key) KeyRef { return cluster.RefOf(k.ID, k.Secret) }
 
 // Live is the key pool in force and what changes it: reloads (KEYS_FILE,
 // SIGHUP, POST /admin/reload) and manual disables. It implements
@@ -51,6 +49,9 @@ type Live struct {
 	budgets  atomic.Pointer[budget.Poller]
 	// disabled holds the keys disabled by hand; it outlives snapshots.
 	disabled map[KeyRef]bool
+	// toggled is when each key was last disabled or enabled: of two
+	// toggles (one from another replica) the later wins.
+	toggled map[KeyRef]time.Time
 	// read re-reads the pool's source; nil refuses reloads.
 	read func() ([]keyring.Entry, error)
 	// run is the poller's loop, while Run runs.
@@ -58,14 +59,15 @@ type Live struct {
 	stopRun func()
 	// notify, when set, learns of every disable and enable asked of this
 	// replica (not those SetDisabled brings from elsewhere).
-	notify func(ref KeyRef, on bool)
+	notify func(ref KeyRef, on bool, at time.Time)
 }
 
 // OnToggle makes fn learn of every disable and enable asked of this
-// replica's admin API, after it took effect here: the hook that shares them
-// with other replicas, which apply them with SetDisabled. fn is called with
-// the pool's lock held and must not call back into l.
-func (l *Live) OnToggle(fn func(ref KeyRef, on bool)) {
+// replica's admin API (at when it was done), after it took effect here: the
+// hook that shares them with other replicas, which apply them with
+// ApplyEvent. fn is called with the pool's lock held and must not call
+// back into l.
+func (l *Live) OnToggle(fn func(ref KeyRef, on bool, at time.Time)) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.notify = fn
@@ -170,10 +172,11 @@ func (l *Live) toggle(id int, on bool) error {
 	if err != nil {
 		return err
 	}
-	ref := RefOf(k)
+	ref, at := RefOf(k), time.Now()
+	l.toggled[ref] = at
 	l.setDisabled(ref, on)
 	if l.notify != nil {
-		l.notify(ref, on)
+		l.notify(ref, on, at)
 	}
 	return nil
 }
@@ -188,6 +191,22 @@ func (l *Live) SetDisabled(ref KeyRef, on bool) {
 	l.setDisabled(ref, on)
 }
 
+// ApplyEvent takes a disable or enable from another replica: the later of
+// it and the last toggle known wins (the store re-reads facts, so an older
+// one may come again). Other kinds are not the live pool's.
+func (l *Live) ApplyEvent(ev cluster.Event) {
+	if ev.Kind != cluster.Disable && ev.Kind != cluster.Enable {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if last, ok := l.toggled[ev.Key]; ok && !ev.At.After(last) {
+		return
+	}
+	l.toggled[ev.Key] = ev.At
+	l.setDisabled(ev.Key, ev.Kind == cluster.Disable)
+}
+
 func (l *Live) setDisabled(ref KeyRef, on bool) {
 	if on {
 		l.disabled[ref] = true
@@ -195,8 +214,10 @@ func (l *Live) setDisabled(ref KeyRef, on bool) {
 		delete(l.disabled, ref)
 	}
 	snap := l.relay.Snapshot()
-	if k := snap.Pool().ByID(ref.ID); k != nil && RefOf(k) == ref {
-		snap.Breakers().SetDisabled(k, on)
+	for _, k := range snap.Pool().Keys() {
+		if RefOf(k) == ref {
+			snap.Breakers().SetDisabled(k, on)
+		}
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/keygate/keygate/breaker"
+	"github.com/keygate/keygate/cluster"
 	"github.com/keygate/keygate/config"
 	"github.com/keygate/keygate/console"
 	"github.com/keygate/keygate/fault"
@@ -366,11 +367,11 @@ func TestDisableEvents(t *testing.T) {
 	up := newUpstream(t)
 	a, _ := newLiveApp(t, up.URL, []int{1, 2}, Options{})
 	var got []string
-	a.Live.OnToggle(func(ref KeyRef, on bool) {
-		got = append(got, strconv.Itoa(ref.ID)+"="+strconv.FormatBool(on))
+	a.Live.OnToggle(func(ref KeyRef, on bool, _ time.Time) {
+		got = append(got, strings.SplitN(string(ref), ":", 2)[0]+"="+strconv.FormatBool(on))
 	})
 	five := entries(5)[0]
-	a.Live.SetDisabled(KeyRef{ID: 5, Digest: five.Secret.Digest()}, true)
+	a.Live.SetDisabled(cluster.RefOf(5, five.Secret), true)
 	a.Live.Apply(entries(1, 2, 5), nil, "file")
 	if k := getKeys(t, a.Handler).Keys[2]; k.ID != 5 || !k.Disabled {
 		t.Errorf("key 5 brought by a reload: %+v, want disabled", k)
