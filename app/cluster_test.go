@@ -60,7 +60,7 @@ func TestDisableSharedOverRedis(t *testing.T) {
 	}
 	waitFor(t, "key 2 enabled on the other replica", func() bool { return !disabledOn(b, 2) })
 	rec := httptest.NewRecorder()
-	a.Handler.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/status.json", nil))
+	a.Handler.ServeHTTP(rec, localRequest(http.MethodGet, "/status.json", ""))
 	if !strings.Contains(rec.Body.String(), `"redis_up":true`) {
 		t.Errorf("status.json does not say Redis is up: %s", rec.Body)
 	}

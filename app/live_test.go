@@ -153,7 +153,7 @@ type keysAnswer struct {
 func getKeys(t *testing.T, h http.Handler) keysAnswer {
 	t.Helper()
 	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/keys", nil))
+	h.ServeHTTP(rec, localRequest(http.MethodGet, "/keys", ""))
 	var k keysAnswer
 	if err := json.Unmarshal(rec.Body.Bytes(), &k); err != nil {
 		t.Fatalf("/keys: %v: %s", err, rec.Body)
@@ -161,10 +161,18 @@ func getKeys(t *testing.T, h http.Handler) keysAnswer {
 	return k
 }
 
+// localRequest is a request to an open gateway, which answers localhost
+// only (against DNS rebinding).
+func localRequest(method, path, body string) *http.Request {
+	r := httptest.NewRequest(method, path, strings.NewReader(body))
+	r.Host = "localhost"
+	return r
+}
+
 func chat(t *testing.T, h http.Handler) int {
 	t.Helper()
 	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/v1/chat/completions", strings.NewReader(`{"model":"a/b","messages":[]}`)))
+	h.ServeHTTP(rec, localRequest(http.MethodPost, "/v1/chat/completions", `{"model":"a/b","messages":[]}`))
 	return rec.Code
 }
 

@@ -146,6 +146,7 @@ func measureInProcessBudgets(ctx context.Context, rounds int, roundDur time.Dura
 		n := 0
 		for end := time.Now().Add(roundDur); time.Now().Before(end); n++ {
 			req := httptest.NewRequest(http.MethodPost, "/v1/chat/completions", bytes.NewReader(tinyChat))
+			req.Host = "localhost" // an open gateway answers this machine's names only
 			req.Header.Set("Content-Type", "application/json")
 			w := httptest.NewRecorder()
 			h.ServeHTTP(w, req)

@@ -55,6 +55,9 @@ type Config struct {
 	AdminToken          secret.Key    `env:"ADMIN_TOKEN" help:"token for /admin/* (Authorization: Bearer <token>); unset, /admin/* answers 404"`
 	RedisURL            string        `env:"REDIS_URL" help:"redis://[user:pass@]host:port/db, rediss://… (TLS) or unix:///path: replicas share what they learn about keys; unset keeps it all in this process"`
 	RedisPrefix         string        `env:"REDIS_PREFIX" envDefault:"keygate:" help:"namespace of every Redis key, so that several pools can share one Redis"`
+	WriteTimeout        time.Duration `env:"WRITE_TIMEOUT" envDefault:"60s" help:"a client that accepts no bytes of an answer for this long is cut off, its slot freed and its upstream call cancelled"`
+	CORSOrigins         []string      `env:"CORS_ORIGINS" help:"browser origins allowed to call keygate (comma-separated, or *); other browser requests get 403"`
+	AllowedHosts        []string      `env:"ALLOWED_HOSTS" help:"extra Host values accepted when GATEWAY_API_KEYS is unset (loopback and this machine's names always are)"`
 
 	// Keys is the pool, ordered by id; filled from the key variables.
 	Keys []keyring.Entry `env:"-"`
@@ -112,6 +115,9 @@ func Load(environ []string, dotenv map[string]string, requireKeys bool) (*Config
 			return nil, err
 		}
 	}
+	if err := checkPrintable(raw); err != nil {
+		return nil, err
+	}
 	c.Keys, c.Duplicates = dedupe(raw)
 	c.ForeignKeys = foreignKeys(raw, c.BaseURL)
 	return &c, nil
@@ -120,7 +126,7 @@ func Load(environ []string, dotenv map[string]string, requireKeys bool) (*Config
 func (c *Config) validate() error {
 	u, err := url.Parse(c.BaseURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
-		return fmt.Errorf("invalid OPENROUTER_BASE_URL=%q: want an absolute http(s) URL without query, like https://openrouter.ai/api/v1", c.BaseURL)
+		return fmt.Errorf("invalid OPENROUTER_BASE_URL=%q: want an absolute http(s) URL without query, like https://openrouter.ai/api/v1", redactURL(c.BaseURL))
 	}
 	c.BaseURL = strings.TrimRight(c.BaseURL, "/")
 	if c.Port < 1 || c.Port > 65535 {
@@ -172,14 +178,21 @@ func (c *Config) validate() error {
 		{"READ_BODY_TIMEOUT", int64(c.ReadBodyTimeout)},
 		{"IDLE_TIMEOUT", int64(c.IdleTimeout)},
 		{"SHUTDOWN_TIMEOUT", int64(c.ShutdownTimeout)},
+		{"WRITE_TIMEOUT", int64(c.WriteTimeout)},
 	}
 	for _, p := range positive {
 		if p.v <= 0 {
 			return fmt.Errorf("invalid %s: must be positive", p.name)
 		}
 	}
+	if err := c.validateBrowser(); err != nil {
+		return err
+	}
 	var tokens []secret.Key
-	for _, t := range c.GatewayAPIKeys {
+	for i, t := range c.GatewayAPIKeys {
+		if !t.Printable() {
+			return fmt.Errorf("invalid GATEWAY_API_KEYS: token %d holds a control character or blank (a newline?); no client could send it", i+1)
+		}
 		if !t.IsZero() {
 			tokens = append(tokens, t)
 		}
@@ -221,6 +234,18 @@ type rawKey struct {
 	raw  string // trimmed
 }
 
+// checkPrintable refuses a key with a control character or blank inside
+// (a newline pasted with it, say): every call with it would fail while the
+// key counts as healthy.
+func checkPrintable(raw []rawKey) error {
+	for _, r := range raw {
+		if !secret.New(r.raw).Printable() {
+			return fmt.Errorf("invalid %s: the key holds a control character or blank (a newline?); every call with it would fail", r.name)
+		}
+	}
+	return nil
+}
+
 // rawPool reads numbered keys, or else the comma-separated list, in id
 // order.
 func rawPool(vars map[string]string) ([]rawKey, error) {
@@ -253,6 +278,9 @@ func rawPool(vars map[string]string) ([]rawKey, error) {
 func poolFrom(vars map[string]string) ([]keyring.Entry, []Duplicate, error) {
 	raw, err := rawPool(vars)
 	if err != nil {
+		return nil, nil, err
+	}
+	if err := checkPrintable(raw); err != nil {
 		return nil, nil, err
 	}
 	keys, dups := dedupe(raw)

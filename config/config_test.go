@@ -169,3 +169,45 @@ func TestGatewayTokensAreSecrets(t *testing.T) {
 		}
 	}
 }
+
+func TestRefusedSettings(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		environ []string
+		want    string // in the error
+		never   string // never in the error
+	}{
+		{name: "newline in numbered key", environ: []string{"OPENROUTER_API_KEY_1=sk-or-v1-7d2a\nbbbbbbbbbbbbbbbb"}, want: "OPENROUTER_API_KEY_1", never: "bbbbbbbb"},
+		{name: "CR in listed key", environ: []string{"OPENROUTER_API_KEYS=sk-or-v1-5d8e1f3a9c7b2046e81d5a3f9b0c4e72,sk-or-v1-91c4\rdddddddddddddddd"}, want: "item 2", never: "dddddddd"},
+		{name: "newline in client token", environ: []string{"OPENROUTER_API_KEY_1=sk-or-v1-5d8e1f3a9c7b2046e81d5a3f9b0c4e72", "GATEWAY_API_KEYS=tok\nsecretpart"}, want: "GATEWAY_API_KEYS", never: "secretpart"},
+		{name: "URL password not printed", environ: []string{"OPENROUTER_API_KEY_1=sk-or-v1-aaaaaaaaaaaaaaaa", "OPENROUTER_BASE_URL=https://user:hunter2pass@up.example/v1?x=1"}, want: "OPENROUTER_BASE_URL", never: "hunter2pass"},
+		{name: "unparsable URL password not printed", environ: []string{"OPENROUTER_API_KEY_1=sk-or-v1-aaaaaaaaaaaaaaaa", "OPENROUTER_BASE_URL=https://user:hunter2pass@up.example:badport/v1"}, want: "OPENROUTER_BASE_URL", never: "hunter2pass"},
+		{name: "bad CORS origin", environ: []string{"OPENROUTER_API_KEY_1=sk-or-v1-5d8e1f3a9c7b2046e81d5a3f9b0c4e72", "CORS_ORIGINS=app.example.com"}, want: "CORS_ORIGINS"},
+		{name: "bad allowed host", environ: []string{"OPENROUTER_API_KEY_1=sk-or-v1-aaaaaaaaaaaaaaaa", "ALLOWED_HOSTS=http://x/"}, want: "ALLOWED_HOSTS"},
+		{name: "zero write timeout", environ: []string{"OPENROUTER_API_KEY_1=sk-or-v1-aaaaaaaaaaaaaaaa", "WRITE_TIMEOUT=0s"}, want: "WRITE_TIMEOUT"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Load(tc.environ, nil, true)
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %q does not name %q", err, tc.want)
+			}
+			if tc.never != "" && strings.Contains(err.Error(), tc.never) {
+				t.Fatalf("error %q quotes %q", err, tc.never)
+			}
+		})
+	}
+}
+
+func TestBrowserSettings(t *testing.T) {
+	c, err := Load([]string{"OPENROUTER_API_KEY_1=sk-or-v1-5d8e1f3a9c7b2046e81d5a3f9b0c4e72", "CORS_ORIGINS=https://App.example.com/, ,http://localhost:3000",
+		"ALLOWED_HOSTS= Keygate.internal ,,"}, nil, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(c.CORSOrigins) != "[https://app.example.com http://localhost:3000]" || fmt.Sprint(c.AllowedHosts) != "[keygate.internal]" || c.WriteTimeout != 60*time.Second {
+		t.Fatalf("got origins %q hosts %q write timeout %v", c.CORSOrigins, c.AllowedHosts, c.WriteTimeout)
+	}
+}

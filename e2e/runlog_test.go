@@ -90,7 +90,7 @@ func TestRunConsoleCooldownLines(t *testing.T) {
 	}
 	lines := logSince(gw, mark)
 	text := strings.Join(lines, "\n")
-	for _, want := range []string{"🧊 API Key #1 cooling down for 10m (401)", "🧊 API Key #2 cooling down for 30s (429)"} {
+	for _, want := range []string{"🧊 API Key #1 cooling down for 10m (401) after m/a", "🧊 API Key #2 cooling down for 30s (429) after m/b"} {
 		i := slices.Index(lines, want)
 		if i < 0 {
 			t.Fatalf("no line %q in:\n%s", want, text)

@@ -126,7 +126,7 @@ func TestAccessLine(t *testing.T) {
 			}
 			s, logs := newAccessServer(t, &accessUpstream{fail: tc.fail}, "text", slog.LevelInfo, tokens...)
 			w := httptest.NewRecorder()
-			s.ServeHTTP(w, httptest.NewRequest(tc.method, tc.path, strings.NewReader(tc.body)))
+			s.ServeHTTP(w, localRequest(tc.method, tc.path, tc.body))
 			var access []string
 			for _, l := range strings.Split(strings.TrimSuffix(logs.String(), "\n"), "\n") {
 				if strings.HasPrefix(l, "↪️ ") {
@@ -151,7 +151,7 @@ func TestAccessLine(t *testing.T) {
 func TestAccessLineJSON(t *testing.T) {
 	s, logs := newAccessServer(t, &accessUpstream{fail: []int{429}}, "json", slog.LevelInfo)
 	w := httptest.NewRecorder()
-	s.ServeHTTP(w, httptest.NewRequest("POST", "/api/v1/chat/completions", strings.NewReader(`{"model":"a/b"}`)))
+	s.ServeHTTP(w, localRequest("POST", "/api/v1/chat/completions", `{"model":"a/b"}`))
 	var got map[string]any
 	for _, l := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
 		var ev map[string]any
@@ -191,7 +191,7 @@ func TestAccessLineSilencedAboveInfo(t *testing.T) {
 	for _, format := range []string{"text", "json"} {
 		s, logs := newAccessServer(t, &accessUpstream{}, format, slog.LevelWarn)
 		w := httptest.NewRecorder()
-		s.ServeHTTP(w, httptest.NewRequest("POST", "/v1/chat/completions", strings.NewReader(`{"model":"a/b"}`)))
+		s.ServeHTTP(w, localRequest("POST", "/v1/chat/completions", `{"model":"a/b"}`))
 		if w.Code != http.StatusOK || logs.Len() != 0 {
 			t.Errorf("%s: status %d, logged %q", format, w.Code, logs)
 		}
@@ -234,4 +234,12 @@ func TestAPIV1CallLikeV1(t *testing.T) {
 			}
 		}
 	}
+}
+
+// localRequest is a request to an open gateway by a client on this
+// machine: Host localhost, as an open gateway wants it.
+func localRequest(method, path, body string) *http.Request {
+	r := httptest.NewRequest(method, path, strings.NewReader(body))
+	r.Host = "localhost"
+	return r
 }

@@ -68,6 +68,14 @@ type Options struct {
 	// Page serves the status page: GET and HEAD of / exactly,
 	// /status.json and /ui/*; nil mounts nothing.
 	Page http.Handler
+	// WriteTimeout cuts off a client that accepts no bytes for this long
+	// (WRITE_TIMEOUT); zero means never.
+	WriteTimeout time.Duration
+	// CORSOrigins are the browser origins allowed in (CORS_ORIGINS).
+	CORSOrigins []string
+	// AllowedHosts are extra Host values an open gateway answers
+	// (ALLOWED_HOSTS).
+	AllowedHosts []string
 }
 
 // Server is the gateway's HTTP handler.
@@ -81,6 +89,7 @@ type Server struct {
 	pass    *passthrough
 	v1      http.Handler // the passthrough and its middleware, outside echo
 	chatURL string
+	guard   *browserGuard
 	// strategies /run's random_key chooses between.
 	strategies struct{ random, roundRobin keyring.Strategy }
 	// hint names the routes in 404 answers (notfound.go).
@@ -99,6 +108,7 @@ func New(o Options) *Server {
 	if len(o.Tokens) > 0 {
 		s.tokens = tokenDigests(o.Tokens)
 	}
+	s.guard = newBrowserGuard(o.CORSOrigins, o.AllowedHosts, len(o.Tokens) == 0)
 	s.strategies.random = keyring.NewRandom(o.Rand)
 	s.strategies.roundRobin = keyring.RoundRobin{}
 	e := s.echo
@@ -164,13 +174,26 @@ func (s *Server) redact(text string) string {
 	return s.o.Redactor.Redact(text)
 }
 
-// ServeHTTP implements http.Handler.
+// ServeHTTP implements http.Handler. Every answer goes out through a
+// clientWriter (clientwriter.go); browser checks come first (browser.go).
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if isV1(r) {
-		s.v1.ServeHTTP(w, r)
-		return
+	cw := newClientWriter(w, s.o.Redactor, s.o.WriteTimeout)
+	switch {
+	case r.Method == http.MethodTrace:
+		// Upstream would echo the request, pool key and all.
+		markNoKey(cw, r)
+		cw.Header().Set("Allow", "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS")
+		writeAPIError(cw, http.StatusMethodNotAllowed, "invalid_request_error", "TRACE is not served")
+	case s.guard.serve(cw, r):
+	case isV1(r):
+		s.v1.ServeHTTP(cw, r)
+	default:
+		s.echo.ServeHTTP(cw, r)
 	}
-	s.echo.ServeHTTP(w, r)
+	// Not deferred: after a panic (http.ErrAbortHandler, upstream broke
+	// mid-body) nothing more is written, and the writer is not reused.
+	cw.finish()
+	cw.release()
 }
 
 // measure records the request metrics of a route. It records in a defer:
