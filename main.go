@@ -108,10 +108,13 @@ func runAs(name string, args, environ []string, stdout, stderr io.Writer) int {
 	}
 	// With KEYS_FILE the pool comes from the file (app reads it), so the
 	// environment may hold no key.
-	cfg, err := config.Load(environ, dotenv, false)
-	if err == nil && cfg.KeysFile == "" && !*demo {
-		cfg, err = config.Load(environ, dotenv, true)
+	keysFile := dotenv["KEYS_FILE"]
+	for _, kv := range environ {
+		if v, ok := strings.CutPrefix(kv, "KEYS_FILE="); ok {
+			keysFile = v
+		}
 	}
+	cfg, err := config.Load(environ, dotenv, !*demo && strings.TrimSpace(keysFile) == "")
 	if err != nil {
 		fmt.Fprintf(stderr, "keygate: %v%s\n", err, keysHint(err, dotenv, *envFile, name))
 		return 2
