@@ -201,6 +201,9 @@ func TestReloadCarriesState(t *testing.T) {
 	if res.Refused != "" || !slices.Equal(res.Added, []int{4}) || len(res.Removed) != 0 || !slices.Equal(res.Kept, []int{1, 2, 3}) {
 		t.Fatalf("reload = %+v", res)
 	}
+	if got := a.Live.redactor.Redact("x " + liveKeys[4]); strings.Contains(got, liveKeys[4]) {
+		t.Errorf("a key the reload added is not masked: %q", got)
+	}
 	after := getKeys(t, a.Handler)
 	if len(after.Keys) != 4 {
 		t.Fatalf("after reload %d keys", len(after.Keys))
