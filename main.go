@@ -25,6 +25,7 @@ import (
 	"github.com/keygate/keygate/config"
 	"github.com/keygate/keygate/console"
 	"github.com/keygate/keygate/keyring"
+	"github.com/keygate/keygate/keysfile"
 	"github.com/keygate/keygate/secret"
 	"github.com/keygate/keygate/simulator"
 )
@@ -105,12 +106,39 @@ func runAs(name string, args, environ []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "keygate: reading %s: %v\n", *envFile, err)
 		return 2
 	}
-	cfg, err := config.Load(environ, dotenv, !*demo)
+	// With KEYS_FILE the pool comes from the file (app reads it), so the
+	// environment may hold no key.
+	keysFile := dotenv["KEYS_FILE"]
+	for _, kv := range environ {
+		if v, ok := strings.CutPrefix(kv, "KEYS_FILE="); ok {
+			keysFile = v
+		}
+	}
+	cfg, err := config.Load(environ, dotenv, !*demo && strings.TrimSpace(keysFile) == "")
 	if err != nil {
 		fmt.Fprintf(stderr, "keygate: %v%s\n", err, keysHint(err, dotenv, *envFile, name))
 		return 2
 	}
 	log := console.New(stdout, cfg.LogFormat, cfg.LogLevelValue())
+	if cfg.KeysFile != "" && !*demo {
+		if names := config.KeyVarNames(environ, dotenv); len(names) > 0 {
+			log.Warn("⚠️  KEYS_FILE is set: the pool comes from "+cfg.KeysFile+" alone; ignoring "+strings.Join(names, ", "),
+				"event", "key_vars_ignored", "ignored", names)
+		}
+	}
+	// Without KEYS_FILE, SIGHUP re-reads the pool from the .env the
+	// gateway started from, under the real environment.
+	reread := func() ([]keyring.Entry, error) {
+		dotenv, err := godotenv.Read(*envFile)
+		if err != nil && (explicit || !errors.Is(err, os.ErrNotExist)) {
+			return nil, fmt.Errorf("reading %s: %w", *envFile, err)
+		}
+		c, err := config.Load(environ, dotenv, true)
+		if err != nil {
+			return nil, err
+		}
+		return c.Keys, nil
+	}
 
 	if *demo {
 		sim, err := simulator.Start(simulator.DemoOptions())
@@ -125,10 +153,12 @@ func runAs(name string, args, environ []string, stdout, stderr io.Writer) int {
 			cfg.Keys = append(cfg.Keys, keyring.Entry{ID: i + 1, Secret: secret.New(k)})
 		}
 		cfg.Duplicates, cfg.ForeignKeys = nil, nil
+		cfg.KeysFile = ""
+		reread = nil
 		log.Info("🎭 Demo mode: simulated upstream at " + cfg.BaseURL + " with 4 keys in 2 accounts (#2 revoked, #3 near its daily cap, account of #3 and #4 near its free-model quota)")
 	}
 
-	a, err := app.New(cfg, log, app.Options{})
+	a, err := app.New(cfg, log, app.Options{Reread: reread})
 	if err != nil {
 		fmt.Fprintf(stderr, "keygate: %v\n", err)
 		return 2
@@ -183,6 +213,10 @@ func runAs(name string, args, environ []string, stdout, stderr io.Writer) int {
 			return
 		}
 	}()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go keysfile.OnHangup(ctx, hup, func() { a.Live.ReloadFrom("sighup") })
 	if err := a.Serve(ctx, ln, force); err != nil {
 		fmt.Fprintf(stderr, "keygate: %v\n", err)
 		return 1

@@ -11,26 +11,41 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/keygate/keygate/access"
+	"github.com/keygate/keygate/admin"
 	"github.com/keygate/keygate/breaker"
 	"github.com/keygate/keygate/budget"
+	"github.com/keygate/keygate/cluster"
 	"github.com/keygate/keygate/config"
 	"github.com/keygate/keygate/gateway"
 	"github.com/keygate/keygate/keyring"
+	"github.com/keygate/keygate/keysfile"
 	"github.com/keygate/keygate/metrics"
 	"github.com/keygate/keygate/relay"
 	"github.com/keygate/keygate/secret"
+	"github.com/keygate/keygate/webui"
 )
 
 // App is a wired gateway.
 type App struct {
-	Config   *config.Config
-	Budgets  *budget.Poller
+	Config *config.Config
+	// Live is the pool in force, its reloads and disables, and its
+	// budgets.
+	Live *Live
+	// Budgets is the budget poller the app started with (Serve runs the
+	// one in force, Live.Budgets(), which a reload replaces).
+	Budgets *budget.Poller
+	// Store shares state with other replicas (REDIS_URL); nil without.
+	Store cluster.Store
+	// Pool and Breakers are the pool the app started with; the pool in
+	// force is Relay.Pool().
 	Pool     *keyring.Pool
 	Breakers *breaker.Set
 	Relay    *relay.Relay
@@ -53,10 +68,25 @@ type Options struct {
 	Transport http.RoundTripper
 	// Rand overrides the random source of key choice.
 	Rand keyring.IntN
+	// Reread re-reads the pool for SIGHUP and POST /admin/reload when
+	// KEYS_FILE is not set (main re-reads the .env under the real
+	// environment); nil refuses those reloads.
+	Reread func() ([]keyring.Entry, error)
+	// Replica names this gateway on the status page; default the host
+	// name.
+	Replica string
 }
 
 // New wires a gateway from cfg, logging to log.
 func New(cfg *config.Config, log *slog.Logger, o Options) (*App, error) {
+	if cfg.KeysFile != "" {
+		// The pool comes from the file alone.
+		f, err := keysfile.Read(cfg.KeysFile)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Keys, cfg.Duplicates = f.Entries, f.Duplicates
+	}
 	pool, err := keyring.New(cfg.Keys, nil)
 	if err != nil {
 		return nil, fmt.Errorf("building key pool: %w", err)
@@ -73,24 +103,26 @@ func New(cfg *config.Config, log *slog.Logger, o Options) (*App, error) {
 	if err != nil {
 		return nil, fmt.Errorf("parsing OPENROUTER_BASE_URL: %w", err)
 	}
-	breakers := breaker.NewSet(pool, breaker.Settings{
+	settings := breaker.Settings{
 		AuthCooldown:      cfg.AuthFailureCooldown,
 		RateLimitCooldown: cfg.RateLimitCooldown,
 		MaxCooldown:       cfg.MaxCooldown,
 		Now:               o.Now,
-	})
+	}
+	breakers := breaker.NewSet(pool, settings)
 	reg := metrics.NewRegistry()
-	m, err := metrics.New(reg, gateway.NewKeySource(pool, breakers), metrics.Options{MaxModels: cfg.MetricsMaxModels})
+	src := gateway.NewKeySource(pool, breakers)
+	m, err := metrics.New(reg, src, metrics.Options{MaxModels: cfg.MetricsMaxModels})
 	if err != nil {
 		return nil, fmt.Errorf("registering metrics: %w", err)
 	}
 	obs := gateway.NewObserver(m, log, pool.Len())
-	obs.SetAccounts(breakers.Account)
+	obs.Follow(pool)
 	transport := o.Transport
 	if transport == nil {
 		transport = relay.NewTransport(0)
 	}
-	budgets := budget.New(pool, breakers, budget.Options{
+	budgetO := budget.Options{
 		URL:       cfg.BaseURL + "/key",
 		Client:    &http.Client{Transport: transport},
 		Interval:  cfg.BudgetPollInterval,
@@ -98,7 +130,8 @@ func New(cfg *config.Config, log *slog.Logger, o Options) (*App, error) {
 		Observer:  gateway.NewBudgetObserver(m, log),
 		Cooldowns: obs,
 		Log:       log,
-	})
+	}
+	budgets := budget.New(pool, breakers, budgetO)
 	ro := relay.Options{Transport: transport, Timeout: cfg.UpstreamTimeout, Observer: obs,
 		RestShare: cfg.ClientRestShare, RestWindow: cfg.ClientRestWindow, StreamHold: cfg.StreamHoldTimeout}
 	if cfg.StreamHoldTimeout <= 0 {
@@ -110,6 +143,42 @@ func New(cfg *config.Config, log *slog.Logger, o Options) (*App, error) {
 		ro.Confirmer = budgets
 	}
 	rl := relay.New(pool, breakers, ro)
+	obs.SetAccounts(func(k *keyring.Key) string { return accountOf(rl, k) })
+	live := &Live{relay: rl, obs: obs, src: src, m: m, log: log, redactor: redactor, settings: settings,
+		budgetO: budgetO, confirm: ro.Confirmer != nil, entries: cfg.Keys, disabled: map[KeyRef]bool{},
+		toggled: map[KeyRef]time.Time{}, read: o.Reread}
+	var store cluster.Store
+	var redisUp func() *bool
+	if cfg.RedisURL != "" {
+		// Replicas share the manual disables (more of what they learn
+		// is the cluster wiring's).
+		store, err = cluster.New(cluster.Options{URL: cfg.RedisURL, Prefix: cfg.RedisPrefix, Logger: log,
+			Registerer: reg, TrialTTL: cfg.UpstreamTimeout})
+		if err != nil {
+			return nil, fmt.Errorf("REDIS_URL: %w", err)
+		}
+		live.OnToggle(func(ref KeyRef, on bool, at time.Time) {
+			kind := cluster.Enable
+			if on {
+				kind = cluster.Disable
+			}
+			store.Publish(cluster.Event{Kind: kind, Key: ref, At: at})
+		})
+		redisUp = func() *bool { up := store.Up(); return &up }
+	}
+	live.budgets.Store(budgets)
+	if cfg.KeysFile != "" {
+		live.read = func() ([]keyring.Entry, error) {
+			f, err := keysfile.Read(cfg.KeysFile)
+			return f.Entries, err
+		}
+	}
+	guard := access.New(cfg.GatewayAPIKeys, cfg.AdminToken)
+	replica := o.Replica
+	if replica == "" {
+		replica, _ = os.Hostname()
+	}
+	page := webui.New(guard, &gateway.StatusSource{Relay: rl, Observer: obs, Budgets: live, Strategy: strategy.Name(), Replica: replica, RedisUp: redisUp}, log)
 	gw := gateway.New(gateway.Options{
 		Relay:           rl,
 		Strategy:        strategy,
@@ -125,13 +194,15 @@ func New(cfg *config.Config, log *slog.Logger, o Options) (*App, error) {
 		Observer:        obs,
 		Logger:          log,
 		Redactor:        redactor,
-		Spender:         budgets,
-		Budgets:         budgets,
+		Spender:         live,
+		Budgets:         live,
+		Admin:           admin.New(guard, live, log),
+		Page:            page,
 		WriteTimeout:    cfg.WriteTimeout,
 		CORSOrigins:     cfg.CORSOrigins,
 		AllowedHosts:    cfg.AllowedHosts,
 	})
-	return &App{Config: cfg, Budgets: budgets, Pool: pool, Breakers: breakers, Relay: rl, Registry: reg, Handler: gw, Log: log}, nil
+	return &App{Config: cfg, Live: live, Budgets: budgets, Store: store, Pool: pool, Breakers: breakers, Relay: rl, Registry: reg, Handler: gw, Log: log}, nil
 }
 
 // poolRedactor masks the pool's keys.
@@ -167,6 +238,15 @@ func (a *App) serveCounted(w http.ResponseWriter, r *http.Request) {
 // SHUTDOWN_TIMEOUT, and then closes what is left. force, when it yields,
 // ends the wait at once.
 func (a *App) Serve(ctx context.Context, ln net.Listener, force <-chan struct{}) error {
+	// KEYS_FILE is watched from before the first request on; the watch
+	// stops after the last.
+	if a.Config.KeysFile != "" {
+		stopWatch, err := a.WatchKeysFile()
+		if err != nil {
+			return err
+		}
+		defer stopWatch()
+	}
 	srv := a.Server()
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -174,8 +254,13 @@ func (a *App) Serve(ctx context.Context, ln net.Listener, force <-chan struct{})
 	// key goes out now.
 	pctx, stopPolls := context.WithCancel(context.Background())
 	polled := make(chan struct{})
-	go func() { a.Budgets.Run(pctx); close(polled) }()
+	go func() { a.Live.Run(pctx); close(polled) }()
 	defer func() { stopPolls(); <-polled }()
+	if a.Store != nil {
+		shared := make(chan struct{})
+		go func() { _ = a.Store.Run(pctx, a.Live.ApplyEvent); close(shared) }()
+		defer func() { stopPolls(); _ = a.Store.Close(); <-shared }()
+	}
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serving: %w", err)

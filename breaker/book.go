@@ -3,6 +3,7 @@ package breaker
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -51,11 +52,14 @@ type book struct {
 	afford      []atomic.Int64
 	affordUntil []atomic.Int64
 	affordNotes atomic.Bool
+	// disabled marks the slots an operator took out of rotation: a cause
+	// of its own that never ends by itself, beside the automatic ones.
+	disabled []bool
 }
 
 func newBook(n int) *book {
 	b := &book{own: make([]cause, n), acct: make([]string, n), accts: map[string]*account{},
-		group: make([]atomic.Int32, n), free: make([]atomic.Int64, n),
+		group: make([]atomic.Int32, n), free: make([]atomic.Int64, n), disabled: make([]bool, n),
 		afford: make([]atomic.Int64, n), affordUntil: make([]atomic.Int64, n)}
 	for i := range b.group {
 		b.group[i].Store(int32(i))
@@ -87,9 +91,14 @@ func (b *book) effective(slot int) cause {
 	return c
 }
 
-// sync writes slot's effective deadline to the ledger. Call with mu held.
+// sync writes slot's effective deadline to the ledger, the end of time while
+// the key is disabled. Call with mu held.
 func (b *book) sync(l keyring.Ledger, slot int) {
-	l.SetRest(slot, b.effective(slot).until)
+	until := b.effective(slot).until
+	if b.disabled[slot] {
+		until = math.MaxInt64
+	}
+	l.SetRest(slot, until)
 	if a := b.accountOf(slot); a != nil {
 		b.free[slot].Store(a.free)
 	} else {
@@ -125,7 +134,14 @@ func (s *Set) SetAccount(k *keyring.Key, id string) string {
 	if b.accts[label] == nil {
 		b.accts[label] = &account{}
 	}
-	// Regroup: every slot's group is the lowest slot of its account.
+	b.regroup()
+	b.sync(s.pool.Ledger(), slot)
+	return label
+}
+
+// regroup sets every slot's group to the lowest slot of its account. Call
+// with mu held.
+func (b *book) regroup() {
 	first := map[string]int32{}
 	for i, l := range b.acct {
 		g := int32(i)
@@ -138,8 +154,6 @@ func (s *Set) SetAccount(k *keyring.Key, id string) string {
 		}
 		b.group[i].Store(g)
 	}
-	b.sync(s.pool.Ledger(), slot)
-	return label
 }
 
 // Account is k's account label, "" while unknown (the key is then an
@@ -261,7 +275,8 @@ func (s *Set) Lift(k *keyring.Key, reasons ...fault.Reason) {
 	b.sync(s.pool.Ledger(), slot)
 }
 
-// Rest says why k rests and until when; a zero until means it does not.
+// Rest says why k rests and until when, by its automatic causes; a zero
+// until means it does not. A manual disable is apart: see Disabled.
 func (s *Set) Rest(k *keyring.Key) (r fault.Reason, status int, until time.Time) {
 	b := s.book
 	b.mu.Lock()
@@ -293,9 +308,15 @@ func (s *Set) NextFreeAvailable(now int64) time.Time {
 		if until <= now {
 			return time.Time{}
 		}
+		if until == math.MaxInt64 {
+			continue // disabled by hand: never back by itself
+		}
 		if first == 0 || until < first {
 			first = until
 		}
+	}
+	if first == 0 {
+		return time.Time{}
 	}
 	return time.Unix(0, first)
 }

@@ -119,8 +119,13 @@ func (p *Poller) Run(ctx context.Context) {
 		<-ctx.Done()
 		return
 	}
+	start := p.o.Now().UnixNano()
 	for _, k := range p.pool.Keys() {
-		p.start(k)
+		// A key a reload carried over keeps its turn; the others are
+		// polled now.
+		if n := p.slots[k.Slot()].next.Load(); n == 0 || n <= start {
+			p.start(k)
+		}
 	}
 	tick := time.NewTicker(min(time.Second, p.o.Interval/4))
 	defer tick.Stop()

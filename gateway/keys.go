@@ -22,12 +22,16 @@ type keysResponse struct {
 }
 
 type keyStatus struct {
-	ID       int        `json:"id"`
-	Masked   secret.Key `json:"masked"`
-	Account  string     `json:"account"`
-	State    string     `json:"state"`
-	InFlight int64      `json:"in_flight"`
-	Requests uint64     `json:"requests"`
+	ID      int        `json:"id"`
+	Masked  secret.Key `json:"masked"`
+	Account string     `json:"account"`
+	State   string     `json:"state"`
+	// Disabled is set while an operator keeps the key out of rotation
+	// (POST /admin/keys/{id}/disable); its automatic state goes on
+	// beside it.
+	Disabled bool   `json:"disabled"`
+	InFlight int64  `json:"in_flight"`
+	Requests uint64 `json:"requests"`
 	// Failures are the answers that were the key's or its account's
 	// fault, by status; OtherErrors the failed answers that were not
 	// (a model's 404, a provider's 429, a 5xx, no answer at all).
@@ -43,7 +47,8 @@ type keyStatus struct {
 
 // keys reports every key's live state, masked.
 func (s *Server) keys(c echo.Context) error {
-	pool, set := s.o.Relay.Pool(), s.o.Relay.Breakers()
+	snap := s.o.Relay.Snapshot()
+	pool, set := snap.Pool(), snap.Breakers()
 	now := set.Now()
 	ledger := pool.Ledger()
 	out := keysResponse{Strategy: s.o.Strategy.Name(), Keys: make([]keyStatus, 0, pool.Len())}
@@ -53,6 +58,7 @@ func (s *Server) keys(c echo.Context) error {
 			Masked:      k.Secret,
 			Account:     set.Account(k),
 			State:       set.For(k).State().String(),
+			Disabled:    set.Disabled(k),
 			InFlight:    ledger.InFlight(k.Slot()),
 			Requests:    ledger.Used(k.Slot()),
 			Failures:    map[string]uint64{},
@@ -62,9 +68,17 @@ func (s *Server) keys(c echo.Context) error {
 			st.Failures, st.OtherErrors = s.o.Observer.Failures(k)
 		}
 		if until := ledger.RestUntil(k.Slot()); until > now.UnixNano() {
-			t := time.Unix(0, until).UTC().Round(time.Millisecond)
-			st.CooldownUntil = &t
-			if r, _, _ := set.Rest(k); r != 0 {
+			r, _, auto := set.Rest(k)
+			if st.Disabled {
+				// The disable has no end: the rest shown is the
+				// automatic one, if any.
+				until = auto.UnixNano()
+			}
+			if !auto.IsZero() || !st.Disabled {
+				t := time.Unix(0, until).UTC().Round(time.Millisecond)
+				st.CooldownUntil = &t
+			}
+			if r != 0 {
 				why := r.String()
 				st.RestReason = &why
 			}

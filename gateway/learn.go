@@ -9,6 +9,7 @@ import (
 
 	"github.com/keygate/keygate/keyring"
 	"github.com/keygate/keygate/metrics"
+	"github.com/keygate/keygate/relay"
 )
 
 // inferencePaths are the upstream endpoints whose answers teach keygate
@@ -67,7 +68,9 @@ func tokenTag(tok string) string {
 type usageSink struct {
 	m     *metrics.Metrics
 	spend Spender
-	pool  *keyring.Pool
+	// relay gives the pool in force: the key of an answer that ends after
+	// a reload is looked up there, and a removed key spends nothing.
+	relay *relay.Relay
 }
 
 // Tokens implements TokenCounter.
@@ -79,7 +82,7 @@ func (u *usageSink) Tokens(keyID int, model string, prompt, completion int) {
 
 // Cost implements CostCounter.
 func (u *usageSink) Cost(keyID int, model string, usd float64) {
-	if k := u.pool.ByID(keyID); k != nil {
+	if k := u.relay.Pool().ByID(keyID); k != nil {
 		u.spend.Spend(k, model, usd)
 	}
 }

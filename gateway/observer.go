@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"maps"
+	"math"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,9 +21,10 @@ import (
 // Observer turns relay events into metrics, console lines and the failure
 // counts /keys shows. It implements relay.Observer.
 type Observer struct {
-	m        *metrics.Metrics
-	log      *slog.Logger
-	failures []failureCounts // by pool slot
+	m   *metrics.Metrics
+	log *slog.Logger
+	// stats are the keys' counts, swapped whole when the pool is (Follow).
+	stats atomic.Pointer[statsTable]
 	// account names a key's account for console lines; nil prints none.
 	account func(k *keyring.Key) string
 	// answered are the model names upstream answered with success: only
@@ -56,22 +58,15 @@ func (o *Observer) modelLabel(model string, code int) string {
 	return model
 }
 
-// failureCounts are a key's failed answers by status ("error" for no
-// answer), apart by whose fault they were: the key's or its account's
-// (fault.Key, fault.Account) in by, anybody else's in other.
-type failureCounts struct {
-	mu    sync.Mutex
-	by    map[string]uint64
-	other map[string]uint64
-}
-
-// NewObserver returns an observer for a pool of n keys. m may be nil.
+// NewObserver returns an observer for a pool of n keys, by slot, until
+// Follow binds it to a pool. m may be nil.
 func NewObserver(m *metrics.Metrics, log *slog.Logger, n int) *Observer {
-	o := &Observer{m: m, log: log, failures: make([]failureCounts, n)}
-	for i := range o.failures {
-		o.failures[i].by = make(map[string]uint64)
-		o.failures[i].other = make(map[string]uint64)
+	o := &Observer{m: m, log: log}
+	t := &statsTable{stats: make([]*keyStats, n)}
+	for i := range t.stats {
+		t.stats[i] = newKeyStats()
 	}
+	o.stats.Store(t)
 	return o
 }
 
@@ -100,9 +95,17 @@ func (o *Observer) Upstream(k *keyring.Key, model string, code int, d time.Durat
 		o.log.Debug("↪️ "+model+" on API Key #"+k.Label+": "+upstreamCode(code)+" in "+strconv.FormatInt(d.Milliseconds(), 10)+"ms",
 			"event", "upstream", "model", model, "key_id", k.ID, "status", code, "duration_ms", d.Milliseconds())
 	}
+	st := o.of(k)
+	if st == nil {
+		return
+	}
 	if code <= 0 {
 		// No answer: upstream's or the network's, never the key's.
-		o.count(k, "error", false)
+		st.count("error", false, "upstream")
+		return
+	}
+	if code != relay.StatusClientClosed {
+		st.latency(d)
 	}
 }
 
@@ -113,18 +116,9 @@ func (o *Observer) Judged(k *keyring.Key, v fault.Verdict) {
 	if (code >= 200 && code < 400) || code == relay.StatusClientClosed || code <= 0 {
 		return
 	}
-	o.count(k, strconv.Itoa(code), v.Learns())
-}
-
-func (o *Observer) count(k *keyring.Key, label string, keys bool) {
-	f := &o.failures[k.Slot()]
-	f.mu.Lock()
-	if keys {
-		f.by[label]++
-	} else {
-		f.other[label]++
+	if st := o.of(k); st != nil {
+		st.count(strconv.Itoa(code), v.Learns(), failureClass(v.Scope))
 	}
-	f.mu.Unlock()
 }
 
 // Cooldown implements relay.Observer.
@@ -205,7 +199,10 @@ func (o *Observer) StreamFailover(reason string) {
 // Failures returns copies of k's failed answers by status: those that were
 // the key's or its account's fault, and the others ("error" for no answer).
 func (o *Observer) Failures(k *keyring.Key) (keys, other map[string]uint64) {
-	f := &o.failures[k.Slot()]
+	f := o.of(k)
+	if f == nil {
+		return map[string]uint64{}, map[string]uint64{}
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return maps.Clone(f.by), maps.Clone(f.other)
@@ -228,8 +225,13 @@ func metricsReason(r fault.Reason) metrics.Reason {
 	return metrics.ReasonRateLimit
 }
 
-// KeySource exposes live key state to the metrics gauges.
+// KeySource exposes live key state to the metrics gauges; it follows the
+// pool across reloads (Follow).
 type KeySource struct {
+	cur atomic.Pointer[sourcePool]
+}
+
+type sourcePool struct {
 	pool     *keyring.Pool
 	breakers *breaker.Set
 	ids      []int
@@ -237,46 +239,66 @@ type KeySource struct {
 
 // NewKeySource returns the gauges' view of pool and breakers.
 func NewKeySource(pool *keyring.Pool, breakers *breaker.Set) *KeySource {
+	s := &KeySource{}
+	s.Follow(pool, breakers)
+	return s
+}
+
+// Follow makes the gauges show pool and breakers from now on.
+func (s *KeySource) Follow(pool *keyring.Pool, breakers *breaker.Set) {
 	ids := make([]int, 0, pool.Len())
 	for _, k := range pool.Keys() {
 		ids = append(ids, k.ID)
 	}
-	return &KeySource{pool: pool, breakers: breakers, ids: ids}
+	s.cur.Store(&sourcePool{pool: pool, breakers: breakers, ids: ids})
 }
 
 // KeyIDs implements metrics.KeySource.
-func (s *KeySource) KeyIDs() []int { return s.ids }
+func (s *KeySource) KeyIDs() []int { return s.cur.Load().ids }
 
 // KeyState implements metrics.KeySource.
 func (s *KeySource) KeyState(id int) int {
-	if k := s.pool.ByID(id); k != nil {
-		return int(s.breakers.For(k).State())
+	c := s.cur.Load()
+	if k := c.pool.ByID(id); k != nil {
+		return int(c.breakers.For(k).State())
 	}
 	return 0
 }
 
 // KeyInFlight implements metrics.KeySource.
 func (s *KeySource) KeyInFlight(id int) int64 {
-	if k := s.pool.ByID(id); k != nil {
-		return s.pool.Ledger().InFlight(k.Slot())
+	c := s.cur.Load()
+	if k := c.pool.ByID(id); k != nil {
+		return c.pool.Ledger().InFlight(k.Slot())
 	}
 	return 0
 }
 
 // KeyRestSeconds implements metrics.KeySource: the time left until the
-// key's rest deadline in the pool's ledger, 0 once it has passed.
+// key's rest deadline in the pool's ledger, 0 once it has passed. A key
+// disabled by hand shows its automatic rest only: the disable has no end.
 func (s *KeySource) KeyRestSeconds(id int) float64 {
-	k := s.pool.ByID(id)
+	c := s.cur.Load()
+	k := c.pool.ByID(id)
 	if k == nil {
 		return 0
 	}
-	left := s.pool.Ledger().RestUntil(k.Slot()) - s.breakers.Now().UnixNano()
-	return max(0, time.Duration(left).Seconds())
+	now := c.breakers.Now()
+	until := c.pool.Ledger().RestUntil(k.Slot())
+	if until == math.MaxInt64 {
+		_, _, t := c.breakers.Rest(k)
+		if t.IsZero() {
+			return 0
+		}
+		until = t.UnixNano()
+	}
+	return max(0, time.Duration(until-now.UnixNano()).Seconds())
 }
 
 // KeysAvailable implements metrics.KeySource.
 func (s *KeySource) KeysAvailable() int {
-	return s.pool.CountAvailable(s.breakers.Now().UnixNano())
+	c := s.cur.Load()
+	return c.pool.CountAvailable(c.breakers.Now().UnixNano())
 }
 
 // humanDuration prints d rounded to seconds without trailing zero units:

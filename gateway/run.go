@@ -125,12 +125,14 @@ func (s *Server) run(c echo.Context) error {
 	// Round-robin's successive turns are distinct keys already; excluding
 	// the keys taken would shift its cursor off the sequence.
 	distinct := st.Name() != keyring.NameRoundRobin
+	// Every model's call runs on the pool in force now, a reload or not.
+	rl := s.o.Relay.Snapshot()
 	for i, model := range req.Models {
 		calls[i] = relay.Call{Strategy: st, Model: model, Free: freeModel(model), MaxTokens: req.maxTokens(), Client: clientOf(r, len(s.o.Tokens) > 0)}
-		lease, err := s.o.Relay.Acquire(st, &spread)
+		lease, err := rl.Acquire(st, &spread)
 		if err != nil && spread.Len() > 0 {
 			spread.Reset()
-			lease, err = s.o.Relay.Acquire(st, &spread)
+			lease, err = rl.Acquire(st, &spread)
 		}
 		if err != nil {
 			results[i] = runResult{Model: model, Status: "error", Duration: seconds(0), Error: err.Error()}

@@ -79,12 +79,15 @@ func (s *Server) runStream(c echo.Context, req *runRequest) error {
 	results := make([]runResult, len(req.Models))
 	var spread keyring.Exclude
 	distinct := st.Name() != keyring.NameRoundRobin
+	// Every model's call runs on the pool in force now, whatever a reload
+	// does meanwhile: the leases below carry this snapshot into Do.
+	rl := s.o.Relay.Snapshot()
 	for i, model := range req.Models {
 		calls[i] = relay.Call{Strategy: st, Model: model, Free: freeModel(model), MaxTokens: req.maxTokens(), Client: clientOf(r, len(s.o.Tokens) > 0)}
-		lease, err := s.o.Relay.Acquire(st, &spread)
+		lease, err := rl.Acquire(st, &spread)
 		if err != nil && spread.Len() > 0 {
 			spread.Reset()
-			lease, err = s.o.Relay.Acquire(st, &spread)
+			lease, err = rl.Acquire(st, &spread)
 		}
 		if err != nil {
 			results[i] = runResult{Model: model, Status: "error", Duration: seconds(0), Error: err.Error()}

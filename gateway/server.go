@@ -62,6 +62,12 @@ type Options struct {
 	Spender Spender
 	// Budgets shows each key's budget in /keys; nil shows none.
 	Budgets BudgetViewer
+	// Admin serves /admin/* (all methods; it checks its own token); nil
+	// mounts nothing.
+	Admin http.Handler
+	// Page serves the status page: GET and HEAD of / exactly,
+	// /status.json and /ui/*; nil mounts nothing.
+	Page http.Handler
 	// WriteTimeout cuts off a client that accepts no bytes for this long
 	// (WRITE_TIMEOUT); zero means never.
 	WriteTimeout time.Duration
@@ -111,7 +117,7 @@ func New(o Options) *Server {
 	var tokens TokenCounter
 	switch {
 	case o.Spender != nil:
-		tokens = &usageSink{m: o.Metrics, spend: o.Spender, pool: o.Relay.Pool()}
+		tokens = &usageSink{m: o.Metrics, spend: o.Spender, relay: o.Relay}
 	case o.Metrics != nil:
 		tokens = o.Metrics
 	}
@@ -136,6 +142,16 @@ func New(o Options) *Server {
 	// turn away (503, 401) are counted too.
 	e.GET("/keys", chain(s.keys, s.limit, s.auth))
 	e.POST("/run", chain(s.run, s.measure(metrics.RouteRun), s.limit, s.auth))
+	if o.Admin != nil {
+		e.Any("/admin/*", echo.WrapHandler(o.Admin))
+	}
+	if o.Page != nil {
+		for _, m := range []string{http.MethodGet, http.MethodHead} {
+			for _, p := range []string{"/", "/status.json", "/ui/*"} {
+				e.Add(m, p, echo.WrapHandler(o.Page))
+			}
+		}
+	}
 	// /v1 and /v1/* are served outside echo, in the same order (v1.go).
 	s.v1 = s.newV1Handler()
 	return s

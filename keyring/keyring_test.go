@@ -3,6 +3,7 @@ package keyring
 import (
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"sync"
@@ -260,5 +261,21 @@ func TestNextAvailable(t *testing.T) {
 				t.Fatalf("CountAvailable = %d, want %d", c, tt.count)
 			}
 		})
+	}
+}
+
+func TestNextAvailableSkipsDisabled(t *testing.T) {
+	p, err := New([]Entry{{ID: 1, Secret: secret.New("sk-or-v1-next-available-00001")}, {ID: 2, Secret: secret.New("sk-or-v1-next-available-00002")}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Ledger().SetRest(0, math.MaxInt64)
+	p.Ledger().SetRest(1, 50)
+	if got := p.NextAvailable(10); got.UnixNano() != 50 {
+		t.Errorf("NextAvailable = %v, want the resting key's end", got)
+	}
+	p.Ledger().SetRest(1, math.MaxInt64)
+	if got := p.NextAvailable(10); !got.IsZero() {
+		t.Errorf("NextAvailable with every key disabled = %v, want zero", got)
 	}
 }

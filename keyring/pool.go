@@ -9,6 +9,7 @@ package keyring
 import (
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"time"
 
@@ -134,7 +135,8 @@ func (p *Pool) CountAvailable(now int64) int {
 }
 
 // NextAvailable is when the first resting key comes back; the zero time if
-// a key is available now.
+// a key is available now, or if none will come back by itself (every key
+// out of rotation is disabled by hand: its rest is the end of time).
 func (p *Pool) NextAvailable(now int64) time.Time {
 	first := int64(0)
 	for _, k := range p.keys {
@@ -142,9 +144,15 @@ func (p *Pool) NextAvailable(now int64) time.Time {
 		if until <= now {
 			return time.Time{}
 		}
+		if until == math.MaxInt64 {
+			continue
+		}
 		if first == 0 || until < first {
 			first = until
 		}
+	}
+	if first == 0 {
+		return time.Time{}
 	}
 	return time.Unix(0, first)
 }
@@ -157,3 +165,16 @@ func (p *Pool) Begin(k *Key) {
 
 // End marks a call on k as finished.
 func (p *Pool) End(k *Key) { p.ledger.AddInFlight(k.slot, -1) }
+
+// CarryUsed adds the calls made on from (a key of an older pool, src) to k's
+// count: a reload keeps the counters of a key it keeps. Calls in flight are
+// not carried; they end on the pool they began on. A ledger that cannot
+// add a count at once (AddUsedN) keeps its own counts: one shared by
+// replicas names keys by id and needs no carrying.
+func (p *Pool) CarryUsed(k *Key, src *Pool, from *Key) {
+	if a, ok := p.ledger.(usedAdder); ok {
+		if n := src.used(from.slot); n > 0 {
+			a.AddUsedN(k.slot, n)
+		}
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/keygate/keygate/breaker"
@@ -85,7 +86,21 @@ type Options struct {
 }
 
 // Relay runs calls over a pool. Safe for concurrent use.
+//
+// The pool is a snapshot swapped whole (Swap): the Relay New returns loads
+// the snapshot in force once per call, and the call, its retries and its
+// body stay on it, so that a call never sees half a reload and a pick takes
+// no lock. A snapshot is itself a *Relay (Snapshot), pinned to its pool.
 type Relay struct {
+	// live is the snapshot in force, shared by the handle and every
+	// snapshot.
+	live *atomic.Pointer[Relay]
+	// pinned is set on snapshots: their methods use their own pool, where
+	// the handle's load the live one.
+	pinned     bool
+	restShare  float64
+	restWindow time.Duration
+
 	pool      *keyring.Pool
 	breakers  *breaker.Set
 	transport http.RoundTripper
@@ -121,31 +136,29 @@ func New(pool *keyring.Pool, breakers *breaker.Set, o Options) *Relay {
 	case o.StreamHold < 0:
 		o.StreamHold = 0
 	}
-	rl := &Relay{pool: pool, breakers: breakers, transport: o.Transport, timeout: o.Timeout, obs: o.Observer,
-		confirm: o.Confirmer, confirmHold: o.ConfirmHold, limiter: newRestLimiter(o.RestShare, o.RestWindow, pool.Len()), hold: o.StreamHold}
-	rl.keyHeader = make([][]string, pool.Len())
-	for _, k := range pool.Keys() {
-		rl.keyHeader[k.Slot()] = []string{k.Label}
-	}
-	return rl
+	snap := &Relay{live: new(atomic.Pointer[Relay]), pinned: true, restShare: o.RestShare, restWindow: o.RestWindow,
+		transport: o.Transport, timeout: o.Timeout, obs: o.Observer, confirmHold: o.ConfirmHold, hold: o.StreamHold}
+	snap.setPool(pool, breakers, o.Confirmer)
+	snap.live.Store(snap)
+	return &Relay{live: snap.live}
 }
-
-// Pool is the relay's key pool.
-func (r *Relay) Pool() *keyring.Pool { return r.pool }
-
-// Breakers are the relay's per-key breakers.
-func (r *Relay) Breakers() *breaker.Set { return r.breakers }
 
 // Lease is a key picked and allowed by its breaker for one attempt.
 type Lease struct {
 	Key   *keyring.Key
 	trial breaker.Trial
+	// snap is the snapshot Key belongs to.
+	snap *Relay
 }
 
 // Acquire picks a key with st outside ex and asks its breaker. Keys whose
 // breaker refuses (a trial already out, or just sent to rest) are skipped
 // for this pick only. It returns a *NoKeyError when none is left.
 func (r *Relay) Acquire(st keyring.Strategy, ex *keyring.Exclude) (Lease, error) {
+	return r.cur().acquire(st, ex)
+}
+
+func (r *Relay) acquire(st keyring.Strategy, ex *keyring.Exclude) (Lease, error) {
 	// skip is ex plus the keys refused, copied only on a refusal: a
 	// pick that is let through, the rule, allocates nothing.
 	skip := ex
@@ -167,7 +180,7 @@ func (r *Relay) Acquire(st keyring.Strategy, ex *keyring.Exclude) (Lease, error)
 			continue
 		}
 		r.obs.KeySelected(k, st.Name())
-		return Lease{Key: k, trial: t}, nil
+		return Lease{Key: k, trial: t, snap: r}, nil
 	}
 }
 
@@ -220,6 +233,9 @@ type Call struct {
 	Verdict fault.Verdict
 	// skip is Tried plus the keys of accounts the call must not use.
 	skip keyring.Exclude
+	// snap is the snapshot the call runs on, from its first Do (or its
+	// First lease) on.
+	snap *Relay
 }
 
 // Do sends req, whose body is body (nil for none), on pool keys until an
@@ -228,6 +244,16 @@ type Call struct {
 // body must be closed; it cancels the call if upstream falls silent for
 // longer than the timeout. req's header is modified (Authorization).
 func (r *Relay) Do(req *http.Request, body []byte, c *Call) (*http.Response, error) {
+	if c.snap == nil {
+		c.snap = c.First.snap
+		if c.snap == nil {
+			c.snap = r.cur()
+		}
+	}
+	return c.snap.do(req, body, c)
+}
+
+func (r *Relay) do(req *http.Request, body []byte, c *Call) (*http.Response, error) {
 	parent := req.Context()
 	lease := c.First
 	c.First = Lease{}
@@ -266,7 +292,7 @@ func (r *Relay) Do(req *http.Request, body []byte, c *Call) (*http.Response, err
 	for {
 		if lease.Key == nil {
 			var err error
-			lease, err = r.Acquire(c.Strategy, &c.skip)
+			lease, err = r.acquire(c.Strategy, &c.skip)
 			if err != nil {
 				switch {
 				case prev != nil:

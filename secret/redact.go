@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"unsafe"
 )
 
@@ -25,6 +26,24 @@ type Redactor struct {
 	// commonOff is where in common the search starts: at its first byte
 	// that is no letter or digit ("-or-v1-"), rarer in text than "s".
 	commonOff int
+	// next, once set (Replace), is the redactor in force: a pool reload
+	// brings new keys, which must be masked too.
+	next atomic.Pointer[Redactor]
+}
+
+// Replace makes r mask keys from now on (a reloaded pool's, with those of
+// calls still in flight on the old one). Safe while r is in use; a stream
+// masked across the change holds back as much as the old keys needed.
+func (r *Redactor) Replace(keys []Key) { r.next.Store(NewRedactor(keys)) }
+
+// live is the redactor in force: r, or the one Replace put in its place.
+func (r *Redactor) live() *Redactor {
+	if r != nil {
+		if n := r.next.Load(); n != nil {
+			return n
+		}
+	}
+	return r
 }
 
 // NewRedactor returns a Redactor for keys.
@@ -72,6 +91,7 @@ func NewRedactor(keys []Key) *Redactor {
 // changed: a header name, which net/http writes canonicalized
 // ("X-Sk-Or-V1-…").
 func (r *Redactor) HoldsKeyFold(s string) bool {
+	r = r.live()
 	// Shorter names (most) cannot hold a key and cost nothing.
 	if r.Empty() || len(s) < r.shortest {
 		return false
@@ -86,11 +106,15 @@ func (r *Redactor) HoldsKeyFold(s string) bool {
 }
 
 // Empty reports whether r masks nothing.
-func (r *Redactor) Empty() bool { return r == nil || len(r.keys) == 0 }
+func (r *Redactor) Empty() bool {
+	r = r.live()
+	return r == nil || len(r.keys) == 0
+}
 
 // MaxHold is the most bytes a streamed text may need held back between two
 // pieces: a key cut by the end of one, in its longest escaped form.
 func (r *Redactor) MaxHold() int {
+	r = r.live()
 	if r.Empty() {
 		return 0
 	}
@@ -101,6 +125,7 @@ func (r *Redactor) MaxHold() int {
 // the left, the first key found is masked, the longest where several start
 // at one place; s comes back as it is when it holds no key.
 func (r *Redactor) Redact(s string) string {
+	r = r.live()
 	out, _ := r.redact(s, true)
 	return out
 }
@@ -110,6 +135,7 @@ func (r *Redactor) Redact(s string) string {
 // longer key than the one found there), cut by the end of s: give those
 // bytes again with what follows.
 func (r *Redactor) RedactPrefix(s string) (string, int) {
+	r = r.live()
 	return r.redact(s, false)
 }
 
@@ -139,6 +165,7 @@ func (r *Redactor) redact(s string, final bool) (string, int) {
 // may hold a key cut by its end, to be given again with what follows
 // (unless final, when n is len(b)).
 func (r *Redactor) MaskInPlace(b []byte, final bool) int {
+	r = r.live()
 	if r.Empty() {
 		return len(b)
 	}

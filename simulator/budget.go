@@ -250,3 +250,15 @@ func (c *call) sendJSON(v any) {
 	}
 	c.sendBody(http.StatusOK, "application/json", b)
 }
+
+// Revoke revokes key while the server runs, as an operator who deletes it
+// upstream: every call with it answers 401 from then on, budget reads
+// included. It reports whether the key is known.
+func (s *Server) Revoke(key string) bool {
+	ks := s.keys[key]
+	if ks == nil {
+		return false
+	}
+	ks.revoked.Store(true)
+	return true
+}

@@ -122,6 +122,9 @@ type keyState struct {
 	byStatus [600]atomic.Int64
 	acct     *account
 	bud      budget // guarded by acct.mu
+	// revoked is set by Revoke: the key answers 401 from then on, as a
+	// Profile.Status of 401 makes it from the start.
+	revoked atomic.Bool
 }
 
 func newKeyState(key string, p Profile) *keyState {
@@ -140,6 +143,9 @@ func newKeyState(key string, p Profile) *keyState {
 // decide applies the profile to the key's request number n (from 0) and
 // returns the status to answer with, or 0 to go on.
 func (k *keyState) decide(n, seed uint64) (int, hint) {
+	if k.revoked.Load() {
+		return http.StatusUnauthorized, hint{}
+	}
 	p := &k.profile
 	if p.Status != 0 {
 		if p.Status == http.StatusTooManyRequests {

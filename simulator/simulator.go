@@ -261,7 +261,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		c.read = true
 		ks.reads.Add(1)
 		s.reads.Add(1)
-		if ks.profile.Status == http.StatusUnauthorized {
+		if ks.profile.Status == http.StatusUnauthorized || ks.revoked.Load() {
 			c.sendStatus(http.StatusUnauthorized, hint{})
 			return
 		}

@@ -1,0 +1,86 @@
+package app
+
+import (
+	"fmt"
+
+	"github.com/keygate/keygate/admin"
+	"github.com/keygate/keygate/breaker"
+	"github.com/keygate/keygate/budget"
+	"github.com/keygate/keygate/keyring"
+	"github.com/keygate/keygate/keysfile"
+	"github.com/keygate/keygate/relay"
+	"github.com/keygate/keygate/secret"
+)
+
+// swap builds a snapshot of entries and puts it in force; l.mu is held.
+// Kept keys carry their state over; new keys start closed; removed keys'
+// calls in flight finish on the old snapshot, and their metric series go.
+func (l *Live) swap(entries []keyring.Entry, readErr error) (admin.ReloadResult, error) {
+	if readErr != nil {
+		return admin.ReloadResult{}, readErr
+	}
+	if len(entries) == 0 {
+		return admin.ReloadResult{}, keysfile.ErrNoKeys
+	}
+	pool, err := keyring.New(entries, nil)
+	if err != nil {
+		return admin.ReloadResult{}, fmt.Errorf("building the pool: %w", err)
+	}
+	old := l.relay.Snapshot()
+	oldPool, oldPoller := old.Pool(), l.budgets.Load()
+	change := keysfile.Diff(l.entries, entries)
+	kept := make([]breaker.Pair, 0, len(change.Kept))
+	for _, id := range change.Kept {
+		kept = append(kept, breaker.Pair{New: pool.ByID(id), Old: oldPool.ByID(id)})
+	}
+	l.newSnapshot(pool, oldPool, old.Breakers(), oldPoller, kept)
+	l.entries = entries
+	for _, id := range change.Removed {
+		if l.m != nil {
+			l.m.DeleteKey(id)
+		}
+	}
+	return admin.ReloadResult{Keys: pool.Len(), Added: change.Added, Removed: change.Removed, Kept: change.Kept}, nil
+}
+
+// newSnapshot builds breakers and a budget poller for pool, carries kept
+// keys' state from the old ones, and puts the snapshot in force; l.mu is
+// held.
+func (l *Live) newSnapshot(pool, oldPool *keyring.Pool, oldSet *breaker.Set, oldPoller *budget.Poller, kept []breaker.Pair) {
+	set := breaker.NewSet(pool, l.settings)
+	set.CarryFrom(oldSet, kept)
+	for _, p := range kept {
+		pool.CarryUsed(p.New, oldPool, p.Old)
+	}
+	for _, k := range pool.Keys() {
+		if l.disabled[RefOf(k)] {
+			set.SetDisabled(k, true)
+		}
+	}
+	poller := budget.New(pool, set, l.budgetO)
+	poller.CarryFrom(oldPoller, kept)
+	// Counts, gauges and the redactor follow first, so that a call on the
+	// new snapshot finds its key in them; the poller before the pool, so
+	// that a key resolved in the pool has its budget slot.
+	l.obs.Follow(pool)
+	l.src.Follow(pool, set)
+	if l.redactor != nil {
+		secrets := make([]secret.Key, 0, pool.Len()+oldPool.Len())
+		for _, k := range pool.Keys() {
+			secrets = append(secrets, k.Secret)
+		}
+		for _, k := range oldPool.Keys() {
+			// Calls in flight on removed keys may still quote them.
+			secrets = append(secrets, k.Secret)
+		}
+		l.redactor.Replace(secrets)
+	}
+	l.stopPoller()
+	l.budgets.Store(poller)
+	var confirm relay.Confirmer
+	if l.confirm {
+		confirm = poller
+	}
+	l.relay.Swap(pool, set, confirm)
+	l.startPoller()
+}

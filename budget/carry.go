@@ -1,0 +1,27 @@
+package budget
+
+import (
+	"github.com/keygate/keygate/breaker"
+	"github.com/keygate/keygate/keyring"
+)
+
+// CarryFrom gives the keys of kept their budget in old: the last figures,
+// the spend and free requests taken off since, and the time of the next
+// poll, so that a reload neither forgets a key's budget nor polls every
+// kept key again at once. Call it before Run; old's polls still out settle
+// into old.
+func (p *Poller) CarryFrom(old *Poller, kept []breaker.Pair) {
+	if old.unsupported.Load() {
+		p.unsupported.Store(true)
+	}
+	for _, k := range kept {
+		from, to := &old.slots[k.Old.Slot()], &p.slots[k.New.Slot()]
+		to.figures.Store(from.figures.Load())
+		to.spent.Store(from.spent.Load())
+		to.freeUsed.Store(from.freeUsed.Load())
+		to.next.Store(from.next.Load())
+	}
+}
+
+// Pool is the pool the poller keeps budgets for.
+func (p *Poller) Pool() *keyring.Pool { return p.pool }
