@@ -21,6 +21,7 @@ import (
 	"github.com/joho/godotenv"
 
 	"github.com/keygate/keygate/app"
+	"github.com/keygate/keygate/cluster"
 	"github.com/keygate/keygate/config"
 	"github.com/keygate/keygate/console"
 	"github.com/keygate/keygate/keyring"
@@ -68,6 +69,7 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	log := console.New(stdout, cfg.LogFormat, cfg.LogLevelValue())
+	cluster.RouteClientLog(log)
 
 	if *demo {
 		sim, err := simulator.Start(simulator.DemoOptions())

@@ -18,12 +18,14 @@ import (
 
 	"github.com/keygate/keygate/breaker"
 	"github.com/keygate/keygate/budget"
+	"github.com/keygate/keygate/cluster"
 	"github.com/keygate/keygate/config"
 	"github.com/keygate/keygate/gateway"
 	"github.com/keygate/keygate/keyring"
 	"github.com/keygate/keygate/metrics"
 	"github.com/keygate/keygate/relay"
 	"github.com/keygate/keygate/secret"
+	"github.com/keygate/keygate/share"
 )
 
 // App is a wired gateway.
@@ -36,6 +38,9 @@ type App struct {
 	Registry *prometheus.Registry
 	Handler  http.Handler
 	Log      *slog.Logger
+	// Share carries what this replica learns to the others (REDIS_URL);
+	// with no Redis its store is cluster.Local.
+	Share *share.Adapter
 }
 
 // Options are what a Config does not say.
@@ -62,13 +67,25 @@ func New(cfg *config.Config, log *slog.Logger, o Options) (*App, error) {
 	if err != nil {
 		return nil, fmt.Errorf("parsing OPENROUTER_BASE_URL: %w", err)
 	}
-	breakers := breaker.NewSet(pool, breaker.Settings{
+	reg := metrics.NewRegistry()
+	store, err := cluster.New(cluster.Options{URL: cfg.RedisURL, Prefix: cfg.RedisPrefix, TrialTTL: cfg.UpstreamTimeout,
+		BudgetTTL: 5 * cfg.BudgetPollInterval, Logger: log, Registerer: reg, Now: o.Now})
+	if err != nil {
+		return nil, err
+	}
+	shared := share.New(store, log)
+	bs := breaker.Settings{
 		AuthCooldown:      cfg.AuthFailureCooldown,
 		RateLimitCooldown: cfg.RateLimitCooldown,
 		MaxCooldown:       cfg.MaxCooldown,
 		Now:               o.Now,
-	})
-	reg := metrics.NewRegistry()
+	}
+	var budgetShare budget.Share
+	if cfg.RedisURL != "" {
+		// Alone, there is nobody to tell: the hooks stay off.
+		bs.Sink, bs.Trials, budgetShare = shared, shared, shared
+	}
+	breakers := breaker.NewSet(pool, bs)
 	m, err := metrics.New(reg, gateway.NewKeySource(pool, breakers), metrics.Options{MaxModels: cfg.MetricsMaxModels})
 	if err != nil {
 		return nil, fmt.Errorf("registering metrics: %w", err)
@@ -87,7 +104,9 @@ func New(cfg *config.Config, log *slog.Logger, o Options) (*App, error) {
 		Observer:  gateway.NewBudgetObserver(m, log),
 		Cooldowns: obs,
 		Log:       log,
+		Share:     budgetShare,
 	})
+	shared.Attach(breakers, budgets, pool.Keys())
 	ro := relay.Options{Transport: transport, Timeout: cfg.UpstreamTimeout, Observer: obs,
 		RestShare: cfg.ClientRestShare, RestWindow: cfg.ClientRestWindow}
 	if cfg.BudgetPollInterval > 0 {
@@ -118,7 +137,7 @@ func New(cfg *config.Config, log *slog.Logger, o Options) (*App, error) {
 		Spender:         budgets,
 		Budgets:         budgets,
 	})
-	return &App{Config: cfg, Budgets: budgets, Pool: pool, Breakers: breakers, Relay: rl, Registry: reg, Handler: gw, Log: log}, nil
+	return &App{Config: cfg, Budgets: budgets, Pool: pool, Breakers: breakers, Relay: rl, Registry: reg, Handler: gw, Log: log, Share: shared}, nil
 }
 
 // Server returns the HTTP server for the app, with its timeouts.
@@ -147,6 +166,11 @@ func (a *App) Serve(ctx context.Context, ln net.Listener, force <-chan struct{})
 	polled := make(chan struct{})
 	go func() { a.Budgets.Run(pctx); close(polled) }()
 	defer func() { stopPolls(); <-polled }()
+	// Other replicas' events are applied while the server runs.
+	shareCtx, stopShare := context.WithCancel(context.Background())
+	shared := make(chan struct{})
+	go func() { _ = a.Share.Run(shareCtx); close(shared) }()
+	defer func() { stopShare(); <-shared; _ = a.Close() }()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serving: %w", err)
@@ -175,6 +199,10 @@ func (a *App) Serve(ctx context.Context, ln net.Listener, force <-chan struct{})
 	}
 	return nil
 }
+
+// Close releases the shared store's connections; Serve does it when it
+// returns, so only an App that never served needs it.
+func (a *App) Close() error { return a.Share.Store().Close() }
 
 // Warnings logs what a user should know at start-up.
 func (a *App) Warnings() {
