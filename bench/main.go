@@ -50,6 +50,11 @@ type options struct {
 	benchtime   time.Duration
 	profileDur  time.Duration
 	timeout     time.Duration
+	// redisOnly runs only the Redis phase; noRedis leaves it out;
+	// restSamples is how many rests it times.
+	redisOnly   bool
+	noRedis     bool
+	restSamples int
 	jsonOut     string
 	cpuProfile  string
 	memProfile  string
@@ -70,6 +75,7 @@ func defaultOptions() options {
 // seconds, for the bench's own tests. Its figures are not meaningful.
 func quickOptions() options {
 	o := defaultOptions()
+	o.restSamples = 5
 	o.rounds, o.warmup, o.tput, o.rateDur = 1, 100*time.Millisecond, 200*time.Millisecond, 200*time.Millisecond
 	o.settle, o.memSettle = 20*time.Millisecond, 50*time.Millisecond
 	o.streams, o.chunks, o.gap = 4, 5, 10*time.Millisecond
@@ -106,7 +112,12 @@ func mainCode(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "bench: %v\n", err)
 		return 1
 	}
-	rep.printTable(stdout)
+	if !o.redisOnly {
+		rep.printTable(stdout)
+	}
+	if rep.Replicas != nil {
+		rep.Replicas.print(stdout)
+	}
 	fmt.Fprintf(stdout, "\n%s\n", js)
 	if o.jsonOut != "" {
 		if err := os.WriteFile(o.jsonOut, append(js, '\n'), 0o644); err != nil {
@@ -137,6 +148,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.benchtime, "benchtime", d.benchtime, "time per key-selection benchmark")
 	fs.DurationVar(&o.profileDur, "profile-dur", d.profileDur, "length of the extra keygate round profiled for -cpuprofile")
 	fs.DurationVar(&o.timeout, "timeout", d.timeout, "bound on the whole run")
+	redisOnly := fs.Bool("redis-only", false, "run only the Redis phase: REDIS_URL set vs unset, and a rest's way to another replica")
+	noRedis := fs.Bool("no-redis", false, "leave out the Redis phase (it needs redis-server)")
+	rests := fs.Int("rests", 100, "rests timed from one replica to another in the Redis phase")
 	fs.StringVar(&o.jsonOut, "json", "", "also write the JSON report to this file")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of keygate (an extra closed-loop round) to this file")
 	fs.StringVar(&o.memProfile, "memprofile", "", "write keygate's allocation profile after the load phases to this file, and its in-use heap with the streams open beside it (NAME.streams.EXT)")
@@ -157,6 +171,10 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 			}
 			o.rates = append(o.rates, n)
 		}
+	}
+	o.redisOnly, o.noRedis = *redisOnly, *noRedis
+	if !*quick {
+		o.restSamples = *rests
 	}
 	if o.rounds < 1 || o.conns < 1 || o.streams < 1 || o.chunks < 2 || o.runs < 1 || o.openStreams < 1 {
 		fmt.Fprintln(stderr, "bench: -rounds, -conns, -streams, -runs, -open-streams must be positive, -chunks at least 2")

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"strconv"
 	"time"
 )
@@ -20,6 +21,9 @@ func run(ctx context.Context, o options, log io.Writer) (rep *Report, err error)
 	began := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
+	if o.redisOnly {
+		return redisOnly(ctx, o, log)
+	}
 	step := func(format string, a ...any) {
 		fmt.Fprintf(log, "[%5.1fs] %s\n", time.Since(began).Seconds(), fmt.Sprintf(format, a...))
 	}
@@ -111,6 +115,13 @@ func run(ctx context.Context, o options, log io.Writer) (rep *Report, err error)
 	if rep.Run, err = runPhase(ctx, o, up, "http://"+kg.addr+"/run"); err != nil {
 		return nil, err
 	}
+	if _, err := exec.LookPath("redis-server"); err != nil && !o.noRedis {
+		step("no redis-server on PATH: the Redis phase is left out")
+	} else if !o.noRedis {
+		if rep.Replicas, err = replicaPhase(ctx, o, kgBin, dir, up, step); err != nil {
+			return nil, err
+		}
+	}
 	if _, peak, err := memory(kg.pid()); err == nil {
 		rep.Memory.LoadPeakMiB = mib(peak)
 	}
@@ -128,6 +139,7 @@ func run(ctx context.Context, o options, log io.Writer) (rep *Report, err error)
 	rep.ElapsedS = round(time.Since(began).Seconds(), 1)
 	rep.Machine.LoadEnd = loadAverage()
 	rep.judge()
+	rep.judgeReplicas()
 	step("done")
 	return rep, ctx.Err()
 }

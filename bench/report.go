@@ -24,6 +24,7 @@ type Report struct {
 	Run        RunResult         `json:"run"`
 	Memory     MemoryResult      `json:"memory"`
 	CPU        CPUResult         `json:"cpu"`
+	Replicas   *ReplicaResult    `json:"replicas,omitempty"`
 	Selection  []selectionResult `json:"key_selection"`
 	Targets    []Target          `json:"targets"`
 	ElapsedS   float64           `json:"elapsed_s"`
