@@ -113,4 +113,3 @@ func TestSharedFiguresRoundTrip(t *testing.T) {
 		t.Errorf("remaining without a cap or negative free requests kept: %+v", g)
 	}
 }
-
