@@ -23,6 +23,7 @@ func TestStartupErrors(t *testing.T) {
 		{"bad port", nil, []string{"OPENROUTER_API_KEY_1=sk-or-v1-xxxxxxxxxxxxxxxx", "PORT=abc"}, "PORT"},
 		{"bad base", nil, []string{"OPENROUTER_API_KEY_1=sk-or-v1-xxxxxxxxxxxxxxxx", "OPENROUTER_BASE_URL=%zz"}, "OPENROUTER_BASE_URL"},
 		{"bad flag", []string{"-nope"}, nil, "-nope"},
+		{"bad redis url", nil, []string{"OPENROUTER_API_KEY_1=sk-or-v1-xxxxxxxxxxxxxxxx", "REDIS_URL=http://localhost:6379"}, "REDIS_URL"},
 		{"named env file missing", []string{"-env-file", "/nonexistent/keygate.env"}, []string{"OPENROUTER_API_KEY_1=sk-or-v1-xxxxxxxxxxxxxxxx"}, "/nonexistent/keygate.env"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
