@@ -59,8 +59,10 @@ func New(store cluster.Store, log *slog.Logger) *Adapter {
 func (a *Adapter) Store() cluster.Store { return a.store }
 
 // Attach makes set, poller (nil when there is none) and keys the ones that
-// events apply to, from now on. A reload that swaps them calls it again
-// with the new ones; facts the old ones still tell go out as before.
+// events apply to, from now on. A reload that swaps them builds the new
+// ones with this adapter in their options (breaker.Settings.Sink and
+// Trials, budget.Options.Share) and calls Attach again; facts the old ones
+// still tell go out as before.
 func (a *Adapter) Attach(set *breaker.Set, poller *budget.Poller, keys []*keyring.Key) {
 	old := *a.names.Load()
 	names := make(map[*keyring.Key]*name, len(old)+len(keys))
@@ -79,6 +81,9 @@ func (a *Adapter) Attach(set *breaker.Set, poller *budget.Poller, keys []*keyrin
 	a.names.Store(&names)
 	a.mu.Lock()
 	a.set, a.poller, a.byRef = set, poller, byRef
+	// The new set may not hold the disables applied to the old one: the
+	// next re-read applies every one again.
+	clear(a.manualAt)
 	a.mu.Unlock()
 }
 

@@ -210,3 +210,21 @@ func TestAttachAgainAndAsk(t *testing.T) {
 		t.Fatalf("asked %v, want %v", a.bus.asked, want)
 	}
 }
+
+func TestManualAppliedAgainAfterAttach(t *testing.T) {
+	a, b := pair(t)
+	var got []bool
+	b.ad.OnManual(func(_ *keyring.Key, disabled bool) { got = append(got, disabled) })
+	a.ad.Manual(a.pool.Keys()[0], true)
+	sent := a.bus.took()
+	if len(sent) != 1 || sent[0].Kind != cluster.Disable {
+		t.Fatalf("published %+v", sent)
+	}
+	ev := sent[0]
+	b.ad.Apply(ev) // a re-read: already applied
+	newSide(t, b.bus, b.ad)
+	b.ad.Apply(ev) // the same re-read after a reload: the new set needs it
+	if fmt.Sprint(got) != "[true true]" {
+		t.Fatalf("applied %v, want the disable once per attached set", got)
+	}
+}
