@@ -28,10 +28,14 @@ type ReplicaResult struct {
 	RedisRPS float64 `json:"redis_rps"`
 	// RPSRatio is RedisRPS/PlainRPS (goal >= 0.97).
 	RPSRatio float64 `json:"rps_ratio"`
-	Rate     int     `json:"rate"`
-	Direct   Lat     `json:"direct"`
-	Plain    Lat     `json:"plain"`
-	Redis    Lat     `json:"redis"`
+	// Rounds are the throughput rounds, to show their spread.
+	Rounds map[string][]float64 `json:"rounds_rps"`
+	// CPUUs is keygate's CPU time per request in the throughput rounds.
+	CPUUs  map[string]float64 `json:"cpu_us_per_request"`
+	Rate   int                `json:"rate"`
+	Direct Lat                `json:"direct"`
+	Plain  Lat                `json:"plain"`
+	Redis  Lat                `json:"redis"`
 	// AddedP99Ratio is Redis.AddedP99Ms/Plain.AddedP99Ms (goal <= 1.1).
 	AddedP99Ratio float64 `json:"added_p99_ratio"`
 	// Rest propagation: from sending the call that rests a key on one
@@ -84,10 +88,16 @@ func (r *redisServer) stop() {
 	<-r.done
 }
 
+// redisVersion is redis-server's "v=7.0.15".
 func redisVersion() string {
 	out, err := exec.Command("redis-server", "--version").Output()
 	if err != nil {
 		return ""
+	}
+	for _, f := range strings.Fields(string(out)) {
+		if strings.HasPrefix(f, "v=") {
+			return f
+		}
 	}
 	return strings.TrimSpace(string(out))
 }
@@ -150,17 +160,32 @@ func replicaPhase(ctx context.Context, o options, kgBin, dir string, up *upstrea
 	}
 	step("REDIS_URL set vs unset: max throughput, %d rounds of %s", o.rounds, o.tput)
 	rps := map[string][]float64{}
+	cpu, served := map[string]time.Duration{}, map[string]int{}
 	pair := []*target{viaPlain, viaRedis}
 	for i := range o.rounds {
 		for j := range pair {
 			t := pair[(i+j)%2]
 			o.pause(ctx)
+			before, err := cpuTime(t.pid)
+			if err != nil {
+				return nil, err
+			}
 			s := attack(ctx, t, tinyChat, 0, o.tput, uint64(o.conns))
+			after, err := cpuTime(t.pid)
+			if err != nil {
+				return nil, err
+			}
 			if s.failed > 0 {
 				return nil, fmt.Errorf("keygate %s: %d failed requests (%s)", t.name, s.failed, s.firstErr)
 			}
-			rps[t.name] = append(rps[t.name], s.rps())
+			rps[t.name] = append(rps[t.name], round(s.rps(), 0))
+			cpu[t.name] += after - before
+			served[t.name] += s.ok
 		}
+	}
+	res.Rounds, res.CPUUs = rps, map[string]float64{}
+	for name, d := range cpu {
+		res.CPUUs[name] = round(float64(d.Microseconds())/float64(max(served[name], 1)), 1)
 	}
 	res.PlainRPS, res.RedisRPS = round(median(rps["plain"]), 0), round(median(rps["redis"]), 0)
 	res.RPSRatio = round(res.RedisRPS/res.PlainRPS, 3)
@@ -319,11 +344,12 @@ func (r *Report) judgeReplicas() {
 		Target{Name: "a rest honoured by another replica, p99 ms", Value: x.RestP99Ms, Limit: 100, Want: "<=", Met: x.RestP99Ms <= 100})
 }
 
-// printReplicas prints the Redis phase's table.
+// print prints the Redis phase's table.
 func (x *ReplicaResult) print(w io.Writer) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "\nREDIS_URL (%s, %s)\tunset\tset\tset/unset\n", x.RedisVersion, x.RedisTransport)
-	fmt.Fprintf(tw, "max throughput, req/s\t%.0f\t%.0f\t%.3f\n", x.PlainRPS, x.RedisRPS, x.RPSRatio)
+	fmt.Fprintf(tw, "max throughput, req/s (rounds %v / %v)\t%.0f\t%.0f\t%.3f\n", x.Rounds["plain"], x.Rounds["redis"], x.PlainRPS, x.RedisRPS, x.RPSRatio)
+	fmt.Fprintf(tw, "CPU per request, µs\t%.1f\t%.1f\t%.3f\n", x.CPUUs["plain"], x.CPUUs["redis"], x.CPUUs["redis"]/x.CPUUs["plain"])
 	fmt.Fprintf(tw, "p99 at %d req/s, ms (direct %.3f)\t%.3f\t%.3f\t\n", x.Rate, x.Direct.P99Ms, x.Plain.P99Ms, x.Redis.P99Ms)
 	fmt.Fprintf(tw, "added p99, ms\t%.3f\t%.3f\t%.3f\n", x.Plain.AddedP99Ms, x.Redis.AddedP99Ms, x.AddedP99Ratio)
 	fmt.Fprintf(tw, "a rest honoured by another replica after (%d rests)\tp50 %.2f ms\tp99 %.2f ms\tmax %.2f ms\n", x.Rests, x.RestP50Ms, x.RestP99Ms, x.RestMaxMs)
