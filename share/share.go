@@ -31,6 +31,8 @@ type Adapter struct {
 	// (Spent): swapped whole, read without a lock.
 	names atomic.Pointer[map[*keyring.Key]*name]
 
+	leaseMu sync.Mutex
+
 	mu       sync.Mutex // guards what follows; never held while calling out
 	set      *breaker.Set
 	poller   *budget.Poller
@@ -153,8 +155,19 @@ func (a *Adapter) Spent(k *keyring.Key, usd float64) {
 	a.store.Publish(ev)
 }
 
-// Lease implements budget.Share.
+// leaseWait bounds how long a lease ask waits for a store not yet reached
+// (a replica just started): a poll's goroutine waits, never a pick.
+const leaseWait = time.Second
+
+// Lease implements budget.Share. Asks go one at a time, so that the polls
+// a replica starts together share one connection instead of each dialling
+// within the store's few milliseconds.
 func (a *Adapter) Lease(k *keyring.Key, ttl time.Duration) bool {
+	a.leaseMu.Lock()
+	defer a.leaseMu.Unlock()
+	for deadline := time.Now().Add(leaseWait); !a.store.Up() && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
 	return a.store.TryLease(context.Background(), "budget:"+string(a.Ref(k)), ttl)
 }
 
