@@ -13,7 +13,7 @@ func TestHelpListsLimits(t *testing.T) {
 	if code := run([]string{"-h"}, nil, &out, &errb); code != 0 {
 		t.Fatalf("exit %d", code)
 	}
-	help := errb.String()
+	help := out.String()
 	for name, def := range map[string]string{
 		"MAX_BODY_BYTES": "10485760", "MAX_IN_FLIGHT": "4096", "RUN_MAX_MODELS": "32", "METRICS_MAX_MODELS": "200",
 		"READ_HEADER_TIMEOUT": "10s", "IDLE_TIMEOUT": "120s", "SHUTDOWN_TIMEOUT": "30s", "UPSTREAM_TIMEOUT": "120s",

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -30,29 +31,71 @@ import (
 )
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Environ(), os.Stdout, os.Stderr))
+	os.Exit(runAs(commandName(os.Args[0]), os.Args[1:], os.Environ(), os.Stdout, os.Stderr))
 }
 
 // run is main without the process: it returns the exit status.
 func run(args, environ []string, stdout, stderr io.Writer) int {
+	return runAs("keygate", args, environ, stdout, stderr)
+}
+
+// commandName is how to run this program again, for hints: "go run ."
+// when argv0 is a binary that `go run` built, else argv0 as invoked
+// ("./keygate", "keygate").
+func commandName(argv0 string) string {
+	if argv0 == "" {
+		return "keygate"
+	}
+	if goRunBinary(argv0) {
+		return "go run ."
+	}
+	return argv0
+}
+
+// goRunBinary reports whether path is where `go run` puts the binary it
+// builds: its build cache (<GOCACHE>/ab/<64 hex digits>-d/<name>, Go 1.24
+// on) or a temporary directory (go-build<N>/b001/exe/<name>).
+func goRunBinary(path string) bool {
+	dir := filepath.Dir(path)
+	if filepath.Base(dir) == "exe" && strings.HasPrefix(filepath.Base(filepath.Dir(filepath.Dir(dir))), "go-build") {
+		return true
+	}
+	hash, ok := strings.CutSuffix(filepath.Base(dir), "-d")
+	shard := filepath.Base(filepath.Dir(dir))
+	return ok && len(hash) == 64 && isHex(hash) && len(shard) == 2 && isHex(shard) && strings.HasPrefix(hash, shard)
+}
+
+func isHex(s string) bool {
+	return strings.Trim(s, "0123456789abcdef") == ""
+}
+
+// runAs is run for a program invoked as name.
+func runAs(name string, args, environ []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "healthcheck" {
 		return healthcheck(environ, stderr)
 	}
-	fs := flag.NewFlagSet("keygate", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr) // the error of a bad flag
+	fs.Usage = func() {} // written below, where asked for or after the error
 	demo := fs.Bool("demo", false, "run against a built-in simulated upstream with 4 demo keys (offline)")
 	envFile := fs.String("env-file", ".env", "file of settings read under the real environment")
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "keygate — one endpoint over a pool of LLM API keys\n\n")
-		fmt.Fprintf(stderr, "usage: keygate [-demo] [-env-file FILE]\n       keygate healthcheck\n\nflags:\n")
+	usage := func(w io.Writer) {
+		fmt.Fprintf(w, "keygate — one endpoint over a pool of LLM API keys\n\n")
+		fmt.Fprintf(w, "usage: %s [-demo] [-env-file FILE]\n       %s healthcheck\n\nflags:\n", name, name)
+		fs.SetOutput(w)
 		fs.PrintDefaults()
-		fmt.Fprintf(stderr, "\nsettings (environment, or the env file; the real environment wins):\n")
-		config.Usage(stderr)
+		fmt.Fprintf(w, "\nsettings (environment, or the env file; the real environment wins):\n")
+		config.Usage(w)
 	}
 	if err := fs.Parse(args); err != nil {
+		// Help asked for is the answer, on stdout; after a usage error it
+		// explains the error, on stderr.
 		if errors.Is(err, flag.ErrHelp) {
+			usage(stdout)
 			return 0
 		}
+		fmt.Fprintln(stderr)
+		usage(stderr)
 		return 2
 	}
 	explicit := false
@@ -65,7 +108,7 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 	}
 	cfg, err := config.Load(environ, dotenv, !*demo)
 	if err != nil {
-		fmt.Fprintf(stderr, "keygate: %v\n", err)
+		fmt.Fprintf(stderr, "keygate: %v%s\n", err, keysHint(err, dotenv, *envFile, name))
 		return 2
 	}
 	log := console.New(stdout, cfg.LogFormat, cfg.LogLevelValue())
@@ -83,7 +126,7 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 		for i, k := range simulator.DemoKeys() {
 			cfg.Keys = append(cfg.Keys, keyring.Entry{ID: i + 1, Secret: secret.New(k)})
 		}
-		cfg.Duplicates = nil
+		cfg.Duplicates, cfg.ForeignKeys = nil, nil
 		log.Info("🎭 Demo mode: simulated upstream at " + cfg.BaseURL + " with 4 keys in 2 accounts (#2 revoked, #3 near its daily cap, account of #3 and #4 near its free-model quota)")
 	}
 
@@ -94,10 +137,18 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 	}
 	ln, err := net.Listen("tcp", ":"+strconv.Itoa(cfg.Port))
 	if err != nil {
-		fmt.Fprintf(stderr, "keygate: %v\n", err)
+		fmt.Fprintf(stderr, "keygate: %v%s\n", err, listenHint(err, cfg.Port))
 		return 1
 	}
 	a.Warnings()
+	for _, id := range cfg.ForeignKeys {
+		log.Warn("⚠️  API Key #"+strconv.Itoa(id)+" does not look like an OpenRouter key (sk-or-v1-…), and OPENROUTER_BASE_URL is OpenRouter's: it will likely be refused (401)",
+			"key_id", id)
+	}
+	if n := len(cfg.GatewayAPIKeys); n > 0 {
+		log.Info("🔒 Client auth is on: requests need Authorization: Bearer <one of the "+plural(n, "token")+" in GATEWAY_API_KEYS>",
+			"event", "client_auth", "tokens", n)
+	}
 	if cfg.PprofAddr != "" {
 		stopDebug, err := app.StartDebug(cfg.PprofAddr, log)
 		if err != nil {
@@ -107,7 +158,7 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 		}
 		defer stopDebug()
 	}
-	log.Info("🚀 keygate listening on http://localhost:"+strconv.Itoa(cfg.Port)+" with "+strconv.Itoa(a.Pool.Len())+" keys, rotation "+cfg.KeyRotation,
+	log.Info("🚀 keygate listening on http://localhost:"+strconv.Itoa(cfg.Port)+" with "+plural(a.Pool.Len(), "key")+", rotation "+cfg.KeyRotation,
 		"event", "listening", "port", cfg.Port, "keys", a.Pool.Len(), "strategy", cfg.KeyRotation)
 
 	ctx, stop := context.WithCancel(context.Background())
@@ -172,4 +223,38 @@ func healthcheck(environ []string, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// plural is "1 key", "2 keys".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return strconv.Itoa(n) + " " + noun + "s"
+}
+
+// keysHint is what to add to a key error of config.Load: which file to
+// edit, and the demo, which needs no key.
+func keysHint(err error, dotenv map[string]string, envFile, name string) string {
+	var pe *config.PlaceholderError
+	switch {
+	case errors.As(err, &pe):
+		for _, v := range pe.Vars {
+			if base, _, _ := strings.Cut(v, " "); dotenv[base] != "" {
+				return "; edit " + envFile + ", or try `" + name + " -demo` (offline, no keys needed)"
+			}
+		}
+		return "; or try `" + name + " -demo` (offline, no keys needed)"
+	case errors.Is(err, config.ErrNoKeys):
+		return "; or try `" + name + " -demo` (offline, no keys needed)"
+	}
+	return ""
+}
+
+// listenHint is what to add to an error of listening on port.
+func listenHint(err error, port int) string {
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return " (another program holds port " + strconv.Itoa(port) + ": stop it, or set PORT to a free port)"
+	}
+	return ""
 }

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -19,12 +20,14 @@ func TestStartupErrors(t *testing.T) {
 		want    string
 	}{
 		{"no keys", nil, nil, "OPENROUTER_API_KEY_1"},
-		{"bad rotation", nil, []string{"OPENROUTER_API_KEY_1=sk-or-v1-xxxxxxxxxxxxxxxx", "KEY_ROTATION=often"}, "KEY_ROTATION"},
-		{"bad port", nil, []string{"OPENROUTER_API_KEY_1=sk-or-v1-xxxxxxxxxxxxxxxx", "PORT=abc"}, "PORT"},
-		{"bad base", nil, []string{"OPENROUTER_API_KEY_1=sk-or-v1-xxxxxxxxxxxxxxxx", "OPENROUTER_BASE_URL=%zz"}, "OPENROUTER_BASE_URL"},
+		{"bad rotation", nil, []string{"OPENROUTER_API_KEY_1=" + shutdownKey, "KEY_ROTATION=often"}, "KEY_ROTATION"},
+		{"bad port", nil, []string{"OPENROUTER_API_KEY_1=" + shutdownKey, "PORT=abc"}, "PORT"},
+		{"bad base", nil, []string{"OPENROUTER_API_KEY_1=" + shutdownKey, "OPENROUTER_BASE_URL=%zz"}, "OPENROUTER_BASE_URL"},
 		{"bad flag", []string{"-nope"}, nil, "-nope"},
-		{"bad redis url", nil, []string{"OPENROUTER_API_KEY_1=sk-or-v1-xxxxxxxxxxxxxxxx", "REDIS_URL=http://localhost:6379"}, "REDIS_URL"},
-		{"named env file missing", []string{"-env-file", "/nonexistent/keygate.env"}, []string{"OPENROUTER_API_KEY_1=sk-or-v1-xxxxxxxxxxxxxxxx"}, "/nonexistent/keygate.env"},
+		{"bad redis url", nil, []string{"OPENROUTER_API_KEY_1=" + shutdownKey, "REDIS_URL=http://localhost:6379"}, "REDIS_URL"},
+		{"named env file missing", []string{"-env-file", "/nonexistent/keygate.env"}, []string{"OPENROUTER_API_KEY_1=" + shutdownKey}, "/nonexistent/keygate.env"},
+		{"placeholder key", nil, []string{"OPENROUTER_API_KEY_1=" + shutdownKey, "OPENROUTER_API_KEY_2=sk-or-v1-xxxxxxxxxxxxxxxx"}, "OPENROUTER_API_KEY_2 holds a placeholder"},
+		{"example's keys", []string{"-env-file", ".env.example"}, nil, "OPENROUTER_API_KEY_1, OPENROUTER_API_KEY_2 and OPENROUTER_API_KEY_3 hold placeholders"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var out, errb bytes.Buffer
@@ -54,9 +57,122 @@ func TestHelpListsSettings(t *testing.T) {
 	}
 	for _, s := range []string{"-demo", "OPENROUTER_API_KEY_", "OPENROUTER_BASE_URL", "KEY_ROTATION", "random", "GATEWAY_API_KEYS",
 		"RATE_LIMIT_COOLDOWN", "30s", "AUTH_FAILURE_COOLDOWN", "10m", "UPSTREAM_TIMEOUT", "120s", "MAX_BODY_BYTES", "LOG_FORMAT", "PORT", "4000"} {
-		if !strings.Contains(errb.String(), s) {
+		if !strings.Contains(out.String(), s) {
 			t.Errorf("-h lacks %q", s)
 		}
+	}
+}
+
+// TestHelpStreams: help asked for is the answer, on stdout with exit 0
+// (keygate -h | grep PORT); after a usage error it goes to stderr with
+// exit 2, behind the error.
+func TestHelpStreams(t *testing.T) {
+	for _, tc := range []struct {
+		args     []string
+		code     int
+		helpOnly string // "stdout" or "stderr"
+	}{
+		{[]string{"-h"}, 0, "stdout"},
+		{[]string{"-help"}, 0, "stdout"},
+		{[]string{"--help"}, 0, "stdout"},
+		{[]string{"-nope"}, 2, "stderr"},
+		{[]string{"-demo=maybe"}, 2, "stderr"},
+		{[]string{"-env-file"}, 2, "stderr"},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			var out, errb bytes.Buffer
+			code := runAs("./keygate", tc.args, nil, &out, &errb)
+			help, other := out.String(), errb.String()
+			if tc.helpOnly == "stderr" {
+				help, other = other, help
+			}
+			if code != tc.code || !strings.Contains(help, "usage: ./keygate [-demo]") || !strings.Contains(help, "PORT") || other != "" {
+				t.Fatalf("exit %d, stdout %q, stderr %q; want exit %d and the help on %s alone", code, out.String(), errb.String(), tc.code, tc.helpOnly)
+			}
+			if tc.code == 2 && !strings.HasPrefix(errb.String(), "flag ") && !strings.HasPrefix(errb.String(), "invalid ") {
+				t.Errorf("stderr %q does not start with the error", errb.String())
+			}
+		})
+	}
+}
+
+func TestCommandName(t *testing.T) {
+	for argv0, want := range map[string]string{
+		"":                  "keygate",
+		"keygate":           "keygate",
+		"./keygate":         "./keygate",
+		"/usr/local/bin/kg": "/usr/local/bin/kg",
+		"/root/.cache/go-build/82/82ece6e9a84a7aef37317d622ede956f207e92b00133d591ecb7c5e1b6f97b08-d/keygate": "go run .",
+		"/tmp/go-build2046361553/b001/exe/keygate":                                                            "go run .",
+		"/home/me/82/82ece6e9-d/keygate":                                                                      "/home/me/82/82ece6e9-d/keygate",
+		"/srv/exe/keygate":                                                                                    "/srv/exe/keygate",
+	} {
+		if got := commandName(argv0); got != want {
+			t.Errorf("commandName(%q) = %q, want %q", argv0, got, want)
+		}
+	}
+}
+
+// TestKeyErrorHints: the errors of a pool that is empty or holds
+// placeholders name the demo by the command as it was run, and the file to
+// edit when the placeholders came from it.
+func TestKeyErrorHints(t *testing.T) {
+	for _, tc := range []struct {
+		name, cmd string
+		args      []string
+		environ   []string
+		want      string
+	}{
+		{"no keys under go run", "go run .", []string{"-env-file", os.DevNull}, nil, "; or try `go run . -demo`"},
+		{"no keys, binary", "./keygate", []string{"-env-file", os.DevNull}, nil, "; or try `./keygate -demo`"},
+		{"placeholders from the file", "keygate", []string{"-env-file", ".env.example"}, nil, "; edit .env.example, or try `keygate -demo`"},
+		{"placeholders from the environment", "keygate", []string{"-env-file", os.DevNull}, []string{"OPENROUTER_API_KEYS=<your key>"},
+			"OPENROUTER_API_KEYS (item 1) holds a placeholder, not an API key (…): put your OpenRouter keys there (https://openrouter.ai/settings/keys); or try `keygate -demo`"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			if code := runAs(tc.cmd, tc.args, tc.environ, &out, &errb); code != 2 {
+				t.Fatalf("exit %d; stderr %q", code, errb.String())
+			}
+			if !strings.Contains(errb.String(), tc.want) || strings.Count(errb.String(), "\n") != 1 {
+				t.Fatalf("stderr %q, want one line with %q", errb.String(), tc.want)
+			}
+		})
+	}
+}
+
+// TestPortInUseHint: a port already taken gets a hint to set PORT.
+func TestPortInUseHint(t *testing.T) {
+	ln, err := net.Listen("tcp", ":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+	var out, errb bytes.Buffer
+	code := run([]string{"-env-file", os.DevNull}, []string{"OPENROUTER_API_KEY_1=" + shutdownKey, "PORT=" + port, "LOG_LEVEL=error"}, &out, &errb)
+	if code != 1 || !strings.Contains(errb.String(), "address already in use") || !strings.Contains(errb.String(), "set PORT to a free port") {
+		t.Fatalf("exit %d, stderr %q; want 1 and a hint to set PORT", code, errb.String())
+	}
+}
+
+// TestStartupLines: start-up counts keys in good English, says that
+// client auth is on, and warns about a key OpenRouter would refuse.
+func TestStartupLines(t *testing.T) {
+	p := startProcess(t, "OPENROUTER_BASE_URL=https://openrouter.ai/api/v1", "OPENROUTER_API_KEY_1=gsk_4f9Kd83jS0a8f7D6s5A4q3W2e1R0t9Y8u7I6",
+		"GATEWAY_API_KEYS=tok-0123456789abcdef,tok-fedcba9876543210")
+	out := p.out.String()
+	for _, want := range []string{
+		"with 1 key, rotation random",
+		"🔒 Client auth is on: requests need Authorization: Bearer <one of the 2 tokens in GATEWAY_API_KEYS>",
+		"⚠️  API Key #1 does not look like an OpenRouter key (sk-or-v1-…)",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("console lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "GATEWAY_API_KEYS is not set") || strings.Contains(out, "0123456789abcdef") || strings.Contains(out, "D6s5A4q3") {
+		t.Errorf("console:\n%s", out)
 	}
 }
 

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"net"
@@ -9,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
@@ -47,39 +47,7 @@ func TestReadmeExamples(t *testing.T) {
 	if len(blocks) < 7 {
 		t.Fatalf("README has %d runnable examples, want at least 7 (passthrough plain and streamed, /keys, four bash /run examples)", len(blocks))
 	}
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "keygate")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
-	ln.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var logs bytes.Buffer
-	cmd := exec.CommandContext(ctx, bin, "-demo", "-env-file", os.DevNull)
-	cmd.Dir = dir
-	cmd.Env = []string{"PORT=" + port, "PATH=" + os.Getenv("PATH")}
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = cmd.Process.Signal(os.Interrupt); _ = cmd.Wait() }()
-	base := "http://127.0.0.1:" + port
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if resp, err := http.Get(base + "/healthz"); err == nil {
-			resp.Body.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("keygate -demo never came up")
-		}
-	}
-
+	ctx, base, logs := startDemo(t)
 	for i, block := range blocks {
 		name := strconv.Itoa(i) + "_" + firstURL(block)
 		t.Run(name, func(t *testing.T) {
@@ -95,6 +63,141 @@ func TestReadmeExamples(t *testing.T) {
 	}
 	if t.Failed() {
 		t.Logf("gateway console:\n%s", logs.String())
+	}
+}
+
+// startDemo builds keygate and runs `keygate -demo` on a free loopback
+// port until the test ends; it returns the test's context, the gateway's
+// URL and its console.
+func startDemo(t *testing.T) (context.Context, string, *lockedBuffer) {
+	t.Helper()
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "keygate")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+	ln.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	logs := &lockedBuffer{}
+	cmd := exec.CommandContext(ctx, bin, "-demo", "-env-file", os.DevNull)
+	cmd.Dir = dir
+	cmd.Env = []string{"PORT=" + port, "PATH=" + os.Getenv("PATH")}
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		_ = cmd.Wait()
+		cancel()
+	})
+	base := "http://127.0.0.1:" + port
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if resp, err := http.Get(base + "/healthz"); err == nil {
+			resp.Body.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("keygate -demo never came up:\n%s", logs)
+		}
+	}
+	return ctx, base, logs
+}
+
+// TestReadmePowerShell: the README's PowerShell example sends exactly the
+// JSON of one of its bash /run examples, and that body, as ConvertTo-Json
+// writes it (PowerShell 7 and Windows PowerShell 5.1), gets a full answer
+// from /run.
+func TestReadmePowerShell(t *testing.T) {
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps := regexp.MustCompile("(?s)```powershell\n(.*?)```").FindAllStringSubmatch(string(readme), -1)
+	if len(ps) != 1 {
+		t.Fatalf("README has %d PowerShell examples, want 1", len(ps))
+	}
+	script := ps[0][1]
+	at := strings.Index(script, "@{")
+	if at < 0 || !strings.Contains(script, "-Uri http://localhost:4000/run -Method Post -ContentType 'application/json' -Body $body") {
+		t.Fatalf("PowerShell example is not a hashtable sent to /run:\n%s", script)
+	}
+	table, rest, err := psLiteral(script[at:])
+	if err != nil || !strings.HasPrefix(strings.TrimSpace(rest), "| ConvertTo-Json\n") {
+		t.Fatalf("PowerShell example: %v; after the hashtable %q", err, rest)
+	}
+	sent := psJSON(table, false)
+
+	// The bodies of the bash /run examples, by their JSON value.
+	var same string
+	var want any
+	if err := json.Unmarshal([]byte(sent), &want); err != nil {
+		t.Fatal(err)
+	}
+	for _, block := range readmeBlocks(t) {
+		m := regexp.MustCompile(`(?s)localhost:4000/run .*?-d '(.*?)'`).FindStringSubmatch(block)
+		if m == nil {
+			continue
+		}
+		var got any
+		if json.Unmarshal([]byte(m[1]), &got) == nil && reflect.DeepEqual(got, want) {
+			same = m[1]
+		}
+	}
+	if same == "" {
+		t.Fatalf("the PowerShell example sends\n%s\nwhich no bash /run example sends", sent)
+	}
+
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	_, base, logs := startDemo(t)
+	models := len(want.(map[string]any)["models"].([]any))
+	for _, legacy := range []bool{false, true} {
+		body := psJSON(table, legacy)
+		resp, err := http.Post(base+"/run", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out struct {
+			TotalModels int    `json:"total_models"`
+			Successful  int    `json:"successful"`
+			KeyRotation string `json:"key_rotation"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&out)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusOK || out.TotalModels != models || out.Successful != models || out.KeyRotation != "random" {
+			t.Fatalf("legacy %v: /run answered %d %+v (%v) to\n%s\nconsole:\n%s", legacy, resp.StatusCode, out, err, body, logs)
+		}
+	}
+}
+
+// TestReadmeGoVersion: the README asks for the Go that go.mod names.
+func TestReadmeGoVersion(t *testing.T) {
+	mod, err := os.ReadFile("go.mod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^go (\S+)$`).FindSubmatch(mod)
+	if m == nil {
+		t.Fatal("go.mod has no go line")
+	}
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "Go " + string(m[1]) + " or newer"; !strings.Contains(string(readme), want) {
+		t.Fatalf("README does not say %q", want)
+	}
+	for _, v := range regexp.MustCompile(`\bGo \(?(1\.\d+(?:\.\d+)?)`).FindAllStringSubmatch(string(readme), -1) {
+		if v[1] != string(m[1]) {
+			t.Errorf("README names Go %s; go.mod says %s", v[1], m[1])
+		}
 	}
 }
 

@@ -372,3 +372,25 @@ func TestSecondSignalExitsAtOnce(t *testing.T) {
 		t.Error("the open stream ended cleanly: it should have been cut")
 	}
 }
+
+// TestShutdownTimeoutCutsAndExitsNonZero: when SHUTDOWN_TIMEOUT ends the
+// graceful wait with a stream still open, the process exits non-zero and
+// its log says how many requests were cut.
+func TestShutdownTimeoutCutsAndExitsNonZero(t *testing.T) {
+	p := startProcess(t, "SHUTDOWN_TIMEOUT=1s")
+	stream, br, _ := p.openStream(t)
+	defer stream.Body.Close()
+	p.waitHeld(t, 1)
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := p.wait(t, 30*time.Second); code == 0 {
+		t.Errorf("exit status 0 after SHUTDOWN_TIMEOUT cut a stream\n%s", p.out)
+	}
+	if !strings.Contains(p.out.String(), "1 requests in flight were cut") {
+		t.Errorf("the log does not say how many were cut:\n%s", p.out)
+	}
+	if _, err := io.ReadAll(br); err == nil {
+		t.Error("the open stream ended cleanly: it should have been cut")
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -38,10 +39,16 @@ type App struct {
 	Registry *prometheus.Registry
 	Handler  http.Handler
 	Log      *slog.Logger
+	// active counts requests being served, for the shutdown report.
+	active atomic.Int64
 	// Share carries what this replica learns to the others (REDIS_URL);
 	// with no Redis its store is cluster.Local.
 	Share *share.Adapter
 }
+
+// ErrShutdownCut is returned by Serve when SHUTDOWN_TIMEOUT (or a second
+// signal) ended requests still in flight: the process should exit non-zero.
+var ErrShutdownCut = errors.New("shutdown cut requests in flight")
 
 // Options are what a Config does not say.
 type Options struct {
@@ -59,6 +66,10 @@ func New(cfg *config.Config, log *slog.Logger, o Options) (*App, error) {
 	if err != nil {
 		return nil, fmt.Errorf("building key pool: %w", err)
 	}
+	redactor := poolRedactor(pool)
+	// Every log record passes the redactor: text from upstream (Go's own
+	// error quoting a malformed answer) may hold a key.
+	log = slog.New(secret.NewLogHandler(log.Handler(), redactor))
 	strategy, err := keyring.ByName(cfg.KeyRotation, o.Rand)
 	if err != nil {
 		return nil, err
@@ -115,10 +126,6 @@ func New(cfg *config.Config, log *slog.Logger, o Options) (*App, error) {
 		ro.Confirmer = budgets
 	}
 	rl := relay.New(pool, breakers, ro)
-	secrets := make([]secret.Key, 0, pool.Len())
-	for _, k := range pool.Keys() {
-		secrets = append(secrets, k.Secret)
-	}
 	gw := gateway.New(gateway.Options{
 		Relay:           rl,
 		Strategy:        strategy,
@@ -133,23 +140,42 @@ func New(cfg *config.Config, log *slog.Logger, o Options) (*App, error) {
 		Gatherer:        reg,
 		Observer:        obs,
 		Logger:          log,
-		Redactor:        secret.NewRedactor(secrets),
+		Redactor:        redactor,
 		Spender:         budgets,
 		Budgets:         budgets,
+		WriteTimeout:    cfg.WriteTimeout,
+		CORSOrigins:     cfg.CORSOrigins,
+		AllowedHosts:    cfg.AllowedHosts,
 	})
 	return &App{Config: cfg, Budgets: budgets, Pool: pool, Breakers: breakers, Relay: rl, Registry: reg, Handler: gw, Log: log, Share: shared}, nil
+}
+
+// poolRedactor masks the pool's keys.
+func poolRedactor(pool *keyring.Pool) *secret.Redactor {
+	secrets := make([]secret.Key, 0, pool.Len())
+	for _, k := range pool.Keys() {
+		secrets = append(secrets, k.Secret)
+	}
+	return secret.NewRedactor(secrets)
 }
 
 // Server returns the HTTP server for the app, with its timeouts.
 func (a *App) Server() *http.Server {
 	return &http.Server{
 		Addr:              ":" + strconv.Itoa(a.Config.Port),
-		Handler:           a.Handler,
+		Handler:           http.HandlerFunc(a.serveCounted),
 		ReadHeaderTimeout: a.Config.ReadHeaderTimeout,
 		IdleTimeout:       a.Config.IdleTimeout,
 		MaxHeaderBytes:    1 << 20,
 		ErrorLog:          slog.NewLogLogger(a.Log.Handler(), slog.LevelDebug),
 	}
+}
+
+// serveCounted serves r, counted among the active requests.
+func (a *App) serveCounted(w http.ResponseWriter, r *http.Request) {
+	a.active.Add(1)
+	defer a.active.Add(-1)
+	a.Handler.ServeHTTP(w, r)
 }
 
 // Serve serves on ln until ctx is done, then shuts down gracefully: it stops
@@ -187,15 +213,21 @@ func (a *App) Serve(ctx context.Context, ln net.Listener, force <-chan struct{})
 		}
 	}()
 	err := srv.Shutdown(sctx)
+	cut := int64(0)
 	if err != nil {
+		cut = a.active.Load()
 		_ = srv.Close()
-		a.Log.Warn("shutdown cut short; open connections closed", "err", err)
+		a.Log.Warn("shutdown cut short: "+strconv.FormatInt(cut, 10)+" requests in flight were cut; open connections closed",
+			"event", "shutdown_cut", "cut", cut, "err", err)
 	}
 	if serr := <-errc; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
 		return fmt.Errorf("serving: %w", serr)
 	}
 	if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("shutting down: %w", err)
+	}
+	if err != nil {
+		return fmt.Errorf("%w: %d cut after %s", ErrShutdownCut, cut, a.Config.ShutdownTimeout)
 	}
 	return nil
 }

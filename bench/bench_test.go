@@ -36,7 +36,19 @@ func TestQuickRun(t *testing.T) {
 			t.Errorf("%s = %v, want a measurement", name, v)
 		}
 	}
-	if len(rep.Latency) != 2 || len(rep.Selection) != 3 || len(rep.Targets) < 8 {
+	if rep.Budgets == nil || rep.Economy == nil {
+		t.Fatalf("budgets %v, economy %v: want both figures", rep.Budgets, rep.Economy)
+	}
+	for name, v := range map[string]float64{
+		"budgets on rps": rep.Budgets.OnRPS, "budgets off rps": rep.Budgets.OffRPS,
+		"budgets on cpu": rep.Budgets.OnCPUUs, "budgets off cpu": rep.Budgets.OffCPUUs,
+		"economy credit share": rep.Economy.Runs[0].CreditShare,
+	} {
+		if v <= 0 {
+			t.Errorf("%s = %v, want a measurement", name, v)
+		}
+	}
+	if len(rep.Latency) != 2 || len(rep.Selection) != 3 || len(rep.Targets) < 12 {
 		t.Errorf("%d rates, %d strategies, %d targets", len(rep.Latency), len(rep.Selection), len(rep.Targets))
 	}
 	if _, err := json.Marshal(rep); err != nil {
@@ -44,13 +56,13 @@ func TestQuickRun(t *testing.T) {
 	}
 	var table bytes.Buffer
 	rep.printTable(&table)
-	for _, want := range []string{"max throughput", "1000 req/s", "SSE chunk delay", "/run", "per stream", "key selection", "keygate/floor"} {
+	for _, want := range []string{"max throughput", "1000 req/s", "SSE chunk delay", "/run", "per stream", "key selection", "keygate/floor", "budgets", "key economics"} {
 		if !strings.Contains(table.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, table.String())
 		}
 	}
-	if len(rep.pids) != 5 { // floor, pooled floor, keygate; fresh floor and keygate
-		t.Fatalf("%d processes recorded, want 5", len(rep.pids))
+	if len(rep.pids) != 6 { // floor, pooled floor, keygate, keygate with budgets off; fresh floor and keygate
+		t.Fatalf("%d processes recorded, want 6", len(rep.pids))
 	}
 	for _, pid := range rep.pids {
 		if _, err := os.Stat("/proc/" + strconv.Itoa(pid)); err == nil {
@@ -112,6 +124,13 @@ func TestFlags(t *testing.T) {
 	if _, err := parseFlags([]string{"-chunks", "1"}, &errs); err == nil {
 		t.Fatal("-chunks 1 accepted")
 	}
+	o, err = parseFlags([]string{"-only", "economy, budgets", "-economy=false"}, &errs)
+	if err != nil || !o.only["economy"] || !o.only["budgets"] || len(o.only) != 2 || o.economy {
+		t.Fatalf("-only = %+v, %v", o.only, err)
+	}
+	if _, err := parseFlags([]string{"-only", "memory"}, &errs); err == nil {
+		t.Fatal("-only memory accepted")
+	}
 }
 
 func TestStreamsProfileName(t *testing.T) {
@@ -151,6 +170,44 @@ func TestJudgeFlat(t *testing.T) {
 		}
 		if got.Met != tt.met || (got.Why != "") != tt.why {
 			t.Errorf("%s at %v: met %v why %q, want met %v, a reason %v", tt.strategy, tt.ratio, got.Met, got.Why, tt.met, tt.why)
+		}
+	}
+}
+
+// TestOnlyBudgets runs -only budgets in its -quick form: two fresh
+// keygates, budgets on and off, side by side, and nothing else.
+func TestOnlyBudgets(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs keygate")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	o := quickOptions()
+	o.only = map[string]bool{"budgets": true}
+	var log bytes.Buffer
+	rep, err := run(ctx, o, &log)
+	if err != nil {
+		t.Fatalf("run: %v\n%s", err, log.String())
+	}
+	b := rep.Budgets
+	if b == nil || b.OnRPS <= 0 || b.OffRPS <= 0 || b.OnCPUUs <= 0 || b.OffCPUUs <= 0 || b.InProcess == nil ||
+		b.InProcess.OnAllocs <= 0 || b.InProcess.KeyReads < 4 {
+		t.Fatalf("budgets %+v, want both measured", b)
+	}
+	if rep.Economy != nil || rep.Throughput.KeygateRPS != 0 || len(rep.Targets) != 3 {
+		t.Errorf("ran more than -only budgets: economy %v, throughput %+v, %d targets", rep.Economy, rep.Throughput, len(rep.Targets))
+	}
+	var table bytes.Buffer
+	rep.printTable(&table)
+	if !strings.Contains(table.String(), "budgets on/off") || strings.Contains(table.String(), "SSE chunk delay") {
+		t.Errorf("table:\n%s", table.String())
+	}
+	if len(rep.pids) != 2 {
+		t.Fatalf("%d processes recorded, want 2", len(rep.pids))
+	}
+	for _, pid := range rep.pids {
+		if _, err := os.Stat("/proc/" + strconv.Itoa(pid)); err == nil {
+			t.Errorf("process %d still exists after the run", pid)
 		}
 	}
 }

@@ -8,9 +8,13 @@
 // maximum throughput, latency at fixed rates and what each proxy adds over
 // direct, the delay keygate adds to each streamed chunk, /run's overhead,
 // keygate's memory per open stream, CPU time per request, and the cost of a
-// key selection. Every phase is bounded in time; the whole run takes about
-// two minutes on two cores. BENCHMARKS.md explains the method and holds a
-// run's results.
+// key selection. With budgets it compares keygate with budgets on and off
+// (BUDGET_POLL_INTERVAL 60s and 0) in the same rounds, and it runs a
+// scripted day of free and paid calls over the simulator, in process on a
+// moved clock, for the share of the pool's free quota and credit served
+// before the first refusal (-only economy,budgets runs just those). Every
+// phase is bounded in time; the whole run takes about two minutes on two
+// cores. BENCHMARKS.md explains the method and holds a run's results.
 package main
 
 import (
@@ -24,6 +28,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -50,15 +55,28 @@ type options struct {
 	benchtime   time.Duration
 	profileDur  time.Duration
 	timeout     time.Duration
-	// redisOnly runs only the Redis phase; noRedis leaves it out;
-	// restSamples is how many rests it times.
-	redisOnly   bool
+	// noRedis leaves the Redis phase out; restSamples is how many rests
+	// it times.
 	noRedis     bool
 	restSamples int
 	jsonOut     string
 	cpuProfile  string
 	memProfile  string
+	// budgets adds a keygate with budgets off to the throughput rounds;
+	// economy runs the scripted day of the key-economics figure.
+	budgets bool
+	economy bool
+	// inprocRounds rounds of inprocRound each time keygate's handler in
+	// process, budgets on and off.
+	inprocRounds int
+	inprocRound  time.Duration
+	day          dayPlan
+	// only, when set, runs just these of the phases named in onlyPhases.
+	only map[string]bool
 }
+
+// onlyPhases are the phases -only can pick.
+var onlyPhases = []string{"budgets", "economy", "redis"}
 
 func defaultOptions() options {
 	return options{
@@ -67,7 +85,8 @@ func defaultOptions() options {
 		streams: 50, chunks: 50, gap: 20 * time.Millisecond,
 		runs: 10, runModels: 8, runDelay: 200 * time.Millisecond,
 		openStreams: 1000, benchtime: time.Second, profileDur: 5 * time.Second,
-		timeout: 170 * time.Second,
+		timeout: 240 * time.Second,
+		budgets: true, economy: true, day: fullDay(), inprocRounds: 6, inprocRound: 400 * time.Millisecond,
 	}
 }
 
@@ -81,6 +100,8 @@ func quickOptions() options {
 	o.streams, o.chunks, o.gap = 4, 5, 10*time.Millisecond
 	o.runs, o.openStreams, o.benchtime, o.profileDur = 2, 50, 10*time.Millisecond, time.Second
 	o.timeout = 60 * time.Second
+	o.day = tinyDay()
+	o.inprocRounds, o.inprocRound = 1, 50*time.Millisecond
 	return o
 }
 
@@ -112,9 +133,7 @@ func mainCode(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "bench: %v\n", err)
 		return 1
 	}
-	if !o.redisOnly {
-		rep.printTable(stdout)
-	}
+	rep.printTable(stdout)
 	if rep.Replicas != nil {
 		rep.Replicas.print(stdout)
 	}
@@ -148,11 +167,13 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.benchtime, "benchtime", d.benchtime, "time per key-selection benchmark")
 	fs.DurationVar(&o.profileDur, "profile-dur", d.profileDur, "length of the extra keygate round profiled for -cpuprofile")
 	fs.DurationVar(&o.timeout, "timeout", d.timeout, "bound on the whole run")
-	redisOnly := fs.Bool("redis-only", false, "run only the Redis phase: REDIS_URL set vs unset, and a rest's way to another replica")
-	noRedis := fs.Bool("no-redis", false, "leave out the Redis phase (it needs redis-server)")
+	noRedis := fs.Bool("no-redis", false, "leave out the Redis phase (REDIS_URL set vs unset, a rest's way to another replica; it needs redis-server)")
 	rests := fs.Int("rests", 100, "rests timed from one replica to another in the Redis phase")
 	fs.StringVar(&o.jsonOut, "json", "", "also write the JSON report to this file")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of keygate (an extra closed-loop round) to this file")
+	fs.BoolVar(&o.budgets, "budgets", d.budgets, "also run keygate with budgets off (BUDGET_POLL_INTERVAL=0) in the throughput rounds")
+	fs.BoolVar(&o.economy, "economy", d.economy, "run the key-economics day (in process, a few seconds)")
+	only := fs.String("only", "", "run only these phases, comma-separated: "+strings.Join(onlyPhases, ", "))
 	fs.StringVar(&o.memProfile, "memprofile", "", "write keygate's allocation profile after the load phases to this file, and its in-use heap with the streams open beside it (NAME.streams.EXT)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -160,6 +181,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	if *quick {
 		q := quickOptions()
 		q.jsonOut, q.cpuProfile, q.memProfile = o.jsonOut, o.cpuProfile, o.memProfile
+		q.budgets, q.economy = o.budgets, o.economy
 		o = q
 	} else {
 		o.rates = nil
@@ -172,9 +194,20 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 			o.rates = append(o.rates, n)
 		}
 	}
-	o.redisOnly, o.noRedis = *redisOnly, *noRedis
+	o.noRedis = *noRedis
 	if !*quick {
 		o.restSamples = *rests
+	}
+	if *only != "" {
+		o.only = map[string]bool{}
+		for name := range strings.SplitSeq(*only, ",") {
+			name = strings.TrimSpace(name)
+			if !slices.Contains(onlyPhases, name) {
+				fmt.Fprintf(stderr, "bench: -only %q: want some of %s\n", name, strings.Join(onlyPhases, ", "))
+				return o, errors.New("bad -only")
+			}
+			o.only[name] = true
+		}
 	}
 	if o.rounds < 1 || o.conns < 1 || o.streams < 1 || o.chunks < 2 || o.runs < 1 || o.openStreams < 1 {
 		fmt.Fprintln(stderr, "bench: -rounds, -conns, -streams, -runs, -open-streams must be positive, -chunks at least 2")
@@ -186,11 +219,28 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 // estimate is roughly how long the measuring takes, build excluded.
 func estimate(o options) time.Duration {
 	per := func(d time.Duration) time.Duration { return d + o.settle }
-	t := 3*per(o.warmup) + time.Duration(3*o.rounds)*per(o.tput)
+	econ := time.Duration(0)
+	if o.economy || o.only["economy"] {
+		econ = 5 * time.Second
+	}
+	if o.only != nil {
+		t := econ
+		if o.only["budgets"] {
+			t += 2*per(o.warmup) + time.Duration(2*o.rounds)*per(o.tput) + time.Duration(2*o.inprocRounds)*o.inprocRound
+		}
+		return t
+	}
+	t := 3*per(o.warmup) + time.Duration(3*o.rounds)*per(o.tput) + econ
+	if o.budgets {
+		t += per(o.warmup) + time.Duration(o.rounds)*per(o.tput) + time.Duration(2*o.inprocRounds)*o.inprocRound
+	}
 	t += time.Duration(3*o.rounds*len(o.rates)) * per(o.rateDur)
 	t += time.Duration(3*o.rounds*o.chunks) * o.gap
 	t += time.Duration(2*o.runs) * o.runDelay
 	t += 6*o.benchtime + 5*time.Second
+	if !o.noRedis {
+		t += time.Duration(5*o.rounds)*per(o.tput) + time.Duration(o.restSamples)*100*time.Millisecond
+	}
 	return t
 }
 

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"time"
 )
@@ -21,13 +23,13 @@ func run(ctx context.Context, o options, log io.Writer) (rep *Report, err error)
 	began := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
-	if o.redisOnly {
-		return redisOnly(ctx, o, log)
-	}
 	step := func(format string, a ...any) {
 		fmt.Fprintf(log, "[%5.1fs] %s\n", time.Since(began).Seconds(), fmt.Sprintf(format, a...))
 	}
 	rep = &Report{Machine: machine(), Settings: o.settings(4)}
+	if o.only != nil {
+		return runOnly(ctx, o, rep, step, began)
+	}
 
 	step("key selection micro-benchmarks")
 	if rep.Selection, err = measureSelection(o.benchtime); err != nil {
@@ -68,12 +70,20 @@ func run(ctx context.Context, o options, log io.Writer) (rep *Report, err error)
 		}
 		pprofAddr = "127.0.0.1:" + strconv.Itoa(port)
 	}
-	kg, err := startKeygate(ctx, kgBin, dir, up.base, up.keys, pprofAddr)
+	kg, err := startKeygate(ctx, kgBin, dir, up.base, up.keys, pprofAddr, envBudgetsOn)
 	if err != nil {
 		return nil, err
 	}
 	defer kg.stop()
 	rep.pids = append(rep.pids, floor.pid(), pooled.pid(), kg.pid())
+	var kgOff *child
+	if o.budgets {
+		if kgOff, err = startKeygate(ctx, kgBin, dir, up.base, up.keys, "", envBudgetsOff); err != nil {
+			return nil, err
+		}
+		defer kgOff.stop()
+		rep.pids = append(rep.pids, kgOff.pid())
+	}
 
 	conns := max(o.conns, o.streams) + 16
 	direct := &target{name: "direct", url: up.base + "/chat/completions", client: newClient(conns),
@@ -85,17 +95,27 @@ func run(ctx context.Context, o options, log io.Writer) (rep *Report, err error)
 	viaPooled := &target{name: "floor+pool", url: "http://" + pooled.addr + "/v1/chat/completions", pid: pooled.pid(), client: newClient(conns),
 		header: http.Header{"Content-Type": {"application/json"}}, logs: pooled.errs.String}
 	all := []*target{direct, viaFloor, viaKeygate}
+	loop := append(all[:len(all):len(all)], viaPooled)
+	if kgOff != nil {
+		loop = append(loop, keygateTarget(nameBudgetsOff, kgOff, conns))
+	}
 
 	step("warm-up")
-	for _, t := range append(all, viaPooled) {
+	for _, t := range loop {
 		if s := attack(ctx, t, tinyChat, 0, o.warmup, uint64(o.conns)); s.ok == 0 {
 			return nil, fmt.Errorf("warm-up of %s: no successful request (%d failed: %s)", t.name, s.failed, s.firstErr)
 		}
 	}
 
-	step("max throughput: %d rounds of %s, %d connections", o.rounds, o.tput, o.conns)
-	if err := throughput(ctx, o, append(all, viaPooled), rep); err != nil {
+	step("max throughput: %d rounds of %s, %d connections (%d targets)", o.rounds, o.tput, o.conns, len(loop))
+	if err := throughput(ctx, o, loop, rep); err != nil {
 		return nil, err
+	}
+	if rep.Budgets != nil {
+		step("budgets on and off in process: %d rounds of %s each", o.inprocRounds, o.inprocRound)
+		if rep.Budgets.InProcess, err = measureInProcessBudgets(ctx, o.inprocRounds, o.inprocRound); err != nil {
+			return nil, err
+		}
 	}
 	if pprofAddr != "" {
 		step("profiling keygate for %s", o.profileDur)
@@ -129,12 +149,62 @@ func run(ctx context.Context, o options, log io.Writer) (rep *Report, err error)
 		rep.Memory.FloorLoadPeakMB = mib(peak)
 	}
 	kg.stop()
+	kgOff.stop()
 	floor.stop()
 	pooled.stop()
 
 	step("memory: %d open streams through a fresh floor, then a fresh keygate", o.openStreams)
 	if err := memoryPhase(ctx, o, kgBin, floorBin, dir, up, rep); err != nil {
 		return nil, err
+	}
+	if o.economy {
+		step("key economics: a scripted day through keygate, budgets on and off, and the first round's rules")
+		if rep.Economy, err = economy(ctx, o.day); err != nil {
+			return nil, err
+		}
+	}
+	rep.ElapsedS = round(time.Since(began).Seconds(), 1)
+	rep.Machine.LoadEnd = loadAverage()
+	rep.judge()
+	rep.judgeReplicas()
+	step("done")
+	return rep, ctx.Err()
+}
+
+// runOnly runs the phases of -only.
+func runOnly(ctx context.Context, o options, rep *Report, step func(string, ...any), began time.Time) (_ *Report, err error) {
+	rep.Only = slices.Sorted(maps.Keys(o.only))
+	if o.only["budgets"] {
+		step("building keygate")
+		dir, err := os.MkdirTemp("", "keygate-bench-")
+		if err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(dir)
+		kgBin, _, err := buildBinaries(ctx, dir)
+		if err != nil {
+			return nil, err
+		}
+		up, err := startUpstream(4)
+		if err != nil {
+			return nil, err
+		}
+		defer func() { err = errors.Join(err, up.close()) }()
+		step("budgets on and off: %d alternating rounds of %s, %d connections", o.rounds, o.tput, o.conns)
+		if err := budgetsOnly(ctx, o, kgBin, dir, up, rep); err != nil {
+			return nil, err
+		}
+	}
+	if o.only["redis"] {
+		if rep.Replicas, err = redisOnly(ctx, o, step); err != nil {
+			return nil, err
+		}
+	}
+	if o.only["economy"] {
+		step("key economics: a scripted day through keygate, budgets on and off, and the first round's rules")
+		if rep.Economy, err = economy(ctx, o.day); err != nil {
+			return nil, err
+		}
 	}
 	rep.ElapsedS = round(time.Since(began).Seconds(), 1)
 	rep.Machine.LoadEnd = loadAverage()
@@ -164,49 +234,26 @@ func (o options) pause(ctx context.Context) {
 	}
 }
 
-// throughput runs the closed-loop rounds and the CPU accounting.
+// throughput runs the closed-loop rounds and the CPU accounting; with a
+// keygate whose budgets are off among the targets, the budgets figure too.
 func throughput(ctx context.Context, o options, all []*target, rep *Report) error {
-	rounds := map[string][]float64{}
-	failed := map[string]int{}
-	cpu := map[string]time.Duration{}
-	served := map[string]int{}
-	for i := range o.rounds {
-		for _, t := range interleave(all, i) {
-			o.pause(ctx)
-			pid := t.pid
-			if pid == 0 {
-				pid = os.Getpid()
-			}
-			before, err := cpuTime(pid)
-			if err != nil {
-				return err
-			}
-			s := attack(ctx, t, tinyChat, 0, o.tput, uint64(o.conns))
-			after, err := cpuTime(pid)
-			if err != nil {
-				return err
-			}
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			rounds[t.name] = append(rounds[t.name], round(s.rps(), 0))
-			failed[t.name] += s.failed
-			cpu[t.name] += after - before
-			served[t.name] += s.ok
-		}
+	l, err := closedLoop(ctx, o, func(i int) []*target { return interleave(all, i) })
+	if err != nil {
+		return err
 	}
+	rounds := l.rounds
 	th := &rep.Throughput
-	th.Rounds, th.Failed = rounds, failed
+	th.Rounds, th.Failed = rounds, l.failed
 	th.DirectRPS, th.FloorRPS, th.KeygateRPS = median(rounds["direct"]), median(rounds["floor"]), median(rounds["keygate"])
 	th.KeygateOverFloor = round(th.KeygateRPS/th.FloorRPS, 3)
 	th.PooledFloorRPS = median(rounds["floor+pool"])
 	th.KeygateOverPooledFloor = round(th.KeygateRPS/th.PooledFloorRPS, 3)
-	perReq := func(name string) float64 {
-		return round(float64(cpu[name].Microseconds())/float64(max(served[name], 1)), 2)
-	}
-	rep.CPU = CPUResult{KeygateUs: perReq("keygate"), FloorUs: perReq("floor"), PooledFloorUs: perReq("floor+pool"), BenchDirectUs: perReq("direct")}
+	rep.CPU = CPUResult{KeygateUs: l.perReq("keygate"), FloorUs: l.perReq("floor"), PooledFloorUs: l.perReq("floor+pool"), BenchDirectUs: l.perReq("direct")}
 	rep.CPU.KeygateOverFloor = round(rep.CPU.KeygateUs/rep.CPU.FloorUs, 3)
 	rep.CPU.KeygateOverPooledFloor = round(rep.CPU.KeygateUs/rep.CPU.PooledFloorUs, 3)
+	if _, ok := rounds[nameBudgetsOff]; ok {
+		rep.Budgets = l.budgets()
+	}
 	return nil
 }
 

@@ -103,9 +103,10 @@ func startChild(name, bin, dir string, args, env []string) (*child, io.ReadClose
 	return c, stdout, nil
 }
 
-// startKeygate runs the keygate binary against upstream with keys, its
-// logs discarded, and waits until /healthz answers.
-func startKeygate(ctx context.Context, bin, dir, upstream string, keys []string, pprofAddr string) (*child, error) {
+// startKeygate runs the keygate binary against upstream with keys and the
+// extra settings (NAME=value), its logs discarded, and waits until /healthz
+// answers.
+func startKeygate(ctx context.Context, bin, dir, upstream string, keys []string, pprofAddr string, extra ...string) (*child, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
@@ -117,6 +118,7 @@ func startKeygate(ctx context.Context, bin, dir, upstream string, keys []string,
 	if pprofAddr != "" {
 		vars = append(vars, "PPROF_ADDR="+pprofAddr)
 	}
+	vars = append(vars, extra...)
 	c, stdout, err := startChild("keygate", bin, dir, nil, childEnv(vars...))
 	if err != nil {
 		return nil, err

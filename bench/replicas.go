@@ -356,13 +356,8 @@ func (x *ReplicaResult) print(w io.Writer) {
 	tw.Flush()
 }
 
-// redisOnly runs just the Redis phase, for -redis-only.
-func redisOnly(ctx context.Context, o options, log io.Writer) (*Report, error) {
-	began := time.Now()
-	step := func(format string, a ...any) {
-		fmt.Fprintf(log, "[%5.1fs] %s\n", time.Since(began).Seconds(), fmt.Sprintf(format, a...))
-	}
-	rep := &Report{Machine: machine(), Settings: o.settings(4)}
+// redisOnly runs the Redis phase alone, for -only redis.
+func redisOnly(ctx context.Context, o options, step func(string, ...any)) (_ *ReplicaResult, err error) {
 	dir, err := os.MkdirTemp("", "keygate-bench-")
 	if err != nil {
 		return nil, err
@@ -377,12 +372,6 @@ func redisOnly(ctx context.Context, o options, log io.Writer) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer up.close()
-	if rep.Replicas, err = replicaPhase(ctx, o, kgBin, dir, up, step); err != nil {
-		return nil, err
-	}
-	rep.judgeReplicas()
-	rep.ElapsedS = round(time.Since(began).Seconds(), 1)
-	rep.Machine.LoadEnd = loadAverage()
-	return rep, nil
+	defer func() { err = errors.Join(err, up.close()) }()
+	return replicaPhase(ctx, o, kgBin, dir, up, step)
 }

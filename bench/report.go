@@ -3,7 +3,9 @@ package main
 import (
 	"fmt"
 	"io"
+	"maps"
 	"math"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -26,8 +28,12 @@ type Report struct {
 	CPU        CPUResult         `json:"cpu"`
 	Replicas   *ReplicaResult    `json:"replicas,omitempty"`
 	Selection  []selectionResult `json:"key_selection"`
+	Budgets    *BudgetsResult    `json:"budgets,omitempty"`
+	Economy    *EconomyResult    `json:"economy,omitempty"`
 	Targets    []Target          `json:"targets"`
-	ElapsedS   float64           `json:"elapsed_s"`
+	// Only names the phases run with -only; empty for a full run.
+	Only     []string `json:"only,omitempty"`
+	ElapsedS float64  `json:"elapsed_s"`
 
 	pids []int // of the processes started, for tests to check they ended
 }
@@ -174,6 +180,10 @@ func (r *Report) judge() {
 		}
 		r.Targets = append(r.Targets, Target{Name: name, Value: round(v, 3), Limit: limit, Want: want, Met: met})
 	}
+	r.judgeEconomics(t)
+	if len(r.Only) > 0 {
+		return
+	}
 	t("passthrough throughput, keygate/floor", ">=", r.Throughput.KeygateOverFloor, 0.9)
 	for _, l := range r.Latency {
 		if l.Rate == 1000 {
@@ -203,8 +213,73 @@ func round(v float64, digits int) float64 {
 	return math.Round(v*p) / p
 }
 
+// judgeEconomics adds the targets of the budgets and economy figures
+// measured.
+func (r *Report) judgeEconomics(t func(name, want string, v, limit float64)) {
+	if b := r.Budgets; b != nil {
+		t("passthrough throughput, budgets on/off", ">=", b.RPSOnOverOff, 0.95)
+		t("passthrough CPU per request, budgets on/off", "<=", b.CPUOnOverOff, 1.05)
+		if ip := b.InProcess; ip != nil {
+			t("in-process handler allocs per request, budgets on/off", "<=", ip.AllocsOnOverOff, 1.05)
+		}
+	}
+	if e := r.Economy; e != nil && len(e.Runs) > 0 {
+		t("free quota used before a free call was refused, budgets on", ">=", e.Runs[0].FreeShare, 0.95)
+		t("credit used before a paid call was refused, budgets on", ">=", e.Runs[0].CreditShare, 0.95)
+	}
+}
+
+// printEconomics writes the budgets and economy figures.
+func (r *Report) printEconomics(w io.Writer) {
+	if b := r.Budgets; b != nil {
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
+		p := func(format string, a ...any) { fmt.Fprintf(tw, format+"\n", a...) }
+		p("passthrough, budgets\ton (60s polls)\toff (0)\ton/off\t")
+		p("max throughput, req/s\t%.0f\t%.0f\t%.3f\t", b.OnRPS, b.OffRPS, b.RPSOnOverOff)
+		p("CPU per request, µs\t%.1f\t%.1f\t%.3f\t", b.OnCPUUs, b.OffCPUUs, b.CPUOnOverOff)
+		if ip := b.InProcess; ip != nil {
+			p("in-process handler CPU per request, µs\t%.2f\t%.2f\t%.3f\t", ip.OnCPUUs, ip.OffCPUUs, ip.CPUOnOverOff)
+			p("in-process handler allocs per request\t%.1f\t%.1f\t%.3f\t", ip.OnAllocs, ip.OffAllocs, ip.AllocsOnOverOff)
+		}
+		_ = tw.Flush()
+		fmt.Fprintln(w)
+	}
+	if e := r.Economy; e != nil {
+		fmt.Fprintf(w, "key economics, a scripted day (%s UTC, seed %d): %d accounts, %d keys, %d clients; capacity %d free requests and $%.6f of credit; script %d calls (%d free)\n",
+			e.Day, e.Seed, e.Accounts, e.Keys, e.Clients, e.FreeCapacity, e.CreditCapacityUSD, e.ScriptCalls, e.ScriptFreeCalls)
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
+		p := func(format string, a ...any) { fmt.Fprintf(tw, format+"\n", a...) }
+		p("gateway\tfree used at 1st free refusal\tcredit used at 1st paid refusal\tcalls sent\tclient refusals\tupstream 402/429\tGET /key\t")
+		for _, run := range e.Runs {
+			p("%s\t%.1f %% (call %d)\t%.1f %% (call %d)\t%d\t%s\t%d\t%d\t", run.Name, 100*run.FreeShare, run.FirstFreeRefusal,
+				100*run.CreditShare, run.FirstPaidRefusal, run.Calls, statusCounts(run.Refused), run.UpstreamRefusals, run.KeyReads)
+		}
+		_ = tw.Flush()
+		fmt.Fprintln(w)
+	}
+}
+
+// statusCounts prints a status count map as "402×3 503×1", by status.
+func statusCounts(m map[string]int) string {
+	if len(m) == 0 {
+		return "-"
+	}
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		parts = append(parts, fmt.Sprintf("%s×%d", k, m[k]))
+	}
+	return strings.Join(parts, " ")
+}
+
 // printTable writes the report for people.
 func (r *Report) printTable(w io.Writer) {
+	if len(r.Only) > 0 {
+		fmt.Fprintf(w, "keygate benchmark, only %s: %d CPUs (%s), %s %s, %s; load average %.2f at start, %.2f at end\n\n",
+			strings.Join(r.Only, ", "), r.Machine.NProc, r.Machine.CPU, r.Machine.Go, r.Machine.OS, r.Machine.Date, r.Machine.LoadStart, r.Machine.LoadEnd)
+		r.printEconomics(w)
+		r.printTargets(w)
+		return
+	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
 	p := func(format string, a ...any) { fmt.Fprintf(tw, format+"\n", a...) }
 	s := r.Settings
@@ -245,6 +320,12 @@ func (r *Report) printTable(w io.Writer) {
 	}
 	_ = tw.Flush()
 	fmt.Fprintln(w)
+	r.printEconomics(w)
+	r.printTargets(w)
+}
+
+// printTargets writes each target, met or missed, and how the run went.
+func (r *Report) printTargets(w io.Writer) {
 	for _, t := range r.Targets {
 		mark := "MET   "
 		if !t.Met {

@@ -181,7 +181,10 @@ func TestFreeQuotaBlocksFreeCalls(t *testing.T) {
 	if !set.FreeBlockedUntil(k2).IsZero() {
 		t.Fatal("blocked with one free request left")
 	}
-	p.UseFree(k1)
+	if v := p.View(k2); v == nil || *v.FreeRequestsRemaining != 1 {
+		t.Fatalf("key 2's view of the account's free requests: %+v, want 1 left", v)
+	}
+	p.UseFree(k2)
 	if got := set.FreeBlockedUntil(k2); !got.Equal(time.Date(2026, 12, 2, 0, 0, 0, 0, time.UTC)) {
 		t.Fatalf("sibling free-blocked until %v, want next UTC midnight", got)
 	}

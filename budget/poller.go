@@ -318,10 +318,18 @@ func (p *Poller) Spend(k *keyring.Key, model string, usd float64) {
 	}
 }
 
-// UseFree counts one free-model request of k's account.
+// UseFree counts one free-model request of k's account, on each of its
+// keys' figures.
 func (p *Poller) UseFree(k *keyring.Key) {
+	// The quota is the account's: every key of it has one fewer left.
+	var sib keyring.Exclude
+	p.set.Siblings(k, &sib)
+	for _, m := range p.pool.Keys() {
+		if sib.Has(m.Slot()) {
+			p.slots[m.Slot()].freeUsed.Add(1)
+		}
+	}
 	s := &p.slots[k.Slot()]
-	s.freeUsed.Add(1)
 	if f := s.figures.Load(); f != nil {
 		free, ok := freeLeft(f, s)
 		if ok && p.o.Observer != nil {

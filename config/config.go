@@ -55,12 +55,19 @@ type Config struct {
 	AdminToken          secret.Key    `env:"ADMIN_TOKEN" help:"token for /admin/* (Authorization: Bearer <token>); unset, /admin/* answers 404"`
 	RedisURL            string        `env:"REDIS_URL" help:"redis://[user:pass@]host:port/db, rediss://… (TLS) or unix:///path: replicas share what they learn about keys; unset keeps it all in this process"`
 	RedisPrefix         string        `env:"REDIS_PREFIX" envDefault:"keygate:" help:"namespace of every Redis key, so that several pools can share one Redis"`
+	WriteTimeout        time.Duration `env:"WRITE_TIMEOUT" envDefault:"60s" help:"a client that accepts no bytes of an answer for this long is cut off, its slot freed and its upstream call cancelled"`
+	CORSOrigins         []string      `env:"CORS_ORIGINS" help:"browser origins allowed to call keygate (comma-separated, or *); other browser requests get 403"`
+	AllowedHosts        []string      `env:"ALLOWED_HOSTS" help:"extra Host values accepted when GATEWAY_API_KEYS is unset (loopback and this machine's names always are)"`
 
 	// Keys is the pool, ordered by id; filled from the key variables.
 	Keys []keyring.Entry `env:"-"`
 	// Duplicates are ids whose key repeats an earlier one's; they are
 	// dropped from Keys.
 	Duplicates []Duplicate `env:"-"`
+	// ForeignKeys are ids whose key does not look like an OpenRouter key
+	// (sk-or-v1-…) while BaseURL is OpenRouter's, which would refuse it:
+	// start-up warns about each.
+	ForeignKeys []int `env:"-"`
 }
 
 // Duplicate names a key given twice.
@@ -73,11 +80,12 @@ const (
 )
 
 // ErrNoKeys is returned by Load when the pool would be empty.
-var ErrNoKeys = errors.New("no API keys: set OPENROUTER_API_KEY_1 … OPENROUTER_API_KEY_<N> or OPENROUTER_API_KEYS (comma-separated), in the environment or .env; or try `keygate -demo`")
+var ErrNoKeys = errors.New("no API keys: set OPENROUTER_API_KEY_1 … OPENROUTER_API_KEY_<N> or OPENROUTER_API_KEYS (comma-separated), in the environment or .env")
 
 // Load reads the settings from environ (the real environment, as
 // os.Environ gives it) over dotenv (the .env file's variables, may be nil).
-// With requireKeys, an empty pool is an error.
+// With requireKeys (the pool is for real use, not the demo's), an empty
+// pool is ErrNoKeys and one holding placeholders a *PlaceholderError.
 func Load(environ []string, dotenv map[string]string, requireKeys bool) (*Config, error) {
 	vars := make(map[string]string, len(dotenv)+len(environ))
 	for k, v := range dotenv {
@@ -95,21 +103,30 @@ func Load(environ []string, dotenv map[string]string, requireKeys bool) (*Config
 	if err := c.validate(); err != nil {
 		return nil, err
 	}
-	keys, dups, err := poolFrom(vars)
+	raw, err := rawPool(vars)
 	if err != nil {
 		return nil, err
 	}
-	if len(keys) == 0 && requireKeys {
-		return nil, ErrNoKeys
+	if requireKeys {
+		if len(raw) == 0 {
+			return nil, ErrNoKeys
+		}
+		if err := checkPlaceholders(raw); err != nil {
+			return nil, err
+		}
 	}
-	c.Keys, c.Duplicates = keys, dups
+	if err := checkPrintable(raw); err != nil {
+		return nil, err
+	}
+	c.Keys, c.Duplicates = dedupe(raw)
+	c.ForeignKeys = foreignKeys(raw, c.BaseURL)
 	return &c, nil
 }
 
 func (c *Config) validate() error {
 	u, err := url.Parse(c.BaseURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
-		return fmt.Errorf("invalid OPENROUTER_BASE_URL=%q: want an absolute http(s) URL without query, like https://openrouter.ai/api/v1", c.BaseURL)
+		return fmt.Errorf("invalid OPENROUTER_BASE_URL=%q: want an absolute http(s) URL without query, like https://openrouter.ai/api/v1", redactURL(c.BaseURL))
 	}
 	c.BaseURL = strings.TrimRight(c.BaseURL, "/")
 	if c.Port < 1 || c.Port > 65535 {
@@ -161,14 +178,21 @@ func (c *Config) validate() error {
 		{"READ_BODY_TIMEOUT", int64(c.ReadBodyTimeout)},
 		{"IDLE_TIMEOUT", int64(c.IdleTimeout)},
 		{"SHUTDOWN_TIMEOUT", int64(c.ShutdownTimeout)},
+		{"WRITE_TIMEOUT", int64(c.WriteTimeout)},
 	}
 	for _, p := range positive {
 		if p.v <= 0 {
 			return fmt.Errorf("invalid %s: must be positive", p.name)
 		}
 	}
+	if err := c.validateBrowser(); err != nil {
+		return err
+	}
 	var tokens []secret.Key
-	for _, t := range c.GatewayAPIKeys {
+	for i, t := range c.GatewayAPIKeys {
+		if !t.Printable() {
+			return fmt.Errorf("invalid GATEWAY_API_KEYS: token %d holds a control character or blank (a newline?); no client could send it", i+1)
+		}
 		if !t.IsZero() {
 			tokens = append(tokens, t)
 		}
@@ -202,10 +226,30 @@ func (c *Config) LogLevelValue() slog.Level {
 	return lvl
 }
 
-// poolFrom reads numbered keys, or else the comma-separated list. Repeated
-// keys are kept once, under their lowest id.
-func poolFrom(vars map[string]string) ([]keyring.Entry, []Duplicate, error) {
-	var raw []keyring.Entry
+// rawKey is one key as its variable gives it, before it becomes a
+// secret.Key.
+type rawKey struct {
+	id   int
+	name string // the variable, for messages: OPENROUTER_API_KEY_3, OPENROUTER_API_KEYS (item 3)
+	raw  string // trimmed
+}
+
+// checkPrintable refuses a key with a control character or blank inside
+// (a newline pasted with it, say): every call with it would fail while the
+// key counts as healthy.
+func checkPrintable(raw []rawKey) error {
+	for _, r := range raw {
+		if !secret.New(r.raw).Printable() {
+			return fmt.Errorf("invalid %s: the key holds a control character or blank (a newline?); every call with it would fail", r.name)
+		}
+	}
+	return nil
+}
+
+// rawPool reads numbered keys, or else the comma-separated list, in id
+// order.
+func rawPool(vars map[string]string) ([]rawKey, error) {
+	var raw []rawKey
 	for name, v := range vars {
 		num, ok := strings.CutPrefix(name, keyVarPrefix)
 		if !ok || strings.TrimSpace(v) == "" {
@@ -213,32 +257,51 @@ func poolFrom(vars map[string]string) ([]keyring.Entry, []Duplicate, error) {
 		}
 		id, err := strconv.Atoi(num)
 		if err != nil || id <= 0 || strconv.Itoa(id) != num {
-			return nil, nil, fmt.Errorf("invalid variable name %s: want %s<N> with N a positive number", name, keyVarPrefix)
+			return nil, fmt.Errorf("invalid variable name %s: want %s<N> with N a positive number", name, keyVarPrefix)
 		}
-		raw = append(raw, keyring.Entry{ID: id, Secret: secret.New(v)})
+		raw = append(raw, rawKey{id: id, name: name, raw: strings.TrimSpace(v)})
 	}
 	if len(raw) == 0 {
 		for i, v := range strings.Split(vars[keyListVar], ",") {
 			if strings.TrimSpace(v) == "" {
 				continue
 			}
-			raw = append(raw, keyring.Entry{ID: i + 1, Secret: secret.New(v)})
+			raw = append(raw, rawKey{id: i + 1, name: keyListVar + " (item " + strconv.Itoa(i+1) + ")", raw: strings.TrimSpace(v)})
 		}
 	}
-	sort.Slice(raw, func(i, j int) bool { return raw[i].ID < raw[j].ID })
-	keys := raw[:0]
-	var dups []Duplicate
-next:
-	for _, e := range raw {
-		for _, k := range keys {
-			if k.Secret.Equal(e.Secret) {
-				dups = append(dups, Duplicate{ID: e.ID, SameAs: k.ID})
-				continue next
-			}
-		}
-		keys = append(keys, e)
+	sort.Slice(raw, func(i, j int) bool { return raw[i].id < raw[j].id })
+	return raw, nil
+}
+
+// poolFrom reads numbered keys, or else the comma-separated list. Repeated
+// keys are kept once, under their lowest id.
+func poolFrom(vars map[string]string) ([]keyring.Entry, []Duplicate, error) {
+	raw, err := rawPool(vars)
+	if err != nil {
+		return nil, nil, err
 	}
+	if err := checkPrintable(raw); err != nil {
+		return nil, nil, err
+	}
+	keys, dups := dedupe(raw)
 	return keys, dups, nil
+}
+
+// dedupe turns raw into the pool, keeping a repeated key once, under its
+// lowest id.
+func dedupe(raw []rawKey) ([]keyring.Entry, []Duplicate) {
+	var keys []keyring.Entry
+	var dups []Duplicate
+	first := make(map[string]int, len(raw)) // raw key → its lowest id
+	for _, r := range raw {
+		if id, ok := first[r.raw]; ok {
+			dups = append(dups, Duplicate{ID: r.id, SameAs: id})
+			continue
+		}
+		first[r.raw] = r.id
+		keys = append(keys, keyring.Entry{ID: r.id, Secret: secret.New(r.raw)})
+	}
+	return keys, dups
 }
 
 // explain turns env's errors into one line naming the variable.

@@ -2,6 +2,8 @@ package config
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -12,7 +14,7 @@ import (
 )
 
 func TestLoadDefaults(t *testing.T) {
-	c, err := Load([]string{"OPENROUTER_API_KEY_1=sk-or-v1-aaaaaaaaaaaaaaaa1111"}, nil, true)
+	c, err := Load([]string{"OPENROUTER_API_KEY_1=" + testKey("1")}, nil, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,13 +34,13 @@ func TestKeys(t *testing.T) {
 		ids     []int
 		dups    []Duplicate
 	}{
-		{name: "numbered with gaps", environ: []string{"OPENROUTER_API_KEY_7=k7-xxxxxxxxxxxxxxxx", "OPENROUTER_API_KEY_2=k2-xxxxxxxxxxxxxxxx"}, ids: []int{2, 7}},
-		{name: "list", environ: []string{"OPENROUTER_API_KEYS=a-xxxxxxxxxxxxxxxx, b-xxxxxxxxxxxxxxxx,,c-xxxxxxxxxxxxxxxx"}, ids: []int{1, 2, 4}},
-		{name: "numbered beat list", environ: []string{"OPENROUTER_API_KEYS=a-xxxxxxxxxxxxxxxx", "OPENROUTER_API_KEY_5=k5-xxxxxxxxxxxxxxxx"}, ids: []int{5}},
-		{name: "duplicates once", environ: []string{"OPENROUTER_API_KEY_1=same-xxxxxxxxxxxxxxxx", "OPENROUTER_API_KEY_3=same-xxxxxxxxxxxxxxxx", "OPENROUTER_API_KEY_2=other-xxxxxxxxxxxxxxxx"},
+		{name: "numbered with gaps", environ: []string{"OPENROUTER_API_KEY_7=" + testKey("k7"), "OPENROUTER_API_KEY_2=" + testKey("k2")}, ids: []int{2, 7}},
+		{name: "list", environ: []string{"OPENROUTER_API_KEYS=" + testKey("a") + ", " + testKey("b") + ",," + testKey("c")}, ids: []int{1, 2, 4}},
+		{name: "numbered beat list", environ: []string{"OPENROUTER_API_KEYS=" + testKey("a"), "OPENROUTER_API_KEY_5=" + testKey("k5")}, ids: []int{5}},
+		{name: "duplicates once", environ: []string{"OPENROUTER_API_KEY_1=" + testKey("same"), "OPENROUTER_API_KEY_3=" + testKey("same"), "OPENROUTER_API_KEY_2=" + testKey("other")},
 			ids: []int{1, 2}, dups: []Duplicate{{ID: 3, SameAs: 1}}},
-		{name: "from dotenv", dotenv: map[string]string{"OPENROUTER_API_KEY_1": "d-xxxxxxxxxxxxxxxx"}, ids: []int{1}},
-		{name: "empty values skipped", environ: []string{"OPENROUTER_API_KEY_1=", "OPENROUTER_API_KEY_2=x-xxxxxxxxxxxxxxxx"}, ids: []int{2}},
+		{name: "from dotenv", dotenv: map[string]string{"OPENROUTER_API_KEY_1": testKey("d")}, ids: []int{1}},
+		{name: "empty values skipped", environ: []string{"OPENROUTER_API_KEY_1=", "OPENROUTER_API_KEY_2=" + testKey("x")}, ids: []int{2}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := Load(tc.environ, tc.dotenv, true)
@@ -60,21 +62,21 @@ func TestKeys(t *testing.T) {
 }
 
 func TestEnvironmentBeatsDotenv(t *testing.T) {
-	c, err := Load([]string{"PORT=5000", "OPENROUTER_API_KEY_1=env-xxxxxxxxxxxxxxxx"},
-		map[string]string{"PORT": "6000", "KEY_ROTATION": "least-busy", "OPENROUTER_API_KEY_1": "file-yyyyyyyyyyyyyyyy"}, true)
+	c, err := Load([]string{"PORT=5000", "OPENROUTER_API_KEY_1=" + testKey("env")},
+		map[string]string{"PORT": "6000", "KEY_ROTATION": "least-busy", "OPENROUTER_API_KEY_1": testKey("file")}, true)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c.Port != 5000 || c.KeyRotation != "least-busy" {
 		t.Fatalf("port %d rotation %s", c.Port, c.KeyRotation)
 	}
-	if c.Keys[0].Secret.String() != "…xxxx" || !strings.HasPrefix(c.Keys[0].Secret.GoString(), "secret.Key") {
+	if !c.Keys[0].Secret.Equal(secret.New(testKey("env"))) || !strings.HasPrefix(c.Keys[0].Secret.GoString(), "secret.Key") {
 		t.Fatalf("key from the wrong source: %v", c.Keys[0].Secret)
 	}
 }
 
 func TestBadSettings(t *testing.T) {
-	key := "OPENROUTER_API_KEY_1=sk-or-v1-aaaaaaaaaaaaaaaa1111"
+	key := "OPENROUTER_API_KEY_1=" + testKey("1")
 	for _, tc := range []struct {
 		name, env, want string
 	}{
@@ -131,6 +133,13 @@ func TestUsageListsEverySetting(t *testing.T) {
 	}
 }
 
+// testKey is a key shaped like OpenRouter's, derived from seed: random
+// looking, so that no placeholder check takes it for one.
+func testKey(seed string) string {
+	sum := sha256.Sum256([]byte("keygate config test key " + seed))
+	return "sk-or-v1-" + hex.EncodeToString(sum[:])
+}
+
 func equal(a, b []int) bool {
 	if len(a) != len(b) {
 		return false
@@ -147,7 +156,7 @@ func equal(a, b []int) bool {
 // blanks dropped, so printing the settings shows them masked.
 func TestGatewayTokensAreSecrets(t *testing.T) {
 	const tok = "client-token-0123456789-abcdef-wxyz"
-	c, err := Load([]string{"OPENROUTER_API_KEY_1=sk-or-v1-aaaaaaaaaaaaaaaa1111", "GATEWAY_API_KEYS= " + tok + " ,, other-token-0123456789 "}, nil, true)
+	c, err := Load([]string{"OPENROUTER_API_KEY_1=" + testKey("1"), "GATEWAY_API_KEYS= " + tok + " ,, other-token-0123456789 "}, nil, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,5 +167,47 @@ func TestGatewayTokensAreSecrets(t *testing.T) {
 		if out := fmt.Sprintf(format, c); strings.Contains(out, "0123456789") {
 			t.Errorf("%s of the settings shows a token: %s", format, out)
 		}
+	}
+}
+
+func TestRefusedSettings(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		environ []string
+		want    string // in the error
+		never   string // never in the error
+	}{
+		{name: "newline in numbered key", environ: []string{"OPENROUTER_API_KEY_1=sk-or-v1-7d2a\nbbbbbbbbbbbbbbbb"}, want: "OPENROUTER_API_KEY_1", never: "bbbbbbbb"},
+		{name: "CR in listed key", environ: []string{"OPENROUTER_API_KEYS=sk-or-v1-5d8e1f3a9c7b2046e81d5a3f9b0c4e72,sk-or-v1-91c4\rdddddddddddddddd"}, want: "item 2", never: "dddddddd"},
+		{name: "newline in client token", environ: []string{"OPENROUTER_API_KEY_1=sk-or-v1-5d8e1f3a9c7b2046e81d5a3f9b0c4e72", "GATEWAY_API_KEYS=tok\nsecretpart"}, want: "GATEWAY_API_KEYS", never: "secretpart"},
+		{name: "URL password not printed", environ: []string{"OPENROUTER_API_KEY_1=sk-or-v1-aaaaaaaaaaaaaaaa", "OPENROUTER_BASE_URL=https://user:hunter2pass@up.example/v1?x=1"}, want: "OPENROUTER_BASE_URL", never: "hunter2pass"},
+		{name: "unparsable URL password not printed", environ: []string{"OPENROUTER_API_KEY_1=sk-or-v1-aaaaaaaaaaaaaaaa", "OPENROUTER_BASE_URL=https://user:hunter2pass@up.example:badport/v1"}, want: "OPENROUTER_BASE_URL", never: "hunter2pass"},
+		{name: "bad CORS origin", environ: []string{"OPENROUTER_API_KEY_1=sk-or-v1-5d8e1f3a9c7b2046e81d5a3f9b0c4e72", "CORS_ORIGINS=app.example.com"}, want: "CORS_ORIGINS"},
+		{name: "bad allowed host", environ: []string{"OPENROUTER_API_KEY_1=sk-or-v1-aaaaaaaaaaaaaaaa", "ALLOWED_HOSTS=http://x/"}, want: "ALLOWED_HOSTS"},
+		{name: "zero write timeout", environ: []string{"OPENROUTER_API_KEY_1=sk-or-v1-aaaaaaaaaaaaaaaa", "WRITE_TIMEOUT=0s"}, want: "WRITE_TIMEOUT"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Load(tc.environ, nil, true)
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %q does not name %q", err, tc.want)
+			}
+			if tc.never != "" && strings.Contains(err.Error(), tc.never) {
+				t.Fatalf("error %q quotes %q", err, tc.never)
+			}
+		})
+	}
+}
+
+func TestBrowserSettings(t *testing.T) {
+	c, err := Load([]string{"OPENROUTER_API_KEY_1=sk-or-v1-5d8e1f3a9c7b2046e81d5a3f9b0c4e72", "CORS_ORIGINS=https://App.example.com/, ,http://localhost:3000",
+		"ALLOWED_HOSTS= Keygate.internal ,,"}, nil, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(c.CORSOrigins) != "[https://app.example.com http://localhost:3000]" || fmt.Sprint(c.AllowedHosts) != "[keygate.internal]" || c.WriteTimeout != 60*time.Second {
+		t.Fatalf("got origins %q hosts %q write timeout %v", c.CORSOrigins, c.AllowedHosts, c.WriteTimeout)
 	}
 }

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"regexp"
 	"strconv"
 	"strings"
@@ -191,6 +192,33 @@ func FuzzPoolFrom(f *testing.F) {
 			if c.Keys[i].ID != keys[i].ID || !c.Keys[i].Secret.Equal(keys[i].Secret) {
 				t.Fatalf("Load's pool differs at %d", i)
 			}
+		}
+
+		// For real use, the same pool is accepted, or refused as empty, or
+		// as holding placeholders, named by variables that hold a key.
+		forReal, err := Load(environ, nil, true)
+		var pe *PlaceholderError
+		switch {
+		case err == nil:
+			if len(forReal.Keys) != len(keys) {
+				t.Fatalf("for real use %d keys, else %d", len(forReal.Keys), len(keys))
+			}
+		case errors.Is(err, ErrNoKeys):
+			if len(keys) != 0 {
+				t.Fatalf("ErrNoKeys with %d keys", len(keys))
+			}
+		case errors.As(err, &pe):
+			if len(pe.Vars) == 0 || strings.Contains(err.Error(), "\n") {
+				t.Fatalf("placeholder error %q", err)
+			}
+			for _, v := range pe.Vars {
+				name, _, _ := strings.Cut(v, " ")
+				if _, ok := vars[name]; !ok {
+					t.Fatalf("placeholder error names %s, which is not set", v)
+				}
+			}
+		default:
+			t.Fatalf("for real use: %v", err)
 		}
 	})
 }

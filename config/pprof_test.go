@@ -22,7 +22,7 @@ func TestPprofAddrLoopbackOnly(t *testing.T) {
 		{"127.0.0.1", false},
 	} {
 		t.Run(tc.addr, func(t *testing.T) {
-			c, err := Load([]string{"OPENROUTER_API_KEY_1=sk-or-v1-aaaaaaaaaaaaaaaa1111", "PPROF_ADDR=" + tc.addr}, nil, true)
+			c, err := Load([]string{"OPENROUTER_API_KEY_1=" + testKey("1"), "PPROF_ADDR=" + tc.addr}, nil, true)
 			if tc.ok {
 				if err != nil {
 					t.Fatal(err)

@@ -6,7 +6,7 @@ import (
 )
 
 func TestRedisSettings(t *testing.T) {
-	key := "OPENROUTER_API_KEY_1=sk-or-v1-aaaaaaaaaaaaaaaa1111"
+	key := "OPENROUTER_API_KEY_1=sk-or-v1-7c1e94b2d05fa8e3916c4b7d2a08f5e1c3b96a74d82e0f15"
 	c, err := Load([]string{key}, nil, true)
 	if err != nil {
 		t.Fatal(err)

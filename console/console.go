@@ -52,9 +52,17 @@ type Handler struct {
 // Enabled implements slog.Handler.
 func (h *Handler) Enabled(_ context.Context, l slog.Level) bool { return l >= h.level.Level() }
 
+// lineBuffers recycles the buffers lines are built in: the passthrough
+// writes one line per request.
+var lineBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 256); return &b }}
+
+// maxPooledLine is the largest buffer put back in lineBuffers.
+const maxPooledLine = 4 << 10
+
 // Handle implements slog.Handler.
 func (h *Handler) Handle(_ context.Context, r slog.Record) error {
-	buf := make([]byte, 0, 256)
+	bp := lineBuffers.Get().(*[]byte)
+	buf := (*bp)[:0]
 	if r.Level >= slog.LevelWarn {
 		buf = append(buf, r.Level.String()...)
 		buf = append(buf, ' ')
@@ -76,9 +84,19 @@ func (h *Handler) Handle(_ context.Context, r slog.Record) error {
 		})
 	}
 	buf = append(buf, '\n')
+	err := h.write(buf)
+	if cap(buf) <= maxPooledLine {
+		*bp = buf
+		lineBuffers.Put(bp)
+	}
+	return err
+}
+
+// write writes one whole line; lines of concurrent records never mix.
+func (h *Handler) write(line []byte) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	_, err := h.w.Write(buf)
+	_, err := h.w.Write(line)
 	return err
 }
 

@@ -50,7 +50,7 @@ func TestRunConsoleLines(t *testing.T) {
 	want := []string{"🔄 Processing 3 models...", "🔀 Key rotation mode: ROUND-ROBIN"}
 	for i, e := range out.Responses {
 		id := *e.KeyID
-		want = append(want, fmt.Sprintf("🔑 Using API Key #%d (%s)", id, masked(keys[id-1])), "⏳ Calling "+models[i]+"...")
+		want = append(want, fmt.Sprintf("🔑 Using API Key #%d (%s) for %s", id, masked(keys[id-1]), models[i]), "⏳ Calling "+models[i]+"...")
 	}
 	if len(lines) != len(want)+len(models)+1 || !slices.Equal(lines[:len(want)], want) {
 		t.Fatalf("console:\n%s\nwant it to start with:\n%s\nthen one line per model and the total", strings.Join(lines, "\n"), strings.Join(want, "\n"))
@@ -90,7 +90,7 @@ func TestRunConsoleCooldownLines(t *testing.T) {
 	}
 	lines := logSince(gw, mark)
 	text := strings.Join(lines, "\n")
-	for _, want := range []string{"🧊 API Key #1 cooling down for 10m (401)", "🧊 API Key #2 cooling down for 30s (429)"} {
+	for _, want := range []string{"🧊 API Key #1 cooling down for 10m (401) after m/a", "🧊 API Key #2 cooling down for 30s (429) after m/b"} {
 		i := slices.Index(lines, want)
 		if i < 0 {
 			t.Fatalf("no line %q in:\n%s", want, text)
@@ -101,6 +101,40 @@ func TestRunConsoleCooldownLines(t *testing.T) {
 		if call < 0 || total < 0 {
 			t.Fatalf("%q out of place in:\n%s", want, text)
 		}
+	}
+	checkNoRawKeys(t, text, keys)
+}
+
+// TestRunConsoleRetryNamesModel: when models run at once and a key fails,
+// the retry's line names its model like every other line of that model's
+// call; only the key's cooldown line is the key's own.
+func TestRunConsoleRetryNamesModel(t *testing.T) {
+	keys := testKeys(4)
+	up := newChatUpstream(t, keys)
+	up.set(func(u *chatUpstream) { u.keyStatus[1], u.keyStatus[2] = 401, 429 })
+	gw := startGateway(t, up.Base(), keys, "KEY_ROTATION=round-robin", "LOG_LEVEL=info")
+	models := []string{"m/a", "m/b"}
+	mark := len(gw.Logs.String())
+	if out := runOK(t, gw, "p", models, nil); out.Successful != 2 {
+		t.Fatalf("%+v", out)
+	}
+	lines := logSince(gw, mark)
+	text := strings.Join(lines, "\n")
+	retry := regexp.MustCompile(`^🔁 Retrying (m/[ab]) on API Key #[34] \(sk-or-v1-…[0-9a-f]{4}\)$`)
+	retried := map[string]bool{}
+	for _, l := range lines {
+		if m := retry.FindStringSubmatch(l); m != nil {
+			retried[m[1]] = true
+		}
+		switch {
+		case strings.HasPrefix(l, "🔄 "), strings.HasPrefix(l, "🔀 "), strings.HasPrefix(l, "✨ "), strings.HasPrefix(l, "🧊 API Key #"):
+			// the request's own lines, and the keys'
+		case !strings.Contains(l, "m/a") && !strings.Contains(l, "m/b"):
+			t.Errorf("line %q names no model", l)
+		}
+	}
+	if len(retried) != 2 {
+		t.Fatalf("want a retry line for each model, got %v in:\n%s", retried, text)
 	}
 	checkNoRawKeys(t, text, keys)
 }
@@ -135,7 +169,7 @@ func TestRunConsoleConcurrentLinesStayWhole(t *testing.T) {
 	patterns := map[string]*regexp.Regexp{
 		"start": regexp.MustCompile(`^🔄 Processing 3 models\.\.\.$`),
 		"mode":  regexp.MustCompile(`^🔀 Key rotation mode: RANDOM$`),
-		"key":   regexp.MustCompile(`^🔑 Using API Key #[1-4] \(sk-or-v1-…[0-9a-f]{4}\)$`),
+		"key":   regexp.MustCompile(`^🔑 Using API Key #[1-4] \(sk-or-v1-…[0-9a-f]{4}\) for r\d+/m\d$`),
 		"call":  regexp.MustCompile(`^⏳ Calling r\d+/m\d\.\.\.$`),
 		"ok":    regexp.MustCompile(`^✅ r\d+/m[01] completed in \d+\.\d{2}s$`),
 		"fail":  regexp.MustCompile(`^❌ r\d+/m2 failed in \d+\.\d{2}s: upstream 500: internal failure$`),

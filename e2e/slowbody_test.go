@@ -38,7 +38,7 @@ func TestSlowBodyIsCutOff(t *testing.T) {
 			// A generous bound that only keeps a broken gateway from
 			// hanging the test; the body timeout is what must answer.
 			_ = conn.SetDeadline(time.Now().Add(30 * time.Second))
-			head := "POST " + tt.path + " HTTP/1.1\r\nHost: keygate\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{"
+			head := "POST " + tt.path + " HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{"
 			if _, err := conn.Write([]byte(head)); err != nil {
 				t.Fatal(err)
 			}

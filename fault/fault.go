@@ -126,6 +126,9 @@ type Verdict struct {
 	// Parsed: the body was an error object keygate could read; when false
 	// the verdict comes from the status alone.
 	Parsed bool
+	// Model is the model of the call the answer was for, when the caller
+	// knows it (Classify leaves it empty): console lines name it.
+	Model string
 }
 
 // Learns reports whether the verdict rests a key or an account.

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/keygate/keygate/breaker"
@@ -24,6 +25,35 @@ type Observer struct {
 	failures []failureCounts // by pool slot
 	// account names a key's account for console lines; nil prints none.
 	account func(k *keyring.Key) string
+	// answered are the model names upstream answered with success: only
+	// they are model label values. A name a client made up fails
+	// upstream and is counted as "unknown", so such names cannot fill the
+	// METRICS_MAX_MODELS slots that real models need.
+	answered     sync.Map // model -> struct{}
+	answeredSize atomic.Int64
+}
+
+// maxAnswered bounds the names kept as answered; past it, a model not yet
+// kept is counted as "unknown" when it fails (its successes still count).
+const maxAnswered = 4096
+
+// modelLabel is the model name to record for an attempt's status.
+func (o *Observer) modelLabel(model string, code int) string {
+	if model == "" {
+		return ""
+	}
+	if _, ok := o.answered.Load(model); ok {
+		return model
+	}
+	if code < 200 || code > 299 {
+		return ""
+	}
+	if o.answeredSize.Load() < maxAnswered {
+		if _, loaded := o.answered.LoadOrStore(strings.Clone(model), struct{}{}); !loaded {
+			o.answeredSize.Add(1)
+		}
+	}
+	return model
 }
 
 // failureCounts are a key's failed answers by status ("error" for no
@@ -59,7 +89,7 @@ func (o *Observer) KeySelected(k *keyring.Key, strategy string) {
 // Upstream implements relay.Observer.
 func (o *Observer) Upstream(k *keyring.Key, model string, code int, d time.Duration) {
 	if o.m != nil {
-		o.m.Upstream(k.ID, model, code, d)
+		o.m.Upstream(k.ID, o.modelLabel(model, code), code, d)
 	}
 	// One line per upstream attempt at debug level; the check keeps the
 	// default level free of its cost.
@@ -102,7 +132,7 @@ func (o *Observer) Cooldown(k *keyring.Key, v fault.Verdict, rest time.Duration)
 	if o.m != nil {
 		o.m.Cooldown(k.ID, metricsReason(v.Reason))
 	}
-	o.log.Info("🧊 API Key #"+k.Label+" cooling down for "+humanDuration(rest)+" ("+strconv.Itoa(v.Status)+")",
+	o.log.Info("🧊 API Key #"+k.Label+" cooling down for "+humanDuration(rest)+" ("+strconv.Itoa(v.Status)+")"+onModel(v.Model),
 		"event", "key_cooldown", "key_id", k.ID, "key", k.Secret, "status", v.Status, "reason", v.Reason.String(),
 		"scope", v.Scope.String(), "cooldown_ms", rest.Milliseconds())
 }
@@ -124,9 +154,18 @@ func (o *Observer) AccountCooldown(k *keyring.Key, v fault.Verdict, until time.T
 	if v.Reason == fault.FreeQuota {
 		why = "free-models-per-day"
 	}
-	o.log.Info("🧊 "+what+" cooling down until "+untilText(until)+" ("+why+")",
+	o.log.Info("🧊 "+what+" cooling down until "+untilText(until)+" ("+why+")"+onModel(v.Model),
 		"event", "account_cooldown", "account", acct, "key_id", k.ID, "status", v.Status, "reason", v.Reason.String(),
 		"until", until.UTC().Format(time.RFC3339))
+}
+
+// onModel names the model whose call a console line is about, when known,
+// after the contract's line so that its prefix stays as it was.
+func onModel(model string) string {
+	if model == "" {
+		return ""
+	}
+	return " after " + model
 }
 
 // untilText words a deadline for a console line: "00:00 UTC", with the

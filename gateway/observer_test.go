@@ -58,3 +58,25 @@ func TestUpstreamDebugLine(t *testing.T) {
 		}
 	}
 }
+
+// TestModelLabelOnlyAfterSuccess: a model name is a label value only once
+// upstream answered it with success; made-up names count as unknown.
+func TestModelLabelOnlyAfterSuccess(t *testing.T) {
+	o := NewObserver(nil, slog.New(slog.DiscardHandler), 0)
+	for _, tc := range []struct {
+		model string
+		code  int
+		want  string
+	}{
+		{"made/up", 404, ""},
+		{"made/up", 400, ""},
+		{"real/model", 200, "real/model"},
+		{"real/model", 429, "real/model"},
+		{"real/model", 0, "real/model"},
+		{"", 200, ""},
+	} {
+		if got := o.modelLabel(tc.model, tc.code); got != tc.want {
+			t.Errorf("modelLabel(%q, %d) = %q, want %q", tc.model, tc.code, got, tc.want)
+		}
+	}
+}

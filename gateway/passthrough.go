@@ -23,6 +23,10 @@ type exchange struct {
 	target url.URL
 	body   []byte
 	call   relay.Call
+	// counter gets the answer's token usage, which tokens keeps for the
+	// access line (access.go).
+	counter TokenCounter
+	tokens  int
 }
 
 type exchangeKey struct{}
@@ -72,9 +76,56 @@ func newPassthrough(r *relay.Relay, st keyring.Strategy, base *url.URL, body bod
 	return p
 }
 
-// dropped are client headers that never travel upstream: the client's own
-// credentials. Hop-by-hop headers are removed by ReverseProxy.
-var dropped = [...]string{"Authorization", "X-Api-Key", "Cookie"}
+// Client headers shaped like credentials never travel upstream: their
+// names, folded and with "_" read as "-", holding one of credentialWords
+// (Authorization, X-Api-Key, X_Api_Key, Cookie, Cookie2, X-Auth-Token,
+// Proxy-Authorization, X-Goog-Api-Key, Session-Id …). This is a deny-list
+// by shape rather than an allow-list: the contract passes the client's
+// headers on, and SDKs send ones of their own that change what upstream
+// does (anthropic-beta, x-stainless-*, HTTP-Referer, X-Title …), which an
+// allow-list would drop without a word each time one appears; a shape
+// catches the spellings a list of names misses. Hop-by-hop headers are
+// removed by ReverseProxy.
+var credentialWords = [...]string{"auth", "key", "token", "cookie", "secret", "session", "passw", "credential", "signature"}
+
+// harmlessNames are headers that hold a credential word without being one.
+var harmlessNames = [...]string{"Idempotency-Key"}
+
+// credentialShaped reports whether a header name looks like a credential.
+func credentialShaped(name string) bool {
+	for _, h := range harmlessNames {
+		if strings.EqualFold(name, h) {
+			return false
+		}
+	}
+	for _, w := range credentialWords {
+		if containsFold(name, w) {
+			return true
+		}
+	}
+	return false
+}
+
+// containsFold reports whether name holds the lower-case ASCII word w,
+// ignoring case, without allocating.
+func containsFold(name, w string) bool {
+	for i := 0; i+len(w) <= len(name); i++ {
+		j := 0
+		for ; j < len(w); j++ {
+			c := name[i+j]
+			if 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			if c != w[j] {
+				break
+			}
+		}
+		if j == len(w) {
+			return true
+		}
+	}
+	return false
+}
 
 // readded are hop-by-hop headers ReverseProxy puts back before Rewrite: the
 // protocol switch ("Connection: Upgrade", "Upgrade") and "Te: trailers". The
@@ -91,8 +142,10 @@ func rewrite(pr *httputil.ProxyRequest) {
 	ex := pr.In.Context().Value(exchangeKey{}).(*exchange)
 	pr.Out.URL = &ex.target
 	pr.Out.Host = ""
-	for _, h := range dropped {
-		delete(pr.Out.Header, h)
+	for name := range pr.Out.Header {
+		if credentialShaped(name) {
+			delete(pr.Out.Header, name)
+		}
 	}
 	for _, h := range readded {
 		delete(pr.Out.Header, h)
@@ -102,60 +155,25 @@ func rewrite(pr *httputil.ProxyRequest) {
 			pr.Out.Header[h] = v
 		}
 	}
-	if v, ok := pr.Out.Header["Accept-Encoding"]; ok {
-		pr.Out.Header["Accept-Encoding"] = readableEncodings(v)
-	}
+	// Answers come back unencoded, so that every byte of them can be
+	// checked for keys on its way to the client (normalizeEncoding
+	// decodes what upstream encodes all the same).
+	delete(pr.Out.Header, "Accept-Encoding")
 	// The body is in memory and sent whole: a 100-continue round trip
 	// would only delay it.
 	delete(pr.Out.Header, "Expect")
 }
 
-// readableEncodings narrows a client's Accept-Encoding to the codings
-// keygate can read (gzip, deflate, identity), so that an upstream error
-// body can be checked for keys and an answer's tokens counted. Values that
-// ask for nothing else come back as they are, without allocating.
-func readableEncodings(vs []string) []string {
-	all := true
-	for _, v := range vs {
-		for part := range strings.SplitSeq(v, ",") {
-			if !readableCoding(part) {
-				all = false
-			}
-		}
-	}
-	if all {
-		return vs
-	}
-	var kept []string
-	for _, v := range vs {
-		for part := range strings.SplitSeq(v, ",") {
-			if part = strings.TrimSpace(part); part != "" && readableCoding(part) {
-				kept = append(kept, part)
-			}
-		}
-	}
-	if len(kept) == 0 {
-		return identityOnly
-	}
-	return []string{strings.Join(kept, ", ")}
-}
-
-var identityOnly = []string{"identity"}
-
-// readableCoding reports whether one Accept-Encoding item (with its
-// parameters, e.g. "gzip;q=0.8") names a coding keygate can read; an empty
-// item is harmless.
-func readableCoding(item string) bool {
-	name, _, _ := strings.Cut(item, ";")
-	name = strings.TrimSpace(name)
-	return name == "" || strings.EqualFold(name, "gzip") || strings.EqualFold(name, "deflate") || strings.EqualFold(name, "identity")
-}
-
-func (p *passthrough) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+// serve proxies r upstream, and hands its exchange to *seen (when seen is
+// not nil) for the access line.
+func (p *passthrough) serve(w http.ResponseWriter, r *http.Request, seen **exchange) {
 	// The proxy runs from this small frame: the goroutine of a stream
 	// keeps the deepest stack its request ever needed, and the proxy's
 	// first flush is that deepest point.
 	if ctx := p.prepare(w, r); ctx != nil {
+		if seen != nil {
+			*seen = &ctx.ex
+		}
 		p.proxy.ServeHTTP(w, r.WithContext(ctx))
 	}
 }
@@ -178,8 +196,9 @@ func (p *passthrough) prepare(w http.ResponseWriter, r *http.Request) *exchangeC
 	}
 	ex.call.Strategy = p.strategy
 	ex.call.Model = modelOf(ex.body)
+	ex.counter = p.tokens
 	ex.call.Free = freeModel(ex.call.Model)
-	ex.call.Blind = !inference(strings.TrimPrefix(r.URL.Path, "/v1"))
+	ex.call.Blind = !inference(strings.TrimPrefix(r.URL.Path, v1Prefix(r.URL.Path)))
 	ex.call.Client = clientOf(r, p.tokensOn)
 	return ctx
 }
@@ -189,7 +208,7 @@ var noKeyHeader = []string{"none"}
 // markNoKey labels a /v1 answer the gateway gives before trying any key
 // (auth, overload): the contract puts X-Keygate-Key on every /v1 response.
 func markNoKey(w http.ResponseWriter, r *http.Request) {
-	if p := r.URL.Path; p == "/v1" || strings.HasPrefix(p, "/v1/") {
+	if isV1(r) {
 		w.Header()["X-Keygate-Key"] = noKeyHeader
 	}
 }
@@ -203,10 +222,11 @@ func (t roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 	ex := req.Context().Value(exchangeKey{}).(*exchange)
 	resp, err := t.p.relay.Do(req, ex.body, &ex.call)
 	if err == nil {
+		normalizeEncoding(resp)
 		redactErrorBody(resp, t.p.redactor)
 	}
-	if err == nil && t.p.tokens != nil {
-		tapUsage(resp, t.p.tokens, ex.call.Key.ID, ex.call.Model)
+	if err == nil {
+		tapUsage(resp, ex, ex.call.Key.ID, ex.call.Model)
 	}
 	if err == nil && ex.call.Free && t.p.spender != nil && resp.StatusCode >= 200 && resp.StatusCode < 300 {
 		t.p.spender.UseFree(ex.call.Key)

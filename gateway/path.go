@@ -9,12 +9,14 @@ import (
 // errBadPath is returned for a passthrough path that would leave the base.
 var errBadPath = errors.New("path must not contain . or .. segments")
 
-// mapPath maps the client's /v1/<rest>?<query> onto base: <base>/<rest>?<query>.
-// A rest with "." or ".." segments, in plain or percent-encoded form, is
-// refused: it could climb out of the base path.
+// mapPath maps the client's /v1/<rest>?<query> (or /api/v1/<rest>?<query>)
+// onto base: <base>/<rest>?<query>. A rest with "." or ".." segments, in
+// plain or percent-encoded form, is refused: it could climb out of the base
+// path.
 func mapPath(base *url.URL, in *url.URL) (url.URL, error) {
-	rest, ok := strings.CutPrefix(in.Path, "/v1")
-	if !ok || (rest != "" && rest[0] != '/') {
+	prefix := v1Prefix(in.EscapedPath())
+	rest, ok := strings.CutPrefix(in.Path, prefix)
+	if prefix == "" || !ok || (rest != "" && rest[0] != '/') {
 		return url.URL{}, errBadPath
 	}
 	if hasDotSegment(rest) || strings.Contains(rest, "\\") {
@@ -24,7 +26,7 @@ func mapPath(base *url.URL, in *url.URL) (url.URL, error) {
 	out.Path = base.Path + rest
 	// Escaped, both the base's escapes (a %2F in OPENROUTER_BASE_URL) and
 	// the client's are kept.
-	rawRest, ok := strings.CutPrefix(in.EscapedPath(), "/v1")
+	rawRest, ok := strings.CutPrefix(in.EscapedPath(), prefix)
 	if !ok {
 		return url.URL{}, errBadPath
 	}

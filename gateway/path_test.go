@@ -41,6 +41,14 @@ func TestMapPath(t *testing.T) {
 		{"encoded backslash", "https://h/api/v1", "/v1/a%5Cb", ""},
 		{"not under /v1", "https://h/api/v1", "/v10/models", ""},
 		{"other prefix", "https://h/api/v1", "/run", ""},
+		{"api prefix", "https://openrouter.ai/api/v1", "/api/v1/chat/completions", "https://openrouter.ai/api/v1/chat/completions"},
+		{"bare /api/v1", "https://openrouter.ai/api/v1", "/api/v1", "https://openrouter.ai/api/v1"},
+		{"api prefix, query and escapes kept", "https://h/api/v1", "/api/v1/models/a%2Fb?x=%20y", "https://h/api/v1/models/a%2Fb?x=%20y"},
+		{"api prefix, dot-dot", "https://h/api/v1", "/api/v1/../keys", ""},
+		{"api prefix, encoded dot-dot", "https://h/api/v1", "/api/v1/%2e%2e/keys", ""},
+		{"api prefix escaped", "https://h/api/v1", "/api%2Fv1/models", ""},
+		{"not under /api/v1", "https://h/api/v1", "/api/v10/models", ""},
+		{"/api alone", "https://h/api/v1", "/api/models", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -68,6 +76,7 @@ func FuzzMapPath(f *testing.F) {
 		"/v1/a%2F..%2Fb", "/v1//x", "/v1/%252e%252e/x", "/v1/a%5C..", "/v1/%zz", "/v1?q", "/v10", "//v1/x", "/v1/.%2e/x",
 	} {
 		f.Add(s, "/api/v1")
+		f.Add("/api"+s, "/api/v1")
 	}
 	f.Add("/v1/x", "")
 	f.Add("/v1/x", "/a%2Fb")

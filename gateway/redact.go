@@ -2,9 +2,8 @@ package gateway
 
 import (
 	"bytes"
-	"compress/gzip"
-	"compress/zlib"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"slices"
@@ -15,24 +14,17 @@ import (
 )
 
 // Upstream error answers may quote the key they were sent with ("Incorrect
-// API key provided: sk-or-v1-…"). The passthrough masks pool keys in every
-// error answer (status 400 and up), in its headers and its body, before the
-// client gets it; an answer that quotes no key goes out byte for byte as it
-// came. Bodies are read as plain text, gzip or deflate, the codings rewrite
-// lets upstream use; an error body in any other coding, or one that does
-// not decode, cannot be checked and is withheld. Successful answers are not
-// read: they are the hot path, and a provider has no reason to quote the
-// key in them.
+// API key provided: sk-or-v1-…"). Every answer's bytes pass the client
+// writer's redactor, which keeps their length; an error answer (status 400
+// and up) is also read here, whole when it is short, so that its key shows
+// in the same masked form as everywhere else ("sk-or-v1-…c0de") and its
+// Content-Length is exact. Bodies are unencoded by now (normalizeEncoding).
 const (
-	// maxRedactWhole is the largest error body read whole: it keeps an
-	// exact Content-Length, and an encoded one can go out as it came when
-	// it quotes no key.
+	// maxRedactWhole is the largest error body read whole.
 	maxRedactWhole = 1 << 20
 	// redactBatch is how much of a longer error body is gathered before
 	// it is masked and passed on.
 	redactBatch = 4 << 10
-	// maxDecoded bounds an encoded error body once decoded.
-	maxDecoded = 8 << 20
 )
 
 // redactErrorBody masks every pool key r knows in resp's headers and body,
@@ -46,50 +38,19 @@ func redactErrorBody(resp *http.Response, r *secret.Redactor) {
 		return
 	}
 	orig := resp.Body
-	enc := strings.ToLower(strings.TrimSpace(resp.Header.Get("Content-Encoding")))
-	if enc == "identity" {
-		enc = ""
-	}
-	if enc != "" && enc != "gzip" && enc != "deflate" {
-		withhold(resp, "its Content-Encoding ("+enc+") is not one keygate can read")
-		return
-	}
 	head, err := io.ReadAll(io.LimitReader(orig, maxRedactWhole+1))
 	switch {
-	case err != nil && enc == "":
+	case errors.Is(err, errUndecodable):
+		withhold(resp, "it does not decode as its Content-Encoding says")
+	case err != nil:
 		// Upstream broke off: pass on what came, masked, then the error.
 		resp.Body = bodyOf(io.MultiReader(strings.NewReader(r.Redact(string(head))), errReader{err}), orig)
-	case err != nil:
-		withhold(resp, "it broke off: "+err.Error())
-	case len(head) <= maxRedactWhole && enc == "":
-		setRedacted(resp, head, r.Redact(string(head)), orig)
 	case len(head) <= maxRedactWhole:
-		text, ok := decode(enc, bytes.NewReader(head))
-		if !ok {
-			withhold(resp, "it does not decode as "+enc)
-			return
-		}
-		if out := r.Redact(text); out != text {
-			resp.Header.Del("Content-Encoding")
-			setRedacted(resp, nil, out, orig)
-			return
-		}
-		setRedacted(resp, head, string(head), orig)
-	case enc == "":
+		setRedacted(resp, head, r.Redact(string(head)), orig)
+	default:
 		resp.Body = &redactingReader{src: orig, r: r, pending: head}
 		resp.ContentLength = -1
 		resp.Header.Del("Content-Length")
-	default:
-		// Too long to read whole: decoded as it streams, and sent plain.
-		dec, err := decoder(enc, io.MultiReader(bytes.NewReader(head), orig))
-		if err != nil {
-			withhold(resp, "it does not decode as "+enc)
-			return
-		}
-		resp.Body = &redactingReader{src: bodyOf(io.LimitReader(dec, maxDecoded), orig), r: r}
-		resp.ContentLength = -1
-		resp.Header.Del("Content-Length")
-		resp.Header.Del("Content-Encoding")
 	}
 }
 
@@ -141,28 +102,6 @@ func setRedacted(resp *http.Response, head []byte, out string, closer io.Closer)
 	}
 	resp.ContentLength = int64(len(out))
 	resp.Body = bodyOf(rd, closer)
-}
-
-// decoder reads src decoded from enc, gzip or deflate (zlib, as HTTP's
-// "deflate" is).
-func decoder(enc string, src io.Reader) (io.Reader, error) {
-	if enc == "gzip" {
-		return gzip.NewReader(src)
-	}
-	return zlib.NewReader(src)
-}
-
-// decode reads all of src decoded from enc, at most maxDecoded bytes.
-func decode(enc string, src io.Reader) (string, bool) {
-	dec, err := decoder(enc, src)
-	if err != nil {
-		return "", false
-	}
-	out, err := io.ReadAll(io.LimitReader(dec, maxDecoded+1))
-	if err != nil || len(out) > maxDecoded {
-		return "", false
-	}
-	return string(out), true
 }
 
 // readCloser reads from one reader and closes another: the upstream body,

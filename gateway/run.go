@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -20,8 +21,35 @@ import (
 	"github.com/keygate/keygate/relay"
 )
 
-// maxRunResponse caps one model's upstream answer read by /run.
-const maxRunResponse = 32 << 20
+// What one /run may make keygate hold, whatever its models answer: the
+// upstream answers it reads, all models together (not each), and the
+// bodies it sends, one per model (each is the model's name and the one
+// shared encoding of prompt and params).
+const (
+	maxRunAnswers = 32 << 20
+	maxRunBodies  = 64 << 20
+)
+
+// errRunAnswersTooLarge ends the reading of a /run's answers past
+// maxRunAnswers.
+var errRunAnswersTooLarge = errors.New("upstream answers of this /run are too large: over 32 MiB in all")
+
+// runBudget counts the answer bytes a /run read, over all its models.
+type runBudget struct{ used atomic.Int64 }
+
+// budgetReader reads an answer within a /run's budget.
+type budgetReader struct {
+	r io.Reader
+	b *runBudget
+}
+
+func (b budgetReader) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if b.b.used.Add(int64(n)) > maxRunAnswers {
+		return n, errRunAnswersTooLarge
+	}
+	return n, err
+}
 
 // runResponse is POST /run's answer, fields in the contract's order.
 type runResponse struct {
@@ -63,10 +91,18 @@ func (s *Server) run(c echo.Context) error {
 		return nil
 	}
 	req, err := decodeRunRequest(body, s.o.RunMaxModels)
+	if err == nil {
+		err = req.buildShared()
+	}
 	if err != nil {
 		writeJSON(w, http.StatusBadRequest, runError{Error: err.Error()})
 		return nil
 	}
+	if int64(len(req.shared)+512)*int64(len(req.Models)) > maxRunBodies {
+		writeJSON(w, http.StatusRequestEntityTooLarge, runError{Error: "prompt and params times models is too large: every model gets its own copy, and a /run may send at most 64 MiB in all; send fewer models or a shorter prompt"})
+		return nil
+	}
+	body = nil
 	st := s.o.Strategy
 	if req.RandomKey != nil {
 		st = s.strategies.random
@@ -102,20 +138,31 @@ func (s *Server) run(c echo.Context) error {
 			spread.Add(lease.Key.Slot())
 		}
 		calls[i].First = lease
-		calls[i].OnRetry = func(k *keyring.Key) { logKey(log, model, k) }
-		logKey(log, model, lease.Key)
+		calls[i].OnRetry = func(k *keyring.Key) { logKey(log, model, k, true) }
+		logKey(log, model, lease.Key, false)
 		log.Info("⏳ Calling "+model+"...", "event", "model_call", "model", model, "key_id", lease.Key.ID)
 	}
 
 	var wg sync.WaitGroup
+	budget := &runBudget{}
 	for i := range calls {
 		if calls[i].First.Key == nil {
+			continue
+		}
+		// Each model's call is a request in flight of its own: it holds an
+		// upstream connection, a body and an answer.
+		if !s.enter() {
+			s.o.Relay.Release(calls[i].First)
+			results[i] = runResult{Model: calls[i].Model, Status: "error", Duration: seconds(0),
+				Error: "overloaded: too many requests in flight (MAX_IN_FLIGHT); retry shortly"}
+			s.logDone(&results[i], 0)
 			continue
 		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			results[i] = s.callModel(r, req, &calls[i])
+			defer s.leave()
+			results[i] = s.callModel(r, req, &calls[i], budget)
 		}()
 	}
 	wg.Wait()
@@ -147,16 +194,23 @@ func (s *Server) run(c echo.Context) error {
 	return nil
 }
 
-// logKey tells which key a model's call goes out on.
-func logKey(log *slog.Logger, model string, k *keyring.Key) {
-	log.Info("🔑 Using API Key #"+k.Label+" ("+k.Secret.String()+")", "event", "key_selected", "model", model, "key_id", k.ID, "key", k.Secret)
+// logKey tells which key a model's call goes out on, first or on a retry.
+// The line names the model: the calls of several models run at once.
+func logKey(log *slog.Logger, model string, k *keyring.Key, retry bool) {
+	msg := "🔑 Using API Key #" + k.Label + " (" + k.Secret.String() + ") for " + model
+	if retry {
+		msg = "🔁 Retrying " + model + " on API Key #" + k.Label + " (" + k.Secret.String() + ")"
+	}
+	log.Info(msg, "event", "key_selected", "model", model, "key_id", k.ID, "key", k.Secret, "retry", retry)
 }
 
 // callModel makes one model's chat completion and reads its answer.
-func (s *Server) callModel(client *http.Request, req *runRequest, call *relay.Call) runResult {
+func (s *Server) callModel(client *http.Request, req *runRequest, call *relay.Call, budget *runBudget) runResult {
 	model := call.Model
 	start := time.Now()
-	res := s.completion(client, req, call)
+	res := s.completion(client, req, call, budget)
+	// Go's own error text may quote a malformed upstream answer.
+	res.Error = s.redact(res.Error)
 	d := time.Since(start)
 	res.Model, res.Duration = model, seconds(d)
 	if call.Key != nil {
@@ -178,7 +232,7 @@ func (s *Server) logDone(res *runResult, d time.Duration) {
 		"key_id", res.KeyID, "duration_ms", d.Milliseconds(), "status", res.Status, "error", res.Error)
 }
 
-func (s *Server) completion(client *http.Request, req *runRequest, call *relay.Call) runResult {
+func (s *Server) completion(client *http.Request, req *runRequest, call *relay.Call, budget *runBudget) runResult {
 	body, err := req.chatBody(call.Model)
 	if err != nil {
 		s.o.Relay.Release(call.First)
@@ -202,12 +256,12 @@ func (s *Server) completion(client *http.Request, req *runRequest, call *relay.C
 		return runResult{Status: "error", Error: describeCallError(ctx, err)}
 	}
 	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, maxRunResponse+1))
+	data, err := io.ReadAll(budgetReader{r: resp.Body, b: budget})
+	if errors.Is(err, errRunAnswersTooLarge) {
+		return runResult{Status: "error", Error: err.Error()}
+	}
 	if err != nil {
 		return runResult{Status: "error", Error: describeCallError(ctx, err)}
-	}
-	if len(data) > maxRunResponse {
-		return runResult{Status: "error", Error: "upstream response too large"}
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		// Masked before upstreamMessage shortens it: a key cut in two is

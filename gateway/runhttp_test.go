@@ -56,6 +56,8 @@ func newRunServer(t testing.TB, tr http.RoundTripper) *Server {
 	return New(Options{
 		Relay: rl, Strategy: st, BaseURL: base, MaxBodyBytes: fuzzMaxBody,
 		Logger: slog.New(slog.DiscardHandler),
+		// httptest requests name example.com.
+		AllowedHosts: []string{"example.com"},
 	})
 }
 

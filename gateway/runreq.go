@@ -17,6 +17,8 @@ type runRequest struct {
 	RandomKey *bool
 	// Params are extra chat-completion fields, merged into every call.
 	Params map[string]json.RawMessage
+	// shared is the chat body without its model, "{...}" (buildShared).
+	shared []byte
 }
 
 // gatewayOwned are chat-completion fields /run sets itself; params cannot
@@ -126,18 +128,43 @@ func present(fields map[string]json.RawMessage, name string) (json.RawMessage, b
 	return raw, true
 }
 
-// chatBody builds the chat-completion request for one model.
-func (r *runRequest) chatBody(model string) ([]byte, error) {
+// buildShared encodes, once per /run, everything of the chat-completion
+// body but the model: the prompt (escaped), the params. Every model's body
+// is its model and these bytes.
+func (r *runRequest) buildShared() error {
 	type message struct {
 		Role    string `json:"role"`
 		Content string `json:"content"`
 	}
-	body := make(map[string]any, len(r.Params)+3)
+	body := make(map[string]any, len(r.Params)+2)
 	for k, v := range r.Params {
 		body[k] = v
 	}
-	body["model"] = model
 	body["messages"] = []message{{Role: "user", Content: r.Prompt}}
 	body["stream"] = false
-	return json.Marshal(body)
+	shared, err := json.Marshal(body)
+	if err != nil {
+		return fmt.Errorf("encoding the chat body: %w", err)
+	}
+	r.shared = shared
+	return nil
+}
+
+// chatBody builds the chat-completion request for one model, from the
+// shared part (built here if it was not yet).
+func (r *runRequest) chatBody(model string) ([]byte, error) {
+	if r.shared == nil {
+		if err := r.buildShared(); err != nil {
+			return nil, err
+		}
+	}
+	m, err := json.Marshal(model)
+	if err != nil {
+		return nil, fmt.Errorf("encoding the model name: %w", err)
+	}
+	body := make([]byte, 0, len(`{"model":,`)+len(m)+len(r.shared))
+	body = append(body, `{"model":`...)
+	body = append(body, m...)
+	body = append(body, ',')
+	return append(body, r.shared[1:]...), nil
 }

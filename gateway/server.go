@@ -7,6 +7,7 @@ package gateway
 import (
 	"crypto/sha256"
 	"crypto/subtle"
+	"errors"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -61,6 +62,14 @@ type Options struct {
 	Spender Spender
 	// Budgets shows each key's budget in /keys; nil shows none.
 	Budgets BudgetViewer
+	// WriteTimeout cuts off a client that accepts no bytes for this long
+	// (WRITE_TIMEOUT); zero means never.
+	WriteTimeout time.Duration
+	// CORSOrigins are the browser origins allowed in (CORS_ORIGINS).
+	CORSOrigins []string
+	// AllowedHosts are extra Host values an open gateway answers
+	// (ALLOWED_HOSTS).
+	AllowedHosts []string
 }
 
 // Server is the gateway's HTTP handler.
@@ -74,8 +83,11 @@ type Server struct {
 	pass    *passthrough
 	v1      http.Handler // the passthrough and its middleware, outside echo
 	chatURL string
+	guard   *browserGuard
 	// strategies /run's random_key chooses between.
 	strategies struct{ random, roundRobin keyring.Strategy }
+	// hint names the routes in 404 answers (notfound.go).
+	hint routeHint
 }
 
 // New builds the gateway's routes.
@@ -90,6 +102,7 @@ func New(o Options) *Server {
 	if len(o.Tokens) > 0 {
 		s.tokens = tokenDigests(o.Tokens)
 	}
+	s.guard = newBrowserGuard(o.CORSOrigins, o.AllowedHosts, len(o.Tokens) == 0)
 	s.strategies.random = keyring.NewRandom(o.Rand)
 	s.strategies.roundRobin = keyring.RoundRobin{}
 	e := s.echo
@@ -145,13 +158,26 @@ func (s *Server) redact(text string) string {
 	return s.o.Redactor.Redact(text)
 }
 
-// ServeHTTP implements http.Handler.
+// ServeHTTP implements http.Handler. Every answer goes out through a
+// clientWriter (clientwriter.go); browser checks come first (browser.go).
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if isV1(r) {
-		s.v1.ServeHTTP(w, r)
-		return
+	cw := newClientWriter(w, s.o.Redactor, s.o.WriteTimeout)
+	switch {
+	case r.Method == http.MethodTrace:
+		// Upstream would echo the request, pool key and all.
+		markNoKey(cw, r)
+		cw.Header().Set("Allow", "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS")
+		writeAPIError(cw, http.StatusMethodNotAllowed, "invalid_request_error", "TRACE is not served")
+	case s.guard.serve(cw, r):
+	case isV1(r):
+		s.v1.ServeHTTP(cw, r)
+	default:
+		s.echo.ServeHTTP(cw, r)
 	}
-	s.echo.ServeHTTP(w, r)
+	// Not deferred: after a panic (http.ErrAbortHandler, upstream broke
+	// mid-body) nothing more is written, and the writer is not reused.
+	cw.finish()
+	cw.release()
 }
 
 // measure records the request metrics of a route. It records in a defer:
@@ -276,7 +302,8 @@ func (s *Server) readyz(c echo.Context) error {
 	return c.JSON(code, map[string]any{"status": status, "keys_available": n})
 }
 
-// httpError answers echo's own errors (unknown route, wrong method) as JSON.
+// httpError answers echo's own errors (unknown route, wrong method) as JSON;
+// an unknown route's answer names the routes that exist.
 func (s *Server) httpError(err error, c echo.Context) {
 	if c.Response().Committed {
 		return
@@ -287,6 +314,9 @@ func (s *Server) httpError(err error, c echo.Context) {
 		if m, ok := he.Message.(string); ok {
 			msg = strings.ToLower(m)
 		}
+	}
+	if code == http.StatusNotFound && errors.Is(err, echo.ErrNotFound) {
+		msg = s.notFoundMessage(c.Request())
 	}
 	if strings.HasPrefix(c.Path(), "/run") || c.Request().URL.Path == "/run" {
 		writeJSON(c.Response(), code, runError{Error: msg})

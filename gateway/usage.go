@@ -31,7 +31,6 @@ type CostCounter interface {
 type usageTap struct {
 	rc     io.ReadCloser
 	stream bool
-	enc    string        // JSON: "gzip" or "deflate" when the answer is encoded
 	buf    *bytes.Buffer // JSON: the answer so far; SSE: the current line
 	last   []byte        // SSE: the last data line with a usage field
 	eof    bool
@@ -62,20 +61,14 @@ func tapUsage(resp *http.Response, counter TokenCounter, keyID int, model string
 	default:
 		return
 	}
-	enc := resp.Header.Get("Content-Encoding")
-	switch {
-	case enc == "" || strings.EqualFold(enc, "identity"):
-		enc = ""
-	case stream:
-		return // an encoded stream is not worth decoding twice
-	case strings.EqualFold(enc, "gzip"), strings.EqualFold(enc, "deflate"):
-		enc = strings.ToLower(enc)
-	default:
+	// Answers reach the tap unencoded (normalizeEncoding): it never
+	// decodes, so it holds at most maxUsageScan bytes of any answer.
+	if _, ok := resp.Header["Content-Encoding"]; ok {
 		return
 	}
 	buf := tapBuffers.Get().(*bytes.Buffer)
 	buf.Reset()
-	resp.Body = &usageTap{rc: resp.Body, stream: stream, enc: enc, buf: buf, counter: counter, keyID: keyID, model: model}
+	resp.Body = &usageTap{rc: resp.Body, stream: stream, buf: buf, counter: counter, keyID: keyID, model: model}
 }
 
 func (t *usageTap) Read(p []byte) (int, error) {
@@ -138,10 +131,6 @@ func (t *usageTap) Close() error {
 			doc = bytes.TrimSpace(bytes.TrimPrefix(t.last, []byte("data:")))
 		} else {
 			doc = t.buf.Bytes()
-		}
-		if t.enc != "" {
-			text, _ := decode(t.enc, bytes.NewReader(doc))
-			doc = []byte(text)
 		}
 		if raw := topLevel(doc, "usage"); len(raw) > 0 && raw[0] == '{' {
 			prompt, ok1 := tokenCount(raw, "prompt_tokens")

@@ -48,10 +48,10 @@ func TestUsageTap(t *testing.T) {
 		{name: "zero usage", ctype: "application/json", body: `{"usage":{"prompt_tokens":0,"completion_tokens":0}}`, status: 200, readAll: true},
 		{name: "error status", ctype: "application/json", body: `{"usage":{"prompt_tokens":5,"completion_tokens":2}}`, status: 500, readAll: true},
 		{name: "not read to the end", ctype: "application/json", body: `{"usage":{"prompt_tokens":5,"completion_tokens":2}}`, status: 200},
-		{name: "gzip", ctype: "application/json", body: string(gz(`{"usage":{"prompt_tokens":5,"completion_tokens":2}}`)), status: 200, encoding: "gzip", readAll: true,
-			want: []tokenRecord{{3, "m", 5, 2}}},
-		{name: "deflate", ctype: "application/json", body: string(zl(`{"usage":{"prompt_tokens":4,"completion_tokens":1}}`)), status: 200, encoding: "Deflate", readAll: true,
-			want: []tokenRecord{{3, "m", 4, 1}}},
+		// Answers are decoded before the tap (normalizeEncoding): one still
+		// encoded is not decoded by it, so it holds nothing more than its cap.
+		{name: "gzip left alone", ctype: "application/json", body: string(gz(`{"usage":{"prompt_tokens":5,"completion_tokens":2}}`)), status: 200, encoding: "gzip", readAll: true},
+		{name: "deflate left alone", ctype: "application/json", body: string(zl(`{"usage":{"prompt_tokens":4,"completion_tokens":1}}`)), status: 200, encoding: "Deflate", readAll: true},
 		{name: "broken gzip", ctype: "application/json", body: `{"usage":{"prompt_tokens":5,"completion_tokens":2}}`, status: 200, encoding: "gzip", readAll: true},
 		{name: "br", ctype: "application/json", body: `{"usage":{"prompt_tokens":5,"completion_tokens":2}}`, status: 200, encoding: "br", readAll: true},
 		{name: "gzip stream", ctype: "text/event-stream", body: string(gz(sse)), status: 200, encoding: "gzip", readAll: true},

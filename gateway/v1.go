@@ -2,11 +2,11 @@ package gateway
 
 import (
 	"crypto/sha256"
+	"log/slog"
 	"net/http"
 	"strings"
 	"time"
 
-	"github.com/keygate/keygate/metrics"
 	"github.com/keygate/keygate/secret"
 )
 
@@ -19,14 +19,31 @@ import (
 // checks (measure, limit, auth) are those of the echo routes, in the same
 // order and with the same answers.
 
-// isV1 reports whether a request belongs to the passthrough: /v1 or
-// /v1/..., matched on the escaped path as echo's router matches it.
+// isV1 reports whether a request belongs to the passthrough: /v1, /v1/...,
+// /api/v1 or /api/v1/..., matched on the escaped path as echo's router
+// matches it.
 func isV1(r *http.Request) bool {
 	p := r.URL.RawPath
 	if p == "" {
 		p = r.URL.Path
 	}
-	return p == "/v1" || strings.HasPrefix(p, "/v1/")
+	return v1Prefix(p) != ""
+}
+
+// v1Prefixes are the passthrough's prefixes. /api/v1 is OpenRouter's own,
+// so that a base URL copied from OpenRouter works with only the host
+// changed; it is served exactly as /v1.
+var v1Prefixes = [...]string{"/v1", "/api/v1"}
+
+// v1Prefix returns the passthrough prefix that path starts with, followed
+// by its end or a slash, or "" when path is outside the passthrough.
+func v1Prefix(path string) string {
+	for _, pre := range v1Prefixes {
+		if rest, ok := strings.CutPrefix(path, pre); ok && (rest == "" || rest[0] == '/') {
+			return pre
+		}
+	}
+	return ""
 }
 
 // v1Handler is the passthrough behind measure, limit and auth, in that
@@ -39,9 +56,10 @@ func (s *Server) newV1Handler() http.Handler { return &v1Handler{s: s} }
 // ServeHTTP implements http.Handler.
 func (h *v1Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s := h.s
-	if m := s.o.Metrics; m != nil {
+	var ex *exchange // the passthrough's, once it has read the request
+	if s.o.Metrics != nil || s.o.Logger.Enabled(r.Context(), slog.LevelInfo) {
 		sw := &statusWriter{ResponseWriter: w, start: time.Now()}
-		defer sw.record(m)
+		defer s.finish(sw, r, &ex)
 		w = sw
 	}
 	if !s.enter() {
@@ -55,7 +73,7 @@ func (h *v1Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		markReturned(w)
 		return
 	}
-	s.pass.ServeHTTP(w, r)
+	s.pass.serve(w, r, &ex)
 	markReturned(w)
 }
 
@@ -92,9 +110,9 @@ func writeUnauthorized(w http.ResponseWriter, r *http.Request) {
 		"missing or invalid gateway token: send Authorization: Bearer <one of GATEWAY_API_KEYS>")
 }
 
-// statusWriter remembers the final status of a /v1 response and records
-// the request metrics. It passes flushes and everything else
-// (http.ResponseController) through.
+// statusWriter remembers the final status of a /v1 response, for the
+// request metrics and the access line. It passes flushes and everything
+// else (http.ResponseController) through.
 type statusWriter struct {
 	http.ResponseWriter
 	status   int
@@ -102,18 +120,17 @@ type statusWriter struct {
 	returned bool
 }
 
-// record records the request, like the echo routes' measure: a request
-// aborted with http.ErrAbortHandler (upstream broke mid-body) counts too,
-// with the status the client got, or 502 when none was sent.
-func (w *statusWriter) record(m *metrics.Metrics) {
-	code := w.status
-	if code == 0 {
-		code = http.StatusOK
-		if !w.returned {
-			code = http.StatusBadGateway
-		}
+// code is the status to record, like the echo routes' measure does: a
+// request aborted with http.ErrAbortHandler (upstream broke mid-body) has
+// the status the client got, or 502 when none was sent.
+func (w *statusWriter) code() int {
+	if w.status != 0 {
+		return w.status
 	}
-	m.Request(metrics.RoutePassthrough, code, time.Since(w.start))
+	if !w.returned {
+		return http.StatusBadGateway
+	}
+	return http.StatusOK
 }
 
 // WriteHeader implements http.ResponseWriter; informational (1xx)

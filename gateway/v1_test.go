@@ -13,6 +13,8 @@ func TestIsV1(t *testing.T) {
 	for raw, want := range map[string]bool{
 		"/v1": true, "/v1/": true, "/v1/chat/completions": true, "/v1/a%2Fb": true,
 		"/v1x": false, "/v10/models": false, "/run": false, "/": false, "/x/v1/": false,
+		"/api/v1": true, "/api/v1/": true, "/api/v1/chat/completions": true, "/api/v1/a%2Fb": true,
+		"/api/v1x": false, "/api/v10": false, "/api": false, "/api/": false, "/api%2Fv1/models": false, "/api/api/v1": false,
 	} {
 		u, err := url.Parse(raw)
 		if err != nil {
@@ -63,4 +65,24 @@ func TestStatusWriter(t *testing.T) {
 			t.Fatalf("SetReadDeadline through the wrapper: %v", err)
 		}
 	})
+}
+
+func TestPassthroughGuess(t *testing.T) {
+	for path, want := range map[string]string{
+		"/chat/completions":     "/v1/chat/completions",
+		"/models":               "/v1/models",
+		"/embeddings":           "/v1/embeddings",
+		"/api/chat/completions": "/api/v1/chat/completions",
+		"/api/models/a%2Fb":     "/api/v1/models/a%2Fb",
+		"/v2/models":            "",
+		"/favicon.ico":          "",
+		"/":                     "",
+		"":                      "",
+		"/api/":                 "",
+		"/chatter":              "",
+	} {
+		if got := passthroughGuess(path); got != want {
+			t.Errorf("passthroughGuess(%q) = %q, want %q", path, got, want)
+		}
+	}
 }

@@ -243,3 +243,20 @@ func TestLongRestsWaitForConfirmation(t *testing.T) {
 		t.Fatal("key 1 still out after its hold, unconfirmed")
 	}
 }
+
+// TestBlind401AsksGetKey: a 401 on a non-inference path holds nothing but
+// asks the key's GET /key, whose answer alone may rest it.
+func TestBlind401AsksGetKey(t *testing.T) {
+	cf := &confirmer{}
+	e := newEnv(t, envOptions{keys: 2, confirmer: cf}, answers(map[int]answer{1: {401, nil, userUnknown}}))
+	c := relay.Call{Blind: true, Client: "c1"}
+	resp, err := e.do(t, nil, &c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	readAll(t, resp)
+	equalEvents(t, "confirm asked", cf.asked, []int{1})
+	if !e.pool.Available(e.key(1), e.clock.ns.Load()) {
+		t.Fatal("a blind 401 held the key")
+	}
+}

@@ -107,8 +107,12 @@ func (r *Relay) settle(l Lease, v fault.Verdict, c *Call) (retry bool) {
 	if c.Blind && (v.Scope == fault.Key || v.Scope == fault.Account) {
 		// Not an inference endpoint: its 401 or 429 says nothing sure of
 		// the key, and a client must not be able to rest keys with it.
-		// Another key may still answer it.
+		// Another key may still answer it. A 401 is worth asking the
+		// key's own GET /key about: only its answer can rest the key.
 		l.trial.Abandon()
+		if r.confirm != nil && v.Reason == fault.Auth {
+			r.confirm.Confirm(k, v)
+		}
 		return v.Retry
 	}
 	switch v.Scope {

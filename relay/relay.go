@@ -332,6 +332,7 @@ func (r *Relay) attempt(parent context.Context, req *http.Request, body []byte, 
 	wb.rc = resp.Body
 	resp.Body = wb
 	c.Verdict = r.judge(resp, wb, r.breakers.Now())
+	c.Verdict.Model = model
 	wb.timer.Reset(r.timeout)
 	return resp, nil
 }

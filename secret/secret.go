@@ -7,13 +7,11 @@
 package secret
 
 import (
-	"cmp"
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 )
@@ -69,6 +67,19 @@ func Mask(raw string) string {
 
 // IsZero reports whether the key is empty.
 func (k Key) IsZero() bool { return k.v == nil }
+
+// Printable reports whether the key holds no control character and no
+// blank: a key with an embedded newline or CR cannot travel in an HTTP
+// header, so every call with it would fail while the key looked healthy.
+// The zero Key is printable.
+func (k Key) Printable() bool {
+	for _, c := range []byte(k.raw()) {
+		if c <= ' ' || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
 
 // Equal reports whether two keys hold the same secret, without exposing it.
 func (k Key) Equal(o Key) bool { return k.raw() == o.raw() }
@@ -132,119 +143,4 @@ func (k Key) SetAuthorization(h http.Header) {
 		return
 	}
 	h["Authorization"] = k.v.bearer
-}
-
-// Redactor replaces any of a set of keys found in text by its masked form,
-// for upstream error bodies that echo the key back.
-type Redactor struct {
-	keys []Key
-}
-
-// NewRedactor returns a Redactor for keys.
-func NewRedactor(keys []Key) *Redactor {
-	ks := make([]Key, 0, len(keys))
-	for _, k := range keys {
-		if !k.IsZero() {
-			ks = append(ks, k)
-		}
-	}
-	// Longest first: a key that extends another must not be cut at the
-	// shorter one's end, leaving its own secret tail in the clear.
-	slices.SortStableFunc(ks, func(a, b Key) int { return cmp.Compare(len(b.v.raw), len(a.v.raw)) })
-	return &Redactor{keys: ks}
-}
-
-// Redact returns s with every occurrence of a key masked. Scanning from
-// the left, the first key found is masked, the longest where several start
-// at one place; s comes back as it is when it holds no key.
-func (r *Redactor) Redact(s string) string {
-	out, _ := r.redact(s, true)
-	return out
-}
-
-// RedactPrefix is Redact for a text that goes on after s: it masks s[:n]
-// and returns it with n. From n on, s may hold the start of a key (or of a
-// longer key than the one found there), cut by the end of s: give those
-// bytes again with what follows.
-func (r *Redactor) RedactPrefix(s string) (string, int) {
-	return r.redact(s, false)
-}
-
-func (r *Redactor) redact(s string, final bool) (string, int) {
-	var b strings.Builder
-	last := 0 // s[:last] is masked into b
-	// next[i] is where key i next occurs at or after some earlier last,
-	// -1 when nowhere: each key's search goes forward only, so a text
-	// quoting one key many times costs no more than one pass per key.
-	var small [16]int
-	next := small[:0]
-	if len(r.keys) > len(small) {
-		next = make([]int, 0, len(r.keys))
-	}
-	for range r.keys {
-		next = append(next, -2) // not searched yet
-	}
-	for {
-		at, k := -1, Key{}
-		for i, key := range r.keys { // longest first: it wins a tie
-			if next[i] == -2 || (next[i] >= 0 && next[i] < last) {
-				next[i] = -1
-				if x := strings.Index(s[last:], key.v.raw); x >= 0 {
-					next[i] = last + x
-				}
-			}
-			if x := next[i]; x >= 0 && (at < 0 || x < at) {
-				at, k = x, key
-			}
-		}
-		if at < 0 {
-			break
-		}
-		if !final {
-			// A key cut by the end of s, starting here or before, may
-			// hold this one: it must be seen whole first.
-			if h := r.holdFrom(s, last); h <= at {
-				b.WriteString(s[last:h])
-				return b.String(), h
-			}
-		}
-		b.WriteString(s[last:at])
-		b.WriteString(k.v.masked)
-		last = at + len(k.v.raw)
-	}
-	end := len(s)
-	if !final {
-		end = r.holdFrom(s, last)
-	}
-	if last == 0 {
-		return s[:end], end
-	}
-	b.WriteString(s[last:end])
-	return b.String(), end
-}
-
-// cutKey reports whether t is a proper prefix of a key: the start of one
-// that the end of the text cut.
-func (r *Redactor) cutKey(t string) bool {
-	for _, key := range r.keys {
-		if len(t) < len(key.v.raw) && strings.HasPrefix(key.v.raw, t) {
-			return true
-		}
-	}
-	return false
-}
-
-// holdFrom is where, at or after from, the end of s may be a key cut short;
-// len(s) when nowhere.
-func (r *Redactor) holdFrom(s string, from int) int {
-	if len(r.keys) == 0 {
-		return len(s)
-	}
-	longest := len(r.keys[0].v.raw) // sorted longest first
-	for p := max(from, len(s)-longest+1); p < len(s); p++ {
-		if r.cutKey(s[p:]) {
-			return p
-		}
-	}
-	return len(s)
 }

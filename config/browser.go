@@ -1,0 +1,68 @@
+package config
+
+import (
+	"fmt"
+	"net/url"
+	"strings"
+)
+
+// validateBrowser checks CORS_ORIGINS and ALLOWED_HOSTS and drops their
+// blank items: each origin is "*" or scheme://host[:port], compared by the
+// gateway with a browser's Origin header as the browser sends it.
+func (c *Config) validateBrowser() error {
+	origins := c.CORSOrigins[:0]
+	for _, o := range c.CORSOrigins {
+		o = strings.TrimRight(strings.TrimSpace(o), "/")
+		if o == "" {
+			continue
+		}
+		if o != "*" {
+			u, err := url.Parse(o)
+			if err != nil || u.Scheme == "" || u.Host == "" || u.Path != "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+				return fmt.Errorf("invalid CORS_ORIGINS item %q: want * or an origin like https://app.example.com", o)
+			}
+			o = strings.ToLower(o)
+		}
+		origins = append(origins, o)
+	}
+	c.CORSOrigins = origins
+	hosts := c.AllowedHosts[:0]
+	for _, h := range c.AllowedHosts {
+		h = strings.ToLower(strings.TrimSpace(h))
+		if h == "" {
+			continue
+		}
+		if strings.ContainsAny(h, "/@ ") {
+			return fmt.Errorf("invalid ALLOWED_HOSTS item %q: want a host name like keygate.internal (no scheme, no path)", h)
+		}
+		hosts = append(hosts, h)
+	}
+	c.AllowedHosts = hosts
+	return nil
+}
+
+// redactURL is raw with the password of its user info, if any, replaced,
+// for error messages: an OPENROUTER_BASE_URL may carry credentials, and an
+// invalid one is quoted back to the operator's terminal and logs.
+func redactURL(raw string) string {
+	if u, err := url.Parse(raw); err == nil {
+		return u.Redacted()
+	}
+	scheme, rest, ok := strings.Cut(raw, "://")
+	if !ok {
+		scheme, rest = "", raw
+	}
+	at := strings.LastIndex(rest, "@")
+	if at < 0 {
+		return raw
+	}
+	user, _, hasPass := strings.Cut(rest[:at], ":")
+	if !hasPass {
+		return raw
+	}
+	out := user + ":xxxxx" + rest[at:]
+	if ok {
+		out = scheme + "://" + out
+	}
+	return out
+}

@@ -1,0 +1,130 @@
+package gateway
+
+import (
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	"github.com/keygate/keygate/metrics"
+)
+
+// The passthrough writes one access line per request at info, when the
+// request is over (a stream: when it ended), as a proxy is expected to:
+//
+//	↪️ POST /v1/chat/completions openai/gpt-4o-mini → 200 in 0.41s (key #2, 21 tokens)
+//
+// With LOG_FORMAT=json the same line carries the fields event ("access"),
+// method, path, model, status, key_id, attempts, duration_ms and tokens.
+// A key shows as its id only; the path (without its query, which may hold
+// anything) and the model are the client's and are masked like upstream
+// text, and the console escapes their control characters.
+
+// maxLoggedModel bounds the model id an access line quotes: it is the
+// client's, of any length.
+const maxLoggedModel = 128
+
+// Tokens implements TokenCounter: the exchange keeps its answer's token
+// count for the access line and passes the usage on.
+func (ex *exchange) Tokens(keyID int, model string, prompt, completion int) {
+	ex.tokens = prompt + completion
+	if ex.counter != nil {
+		ex.counter.Tokens(keyID, model, prompt, completion)
+	}
+}
+
+// Cost implements CostCounter: an answer's cost goes on to the counter.
+func (ex *exchange) Cost(keyID int, model string, usd float64) {
+	if cc, ok := ex.counter.(CostCounter); ok {
+		cc.Cost(keyID, model, usd)
+	}
+}
+
+// finish records the metrics of a /v1 request and writes its access line;
+// ex is the passthrough's exchange, nil when the request never reached it
+// (turned away, or refused before its body was read).
+func (s *Server) finish(sw *statusWriter, r *http.Request, ex **exchange) {
+	d := time.Since(sw.start)
+	code := sw.code()
+	if m := s.o.Metrics; m != nil {
+		m.Request(metrics.RoutePassthrough, code, d)
+	}
+	s.logAccess(r, code, d, *ex)
+}
+
+// logAccess writes the access line of a request answered with code after d.
+func (s *Server) logAccess(r *http.Request, code int, d time.Duration, ex *exchange) {
+	log, ctx := s.o.Logger, r.Context()
+	if !log.Enabled(ctx, slog.LevelInfo) {
+		return
+	}
+	path := s.redact(r.URL.EscapedPath())
+	var model, label string
+	keyID := slog.Any("key_id", nil)
+	attempts, tokens := 0, 0
+	if ex != nil {
+		model = s.redact(shorten(ex.call.Model, maxLoggedModel))
+		if k := ex.call.Key; k != nil {
+			label = k.Label
+			keyID = slog.Int("key_id", k.ID)
+		}
+		attempts, tokens = ex.call.Tried.Len(), ex.tokens
+	}
+
+	var small [192]byte
+	b := append(small[:0], "↪️ "...)
+	b = append(b, r.Method...)
+	b = append(b, ' ')
+	b = append(b, path...)
+	if model != "" {
+		b = append(b, ' ')
+		b = append(b, model...)
+	}
+	b = append(b, " → "...)
+	b = strconv.AppendInt(b, int64(code), 10)
+	b = append(b, " in "...)
+	b = strconv.AppendFloat(b, d.Seconds(), 'f', 2, 64)
+	if label == "" {
+		b = append(b, "s (no key"...)
+	} else {
+		b = append(b, "s (key #"...)
+		b = append(b, label...)
+	}
+	if attempts > 1 {
+		b = append(b, ", "...)
+		b = strconv.AppendInt(b, int64(attempts), 10)
+		b = append(b, " attempts"...)
+	}
+	if tokens > 0 {
+		b = append(b, ", "...)
+		b = strconv.AppendInt(b, int64(tokens), 10)
+		b = append(b, " tokens"...)
+	}
+	b = append(b, ')')
+
+	attrs := [...]slog.Attr{
+		slog.String("event", "access"),
+		slog.String("method", r.Method),
+		slog.String("path", path),
+		slog.String("model", model),
+		slog.Int("status", code),
+		keyID,
+		slog.Int("attempts", attempts),
+		slog.Int64("duration_ms", d.Milliseconds()),
+		slog.Int("tokens", tokens),
+	}
+	log.LogAttrs(ctx, slog.LevelInfo, string(b), attrs[:]...)
+}
+
+// shorten cuts s to at most n bytes of whole UTF-8 characters, marking the
+// cut with an ellipsis.
+func shorten(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
+}

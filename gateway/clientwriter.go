@@ -1,0 +1,182 @@
+package gateway
+
+import (
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/keygate/keygate/secret"
+)
+
+// clientWriter is what every route writes its answer through. It makes two
+// promises by construction:
+//
+//   - no pool key reaches the client: header names and values (of 1xx
+//     interim answers, of the answer, of its trailers) and every byte of
+//     every body pass the redactor, streamed, a key cut between two writes
+//     included (secret.Writer keeps the body's length, so a declared
+//     Content-Length stays true);
+//   - a client that accepts no bytes for WRITE_TIMEOUT is cut off: each
+//     write and flush runs under a deadline on the connection set WRITE_TIMEOUT
+//     ahead just before it, so a deadline on progress, not a total time: a
+//     slow but steady reader is served, and a write to one that stopped
+//     reading fails. The proxy then aborts, which
+//     closes the upstream body (cancelling the call) and frees the slot.
+type clientWriter struct {
+	http.ResponseWriter
+	red     *secret.Redactor
+	timeout time.Duration
+	body    secret.Writer
+	wrote   bool
+}
+
+// clientWriters are reused: one per request would be an allocation on the
+// hot path.
+var clientWriters = sync.Pool{New: func() any { return new(clientWriter) }}
+
+// newClientWriter readies a writer for one answer on w. Its write deadline
+// starts now: a keep-alive connection may carry one set long ago, which
+// the server's own writes (100 Continue) would otherwise meet.
+func newClientWriter(w http.ResponseWriter, red *secret.Redactor, timeout time.Duration) *clientWriter {
+	cw := clientWriters.Get().(*clientWriter)
+	cw.ResponseWriter, cw.red, cw.timeout, cw.wrote = w, red, timeout, false
+	cw.body.Reset(red, (*rawWriter)(cw))
+	cw.renew()
+	return cw
+}
+
+// release gives cw back for reuse, once nothing writes through it.
+func (w *clientWriter) release() {
+	if w.body.Cap() > 4<<10 {
+		w.body = secret.Writer{}
+	}
+	w.ResponseWriter = nil
+	clientWriters.Put(w)
+}
+
+// WriteHeader implements http.ResponseWriter. It runs for 1xx interim
+// answers too, whose headers the proxy puts in Header() just before.
+func (w *clientWriter) WriteHeader(code int) {
+	if code >= 200 {
+		if w.wrote {
+			return
+		}
+		w.wrote = true
+	}
+	redactHeaderNames(w.Header(), w.red)
+	w.renew()
+	w.ResponseWriter.WriteHeader(code)
+}
+
+// Write implements http.ResponseWriter.
+func (w *clientWriter) Write(p []byte) (int, error) {
+	if !w.wrote {
+		w.WriteHeader(http.StatusOK)
+	}
+	return w.body.Write(p)
+}
+
+// FlushError flushes what is masked; http.ResponseController prefers it.
+// The few bytes that may start a key wait for the next write.
+func (w *clientWriter) FlushError() error {
+	if !w.wrote {
+		w.WriteHeader(http.StatusOK)
+	}
+	w.renew()
+	return flushWriter(w.ResponseWriter)
+}
+
+// Unwrap gives http.ResponseController the underlying writer.
+func (w *clientWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// finish writes what the body held back and masks the trailers, which the
+// server sends from Header() after the handler returns.
+func (w *clientWriter) finish() {
+	if w.wrote {
+		_ = w.body.Close()
+	}
+	if h := w.Header(); hasTrailers(h) {
+		redactHeaderNames(h, w.red)
+	}
+}
+
+// hasTrailers reports whether h, after the answer's headers went out,
+// holds trailers: announced in Trailer, or named with http.TrailerPrefix.
+func hasTrailers(h http.Header) bool {
+	if _, ok := h["Trailer"]; ok {
+		return true
+	}
+	for name := range h {
+		if strings.HasPrefix(name, http.TrailerPrefix) {
+			return true
+		}
+	}
+	return false
+}
+
+// renew moves the connection's write deadline WRITE_TIMEOUT ahead. It runs
+// before every write: one that waits on a client taking no bytes fails
+// after WRITE_TIMEOUT, however long the answer was quiet before it.
+func (w *clientWriter) renew() {
+	if w.timeout > 0 {
+		setWriteDeadline(w.ResponseWriter, time.Now().Add(w.timeout))
+	}
+}
+
+// rawWriter is the clientWriter's way out for masked body bytes.
+type rawWriter clientWriter
+
+func (w *rawWriter) Write(p []byte) (int, error) {
+	(*clientWriter)(w).renew()
+	return w.ResponseWriter.Write(p)
+}
+
+// flushWriter flushes w as http.ResponseController does, without
+// allocating one.
+func flushWriter(w http.ResponseWriter) error {
+	for {
+		switch x := w.(type) {
+		case interface{ FlushError() error }:
+			return x.FlushError()
+		case http.Flusher:
+			x.Flush()
+			return nil
+		case interface{ Unwrap() http.ResponseWriter }:
+			w = x.Unwrap()
+		default:
+			return http.ErrNotSupported
+		}
+	}
+}
+
+// setWriteDeadline sets the write deadline of w's connection, as
+// http.ResponseController does but without allocating one.
+func setWriteDeadline(w http.ResponseWriter, t time.Time) bool {
+	for {
+		switch x := w.(type) {
+		case interface{ SetWriteDeadline(time.Time) error }:
+			return x.SetWriteDeadline(t) == nil
+		case interface{ Unwrap() http.ResponseWriter }:
+			w = x.Unwrap()
+		default:
+			return false
+		}
+	}
+}
+
+// redactHeaderNames masks pool keys in every value of h and drops a header
+// whose name holds one (a masked name would not be a valid one).
+func redactHeaderNames(h http.Header, r *secret.Redactor) {
+	if r.Empty() {
+		return
+	}
+	for name := range h {
+		// Trailer names announced with the prefix the server strips are
+		// checked whole too: the key would follow it.
+		if r.HoldsKeyFold(name) {
+			delete(h, name)
+		}
+	}
+	redactHeader(h, r)
+}
