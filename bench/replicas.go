@@ -227,7 +227,7 @@ func restPropagation(ctx context.Context, o options, kgBin, dir string, rs *redi
 	keys := make([]string, good+bad)
 	profiles := map[string]simulator.Profile{}
 	for i := range keys {
-		keys[i] = "sk-or-v1-rest" + strconv.Itoa(i+1) + "0123456789abcdef0123456789abcdef"
+		keys[i] = benchKey("rest", i+1)
 		p := simulator.Profile{}
 		if i >= good {
 			p = simulator.Profile{RateLimitEvery: 1, RateLimitBurst: 1, RetryAfter: time.Second}
