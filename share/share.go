@@ -38,7 +38,7 @@ type Adapter struct {
 	poller   *budget.Poller
 	byRef    map[cluster.KeyRef]*keyring.Key
 	manualAt map[cluster.KeyRef]time.Time
-	onManual func(k *keyring.Key, disabled bool)
+	onManual func(set *breaker.Set, k *keyring.Key, disabled bool)
 }
 
 // name is a key's shared name and its account's label.
@@ -90,8 +90,9 @@ func (a *Adapter) Attach(set *breaker.Set, poller *budget.Poller, keys []*keyrin
 }
 
 // OnManual registers f, which applies another replica's disable (true) or
-// enable (false) of k: the live pool's SetDisabled.
-func (a *Adapter) OnManual(f func(k *keyring.Key, disabled bool)) {
+// enable (false) of k to set, the attached one k belongs to: the live
+// pool's (*breaker.Set).SetDisabled.
+func (a *Adapter) OnManual(f func(set *breaker.Set, k *keyring.Key, disabled bool)) {
 	a.mu.Lock()
 	a.onManual = f
 	a.mu.Unlock()
@@ -226,7 +227,7 @@ func (a *Adapter) Apply(ev cluster.Event) {
 		}
 		a.mu.Unlock()
 		if newer && onManual != nil {
-			onManual(k, ev.Kind == cluster.Disable)
+			onManual(set, k, ev.Kind == cluster.Disable)
 		}
 	case cluster.Budget:
 		set.ApplyAccount(k, ev.Account)

@@ -177,7 +177,12 @@ func TestManualDisableByLaterTime(t *testing.T) {
 		off bool
 	}
 	var got []call
-	b.ad.OnManual(func(k *keyring.Key, disabled bool) { got = append(got, call{k.ID, disabled}) })
+	b.ad.OnManual(func(set *breaker.Set, k *keyring.Key, disabled bool) {
+		if set != b.set {
+			t.Error("applied to another set")
+		}
+		got = append(got, call{k.ID, disabled})
+	})
 	a.ad.Manual(a.pool.Keys()[0], true)
 	ref := a.ad.Ref(a.pool.Keys()[0])
 	// An older enable, re-read after the disable, changes nothing.
@@ -214,7 +219,7 @@ func TestAttachAgainAndAsk(t *testing.T) {
 func TestManualAppliedAgainAfterAttach(t *testing.T) {
 	a, b := pair(t)
 	var got []bool
-	b.ad.OnManual(func(_ *keyring.Key, disabled bool) { got = append(got, disabled) })
+	b.ad.OnManual(func(_ *breaker.Set, _ *keyring.Key, disabled bool) { got = append(got, disabled) })
 	a.ad.Manual(a.pool.Keys()[0], true)
 	sent := a.bus.took()
 	if len(sent) != 1 || sent[0].Kind != cluster.Disable {
