@@ -72,7 +72,7 @@ type side struct {
 
 var start = time.Unix(1_800_000_000, 0)
 
-func newSide(t *testing.T, b *bus, ad *Adapter) *side {
+func newSide(t testing.TB, b *bus, ad *Adapter) *side {
 	t.Helper()
 	entries := make([]keyring.Entry, 3)
 	for i := range entries {
