@@ -32,6 +32,7 @@ type Adapter struct {
 	names atomic.Pointer[map[*keyring.Key]*name]
 
 	leaseMu sync.Mutex
+	born    time.Time
 
 	mu       sync.Mutex // guards what follows; never held while calling out
 	set      *breaker.Set
@@ -52,7 +53,7 @@ func New(store cluster.Store, log *slog.Logger) *Adapter {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	a := &Adapter{store: store, log: log, byRef: map[cluster.KeyRef]*keyring.Key{}, manualAt: map[cluster.KeyRef]time.Time{}}
+	a := &Adapter{store: store, log: log, born: time.Now(), byRef: map[cluster.KeyRef]*keyring.Key{}, manualAt: map[cluster.KeyRef]time.Time{}}
 	a.names.Store(&map[*keyring.Key]*name{})
 	return a
 }
@@ -156,8 +157,10 @@ func (a *Adapter) Spent(k *keyring.Key, usd float64) {
 	a.store.Publish(ev)
 }
 
-// leaseWait bounds how long a lease ask waits for a store not yet reached
-// (a replica just started): a poll's goroutine waits, never a pick.
+// leaseWait is how long after its start a replica's lease asks wait for a
+// store it has not reached yet (the first polls go out together with the
+// first connection); a poll's goroutine waits, never a pick. Later, a store
+// that is away is not waited for.
 const leaseWait = time.Second
 
 // Lease implements budget.Share. Asks go one at a time, so that the polls
@@ -166,7 +169,7 @@ const leaseWait = time.Second
 func (a *Adapter) Lease(k *keyring.Key, ttl time.Duration) bool {
 	a.leaseMu.Lock()
 	defer a.leaseMu.Unlock()
-	for deadline := time.Now().Add(leaseWait); !a.store.Up() && time.Now().Before(deadline); {
+	for deadline := a.born.Add(leaseWait); !a.store.Up() && time.Now().Before(deadline); {
 		time.Sleep(10 * time.Millisecond)
 	}
 	return a.store.TryLease(context.Background(), "budget:"+string(a.Ref(k)), ttl)
