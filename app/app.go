@@ -119,7 +119,10 @@ func New(cfg *config.Config, log *slog.Logger, o Options) (*App, error) {
 	})
 	shared.Attach(breakers, budgets, pool.Keys())
 	ro := relay.Options{Transport: transport, Timeout: cfg.UpstreamTimeout, Observer: obs,
-		RestShare: cfg.ClientRestShare, RestWindow: cfg.ClientRestWindow}
+		RestShare: cfg.ClientRestShare, RestWindow: cfg.ClientRestWindow, StreamHold: cfg.StreamHoldTimeout}
+	if cfg.StreamHoldTimeout <= 0 {
+		ro.StreamHold = -1 // STREAM_HOLD_TIMEOUT=0: no hold
+	}
 	if cfg.BudgetPollInterval > 0 {
 		// With polling off keygate never calls GET /key: faults act at
 		// once, as the fault table says.

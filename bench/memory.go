@@ -88,7 +88,7 @@ func holdMemory(ctx context.Context, o options, p *child, up *upstream, name str
 	t := &target{name: p.name, url: "http://" + p.addr + "/v1/chat/completions", pid: p.pid(),
 		client: newClient(o.openStreams + 16), header: http.Header{"Content-Type": {"application/json"}}}
 	attack(ctx, t, tinyChat, 0, o.warmup/2, uint64(o.conns))
-	if _, err := chunkDelays(ctx, t, up, 8, 3, time.Millisecond); err != nil {
+	if _, _, err := chunkDelays(ctx, t, up, 8, 3, time.Millisecond); err != nil {
 		return r, fmt.Errorf("warming streams: %w", err)
 	}
 	t.client.CloseIdleConnections()

@@ -290,12 +290,12 @@ func added(l *Lat, direct Lat) {
 
 // streaming measures per-chunk delays, pooled over rounds.
 func streaming(ctx context.Context, o options, all []*target, up *upstream, log io.Writer) (StreamResult, error) {
-	pooled := map[string][]time.Duration{}
+	pooled, firsts := map[string][]time.Duration{}, map[string][]time.Duration{}
 	failed := map[string]int{}
 	for i := range o.rounds {
 		for _, t := range interleave(all, i) {
 			o.pause(ctx)
-			d, err := chunkDelays(ctx, t, up, o.streams, o.chunks, o.gap)
+			d, f, err := chunkDelays(ctx, t, up, o.streams, o.chunks, o.gap)
 			var se *streamErrors
 			switch {
 			case errors.As(err, &se) && se.failed*10 <= se.of:
@@ -308,14 +308,21 @@ func streaming(ctx context.Context, o options, all []*target, up *upstream, log 
 				return StreamResult{}, fmt.Errorf("streaming through %s: %w", t.name, err)
 			}
 			pooled[t.name] = append(pooled[t.name], d...)
+			firsts[t.name] = append(firsts[t.name], f...)
 		}
 	}
-	lat := func(name string) Lat {
+	latOf := func(pooled map[string][]time.Duration, name string) Lat {
 		d := sortedCopy(pooled[name])
 		return Lat{P50Ms: round(ms(quantile(d, 0.5)), 3), P99Ms: round(ms(quantile(d, 0.99)), 3), Failed: failed[name]}
 	}
+	lat := func(name string) Lat { return latOf(pooled, name) }
 	r := StreamResult{Samples: len(pooled["keygate"]), Direct: lat("direct"), Floor: lat("floor"), Keygate: lat("keygate")}
 	added(&r.Floor, r.Direct)
 	added(&r.Keygate, r.Direct)
+	fe := &r.FirstEvent
+	fe.Direct, fe.Floor, fe.Keygate = latOf(firsts, "direct"), latOf(firsts, "floor"), latOf(firsts, "keygate")
+	added(&fe.Floor, fe.Direct)
+	added(&fe.Keygate, fe.Direct)
+	fe.KeygateOverFloorP99Ms = round(fe.Keygate.P99Ms-fe.Floor.P99Ms, 3)
 	return r, nil
 }

@@ -110,6 +110,18 @@ type StreamResult struct {
 	Direct  Lat `json:"direct"`
 	Floor   Lat `json:"floor"`
 	Keygate Lat `json:"keygate"`
+	// FirstEvent is the first event's delay (headers included: keygate
+	// holds them until it), with the upstream sending it at once.
+	FirstEvent FirstEventResult `json:"first_event"`
+}
+
+// FirstEventResult is the time to first byte of a stream whose first
+// event comes at once; added is over direct.
+type FirstEventResult struct {
+	Direct                Lat     `json:"direct"`
+	Floor                 Lat     `json:"floor"`
+	Keygate               Lat     `json:"keygate"`
+	KeygateOverFloorP99Ms float64 `json:"keygate_over_floor_p99_ms"`
 }
 
 // RunResult is POST /run with models whose upstream takes a fixed delay.
@@ -191,6 +203,7 @@ func (r *Report) judge() {
 		}
 	}
 	t("per-chunk streaming delay p99 added by keygate, ms", "<=", r.Stream.Keygate.AddedP99Ms, 1)
+	t("stream time to first event p99, keygate over the floor, ms", "<=", r.Stream.FirstEvent.KeygateOverFloorP99Ms, 0.2)
 	t("/run overhead with 8 models (wall - 200 ms, p50), ms", "<=", r.Run.OverheadP50Ms, 5)
 	t("RSS per open stream at 1000 streams, KiB", "<=", r.Memory.PerStreamKiB, 64)
 	worst, allocs := 0.0, int64(0)
@@ -297,6 +310,8 @@ func (r *Report) printTable(w io.Writer) {
 	st := r.Stream
 	p("SSE chunk delay p50 / p99, ms\t%.3f / %.3f\t%.3f / %.3f\t%.3f / %.3f\t\t", st.Direct.P50Ms, st.Direct.P99Ms, st.Floor.P50Ms, st.Floor.P99Ms, st.Keygate.P50Ms, st.Keygate.P99Ms)
 	p("SSE chunk delay added p50 / p99, ms\t-\t%.3f / %.3f\t%.3f / %.3f\t\t", st.Floor.AddedP50Ms, st.Floor.AddedP99Ms, st.Keygate.AddedP50Ms, st.Keygate.AddedP99Ms)
+	fe := st.FirstEvent
+	p("SSE first event p50 / p99, ms\t%.3f / %.3f\t%.3f / %.3f\t%.3f / %.3f\t%.3f (p99)\t", fe.Direct.P50Ms, fe.Direct.P99Ms, fe.Floor.P50Ms, fe.Floor.P99Ms, fe.Keygate.P50Ms, fe.Keygate.P99Ms, fe.KeygateOverFloorP99Ms)
 	c := r.CPU
 	p("CPU per request, µs\t\t%.1f\t%.1f\t%.3f\t", c.FloorUs, c.KeygateUs, c.KeygateOverFloor)
 	p("peak RSS during load phases, MiB\t\t%.1f\t%.1f\t\t", r.Memory.FloorLoadPeakMB, r.Memory.LoadPeakMiB)

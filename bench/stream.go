@@ -24,14 +24,14 @@ func streamBody(chunks int, gap time.Duration) []byte {
 // through t, and returns for every chunk but the first of each stream its
 // delay: the time the client read it minus the time the upstream flushed
 // it. The first chunk rides with the response headers, so it measures time
-// to first byte rather than relaying, and is left out.
-func chunkDelays(ctx context.Context, t *target, up *upstream, n, chunks int, gap time.Duration) ([]time.Duration, error) {
+// to first byte rather than relaying: it is left out of the delays and
+// returned apart, in firsts (what keygate's stream hold adds shows there).
+func chunkDelays(ctx context.Context, t *target, up *upstream, n, chunks int, gap time.Duration) (delays, firsts []time.Duration, err error) {
 	body := streamBody(chunks, gap)
 	var (
-		mu     sync.Mutex
-		delays []time.Duration
-		errs   []error
-		wg     sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+		wg   sync.WaitGroup
 	)
 	for i := range n {
 		wg.Add(1)
@@ -59,6 +59,7 @@ func chunkDelays(ctx context.Context, t *target, up *upstream, n, chunks int, ga
 				errs = append(errs, err)
 				return
 			}
+			firsts = append(firsts, arrivals[0].Sub(flushes[0]))
 			for k := 1; k < chunks; k++ {
 				delays = append(delays, arrivals[k].Sub(flushes[k]))
 			}
@@ -67,9 +68,9 @@ func chunkDelays(ctx context.Context, t *target, up *upstream, n, chunks int, ga
 	wg.Wait()
 	slices.Sort(delays)
 	if len(errs) > 0 {
-		return delays, &streamErrors{failed: len(errs), of: n, first: errs[0]}
+		return delays, firsts, &streamErrors{failed: len(errs), of: n, first: errs[0]}
 	}
-	return delays, nil
+	return delays, firsts, nil
 }
 
 // streamErrors says how many streams of a batch failed, and why the first.

@@ -96,7 +96,7 @@ func TestRunAcceptsEdgeInput(t *testing.T) {
 		{"32 models", `{"prompt":"hi","models":` + models32 + `}`},
 		{"null random_key and params", `{"prompt":"hi","models":["m/a"],"random_key":null,"params":null}`},
 		{"empty params", `{"prompt":"hi","models":["m/a"],"params":{}}`},
-		{"unknown field", `{"prompt":"hi","models":["m/a"],"stream":true}`},
+		{"unknown field", `{"prompt":"hi","models":["m/a"],"mystery":true}`},
 		{"white space around", " \n{\"prompt\":\"hi\",\"models\":[\"m/a\"]}\n "},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

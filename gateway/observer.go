@@ -185,6 +185,23 @@ func (o *Observer) Retry(v fault.Verdict) {
 	}
 }
 
+// StreamFailover implements relay.Observer: keygate_stream_failovers_total
+// counts the failovers by reason; a commit at the hold timeout, which the
+// metric has no label for, is logged at debug level.
+func (o *Observer) StreamFailover(reason string) {
+	if o.m != nil {
+		switch reason {
+		case relay.FailoverErrorEvent:
+			o.m.StreamFailover(metrics.FailoverErrorEvent)
+		case relay.FailoverClosedBeforeData:
+			o.m.StreamFailover(metrics.FailoverClosedBeforeData)
+		case relay.FailoverReadError:
+			o.m.StreamFailover(metrics.FailoverReadError)
+		}
+	}
+	o.log.Debug("🔁 stream "+reason, "event", "stream_failover", "reason", reason)
+}
+
 // Failures returns copies of k's failed answers by status: those that were
 // the key's or its account's fault, and the others ("error" for no answer).
 func (o *Observer) Failures(k *keyring.Key) (keys, other map[string]uint64) {

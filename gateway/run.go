@@ -92,7 +92,7 @@ func (s *Server) run(c echo.Context) error {
 	}
 	req, err := decodeRunRequest(body, s.o.RunMaxModels)
 	if err == nil {
-		err = req.buildShared()
+		err = req.buildShared(req.Stream)
 	}
 	if err != nil {
 		writeJSON(w, http.StatusBadRequest, runError{Error: err.Error()})
@@ -103,6 +103,9 @@ func (s *Server) run(c echo.Context) error {
 		return nil
 	}
 	body = nil
+	if req.Stream {
+		return s.runStream(c, req)
+	}
 	st := s.o.Strategy
 	if req.RandomKey != nil {
 		st = s.strategies.random

@@ -11,14 +11,23 @@ import (
 
 // runRequest is a decoded, valid POST /run body.
 type runRequest struct {
+	// Prompt is the user message; with Messages, the text of the last
+	// user message among them.
 	Prompt string
+	// Messages is the client's OpenAI chat messages array, sent as it is
+	// instead of one user message built from Prompt; nil with a prompt.
+	Messages json.RawMessage
+	// Stream asks for the answer as server-sent events.
+	Stream bool
 	Models []string
 	// RandomKey is nil when the client left the choice to KEY_ROTATION.
 	RandomKey *bool
 	// Params are extra chat-completion fields, merged into every call.
 	Params map[string]json.RawMessage
-	// shared is the chat body without its model, "{...}" (buildShared).
-	shared []byte
+	// shared is the chat body without its model, "{...}" (buildShared),
+	// built for a stream when sharedStream.
+	shared       []byte
+	sharedStream bool
 }
 
 // gatewayOwned are chat-completion fields /run sets itself; params cannot
@@ -59,14 +68,29 @@ func decodeRunRequest(body []byte, maxModels int) (*runRequest, error) {
 	req := &runRequest{}
 
 	raw, ok := present(fields, "prompt")
-	if !ok {
-		return nil, errors.New(`"prompt" is required: the message to send to every model`)
+	msgs, withMessages := present(fields, "messages")
+	switch {
+	case ok && withMessages:
+		return nil, errors.New(`give "prompt" or "messages", not both`)
+	case withMessages:
+		if err := req.decodeMessages(msgs); err != nil {
+			return nil, err
+		}
+	case !ok:
+		return nil, errors.New(`"prompt" is required: the message to send to every model (or "messages", an OpenAI chat messages array)`)
+	default:
+		if json.Unmarshal(raw, &req.Prompt) != nil || raw[0] != '"' {
+			return nil, errors.New(`"prompt" must be a string`)
+		}
+		if strings.TrimSpace(req.Prompt) == "" {
+			return nil, errors.New(`"prompt" must not be empty`)
+		}
 	}
-	if json.Unmarshal(raw, &req.Prompt) != nil || raw[0] != '"' {
-		return nil, errors.New(`"prompt" must be a string`)
-	}
-	if strings.TrimSpace(req.Prompt) == "" {
-		return nil, errors.New(`"prompt" must not be empty`)
+
+	if raw, ok = present(fields, "stream"); ok {
+		if json.Unmarshal(raw, &req.Stream) != nil {
+			return nil, errors.New(`"stream" must be true or false`)
+		}
 	}
 
 	raw, ok = present(fields, "models")
@@ -129,32 +153,45 @@ func present(fields map[string]json.RawMessage, name string) (json.RawMessage, b
 }
 
 // buildShared encodes, once per /run, everything of the chat-completion
-// body but the model: the prompt (escaped), the params. Every model's body
-// is its model and these bytes.
-func (r *runRequest) buildShared() error {
+// body but the model: the messages (the prompt, escaped, or the client's
+// messages), the params, and whether it streams (a stream asks for its
+// usage chunk unless params set stream_options themselves). Every model's
+// body is its model and these bytes.
+func (r *runRequest) buildShared(stream bool) error {
 	type message struct {
 		Role    string `json:"role"`
 		Content string `json:"content"`
 	}
-	body := make(map[string]any, len(r.Params)+2)
+	body := make(map[string]any, len(r.Params)+3)
 	for k, v := range r.Params {
 		body[k] = v
 	}
-	body["messages"] = []message{{Role: "user", Content: r.Prompt}}
-	body["stream"] = false
+	if r.Messages != nil {
+		body["messages"] = r.Messages
+	} else {
+		body["messages"] = []message{{Role: "user", Content: r.Prompt}}
+	}
+	body["stream"] = stream
+	if _, set := body["stream_options"]; stream && !set {
+		body["stream_options"] = streamUsage
+	}
 	shared, err := json.Marshal(body)
 	if err != nil {
 		return fmt.Errorf("encoding the chat body: %w", err)
 	}
-	r.shared = shared
+	r.shared, r.sharedStream = shared, stream
 	return nil
 }
 
-// chatBody builds the chat-completion request for one model, from the
-// shared part (built here if it was not yet).
-func (r *runRequest) chatBody(model string) ([]byte, error) {
-	if r.shared == nil {
-		if err := r.buildShared(); err != nil {
+// chatBody builds the chat-completion request for one model, not streamed.
+func (r *runRequest) chatBody(model string) ([]byte, error) { return r.chatBodyStream(model, false) }
+
+// chatBodyStream builds the chat-completion request for one model, asking
+// for a stream or not, from the shared part (built here if it was not yet,
+// or was built for the other form).
+func (r *runRequest) chatBodyStream(model string, stream bool) ([]byte, error) {
+	if r.shared == nil || r.sharedStream != stream {
+		if err := r.buildShared(stream); err != nil {
 			return nil, err
 		}
 	}
@@ -167,4 +204,62 @@ func (r *runRequest) chatBody(model string) ([]byte, error) {
 	body = append(body, m...)
 	body = append(body, ',')
 	return append(body, r.shared[1:]...), nil
+}
+
+var streamUsage = json.RawMessage(`{"include_usage":true}`)
+
+// maxMessages bounds a /run messages array.
+const maxMessages = 1024
+
+// decodeMessages checks a messages array (objects with a string role) and
+// takes the text of its last user message as the prompt.
+func (r *runRequest) decodeMessages(raw json.RawMessage) error {
+	var msgs []map[string]json.RawMessage
+	if raw[0] != '[' || json.Unmarshal(raw, &msgs) != nil {
+		return errors.New(`"messages" must be an array of chat messages, like [{"role":"user","content":"hi"}]`)
+	}
+	if len(msgs) == 0 {
+		return errors.New(`"messages" must not be empty`)
+	}
+	if len(msgs) > maxMessages {
+		return fmt.Errorf(`"messages" has %d entries; at most %d are allowed`, len(msgs), maxMessages)
+	}
+	roles := make([]string, len(msgs))
+	for i, m := range msgs {
+		role, ok := m["role"]
+		if m == nil || !ok || len(role) == 0 || role[0] != '"' || json.Unmarshal(role, &roles[i]) != nil || roles[i] == "" {
+			return fmt.Errorf(`"messages[%d]" must be an object with a "role"`, i)
+		}
+	}
+	for i := len(msgs) - 1; i >= 0; i-- {
+		if roles[i] == "user" {
+			r.Prompt = contentText(msgs[i]["content"])
+			break
+		}
+	}
+	r.Messages = raw
+	return nil
+}
+
+// contentText is the text of a message's content: a string, or the text
+// parts of an array of content parts, joined by newlines.
+func contentText(raw json.RawMessage) string {
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		return s
+	}
+	var parts []struct {
+		Type string `json:"type"`
+		Text string `json:"text"`
+	}
+	if json.Unmarshal(raw, &parts) != nil {
+		return ""
+	}
+	texts := make([]string, 0, len(parts))
+	for _, p := range parts {
+		if p.Type == "text" {
+			texts = append(texts, p.Text)
+		}
+	}
+	return strings.Join(texts, "\n")
 }

@@ -101,6 +101,31 @@ var badRunBodies = []struct{ body, want string }{
 	{`{"prompt":"hi","models":["a"],"params":"x"}`, `"params"`},
 	{`{"prompt":"hi","models":["a"],"params":1}`, `"params"`},
 	{`{"prompt":"hi","models":["a"],"params":false}`, `"params"`},
+	{`{"prompt":"hi","messages":[{"role":"user","content":"x"}],"models":["a"]}`, `not both`},
+	{`{"messages":[],"models":["a"]}`, `"messages" must not be empty`},
+	{`{"messages":{"role":"user"},"models":["a"]}`, `"messages" must be an array`},
+	{`{"messages":[1],"models":["a"]}`, `"messages" must be an array`},
+	{`{"messages":[{"content":"x"}],"models":["a"]}`, `"messages[0]" must be an object with a "role"`},
+	{`{"messages":[{"role":""}],"models":["a"]}`, `"messages[0]" must be an object with a "role"`},
+	{`{"prompt":"hi","models":["a"],"stream":"true"}`, `"stream" must be true or false`},
+}
+
+func TestDecodeRunRequestMessages(t *testing.T) {
+	for _, tc := range []struct{ body, prompt string }{
+		{`{"messages":[{"role":"user","content":"hi"}],"models":["a"]}`, "hi"},
+		{`{"messages":[{"role":"user","content":"one"},{"role":"assistant","content":"x"},{"role":"user","content":[{"type":"text","text":"a"},{"type":"image_url"},{"type":"text","text":"b"}]}],"models":["a"]}`, "a\nb"},
+		{`{"messages":[{"role":"system","content":"only"}],"models":["a"]}`, ""},
+	} {
+		req, err := decodeRunRequest([]byte(tc.body), testMaxModels)
+		if err != nil || req.Prompt != tc.prompt || req.Messages == nil {
+			t.Fatalf("%s: %+v %v, want prompt %q", tc.body, req, err, tc.prompt)
+		}
+		body, err := req.chatBodyStream("a", true)
+		if err != nil || !strings.Contains(string(body), `"messages":`+string(req.Messages)) ||
+			!strings.Contains(string(body), `"stream":true`) || !strings.Contains(string(body), `"stream_options":{"include_usage":true}`) {
+			t.Fatalf("chat body %s (%v)", body, err)
+		}
+	}
 }
 
 func TestDecodeRunRequestInvalid(t *testing.T) {
@@ -180,7 +205,29 @@ func acceptable(body []byte, maxModels int) bool {
 	if !ok {
 		return false
 	}
-	if p, ok := m["prompt"].(string); !ok || strings.TrimSpace(p) == "" {
+	if st, ok := m["stream"]; ok && st != nil {
+		if _, ok := st.(bool); !ok {
+			return false
+		}
+	}
+	if msgs, ok := m["messages"]; ok && msgs != nil {
+		if p, ok := m["prompt"]; ok && p != nil {
+			return false
+		}
+		list, ok := msgs.([]any)
+		if !ok || len(list) == 0 || len(list) > 1024 {
+			return false
+		}
+		for _, x := range list {
+			msg, ok := x.(map[string]any)
+			if !ok {
+				return false
+			}
+			if role, ok := msg["role"].(string); !ok || role == "" {
+				return false
+			}
+		}
+	} else if p, ok := m["prompt"].(string); !ok || strings.TrimSpace(p) == "" {
 		return false
 	}
 	models, ok := m["models"].([]any)
@@ -230,7 +277,7 @@ func FuzzDecodeRunRequest(f *testing.F) {
 			}
 			return
 		}
-		if strings.TrimSpace(req.Prompt) == "" || len(req.Models) < 1 || len(req.Models) > testMaxModels {
+		if (req.Messages == nil && strings.TrimSpace(req.Prompt) == "") || len(req.Models) < 1 || len(req.Models) > testMaxModels {
 			t.Fatalf("accepted prompt %q with %d models", req.Prompt, len(req.Models))
 		}
 		for i, m := range req.Models {
@@ -243,6 +290,8 @@ func FuzzDecodeRunRequest(f *testing.F) {
 				t.Fatalf("params kept gateway-owned field %q", k)
 			}
 		}
-		checkChatBody(t, req, req.Models[0])
+		if req.Messages == nil {
+			checkChatBody(t, req, req.Models[0])
+		}
 	})
 }

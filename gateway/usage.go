@@ -7,6 +7,9 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/keygate/keygate/relay"
+	"github.com/keygate/keygate/sse"
 )
 
 // maxUsageScan bounds how much of a plain JSON answer is kept to read its
@@ -27,25 +30,31 @@ type CostCounter interface {
 // usageTap watches an answer pass to the client and counts its tokens when
 // it ends: the usage object of a JSON answer, or of the last SSE event that
 // carries one. It never holds data back from the client; parsing happens on
-// Close, after the body was forwarded.
+// Close, after the body was forwarded. On a stream it also hands every
+// error event (after the relay's hold committed the answer) to late, which
+// counts it against the key.
 type usageTap struct {
 	rc     io.ReadCloser
 	stream bool
-	buf    *bytes.Buffer // JSON: the answer so far; SSE: the current line
-	last   []byte        // SSE: the last data line with a usage field
+	buf    *bytes.Buffer // JSON: the answer so far
+	sp     *sse.Splitter // SSE: the events
+	last   []byte        // SSE: the data of the last event with a usage field
 	eof    bool
 	over   bool
-	// longLine: SSE, the current line outgrew maxUsageScan and is skipped
-	// up to its end.
-	longLine bool
-	counter  TokenCounter
-	keyID    int
-	model    string
+	// counter may be nil: the tap then only watches for late errors.
+	counter TokenCounter
+	late    relay.Late
+	keyID   int
+	model   string
 }
 
-var tapBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+var (
+	tapBuffers   = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+	tapSplitters = sync.Pool{New: func() any { return &sse.Splitter{Max: maxUsageScan} }}
+)
 
-// tapUsage wraps resp.Body so that counter gets the answer's usage, if any.
+// tapUsage wraps resp.Body so that counter (which may be nil) gets the
+// answer's usage, if any, and a relay's stream its late error events.
 func tapUsage(resp *http.Response, counter TokenCounter, keyID int, model string) {
 	if resp.StatusCode < 200 || resp.StatusCode > 299 || resp.Body == nil || resp.Body == http.NoBody {
 		return
@@ -54,6 +63,8 @@ func tapUsage(resp *http.Response, counter TokenCounter, keyID int, model string
 	switch ct := mediaType(resp.Header.Get("Content-Type")); {
 	case strings.EqualFold(ct, "text/event-stream"):
 		stream = true
+	case counter == nil:
+		return
 	case strings.EqualFold(ct, "application/json"):
 		if resp.ContentLength > maxUsageScan {
 			return
@@ -66,16 +77,23 @@ func tapUsage(resp *http.Response, counter TokenCounter, keyID int, model string
 	if _, ok := resp.Header["Content-Encoding"]; ok {
 		return
 	}
-	buf := tapBuffers.Get().(*bytes.Buffer)
-	buf.Reset()
-	resp.Body = &usageTap{rc: resp.Body, stream: stream, buf: buf, counter: counter, keyID: keyID, model: model}
+	t := &usageTap{rc: resp.Body, stream: stream, counter: counter, keyID: keyID, model: model}
+	if stream {
+		t.late = relay.LateOf(resp)
+		t.sp = tapSplitters.Get().(*sse.Splitter)
+		t.sp.Reset()
+	} else {
+		t.buf = tapBuffers.Get().(*bytes.Buffer)
+		t.buf.Reset()
+	}
+	resp.Body = t
 }
 
 func (t *usageTap) Read(p []byte) (int, error) {
 	n, err := t.rc.Read(p)
 	if n > 0 && !t.over {
 		if t.stream {
-			t.scanLines(p[:n])
+			t.scanEvents(p[:n])
 		} else if t.buf.Len()+n > maxUsageScan {
 			t.over = true
 		} else {
@@ -88,47 +106,27 @@ func (t *usageTap) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// scanLines keeps the last SSE data line that mentions usage. A line
-// longer than maxUsageScan is no usage chunk and is skipped whole, however
-// it was split between reads.
-func (t *usageTap) scanLines(p []byte) {
-	for len(p) > 0 {
-		i := bytes.IndexByte(p, '\n')
-		if i < 0 {
-			if t.longLine || t.buf.Len()+len(p) > maxUsageScan {
-				t.buf.Reset()
-				t.longLine = true
-				return
-			}
-			t.buf.Write(p)
-			return
+// scanEvents keeps the data of the last SSE event that mentions usage, and
+// passes error events to late. An event longer than maxUsageScan is no
+// usage chunk and is skipped whole, however it was split between reads.
+func (t *usageTap) scanEvents(p []byte) {
+	for ev, rest, ok := t.sp.Next(p); ok; ev, rest, ok = t.sp.Next(rest) {
+		if bytes.Contains(ev.Data, []byte(`"usage"`)) {
+			t.last = append(t.last[:0], ev.Data...)
 		}
-		line := p[:i]
-		switch {
-		case t.longLine || t.buf.Len()+len(line) > maxUsageScan:
-			line = nil
-		case t.buf.Len() > 0:
-			t.buf.Write(line)
-			line = t.buf.Bytes()
-		}
-		if bytes.HasPrefix(line, []byte("data:")) && bytes.Contains(line, []byte(`"usage"`)) {
-			t.last = append(t.last[:0], line...)
-		}
-		t.buf.Reset()
-		t.longLine = false
-		p = p[i+1:]
+		t.late.Event(ev.Data)
 	}
 }
 
 func (t *usageTap) Close() error {
 	err := t.rc.Close()
-	if t.buf == nil {
+	if t.buf == nil && t.sp == nil {
 		return err
 	}
-	if t.eof && !t.over {
+	if t.eof && !t.over && t.counter != nil {
 		var doc []byte
 		if t.stream {
-			doc = bytes.TrimSpace(bytes.TrimPrefix(t.last, []byte("data:")))
+			doc = bytes.TrimSpace(t.last)
 		} else {
 			doc = t.buf.Bytes()
 		}
@@ -145,10 +143,14 @@ func (t *usageTap) Close() error {
 			}
 		}
 	}
-	if t.buf.Cap() <= maxUsageScan {
+	switch {
+	case t.sp != nil:
+		t.sp.Reset()
+		tapSplitters.Put(t.sp)
+	case t.buf.Cap() <= maxUsageScan:
 		tapBuffers.Put(t.buf)
 	}
-	t.buf = nil
+	t.buf, t.sp = nil, nil
 	return err
 }
 

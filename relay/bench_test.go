@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"testing"
+	"time"
 
 	"github.com/keygate/keygate/keyring"
 	"github.com/keygate/keygate/relay"
@@ -39,4 +40,32 @@ func BenchmarkDo(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkStreamFirstEvent is a streamed call up to its first event,
+// with the stream hold and without: the difference is what the hold adds
+// to the time to first byte when upstream's first event comes at once.
+func BenchmarkStreamFirstEvent(b *testing.B) {
+	for _, bc := range []struct {
+		name string
+		hold time.Duration
+	}{{"hold", 0}, {"no hold", -1}} {
+		b.Run(bc.name, func(b *testing.B) {
+			e := newEnv(b, envOptions{keys: 8, bare: true, hold: bc.hold}, streams(nil, nil))
+			buf := make([]byte, 512)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				resp, err := e.relay.Do(e.request(b, context.Background()), nil, &relay.Call{Strategy: keyring.RoundRobin{}})
+				if err != nil {
+					b.Fatal(err)
+				}
+				if n, err := resp.Body.Read(buf); n == 0 && err != nil {
+					b.Fatal(err)
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+		})
+	}
 }

@@ -35,6 +35,18 @@ type watchedBody struct {
 	// reqBody is the attempt's request body, kept here to save it an
 	// allocation.
 	reqBody requestBody
+	// rl is the relay, for the stream's late faults.
+	rl *Relay
+	// hold is what the stream hold saw; errBody the JSON error answer of
+	// an error first event.
+	hold    holdOutcome
+	errBody []byte
+	// pending is the hold's read still in flight when it timed out; its
+	// bytes land in pendBuf and are read after head.
+	pending chan readResult
+	pendBuf []byte
+	// done: the body ends with head (an answer rewritten by the relay).
+	done bool
 }
 
 // requestBody is a request body read from memory.
@@ -71,14 +83,46 @@ func (b *watchedBody) Read(p []byte) (int, error) {
 		b.headErr = nil
 		return 0, err
 	}
+	if b.done {
+		return 0, io.EOF
+	}
+	if b.pending != nil {
+		res := <-b.pending
+		b.pending = nil
+		if res.n > 0 {
+			b.timer.Reset(b.timeout)
+		}
+		b.head, b.headErr = b.pendBuf[:res.n], res.err
+		b.pendBuf = nil
+		if res.n == 0 {
+			b.releasePeek()
+			b.headErr = nil
+			if res.err != nil {
+				return 0, b.readErr(res.err)
+			}
+			return 0, nil
+		}
+		if res.err != nil {
+			b.headErr = b.readErr(res.err)
+		}
+		return b.Read(p)
+	}
 	n, err := b.rc.Read(p)
 	if n > 0 {
 		b.timer.Reset(b.timeout)
 	}
-	if err != nil && err != io.EOF && errors.Is(context.Cause(b.ctx), ErrUpstreamTimeout) {
-		err = fmt.Errorf("%w: %w", ErrUpstreamTimeout, err)
+	if err != nil {
+		err = b.readErr(err)
 	}
 	return n, err
+}
+
+// readErr names a read error whose cause is upstream's silence.
+func (b *watchedBody) readErr(err error) error {
+	if err != io.EOF && errors.Is(context.Cause(b.ctx), ErrUpstreamTimeout) {
+		return fmt.Errorf("%w: %w", ErrUpstreamTimeout, err)
+	}
+	return err
 }
 
 // Close closes the upstream body once and releases the key.
@@ -88,6 +132,12 @@ func (b *watchedBody) Close() error {
 	}
 	b.timer.Stop()
 	b.head = nil
+	if b.pending != nil {
+		// The hold's read is still in flight: cancelling ends it, and its
+		// buffer is left to it rather than pooled.
+		b.cancel(context.Canceled)
+		b.peek = nil
+	}
 	b.releasePeek()
 	err := b.rc.Close()
 	b.cancel(context.Canceled)
@@ -96,7 +146,7 @@ func (b *watchedBody) Close() error {
 }
 
 func (b *watchedBody) releasePeek() {
-	if b.peek != nil {
+	if b.peek != nil && b.pending == nil {
 		peekBuffers.Put(b.peek)
 		b.peek = nil
 	}

@@ -51,6 +51,7 @@ type recorder struct {
 	accounts  []accountEvent
 	judged    []fault.Verdict
 	retries   []breaker.Reason
+	failovers []string
 }
 
 func (o *recorder) KeySelected(k *keyring.Key, _ string) {
@@ -81,6 +82,12 @@ func (o *recorder) Retry(v fault.Verdict) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.retries = append(o.retries, v.Reason)
+}
+
+func (o *recorder) StreamFailover(reason string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.failovers = append(o.failovers, reason)
 }
 
 func (o *recorder) Judged(k *keyring.Key, v fault.Verdict) {
@@ -163,6 +170,8 @@ type envOptions struct {
 	// confirmer, share: the relay's Options.Confirmer and RestShare.
 	confirmer relay.Confirmer
 	share     float64
+	// hold is the relay's Options.StreamHold (0: its default).
+	hold time.Duration
 }
 
 // newEnv starts an httptest upstream running h and a relay over a pool of
@@ -196,7 +205,7 @@ func newEnv(t testing.TB, o envOptions, h handler) *env {
 	e.url = srv.URL + "/chat/completions"
 	transport := relay.NewTransport(0)
 	t.Cleanup(transport.CloseIdleConnections)
-	opts := relay.Options{Transport: transport, Timeout: o.timeout, Confirmer: o.confirmer, RestShare: o.share}
+	opts := relay.Options{Transport: transport, Timeout: o.timeout, Confirmer: o.confirmer, RestShare: o.share, StreamHold: o.hold}
 	if opts.Timeout == 0 {
 		opts.Timeout = time.Minute
 	}
@@ -274,13 +283,14 @@ type blocker struct {
 	release chan struct{}
 	arrived chan struct{}
 	once    sync.Once
+	opened  sync.Once
 }
 
 // newBlocker must be called after newEnv, so that its cleanup runs before
 // the upstream server's Close, which waits for the handlers.
 func newBlocker(t testing.TB) *blocker {
 	b := &blocker{release: make(chan struct{}), arrived: make(chan struct{})}
-	t.Cleanup(func() { close(b.release) })
+	t.Cleanup(func() { b.opened.Do(func() { close(b.release) }) })
 	return b
 }
 

@@ -30,10 +30,12 @@ var peekBuffers = sync.Pool{New: func() any { b := make([]byte, peekSize); retur
 // judge reads what Classify needs of resp — the first fault.MaxBody bytes
 // of an error answer, the first bytes of a 200 JSON answer — puts them back
 // in front of the body, and returns the verdict. A streamed 200 is judged
-// by its status here (its first event is the stream hold's to read).
+// by its first event: see holdStream.
 func (r *Relay) judge(resp *http.Response, wb *watchedBody, now time.Time) fault.Verdict {
 	status := resp.StatusCode
 	switch {
+	case status == http.StatusOK && r.hold > 0 && isEventStream(resp.Header):
+		return r.holdStream(resp, wb, now)
 	case status >= 400:
 		// An upstream that stalls mid-body must not hold up the retry:
 		// past errorBodyWait the answer is judged by what came.

@@ -1,8 +1,10 @@
 // Package relay sends one logical upstream call over the key pool: it picks
 // a key, asks the key's breaker, injects the key, judges the answer with the
 // fault package, and when it is the key's or its account's fault rests them
-// and tries another key, each key at most once. It speaks net/http only; the
-// passthrough and /run handlers both stand on it.
+// and tries another key, each key at most once. A streamed answer is held
+// until its first data event (hold.go), so that an error there, or a stream
+// that ends before any data, still goes on to another key. It speaks
+// net/http only; the passthrough and /run handlers both stand on it.
 package relay
 
 import (
@@ -27,21 +29,6 @@ var ErrUpstreamTimeout = errors.New("upstream timeout")
 // nor upstream's.
 const StatusClientClosed = 499
 
-// NoKeyError means no key was available for a call.
-type NoKeyError struct {
-	// RetryAfter is the time until the first resting key is back.
-	RetryAfter time.Duration
-}
-
-func (e *NoKeyError) Error() string {
-	if e.RetryAfter <= 0 {
-		// No key rests, yet none was let through: each one back from a
-		// rest is busy with its single trial call.
-		return "no API key available (each key back from a rest is busy with its trial call)"
-	}
-	return fmt.Sprintf("no API key available (first back in %s)", e.RetryAfter.Round(time.Second))
-}
-
 // Observer learns what happens to upstream calls, for metrics and logs.
 // Its methods are called on the hot path and must not block.
 type Observer interface {
@@ -60,6 +47,11 @@ type Observer interface {
 	Retry(v fault.Verdict)
 	// Judged: k's answer was judged v (success included).
 	Judged(k *keyring.Key, v fault.Verdict)
+	// StreamFailover: a held stream went on to another key (reason
+	// FailoverErrorEvent, FailoverClosedBeforeData or FailoverReadError),
+	// or was committed at the hold timeout with only comments
+	// (FailoverHoldTimeout).
+	StreamFailover(reason string)
 }
 
 // Options configure a Relay.
@@ -85,6 +77,11 @@ type Options struct {
 	RestShare float64
 	// RestWindow is the window of RestShare. Default 1m.
 	RestWindow time.Duration
+	// StreamHold is the longest a streamed answer is held back waiting
+	// for its first data event (STREAM_HOLD_TIMEOUT), so that an error
+	// there can still go to another key. Default 15s; negative holds
+	// nothing.
+	StreamHold time.Duration
 }
 
 // Relay runs calls over a pool. Safe for concurrent use.
@@ -100,6 +97,8 @@ type Relay struct {
 	confirm     Confirmer
 	confirmHold time.Duration
 	limiter     *restLimiter
+	// hold is Options.StreamHold; 0 holds nothing.
+	hold time.Duration
 }
 
 // New returns a relay over pool and its breakers.
@@ -116,8 +115,14 @@ func New(pool *keyring.Pool, breakers *breaker.Set, o Options) *Relay {
 	if o.ConfirmHold <= 0 {
 		o.ConfirmHold = 5 * time.Second
 	}
+	switch {
+	case o.StreamHold == 0:
+		o.StreamHold = 15 * time.Second
+	case o.StreamHold < 0:
+		o.StreamHold = 0
+	}
 	rl := &Relay{pool: pool, breakers: breakers, transport: o.Transport, timeout: o.Timeout, obs: o.Observer,
-		confirm: o.Confirmer, confirmHold: o.ConfirmHold, limiter: newRestLimiter(o.RestShare, o.RestWindow, pool.Len())}
+		confirm: o.Confirmer, confirmHold: o.ConfirmHold, limiter: newRestLimiter(o.RestShare, o.RestWindow, pool.Len()), hold: o.StreamHold}
 	rl.keyHeader = make([][]string, pool.Len())
 	for _, k := range pool.Keys() {
 		rl.keyHeader[k.Slot()] = []string{k.Label}
@@ -230,14 +235,22 @@ func (r *Relay) Do(req *http.Request, body []byte, c *Call) (*http.Response, err
 			lease = Lease{}
 		}
 	}
+	// prev is the last attempt's answer while the call goes on to
+	// another key; closed the error of a last attempt whose stream ended
+	// before any data.
 	var prev *http.Response
+	var closed error
+	closedWhy := FailoverClosedBeforeData
 	for {
 		if lease.Key == nil {
 			var err error
 			lease, err = r.Acquire(c.Strategy, &c.skip)
 			if err != nil {
-				if prev != nil {
-					return prev, nil
+				switch {
+				case prev != nil:
+					return asErrorAnswer(prev, c.Verdict), nil
+				case closed != nil:
+					return nil, closed
 				}
 				var nk *NoKeyError
 				if c.Free && errors.As(err, &nk) {
@@ -251,14 +264,21 @@ func (r *Relay) Do(req *http.Request, body []byte, c *Call) (*http.Response, err
 				return nil, err
 			}
 		}
-		if prev != nil {
+		if prev != nil || closed != nil {
 			// Counted only now that another key was found for it.
-			r.obs.Retry(c.Verdict)
+			if prev != nil {
+				r.obs.Retry(c.Verdict)
+				if wb, ok := prev.Body.(*watchedBody); ok && wb.hold == holdError {
+					r.obs.StreamFailover(FailoverErrorEvent)
+				}
+				discard(prev)
+			} else {
+				r.obs.StreamFailover(closedWhy)
+			}
 			if c.OnRetry != nil {
 				c.OnRetry(lease.Key)
 			}
-			discard(prev)
-			prev = nil
+			prev, closed = nil, nil
 			req = req.Clone(parent)
 		}
 		c.Key = lease.Key
@@ -269,12 +289,28 @@ func (r *Relay) Do(req *http.Request, body []byte, c *Call) (*http.Response, err
 		if err != nil {
 			return nil, err
 		}
-		if !r.settle(c.leaseOf(resp), c.Verdict, c) {
-			return resp, nil
+		l := c.leaseOf(resp)
+		if wb, ok := resp.Body.(*watchedBody); ok && (wb.hold == holdClosed || wb.hold == holdBroken) {
+			// A network error of this attempt: nobody rests, and another
+			// key may answer.
+			l.trial.Abandon()
+			r.obs.Judged(l.Key, c.Verdict)
+			_ = resp.Body.Close()
+			closed, closedWhy = &AttemptError{Key: l.Key, Err: ErrClosedBeforeData}, FailoverClosedBeforeData
+			if wb.hold == holdBroken {
+				closedWhy = FailoverReadError
+			}
+			if c.skip.Len() >= r.pool.Len() {
+				return nil, closed
+			}
+			continue
+		}
+		if !r.settle(l, c.Verdict, c) {
+			return asErrorAnswer(resp, c.Verdict), nil
 		}
 		prev = resp
 		if c.skip.Len() >= r.pool.Len() {
-			return prev, nil
+			return asErrorAnswer(prev, c.Verdict), nil
 		}
 	}
 }
@@ -293,7 +329,7 @@ func (r *Relay) attempt(parent context.Context, req *http.Request, body []byte, 
 	k := l.Key
 	model := c.Model
 	ctx, cancel := context.WithCancelCause(parent)
-	wb := &watchedBody{ctx: ctx, cancel: cancel, timeout: r.timeout, pool: r.pool, key: k, lease: l}
+	wb := &watchedBody{ctx: ctx, cancel: cancel, timeout: r.timeout, pool: r.pool, key: k, lease: l, rl: r}
 	wb.timer = time.AfterFunc(r.timeout, wb.expire)
 	out := req.WithContext(ctx)
 	k.Secret.SetAuthorization(out.Header)
@@ -334,29 +370,15 @@ func (r *Relay) attempt(parent context.Context, req *http.Request, body []byte, 
 	c.Verdict = r.judge(resp, wb, r.breakers.Now())
 	c.Verdict.Model = model
 	wb.timer.Reset(r.timeout)
+	switch wb.hold {
+	case holdGone:
+		_ = wb.Close()
+		l.trial.Abandon()
+		return nil, &AttemptError{Key: k, Err: fmt.Errorf("%w: %w", context.Canceled, errClientLeft)}
+	case holdTimeout:
+		r.obs.StreamFailover(FailoverHoldTimeout)
+	}
 	return resp, nil
-}
-
-// AttemptError is a transport failure on one key's attempt.
-type AttemptError struct {
-	Key *keyring.Key
-	Err error
-}
-
-func (e *AttemptError) Error() string { return fmt.Sprintf("upstream (key %d): %v", e.Key.ID, e.Err) }
-func (e *AttemptError) Unwrap() error { return e.Err }
-
-// classifyTransportError names why a round trip failed: the client left
-// (context.Canceled), upstream fell silent (ErrUpstreamTimeout), or else
-// the error as the transport gave it.
-func classifyTransportError(ctx, parent context.Context, err error) error {
-	if parent.Err() != nil {
-		return fmt.Errorf("%w: %w", context.Canceled, err)
-	}
-	if errors.Is(context.Cause(ctx), ErrUpstreamTimeout) {
-		return ErrUpstreamTimeout
-	}
-	return err
 }
 
 type nopObserver struct{}
@@ -367,6 +389,7 @@ func (nopObserver) Cooldown(*keyring.Key, fault.Verdict, time.Duration)    {}
 func (nopObserver) AccountCooldown(*keyring.Key, fault.Verdict, time.Time) {}
 func (nopObserver) Retry(fault.Verdict)                                    {}
 func (nopObserver) Judged(*keyring.Key, fault.Verdict)                     {}
+func (nopObserver) StreamFailover(string)                                  {}
 
 // maxDrain is the largest failed answer read to its end so that its
 // connection can carry the next call.

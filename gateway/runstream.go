@@ -1,0 +1,376 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/keygate/keygate/keyring"
+	"github.com/keygate/keygate/relay"
+	"github.com/keygate/keygate/sse"
+)
+
+// runEvent is one server-sent event of a streamed /run.
+type runEvent struct {
+	name string
+	data []byte
+}
+
+// runDelta is a delta event's data: a piece of one model's answer.
+type runDelta struct {
+	Index   int    `json:"index"`
+	Model   string `json:"model"`
+	Content string `json:"content"`
+}
+
+// runModelDone is a model_done event's data: the model's entry of the
+// final document, without its output, and with its index.
+type runModelDone struct {
+	Index    int    `json:"index"`
+	Model    string `json:"model"`
+	Status   string `json:"status"`
+	Duration string `json:"duration"`
+	KeyID    *int   `json:"key_id"`
+	Usage    *usage `json:"usage,omitempty"`
+	Error    string `json:"error,omitempty"`
+}
+
+// maxRunErrorBody bounds the error answer a streamed model call reads.
+const maxRunErrorBody = 64 << 10
+
+// runStream answers a valid /run request with "stream": true: every model
+// at once, each on its own key, its deltas forwarded as they arrive, then
+// its model_done, and at the end the document the request would have got
+// unstreamed. Each model's call streams upstream, so the relay's hold lets
+// it go on to another key until its first data event.
+//
+// The model goroutines never write to the client: they hand their events
+// to this handler's goroutine over a channel, and it writes and flushes
+// them one by one. A slow client so holds up no model's upstream read
+// beyond the channel's room, and a write that fails cancels every call.
+func (s *Server) runStream(c echo.Context, req *runRequest) error {
+	r, w := c.Request(), c.Response()
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	client := r.WithContext(ctx)
+	st := s.runStrategy(req)
+	start := time.Now()
+	log := s.o.Logger
+	log.Info("🔄 Processing "+strconv.Itoa(len(req.Models))+" models...", "event", "run_start", "models", len(req.Models))
+	log.Info("🔀 Key rotation mode: "+strings.ToUpper(st.Name()), "event", "key_rotation", "strategy", st.Name())
+
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	out := &runWriter{w: w, cancel: cancel}
+	out.flush()
+
+	calls := make([]relay.Call, len(req.Models))
+	results := make([]runResult, len(req.Models))
+	var spread keyring.Exclude
+	distinct := st.Name() != keyring.NameRoundRobin
+	for i, model := range req.Models {
+		calls[i] = relay.Call{Strategy: st, Model: model, Free: freeModel(model), Client: clientOf(r, len(s.o.Tokens) > 0)}
+		lease, err := s.o.Relay.Acquire(st, &spread)
+		if err != nil && spread.Len() > 0 {
+			spread.Reset()
+			lease, err = s.o.Relay.Acquire(st, &spread)
+		}
+		if err != nil {
+			results[i] = runResult{Model: model, Status: "error", Duration: seconds(0), Error: err.Error()}
+			s.logDone(&results[i], 0)
+			out.write(modelDoneEvent(i, &results[i]))
+			continue
+		}
+		if distinct {
+			spread.Add(lease.Key.Slot())
+		}
+		calls[i].First = lease
+		calls[i].OnRetry = func(k *keyring.Key) { logKey(log, model, k, true) }
+		logKey(log, model, lease.Key, false)
+		log.Info("⏳ Calling "+model+"...", "event", "model_call", "model", model, "key_id", lease.Key.ID)
+	}
+
+	events := make(chan runEvent, 4*len(req.Models))
+	var wg sync.WaitGroup
+	running := 0
+	for i := range calls {
+		if calls[i].First.Key == nil {
+			continue
+		}
+		running++
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			send := func(ev runEvent) {
+				select {
+				case events <- ev:
+				case <-ctx.Done():
+				}
+			}
+			results[i] = s.streamModel(client, req, i, &calls[i], send)
+			// Always delivered: the handler counts them to know the end.
+			events <- modelDoneEvent(i, &results[i])
+		}()
+	}
+	for running > 0 {
+		ev := <-events
+		if ev.name == "model_done" {
+			running--
+		}
+		out.write(ev)
+	}
+	wg.Wait()
+
+	doc := runResponse{Prompt: req.Prompt, TotalModels: len(req.Models), KeyRotation: st.Name(), Responses: results}
+	for _, res := range results {
+		if res.Status == "success" {
+			doc.Successful++
+		} else {
+			doc.Failed++
+		}
+	}
+	total := time.Since(start)
+	doc.TotalDuration = seconds(total) + "s"
+	log.Info("✨ All models completed in "+seconds(total)+"s", "event", "run_done", "duration_ms", total.Milliseconds(),
+		"successful", doc.Successful, "failed", doc.Failed)
+	data, err := json.Marshal(doc)
+	if err != nil {
+		data = []byte(`{"error":"encoding the answer failed"}`)
+	}
+	out.write(runEvent{name: "done", data: data})
+	return nil
+}
+
+// runStrategy is the key rotation of a /run request.
+func (s *Server) runStrategy(req *runRequest) keyring.Strategy {
+	if req.RandomKey == nil {
+		return s.o.Strategy
+	}
+	if *req.RandomKey {
+		return s.strategies.random
+	}
+	return s.strategies.roundRobin
+}
+
+func modelDoneEvent(i int, res *runResult) runEvent {
+	data, _ := json.Marshal(runModelDone{Index: i, Model: res.Model, Status: res.Status, Duration: res.Duration,
+		KeyID: res.KeyID, Usage: res.Usage, Error: res.Error})
+	return runEvent{name: "model_done", data: data}
+}
+
+// runWriter writes a streamed /run's events; once a write fails it writes
+// no more and cancels the model calls.
+type runWriter struct {
+	w      http.ResponseWriter
+	cancel context.CancelFunc
+	failed bool
+	buf    []byte
+}
+
+func (o *runWriter) write(ev runEvent) {
+	if o.failed {
+		return
+	}
+	o.buf = append(append(append(append(o.buf[:0], "event: "...), ev.name...), "\ndata: "...), ev.data...)
+	o.buf = append(o.buf, "\n\n"...)
+	if _, err := o.w.Write(o.buf); err != nil {
+		o.failed = true
+		o.cancel()
+		return
+	}
+	o.flush()
+}
+
+func (o *runWriter) flush() {
+	if err := http.NewResponseController(o.w).Flush(); err != nil {
+		o.failed = true
+		o.cancel()
+	}
+}
+
+// streamModel makes one model's streamed chat completion, sending its
+// deltas as they come, and returns its entry.
+func (s *Server) streamModel(client *http.Request, req *runRequest, index int, call *relay.Call, send func(runEvent)) runResult {
+	model := call.Model
+	start := time.Now()
+	res := s.streamCompletion(client, req, index, call, send)
+	d := time.Since(start)
+	res.Model, res.Duration = model, seconds(d)
+	if call.Key != nil {
+		id := call.Key.ID
+		res.KeyID = &id
+	}
+	s.logDone(&res, d)
+	return res
+}
+
+func (s *Server) streamCompletion(client *http.Request, req *runRequest, index int, call *relay.Call, send func(runEvent)) runResult {
+	body, err := req.chatBodyStream(call.Model, true)
+	if err != nil {
+		s.o.Relay.Release(call.First)
+		return runResult{Status: "error", Error: "encoding request: " + err.Error()}
+	}
+	ctx := client.Context()
+	up, err := http.NewRequestWithContext(ctx, http.MethodPost, s.chatURL, nil)
+	if err != nil {
+		s.o.Relay.Release(call.First)
+		return runResult{Status: "error", Error: "building request: " + err.Error()}
+	}
+	up.Header.Set("Content-Type", "application/json")
+	up.Header.Set("Accept", "text/event-stream")
+	for _, h := range attribution {
+		if v := client.Header.Get(h); v != "" {
+			up.Header.Set(h, v)
+		}
+	}
+	resp, err := s.o.Relay.Do(up, body, call)
+	if err != nil {
+		return runResult{Status: "error", Error: describeCallError(ctx, err)}
+	}
+	late := relay.LateOf(resp)
+	defer resp.Body.Close()
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		data, _ := io.ReadAll(io.LimitReader(resp.Body, maxRunErrorBody))
+		return runResult{Status: "error", Error: "upstream " + strconv.Itoa(resp.StatusCode) + ": " + upstreamMessage([]byte(s.redact(string(data))))}
+	}
+	var acc streamAnswer
+	if !strings.EqualFold(mediaType(resp.Header.Get("Content-Type")), "text/event-stream") {
+		// Upstream answered whole: one delta of it all.
+		if err := acc.whole(resp.Body); err != nil {
+			return runResult{Status: "error", Error: describeCallError(ctx, err)}
+		}
+		if acc.out.Len() > 0 {
+			send(s.deltaEvent(index, call.Model, acc.out.String()))
+		}
+	} else if err := acc.stream(resp.Body, late, func(content string) { send(s.deltaEvent(index, call.Model, content)) }); err != nil {
+		return runResult{Status: "error", Error: describeCallError(ctx, err), Usage: acc.usage}
+	}
+	if acc.failure != "" {
+		return runResult{Status: "error", Error: acc.failure, Usage: acc.usage}
+	}
+	if !acc.content {
+		return runResult{Status: "error", Error: "upstream returned no message", Usage: acc.usage}
+	}
+	if acc.usage != nil && s.o.Metrics != nil && call.Key != nil {
+		s.o.Metrics.Tokens(call.Key.ID, call.Model, acc.usage.PromptTokens, acc.usage.CompletionTokens)
+	}
+	if sp := s.o.Spender; sp != nil && call.Key != nil {
+		if acc.cost > 0 {
+			sp.Spend(call.Key, call.Model, acc.cost)
+		}
+		if call.Free {
+			sp.UseFree(call.Key)
+		}
+	}
+	return runResult{Status: "success", Output: s.redact(acc.out.String()), Usage: acc.usage}
+}
+
+func (s *Server) deltaEvent(index int, model, content string) runEvent {
+	// Masked piece by piece: a key quoted across two pieces is masked in
+	// the final document only.
+	data, _ := json.Marshal(runDelta{Index: index, Model: model, Content: s.redact(content)})
+	return runEvent{name: "delta", data: data}
+}
+
+// streamAnswer gathers one model's streamed answer.
+type streamAnswer struct {
+	out     strings.Builder
+	content bool // a message came (possibly empty)
+	usage   *usage
+	cost    float64
+	// failure is the error an error event carried.
+	failure string
+}
+
+// chunk is what /run reads of a chat-completion chunk or answer.
+type chunk struct {
+	Choices []struct {
+		Delta struct {
+			Content *string `json:"content"`
+		} `json:"delta"`
+		Message struct {
+			Content *string `json:"content"`
+		} `json:"message"`
+	} `json:"choices"`
+	Usage *usage `json:"usage"`
+}
+
+// stream reads an SSE answer to its end or to [DONE]; an error event (an
+// error object, or finish_reason "error") ends it as a failure, and late
+// counts it against the key.
+func (a *streamAnswer) stream(body io.Reader, late relay.Late, delta func(string)) error {
+	var sp sse.Splitter
+	buf := make([]byte, 4<<10)
+	for {
+		n, err := body.Read(buf)
+		for ev, rest, ok := sp.Next(buf[:n]); ok; ev, rest, ok = sp.Next(rest) {
+			if bytes.Equal(ev.Data, []byte("[DONE]")) {
+				return nil
+			}
+			if late.Event(ev.Data) {
+				a.failure = "upstream stream error: " + upstreamMessage(ev.Data)
+				return nil
+			}
+			a.take(ev.Data, delta)
+			if a.out.Len() > maxRunAnswers {
+				a.failure = "upstream response too large"
+				return nil
+			}
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// whole reads a JSON answer given instead of a stream.
+func (a *streamAnswer) whole(body io.Reader) error {
+	data, err := io.ReadAll(io.LimitReader(body, maxRunAnswers+1))
+	if err != nil {
+		return err
+	}
+	var c chunk
+	if json.Unmarshal(data, &c) != nil {
+		a.failure = "upstream returned invalid JSON"
+		return nil
+	}
+	if len(c.Choices) > 0 && c.Choices[0].Message.Content != nil {
+		a.out.WriteString(*c.Choices[0].Message.Content)
+		a.content = true
+	}
+	a.usage = c.Usage
+	a.cost, _ = usageCost(topLevel(data, "usage"))
+	return nil
+}
+
+func (a *streamAnswer) take(data []byte, delta func(string)) {
+	var c chunk
+	if json.Unmarshal(data, &c) != nil {
+		return
+	}
+	if len(c.Choices) > 0 && c.Choices[0].Delta.Content != nil {
+		a.content = true
+		if text := *c.Choices[0].Delta.Content; text != "" {
+			a.out.WriteString(text)
+			delta(text)
+		}
+	}
+	if c.Usage != nil {
+		a.usage = c.Usage
+		a.cost, _ = usageCost(topLevel(data, "usage"))
+	}
+}

@@ -1,0 +1,47 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/keygate/keygate/keyring"
+)
+
+// NoKeyError means no key was available for a call.
+type NoKeyError struct {
+	// RetryAfter is the time until the first resting key is back.
+	RetryAfter time.Duration
+}
+
+func (e *NoKeyError) Error() string {
+	if e.RetryAfter <= 0 {
+		// No key rests, yet none was let through: each one back from a
+		// rest is busy with its single trial call.
+		return "no API key available (each key back from a rest is busy with its trial call)"
+	}
+	return fmt.Sprintf("no API key available (first back in %s)", e.RetryAfter.Round(time.Second))
+}
+
+// AttemptError is a transport failure on one key's attempt.
+type AttemptError struct {
+	Key *keyring.Key
+	Err error
+}
+
+func (e *AttemptError) Error() string { return fmt.Sprintf("upstream (key %d): %v", e.Key.ID, e.Err) }
+func (e *AttemptError) Unwrap() error { return e.Err }
+
+// classifyTransportError names why a round trip failed: the client left
+// (context.Canceled), upstream fell silent (ErrUpstreamTimeout), or else
+// the error as the transport gave it.
+func classifyTransportError(ctx, parent context.Context, err error) error {
+	if parent.Err() != nil {
+		return fmt.Errorf("%w: %w", context.Canceled, err)
+	}
+	if errors.Is(context.Cause(ctx), ErrUpstreamTimeout) {
+		return ErrUpstreamTimeout
+	}
+	return err
+}

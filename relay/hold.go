@@ -1,0 +1,304 @@
+package relay
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/keygate/keygate/fault"
+	"github.com/keygate/keygate/keyring"
+	"github.com/keygate/keygate/sse"
+)
+
+// ErrClosedBeforeData is the error of an attempt whose stream ended before
+// its first data event: a network error of that attempt, which goes on to
+// another key.
+var ErrClosedBeforeData = errors.New("upstream stream ended before any data")
+
+// errClientLeft is the cause of an attempt whose client left during the hold.
+var errClientLeft = errors.New("client went away during the stream hold")
+
+// Stream failover reasons, as Observer.StreamFailover names them.
+const (
+	FailoverErrorEvent       = "error_event"
+	FailoverClosedBeforeData = "closed_before_data"
+	// FailoverReadError: reading the held stream failed (a reset, upstream
+	// silent past UPSTREAM_TIMEOUT) before any data.
+	FailoverReadError = "read_error"
+	// FailoverHoldTimeout is no failover: the answer was committed with
+	// only comments held, and is counted beside them.
+	FailoverHoldTimeout = "hold_timeout"
+)
+
+// holdOutcome is what the stream hold saw before it let an answer go.
+type holdOutcome uint8
+
+const (
+	// holdNone: not a held stream.
+	holdNone holdOutcome = iota
+	// holdData: the first data event came; committed.
+	holdData
+	// holdError: the first data event is an error object.
+	holdError
+	// holdClosed: the stream ended before any data event.
+	holdClosed
+	// holdBroken: reading the stream failed before any data event.
+	holdBroken
+	// holdTimeout: STREAM_HOLD_TIMEOUT passed with only comments; committed.
+	holdTimeout
+	// holdFull: holdMax bytes came without a data event; committed.
+	holdFull
+	// holdGone: the client went away during the hold.
+	holdGone
+)
+
+// holdMax bounds what the hold keeps before it commits anyway.
+const holdMax = 64 << 10
+
+// holdChunk is the hold buffer's first size: small, since every stream in
+// its hold keeps one; a larger first event grows it, doubling.
+const holdChunk = 512
+
+var holdBuffers = sync.Pool{New: func() any { b := make([]byte, holdChunk); return &b }}
+
+// readResult is one read of the hold's reader.
+type readResult struct {
+	n   int
+	err error
+}
+
+// holdStream reads a streamed 200 until its first complete data event, at
+// most r.hold and holdMax bytes, keeping every byte in wb.head so that the
+// client gets them once, in order, when the answer is committed. Each read
+// runs on a short-lived goroutine, so that the hold can end at its timeout
+// while a read is still waiting: that read is then handed to wb and its
+// bytes follow the held ones. When the first event comes at once — the rule
+// — there is one such goroutine, gone before the answer is committed; a
+// committed stream is read in the caller's goroutine only.
+func (r *Relay) holdStream(resp *http.Response, wb *watchedBody, now time.Time) fault.Verdict {
+	bp := holdBuffers.Get().(*[]byte)
+	buf := (*bp)[:0]
+	var sp sse.Splitter
+	sp.Max = holdMax
+	timer := time.NewTimer(r.hold)
+	defer timer.Stop()
+	results := make(chan readResult, 1)
+	commit := func(o holdOutcome) fault.Verdict {
+		wb.head, wb.peek, wb.hold = buf, bp, o
+		return fault.Verdict{Status: resp.StatusCode}
+	}
+	for {
+		if cap(buf)-len(buf) < holdChunk/4 {
+			if cap(buf) >= holdMax {
+				return commit(holdFull)
+			}
+			grown := make([]byte, len(buf), min(2*cap(buf), holdMax))
+			copy(grown, buf)
+			holdBuffers.Put(bp)
+			buf, bp = grown, nil
+		}
+		room := buf[len(buf):cap(buf)]
+		go func() {
+			n, err := wb.rc.Read(room)
+			results <- readResult{n, err}
+		}()
+		var res readResult
+		select {
+		case res = <-results:
+		case <-timer.C:
+			// Committed with what came; the read in flight is the body's.
+			wb.pending, wb.pendBuf = results, room
+			return commit(holdTimeout)
+		}
+		piece := room[:res.n]
+		buf = buf[:len(buf)+res.n]
+		if res.n > 0 {
+			wb.timer.Reset(r.timeout)
+		}
+		if ev, _, ok := sp.Next(piece); ok {
+			if v, body, isErr := streamError(resp.Header, ev.Data, now); isErr {
+				wb.errBody, wb.hold = body, holdError
+				if bp != nil {
+					holdBuffers.Put(bp)
+				}
+				return v
+			}
+			if res.err != nil {
+				wb.headErr = res.err
+			}
+			return commit(holdData)
+		}
+		if res.err != nil {
+			if bp != nil {
+				holdBuffers.Put(bp)
+			}
+			switch {
+			case wb.ctx.Err() != nil && !errors.Is(context.Cause(wb.ctx), ErrUpstreamTimeout):
+				wb.hold = holdGone
+			case errors.Is(res.err, io.EOF):
+				wb.hold = holdClosed
+			default:
+				wb.hold = holdBroken
+			}
+			return fault.Verdict{Status: http.StatusBadGateway, Scope: fault.Upstream}
+		}
+	}
+}
+
+// isEventStream reports whether an answer is a server-sent event stream the
+// hold can read: text/event-stream, not encoded.
+func isEventStream(h http.Header) bool {
+	ct := h.Get("Content-Type")
+	if i := strings.IndexByte(ct, ';'); i >= 0 {
+		ct = ct[:i]
+	}
+	enc := h.Get("Content-Encoding")
+	return strings.EqualFold(strings.TrimSpace(ct), "text/event-stream") && (enc == "" || strings.EqualFold(enc, "identity"))
+}
+
+// genericStreamError is the answer of a stream whose first event said it
+// failed without an error object.
+var genericStreamError = []byte(`{"error":{"message":"upstream stream ended in error","type":"upstream_error","code":502}}`)
+
+// streamError reads one event's data: whether it is an error (a top-level
+// error object, or choices[0].finish_reason "error" with no content), its
+// verdict by the fault table, and the JSON error answer that stands for it.
+// An error whose code is not an HTTP status counts as a 502 of upstream.
+func streamError(h http.Header, data []byte, now time.Time) (v fault.Verdict, body []byte, ok bool) {
+	if !fault.MaybeError(data) {
+		return fault.Verdict{}, nil, false
+	}
+	var w struct {
+		Error   json.RawMessage `json:"error"`
+		Choices []struct {
+			FinishReason string `json:"finish_reason"`
+			Delta        struct {
+				Content string `json:"content"`
+			} `json:"delta"`
+		} `json:"choices"`
+	}
+	if json.Unmarshal(data, &w) != nil {
+		return fault.Verdict{}, nil, false
+	}
+	hasErr := len(w.Error) > 0 && w.Error[0] == '{'
+	finErr := len(w.Choices) > 0 && w.Choices[0].FinishReason == "error" && w.Choices[0].Delta.Content == ""
+	if !hasErr && !finErr {
+		return fault.Verdict{}, nil, false
+	}
+	v = fault.Classify(http.StatusOK, h, data, now)
+	if v.Status == http.StatusOK {
+		v = fault.Verdict{Status: http.StatusBadGateway, Scope: fault.Upstream, Parsed: hasErr}
+	}
+	body = genericStreamError
+	if hasErr {
+		body = make([]byte, 0, len(w.Error)+10)
+		body = append(append(append(body, `{"error":`...), w.Error...), '}')
+	}
+	return v, body, true
+}
+
+// asErrorAnswer turns an answer whose 200 carried an error object (a JSON
+// body, or a held stream's first event) into the ordinary JSON error answer
+// of the error's status, so that clients and SDKs raise their usual error.
+// Other answers are left alone.
+func asErrorAnswer(resp *http.Response, v fault.Verdict) *http.Response {
+	if resp.StatusCode != http.StatusOK || v.Status < 400 || v.Status > 599 {
+		return resp
+	}
+	wb, ok := resp.Body.(*watchedBody)
+	if !ok {
+		return resp
+	}
+	resp.StatusCode = v.Status
+	resp.Status = strconv.Itoa(v.Status) + " " + http.StatusText(v.Status)
+	if wb.hold != holdError {
+		return resp // a JSON body, its status now the error's
+	}
+	// The stream is over for the client: its error event is the answer.
+	up := wb.rc
+	wb.rc = http.NoBody
+	_ = up.Close()
+	wb.head, wb.headErr, wb.done = wb.errBody, io.EOF, true
+	h := resp.Header
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(len(wb.errBody)))
+	h.Del("Content-Encoding")
+	resp.ContentLength = int64(len(wb.errBody))
+	resp.TransferEncoding = nil
+	resp.Uncompressed = false
+	return resp
+}
+
+// Late counts the error events a committed stream carries against its
+// key: the gateway's stream readers call Event with each event's data.
+// The zero Late counts nothing.
+type Late struct {
+	rl     *Relay
+	key    *keyring.Key
+	header http.Header
+}
+
+// LateOf is the Late of an answer the relay returned; call it before
+// wrapping resp.Body.
+func LateOf(resp *http.Response) Late {
+	if wb, ok := resp.Body.(*watchedBody); ok && wb.rl != nil {
+		return Late{rl: wb.rl, key: wb.key, header: resp.Header}
+	}
+	return Late{}
+}
+
+// Event judges one event's data of the stream and, when it is an error
+// (an error object, or finish_reason "error"), counts it against the key
+// by the fault table, without retry: the answer was committed. It reports
+// whether the event was an error. Cheap for events that are not.
+func (l Late) Event(data []byte) bool {
+	if l.rl == nil || !fault.MaybeError(data) {
+		return false
+	}
+	v, _, ok := streamError(l.header, data, l.rl.breakers.Now())
+	if !ok {
+		return false
+	}
+	l.rl.LateFault(l.key, v)
+	return true
+}
+
+// LateFault acts on a fault that came after its answer was committed (an
+// error event in mid-stream): the key or its account rests as the fault
+// table says (long rests confirmed by GET /key first, as for any fault),
+// and the failure is counted; nothing is retried.
+func (r *Relay) LateFault(k *keyring.Key, v fault.Verdict) {
+	r.obs.Judged(k, v)
+	if v.UserID != "" {
+		r.breakers.SetAccount(k, v.UserID)
+	}
+	if !v.Learns() {
+		return
+	}
+	now := r.breakers.Now()
+	switch {
+	case r.confirm != nil && needsConfirm(v):
+		r.breakers.RestKey(k, v.Reason, v.Status, now.Add(r.confirmHold))
+		r.obs.Cooldown(k, v, r.confirmHold)
+		r.confirm.Confirm(k, v)
+	case v.Reason == fault.FreeQuota:
+		until := v.Until
+		if until.IsZero() {
+			until = NextUTCMidnight(now)
+		}
+		r.breakers.BlockFree(k, until)
+		r.obs.AccountCooldown(k, v, until)
+	case v.Scope == fault.Account:
+		until := now.Add(r.breakers.Confirmed(k, v))
+		r.breakers.RestAccount(k, v.Reason, v.Status, until)
+		r.obs.AccountCooldown(k, v, until)
+	default:
+		r.obs.Cooldown(k, v, r.breakers.Confirmed(k, v))
+	}
+}
