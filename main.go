@@ -22,6 +22,7 @@ import (
 	"github.com/joho/godotenv"
 
 	"github.com/keygate/keygate/app"
+	"github.com/keygate/keygate/cluster"
 	"github.com/keygate/keygate/config"
 	"github.com/keygate/keygate/console"
 	"github.com/keygate/keygate/keyring"
@@ -120,6 +121,7 @@ func runAs(name string, args, environ []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	log := console.New(stdout, cfg.LogFormat, cfg.LogLevelValue())
+	cluster.RouteClientLog(log)
 	if cfg.KeysFile != "" && !*demo {
 		if names := config.KeyVarNames(environ, dotenv); len(names) > 0 {
 			log.Warn("⚠️  KEYS_FILE is set: the pool comes from "+cfg.KeysFile+" alone; ignoring "+strings.Join(names, ", "),

@@ -24,6 +24,7 @@ func TestStartupErrors(t *testing.T) {
 		{"bad port", nil, []string{"OPENROUTER_API_KEY_1=" + shutdownKey, "PORT=abc"}, "PORT"},
 		{"bad base", nil, []string{"OPENROUTER_API_KEY_1=" + shutdownKey, "OPENROUTER_BASE_URL=%zz"}, "OPENROUTER_BASE_URL"},
 		{"bad flag", []string{"-nope"}, nil, "-nope"},
+		{"bad redis url", nil, []string{"OPENROUTER_API_KEY_1=" + shutdownKey, "REDIS_URL=http://localhost:6379"}, "REDIS_URL"},
 		{"named env file missing", []string{"-env-file", "/nonexistent/keygate.env"}, []string{"OPENROUTER_API_KEY_1=" + shutdownKey}, "/nonexistent/keygate.env"},
 		{"placeholder key", nil, []string{"OPENROUTER_API_KEY_1=" + shutdownKey, "OPENROUTER_API_KEY_2=sk-or-v1-xxxxxxxxxxxxxxxx"}, "OPENROUTER_API_KEY_2 holds a placeholder"},
 		{"example's keys", []string{"-env-file", ".env.example"}, nil, "OPENROUTER_API_KEY_1, OPENROUTER_API_KEY_2 and OPENROUTER_API_KEY_3 hold placeholders"},

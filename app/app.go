@@ -30,6 +30,7 @@ import (
 	"github.com/keygate/keygate/metrics"
 	"github.com/keygate/keygate/relay"
 	"github.com/keygate/keygate/secret"
+	"github.com/keygate/keygate/share"
 	"github.com/keygate/keygate/webui"
 )
 
@@ -42,7 +43,8 @@ type App struct {
 	// Budgets is the budget poller the app started with (Serve runs the
 	// one in force, Live.Budgets(), which a reload replaces).
 	Budgets *budget.Poller
-	// Store shares state with other replicas (REDIS_URL); nil without.
+	// Store shares state with other replicas (REDIS_URL); cluster.Local
+	// without.
 	Store cluster.Store
 	// Pool and Breakers are the pool the app started with; the pool in
 	// force is Relay.Pool().
@@ -54,6 +56,9 @@ type App struct {
 	Log      *slog.Logger
 	// active counts requests being served, for the shutdown report.
 	active atomic.Int64
+	// Share carries what this replica learns to the others (REDIS_URL);
+	// with no Redis its store is cluster.Local.
+	Share *share.Adapter
 }
 
 // ErrShutdownCut is returned by Serve when SHUTDOWN_TIMEOUT (or a second
@@ -103,14 +108,27 @@ func New(cfg *config.Config, log *slog.Logger, o Options) (*App, error) {
 	if err != nil {
 		return nil, fmt.Errorf("parsing OPENROUTER_BASE_URL: %w", err)
 	}
+	reg := metrics.NewRegistry()
+	// The store replicas share key facts through: Local (nothing to share)
+	// without REDIS_URL.
+	store, err := cluster.New(cluster.Options{URL: cfg.RedisURL, Prefix: cfg.RedisPrefix, TrialTTL: cfg.UpstreamTimeout,
+		BudgetTTL: 5 * cfg.BudgetPollInterval, Logger: log, Registerer: reg, Now: o.Now})
+	if err != nil {
+		return nil, fmt.Errorf("REDIS_URL: %w", err)
+	}
+	shared := share.New(store, log)
 	settings := breaker.Settings{
 		AuthCooldown:      cfg.AuthFailureCooldown,
 		RateLimitCooldown: cfg.RateLimitCooldown,
 		MaxCooldown:       cfg.MaxCooldown,
 		Now:               o.Now,
 	}
+	var budgetShare budget.Share
+	if cfg.RedisURL != "" {
+		// Alone, there is nobody to tell: the hooks stay off.
+		settings.Sink, settings.Trials, budgetShare = shared, shared, shared
+	}
 	breakers := breaker.NewSet(pool, settings)
-	reg := metrics.NewRegistry()
 	src := gateway.NewKeySource(pool, breakers)
 	m, err := metrics.New(reg, src, metrics.Options{MaxModels: cfg.MetricsMaxModels})
 	if err != nil {
@@ -130,8 +148,10 @@ func New(cfg *config.Config, log *slog.Logger, o Options) (*App, error) {
 		Observer:  gateway.NewBudgetObserver(m, log),
 		Cooldowns: obs,
 		Log:       log,
+		Share:     budgetShare,
 	}
 	budgets := budget.New(pool, breakers, budgetO)
+	shared.Attach(breakers, budgets, pool.Keys())
 	ro := relay.Options{Transport: transport, Timeout: cfg.UpstreamTimeout, Observer: obs,
 		RestShare: cfg.ClientRestShare, RestWindow: cfg.ClientRestWindow, StreamHold: cfg.StreamHoldTimeout}
 	if cfg.StreamHoldTimeout <= 0 {
@@ -147,16 +167,10 @@ func New(cfg *config.Config, log *slog.Logger, o Options) (*App, error) {
 	live := &Live{relay: rl, obs: obs, src: src, m: m, log: log, redactor: redactor, settings: settings,
 		budgetO: budgetO, confirm: ro.Confirmer != nil, entries: cfg.Keys, disabled: map[KeyRef]bool{},
 		toggled: map[KeyRef]time.Time{}, read: o.Reread}
-	var store cluster.Store
 	var redisUp func() *bool
 	if cfg.RedisURL != "" {
-		// Replicas share the manual disables (more of what they learn
-		// is the cluster wiring's).
-		store, err = cluster.New(cluster.Options{URL: cfg.RedisURL, Prefix: cfg.RedisPrefix, Logger: log,
-			Registerer: reg, TrialTTL: cfg.UpstreamTimeout})
-		if err != nil {
-			return nil, fmt.Errorf("REDIS_URL: %w", err)
-		}
+		// Manual disables outlive snapshots in the live pool, which
+		// shares them with the other replicas.
 		live.OnToggle(func(ref KeyRef, on bool, at time.Time) {
 			kind := cluster.Enable
 			if on {
@@ -167,6 +181,7 @@ func New(cfg *config.Config, log *slog.Logger, o Options) (*App, error) {
 		redisUp = func() *bool { up := store.Up(); return &up }
 	}
 	live.budgets.Store(budgets)
+	live.attach = shared.Attach
 	if cfg.KeysFile != "" {
 		live.read = func() ([]keyring.Entry, error) {
 			f, err := keysfile.Read(cfg.KeysFile)
@@ -202,7 +217,7 @@ func New(cfg *config.Config, log *slog.Logger, o Options) (*App, error) {
 		CORSOrigins:     cfg.CORSOrigins,
 		AllowedHosts:    cfg.AllowedHosts,
 	})
-	return &App{Config: cfg, Live: live, Budgets: budgets, Store: store, Pool: pool, Breakers: breakers, Relay: rl, Registry: reg, Handler: gw, Log: log}, nil
+	return &App{Config: cfg, Live: live, Budgets: budgets, Store: store, Share: shared, Pool: pool, Breakers: breakers, Relay: rl, Registry: reg, Handler: gw, Log: log}, nil
 }
 
 // poolRedactor masks the pool's keys.
@@ -256,11 +271,22 @@ func (a *App) Serve(ctx context.Context, ln net.Listener, force <-chan struct{})
 	polled := make(chan struct{})
 	go func() { a.Live.Run(pctx); close(polled) }()
 	defer func() { stopPolls(); <-polled }()
-	if a.Store != nil {
-		shared := make(chan struct{})
-		go func() { _ = a.Store.Run(pctx, a.Live.ApplyEvent); close(shared) }()
-		defer func() { stopPolls(); _ = a.Store.Close(); <-shared }()
-	}
+	// Other replicas' events are applied while the server runs: manual
+	// disables by the live pool (they outlive snapshots), the rest by the
+	// adapter, onto the snapshot in force.
+	shareCtx, stopShare := context.WithCancel(context.Background())
+	sharing := make(chan struct{})
+	go func() {
+		_ = a.Store.Run(shareCtx, func(ev cluster.Event) {
+			if ev.Kind == cluster.Disable || ev.Kind == cluster.Enable {
+				a.Live.ApplyEvent(ev)
+				return
+			}
+			a.Share.Apply(ev)
+		})
+		close(sharing)
+	}()
+	defer func() { stopShare(); <-sharing; _ = a.Close() }()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serving: %w", err)
@@ -295,6 +321,10 @@ func (a *App) Serve(ctx context.Context, ln net.Listener, force <-chan struct{})
 	}
 	return nil
 }
+
+// Close releases the shared store's connections; Serve does it when it
+// returns, so only an App that never served needs it.
+func (a *App) Close() error { return a.Share.Store().Close() }
 
 // Warnings logs what a user should know at start-up.
 func (a *App) Warnings() {

@@ -60,6 +60,9 @@ type Live struct {
 	// notify, when set, learns of every disable and enable asked of this
 	// replica (not those SetDisabled brings from elsewhere).
 	notify func(ref KeyRef, on bool, at time.Time)
+	// attach, when set, hands each new snapshot's breakers and poller to
+	// what shares their facts with other replicas.
+	attach func(set *breaker.Set, poller *budget.Poller, keys []*keyring.Key)
 }
 
 // OnToggle makes fn learn of every disable and enable asked of this

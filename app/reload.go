@@ -59,6 +59,9 @@ func (l *Live) newSnapshot(pool, oldPool *keyring.Pool, oldSet *breaker.Set, old
 	}
 	poller := budget.New(pool, set, l.budgetO)
 	poller.CarryFrom(oldPoller, kept)
+	if l.attach != nil {
+		l.attach(set, poller, pool.Keys())
+	}
 	// Counts, gauges and the redactor follow first, so that a call on the
 	// new snapshot finds its key in them; the poller before the pool, so
 	// that a key resolved in the pool has its budget slot.

@@ -55,6 +55,10 @@ type options struct {
 	benchtime   time.Duration
 	profileDur  time.Duration
 	timeout     time.Duration
+	// noRedis leaves the Redis phase out; restSamples is how many rests
+	// it times.
+	noRedis     bool
+	restSamples int
 	jsonOut     string
 	cpuProfile  string
 	memProfile  string
@@ -72,7 +76,7 @@ type options struct {
 }
 
 // onlyPhases are the phases -only can pick.
-var onlyPhases = []string{"budgets", "economy"}
+var onlyPhases = []string{"budgets", "economy", "redis"}
 
 func defaultOptions() options {
 	return options{
@@ -81,7 +85,7 @@ func defaultOptions() options {
 		streams: 50, chunks: 50, gap: 20 * time.Millisecond,
 		runs: 10, runModels: 8, runDelay: 200 * time.Millisecond,
 		openStreams: 1000, benchtime: time.Second, profileDur: 5 * time.Second,
-		timeout: 170 * time.Second,
+		timeout: 240 * time.Second,
 		budgets: true, economy: true, day: fullDay(), inprocRounds: 6, inprocRound: 400 * time.Millisecond,
 	}
 }
@@ -90,6 +94,7 @@ func defaultOptions() options {
 // seconds, for the bench's own tests. Its figures are not meaningful.
 func quickOptions() options {
 	o := defaultOptions()
+	o.restSamples = 5
 	o.rounds, o.warmup, o.tput, o.rateDur = 1, 100*time.Millisecond, 200*time.Millisecond, 200*time.Millisecond
 	o.settle, o.memSettle = 20*time.Millisecond, 50*time.Millisecond
 	o.streams, o.chunks, o.gap = 4, 5, 10*time.Millisecond
@@ -129,6 +134,9 @@ func mainCode(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	rep.printTable(stdout)
+	if rep.Replicas != nil {
+		rep.Replicas.print(stdout)
+	}
 	fmt.Fprintf(stdout, "\n%s\n", js)
 	if o.jsonOut != "" {
 		if err := os.WriteFile(o.jsonOut, append(js, '\n'), 0o644); err != nil {
@@ -159,6 +167,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.benchtime, "benchtime", d.benchtime, "time per key-selection benchmark")
 	fs.DurationVar(&o.profileDur, "profile-dur", d.profileDur, "length of the extra keygate round profiled for -cpuprofile")
 	fs.DurationVar(&o.timeout, "timeout", d.timeout, "bound on the whole run")
+	noRedis := fs.Bool("no-redis", false, "leave out the Redis phase (REDIS_URL set vs unset, a rest's way to another replica; it needs redis-server)")
+	rests := fs.Int("rests", 100, "rests timed from one replica to another in the Redis phase")
 	fs.StringVar(&o.jsonOut, "json", "", "also write the JSON report to this file")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of keygate (an extra closed-loop round) to this file")
 	fs.BoolVar(&o.budgets, "budgets", d.budgets, "also run keygate with budgets off (BUDGET_POLL_INTERVAL=0) in the throughput rounds")
@@ -183,6 +193,10 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 			}
 			o.rates = append(o.rates, n)
 		}
+	}
+	o.noRedis = *noRedis
+	if !*quick {
+		o.restSamples = *rests
 	}
 	if *only != "" {
 		o.only = map[string]bool{}
@@ -224,6 +238,9 @@ func estimate(o options) time.Duration {
 	t += time.Duration(3*o.rounds*o.chunks) * o.gap
 	t += time.Duration(2*o.runs) * o.runDelay
 	t += 6*o.benchtime + 5*time.Second
+	if !o.noRedis {
+		t += time.Duration(5*o.rounds)*per(o.tput) + time.Duration(o.restSamples)*100*time.Millisecond
+	}
 	return t
 }
 

@@ -8,6 +8,7 @@ import (
 	"maps"
 	"net/http"
 	"os"
+	"os/exec"
 	"slices"
 	"strconv"
 	"time"
@@ -134,6 +135,13 @@ func run(ctx context.Context, o options, log io.Writer) (rep *Report, err error)
 	if rep.Run, err = runPhase(ctx, o, up, "http://"+kg.addr+"/run"); err != nil {
 		return nil, err
 	}
+	if _, err := exec.LookPath("redis-server"); err != nil && !o.noRedis {
+		step("no redis-server on PATH: the Redis phase is left out")
+	} else if !o.noRedis {
+		if rep.Replicas, err = replicaPhase(ctx, o, kgBin, dir, up, step); err != nil {
+			return nil, err
+		}
+	}
 	if _, peak, err := memory(kg.pid()); err == nil {
 		rep.Memory.LoadPeakMiB = mib(peak)
 	}
@@ -158,6 +166,7 @@ func run(ctx context.Context, o options, log io.Writer) (rep *Report, err error)
 	rep.ElapsedS = round(time.Since(began).Seconds(), 1)
 	rep.Machine.LoadEnd = loadAverage()
 	rep.judge()
+	rep.judgeReplicas()
 	step("done")
 	return rep, ctx.Err()
 }
@@ -186,6 +195,11 @@ func runOnly(ctx context.Context, o options, rep *Report, step func(string, ...a
 			return nil, err
 		}
 	}
+	if o.only["redis"] {
+		if rep.Replicas, err = redisOnly(ctx, o, step); err != nil {
+			return nil, err
+		}
+	}
 	if o.only["economy"] {
 		step("key economics: a scripted day through keygate, budgets on and off, and the first round's rules")
 		if rep.Economy, err = economy(ctx, o.day); err != nil {
@@ -195,6 +209,7 @@ func runOnly(ctx context.Context, o options, rep *Report, step func(string, ...a
 	rep.ElapsedS = round(time.Since(began).Seconds(), 1)
 	rep.Machine.LoadEnd = loadAverage()
 	rep.judge()
+	rep.judgeReplicas()
 	step("done")
 	return rep, ctx.Err()
 }

@@ -26,6 +26,7 @@ type Report struct {
 	Run        RunResult         `json:"run"`
 	Memory     MemoryResult      `json:"memory"`
 	CPU        CPUResult         `json:"cpu"`
+	Replicas   *ReplicaResult    `json:"replicas,omitempty"`
 	Selection  []selectionResult `json:"key_selection"`
 	Budgets    *BudgetsResult    `json:"budgets,omitempty"`
 	Economy    *EconomyResult    `json:"economy,omitempty"`

@@ -136,6 +136,7 @@ func (s *Set) SetAccount(k *keyring.Key, id string) string {
 	}
 	b.regroup()
 	b.sync(s.pool.Ledger(), slot)
+	s.tell(Fact{Kind: AccountKnown, Key: k, Account: label})
 	return label
 }
 
@@ -191,6 +192,9 @@ func (s *Set) RestKey(k *keyring.Key, r fault.Reason, status int, until time.Tim
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	slot := k.Slot()
+	if b.own[slot].until < until.UnixNano() {
+		s.tell(Fact{Kind: KeyRested, Key: k, Reason: r, Status: status, Until: until})
+	}
 	b.own[slot].extend(until.UnixNano(), r, status)
 	b.sync(s.pool.Ledger(), slot)
 	return time.Unix(0, b.effective(slot).until)
@@ -205,9 +209,15 @@ func (s *Set) RestAccount(k *keyring.Key, r fault.Reason, status int, until time
 	slot := k.Slot()
 	a := b.accountOf(slot)
 	if a == nil {
+		if b.own[slot].until < until.UnixNano() {
+			s.tell(Fact{Kind: KeyRested, Key: k, Reason: r, Status: status, Until: until})
+		}
 		b.own[slot].extend(until.UnixNano(), r, status)
 		b.sync(s.pool.Ledger(), slot)
 		return []*keyring.Key{k}
+	}
+	if a.rest.until < until.UnixNano() {
+		s.tell(Fact{Kind: AccountRested, Account: b.acct[slot], Reason: r, Status: status, Until: until})
 	}
 	a.rest.extend(until.UnixNano(), r, status)
 	var rested []*keyring.Key
@@ -230,6 +240,9 @@ func (s *Set) BlockFree(k *keyring.Key, until time.Time) {
 		b.free[slot].Store(max(b.free[slot].Load(), until.UnixNano()))
 		return
 	}
+	if a.free < until.UnixNano() {
+		s.tell(Fact{Kind: FreeBlocked, Account: b.acct[slot], Reason: fault.FreeQuota, Until: until})
+	}
 	a.free = max(a.free, until.UnixNano())
 	b.members(b.acct[slot], func(m int) { b.free[m].Store(a.free) })
 }
@@ -242,6 +255,9 @@ func (s *Set) UnblockFree(k *keyring.Key) {
 	defer b.mu.Unlock()
 	slot := k.Slot()
 	if a := b.accountOf(slot); a != nil {
+		if a.free > s.settings.Now().UnixNano() {
+			s.tell(Fact{Kind: AccountBack, Account: b.acct[slot], Until: time.Unix(0, a.free)})
+		}
 		a.free = 0
 		b.members(b.acct[slot], func(m int) { b.free[m].Store(0) })
 		return
@@ -264,10 +280,17 @@ func (s *Set) Lift(k *keyring.Key, reasons ...fault.Reason) {
 		}
 		return false
 	}
+	now := s.settings.Now().UnixNano()
 	if has(b.own[slot].reason) {
+		if b.own[slot].until > now {
+			s.tell(Fact{Kind: KeyBack, Key: k, Until: time.Unix(0, b.own[slot].until)})
+		}
 		b.own[slot] = cause{}
 	}
 	if a := b.accountOf(slot); a != nil && has(a.rest.reason) {
+		if a.rest.until > now {
+			s.tell(Fact{Kind: AccountBack, Account: b.acct[slot], Until: time.Unix(0, a.rest.until)})
+		}
 		a.rest = cause{}
 		b.members(b.acct[slot], func(m int) { b.sync(s.pool.Ledger(), m) })
 		return

@@ -79,6 +79,12 @@ type Settings struct {
 	MaxCooldown time.Duration
 	// Now is the clock for rest deadlines. Default time.Now.
 	Now func() time.Time
+	// Sink, when set, is told the rests and lifts the Set decides, to
+	// share them with other replicas.
+	Sink Sink
+	// Trials, when set, is asked before each trial call of a key back
+	// from rest, so that one replica of the fleet sends it.
+	Trials Trials
 }
 
 func (s *Settings) defaults() {
@@ -139,9 +145,16 @@ type Breaker struct {
 	settings *Settings
 	cb       *gobreaker.TwoStepCircuitBreaker[struct{}]
 	strikes  atomic.Int32 // failed trials in a row
+	// open is set while the breaker is not closed: a call let through
+	// then is a trial.
+	open atomic.Bool
+	// won is the rest (unix ns) whose trial this replica was given;
+	// askAfter, when it may ask for one again after a refusal.
+	won, askAfter atomic.Int64
 }
 
 func (b *Breaker) onStateChange(_ string, from, to gobreaker.State) {
+	b.open.Store(to != gobreaker.StateClosed)
 	switch {
 	case from == gobreaker.StateHalfOpen && to == gobreaker.StateOpen:
 		b.strikes.Add(1)
@@ -185,17 +198,32 @@ func (b *Breaker) Allow() (Trial, error) {
 		done(errExcluded)
 		return Trial{}, ErrResting
 	}
-	return Trial{b: b, done: done}, nil
+	if !b.open.Load() {
+		return Trial{b: b, done: done}, nil
+	}
+	// A trial: of the replicas sharing the key, one sends it.
+	rest := b.ledger.RestUntil(b.key.Slot())
+	if !b.mayTrial(rest) {
+		done(errExcluded)
+		return Trial{}, ErrTrialBusy
+	}
+	return Trial{b: b, done: done, rest: rest}, nil
 }
 
 // Trial is one allowed call; report its outcome once.
 type Trial struct {
 	b    *Breaker
 	done func(error)
+	rest int64 // a trial's: the rest that ended (unix ns); else 0
 }
 
 // Success reports a call whose answer was not the key's fault.
-func (t Trial) Success() { t.done(nil) }
+func (t Trial) Success() {
+	t.done(nil)
+	if t.rest != 0 {
+		t.b.set.tell(Fact{Kind: KeyBack, Key: t.b.key, Until: time.Unix(0, t.rest)})
+	}
+}
 
 // Abandon reports a call whose outcome says nothing of the key (the client
 // went away): it frees a half-open trial slot without deciding.

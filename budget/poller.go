@@ -60,6 +60,10 @@ type Options struct {
 	Cooldowns relay.Observer
 	// Log receives the poller's own warnings; nil discards them.
 	Log *slog.Logger
+	// Share, when set, is told each poll's figures and each answer's
+	// spend, for other replicas, and asked for the lease of each
+	// scheduled poll.
+	Share Share
 }
 
 // Poller keeps every key's budget. Safe for concurrent use.
@@ -122,9 +126,9 @@ func (p *Poller) Run(ctx context.Context) {
 	start := p.o.Now().UnixNano()
 	for _, k := range p.pool.Keys() {
 		// A key a reload carried over keeps its turn; the others are
-		// polled now.
+		// polled now (by one replica, when they share Redis).
 		if n := p.slots[k.Slot()].next.Load(); n == 0 || n <= start {
-			p.start(k)
+			p.scheduled(k)
 		}
 	}
 	tick := time.NewTicker(min(time.Second, p.o.Interval/4))
@@ -138,7 +142,7 @@ func (p *Poller) Run(ctx context.Context) {
 		now := p.o.Now().UnixNano()
 		for _, k := range p.pool.Keys() {
 			if n := p.slots[k.Slot()].next.Load(); n != 0 && n <= now {
-				p.start(k)
+				p.scheduled(k)
 			}
 		}
 	}
@@ -233,6 +237,9 @@ func (p *Poller) settle(k *keyring.Key, f *Figures, err error) {
 		s.freeUsed.Store(0)
 		s.figures.Store(f)
 		p.apply(k, f, now)
+		if p.o.Share != nil {
+			p.o.Share.Polled(k, account, f)
+		}
 	} else if err != nil && !errors.Is(err, ErrUnsupported) {
 		p.o.Log.Debug("budget poll failed", "key_id", k.ID, "err", err)
 	}
@@ -298,6 +305,9 @@ func (p *Poller) Spend(k *keyring.Key, model string, usd float64) {
 		if s.spent.CompareAndSwap(old, math.Float64bits(math.Float64frombits(old)+usd)) {
 			break
 		}
+	}
+	if p.o.Share != nil {
+		p.o.Share.Spent(k, usd)
 	}
 	if o := p.o.Observer; o != nil {
 		o.Spent(k, model, usd)

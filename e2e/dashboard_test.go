@@ -8,6 +8,7 @@ import (
 
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/keygate/keygate/cluster/redistest"
 	"github.com/keygate/keygate/configs"
 )
 
@@ -38,6 +39,13 @@ func TestDashboardNamesExportedMetrics(t *testing.T) {
 	}
 	_, bmfs := mtScrape(t, bgw)
 	for name := range mtExportedNames(bmfs) {
+		exported[name] = true
+	}
+	// keygate_redis_up comes from a gateway sharing a real Redis.
+	rgw, _, _ := mtStartGateway(t, "REDIS_URL="+redistest.Start(t).URL())
+	t.Cleanup(func() { _ = rgw.Close() })
+	_, rmfs := mtScrape(t, rgw)
+	for name := range mtExportedNames(rmfs) {
 		exported[name] = true
 	}
 

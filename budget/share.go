@@ -1,0 +1,137 @@
+package budget
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"time"
+
+	"github.com/keygate/keygate/keyring"
+)
+
+// Share is how a Poller works with other replicas reading the same keys:
+// it tells them what it reads and spends, and polls a key only while it
+// holds that key's lease, so that the fleet reads each key about once per
+// interval.
+type Share interface {
+	// Polled: k's figures were read; account is its label.
+	Polled(k *keyring.Key, account string, f *Figures)
+	// Spent: an answer on k cost usd. Called on the hot path: it must
+	// not block.
+	Spent(k *keyring.Key, usd float64)
+	// Lease reports whether this replica polls k now (for ttl); true when
+	// it cannot tell.
+	Lease(k *keyring.Key, ttl time.Duration) bool
+}
+
+// scheduled polls k on its schedule: like start, but only if the Share
+// gives this replica the key's lease; otherwise the key's next turn comes
+// an interval later (another replica's poll reaches this one through the
+// Share meanwhile).
+func (p *Poller) scheduled(k *keyring.Key) {
+	if p.o.Share == nil {
+		p.start(k)
+		return
+	}
+	s := &p.slots[k.Slot()]
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed || !s.polling.CompareAndSwap(false, true) {
+		return
+	}
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		// The lease lasts less than the shortest jittered interval, so
+		// that its holder gets it again on its next turn.
+		if s.pending.Load() == nil && !p.o.Share.Lease(k, p.o.Interval*3/4) {
+			s.next.Store(p.nextTurn(p.o.Now()))
+			s.polling.Store(false)
+			if s.pending.Load() != nil {
+				// A fault came to be confirmed while the lease was
+				// asked: its poll is due now.
+				p.spawn(k)
+			}
+			return
+		}
+		defer s.polling.Store(false)
+		f, err := p.poll(p.ctx, k)
+		p.settle(k, f, err)
+	}()
+}
+
+// nextTurn is a poll time one jittered interval after now (unix ns).
+func (p *Poller) nextTurn(now time.Time) int64 {
+	jitter := 0.8 + 0.4*rand.Float64()
+	return now.Add(time.Duration(float64(p.o.Interval) * jitter)).UnixNano()
+}
+
+// ApplyFigures takes k's figures as another replica polled them, unless
+// this replica's are newer, with spent the fleet's spend on k since that
+// poll. The Share is not told again; k's next poll moves an interval on,
+// as if this replica had polled.
+func (p *Poller) ApplyFigures(k *keyring.Key, f *Figures, spent float64) {
+	s := &p.slots[k.Slot()]
+	cur := s.figures.Load()
+	if cur != nil && cur.CheckedAt.UnixMilli() > f.CheckedAt.UnixMilli() {
+		return
+	}
+	if cur == nil || cur.CheckedAt.UnixMilli() < f.CheckedAt.UnixMilli() {
+		s.freeUsed.Store(0)
+		s.figures.Store(f)
+		if p.o.Interval > 0 && !p.unsupported.Load() {
+			s.next.Store(p.nextTurn(f.CheckedAt))
+		}
+	}
+	if spent >= 0 && !math.IsNaN(spent) && !math.IsInf(spent, 0) {
+		s.spent.Store(math.Float64bits(spent))
+	}
+}
+
+// ApplySpend takes usd that another replica spent on k off its figures,
+// and rests k if its cap is spent now.
+func (p *Poller) ApplySpend(k *keyring.Key, usd float64) {
+	if usd <= 0 || math.IsNaN(usd) || math.IsInf(usd, 0) {
+		return
+	}
+	s := &p.slots[k.Slot()]
+	for {
+		old := s.spent.Load()
+		if s.spent.CompareAndSwap(old, math.Float64bits(math.Float64frombits(old)+usd)) {
+			break
+		}
+	}
+	if f := s.figures.Load(); f != nil {
+		if left, ok := remaining(f, s); ok && left <= 0 {
+			p.apply(k, f, p.o.Now())
+		}
+	}
+}
+
+// MarshalFigures is f as other replicas read it with UnmarshalFigures; the
+// account id is not in it.
+func MarshalFigures(f *Figures) ([]byte, error) {
+	b, err := json.Marshal(f)
+	if err != nil {
+		return nil, fmt.Errorf("budget: encoding figures: %w", err)
+	}
+	return b, nil
+}
+
+// UnmarshalFigures reads figures written by MarshalFigures, polled at at.
+func UnmarshalFigures(b []byte, at time.Time) (*Figures, error) {
+	var f Figures
+	if err := json.Unmarshal(b, &f); err != nil {
+		return nil, fmt.Errorf("budget: reading shared figures: %w", err)
+	}
+	f.Limit, f.LimitRemaining = finite(f.Limit), finite(f.LimitRemaining)
+	if f.Limit == nil {
+		f.LimitRemaining = nil
+	}
+	if f.FreeRemaining != nil && *f.FreeRemaining < 0 {
+		f.FreeRemaining = nil
+	}
+	f.CheckedAt = at
+	return &f, nil
+}

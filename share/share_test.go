@@ -1,0 +1,235 @@
+package share
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/keygate/keygate/breaker"
+	"github.com/keygate/keygate/budget"
+	"github.com/keygate/keygate/cluster"
+	"github.com/keygate/keygate/fault"
+	"github.com/keygate/keygate/keyring"
+	"github.com/keygate/keygate/secret"
+)
+
+// bus is a cluster.Store that hands every event straight to the peer
+// replica's adapter, and records what was published and asked.
+type bus struct {
+	mu        sync.Mutex
+	peer      *Adapter
+	published []cluster.Event
+	asked     []string
+	reply     bool
+}
+
+func (b *bus) Publish(ev cluster.Event) {
+	b.mu.Lock()
+	b.published = append(b.published, ev)
+	peer := b.peer
+	b.mu.Unlock()
+	if peer != nil {
+		peer.Apply(ev)
+	}
+}
+
+func (b *bus) TryTrial(_ context.Context, k cluster.KeyRef, until time.Time) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.asked = append(b.asked, "trial:"+string(k)+":"+fmt.Sprint(until.UnixMilli()))
+	return b.reply
+}
+
+func (b *bus) TryLease(_ context.Context, name string, _ time.Duration) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.asked = append(b.asked, "lease:"+name)
+	return b.reply
+}
+
+func (b *bus) Run(ctx context.Context, _ func(cluster.Event)) error { <-ctx.Done(); return nil }
+func (b *bus) Up() bool                                             { return true }
+func (b *bus) Close() error                                         { return nil }
+
+func (b *bus) took() []cluster.Event {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	got := b.published
+	b.published = nil
+	return got
+}
+
+// side is one replica: its pool, breakers, poller and adapter.
+type side struct {
+	pool   *keyring.Pool
+	set    *breaker.Set
+	poller *budget.Poller
+	ad     *Adapter
+	bus    *bus
+}
+
+var start = time.Unix(1_800_000_000, 0)
+
+func newSide(t testing.TB, b *bus, ad *Adapter) *side {
+	t.Helper()
+	entries := make([]keyring.Entry, 3)
+	for i := range entries {
+		entries[i] = keyring.Entry{ID: i + 1, Secret: secret.New(fmt.Sprintf("sk-or-v1-%064d", i))}
+	}
+	pool, err := keyring.New(entries, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := func() time.Time { return start }
+	set := breaker.NewSet(pool, breaker.Settings{Now: now, Sink: ad, Trials: ad})
+	poller := budget.New(pool, set, budget.Options{Now: now, Share: ad})
+	ad.Attach(set, poller, pool.Keys())
+	return &side{pool: pool, set: set, poller: poller, ad: ad, bus: b}
+}
+
+// pair is two replicas whose adapters hear each other.
+func pair(t *testing.T) (a, b *side) {
+	ba, bb := &bus{reply: true}, &bus{reply: true}
+	a, b = newSide(t, ba, New(ba, nil)), newSide(t, bb, New(bb, nil))
+	ba.peer, bb.peer = b.ad, a.ad
+	return a, b
+}
+
+func TestFactsReachTheOtherReplica(t *testing.T) {
+	a, b := pair(t)
+	ka, kb := a.pool.Keys(), b.pool.Keys()
+	label := breaker.AccountLabel("user_A")
+	limit, left, free := 10.0, 4.0, 7
+	fig := &budget.Figures{Limit: &limit, LimitRemaining: &left, FreeRemaining: &free, CheckedAt: start}
+	ns := start.UnixNano()
+	cases := []struct {
+		name  string
+		do    func()
+		check func() error
+	}{
+		{"budget figures and the account", func() { a.ad.Polled(ka[0], label, fig) }, func() error {
+			v := b.poller.View(kb[0])
+			if v == nil || v.LimitRemaining == nil || *v.LimitRemaining != 4 || b.set.Account(kb[0]) != label {
+				return fmt.Errorf("view %+v, account %q", v, b.set.Account(kb[0]))
+			}
+			return nil
+		}},
+		{"spend between polls", func() { a.ad.Spent(ka[0], 1.5) }, func() error {
+			if v := b.poller.View(kb[0]); *v.LimitRemaining != 2.5 {
+				return fmt.Errorf("remaining %v, want 2.5", *v.LimitRemaining)
+			}
+			return nil
+		}},
+		{"a key's rest", func() { a.set.RestKey(ka[1], fault.Auth, 401, start.Add(time.Minute)) }, func() error {
+			if b.pool.Available(kb[1], ns) || b.set.For(kb[1]).State() == breaker.Closed {
+				return fmt.Errorf("key 2 available or its breaker closed")
+			}
+			return nil
+		}},
+		{"the key back", func() { a.set.Lift(ka[1], fault.Auth) }, func() error {
+			if !b.pool.Available(kb[1], ns) || b.set.For(kb[1]).State() != breaker.Closed {
+				return fmt.Errorf("key 2 still out")
+			}
+			return nil
+		}},
+		{"an account's rest", func() {
+			a.set.SetAccount(ka[2], "user_A")
+			a.set.RestAccount(ka[2], fault.RateLimit, 429, start.Add(time.Minute))
+		}, func() error {
+			if b.pool.Available(kb[0], ns) || !b.pool.Available(kb[1], ns) {
+				return fmt.Errorf("key 1 available %v, key 2 %v", b.pool.Available(kb[0], ns), b.pool.Available(kb[1], ns))
+			}
+			return nil
+		}},
+		{"a free-model block", func() { a.set.BlockFree(ka[2], start.Add(time.Hour)) }, func() error {
+			if !b.set.FreeBlockedUntil(kb[0]).Equal(start.Add(time.Hour)) {
+				return fmt.Errorf("free block until %v", b.set.FreeBlockedUntil(kb[0]))
+			}
+			return nil
+		}},
+		{"the account back", func() { a.set.Lift(ka[2], fault.RateLimit) }, func() error {
+			if !b.pool.Available(kb[0], ns) {
+				return fmt.Errorf("key 1 still out")
+			}
+			return nil
+		}},
+	}
+	for _, tc := range cases {
+		tc.do()
+		if err := tc.check(); err != nil {
+			t.Errorf("%s: %v", tc.name, err)
+		}
+		if got := b.bus.took(); len(got) != 0 {
+			t.Errorf("%s: the other replica published again what it applied: %+v", tc.name, got)
+		}
+		if len(a.bus.took()) == 0 {
+			t.Errorf("%s: nothing published", tc.name)
+		}
+	}
+}
+
+func TestManualDisableByLaterTime(t *testing.T) {
+	a, b := pair(t)
+	type call struct {
+		id  int
+		off bool
+	}
+	var got []call
+	b.ad.OnManual(func(set *breaker.Set, k *keyring.Key, disabled bool) {
+		if set != b.set {
+			t.Error("applied to another set")
+		}
+		got = append(got, call{k.ID, disabled})
+	})
+	a.ad.Manual(a.pool.Keys()[0], true)
+	ref := a.ad.Ref(a.pool.Keys()[0])
+	// An older enable, re-read after the disable, changes nothing.
+	b.ad.Apply(cluster.Event{Kind: cluster.Enable, Key: ref, At: start.Add(-time.Hour)})
+	b.ad.Apply(cluster.Event{Kind: cluster.Enable, Key: ref, At: time.Now().Add(time.Second)})
+	want := []call{{1, true}, {1, false}}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("applied %v, want %v", got, want)
+	}
+}
+
+func TestAttachAgainAndAsk(t *testing.T) {
+	a, b := pair(t)
+	// A reload gives b new objects for the same keys: events apply there.
+	c := newSide(t, b.bus, b.ad)
+	a.set.RestKey(a.pool.Keys()[0], fault.Auth, 401, start.Add(time.Minute))
+	if c.pool.Available(c.pool.Keys()[0], start.UnixNano()) {
+		t.Fatal("the rest did not reach the re-attached set")
+	}
+	if !b.pool.Available(b.pool.Keys()[0], start.UnixNano()) {
+		t.Fatal("the rest reached the replaced set")
+	}
+	ref := string(a.ad.Ref(a.pool.Keys()[1]))
+	a.bus.reply = false
+	if a.ad.TryTrial(a.pool.Keys()[1], start) || a.ad.Lease(a.pool.Keys()[1], time.Minute) {
+		t.Fatal("the store's no was not passed on")
+	}
+	want := fmt.Sprint([]string{"trial:" + ref + ":" + fmt.Sprint(start.UnixMilli()), "lease:budget:" + ref})
+	if fmt.Sprint(a.bus.asked) != want {
+		t.Fatalf("asked %v, want %v", a.bus.asked, want)
+	}
+}
+
+func TestManualAppliedAgainAfterAttach(t *testing.T) {
+	a, b := pair(t)
+	var got []bool
+	b.ad.OnManual(func(_ *breaker.Set, _ *keyring.Key, disabled bool) { got = append(got, disabled) })
+	a.ad.Manual(a.pool.Keys()[0], true)
+	sent := a.bus.took()
+	if len(sent) != 1 || sent[0].Kind != cluster.Disable {
+		t.Fatalf("published %+v", sent)
+	}
+	ev := sent[0]
+	b.ad.Apply(ev) // a re-read: already applied
+	newSide(t, b.bus, b.ad)
+	b.ad.Apply(ev) // the same re-read after a reload: the new set needs it
+	if fmt.Sprint(got) != "[true true]" {
+		t.Fatalf("applied %v, want the disable once per attached set", got)
+	}
+}
