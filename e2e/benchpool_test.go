@@ -18,8 +18,7 @@ func TestOneClientCannotBenchThePool(t *testing.T) {
 	clk := newClock()
 	clk.t = time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
 	sim := econUpstream(t, 1, 50, clk.Now) // B's free quota is used up already
-	gw := econGateway(t, sim)
-	gw.Clock.t = clk.Now()
+	gw := econGateway(t, sim, clk.Now())
 	post := func(path, body string) int {
 		req := newRequest(t, http.MethodPost, gw.URL+path, []byte(body))
 		req.Header.Set("Content-Type", "application/json")

@@ -31,7 +31,7 @@ func TestDashboardNamesExportedMetrics(t *testing.T) {
 	// The budget series come from a gateway that reads budgets: over the
 	// simulator, with a capped key and free-model calls.
 	sim := econUpstream(t, 1, 0, time.Now)
-	bgw := econGateway(t, sim)
+	bgw := econGateway(t, sim, time.Now())
 	for _, model := range []string{"openai/gpt-4o-mini", "meta-llama/llama-3.3-70b-instruct:free"} {
 		if resp, body := econCall(t, bgw, model, 16); resp.StatusCode != 200 {
 			t.Fatalf("%s: %d %s", model, resp.StatusCode, body)

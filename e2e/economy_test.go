@@ -39,9 +39,10 @@ func econUpstream(t *testing.T, capA1 float64, freeUsedB int, now func() time.Ti
 // econGateway runs keygate over sim with budgets polled (hourly, so only
 // the start-up poll and those right after a fault), and waits for the
 // start-up polls.
-func econGateway(t *testing.T, sim *simulator.Server) *gateway {
+func econGateway(t *testing.T, sim *simulator.Server, at time.Time) *gateway {
 	t.Helper()
 	gw := startGateway(t, sim.BaseURL(), econKeys(), "BUDGET_POLL_INTERVAL=1h", "KEY_ROTATION=round-robin")
+	gw.Clock.Set(at) // before anything reads it
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { gw.Budgets.Run(ctx); close(done) }()
@@ -75,8 +76,7 @@ func TestEconomyBelowCapacity(t *testing.T) {
 	clk := newClock()
 	clk.t = time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
 	sim := econUpstream(t, 0.00005, 45, clk.Now)
-	gw := econGateway(t, sim)
-	gw.Clock.t = clk.Now()
+	gw := econGateway(t, sim, clk.Now())
 
 	const paid, free = 60, 16
 	maxCost := 0.0
@@ -132,8 +132,7 @@ func TestEconomyAboveCapacity(t *testing.T) {
 	clk := newClock()
 	clk.t = time.Date(2026, 12, 1, 23, 0, 0, 0, time.UTC)
 	sim := econUpstream(t, 0, 49, clk.Now)
-	gw := econGateway(t, sim)
-	gw.Clock.t = clk.Now()
+	gw := econGateway(t, sim, clk.Now())
 	const free = "meta-llama/llama-3.3-70b-instruct:free"
 
 	// B has one free request left; A has 1000 but allows 20 a minute.
