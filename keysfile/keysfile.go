@@ -95,6 +95,10 @@ func Parse(data []byte) ([]keyring.Entry, []config.Duplicate, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	// An example file left unedited is refused as the environment is.
+	if err := config.Placeholders(vars); err != nil {
+		return nil, nil, err
+	}
 	if len(entries) == 0 {
 		return nil, nil, ErrNoKeys
 	}

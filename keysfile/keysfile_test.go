@@ -14,9 +14,9 @@ import (
 )
 
 const (
-	k1 = "sk-or-v1-aaaaaaaaaaaaaaaaaaaa1111"
-	k2 = "sk-or-v1-bbbbbbbbbbbbbbbbbbbb2222"
-	k3 = "sk-or-v1-cccccccccccccccccccc3333"
+	k1 = "sk-or-v1-3f9a0c7e5b21d84f6a0e9c3b7d1f2a58"
+	k2 = "sk-or-v1-8e2d4b6a0f1c93e7d5b2a8c4f60e1d37"
+	k3 = "sk-or-v1-c5a17e3f9b0d28a6e4c1f7b3d9a05e62"
 )
 
 func ids(es []keyring.Entry) []int {
@@ -51,6 +51,7 @@ func TestParse(t *testing.T) {
 		{name: "json instead", in: `{"keys": ["` + k1 + `"]}`, wantErr: ErrSyntax},
 		{name: "bad id", in: "OPENROUTER_API_KEY_x=" + k1 + "\n", errHas: "OPENROUTER_API_KEY_x"},
 		{name: "zero id", in: "OPENROUTER_API_KEY_0=" + k1 + "\n", errHas: "positive"},
+		{name: "the example left unedited", in: "OPENROUTER_API_KEY_1=sk-or-v1-your-key-here\nOPENROUTER_API_KEY_2=" + k2 + "\n", errHas: "OPENROUTER_API_KEY_1 holds a placeholder"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
