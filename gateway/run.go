@@ -237,20 +237,25 @@ func (s *Server) logDone(res *runResult, d time.Duration) {
 		"key_id", res.KeyID, "duration_ms", d.Milliseconds(), "status", res.Status, "error", res.Error)
 }
 
-func (s *Server) completion(client *http.Request, req *runRequest, call *relay.Call, budget *runBudget) runResult {
-	body, err := req.chatBody(call.Model)
+// sendChat makes one model's chat completion, streamed or not, through
+// the relay: the answer, or the model's error entry when there is none.
+func (s *Server) sendChat(client *http.Request, req *runRequest, call *relay.Call, stream bool) (*http.Response, *runResult) {
+	body, err := req.chatBodyStream(call.Model, stream)
 	if err != nil {
 		s.o.Relay.Release(call.First)
-		return runResult{Status: "error", Error: "encoding request: " + err.Error()}
+		return nil, &runResult{Status: "error", Error: "encoding request: " + err.Error()}
 	}
 	ctx := client.Context()
 	up, err := http.NewRequestWithContext(ctx, http.MethodPost, s.chatURL, nil)
 	if err != nil {
 		s.o.Relay.Release(call.First)
-		return runResult{Status: "error", Error: "building request: " + err.Error()}
+		return nil, &runResult{Status: "error", Error: "building request: " + err.Error()}
 	}
 	up.Header.Set("Content-Type", "application/json")
 	up.Header.Set("Accept", "application/json")
+	if stream {
+		up.Header.Set("Accept", "text/event-stream")
+	}
 	for _, h := range attribution {
 		if v := client.Header.Get(h); v != "" {
 			up.Header.Set(h, v)
@@ -258,8 +263,17 @@ func (s *Server) completion(client *http.Request, req *runRequest, call *relay.C
 	}
 	resp, err := s.o.Relay.Do(up, body, call)
 	if err != nil {
-		return runResult{Status: "error", Error: describeCallError(ctx, err)}
+		return nil, &runResult{Status: "error", Error: describeCallError(ctx, err)}
 	}
+	return resp, nil
+}
+
+func (s *Server) completion(client *http.Request, req *runRequest, call *relay.Call, budget *runBudget) runResult {
+	resp, failed := s.sendChat(client, req, call, false)
+	if failed != nil {
+		return *failed
+	}
+	ctx := client.Context()
 	defer resp.Body.Close()
 	data, err := io.ReadAll(budgetReader{r: resp.Body, b: budget})
 	if errors.Is(err, errRunAnswersTooLarge) {

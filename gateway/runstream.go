@@ -219,28 +219,11 @@ func (s *Server) streamModel(client *http.Request, req *runRequest, index int, c
 }
 
 func (s *Server) streamCompletion(client *http.Request, req *runRequest, index int, call *relay.Call, send func(runEvent)) runResult {
-	body, err := req.chatBodyStream(call.Model, true)
-	if err != nil {
-		s.o.Relay.Release(call.First)
-		return runResult{Status: "error", Error: "encoding request: " + err.Error()}
+	resp, failed := s.sendChat(client, req, call, true)
+	if failed != nil {
+		return *failed
 	}
 	ctx := client.Context()
-	up, err := http.NewRequestWithContext(ctx, http.MethodPost, s.chatURL, nil)
-	if err != nil {
-		s.o.Relay.Release(call.First)
-		return runResult{Status: "error", Error: "building request: " + err.Error()}
-	}
-	up.Header.Set("Content-Type", "application/json")
-	up.Header.Set("Accept", "text/event-stream")
-	for _, h := range attribution {
-		if v := client.Header.Get(h); v != "" {
-			up.Header.Set(h, v)
-		}
-	}
-	resp, err := s.o.Relay.Do(up, body, call)
-	if err != nil {
-		return runResult{Status: "error", Error: describeCallError(ctx, err)}
-	}
 	late := relay.LateOf(resp)
 	defer resp.Body.Close()
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {

@@ -1,12 +1,10 @@
 package webui
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -17,75 +15,15 @@ import (
 
 	"github.com/keygate/keygate/access"
 	"github.com/keygate/keygate/admin"
+	"github.com/keygate/keygate/internal/browsertest"
 	"github.com/keygate/keygate/secret"
 )
 
 // liveWait bounds how long the page may take to show a change of the pool:
-// a poll is every 1.5 s, so a few seconds. pageWait bounds everything else
-// (a page load, an answer to a click), generous for a loaded machine: both
-// are limits, not timings; a wait ends as soon as its condition holds.
-const (
-	liveWait = 5 * time.Second
-	pageWait = 15 * time.Second
-)
-
-// chromium finds the browser; missing, the test skips, except under CI,
-// where it fails.
-func chromium(t *testing.T) string {
-	t.Helper()
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("chromium not found (CI=true): install Debian's chromium")
-	}
-	t.Skip("chromium not found")
-	return ""
-}
-
-// browser starts one headless Chromium for the test, cut off from every
-// network but loopback.
-func browser(t *testing.T) context.Context {
-	t.Helper()
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromium(t)),
-		chromedp.Headless,
-		chromedp.NoSandbox, // the tests run as root
-		chromedp.DisableGPU,
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1280, 900),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("no-pings", true),
-		// Any name but loopback fails to resolve: the page must need
-		// nothing beyond keygate, and the browser calls nowhere.
-		chromedp.Flag("host-resolver-rules", "MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"),
-	)
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancel := chromedp.NewContext(allocCtx)
-	t.Cleanup(func() {
-		cancel()
-		cancelAlloc()
-	})
-	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("starting chromium: %v", err)
-	}
-	return ctx
-}
-
-// tab opens a new tab on the browser, bounded in time as a whole.
-func tab(t *testing.T, b context.Context) context.Context {
-	t.Helper()
-	ctx, cancel := chromedp.NewContext(b)
-	t.Cleanup(cancel)
-	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("opening a tab: %v", err)
-	}
-	ctx, cancelT := context.WithTimeout(ctx, time.Minute)
-	t.Cleanup(cancelT)
-	return ctx
-}
+// a poll is every 1.5 s, so a few seconds. It is a limit, not a timing; a
+// wait ends as soon as its condition holds. (The browser helpers are
+// internal/browsertest's, shared with the gateway's e2e test.)
+const liveWait = 5 * time.Second
 
 // gateway serves the page and the admin API over pool, as the gateway
 // mounts them.
@@ -100,108 +38,68 @@ func gateway(t *testing.T, pool *fakePool, clients []secret.Key) string {
 	return srv.URL
 }
 
-func do(t *testing.T, ctx context.Context, steps ...chromedp.Action[chromedp.Void]) {
-	t.Helper()
-	if err := chromedp.Do(ctx, steps...); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// until waits for a JavaScript condition on the page, at most pageWait.
-func until(t *testing.T, ctx context.Context, what, js string) {
-	t.Helper()
-	untilWithin(t, ctx, pageWait, what, js)
-}
-
-func untilWithin(t *testing.T, ctx context.Context, limit time.Duration, what, js string) {
-	t.Helper()
-	_, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](js,
-		chromedp.WithPollingTimeout(limit), chromedp.WithPollingInterval(50*time.Millisecond)))
-	if err != nil {
-		t.Fatalf("%s: %v", what, err)
-	}
-}
-
-func eval[T any](t *testing.T, ctx context.Context, js string) T {
-	t.Helper()
-	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](js))
-	if err != nil {
-		t.Fatalf("%s: %v", js, err)
-	}
-	return v
-}
-
-func login(t *testing.T, ctx context.Context, token string) {
-	t.Helper()
-	do(t, ctx,
-		chromedp.WaitVisible(chromedp.CSS("#token")),
-		chromedp.SendKeys(chromedp.CSS("#token"), token),
-		chromedp.Click(chromedp.CSS(`#login button[type="submit"]`)),
-	)
-}
-
 const rowsJS = `document.querySelectorAll('#keys tbody tr').length`
 
 func TestBrowser(t *testing.T) {
-	b := browser(t)
+	b := browsertest.Browser(t)
 
 	t.Run("every key, and a revoked key rests without a reload", func(t *testing.T) {
 		pool := newFakePool()
-		ctx := tab(t, b)
-		do(t, ctx, chromedp.Navigate(gateway(t, pool, nil)+"/"))
-		until(t, ctx, "all rows", rowsJS+` === 4 && document.querySelector('#keys tbody tr[data-key="4"] td[data-label="key"]').textContent.includes('…4444')`)
-		if got := eval[string](t, ctx, `document.body.innerText`); !containsAll(got, "#1", "#2", "#3", "#4", "sk-or-v1-…1111", "a1b2c3d4") {
+		ctx := browsertest.Tab(t, b)
+		browsertest.Do(t, ctx, chromedp.Navigate(gateway(t, pool, nil)+"/"))
+		browsertest.Until(t, ctx, "all rows", rowsJS+` === 4 && document.querySelector('#keys tbody tr[data-key="4"] td[data-label="key"]').textContent.includes('…4444')`)
+		if got := browsertest.Eval[string](t, ctx, `document.body.innerText`); !containsAll(got, "#1", "#2", "#3", "#4", "sk-or-v1-…1111", "a1b2c3d4") {
 			t.Fatalf("page text lacks a key:\n%s", got)
 		}
-		eval[chromedp.Void](t, ctx, `window.__sameDocument = true`)
+		browsertest.Eval[chromedp.Void](t, ctx, `window.__sameDocument = true`)
 		pool.set(2, func(k *Key) {
 			k.State, k.RestReason, k.RestLeft = StateResting, "auth (401)", Seconds(10*time.Minute)
 		})
-		untilWithin(t, ctx, liveWait, "key 2 resting", `document.querySelector('tr[data-key="2"]').dataset.state === 'resting' && document.querySelector('tr[data-key="2"]').innerText.includes('auth (401)')`)
-		if !eval[bool](t, ctx, `window.__sameDocument === true`) {
+		browsertest.UntilWithin(t, ctx, liveWait, "key 2 resting", `document.querySelector('tr[data-key="2"]').dataset.state === 'resting' && document.querySelector('tr[data-key="2"]').innerText.includes('auth (401)')`)
+		if !browsertest.Eval[bool](t, ctx, `window.__sameDocument === true`) {
 			t.Fatal("the page reloaded to show the change")
 		}
-		if got := eval[bool](t, ctx, `document.querySelectorAll('button[data-action]').length === 0 && document.getElementById('reload').hidden`); !got {
+		if got := browsertest.Eval[bool](t, ctx, `document.querySelectorAll('button[data-action]').length === 0 && document.getElementById('reload').hidden`); !got {
 			t.Fatal("admin buttons shown without the admin token")
 		}
 	})
 
 	t.Run("token prompt; a wrong token shows nothing", func(t *testing.T) {
 		pool := newFakePool()
-		ctx := tab(t, b)
-		do(t, ctx, chromedp.Navigate(gateway(t, pool, []secret.Key{secret.New(clientTok)})+"/"))
-		until(t, ctx, "prompt", `!document.getElementById('login').hidden`)
-		login(t, ctx, "not-a-token")
-		until(t, ctx, "refusal", `!document.getElementById('login-error').hidden`)
-		if got := eval[bool](t, ctx, rowsJS+` === 0 && document.getElementById('data').hidden && sessionStorage.getItem('keygate-token') === null && !document.body.innerText.includes('sk-or-')`); !got {
+		ctx := browsertest.Tab(t, b)
+		browsertest.Do(t, ctx, chromedp.Navigate(gateway(t, pool, []secret.Key{secret.New(clientTok)})+"/"))
+		browsertest.Until(t, ctx, "prompt", `!document.getElementById('login').hidden`)
+		browsertest.Login(t, ctx, "not-a-token")
+		browsertest.Until(t, ctx, "refusal", `!document.getElementById('login-error').hidden`)
+		if got := browsertest.Eval[bool](t, ctx, rowsJS+` === 0 && document.getElementById('data').hidden && sessionStorage.getItem('keygate-token') === null && !document.body.innerText.includes('sk-or-')`); !got {
 			t.Fatal("a wrong token showed pool data or was kept")
 		}
-		login(t, ctx, clientTok)
-		until(t, ctx, "rows with the client token", rowsJS+` === 4`)
-		if got := eval[bool](t, ctx, `document.querySelectorAll('button[data-action]').length === 0 && sessionStorage.getItem('keygate-token') === '`+clientTok+`'`); !got {
+		browsertest.Login(t, ctx, clientTok)
+		browsertest.Until(t, ctx, "rows with the client token", rowsJS+` === 4`)
+		if got := browsertest.Eval[bool](t, ctx, `document.querySelectorAll('button[data-action]').length === 0 && sessionStorage.getItem('keygate-token') === '`+clientTok+`'`); !got {
 			t.Fatal("admin buttons for a client token, or the token not kept in the session")
 		}
 		// The session keeps the token across a reload of the page.
-		do(t, ctx, chromedp.Reload())
-		until(t, ctx, "rows after a page reload", rowsJS+` === 4`)
+		browsertest.Do(t, ctx, chromedp.Reload())
+		browsertest.Until(t, ctx, "rows after a page reload", rowsJS+` === 4`)
 	})
 
 	t.Run("admin buttons disable and enable a key", func(t *testing.T) {
 		pool := newFakePool()
-		ctx := tab(t, b)
-		do(t, ctx, chromedp.Navigate(gateway(t, pool, []secret.Key{secret.New(clientTok)})+"/"))
-		login(t, ctx, adminTok)
+		ctx := browsertest.Tab(t, b)
+		browsertest.Do(t, ctx, chromedp.Navigate(gateway(t, pool, []secret.Key{secret.New(clientTok)})+"/"))
+		browsertest.Login(t, ctx, adminTok)
 		btn := func(action string) chromedp.CSS {
 			return chromedp.CSS(fmt.Sprintf(`button[data-action=%q][data-id="3"]`, action))
 		}
-		do(t, ctx, chromedp.WaitVisible(btn("disable")), chromedp.Click(btn("disable")))
-		until(t, ctx, "key 3 disabled", `document.querySelector('tr[data-key="3"]').dataset.state === 'disabled'`)
-		do(t, ctx, chromedp.WaitVisible(btn("enable")), chromedp.Click(btn("enable")))
-		until(t, ctx, "key 3 active", `document.querySelector('tr[data-key="3"]').dataset.state === 'active'`)
-		do(t, ctx, chromedp.WaitVisible(btn("check")), chromedp.Click(btn("check")))
-		until(t, ctx, "check answer", `document.getElementById('message').textContent.includes('Key #3: $2.20 of $5.00 left')`)
-		do(t, ctx, chromedp.Click(chromedp.CSS("#reload")))
-		until(t, ctx, "reload answer", `document.getElementById('message').textContent.includes('4 kept')`)
+		browsertest.Do(t, ctx, chromedp.WaitVisible(btn("disable")), chromedp.Click(btn("disable")))
+		browsertest.Until(t, ctx, "key 3 disabled", `document.querySelector('tr[data-key="3"]').dataset.state === 'disabled'`)
+		browsertest.Do(t, ctx, chromedp.WaitVisible(btn("enable")), chromedp.Click(btn("enable")))
+		browsertest.Until(t, ctx, "key 3 active", `document.querySelector('tr[data-key="3"]').dataset.state === 'active'`)
+		browsertest.Do(t, ctx, chromedp.WaitVisible(btn("check")), chromedp.Click(btn("check")))
+		browsertest.Until(t, ctx, "check answer", `document.getElementById('message').textContent.includes('Key #3: $2.20 of $5.00 left')`)
+		browsertest.Do(t, ctx, chromedp.Click(chromedp.CSS("#reload")))
+		browsertest.Until(t, ctx, "reload answer", `document.getElementById('message').textContent.includes('4 kept')`)
 		want := []string{"disable 3", "enable 3", "check 3", "reload"}
 		if got := pool.called(); !slices.Equal(got, want) {
 			t.Fatalf("admin calls = %v, want %v", got, want)
@@ -211,14 +109,14 @@ func TestBrowser(t *testing.T) {
 	t.Run("screenshot under load", func(t *testing.T) {
 		pool := newFakePool()
 		load(pool)
-		ctx := tab(t, b)
+		ctx := browsertest.Tab(t, b)
 		url := gateway(t, pool, nil)
-		do(t, ctx, chromedp.Navigate(url+"/"))
-		until(t, ctx, "rows", rowsJS+` === 4 && document.querySelector('tr[data-key="3"]').dataset.state === 'disabled'`)
+		browsertest.Do(t, ctx, chromedp.Navigate(url+"/"))
+		browsertest.Until(t, ctx, "rows", rowsJS+` === 4 && document.querySelector('tr[data-key="3"]').dataset.state === 'disabled'`)
 		// Open to all, the page asks for a token only as the admin's.
-		do(t, ctx, chromedp.Click(chromedp.CSS("#signin")))
-		login(t, ctx, adminTok)
-		until(t, ctx, "admin buttons", `document.querySelectorAll('button[data-action]').length === 8 && !document.getElementById('reload').hidden`)
+		browsertest.Do(t, ctx, chromedp.Click(chromedp.CSS("#signin")))
+		browsertest.Login(t, ctx, adminTok)
+		browsertest.Until(t, ctx, "admin buttons", `document.querySelectorAll('button[data-action]').length === 8 && !document.getElementById('reload').hidden`)
 		shot := func(name string) {
 			png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 			if err != nil {
@@ -244,8 +142,8 @@ func TestBrowser(t *testing.T) {
 		}
 		shot("status-page.png")
 		// A phone: rows become cards with a label per line.
-		do(t, ctx, chromedp.EmulateViewport(390, 844))
-		until(t, ctx, "cards on a phone", `getComputedStyle(document.querySelector('#keys thead')).display === 'none' && getComputedStyle(document.querySelector('#keys tbody tr')).display === 'block'`)
+		browsertest.Do(t, ctx, chromedp.EmulateViewport(390, 844))
+		browsertest.Until(t, ctx, "cards on a phone", `getComputedStyle(document.querySelector('#keys thead')).display === 'none' && getComputedStyle(document.querySelector('#keys tbody tr')).display === 'block'`)
 		shot("status-page-phone.png")
 	})
 }
