@@ -88,6 +88,12 @@ func (s *Server) routeList() string {
 				ms = slices.DeleteFunc(ms, func(m string) bool { return m == http.MethodHead })
 			}
 			slices.Sort(ms)
+			if len(ms) > 4 {
+				// Mounted for every method (the admin API answers the
+				// wrong ones itself).
+				parts = append(parts, p+" (the admin API, with ADMIN_TOKEN)")
+				continue
+			}
 			parts = append(parts, strings.Join(ms, "|")+" "+p)
 		}
 		s.hint.text = strings.Join(parts, ", ")
