@@ -119,34 +119,7 @@ func (s *Server) run(c echo.Context) error {
 	log.Info("🔄 Processing "+strconv.Itoa(len(req.Models))+" models...", "event", "run_start", "models", len(req.Models))
 	log.Info("🔀 Key rotation mode: "+strings.ToUpper(st.Name()), "event", "key_rotation", "strategy", st.Name())
 
-	calls := make([]relay.Call, len(req.Models))
-	results := make([]runResult, len(req.Models))
-	var spread keyring.Exclude // keys this request already holds, for distinct keys
-	// Round-robin's successive turns are distinct keys already; excluding
-	// the keys taken would shift its cursor off the sequence.
-	distinct := st.Name() != keyring.NameRoundRobin
-	// Every model's call runs on the pool in force now, a reload or not.
-	rl := s.o.Relay.Snapshot()
-	for i, model := range req.Models {
-		calls[i] = relay.Call{Strategy: st, Model: model, Free: freeModel(model), MaxTokens: req.maxTokens(), Client: clientOf(r, len(s.o.Tokens) > 0)}
-		lease, err := rl.Acquire(st, &spread)
-		if err != nil && spread.Len() > 0 {
-			spread.Reset()
-			lease, err = rl.Acquire(st, &spread)
-		}
-		if err != nil {
-			results[i] = runResult{Model: model, Status: "error", Duration: seconds(0), Error: err.Error()}
-			s.logDone(&results[i], 0)
-			continue
-		}
-		if distinct {
-			spread.Add(lease.Key.Slot())
-		}
-		calls[i].First = lease
-		calls[i].OnRetry = func(k *keyring.Key) { logKey(log, model, k, true) }
-		logKey(log, model, lease.Key, false)
-		log.Info("⏳ Calling "+model+"...", "event", "model_call", "model", model, "key_id", lease.Key.ID)
-	}
+	calls, results := s.leaseModels(r, req, st, nil)
 
 	var wg sync.WaitGroup
 	budget := &runBudget{}
@@ -154,13 +127,7 @@ func (s *Server) run(c echo.Context) error {
 		if calls[i].First.Key == nil {
 			continue
 		}
-		// Each model's call is a request in flight of its own: it holds an
-		// upstream connection, a body and an answer.
-		if !s.enter() {
-			s.o.Relay.Release(calls[i].First)
-			results[i] = runResult{Model: calls[i].Model, Status: "error", Duration: seconds(0),
-				Error: "overloaded: too many requests in flight (MAX_IN_FLIGHT); retry shortly"}
-			s.logDone(&results[i], 0)
+		if !s.modelSlot(&calls[i], &results[i]) {
 			continue
 		}
 		wg.Add(1)
@@ -197,6 +164,61 @@ func (s *Server) run(c echo.Context) error {
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
+}
+
+// leaseModels makes one call per model of req and leases each its first
+// key up front, on the pool in force now (the leases carry this snapshot
+// into Do, whatever a reload does meanwhile), distinct keys while there are
+// enough; a model that gets none has its error entry in results, and fail,
+// when set, is told its index and entry.
+func (s *Server) leaseModels(r *http.Request, req *runRequest, st keyring.Strategy, fail func(i int, res *runResult)) ([]relay.Call, []runResult) {
+	log := s.o.Logger
+	calls := make([]relay.Call, len(req.Models))
+	results := make([]runResult, len(req.Models))
+	var spread keyring.Exclude // keys this request already holds, for distinct keys
+	// Round-robin's successive turns are distinct keys already; excluding
+	// the keys taken would shift its cursor off the sequence.
+	distinct := st.Name() != keyring.NameRoundRobin
+	rl := s.o.Relay.Snapshot()
+	for i, model := range req.Models {
+		calls[i] = relay.Call{Strategy: st, Model: model, Free: freeModel(model), MaxTokens: req.maxTokens(), Client: clientOf(r, len(s.o.Tokens) > 0)}
+		lease, err := rl.Acquire(st, &spread)
+		if err != nil && spread.Len() > 0 {
+			spread.Reset()
+			lease, err = rl.Acquire(st, &spread)
+		}
+		if err != nil {
+			results[i] = runResult{Model: model, Status: "error", Duration: seconds(0), Error: err.Error()}
+			s.logDone(&results[i], 0)
+			if fail != nil {
+				fail(i, &results[i])
+			}
+			continue
+		}
+		if distinct {
+			spread.Add(lease.Key.Slot())
+		}
+		calls[i].First = lease
+		calls[i].OnRetry = func(k *keyring.Key) { logKey(log, model, k, true) }
+		logKey(log, model, lease.Key, false)
+		log.Info("⏳ Calling "+model+"...", "event", "model_call", "model", model, "key_id", lease.Key.ID)
+	}
+	return calls, results
+}
+
+// modelSlot takes a MAX_IN_FLIGHT slot for a model's call: each is a
+// request in flight of its own, holding an upstream connection, a body and
+// an answer. Without one the call's lease is given back and res is its
+// error entry; every true must be followed by leave.
+func (s *Server) modelSlot(call *relay.Call, res *runResult) bool {
+	if s.enter() {
+		return true
+	}
+	s.o.Relay.Release(call.First)
+	*res = runResult{Model: call.Model, Status: "error", Duration: seconds(0),
+		Error: "overloaded: too many requests in flight (MAX_IN_FLIGHT); retry shortly"}
+	s.logDone(res, 0)
+	return false
 }
 
 // logKey tells which key a model's call goes out on, first or on a retry.

@@ -75,34 +75,7 @@ func (s *Server) runStream(c echo.Context, req *runRequest) error {
 	out := &runWriter{w: w, cancel: cancel}
 	out.flush()
 
-	calls := make([]relay.Call, len(req.Models))
-	results := make([]runResult, len(req.Models))
-	var spread keyring.Exclude
-	distinct := st.Name() != keyring.NameRoundRobin
-	// Every model's call runs on the pool in force now, whatever a reload
-	// does meanwhile: the leases below carry this snapshot into Do.
-	rl := s.o.Relay.Snapshot()
-	for i, model := range req.Models {
-		calls[i] = relay.Call{Strategy: st, Model: model, Free: freeModel(model), MaxTokens: req.maxTokens(), Client: clientOf(r, len(s.o.Tokens) > 0)}
-		lease, err := rl.Acquire(st, &spread)
-		if err != nil && spread.Len() > 0 {
-			spread.Reset()
-			lease, err = rl.Acquire(st, &spread)
-		}
-		if err != nil {
-			results[i] = runResult{Model: model, Status: "error", Duration: seconds(0), Error: err.Error()}
-			s.logDone(&results[i], 0)
-			out.write(modelDoneEvent(i, &results[i]))
-			continue
-		}
-		if distinct {
-			spread.Add(lease.Key.Slot())
-		}
-		calls[i].First = lease
-		calls[i].OnRetry = func(k *keyring.Key) { logKey(log, model, k, true) }
-		logKey(log, model, lease.Key, false)
-		log.Info("⏳ Calling "+model+"...", "event", "model_call", "model", model, "key_id", lease.Key.ID)
-	}
+	calls, results := s.leaseModels(r, req, st, func(i int, res *runResult) { out.write(modelDoneEvent(i, res)) })
 
 	events := make(chan runEvent, 4*len(req.Models))
 	var wg sync.WaitGroup
