@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -178,28 +179,37 @@ func TestHardenKeysNeverLeave(t *testing.T) {
 	}
 }
 
-// TestHardenRunCallsCountInFlight: each of a /run's model calls takes a
-// MAX_IN_FLIGHT slot; models past the free slots are answered as
-// overloaded, without an upstream call.
+// TestHardenRunCallsCountInFlight: each of a /run's model calls, plain or
+// streamed, takes a MAX_IN_FLIGHT slot; models past the free slots are
+// answered as overloaded, without an upstream call.
 func TestHardenRunCallsCountInFlight(t *testing.T) {
-	var calls atomic.Int64
-	release := make(chan struct{})
-	up := hnUpstream(t, func(w http.ResponseWriter, r *http.Request) {
-		calls.Add(1)
-		<-release
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = io.WriteString(w, `{"choices":[{"message":{"content":"ok"}}]}`)
-	})
-	g := hdStart(t, up, hdKeys(8), newClock(), "MAX_IN_FLIGHT=5")
-	done := make(chan hdResult, 1)
-	go func() {
-		done <- hdDo(g.Client, hdRequest(t, http.MethodPost, g.URL+"/run",
-			`{"prompt":"hi","models":["a/1","a/2","a/3","a/4","a/5","a/6","a/7","a/8"]}`))
-	}()
-	ptEventually(t, "4 model calls upstream", func() bool { return calls.Load() == 4 })
-	close(release)
-	r := ptWait(t, done, "the /run answer")
-	if r.Status != http.StatusOK || strings.Count(string(r.Body), `"status":"success"`) != 4 || strings.Count(string(r.Body), "MAX_IN_FLIGHT") != 4 || calls.Load() != 4 {
-		t.Fatalf("%d %s with %d upstream calls; want 4 successes and 4 overloaded", r.Status, r.Body, calls.Load())
+	for _, stream := range []bool{false, true} {
+		t.Run(map[bool]string{false: "plain", true: "streamed"}[stream], func(t *testing.T) {
+			var calls atomic.Int64
+			release := make(chan struct{})
+			up := hnUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+				calls.Add(1)
+				<-release
+				w.Header().Set("Content-Type", "application/json")
+				_, _ = io.WriteString(w, `{"choices":[{"message":{"content":"ok"}}]}`)
+			})
+			g := hdStart(t, up, hdKeys(8), newClock(), "MAX_IN_FLIGHT=5")
+			done := make(chan hdResult, 1)
+			go func() {
+				done <- hdDo(g.Client, hdRequest(t, http.MethodPost, g.URL+"/run",
+					`{"prompt":"hi","stream":`+strconv.FormatBool(stream)+`,"models":["a/1","a/2","a/3","a/4","a/5","a/6","a/7","a/8"]}`))
+			}()
+			ptEventually(t, "4 model calls upstream", func() bool { return calls.Load() == 4 })
+			close(release)
+			r := ptWait(t, done, "the /run answer")
+			doc := string(r.Body)
+			if stream {
+				// The last event, done, holds the whole document.
+				doc = doc[strings.LastIndex(doc, "data: "):]
+			}
+			if r.Status != http.StatusOK || strings.Count(doc, `"status":"success"`) != 4 || strings.Count(doc, "MAX_IN_FLIGHT") != 4 || calls.Load() != 4 {
+				t.Fatalf("%d %s with %d upstream calls; want 4 successes and 4 overloaded", r.Status, r.Body, calls.Load())
+			}
+		})
 	}
 }

@@ -298,9 +298,6 @@ func (s *Server) completion(client *http.Request, req *runRequest, call *relay.C
 	ctx := client.Context()
 	defer resp.Body.Close()
 	data, err := io.ReadAll(budgetReader{r: resp.Body, b: budget})
-	if errors.Is(err, errRunAnswersTooLarge) {
-		return runResult{Status: "error", Error: err.Error()}
-	}
 	if err != nil {
 		return runResult{Status: "error", Error: describeCallError(ctx, err)}
 	}
@@ -387,6 +384,8 @@ func describeCallError(ctx context.Context, err error) string {
 		return "client went away"
 	case errors.Is(err, relay.ErrUpstreamTimeout):
 		return "upstream timeout"
+	case errors.Is(err, errRunAnswersTooLarge):
+		return err.Error()
 	}
 	var ae *relay.AttemptError
 	if errors.As(err, &ae) {

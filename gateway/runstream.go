@@ -80,21 +80,27 @@ func (s *Server) runStream(c echo.Context, req *runRequest) error {
 	events := make(chan runEvent, 4*len(req.Models))
 	var wg sync.WaitGroup
 	running := 0
+	budget := &runBudget{}
 	for i := range calls {
 		if calls[i].First.Key == nil {
+			continue
+		}
+		if !s.modelSlot(&calls[i], &results[i]) {
+			out.write(modelDoneEvent(i, &results[i]))
 			continue
 		}
 		running++
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			defer s.leave()
 			send := func(ev runEvent) {
 				select {
 				case events <- ev:
 				case <-ctx.Done():
 				}
 			}
-			results[i] = s.streamModel(client, req, i, &calls[i], send)
+			results[i] = s.streamModel(client, req, i, &calls[i], budget, send)
 			// Always delivered: the handler counts them to know the end.
 			events <- modelDoneEvent(i, &results[i])
 		}()
@@ -177,10 +183,10 @@ func (o *runWriter) flush() {
 
 // streamModel makes one model's streamed chat completion, sending its
 // deltas as they come, and returns its entry.
-func (s *Server) streamModel(client *http.Request, req *runRequest, index int, call *relay.Call, send func(runEvent)) runResult {
+func (s *Server) streamModel(client *http.Request, req *runRequest, index int, call *relay.Call, budget *runBudget, send func(runEvent)) runResult {
 	model := call.Model
 	start := time.Now()
-	res := s.streamCompletion(client, req, index, call, send)
+	res := s.streamCompletion(client, req, index, call, budget, send)
 	d := time.Since(start)
 	res.Model, res.Duration = model, seconds(d)
 	if call.Key != nil {
@@ -191,7 +197,7 @@ func (s *Server) streamModel(client *http.Request, req *runRequest, index int, c
 	return res
 }
 
-func (s *Server) streamCompletion(client *http.Request, req *runRequest, index int, call *relay.Call, send func(runEvent)) runResult {
+func (s *Server) streamCompletion(client *http.Request, req *runRequest, index int, call *relay.Call, budget *runBudget, send func(runEvent)) runResult {
 	resp, failed := s.sendChat(client, req, call, true)
 	if failed != nil {
 		return *failed
@@ -204,15 +210,17 @@ func (s *Server) streamCompletion(client *http.Request, req *runRequest, index i
 		return runResult{Status: "error", Error: "upstream " + strconv.Itoa(resp.StatusCode) + ": " + upstreamMessage([]byte(s.redact(string(data))))}
 	}
 	var acc streamAnswer
+	// What all models' answers may total, as for the plain form.
+	body := budgetReader{r: resp.Body, b: budget}
 	if !strings.EqualFold(mediaType(resp.Header.Get("Content-Type")), "text/event-stream") {
 		// Upstream answered whole: one delta of it all.
-		if err := acc.whole(resp.Body); err != nil {
+		if err := acc.whole(body); err != nil {
 			return runResult{Status: "error", Error: describeCallError(ctx, err)}
 		}
 		if acc.out.Len() > 0 {
 			send(s.deltaEvent(index, call.Model, acc.out.String()))
 		}
-	} else if err := acc.stream(resp.Body, late, func(content string) { send(s.deltaEvent(index, call.Model, content)) }); err != nil {
+	} else if err := acc.stream(body, late, func(content string) { send(s.deltaEvent(index, call.Model, content)) }); err != nil {
 		return runResult{Status: "error", Error: describeCallError(ctx, err), Usage: acc.usage}
 	}
 	if acc.failure != "" {
