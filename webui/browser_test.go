@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -38,8 +36,6 @@ func gateway(t *testing.T, pool *fakePool, clients []secret.Key) string {
 	return srv.URL
 }
 
-const rowsJS = `document.querySelectorAll('#keys tbody tr').length`
-
 func TestBrowser(t *testing.T) {
 	b := browsertest.Browser(t)
 
@@ -47,7 +43,7 @@ func TestBrowser(t *testing.T) {
 		pool := newFakePool()
 		ctx := browsertest.Tab(t, b)
 		browsertest.Do(t, ctx, chromedp.Navigate(gateway(t, pool, nil)+"/"))
-		browsertest.Until(t, ctx, "all rows", rowsJS+` === 4 && document.querySelector('#keys tbody tr[data-key="4"] td[data-label="key"]').textContent.includes('…4444')`)
+		browsertest.Until(t, ctx, "all rows", browsertest.RowsJS+` === 4 && document.querySelector('#keys tbody tr[data-key="4"] td[data-label="key"]').textContent.includes('…4444')`)
 		if got := browsertest.Eval[string](t, ctx, `document.body.innerText`); !containsAll(got, "#1", "#2", "#3", "#4", "sk-or-v1-…1111", "a1b2c3d4") {
 			t.Fatalf("page text lacks a key:\n%s", got)
 		}
@@ -71,17 +67,17 @@ func TestBrowser(t *testing.T) {
 		browsertest.Until(t, ctx, "prompt", `!document.getElementById('login').hidden`)
 		browsertest.Login(t, ctx, "not-a-token")
 		browsertest.Until(t, ctx, "refusal", `!document.getElementById('login-error').hidden`)
-		if got := browsertest.Eval[bool](t, ctx, rowsJS+` === 0 && document.getElementById('data').hidden && sessionStorage.getItem('keygate-token') === null && !document.body.innerText.includes('sk-or-')`); !got {
+		if got := browsertest.Eval[bool](t, ctx, browsertest.RowsJS+` === 0 && document.getElementById('data').hidden && sessionStorage.getItem('keygate-token') === null && !document.body.innerText.includes('sk-or-')`); !got {
 			t.Fatal("a wrong token showed pool data or was kept")
 		}
 		browsertest.Login(t, ctx, clientTok)
-		browsertest.Until(t, ctx, "rows with the client token", rowsJS+` === 4`)
+		browsertest.Until(t, ctx, "rows with the client token", browsertest.RowsJS+` === 4`)
 		if got := browsertest.Eval[bool](t, ctx, `document.querySelectorAll('button[data-action]').length === 0 && sessionStorage.getItem('keygate-token') === '`+clientTok+`'`); !got {
 			t.Fatal("admin buttons for a client token, or the token not kept in the session")
 		}
 		// The session keeps the token across a reload of the page.
 		browsertest.Do(t, ctx, chromedp.Reload())
-		browsertest.Until(t, ctx, "rows after a page reload", rowsJS+` === 4`)
+		browsertest.Until(t, ctx, "rows after a page reload", browsertest.RowsJS+` === 4`)
 	})
 
 	t.Run("admin buttons disable and enable a key", func(t *testing.T) {
@@ -112,39 +108,16 @@ func TestBrowser(t *testing.T) {
 		ctx := browsertest.Tab(t, b)
 		url := gateway(t, pool, nil)
 		browsertest.Do(t, ctx, chromedp.Navigate(url+"/"))
-		browsertest.Until(t, ctx, "rows", rowsJS+` === 4 && document.querySelector('tr[data-key="3"]').dataset.state === 'disabled'`)
+		browsertest.Until(t, ctx, "rows", browsertest.RowsJS+` === 4 && document.querySelector('tr[data-key="3"]').dataset.state === 'disabled'`)
 		// Open to all, the page asks for a token only as the admin's.
 		browsertest.Do(t, ctx, chromedp.Click(chromedp.CSS("#signin")))
 		browsertest.Login(t, ctx, adminTok)
 		browsertest.Until(t, ctx, "admin buttons", `document.querySelectorAll('button[data-action]').length === 8 && !document.getElementById('reload').hidden`)
-		shot := func(name string) {
-			png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-			if err != nil {
-				t.Fatal(err)
-			}
-			dir := os.Getenv("KEYGATE_ARTIFACTS")
-			if dir == "" {
-				dir = t.TempDir()
-			}
-			if err := os.MkdirAll(dir, 0o755); err != nil {
-				t.Fatal(err)
-			}
-			path := filepath.Join(dir, name)
-			if err := os.WriteFile(path, png, 0o644); err != nil {
-				t.Fatal(err)
-			}
-			t.Logf("screenshot: %s", path)
-			if os.Getenv("KEYGATE_UPDATE_SCREENSHOT") == "1" && name == "status-page.png" {
-				if err := os.WriteFile(filepath.Join("..", "docs", name), png, 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-		}
-		shot("status-page.png")
+		browsertest.Screenshot(t, ctx, "status-page.png")
 		// A phone: rows become cards with a label per line.
 		browsertest.Do(t, ctx, chromedp.EmulateViewport(390, 844))
 		browsertest.Until(t, ctx, "cards on a phone", `getComputedStyle(document.querySelector('#keys thead')).display === 'none' && getComputedStyle(document.querySelector('#keys tbody tr')).display === 'block'`)
-		shot("status-page-phone.png")
+		browsertest.Screenshot(t, ctx, "status-page-phone.png")
 	})
 }
 
