@@ -281,24 +281,11 @@ func (r *Relay) LateFault(k *keyring.Key, v fault.Verdict) {
 	if !v.Learns() {
 		return
 	}
-	now := r.breakers.Now()
-	switch {
-	case r.confirm != nil && needsConfirm(v):
-		r.breakers.RestKey(k, v.Reason, v.Status, now.Add(r.confirmHold))
+	if r.confirm != nil && needsConfirm(v) {
+		r.breakers.RestKey(k, v.Reason, v.Status, r.breakers.Now().Add(r.confirmHold))
 		r.obs.Cooldown(k, v, r.confirmHold)
 		r.confirm.Confirm(k, v)
-	case v.Reason == fault.FreeQuota:
-		until := v.Until
-		if until.IsZero() {
-			until = NextUTCMidnight(now)
-		}
-		r.breakers.BlockFree(k, until)
-		r.obs.AccountCooldown(k, v, until)
-	case v.Scope == fault.Account:
-		until := now.Add(r.breakers.Confirmed(k, v))
-		r.breakers.RestAccount(k, v.Reason, v.Status, until)
-		r.obs.AccountCooldown(k, v, until)
-	default:
-		r.obs.Cooldown(k, v, r.breakers.Confirmed(k, v))
+		return
 	}
+	r.restFor(k, v, func() time.Duration { return r.breakers.Confirmed(k, v) }, nil)
 }

@@ -170,7 +170,15 @@ func (r *Relay) settle(l Lease, v fault.Verdict, c *Call) (retry bool) {
 // rest applies a fault without confirmation: the key's own rest, or its
 // account's. A per-day free quota blocks free-model calls only.
 func (r *Relay) rest(l Lease, v fault.Verdict) {
-	k := l.Key
+	r.restFor(l.Key, v, func() time.Duration { return l.trial.Fail(v) }, l.trial.Success)
+}
+
+// restFor rests k, or its account, for v: keyRest rests the key itself and
+// returns the rest in force (a call's trial failing, or Set.Confirmed once
+// the answer was committed); a per-day free quota blocks the account's
+// free-model calls only, and settles the key as fine with notFault (may be
+// nil).
+func (r *Relay) restFor(k *keyring.Key, v fault.Verdict, keyRest func() time.Duration, notFault func()) {
 	now := r.breakers.Now()
 	switch {
 	case v.Reason == fault.FreeQuota:
@@ -178,17 +186,17 @@ func (r *Relay) rest(l Lease, v fault.Verdict) {
 		if until.IsZero() {
 			until = NextUTCMidnight(now)
 		}
-		l.trial.Success()
+		if notFault != nil {
+			notFault()
+		}
 		r.breakers.BlockFree(k, until)
 		r.obs.AccountCooldown(k, v, until)
 	case v.Scope == fault.Account:
-		rest := l.trial.Fail(v)
-		until := now.Add(rest)
+		until := now.Add(keyRest())
 		r.breakers.RestAccount(k, v.Reason, v.Status, until)
 		r.obs.AccountCooldown(k, v, until)
 	default:
-		rest := l.trial.Fail(v)
-		r.obs.Cooldown(k, v, rest)
+		r.obs.Cooldown(k, v, keyRest())
 	}
 }
 
