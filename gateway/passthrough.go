@@ -16,6 +16,7 @@ import (
 	"github.com/keygate/keygate/keyring"
 	"github.com/keygate/keygate/relay"
 	"github.com/keygate/keygate/secret"
+	"github.com/keygate/keygate/sse"
 )
 
 // exchange is what the passthrough handler hands its proxy for one request.
@@ -27,6 +28,10 @@ type exchange struct {
 	// access line (access.go).
 	counter TokenCounter
 	tokens  int
+	// w is the client's writer, for the stream hold's commit at its
+	// timeout (CommitHeld); heldTap the usage splitter that commit primed.
+	w       http.ResponseWriter
+	heldTap *sse.Splitter
 }
 
 type exchangeKey struct{}
@@ -40,7 +45,10 @@ type exchangeCtx struct {
 
 // Value implements context.Context.
 func (c *exchangeCtx) Value(key any) any {
-	if key == (exchangeKey{}) {
+	switch key {
+	case exchangeKey{}:
+		return &c.ex
+	case relay.CommitterKey{}:
 		return &c.ex
 	}
 	return c.Context.Value(key)
@@ -183,6 +191,7 @@ func (p *passthrough) serve(w http.ResponseWriter, r *http.Request, seen **excha
 func (p *passthrough) prepare(w http.ResponseWriter, r *http.Request) *exchangeCtx {
 	ctx := &exchangeCtx{Context: r.Context()}
 	ex := &ctx.ex
+	ex.w = w
 	var err error
 	if ex.target, err = mapPath(p.base, r.URL); err != nil {
 		w.Header()["X-Keygate-Key"] = noKeyHeader
@@ -230,6 +239,10 @@ func (t roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	if err == nil {
 		tapUsage(resp, ex, ex.call.Key.ID, ex.call.Model)
+		if ex.heldTap != nil {
+			resumeTap(resp, ex.heldTap)
+			ex.heldTap = nil
+		}
 	}
 	if err == nil && ex.call.Free && t.p.spender != nil && resp.StatusCode >= 200 && resp.StatusCode < 300 {
 		t.p.spender.UseFree(ex.call.Key)

@@ -41,10 +41,6 @@ type watchedBody struct {
 	// an error first event.
 	hold    holdOutcome
 	errBody []byte
-	// pending is the hold's read still in flight when it timed out; its
-	// bytes land in pendBuf and are read after head.
-	pending chan readResult
-	pendBuf []byte
 	// done: the body ends with head (an answer rewritten by the relay).
 	done bool
 }
@@ -86,27 +82,6 @@ func (b *watchedBody) Read(p []byte) (int, error) {
 	if b.done {
 		return 0, io.EOF
 	}
-	if b.pending != nil {
-		res := <-b.pending
-		b.pending = nil
-		if res.n > 0 {
-			b.timer.Reset(b.timeout)
-		}
-		b.head, b.headErr = b.pendBuf[:res.n], res.err
-		b.pendBuf = nil
-		if res.n == 0 {
-			b.releasePeek()
-			b.headErr = nil
-			if res.err != nil {
-				return 0, b.readErr(res.err)
-			}
-			return 0, nil
-		}
-		if res.err != nil {
-			b.headErr = b.readErr(res.err)
-		}
-		return b.Read(p)
-	}
 	n, err := b.rc.Read(p)
 	if n > 0 {
 		b.timer.Reset(b.timeout)
@@ -132,12 +107,6 @@ func (b *watchedBody) Close() error {
 	}
 	b.timer.Stop()
 	b.head = nil
-	if b.pending != nil {
-		// The hold's read is still in flight: cancelling ends it, and its
-		// buffer is left to it rather than pooled.
-		b.cancel(context.Canceled)
-		b.peek = nil
-	}
 	b.releasePeek()
 	err := b.rc.Close()
 	b.cancel(context.Canceled)
@@ -146,7 +115,7 @@ func (b *watchedBody) Close() error {
 }
 
 func (b *watchedBody) releasePeek() {
-	if b.peek != nil && b.pending == nil {
+	if b.peek != nil {
 		peekBuffers.Put(b.peek)
 		b.peek = nil
 	}

@@ -67,81 +67,139 @@ const holdChunk = 512
 
 var holdBuffers = sync.Pool{New: func() any { b := make([]byte, holdChunk); return &b }}
 
-// readResult is one read of the hold's reader.
-type readResult struct {
-	n   int
-	err error
+// Committer sends a held stream's answer to its client when
+// STREAM_HOLD_TIMEOUT passes with only comments, so that no client or proxy
+// in between gives up on a silent answer. A call's request context carries
+// it under CommitterKey; the passthrough's does, POST /run's streamed form,
+// which has nothing to write then, does not.
+type Committer interface {
+	// CommitHeld runs at most once, on a timer's goroutine, while the
+	// call's goroutine waits on upstream and writes nothing: it sends
+	// resp's status and headers and held (the bytes that came, comments),
+	// and flushes them. It must not read resp.Body nor keep held. The
+	// answer the call then returns goes on after held.
+	CommitHeld(resp *http.Response, held []byte)
+}
+
+// CommitterKey is the context key of a call's Committer.
+type CommitterKey struct{}
+
+// holdState is one stream hold's state, shared by the reading goroutine and the
+// timeout's callback under mu. The reader holds mu whenever it is not
+// waiting in a read, so the callback commits only while a read waits, and
+// a lock is held across a client write on the timeout path only.
+type holdState struct {
+	mu sync.Mutex
+	// buf is what came so far.
+	buf []byte
+	// committed: the timeout passed; sent bytes of buf went to the client.
+	committed bool
+	sent      int
+	// over: the hold ended before its timeout, which then does nothing.
+	over bool
+	resp *http.Response
+	ctx  context.Context
+}
+
+// timeout commits the answer with what came, through the request's
+// Committer if it has one.
+func (h *holdState) timeout() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.over {
+		return
+	}
+	h.committed = true
+	if c, ok := h.ctx.Value(CommitterKey{}).(Committer); ok {
+		c.CommitHeld(h.resp, h.buf)
+		h.sent = len(h.buf)
+	}
 }
 
 // holdStream reads a streamed 200 until its first complete data event, at
-// most r.hold and holdMax bytes, keeping every byte in wb.head so that the
-// client gets them once, in order, when the answer is committed. Each read
-// runs on a short-lived goroutine, so that the hold can end at its timeout
-// while a read is still waiting: that read is then handed to wb and its
-// bytes follow the held ones. When the first event comes at once — the rule
-// — there is one such goroutine, gone before the answer is committed; a
-// committed stream is read in the caller's goroutine only.
+// most r.hold and holdMax bytes, keeping every byte so that the client gets
+// them once, in order, when the answer is committed. It reads in the
+// caller's goroutine: at the timeout a timer commits the answer (see
+// Committer) while the read waits, and the hold ends when that read
+// returns; what it brought follows as a committed stream. A timer costs no
+// goroutine unless it fires.
 func (r *Relay) holdStream(resp *http.Response, wb *watchedBody, now time.Time) fault.Verdict {
 	bp := holdBuffers.Get().(*[]byte)
-	buf := (*bp)[:0]
+	h := &holdState{buf: (*bp)[:0], resp: resp, ctx: wb.ctx}
 	var sp sse.Splitter
 	sp.Max = holdMax
-	timer := time.NewTimer(r.hold)
-	defer timer.Stop()
-	results := make(chan readResult, 1)
+	h.mu.Lock()
+	timer := time.AfterFunc(r.hold, h.timeout)
+	// end leaves the hold before its timeout; h.mu is held.
+	end := func() {
+		h.over = true
+		h.mu.Unlock()
+		timer.Stop()
+	}
+	release := func() {
+		if bp != nil {
+			holdBuffers.Put(bp)
+		}
+	}
 	commit := func(o holdOutcome) fault.Verdict {
-		wb.head, wb.peek, wb.hold = buf, bp, o
+		wb.head, wb.peek, wb.hold = h.buf, bp, o
 		return fault.Verdict{Status: resp.StatusCode}
 	}
 	for {
+		buf := h.buf
 		if cap(buf)-len(buf) < holdChunk/4 {
 			if cap(buf) >= holdMax {
+				end()
 				return commit(holdFull)
 			}
 			grown := make([]byte, len(buf), min(2*cap(buf), holdMax))
 			copy(grown, buf)
-			holdBuffers.Put(bp)
+			release()
 			buf, bp = grown, nil
+			h.buf = buf
 		}
 		room := buf[len(buf):cap(buf)]
-		go func() {
-			n, err := wb.rc.Read(room)
-			results <- readResult{n, err}
-		}()
-		var res readResult
-		select {
-		case res = <-results:
-		case <-timer.C:
-			// Committed with what came; the read in flight is the body's.
-			wb.pending, wb.pendBuf = results, room
-			return commit(holdTimeout)
-		}
-		piece := room[:res.n]
-		buf = buf[:len(buf)+res.n]
-		if res.n > 0 {
+		h.mu.Unlock()
+		n, err := wb.rc.Read(room)
+		h.mu.Lock()
+		piece := room[:n]
+		h.buf = buf[:len(buf)+n]
+		if n > 0 {
 			wb.timer.Reset(r.timeout)
 		}
+		if h.committed {
+			// Committed at the timeout while this read waited: what
+			// the client did not get yet follows as the body.
+			h.mu.Unlock()
+			wb.head, wb.peek, wb.hold = h.buf[h.sent:], bp, holdTimeout
+			if err != nil {
+				wb.headErr = wb.readErr(err)
+			}
+			if len(wb.head) == 0 {
+				wb.head = nil
+				wb.releasePeek()
+			}
+			return fault.Verdict{Status: resp.StatusCode}
+		}
 		if ev, _, ok := sp.Next(piece); ok {
+			end()
 			if v, body, isErr := streamError(resp.Header, ev.Data, now); isErr {
 				wb.errBody, wb.hold = body, holdError
-				if bp != nil {
-					holdBuffers.Put(bp)
-				}
+				release()
 				return v
 			}
-			if res.err != nil {
-				wb.headErr = res.err
+			if err != nil {
+				wb.headErr = err
 			}
 			return commit(holdData)
 		}
-		if res.err != nil {
-			if bp != nil {
-				holdBuffers.Put(bp)
-			}
+		if err != nil {
+			end()
+			release()
 			switch {
 			case wb.ctx.Err() != nil && !errors.Is(context.Cause(wb.ctx), ErrUpstreamTimeout):
 				wb.hold = holdGone
-			case errors.Is(res.err, io.EOF):
+			case errors.Is(err, io.EOF):
 				wb.hold = holdClosed
 			default:
 				wb.hold = holdBroken

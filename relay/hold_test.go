@@ -5,7 +5,10 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"runtime"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -144,8 +147,45 @@ func itoa(id int) string {
 	return string(rune('0' + id))
 }
 
+// committer records what the hold's timeout commits, as the passthrough
+// would send it to its client.
+type committer struct {
+	context.Context
+	// looked is closed when the timeout asks for the committer; with
+	// none set, Value then answers nil.
+	looked chan struct{}
+	once   sync.Once
+	none   bool
+	status int
+	held   string
+	// done gets one value per commit.
+	done chan struct{}
+}
+
+func newCommitter(ctx context.Context, none bool) *committer {
+	return &committer{Context: ctx, looked: make(chan struct{}), none: none, done: make(chan struct{}, 2)}
+}
+
+func (c *committer) Value(key any) any {
+	if key == (relay.CommitterKey{}) {
+		c.once.Do(func() { close(c.looked) })
+		if c.none {
+			return nil
+		}
+		return c
+	}
+	return c.Context.Value(key)
+}
+
+func (c *committer) CommitHeld(resp *http.Response, held []byte) {
+	c.status, c.held = resp.StatusCode, string(held)
+	c.done <- struct{}{}
+}
+
 // TestStreamHoldTimeout: a stream of comments only is committed at the hold
-// timeout with what came, and its later bytes follow in order.
+// timeout while upstream is silent: the committer sends the status and the
+// held comments then, and the answer that follows carries the later bytes
+// only, in order.
 func TestStreamHoldTimeout(t *testing.T) {
 	leaks := goleak.IgnoreCurrent()
 	t.Cleanup(func() { goleak.VerifyNone(t, leaks) })
@@ -154,28 +194,71 @@ func TestStreamHoldTimeout(t *testing.T) {
 		streams(map[int][]string{1: {processing, processing, block, okStream}}, b)(w, r, id)
 	})
 	b = newBlocker(t)
-	resp, err := e.do(t, nil, &relay.Call{})
-	if err != nil {
-		t.Fatal(err)
+	c := newCommitter(t.Context(), false)
+	type result struct {
+		resp *http.Response
+		err  error
 	}
-	// Committed while upstream still waits: the held comments come first.
-	head := make([]byte, 2*len(processing))
-	if _, err := io.ReadFull(resp.Body, head); err != nil || string(head) != processing+processing {
-		t.Fatalf("held bytes %q, %v", head, err)
+	done := make(chan result, 1)
+	go func() {
+		resp, err := e.relay.Do(e.request(t, c), nil, &relay.Call{Strategy: first})
+		done <- result{resp, err}
+	}()
+	// Committed while upstream still waits: the held comments went out.
+	<-c.done
+	if c.status != 200 || c.held != processing+processing {
+		t.Fatalf("committed %d %q, want 200 and the held comments", c.status, c.held)
 	}
 	b.open()
-	rest := readAll(t, resp)
-	if rest != okStream || resp.StatusCode != 200 {
-		t.Fatalf("after the hold: %d %q, want %q", resp.StatusCode, rest, okStream)
+	res := <-done
+	if res.err != nil {
+		t.Fatal(res.err)
+	}
+	rest := readAll(t, res.resp)
+	if rest != okStream || res.resp.StatusCode != 200 || len(c.done) != 0 {
+		t.Fatalf("after the hold: %d %q (%d more commits), want %q", res.resp.StatusCode, rest, len(c.done), okStream)
 	}
 	e.obs.mu.Lock()
 	defer e.obs.mu.Unlock()
 	equalEvents(t, "StreamFailover", e.obs.failovers, []string{relay.FailoverHoldTimeout})
 }
 
-// TestStreamHoldTimeoutClose: a stream committed at the hold timeout and
-// closed unread ends its read in flight and frees its key.
-func TestStreamHoldTimeoutClose(t *testing.T) {
+// TestStreamHoldTimeoutNoCommitter: without a committer (POST /run's
+// streamed form) the timeout only commits: the answer comes when the read
+// that waited returns, with every byte, and a later error event in it is
+// the client's, not a failover.
+func TestStreamHoldTimeoutNoCommitter(t *testing.T) {
+	leaks := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, leaks) })
+	var b *blocker
+	e := newEnv(t, envOptions{keys: 2, hold: 10 * time.Millisecond}, func(w http.ResponseWriter, r *http.Request, id int) {
+		streams(map[int][]string{1: {processing, block, keyRL}}, b)(w, r, id)
+	})
+	b = newBlocker(t)
+	c := newCommitter(t.Context(), true)
+	go func() {
+		<-c.looked
+		b.open()
+	}()
+	resp, err := e.relay.Do(e.request(t, c), nil, &relay.Call{Strategy: first})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body := readAll(t, resp); resp.StatusCode != 200 || body != processing+keyRL {
+		t.Fatalf("%d %q, want 200 %q", resp.StatusCode, body, processing+keyRL)
+	}
+	e.obs.mu.Lock()
+	defer e.obs.mu.Unlock()
+	equalEvents(t, "StreamFailover", e.obs.failovers, []string{relay.FailoverHoldTimeout})
+	if e.hitsByKey()[1] != 0 {
+		t.Fatal("a committed stream went on to another key")
+	}
+}
+
+// TestStreamHoldTimeoutClientGone: a stream committed at the hold timeout
+// whose client then leaves ends its waiting read with the client's error
+// and frees its key.
+func TestStreamHoldTimeoutClientGone(t *testing.T) {
 	leaks := goleak.IgnoreCurrent()
 	t.Cleanup(func() { goleak.VerifyNone(t, leaks) })
 	var b *blocker
@@ -183,9 +266,18 @@ func TestStreamHoldTimeoutClose(t *testing.T) {
 		streams(map[int][]string{1: {processing, block}}, b)(w, r, id)
 	})
 	b = newBlocker(t)
-	resp, err := e.do(t, nil, &relay.Call{})
+	ctx, cancel := context.WithCancel(t.Context())
+	c := newCommitter(ctx, false)
+	go func() {
+		<-c.done
+		cancel()
+	}()
+	resp, err := e.relay.Do(e.request(t, c), nil, &relay.Call{Strategy: first})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if _, err := io.ReadAll(resp.Body); !errors.Is(err, context.Canceled) {
+		t.Fatalf("body error %v, want context.Canceled", err)
 	}
 	if err := resp.Body.Close(); err != nil {
 		t.Fatal(err)
@@ -264,5 +356,63 @@ func TestLateFault(t *testing.T) {
 	var zero relay.Late
 	if zero.Event([]byte(keyRL)) {
 		t.Fatal("the zero Late counted")
+	}
+}
+
+// TestStreamHoldNoGoroutine: a held stream whose upstream is silent costs
+// no goroutine of the relay's: many at once count as many goroutines as as
+// many committed streams waiting on their next chunk, and none was started
+// by the relay.
+func TestStreamHoldNoGoroutine(t *testing.T) {
+	leaks := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, leaks) })
+	const n = 40
+	count := func(script []string, read bool) (perStream float64, dump string) {
+		var arrived atomic.Int32
+		b := &blocker{release: make(chan struct{}), arrived: make(chan struct{})}
+		e := newEnv(t, envOptions{keys: 1}, func(w http.ResponseWriter, r *http.Request, id int) {
+			arrived.Add(1)
+			streams(map[int][]string{1: script}, b)(w, r, id)
+		})
+		base := runtime.NumGoroutine()
+		var wg sync.WaitGroup
+		started := make(chan struct{}, n)
+		for range n {
+			wg.Go(func() {
+				resp, err := e.relay.Do(e.request(t, t.Context()), nil, &relay.Call{Strategy: first})
+				started <- struct{}{}
+				if err == nil {
+					_, _ = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+			})
+		}
+		for arrived.Load() < n {
+			runtime.Gosched()
+		}
+		if read {
+			for range n {
+				<-started
+			}
+		}
+		// Every call now waits on its upstream; let the counts settle.
+		for prev := -1; prev != runtime.NumGoroutine(); {
+			prev = runtime.NumGoroutine()
+			time.Sleep(10 * time.Millisecond)
+		}
+		perStream = float64(runtime.NumGoroutine()-base) / n
+		buf := make([]byte, 1<<22)
+		dump = string(buf[:runtime.Stack(buf, true)])
+		b.opened.Do(func() { close(b.release) })
+		wg.Wait()
+		return perStream, dump
+	}
+	held, dump := count([]string{processing, block, okStream}, false)
+	if strings.Contains(dump, "created by github.com/keygate/keygate/relay.") {
+		t.Fatal("a goroutine started by the relay runs while streams are held")
+	}
+	committed, _ := count([]string{"data: {\"choices\":[]}\n\n", block, okStream}, true)
+	if held > committed+0.5 {
+		t.Fatalf("%.2f goroutines per held stream, %.2f per committed one", held, committed)
 	}
 }

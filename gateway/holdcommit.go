@@ -1,0 +1,78 @@
+package gateway
+
+import (
+	"net/http"
+	"strings"
+
+	"github.com/keygate/keygate/relay"
+	"github.com/keygate/keygate/sse"
+)
+
+// CommitHeld implements relay.Committer: at STREAM_HOLD_TIMEOUT the
+// stream's status and headers, and the comments held so far, go to the
+// client as the proxy would send them, flushed, while upstream is still
+// silent. The proxy then writes the rest of the body after them; its own
+// header write finds them sent (clientWriter writes a final status once).
+// The held bytes also prime the usage tap's splitter, which so reads the
+// body from where the client's copy of it is.
+func (ex *exchange) CommitHeld(resp *http.Response, held []byte) {
+	w := ex.w
+	normalizeEncoding(resp)
+	removeHopByHop(resp.Header)
+	h := w.Header()
+	for name, vs := range resp.Header {
+		for _, v := range vs {
+			h.Add(name, v)
+		}
+	}
+	if len(resp.Trailer) > 0 {
+		names := make([]string, 0, len(resp.Trailer))
+		for name := range resp.Trailer {
+			names = append(names, name)
+		}
+		h.Add("Trailer", strings.Join(names, ", "))
+	}
+	w.WriteHeader(resp.StatusCode)
+	if len(held) > 0 {
+		_, _ = w.Write(held)
+	}
+	_ = flushWriter(w)
+	sp := tapSplitters.Get().(*sse.Splitter)
+	sp.Reset()
+	for _, rest, ok := sp.Next(held); ok; _, rest, ok = sp.Next(rest) {
+	}
+	ex.heldTap = sp
+}
+
+// resumeTap hands a stream's usage tap, if resp.Body is one, the splitter
+// that read what the hold's timeout sent ahead of the body.
+func resumeTap(resp *http.Response, sp *sse.Splitter) {
+	if t, ok := resp.Body.(*usageTap); ok && t.sp != nil {
+		tapSplitters.Put(t.sp)
+		t.sp = sp
+		return
+	}
+	sp.Reset()
+	tapSplitters.Put(sp)
+}
+
+// hopHeaders are the hop-by-hop headers ReverseProxy drops from answers.
+var hopHeaders = [...]string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
+	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}
+
+// removeHopByHop drops hop-by-hop headers, and those Connection names, as
+// ReverseProxy does before it copies an answer's headers.
+func removeHopByHop(h http.Header) {
+	for _, f := range h["Connection"] {
+		for name := range strings.SplitSeq(f, ",") {
+			if name = strings.TrimSpace(name); name != "" {
+				h.Del(name)
+			}
+		}
+	}
+	for _, name := range hopHeaders {
+		h.Del(name)
+	}
+}
+
+var _ relay.Committer = (*exchange)(nil)
