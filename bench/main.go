@@ -76,7 +76,7 @@ type options struct {
 }
 
 // onlyPhases are the phases -only can pick.
-var onlyPhases = []string{"budgets", "economy", "redis"}
+var onlyPhases = []string{"budgets", "economy", "memory", "redis"}
 
 func defaultOptions() options {
 	return options{

@@ -195,6 +195,27 @@ func runOnly(ctx context.Context, o options, rep *Report, step func(string, ...a
 			return nil, err
 		}
 	}
+	if o.only["memory"] {
+		step("building keygate and the floor")
+		dir, err := os.MkdirTemp("", "keygate-bench-")
+		if err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(dir)
+		kgBin, floorBin, err := buildBinaries(ctx, dir)
+		if err != nil {
+			return nil, err
+		}
+		up, err := startUpstream(4)
+		if err != nil {
+			return nil, err
+		}
+		defer func() { err = errors.Join(err, up.close()) }()
+		step("memory: %d streams open through the floor, then keygate", o.openStreams)
+		if err := memoryPhase(ctx, o, kgBin, floorBin, dir, up, rep); err != nil {
+			return nil, err
+		}
+	}
 	if o.only["redis"] {
 		if rep.Replicas, err = redisOnly(ctx, o, step); err != nil {
 			return nil, err
