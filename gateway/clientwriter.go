@@ -64,9 +64,22 @@ func (w *clientWriter) WriteHeader(code int) {
 		}
 		w.wrote = true
 	}
-	redactHeaderNames(w.Header(), w.red)
+	h := w.Header()
+	redactHeaderNames(h, w.red)
 	w.renew()
 	w.ResponseWriter.WriteHeader(code)
+	if code == http.StatusOK && eventStream(h) {
+		// A stream's headers go out now, from this shallow frame: the
+		// server formats them in one of its deepest calls, and a stream's
+		// goroutine keeps the stack its deepest point grew to.
+		_ = flushWriter(w.ResponseWriter)
+	}
+}
+
+// eventStream reports whether h declares a text/event-stream answer.
+func eventStream(h http.Header) bool {
+	ct := h["Content-Type"]
+	return len(ct) > 0 && len(ct[0]) >= len("text/event-stream") && strings.EqualFold(ct[0][:len("text/event-stream")], "text/event-stream")
 }
 
 // Write implements http.ResponseWriter.

@@ -9,9 +9,11 @@ import (
 // NewTransport returns the transport shared by every upstream call: keep-alive
 // connections sized for a busy gateway talking to few hosts, HTTP/2 to TLS
 // upstreams, and no transparent compression (bodies pass through as upstream
-// encoded them). Its read and write buffers are Go's 4 KiB defaults: every
-// connection keeps them, idle or streaming, and bodies larger than a buffer
-// bypass it anyway. maxIdlePerHost 0 means 512.
+// encoded them). Every connection keeps its read and write buffers, idle or
+// streaming, so they are 2 KiB rather than Go's 4 KiB: a request's headers
+// and a short body fit in one write, a stream's chunk in one read, and
+// reads and writes larger than a buffer bypass it anyway. maxIdlePerHost 0
+// means 512.
 func NewTransport(maxIdlePerHost int) *http.Transport {
 	if maxIdlePerHost <= 0 {
 		maxIdlePerHost = 512
@@ -27,5 +29,7 @@ func NewTransport(maxIdlePerHost int) *http.Transport {
 		TLSHandshakeTimeout:   10 * time.Second,
 		ExpectContinueTimeout: time.Second,
 		DisableCompression:    true,
+		ReadBufferSize:        2 << 10,
+		WriteBufferSize:       2 << 10,
 	}
 }
