@@ -66,6 +66,8 @@ type options struct {
 	// economy runs the scripted day of the key-economics figure.
 	budgets bool
 	economy bool
+	// tls runs the phase with the upstream behind TLS and HTTP/2.
+	tls bool
 	// inprocRounds rounds of inprocRound each time keygate's handler in
 	// process, budgets on and off.
 	inprocRounds int
@@ -86,7 +88,7 @@ func defaultOptions() options {
 		runs: 10, runModels: 8, runDelay: 200 * time.Millisecond,
 		openStreams: 1000, benchtime: time.Second, profileDur: 5 * time.Second,
 		timeout: 240 * time.Second,
-		budgets: true, economy: true, day: fullDay(), inprocRounds: 6, inprocRound: 400 * time.Millisecond,
+		budgets: true, economy: true, tls: true, day: fullDay(), inprocRounds: 6, inprocRound: 400 * time.Millisecond,
 	}
 }
 
@@ -173,6 +175,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of keygate (an extra closed-loop round) to this file")
 	fs.BoolVar(&o.budgets, "budgets", d.budgets, "also run keygate with budgets off (BUDGET_POLL_INTERVAL=0) in the throughput rounds")
 	fs.BoolVar(&o.economy, "economy", d.economy, "run the key-economics day (in process, a few seconds)")
+	fs.BoolVar(&o.tls, "tls", d.tls, "run the phase with the upstream behind TLS and HTTP/2 (throughput, CPU, memory per stream, upstream connections)")
 	only := fs.String("only", "", "run only these phases, comma-separated: "+strings.Join(onlyPhases, ", "))
 	fs.StringVar(&o.memProfile, "memprofile", "", "write keygate's allocation profile after the load phases to this file, and its in-use heap with the streams open beside it (NAME.streams.EXT)")
 	if err := fs.Parse(args); err != nil {
@@ -181,7 +184,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	if *quick {
 		q := quickOptions()
 		q.jsonOut, q.cpuProfile, q.memProfile = o.jsonOut, o.cpuProfile, o.memProfile
-		q.budgets, q.economy = o.budgets, o.economy
+		q.budgets, q.economy, q.tls = o.budgets, o.economy, o.tls
 		o = q
 	} else {
 		o.rates = nil

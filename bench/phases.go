@@ -157,6 +157,13 @@ func run(ctx context.Context, o options, log io.Writer) (rep *Report, err error)
 	if err := memoryPhase(ctx, o, kgBin, floorBin, dir, up, rep); err != nil {
 		return nil, err
 	}
+	if o.tls {
+		step("TLS + HTTP/2 upstream: %d open streams through a fresh floor and keygate, then %d rounds of %s (4 targets)", o.openStreams, o.rounds, o.tput)
+		if rep.TLS, err = tlsPhase(ctx, o, kgBin, floorBin, dir); err != nil {
+			return nil, fmt.Errorf("TLS phase: %w", err)
+		}
+		rep.pids = append(rep.pids, rep.TLS.pids...)
+	}
 	if o.economy {
 		step("key economics: a scripted day through keygate, budgets on and off, and the first round's rules")
 		if rep.Economy, err = economy(ctx, o.day); err != nil {

@@ -30,6 +30,7 @@ type Report struct {
 	Selection  []selectionResult `json:"key_selection"`
 	Budgets    *BudgetsResult    `json:"budgets,omitempty"`
 	Economy    *EconomyResult    `json:"economy,omitempty"`
+	TLS        *TLSResult        `json:"tls,omitempty"`
 	Targets    []Target          `json:"targets"`
 	// Only names the phases run with -only; empty for a full run.
 	Only     []string `json:"only,omitempty"`
@@ -336,6 +337,9 @@ func (r *Report) printTable(w io.Writer) {
 	_ = tw.Flush()
 	fmt.Fprintln(w)
 	r.printEconomics(w)
+	if r.TLS != nil {
+		r.TLS.print(w)
+	}
 	r.printTargets(w)
 }
 
