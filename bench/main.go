@@ -161,7 +161,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.tput, "tput", d.tput, "duration of a throughput round")
 	fs.DurationVar(&o.rateDur, "rate-dur", d.rateDur, "duration of a fixed-rate round")
 	rates := fs.String("rates", "1000,3000", "fixed rates, requests per second")
-	fs.IntVar(&o.streams, "streams", d.streams, "concurrent streams of the chunk-delay phase")
+	fs.IntVar(&o.streams, "streams", d.streams, "concurrent streams of the chunk-delay phase; above 1000 (e.g. 10000) it runs the scale phase instead at that many, direct, through a fresh floor and a fresh keygate (memory, goroutines, cut streams), and the chunk-delay phase keeps 50")
 	fs.IntVar(&o.chunks, "chunks", d.chunks, "chunks per stream")
 	fs.DurationVar(&o.gap, "gap", d.gap, "upstream gap between chunks")
 	fs.IntVar(&o.runs, "runs", d.runs, "POST /run calls")
@@ -185,6 +185,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		q := quickOptions()
 		q.jsonOut, q.cpuProfile, q.memProfile = o.jsonOut, o.cpuProfile, o.memProfile
 		q.budgets, q.economy, q.tls = o.budgets, o.economy, o.tls
+		if o.streams > scaleFrom {
+			q.streams = o.streams
+		}
 		o = q
 	} else {
 		o.rates = nil
@@ -219,6 +222,15 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	return o, nil
 }
 
+// chunkStreams is the chunk-delay phase's concurrency: -streams, unless
+// that asks for the scale phase.
+func (o options) chunkStreams() int {
+	if o.streams > scaleFrom {
+		return defaultStreams
+	}
+	return o.streams
+}
+
 // estimate is roughly how long the measuring takes, build excluded.
 func estimate(o options) time.Duration {
 	per := func(d time.Duration) time.Duration { return d + o.settle }
@@ -240,6 +252,12 @@ func estimate(o options) time.Duration {
 	t += time.Duration(3*o.rounds*len(o.rates)) * per(o.rateDur)
 	t += time.Duration(3*o.rounds*o.chunks) * o.gap
 	t += time.Duration(2*o.runs) * o.runDelay
+	if o.streams > scaleFrom {
+		t += 3*time.Duration(o.chunks)*scaleGap + 2*scaleAfter + 20*time.Second
+	}
+	if o.tls {
+		t += 2*per(o.warmup) + time.Duration(4*o.rounds)*per(o.tput) + 5*time.Second
+	}
 	t += 6*o.benchtime + 5*time.Second
 	if !o.noRedis {
 		t += time.Duration(5*o.rounds)*per(o.tput) + time.Duration(o.restSamples)*100*time.Millisecond

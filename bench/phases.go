@@ -27,6 +27,7 @@ func run(ctx context.Context, o options, log io.Writer) (rep *Report, err error)
 		fmt.Fprintf(log, "[%5.1fs] %s\n", time.Since(began).Seconds(), fmt.Sprintf(format, a...))
 	}
 	rep = &Report{Machine: machine(), Settings: o.settings(4)}
+	step("%s", fileLimitNote(raiseFileLimit()))
 	if o.only != nil {
 		return runOnly(ctx, o, rep, step, began)
 	}
@@ -85,7 +86,7 @@ func run(ctx context.Context, o options, log io.Writer) (rep *Report, err error)
 		rep.pids = append(rep.pids, kgOff.pid())
 	}
 
-	conns := max(o.conns, o.streams) + 16
+	conns := max(o.conns, o.chunkStreams()) + 16
 	direct := &target{name: "direct", url: up.base + "/chat/completions", client: newClient(conns),
 		header: http.Header{"Content-Type": {"application/json"}, "Authorization": {"Bearer " + up.keys[0]}}}
 	viaFloor := &target{name: "floor", url: "http://" + floor.addr + "/v1/chat/completions", pid: floor.pid(), client: newClient(conns),
@@ -127,7 +128,7 @@ func run(ctx context.Context, o options, log io.Writer) (rep *Report, err error)
 		step("fixed rate %d req/s: %d rounds of %s", rate, o.rounds, o.rateDur)
 		rep.Latency = append(rep.Latency, fixedRate(ctx, o, all, rate))
 	}
-	step("streaming: %d streams x %d chunks, %s apart, %d rounds", o.streams, o.chunks, o.gap, o.rounds)
+	step("streaming: %d streams x %d chunks, %s apart, %d rounds", o.chunkStreams(), o.chunks, o.gap, o.rounds)
 	if rep.Stream, err = streaming(ctx, o, all, up, log); err != nil {
 		return nil, err
 	}
@@ -156,6 +157,12 @@ func run(ctx context.Context, o options, log io.Writer) (rep *Report, err error)
 	step("memory: %d open streams through a fresh floor, then a fresh keygate", o.openStreams)
 	if err := memoryPhase(ctx, o, kgBin, floorBin, dir, up, rep); err != nil {
 		return nil, err
+	}
+	if o.streams > scaleFrom {
+		step("%d concurrent streams x %d chunks, %s apart: direct, a fresh floor, a fresh keygate", o.streams, o.chunks, scaleGap)
+		if rep.Scale, err = scalePhase(ctx, o, o.streams, scaleGap, kgBin, floorBin, dir, up, rep); err != nil {
+			return nil, fmt.Errorf("scale phase: %w", err)
+		}
 	}
 	if o.tls {
 		step("TLS + HTTP/2 upstream: %d open streams through a fresh floor and keygate, then %d rounds of %s (4 targets)", o.openStreams, o.rounds, o.tput)
@@ -302,7 +309,7 @@ func streaming(ctx context.Context, o options, all []*target, up *upstream, log 
 	for i := range o.rounds {
 		for _, t := range interleave(all, i) {
 			o.pause(ctx)
-			d, f, err := chunkDelays(ctx, t, up, o.streams, o.chunks, o.gap)
+			d, f, err := chunkDelays(ctx, t, up, o.chunkStreams(), o.chunks, o.gap)
 			var se *streamErrors
 			switch {
 			case errors.As(err, &se) && se.failed*10 <= se.of:

@@ -6,6 +6,7 @@ import (
 	"maps"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -31,6 +32,7 @@ type Report struct {
 	Budgets    *BudgetsResult    `json:"budgets,omitempty"`
 	Economy    *EconomyResult    `json:"economy,omitempty"`
 	TLS        *TLSResult        `json:"tls,omitempty"`
+	Scale      *ScaleResult      `json:"scale,omitempty"`
 	Targets    []Target          `json:"targets"`
 	// Only names the phases run with -only; empty for a full run.
 	Only     []string `json:"only,omitempty"`
@@ -207,6 +209,14 @@ func (r *Report) judge() {
 	t("stream time to first event p99, keygate over the floor, ms", "<=", r.Stream.FirstEvent.KeygateOverFloorP99Ms, 0.2)
 	t("/run overhead with 8 models (wall - 200 ms, p50), ms", "<=", r.Run.OverheadP50Ms, 5)
 	t("RSS per open stream at 1000 streams, KiB", "<=", r.Memory.PerStreamKiB, 64)
+	if x := r.Scale; x != nil {
+		k := x.Targets["keygate"]
+		n := strconv.Itoa(x.Streams)
+		t("RSS per stream at "+n+" streams, KiB", "<=", k.PerStreamKiB, 48)
+		t("RSS per stream at "+n+" streams, keygate/floor", "<=", x.KeygateOverFloorPerStream, 1.0)
+		t("per-chunk delay p99 added by keygate at "+n+" streams, ms", "<=", k.AddedP99Ms, 1)
+		t("streams cut through keygate at "+n+" streams", "<=", float64(k.Cut), 0)
+	}
 	worst, allocs := 0.0, int64(0)
 	for _, s := range r.Selection {
 		worst = max(worst, s.NsPerOp1CPU, s.NsPerOp2CPU)
@@ -339,6 +349,9 @@ func (r *Report) printTable(w io.Writer) {
 	r.printEconomics(w)
 	if r.TLS != nil {
 		r.TLS.print(w)
+	}
+	if r.Scale != nil {
+		r.Scale.print(w)
 	}
 	r.printTargets(w)
 }
