@@ -52,16 +52,20 @@ type options struct {
 	runModels   int
 	runDelay    time.Duration
 	openStreams int
-	benchtime   time.Duration
-	profileDur  time.Duration
-	timeout     time.Duration
+	// memCounts are the other stream counts of the memory curve.
+	memCounts  []int
+	benchtime  time.Duration
+	profileDur time.Duration
+	timeout    time.Duration
 	// noRedis leaves the Redis phase out; restSamples is how many rests
 	// it times.
 	noRedis     bool
 	restSamples int
 	jsonOut     string
-	cpuProfile  string
-	memProfile  string
+	// charts, when set, is the directory the SVG charts go to.
+	charts     string
+	cpuProfile string
+	memProfile string
 	// budgets adds a keygate with budgets off to the throughput rounds;
 	// economy runs the scripted day of the key-economics figure.
 	budgets bool
@@ -86,7 +90,7 @@ func defaultOptions() options {
 		rates: []int{1000, 3000}, settle: 200 * time.Millisecond, memSettle: 500 * time.Millisecond,
 		streams: 50, chunks: 50, gap: 20 * time.Millisecond,
 		runs: 10, runModels: 8, runDelay: 200 * time.Millisecond,
-		openStreams: 1000, benchtime: time.Second, profileDur: 5 * time.Second,
+		openStreams: 1000, memCounts: []int{100}, benchtime: time.Second, profileDur: 5 * time.Second,
 		timeout: 240 * time.Second,
 		budgets: true, economy: true, tls: true, day: fullDay(), inprocRounds: 6, inprocRound: 400 * time.Millisecond,
 	}
@@ -101,6 +105,7 @@ func quickOptions() options {
 	o.settle, o.memSettle = 20*time.Millisecond, 50*time.Millisecond
 	o.streams, o.chunks, o.gap = 4, 5, 10*time.Millisecond
 	o.runs, o.openStreams, o.benchtime, o.profileDur = 2, 50, 10*time.Millisecond, time.Second
+	o.memCounts = []int{10}
 	o.timeout = 60 * time.Second
 	o.day = tinyDay()
 	o.inprocRounds, o.inprocRound = 1, 50*time.Millisecond
@@ -146,6 +151,14 @@ func mainCode(args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 	}
+	if o.charts != "" {
+		files, err := writeCharts(o.charts, rep)
+		if err != nil {
+			fmt.Fprintf(stderr, "bench: %v\n", err)
+			return 1
+		}
+		fmt.Fprintf(stderr, "bench: charts %s\n", strings.Join(files, ", "))
+	}
 	return 0
 }
 
@@ -166,12 +179,15 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.gap, "gap", d.gap, "upstream gap between chunks")
 	fs.IntVar(&o.runs, "runs", d.runs, "POST /run calls")
 	fs.IntVar(&o.openStreams, "open-streams", d.openStreams, "streams held open for the memory phase")
+	memCounts := fs.String("mem-counts", "100", "other stream counts, comma-separated, at which memory per stream is read for the curve (a fresh floor and keygate each)")
 	fs.DurationVar(&o.benchtime, "benchtime", d.benchtime, "time per key-selection benchmark")
 	fs.DurationVar(&o.profileDur, "profile-dur", d.profileDur, "length of the extra keygate round profiled for -cpuprofile")
 	fs.DurationVar(&o.timeout, "timeout", d.timeout, "bound on the whole run")
 	noRedis := fs.Bool("no-redis", false, "leave out the Redis phase (REDIS_URL set vs unset, a rest's way to another replica; it needs redis-server)")
 	rests := fs.Int("rests", 100, "rests timed from one replica to another in the Redis phase")
 	fs.StringVar(&o.jsonOut, "json", "", "also write the JSON report to this file")
+	fs.StringVar(&o.charts, "charts", "", "write SVG charts of this run's figures into this directory (e.g. docs/bench): "+
+		strings.Join([]string{chartThroughput, chartCPU, chartLatency, chartMemory}, ", "))
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of keygate (an extra closed-loop round) to this file")
 	fs.BoolVar(&o.budgets, "budgets", d.budgets, "also run keygate with budgets off (BUDGET_POLL_INTERVAL=0) in the throughput rounds")
 	fs.BoolVar(&o.economy, "economy", d.economy, "run the key-economics day (in process, a few seconds)")
@@ -183,13 +199,18 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	}
 	if *quick {
 		q := quickOptions()
-		q.jsonOut, q.cpuProfile, q.memProfile = o.jsonOut, o.cpuProfile, o.memProfile
+		q.jsonOut, q.cpuProfile, q.memProfile, q.charts = o.jsonOut, o.cpuProfile, o.memProfile, o.charts
 		q.budgets, q.economy, q.tls = o.budgets, o.economy, o.tls
 		if o.streams > scaleFrom {
 			q.streams = o.streams
 		}
 		o = q
 	} else {
+		var err error
+		if o.memCounts, err = positiveInts(*memCounts); err != nil {
+			fmt.Fprintf(stderr, "bench: bad -mem-counts %q\n", *memCounts)
+			return o, err
+		}
 		o.rates = nil
 		for r := range strings.SplitSeq(*rates, ",") {
 			n, err := strconv.Atoi(strings.TrimSpace(r))
@@ -220,6 +241,23 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return o, flag.ErrHelp
 	}
 	return o, nil
+}
+
+// positiveInts parses a comma-separated list of positive integers; empty
+// gives none.
+func positiveInts(s string) ([]int, error) {
+	var out []int
+	for f := range strings.SplitSeq(s, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		n, err := strconv.Atoi(f)
+		if err != nil || n <= 0 {
+			return nil, fmt.Errorf("%q: want a positive integer", f)
+		}
+		out = append(out, n)
+	}
+	return out, nil
 }
 
 // chunkStreams is the chunk-delay phase's concurrency: -streams, unless

@@ -163,6 +163,8 @@ func run(ctx context.Context, o options, log io.Writer) (rep *Report, err error)
 		if rep.Scale, err = scalePhase(ctx, o, o.streams, scaleGap, kgBin, floorBin, dir, up, rep); err != nil {
 			return nil, fmt.Errorf("scale phase: %w", err)
 		}
+		rep.Memory.Curve = append(rep.Memory.Curve, CurvePoint{Streams: o.streams,
+			FloorKiB: rep.Scale.Targets["floor"].PerStreamKiB, KeygateKiB: rep.Scale.Targets["keygate"].PerStreamKiB})
 	}
 	if o.tls {
 		step("TLS + HTTP/2 upstream: %d open streams through a fresh floor and keygate, then %d rounds of %s (4 targets)", o.openStreams, o.rounds, o.tput)
@@ -274,20 +276,21 @@ func throughput(ctx context.Context, o options, all []*target, rep *Report) erro
 // fixedRate measures latency at rate: per target the median over rounds
 // of each percentile, and what floor and keygate add over direct.
 func fixedRate(ctx context.Context, o options, all []*target, rate int) RateLatency {
-	p50, p99, got := map[string][]float64{}, map[string][]float64{}, map[string][]float64{}
+	p50, p90, p99, got := map[string][]float64{}, map[string][]float64{}, map[string][]float64{}, map[string][]float64{}
 	failed := map[string]int{}
 	for i := range o.rounds {
 		for _, t := range interleave(all, i) {
 			o.pause(ctx)
 			s := attack(ctx, t, tinyChat, rate, o.rateDur, 32)
 			p50[t.name] = append(p50[t.name], ms(s.quantile(0.50)))
+			p90[t.name] = append(p90[t.name], ms(s.quantile(0.90)))
 			p99[t.name] = append(p99[t.name], ms(s.quantile(0.99)))
 			got[t.name] = append(got[t.name], s.rps())
 			failed[t.name] += s.failed
 		}
 	}
 	lat := func(name string) Lat {
-		return Lat{P50Ms: round(median(p50[name]), 3), P99Ms: round(median(p99[name]), 3),
+		return Lat{P50Ms: round(median(p50[name]), 3), P90Ms: round(median(p90[name]), 3), P99Ms: round(median(p99[name]), 3),
 			AchievedRPS: round(median(got[name]), 0), Failed: failed[name]}
 	}
 	rl := RateLatency{Rate: rate, Direct: lat("direct"), Floor: lat("floor"), Keygate: lat("keygate")}

@@ -89,6 +89,7 @@ type Throughput struct {
 // Lat is one target's latency figures.
 type Lat struct {
 	P50Ms       float64 `json:"p50_ms"`
+	P90Ms       float64 `json:"p90_ms,omitempty"`
 	P99Ms       float64 `json:"p99_ms"`
 	AddedP50Ms  float64 `json:"added_p50_ms"`
 	AddedP99Ms  float64 `json:"added_p99_ms"`
@@ -151,6 +152,9 @@ type MemoryResult struct {
 	HeapKiBPerStream    float64 `json:"heap_inuse_kib_per_stream"`
 	LoadPeakMiB         float64 `json:"load_phases_peak_rss_mib"`
 	FloorLoadPeakMB     float64 `json:"floor_load_phases_peak_rss_mib"`
+	// Curve is RSS per stream at several stream counts, fresh processes
+	// each: -mem-counts, -open-streams and the scale phase's.
+	Curve []CurvePoint `json:"per_stream_curve"`
 }
 
 // CPUResult is process CPU time (user+system) per request served during
