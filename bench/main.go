@@ -82,7 +82,7 @@ type options struct {
 }
 
 // onlyPhases are the phases -only can pick.
-var onlyPhases = []string{"budgets", "economy", "redis"}
+var onlyPhases = []string{"budgets", "economy", "redis", "scale", "tls"}
 
 func defaultOptions() options {
 	return options{
@@ -260,6 +260,10 @@ func positiveInts(s string) ([]int, error) {
 	return out, nil
 }
 
+// tlsRounds are the TLS phase's closed-loop rounds: one fewer than the
+// others', to keep the default run under three minutes.
+func (o options) tlsRounds() int { return max(1, o.rounds-1) }
+
 // chunkStreams is the chunk-delay phase's concurrency: -streams, unless
 // that asks for the scale phase.
 func (o options) chunkStreams() int {
@@ -281,6 +285,12 @@ func estimate(o options) time.Duration {
 		if o.only["budgets"] {
 			t += 2*per(o.warmup) + time.Duration(2*o.rounds)*per(o.tput) + time.Duration(2*o.inprocRounds)*o.inprocRound
 		}
+		if o.only["tls"] {
+			t += 2*per(o.warmup) + time.Duration(4*o.tlsRounds())*per(o.tput) + 5*time.Second
+		}
+		if o.only["scale"] {
+			t += 3*time.Duration(o.chunks)*scaleGap + 2*scaleAfter + 20*time.Second
+		}
 		return t
 	}
 	t := 3*per(o.warmup) + time.Duration(3*o.rounds)*per(o.tput) + econ
@@ -294,7 +304,7 @@ func estimate(o options) time.Duration {
 		t += 3*time.Duration(o.chunks)*scaleGap + 2*scaleAfter + 20*time.Second
 	}
 	if o.tls {
-		t += 2*per(o.warmup) + time.Duration(4*o.rounds)*per(o.tput) + 5*time.Second
+		t += 2*per(o.warmup) + time.Duration(4*o.tlsRounds())*per(o.tput) + 5*time.Second
 	}
 	t += 6*o.benchtime + 5*time.Second
 	if !o.noRedis {

@@ -200,6 +200,14 @@ func (r *Report) judge() {
 		r.Targets = append(r.Targets, Target{Name: name, Value: round(v, 3), Limit: limit, Want: want, Met: met})
 	}
 	r.judgeEconomics(t)
+	if x := r.Scale; x != nil {
+		k := x.Targets["keygate"]
+		n := strconv.Itoa(x.Streams)
+		t("RSS per stream at "+n+" streams, KiB", "<=", k.PerStreamKiB, 48)
+		t("RSS per stream at "+n+" streams, keygate/floor", "<=", x.KeygateOverFloorPerStream, 1.0)
+		t("per-chunk delay p99 added by keygate at "+n+" streams, ms", "<=", k.AddedP99Ms, 1)
+		t("streams cut through keygate at "+n+" streams", "<=", float64(k.Cut), 0)
+	}
 	if len(r.Only) > 0 {
 		return
 	}
@@ -213,14 +221,6 @@ func (r *Report) judge() {
 	t("stream time to first event p99, keygate over the floor, ms", "<=", r.Stream.FirstEvent.KeygateOverFloorP99Ms, 0.2)
 	t("/run overhead with 8 models (wall - 200 ms, p50), ms", "<=", r.Run.OverheadP50Ms, 5)
 	t("RSS per open stream at 1000 streams, KiB", "<=", r.Memory.PerStreamKiB, 64)
-	if x := r.Scale; x != nil {
-		k := x.Targets["keygate"]
-		n := strconv.Itoa(x.Streams)
-		t("RSS per stream at "+n+" streams, KiB", "<=", k.PerStreamKiB, 48)
-		t("RSS per stream at "+n+" streams, keygate/floor", "<=", x.KeygateOverFloorPerStream, 1.0)
-		t("per-chunk delay p99 added by keygate at "+n+" streams, ms", "<=", k.AddedP99Ms, 1)
-		t("streams cut through keygate at "+n+" streams", "<=", float64(k.Cut), 0)
-	}
 	worst, allocs := 0.0, int64(0)
 	for _, s := range r.Selection {
 		worst = max(worst, s.NsPerOp1CPU, s.NsPerOp2CPU)
@@ -305,6 +305,12 @@ func (r *Report) printTable(w io.Writer) {
 		fmt.Fprintf(w, "keygate benchmark, only %s: %d CPUs (%s), %s %s, %s; load average %.2f at start, %.2f at end\n\n",
 			strings.Join(r.Only, ", "), r.Machine.NProc, r.Machine.CPU, r.Machine.Go, r.Machine.OS, r.Machine.Date, r.Machine.LoadStart, r.Machine.LoadEnd)
 		r.printEconomics(w)
+		if r.TLS != nil {
+			r.TLS.print(w)
+		}
+		if r.Scale != nil {
+			r.Scale.print(w)
+		}
 		r.printTargets(w)
 		return
 	}

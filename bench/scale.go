@@ -57,8 +57,12 @@ type ScaleResult struct {
 	Streams int     `json:"streams"`
 	Chunks  int     `json:"chunks"`
 	GapMs   float64 `json:"chunk_gap_ms"`
-	// FileLimit is the soft RLIMIT_NOFILE the run had.
+	// FileLimit is the soft RLIMIT_NOFILE the run had. Plain HTTP/1.1
+	// to the upstream takes two descriptors per stream in each process
+	// (the bench serves the upstream too); below that the upstream is
+	// TLS + HTTP/2, which multiplexes the streams over a few connections.
 	FileLimit uint64                  `json:"file_limit"`
+	Upstream  string                  `json:"upstream"`
 	Targets   map[string]*ScaleTarget `json:"targets"`
 	// KeygateOverFloorPerStream is RSS per stream, keygate over the floor.
 	KeygateOverFloorPerStream float64 `json:"keygate_over_floor_per_stream"`
@@ -88,18 +92,34 @@ type ScaleTarget struct {
 
 // scalePhase runs n streams of o.chunks chunks, scaleGap apart, direct,
 // through a fresh floor and through a fresh keygate, one after the other.
-func scalePhase(ctx context.Context, o options, n int, gap time.Duration, kgBin, floorBin, dir string, up *upstream, rep *Report) (*ScaleResult, error) {
-	res := &ScaleResult{Streams: n, Chunks: o.chunks, GapMs: ms(gap), Targets: map[string]*ScaleTarget{}}
+func scalePhase(ctx context.Context, o options, n int, gap time.Duration, kgBin, floorBin, dir string, rep *Report) (res *ScaleResult, err error) {
+	res = &ScaleResult{Streams: n, Chunks: o.chunks, GapMs: ms(gap), Targets: map[string]*ScaleTarget{}, Upstream: "HTTP/1.1"}
 	var lim syscall.Rlimit
 	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim) == nil {
 		res.FileLimit = lim.Cur
 	}
-	client := func() *http.Client {
+	var cert *testCert
+	var env []string
+	if res.FileLimit < uint64(2*n+1024) {
+		if cert, err = makeCert(dir); err != nil {
+			return nil, err
+		}
+		env, res.Upstream = []string{cert.env()}, "TLS + HTTP/2"
+	}
+	up, err := startUpstreamTLS(4, cert)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { err = errors.Join(err, up.close()) }()
+	client := func(direct bool) *http.Client {
 		c := newClient(n + 16)
+		if direct && cert != nil {
+			c = newTLSClient(n+16, cert.pool)
+		}
 		c.Timeout = 0 // bounded by ctx: a stream lasts chunks × gap
 		return c
 	}
-	direct := &target{name: "direct", url: up.base + "/chat/completions", client: client(),
+	direct := &target{name: "direct", url: up.base + "/chat/completions", client: client(true),
 		header: http.Header{"Content-Type": {"application/json"}, "Authorization": {"Bearer " + up.keys[0]}}}
 	d, err := scaleRun(ctx, o, direct, nil, n, gap, up)
 	if err != nil {
@@ -109,15 +129,15 @@ func scalePhase(ctx context.Context, o options, n int, gap time.Duration, kgBin,
 	for _, name := range []string{"floor", "keygate"} {
 		var p *child
 		if name == "floor" {
-			p, err = startFloor(ctx, floorBin, dir, up.base, up.keys[0], false)
+			p, err = startFloor(ctx, floorBin, dir, up.base, up.keys[0], false, env...)
 		} else {
-			p, err = startKeygate(ctx, kgBin, dir, up.base, up.keys, "", envBudgetsOn)
+			p, err = startKeygate(ctx, kgBin, dir, up.base, up.keys, "", append([]string{envBudgetsOn}, env...)...)
 		}
 		if err != nil {
 			return nil, err
 		}
 		rep.pids = append(rep.pids, p.pid())
-		t := &target{name: name, url: "http://" + p.addr + "/v1/chat/completions", pid: p.pid(), client: client(),
+		t := &target{name: name, url: "http://" + p.addr + "/v1/chat/completions", pid: p.pid(), client: client(false),
 			header: http.Header{"Content-Type": {"application/json"}}, logs: p.errs.String}
 		st, err := scaleRun(ctx, o, t, p, n, gap, up)
 		p.stop()
@@ -221,7 +241,7 @@ func scaleRun(ctx context.Context, o options, t *target, p *child, n int, gap ti
 
 // print writes the scale phase's figures.
 func (x *ScaleResult) print(w io.Writer) {
-	fmt.Fprintf(w, "%d concurrent streams x %d chunks, %.0f ms apart (file limit %d):\n", x.Streams, x.Chunks, x.GapMs, x.FileLimit)
+	fmt.Fprintf(w, "%d concurrent streams x %d chunks, %.0f ms apart, upstream %s (file limit %d):\n", x.Streams, x.Chunks, x.GapMs, x.Upstream, x.FileLimit)
 	for _, name := range []string{"direct", "floor", "keygate"} {
 		s := x.Targets[name]
 		if s == nil {

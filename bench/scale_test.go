@@ -25,13 +25,8 @@ func TestScalePhase(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	up, err := startUpstream(4)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer up.close()
 	rep := &Report{}
-	res, err := scalePhase(ctx, quickOptions(), 30, 20*time.Millisecond, kgBin, floorBin, dir, up, rep)
+	res, err := scalePhase(ctx, quickOptions(), 30, 20*time.Millisecond, kgBin, floorBin, dir, rep)
 	if err != nil {
 		t.Fatal(err)
 	}

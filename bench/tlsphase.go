@@ -136,7 +136,7 @@ func tlsPhase(ctx context.Context, o options, kgBin, floorBin, dir string) (res 
 	}
 	procs = append(procs, kg)
 
-	res = &TLSResult{Rounds: o.rounds, OpenStreams: o.openStreams, PerStreamKiB: map[string]float64{},
+	res = &TLSResult{Rounds: o.tlsRounds(), OpenStreams: o.openStreams, PerStreamKiB: map[string]float64{},
 		pids: []int{floor.pid(), pooled.pid(), kg.pid()}}
 	for _, p := range []*child{floor, kg} {
 		r, err := holdMemory(ctx, o, p, ups[p.name], "", nil)
@@ -158,7 +158,9 @@ func tlsPhase(ctx context.Context, o options, kgBin, floorBin, dir string) (res 
 			return nil, fmt.Errorf("TLS warm-up of %s: no successful request (%d failed: %s)", t.name, s.failed, s.firstErr)
 		}
 	}
-	l, err := closedLoop(ctx, o, func(i int) []*target { return interleave(all, i) })
+	lo := o
+	lo.rounds = o.tlsRounds()
+	l, err := closedLoop(ctx, lo, func(i int) []*target { return interleave(all, i) })
 	if err != nil {
 		return nil, err
 	}
