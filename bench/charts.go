@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 
 	"gonum.org/v1/plot"
@@ -108,7 +109,7 @@ func makeCharts(r *Report) ([]chart, error) {
 				name string
 				lat  Lat
 			}{{"direct", l.Direct}, {"floor", l.Floor}, {"keygate", l.Keygate}} {
-				names = append(names, tl.name+" @"+strconv.Itoa(l.Rate))
+				names = append(names, tl.name+"\n@"+strconv.Itoa(l.Rate))
 				p50, p90, p99 = append(p50, tl.lat.P50Ms), append(p90, tl.lat.P90Ms), append(p99, tl.lat.P99Ms)
 			}
 		}
@@ -150,6 +151,11 @@ func barChart(title, unit string, groups []string, series []namedValues) (*plot.
 		p.Add(b)
 		p.Legend.Add(s.name, b)
 	}
+	top := 0.0
+	for _, s := range series {
+		top = max(top, slices.Max(s.values))
+	}
+	p.Y.Max = 1.3 * top // room for the legend above the bars
 	p.Legend.Top = true
 	p.NominalX(groups...)
 	return p, nil
@@ -166,13 +172,16 @@ func memoryChart(curve []CurvePoint) (*plot.Plot, error) {
 	p.X.Scale = plot.LogScale{}
 	p.X.Tick.Marker = plot.LogTicks{Prec: -1}
 	floor, kg := make(plotter.XYs, len(curve)), make(plotter.XYs, len(curve))
+	top := 0.0
 	for i, c := range curve {
+		top = max(top, c.FloorKiB, c.KeygateKiB)
 		floor[i] = plotter.XY{X: float64(c.Streams), Y: c.FloorKiB}
 		kg[i] = plotter.XY{X: float64(c.Streams), Y: c.KeygateKiB}
 	}
 	if err := plotutil.AddLinePoints(p, "floor", floor, "keygate", kg); err != nil {
 		return nil, fmt.Errorf("memory chart: %w", err)
 	}
+	p.Y.Max = 1.3 * top // room for the legend
 	p.Legend.Top = true
 	return p, nil
 }

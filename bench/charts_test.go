@@ -66,7 +66,7 @@ func TestCharts(t *testing.T) {
 	}{
 		{chartThroughput, []string{"plain HTTP/1.1", "TLS + HTTP/2", "direct", "floor", "floor+pool", "keygate"}},
 		{chartCPU, []string{"plain HTTP/1.1", "TLS + HTTP/2", "direct (bench process)", "keygate"}},
-		{chartLatency, []string{"p50", "p90", "p99", "keygate @1000", "floor @3000"}},
+		{chartLatency, []string{"p50", "p90", "p99", "keygate", "@1000", "@3000"}},
 		{chartMemory, []string{"floor", "keygate", "open streams", "KiB per stream"}},
 	}
 	dir := t.TempDir()
