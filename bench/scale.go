@@ -73,11 +73,13 @@ type ScaleTarget struct {
 	// PeakInFlight is the most streams in flight at once, seen by the
 	// client; Cut the streams that errored or ended before their last
 	// chunk.
-	PeakInFlight int64   `json:"peak_in_flight"`
-	Cut          int     `json:"streams_cut"`
-	ChunkP50Ms   float64 `json:"chunk_delay_p50_ms"`
-	ChunkP99Ms   float64 `json:"chunk_delay_p99_ms"`
-	AddedP99Ms   float64 `json:"added_chunk_delay_p99_ms"`
+	PeakInFlight int64 `json:"peak_in_flight"`
+	Cut          int   `json:"streams_cut"`
+	// FirstCut is why the first cut stream failed.
+	FirstCut   string  `json:"first_cut,omitempty"`
+	ChunkP50Ms float64 `json:"chunk_delay_p50_ms"`
+	ChunkP99Ms float64 `json:"chunk_delay_p99_ms"`
+	AddedP99Ms float64 `json:"added_chunk_delay_p99_ms"`
 	// RSS idle before, its peak during, and scaleAfter after the streams
 	// (proxies only).
 	IdleRSSMiB   float64 `json:"idle_rss_mib,omitempty"`
@@ -106,7 +108,11 @@ func scalePhase(ctx context.Context, o options, n int, gap time.Duration, kgBin,
 		}
 		env, res.Upstream = []string{cert.env()}, "TLS + HTTP/2"
 	}
-	up, err := startUpstreamTLS(4, cert)
+	// One HTTP/2 connection carries every stream: at Go's default of 250
+	// a connection, each request finding them all full dials a TLS
+	// connection of its own (net/http's transport does not wait for
+	// another's dial), thousands of handshakes at once.
+	up, err := startUpstreamTLS(4, cert, n+64)
 	if err != nil {
 		return nil, err
 	}
@@ -121,6 +127,9 @@ func scalePhase(ctx context.Context, o options, n int, gap time.Duration, kgBin,
 	}
 	direct := &target{name: "direct", url: up.base + "/chat/completions", client: client(true),
 		header: http.Header{"Content-Type": {"application/json"}, "Authorization": {"Bearer " + up.keys[0]}}}
+	if _, _, err := chunkDelays(ctx, direct, up, 1, 2, time.Millisecond); err != nil {
+		return nil, fmt.Errorf("warming the direct client: %w", err)
+	}
 	d, err := scaleRun(ctx, o, direct, nil, n, gap, up)
 	if err != nil {
 		return nil, err
@@ -214,7 +223,7 @@ func scaleRun(ctx context.Context, o options, t *target, p *child, n int, gap ti
 	wg.Wait()
 	var se *streamErrors
 	if errors.As(err, &se) {
-		st.Cut = se.failed
+		st.Cut, st.FirstCut = se.failed, se.first.Error()
 	} else if err != nil {
 		return nil, err
 	}
@@ -255,6 +264,9 @@ func (x *ScaleResult) print(w io.Writer) {
 			fmt.Fprintf(w, "; goroutines idle %.0f, peak %.0f, after %.0f", s.IdleGoroutines, s.PeakGoroutines, s.AfterGoroutines)
 		}
 		fmt.Fprintln(w)
+		if s.FirstCut != "" {
+			fmt.Fprintf(w, "           first cut: %.300s\n", s.FirstCut)
+		}
 	}
 	fmt.Fprintf(w, "  RSS per stream, keygate/floor: %.3f\n\n", x.KeygateOverFloorPerStream)
 }

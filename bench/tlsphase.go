@@ -110,7 +110,7 @@ func tlsPhase(ctx context.Context, o options, kgBin, floorBin, dir string) (res 
 		}
 	}()
 	for _, name := range tlsTargets {
-		if ups[name], err = startUpstreamTLS(4, cert); err != nil {
+		if ups[name], err = startUpstreamTLS(4, cert, 0); err != nil {
 			return nil, err
 		}
 	}

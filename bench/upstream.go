@@ -63,11 +63,13 @@ const benchCap = 1_000_000
 
 // startUpstream serves a simulator with n healthy keys on loopback, each
 // the only key of an account with ample credit and a daily cap of benchCap.
-func startUpstream(n int) (*upstream, error) { return startUpstreamTLS(n, nil) }
+func startUpstream(n int) (*upstream, error) { return startUpstreamTLS(n, nil, 0) }
 
 // startUpstreamTLS is startUpstream over TLS with cert, HTTP/2 offered
-// (ServeTLS adds h2 to the protocols), when cert is not nil.
-func startUpstreamTLS(n int, cert *testCert) (*upstream, error) {
+// (ServeTLS adds h2 to the protocols), when cert is not nil. h2Streams,
+// when not 0, is how many streams one HTTP/2 connection may carry (Go's
+// default is 250).
+func startUpstreamTLS(n int, cert *testCert, h2Streams int) (*upstream, error) {
 	keys := make([]string, n)
 	accounts := make([]simulator.Account, n)
 	for i := range keys {
@@ -91,6 +93,9 @@ func startUpstreamTLS(n int, cert *testCert) (*upstream, error) {
 		done:    make(chan struct{}),
 	}
 	u.srv = &http.Server{Handler: u, ReadHeaderTimeout: 10 * time.Second}
+	if h2Streams > 0 {
+		u.srv.HTTP2 = &http.HTTP2Config{MaxConcurrentStreams: h2Streams}
+	}
 	cl := countingListener{Listener: ln, n: &u.conns}
 	go func() {
 		defer close(u.done)
