@@ -102,7 +102,7 @@ func scalePhase(ctx context.Context, o options, n int, gap time.Duration, kgBin,
 	}
 	var cert *testCert
 	var env []string
-	if res.FileLimit < uint64(2*n+1024) {
+	if scaleOverTLS(res.FileLimit, n) {
 		if cert, err = makeCert(dir); err != nil {
 			return nil, err
 		}
@@ -247,6 +247,12 @@ func scaleRun(ctx context.Context, o options, t *target, p *child, n int, gap ti
 	st.PerStreamKiB = round(float64(peakRSS-idle)/1024/float64(max(st.PeakInFlight, 1)), 1)
 	return st, nil
 }
+
+// scaleOverTLS says whether n streams need the TLS + HTTP/2 upstream: plain
+// HTTP/1.1 holds two descriptors per stream in a proxy (client and
+// upstream connection) and in the bench (client and upstream server), plus
+// room for the rest.
+func scaleOverTLS(limit uint64, n int) bool { return limit < uint64(2*n+1024) }
 
 // print writes the scale phase's figures.
 func (x *ScaleResult) print(w io.Writer) {

@@ -67,3 +67,22 @@ func TestRaiseFileLimit(t *testing.T) {
 		t.Errorf("limit %d left below %d with hard limit %d", cur, fileLimit, lim.Max)
 	}
 }
+
+func TestScaleOverTLS(t *testing.T) {
+	tests := []struct {
+		limit uint64
+		n     int
+		tls   bool
+	}{
+		{20000, 30, false},
+		{20000, 9000, false},
+		{20000, 10000, true},
+		{65536, 10000, false},
+		{1024, 1, true},
+	}
+	for _, tt := range tests {
+		if got := scaleOverTLS(tt.limit, tt.n); got != tt.tls {
+			t.Errorf("scaleOverTLS(%d, %d) = %v, want %v", tt.limit, tt.n, got, tt.tls)
+		}
+	}
+}
