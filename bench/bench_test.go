@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -56,14 +57,31 @@ func TestQuickRun(t *testing.T) {
 	}
 	var table bytes.Buffer
 	rep.printTable(&table)
-	for _, want := range []string{"max throughput", "1000 req/s", "SSE chunk delay", "/run", "per stream", "key selection", "keygate/floor", "budgets", "key economics"} {
+	for _, want := range []string{"max throughput", "1000 req/s", "SSE chunk delay", "/run", "per stream", "key selection", "keygate/floor", "budgets", "key economics", "TLS + HTTP/2 upstream"} {
 		if !strings.Contains(table.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, table.String())
 		}
 	}
-	if len(rep.pids) != 6 { // floor, pooled floor, keygate, keygate with budgets off; fresh floor and keygate
-		t.Fatalf("%d processes recorded, want 6", len(rep.pids))
+	// floor, pooled floor, keygate, keygate with budgets off; fresh floor
+	// and keygate, and another pair for the memory curve; the TLS phase's
+	// floor, pooled floor and keygate.
+	if len(rep.pids) != 11 {
+		t.Fatalf("%d processes recorded, want 11", len(rep.pids))
 	}
+	if rep.TLS == nil || rep.TLS.RPS["keygate"] <= 0 || rep.TLS.Proto["keygate"] != "HTTP/2.0" || rep.TLS.Proto["floor"] != "HTTP/2.0" {
+		t.Errorf("TLS phase: %+v", rep.TLS)
+	}
+	if len(rep.Memory.Curve) != 2 || rep.Memory.Curve[0].Streams != 10 || rep.Memory.Curve[1].KeygateKiB == 0 {
+		t.Errorf("memory curve %+v, want 10 and 50 streams", rep.Memory.Curve)
+	}
+	if rep.Latency[0].Keygate.P90Ms <= 0 {
+		t.Errorf("no p90: %+v", rep.Latency[0].Keygate)
+	}
+	files, err := writeCharts(t.TempDir(), rep)
+	if err != nil || len(files) != 4 {
+		t.Errorf("charts of the run: %v, %v", files, err)
+	}
+
 	for _, pid := range rep.pids {
 		if _, err := os.Stat("/proc/" + strconv.Itoa(pid)); err == nil {
 			t.Errorf("process %d still exists after the run", pid)
@@ -127,6 +145,13 @@ func TestFlags(t *testing.T) {
 	o, err = parseFlags([]string{"-only", "economy, budgets", "-economy=false"}, &errs)
 	if err != nil || !o.only["economy"] || !o.only["budgets"] || len(o.only) != 2 || o.economy {
 		t.Fatalf("-only = %+v, %v", o.only, err)
+	}
+	o, err = parseFlags([]string{"-streams", "10000", "-mem-counts", "100, 3000", "-charts", "docs/bench"}, &errs)
+	if err != nil || o.streams != 10000 || o.chunkStreams() != defaultStreams || !slices.Equal(o.memCounts, []int{100, 3000}) || o.charts != "docs/bench" {
+		t.Fatalf("-streams 10000 = %+v, %v", o, err)
+	}
+	if _, err := parseFlags([]string{"-mem-counts", "0"}, &errs); err == nil {
+		t.Fatal("-mem-counts 0 accepted")
 	}
 	if _, err := parseFlags([]string{"-only", "memory"}, &errs); err == nil {
 		t.Fatal("-only memory accepted")

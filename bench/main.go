@@ -13,8 +13,9 @@
 // scripted day of free and paid calls over the simulator, in process on a
 // moved clock, for the share of the pool's free quota and credit served
 // before the first refusal (-only economy,budgets runs just those). Every
-// phase is bounded in time; the whole run takes about two minutes on two
-// cores. BENCHMARKS.md explains the method and holds a run's results.
+// phase is bounded in time; the whole run takes about three minutes on two
+// cores. A phase puts the upstream behind TLS and HTTP/2; -streams 10000
+// adds the scale phase; -charts DIR writes SVG charts of the figures. BENCHMARKS.md explains the method and holds a run's results.
 package main
 
 import (
@@ -52,20 +53,26 @@ type options struct {
 	runModels   int
 	runDelay    time.Duration
 	openStreams int
-	benchtime   time.Duration
-	profileDur  time.Duration
-	timeout     time.Duration
+	// memCounts are the other stream counts of the memory curve.
+	memCounts  []int
+	benchtime  time.Duration
+	profileDur time.Duration
+	timeout    time.Duration
 	// noRedis leaves the Redis phase out; restSamples is how many rests
 	// it times.
 	noRedis     bool
 	restSamples int
 	jsonOut     string
-	cpuProfile  string
-	memProfile  string
+	// charts, when set, is the directory the SVG charts go to.
+	charts     string
+	cpuProfile string
+	memProfile string
 	// budgets adds a keygate with budgets off to the throughput rounds;
 	// economy runs the scripted day of the key-economics figure.
 	budgets bool
 	economy bool
+	// tls runs the phase with the upstream behind TLS and HTTP/2.
+	tls bool
 	// inprocRounds rounds of inprocRound each time keygate's handler in
 	// process, budgets on and off.
 	inprocRounds int
@@ -76,17 +83,17 @@ type options struct {
 }
 
 // onlyPhases are the phases -only can pick.
-var onlyPhases = []string{"budgets", "economy", "memory", "redis"}
+var onlyPhases = []string{"budgets", "economy", "memory", "redis", "scale", "tls"}
 
 func defaultOptions() options {
 	return options{
-		rounds: 3, conns: 32, warmup: time.Second, tput: 2500 * time.Millisecond, rateDur: 2500 * time.Millisecond,
+		rounds: 3, conns: 32, warmup: time.Second, tput: 2 * time.Second, rateDur: 2 * time.Second,
 		rates: []int{1000, 3000}, settle: 200 * time.Millisecond, memSettle: 500 * time.Millisecond,
 		streams: 50, chunks: 50, gap: 20 * time.Millisecond,
 		runs: 10, runModels: 8, runDelay: 200 * time.Millisecond,
-		openStreams: 1000, benchtime: time.Second, profileDur: 5 * time.Second,
+		openStreams: 1000, memCounts: []int{100}, benchtime: time.Second, profileDur: 5 * time.Second,
 		timeout: 240 * time.Second,
-		budgets: true, economy: true, day: fullDay(), inprocRounds: 6, inprocRound: 400 * time.Millisecond,
+		budgets: true, economy: true, tls: true, day: fullDay(), inprocRounds: 6, inprocRound: 400 * time.Millisecond,
 	}
 }
 
@@ -99,6 +106,7 @@ func quickOptions() options {
 	o.settle, o.memSettle = 20*time.Millisecond, 50*time.Millisecond
 	o.streams, o.chunks, o.gap = 4, 5, 10*time.Millisecond
 	o.runs, o.openStreams, o.benchtime, o.profileDur = 2, 50, 10*time.Millisecond, time.Second
+	o.memCounts = []int{10}
 	o.timeout = 60 * time.Second
 	o.day = tinyDay()
 	o.inprocRounds, o.inprocRound = 1, 50*time.Millisecond
@@ -144,6 +152,14 @@ func mainCode(args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 	}
+	if o.charts != "" {
+		files, err := writeCharts(o.charts, rep)
+		if err != nil {
+			fmt.Fprintf(stderr, "bench: %v\n", err)
+			return 1
+		}
+		fmt.Fprintf(stderr, "bench: charts %s\n", strings.Join(files, ", "))
+	}
 	return 0
 }
 
@@ -156,23 +172,27 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.rounds, "rounds", d.rounds, "interleaved rounds per phase (medians are reported)")
 	fs.IntVar(&o.conns, "conns", d.conns, "connections (workers) of the closed-loop throughput phase")
 	fs.DurationVar(&o.warmup, "warmup", d.warmup, "closed-loop warm-up per target")
-	fs.DurationVar(&o.tput, "tput", d.tput, "duration of a throughput round")
-	fs.DurationVar(&o.rateDur, "rate-dur", d.rateDur, "duration of a fixed-rate round")
+	fs.DurationVar(&o.tput, "tput", d.tput, "duration of a throughput round (2s, down from 2.5s, keeps the default run with the TLS phase near three minutes)")
+	fs.DurationVar(&o.rateDur, "rate-dur", d.rateDur, "duration of a fixed-rate round (2s, down from 2.5s, as -tput)")
 	rates := fs.String("rates", "1000,3000", "fixed rates, requests per second")
-	fs.IntVar(&o.streams, "streams", d.streams, "concurrent streams of the chunk-delay phase")
+	fs.IntVar(&o.streams, "streams", d.streams, "concurrent streams of the chunk-delay phase; above 1000 (e.g. 10000) it runs the scale phase instead at that many, direct, through a fresh floor and a fresh keygate (memory, goroutines, cut streams), and the chunk-delay phase keeps 50")
 	fs.IntVar(&o.chunks, "chunks", d.chunks, "chunks per stream")
 	fs.DurationVar(&o.gap, "gap", d.gap, "upstream gap between chunks")
 	fs.IntVar(&o.runs, "runs", d.runs, "POST /run calls")
 	fs.IntVar(&o.openStreams, "open-streams", d.openStreams, "streams held open for the memory phase")
+	memCounts := fs.String("mem-counts", "100", "other stream counts, comma-separated, at which memory per stream is read for the curve (a fresh floor and keygate each)")
 	fs.DurationVar(&o.benchtime, "benchtime", d.benchtime, "time per key-selection benchmark")
 	fs.DurationVar(&o.profileDur, "profile-dur", d.profileDur, "length of the extra keygate round profiled for -cpuprofile")
 	fs.DurationVar(&o.timeout, "timeout", d.timeout, "bound on the whole run")
 	noRedis := fs.Bool("no-redis", false, "leave out the Redis phase (REDIS_URL set vs unset, a rest's way to another replica; it needs redis-server)")
-	rests := fs.Int("rests", 100, "rests timed from one replica to another in the Redis phase")
+	rests := fs.Int("rests", 60, "rests timed from one replica to another in the Redis phase (60, down from 100, for the three minutes)")
 	fs.StringVar(&o.jsonOut, "json", "", "also write the JSON report to this file")
+	fs.StringVar(&o.charts, "charts", "", "write SVG charts of this run's figures into this directory (e.g. docs/bench): "+
+		strings.Join([]string{chartThroughput, chartCPU, chartLatency, chartMemory}, ", "))
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of keygate (an extra closed-loop round) to this file")
 	fs.BoolVar(&o.budgets, "budgets", d.budgets, "also run keygate with budgets off (BUDGET_POLL_INTERVAL=0) in the throughput rounds")
 	fs.BoolVar(&o.economy, "economy", d.economy, "run the key-economics day (in process, a few seconds)")
+	fs.BoolVar(&o.tls, "tls", d.tls, "run the phase with the upstream behind TLS and HTTP/2 (throughput, CPU, memory per stream, upstream connections)")
 	only := fs.String("only", "", "run only these phases, comma-separated: "+strings.Join(onlyPhases, ", "))
 	fs.StringVar(&o.memProfile, "memprofile", "", "write keygate's allocation profile after the load phases to this file, and its in-use heap with the streams open beside it (NAME.streams.EXT)")
 	if err := fs.Parse(args); err != nil {
@@ -180,10 +200,18 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	}
 	if *quick {
 		q := quickOptions()
-		q.jsonOut, q.cpuProfile, q.memProfile = o.jsonOut, o.cpuProfile, o.memProfile
-		q.budgets, q.economy = o.budgets, o.economy
+		q.jsonOut, q.cpuProfile, q.memProfile, q.charts = o.jsonOut, o.cpuProfile, o.memProfile, o.charts
+		q.budgets, q.economy, q.tls = o.budgets, o.economy, o.tls
+		if o.streams > scaleFrom {
+			q.streams = o.streams
+		}
 		o = q
 	} else {
+		var err error
+		if o.memCounts, err = positiveInts(*memCounts); err != nil {
+			fmt.Fprintf(stderr, "bench: bad -mem-counts %q\n", *memCounts)
+			return o, err
+		}
 		o.rates = nil
 		for r := range strings.SplitSeq(*rates, ",") {
 			n, err := strconv.Atoi(strings.TrimSpace(r))
@@ -216,6 +244,36 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	return o, nil
 }
 
+// positiveInts parses a comma-separated list of positive integers; empty
+// gives none.
+func positiveInts(s string) ([]int, error) {
+	var out []int
+	for f := range strings.SplitSeq(s, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		n, err := strconv.Atoi(f)
+		if err != nil || n <= 0 {
+			return nil, fmt.Errorf("%q: want a positive integer", f)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+// tlsRounds are the TLS phase's closed-loop rounds: one fewer than the
+// others', to keep the default run under three minutes.
+func (o options) tlsRounds() int { return max(1, o.rounds-1) }
+
+// chunkStreams is the chunk-delay phase's concurrency: -streams, unless
+// that asks for the scale phase.
+func (o options) chunkStreams() int {
+	if o.streams > scaleFrom {
+		return defaultStreams
+	}
+	return o.streams
+}
+
 // estimate is roughly how long the measuring takes, build excluded.
 func estimate(o options) time.Duration {
 	per := func(d time.Duration) time.Duration { return d + o.settle }
@@ -228,6 +286,12 @@ func estimate(o options) time.Duration {
 		if o.only["budgets"] {
 			t += 2*per(o.warmup) + time.Duration(2*o.rounds)*per(o.tput) + time.Duration(2*o.inprocRounds)*o.inprocRound
 		}
+		if o.only["tls"] {
+			t += 2*per(o.warmup) + time.Duration(4*o.tlsRounds())*per(o.tput) + 5*time.Second
+		}
+		if o.only["scale"] {
+			t += 3*time.Duration(o.chunks)*scaleGap + 2*scaleAfter + 20*time.Second
+		}
 		return t
 	}
 	t := 3*per(o.warmup) + time.Duration(3*o.rounds)*per(o.tput) + econ
@@ -237,6 +301,12 @@ func estimate(o options) time.Duration {
 	t += time.Duration(3*o.rounds*len(o.rates)) * per(o.rateDur)
 	t += time.Duration(3*o.rounds*o.chunks) * o.gap
 	t += time.Duration(2*o.runs) * o.runDelay
+	if o.streams > scaleFrom {
+		t += 3*time.Duration(o.chunks)*scaleGap + 2*scaleAfter + 20*time.Second
+	}
+	if o.tls {
+		t += 2*per(o.warmup) + time.Duration(4*o.tlsRounds())*per(o.tput) + 5*time.Second
+	}
 	t += 6*o.benchtime + 5*time.Second
 	if !o.noRedis {
 		t += time.Duration(5*o.rounds)*per(o.tput) + time.Duration(o.restSamples)*100*time.Millisecond

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -70,7 +71,55 @@ func memoryPhase(ctx context.Context, o options, kgBin, floorBin, dir string, up
 	m.GoroutinesPerStream = per("go_goroutines")
 	m.StackKiBPerStream = round(per("go_memstats_stack_inuse_bytes")/1024, 1)
 	m.HeapKiBPerStream = round(per("go_memstats_heap_inuse_bytes")/1024, 1)
+	m.Curve = append(m.Curve, CurvePoint{Streams: o.openStreams, FloorKiB: m.FloorPerStreamKiB, KeygateKiB: m.PerStreamKiB})
+	for _, n := range o.memCounts {
+		pt, err := curvePoint(ctx, o, n, kgBin, floorBin, dir, up, rep)
+		if err != nil {
+			return err
+		}
+		m.Curve = append(m.Curve, pt)
+	}
+	slices.SortFunc(m.Curve, func(a, b CurvePoint) int { return a.Streams - b.Streams })
 	return nil
+}
+
+// CurvePoint is RSS per open stream with Streams streams held open through
+// a fresh floor and a fresh keygate.
+type CurvePoint struct {
+	Streams    int     `json:"streams"`
+	FloorKiB   float64 `json:"floor_per_stream_kib"`
+	KeygateKiB float64 `json:"keygate_per_stream_kib"`
+}
+
+// curvePoint holds n streams open through a fresh floor, then a fresh
+// keygate.
+func curvePoint(ctx context.Context, o options, n int, kgBin, floorBin, dir string, up *upstream, rep *Report) (CurvePoint, error) {
+	o.openStreams = n
+	pt := CurvePoint{Streams: n}
+	for _, name := range []string{"floor", "keygate"} {
+		var p *child
+		var err error
+		if name == "floor" {
+			p, err = startFloor(ctx, floorBin, dir, up.base, up.keys[0], false)
+		} else {
+			p, err = startKeygate(ctx, kgBin, dir, up.base, up.keys, "")
+		}
+		if err != nil {
+			return pt, err
+		}
+		rep.pids = append(rep.pids, p.pid())
+		r, err := holdMemory(ctx, o, p, up, "", nil)
+		p.stop()
+		if err != nil {
+			return pt, fmt.Errorf("%d streams through %s: %w", n, name, err)
+		}
+		if name == "floor" {
+			pt.FloorKiB = r.perStreamKiB(n)
+		} else {
+			pt.KeygateKiB = r.perStreamKiB(n)
+		}
+	}
+	return pt, nil
 }
 
 // rssReading is a process's resident memory idle and with the streams open.

@@ -5,11 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"net/http"
 	"os"
 	"os/exec"
-	"slices"
 	"strconv"
 	"time"
 )
@@ -27,6 +25,7 @@ func run(ctx context.Context, o options, log io.Writer) (rep *Report, err error)
 		fmt.Fprintf(log, "[%5.1fs] %s\n", time.Since(began).Seconds(), fmt.Sprintf(format, a...))
 	}
 	rep = &Report{Machine: machine(), Settings: o.settings(4)}
+	step("%s", fileLimitNote(raiseFileLimit()))
 	if o.only != nil {
 		return runOnly(ctx, o, rep, step, began)
 	}
@@ -85,7 +84,7 @@ func run(ctx context.Context, o options, log io.Writer) (rep *Report, err error)
 		rep.pids = append(rep.pids, kgOff.pid())
 	}
 
-	conns := max(o.conns, o.streams) + 16
+	conns := max(o.conns, o.chunkStreams()) + 16
 	direct := &target{name: "direct", url: up.base + "/chat/completions", client: newClient(conns),
 		header: http.Header{"Content-Type": {"application/json"}, "Authorization": {"Bearer " + up.keys[0]}}}
 	viaFloor := &target{name: "floor", url: "http://" + floor.addr + "/v1/chat/completions", pid: floor.pid(), client: newClient(conns),
@@ -127,7 +126,7 @@ func run(ctx context.Context, o options, log io.Writer) (rep *Report, err error)
 		step("fixed rate %d req/s: %d rounds of %s", rate, o.rounds, o.rateDur)
 		rep.Latency = append(rep.Latency, fixedRate(ctx, o, all, rate))
 	}
-	step("streaming: %d streams x %d chunks, %s apart, %d rounds", o.streams, o.chunks, o.gap, o.rounds)
+	step("streaming: %d streams x %d chunks, %s apart, %d rounds", o.chunkStreams(), o.chunks, o.gap, o.rounds)
 	if rep.Stream, err = streaming(ctx, o, all, up, log); err != nil {
 		return nil, err
 	}
@@ -157,71 +156,22 @@ func run(ctx context.Context, o options, log io.Writer) (rep *Report, err error)
 	if err := memoryPhase(ctx, o, kgBin, floorBin, dir, up, rep); err != nil {
 		return nil, err
 	}
+	if o.streams > scaleFrom {
+		step("%d concurrent streams x %d chunks, %s apart: direct, a fresh floor, a fresh keygate", o.streams, o.chunks, scaleGap)
+		if rep.Scale, err = scalePhase(ctx, o, o.streams, scaleGap, kgBin, floorBin, dir, rep); err != nil {
+			return nil, fmt.Errorf("scale phase: %w", err)
+		}
+		rep.Memory.Curve = append(rep.Memory.Curve, CurvePoint{Streams: o.streams,
+			FloorKiB: rep.Scale.Targets["floor"].PerStreamKiB, KeygateKiB: rep.Scale.Targets["keygate"].PerStreamKiB})
+	}
+	if o.tls {
+		step("TLS + HTTP/2 upstream: %d open streams through a fresh floor and keygate, then %d rounds of %s (4 targets)", o.openStreams, o.tlsRounds(), o.tput)
+		if rep.TLS, err = tlsPhase(ctx, o, kgBin, floorBin, dir); err != nil {
+			return nil, fmt.Errorf("TLS phase: %w", err)
+		}
+		rep.pids = append(rep.pids, rep.TLS.pids...)
+	}
 	if o.economy {
-		step("key economics: a scripted day through keygate, budgets on and off, and the first round's rules")
-		if rep.Economy, err = economy(ctx, o.day); err != nil {
-			return nil, err
-		}
-	}
-	rep.ElapsedS = round(time.Since(began).Seconds(), 1)
-	rep.Machine.LoadEnd = loadAverage()
-	rep.judge()
-	rep.judgeReplicas()
-	step("done")
-	return rep, ctx.Err()
-}
-
-// runOnly runs the phases of -only.
-func runOnly(ctx context.Context, o options, rep *Report, step func(string, ...any), began time.Time) (_ *Report, err error) {
-	rep.Only = slices.Sorted(maps.Keys(o.only))
-	if o.only["budgets"] {
-		step("building keygate")
-		dir, err := os.MkdirTemp("", "keygate-bench-")
-		if err != nil {
-			return nil, err
-		}
-		defer os.RemoveAll(dir)
-		kgBin, _, err := buildBinaries(ctx, dir)
-		if err != nil {
-			return nil, err
-		}
-		up, err := startUpstream(4)
-		if err != nil {
-			return nil, err
-		}
-		defer func() { err = errors.Join(err, up.close()) }()
-		step("budgets on and off: %d alternating rounds of %s, %d connections", o.rounds, o.tput, o.conns)
-		if err := budgetsOnly(ctx, o, kgBin, dir, up, rep); err != nil {
-			return nil, err
-		}
-	}
-	if o.only["memory"] {
-		step("building keygate and the floor")
-		dir, err := os.MkdirTemp("", "keygate-bench-")
-		if err != nil {
-			return nil, err
-		}
-		defer os.RemoveAll(dir)
-		kgBin, floorBin, err := buildBinaries(ctx, dir)
-		if err != nil {
-			return nil, err
-		}
-		up, err := startUpstream(4)
-		if err != nil {
-			return nil, err
-		}
-		defer func() { err = errors.Join(err, up.close()) }()
-		step("memory: %d streams open through the floor, then keygate", o.openStreams)
-		if err := memoryPhase(ctx, o, kgBin, floorBin, dir, up, rep); err != nil {
-			return nil, err
-		}
-	}
-	if o.only["redis"] {
-		if rep.Replicas, err = redisOnly(ctx, o, step); err != nil {
-			return nil, err
-		}
-	}
-	if o.only["economy"] {
 		step("key economics: a scripted day through keygate, budgets on and off, and the first round's rules")
 		if rep.Economy, err = economy(ctx, o.day); err != nil {
 			return nil, err
@@ -281,20 +231,21 @@ func throughput(ctx context.Context, o options, all []*target, rep *Report) erro
 // fixedRate measures latency at rate: per target the median over rounds
 // of each percentile, and what floor and keygate add over direct.
 func fixedRate(ctx context.Context, o options, all []*target, rate int) RateLatency {
-	p50, p99, got := map[string][]float64{}, map[string][]float64{}, map[string][]float64{}
+	p50, p90, p99, got := map[string][]float64{}, map[string][]float64{}, map[string][]float64{}, map[string][]float64{}
 	failed := map[string]int{}
 	for i := range o.rounds {
 		for _, t := range interleave(all, i) {
 			o.pause(ctx)
 			s := attack(ctx, t, tinyChat, rate, o.rateDur, 32)
 			p50[t.name] = append(p50[t.name], ms(s.quantile(0.50)))
+			p90[t.name] = append(p90[t.name], ms(s.quantile(0.90)))
 			p99[t.name] = append(p99[t.name], ms(s.quantile(0.99)))
 			got[t.name] = append(got[t.name], s.rps())
 			failed[t.name] += s.failed
 		}
 	}
 	lat := func(name string) Lat {
-		return Lat{P50Ms: round(median(p50[name]), 3), P99Ms: round(median(p99[name]), 3),
+		return Lat{P50Ms: round(median(p50[name]), 3), P90Ms: round(median(p90[name]), 3), P99Ms: round(median(p99[name]), 3),
 			AchievedRPS: round(median(got[name]), 0), Failed: failed[name]}
 	}
 	rl := RateLatency{Rate: rate, Direct: lat("direct"), Floor: lat("floor"), Keygate: lat("keygate")}
@@ -316,7 +267,7 @@ func streaming(ctx context.Context, o options, all []*target, up *upstream, log 
 	for i := range o.rounds {
 		for _, t := range interleave(all, i) {
 			o.pause(ctx)
-			d, f, err := chunkDelays(ctx, t, up, o.streams, o.chunks, o.gap)
+			d, f, err := chunkDelays(ctx, t, up, o.chunkStreams(), o.chunks, o.gap)
 			var se *streamErrors
 			switch {
 			case errors.As(err, &se) && se.failed*10 <= se.of:

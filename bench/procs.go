@@ -135,15 +135,15 @@ func startKeygate(ctx context.Context, bin, dir, upstream string, keys []string,
 	return c, nil
 }
 
-// startFloor runs the floor binary in front of upstream with key; it prints
-// its address when it listens.
-func startFloor(ctx context.Context, bin, dir, upstream, key string, pool bool) (*child, error) {
+// startFloor runs the floor binary in front of upstream with key and the
+// extra environment (NAME=value); it prints its address when it listens.
+func startFloor(ctx context.Context, bin, dir, upstream, key string, pool bool, extra ...string) (*child, error) {
 	args := []string{"-upstream", upstream}
 	name := "floor"
 	if pool {
 		args, name = append(args, "-pool"), "floor+pool"
 	}
-	c, stdout, err := startChild(name, bin, dir, args, childEnv("FLOOR_API_KEY="+key))
+	c, stdout, err := startChild(name, bin, dir, args, childEnv(append([]string{"FLOOR_API_KEY=" + key}, extra...)...))
 	if err != nil {
 		return nil, err
 	}

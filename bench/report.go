@@ -6,6 +6,7 @@ import (
 	"maps"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -30,6 +31,8 @@ type Report struct {
 	Selection  []selectionResult `json:"key_selection"`
 	Budgets    *BudgetsResult    `json:"budgets,omitempty"`
 	Economy    *EconomyResult    `json:"economy,omitempty"`
+	TLS        *TLSResult        `json:"tls,omitempty"`
+	Scale      *ScaleResult      `json:"scale,omitempty"`
 	Targets    []Target          `json:"targets"`
 	// Only names the phases run with -only; empty for a full run.
 	Only     []string `json:"only,omitempty"`
@@ -86,6 +89,7 @@ type Throughput struct {
 // Lat is one target's latency figures.
 type Lat struct {
 	P50Ms       float64 `json:"p50_ms"`
+	P90Ms       float64 `json:"p90_ms,omitempty"`
 	P99Ms       float64 `json:"p99_ms"`
 	AddedP50Ms  float64 `json:"added_p50_ms"`
 	AddedP99Ms  float64 `json:"added_p99_ms"`
@@ -148,6 +152,9 @@ type MemoryResult struct {
 	HeapKiBPerStream    float64 `json:"heap_inuse_kib_per_stream"`
 	LoadPeakMiB         float64 `json:"load_phases_peak_rss_mib"`
 	FloorLoadPeakMB     float64 `json:"floor_load_phases_peak_rss_mib"`
+	// Curve is RSS per stream at several stream counts, fresh processes
+	// each: -mem-counts, -open-streams and the scale phase's.
+	Curve []CurvePoint `json:"per_stream_curve"`
 }
 
 // CPUResult is process CPU time (user+system) per request served during
@@ -193,6 +200,14 @@ func (r *Report) judge() {
 		r.Targets = append(r.Targets, Target{Name: name, Value: round(v, 3), Limit: limit, Want: want, Met: met})
 	}
 	r.judgeEconomics(t)
+	if x := r.Scale; x != nil {
+		k := x.Targets["keygate"]
+		n := strconv.Itoa(x.Streams)
+		t("RSS per stream at "+n+" streams, KiB", "<=", k.PerStreamKiB, 48)
+		t("RSS per stream at "+n+" streams, keygate/floor", "<=", x.KeygateOverFloorPerStream, 1.0)
+		t("per-chunk delay p99 added by keygate at "+n+" streams, ms", "<=", k.AddedP99Ms, 1)
+		t("streams cut through keygate at "+n+" streams", "<=", float64(k.Cut), 0)
+	}
 	if len(r.Only) > 0 {
 		return
 	}
@@ -290,6 +305,12 @@ func (r *Report) printTable(w io.Writer) {
 		fmt.Fprintf(w, "keygate benchmark, only %s: %d CPUs (%s), %s %s, %s; load average %.2f at start, %.2f at end\n\n",
 			strings.Join(r.Only, ", "), r.Machine.NProc, r.Machine.CPU, r.Machine.Go, r.Machine.OS, r.Machine.Date, r.Machine.LoadStart, r.Machine.LoadEnd)
 		r.printEconomics(w)
+		if r.TLS != nil {
+			r.TLS.print(w)
+		}
+		if r.Scale != nil {
+			r.Scale.print(w)
+		}
 		r.printTargets(w)
 		return
 	}
@@ -336,6 +357,12 @@ func (r *Report) printTable(w io.Writer) {
 	_ = tw.Flush()
 	fmt.Fprintln(w)
 	r.printEconomics(w)
+	if r.TLS != nil {
+		r.TLS.print(w)
+	}
+	if r.Scale != nil {
+		r.Scale.print(w)
+	}
 	r.printTargets(w)
 }
 

@@ -27,6 +27,12 @@ func streamBody(chunks int, gap time.Duration) []byte {
 // to first byte rather than relaying: it is left out of the delays and
 // returned apart, in firsts (what keygate's stream hold adds shows there).
 func chunkDelays(ctx context.Context, t *target, up *upstream, n, chunks int, gap time.Duration) (delays, firsts []time.Duration, err error) {
+	return chunkDelaysCounted(ctx, t, up, n, chunks, gap, nil)
+}
+
+// chunkDelaysCounted is chunkDelays calling count, when not nil, with +1
+// as each stream is sent and -1 as it ends.
+func chunkDelaysCounted(ctx context.Context, t *target, up *upstream, n, chunks int, gap time.Duration, count func(int64)) (delays, firsts []time.Duration, err error) {
 	body := streamBody(chunks, gap)
 	var (
 		mu   sync.Mutex
@@ -45,7 +51,13 @@ func chunkDelays(ctx context.Context, t *target, up *upstream, n, chunks int, ga
 			case <-ctx.Done():
 			}
 			id := up.newStreamID()
+			if count != nil {
+				count(1)
+			}
 			arrivals, err := readStream(ctx, t, body, id, nil)
+			if count != nil {
+				count(-1)
+			}
 			var flushes []time.Time
 			if err == nil {
 				flushes = up.takeFlushes(id)

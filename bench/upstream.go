@@ -2,6 +2,7 @@ package main
 
 import (
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"net"
@@ -32,6 +33,23 @@ type upstream struct {
 	done    chan struct{}
 	// streams numbers the streams whose flushes are recorded.
 	streams atomic.Int64
+	// conns counts the connections accepted; h2 and h1 the requests
+	// served over HTTP/2 and HTTP/1.x (r.ProtoMajor).
+	conns, h2, h1 atomic.Int64
+}
+
+// countingListener counts the connections it accepts into n.
+type countingListener struct {
+	net.Listener
+	n *atomic.Int64
+}
+
+func (l countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		l.n.Add(1)
+	}
+	return c, err
 }
 
 // newStreamID names a stream so that its flushes can be taken back.
@@ -45,7 +63,13 @@ const benchCap = 1_000_000
 
 // startUpstream serves a simulator with n healthy keys on loopback, each
 // the only key of an account with ample credit and a daily cap of benchCap.
-func startUpstream(n int) (*upstream, error) {
+func startUpstream(n int) (*upstream, error) { return startUpstreamTLS(n, nil, 0) }
+
+// startUpstreamTLS is startUpstream over TLS with cert, HTTP/2 offered
+// (ServeTLS adds h2 to the protocols), when cert is not nil. h2Streams,
+// when not 0, is how many streams one HTTP/2 connection may carry (Go's
+// default is 250).
+func startUpstreamTLS(n int, cert *testCert, h2Streams int) (*upstream, error) {
 	keys := make([]string, n)
 	accounts := make([]simulator.Account, n)
 	for i := range keys {
@@ -57,17 +81,30 @@ func startUpstream(n int) (*upstream, error) {
 	if err != nil {
 		return nil, err
 	}
+	scheme := "http://"
+	if cert != nil {
+		scheme = "https://"
+	}
 	u := &upstream{
 		sim:     simulator.New(simulator.Options{Accounts: accounts, Seed: 1}),
-		base:    "http://" + ln.Addr().String() + simulator.PathPrefix,
+		base:    scheme + ln.Addr().String() + simulator.PathPrefix,
 		keys:    keys,
 		flushes: make(map[string][]time.Time),
 		done:    make(chan struct{}),
 	}
 	u.srv = &http.Server{Handler: u, ReadHeaderTimeout: 10 * time.Second}
+	if h2Streams > 0 {
+		u.srv.HTTP2 = &http.HTTP2Config{MaxConcurrentStreams: h2Streams}
+	}
+	cl := countingListener{Listener: ln, n: &u.conns}
 	go func() {
 		defer close(u.done)
-		_ = u.srv.Serve(ln)
+		if cert != nil {
+			u.srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert.cert}, NextProtos: []string{"h2", "http/1.1"}}
+			_ = u.srv.ServeTLS(cl, "", "")
+			return
+		}
+		_ = u.srv.Serve(cl)
 	}()
 	return u, nil
 }
@@ -76,6 +113,11 @@ func startUpstream(n int) (*upstream, error) {
 // records the time each flush returned, that is when the chunk was handed
 // to the kernel.
 func (u *upstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.ProtoMajor == 2 {
+		u.h2.Add(1)
+	} else {
+		u.h1.Add(1)
+	}
 	id := r.Header.Get(headerStream)
 	if id == "" {
 		u.sim.ServeHTTP(w, r)

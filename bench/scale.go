@@ -1,0 +1,286 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// Streams above scaleFrom make -streams the scale phase's count: the
+// chunk-delay phase then keeps its default of defaultStreams.
+const (
+	scaleFrom      = 1000
+	defaultStreams = 50
+	// scaleGap spaces a scale stream's chunks: 50 chunks last 10 s, long
+	// enough for all the streams to be open at once on two cores.
+	scaleGap = 200 * time.Millisecond
+	// scaleAfter is how long after the last stream closed the idle
+	// figures are read again.
+	scaleAfter = 3 * time.Second
+	// fileLimit is the open-file limit the bench asks for: a stream holds
+	// a client and an upstream connection open in each process.
+	fileLimit = 65536
+)
+
+// raiseFileLimit lifts RLIMIT_NOFILE to fileLimit (soft and hard, which
+// takes root to raise the hard limit) if it is lower; the children inherit
+// it. It returns the soft limit in force.
+func raiseFileLimit() (uint64, error) {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return 0, fmt.Errorf("getrlimit: %w", err)
+	}
+	if lim.Cur >= fileLimit {
+		return lim.Cur, nil
+	}
+	want := syscall.Rlimit{Cur: fileLimit, Max: max(lim.Max, fileLimit)}
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &want); err != nil {
+		// Without root, the hard limit is as high as it goes.
+		want = syscall.Rlimit{Cur: lim.Max, Max: lim.Max}
+		if err2 := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &want); err2 != nil {
+			return lim.Cur, fmt.Errorf("setrlimit: %w", errors.Join(err, err2))
+		}
+	}
+	return want.Cur, nil
+}
+
+// ScaleResult is -streams N with N above scaleFrom: N concurrent streams
+// through each target in turn, a fresh floor and a fresh keygate.
+type ScaleResult struct {
+	Streams int     `json:"streams"`
+	Chunks  int     `json:"chunks"`
+	GapMs   float64 `json:"chunk_gap_ms"`
+	// FileLimit is the soft RLIMIT_NOFILE the run had. Plain HTTP/1.1
+	// to the upstream takes two descriptors per stream in each process
+	// (the bench serves the upstream too); below that the upstream is
+	// TLS + HTTP/2, which multiplexes the streams over a few connections.
+	FileLimit uint64                  `json:"file_limit"`
+	Upstream  string                  `json:"upstream"`
+	Targets   map[string]*ScaleTarget `json:"targets"`
+	// KeygateOverFloorPerStream is RSS per stream, keygate over the floor.
+	KeygateOverFloorPerStream float64 `json:"keygate_over_floor_per_stream"`
+}
+
+// ScaleTarget is what N streams through one target did to it.
+type ScaleTarget struct {
+	// PeakInFlight is the most streams in flight at once, seen by the
+	// client; Cut the streams that errored or ended before their last
+	// chunk.
+	PeakInFlight int64 `json:"peak_in_flight"`
+	Cut          int   `json:"streams_cut"`
+	// FirstCut is why the first cut stream failed.
+	FirstCut   string  `json:"first_cut,omitempty"`
+	ChunkP50Ms float64 `json:"chunk_delay_p50_ms"`
+	ChunkP99Ms float64 `json:"chunk_delay_p99_ms"`
+	AddedP99Ms float64 `json:"added_chunk_delay_p99_ms"`
+	// RSS idle before, its peak during, and scaleAfter after the streams
+	// (proxies only).
+	IdleRSSMiB   float64 `json:"idle_rss_mib,omitempty"`
+	PeakRSSMiB   float64 `json:"peak_rss_mib,omitempty"`
+	AfterRSSMiB  float64 `json:"after_rss_mib,omitempty"`
+	PerStreamKiB float64 `json:"per_stream_kib,omitempty"`
+	// Goroutines idle, at the peak and after, from keygate's /metrics.
+	IdleGoroutines  float64 `json:"idle_goroutines,omitempty"`
+	PeakGoroutines  float64 `json:"peak_goroutines,omitempty"`
+	AfterGoroutines float64 `json:"after_goroutines,omitempty"`
+}
+
+// scalePhase runs n streams of o.chunks chunks, scaleGap apart, direct,
+// through a fresh floor and through a fresh keygate, one after the other.
+func scalePhase(ctx context.Context, o options, n int, gap time.Duration, kgBin, floorBin, dir string, rep *Report) (res *ScaleResult, err error) {
+	res = &ScaleResult{Streams: n, Chunks: o.chunks, GapMs: ms(gap), Targets: map[string]*ScaleTarget{}, Upstream: "HTTP/1.1"}
+	var lim syscall.Rlimit
+	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim) == nil {
+		res.FileLimit = lim.Cur
+	}
+	var cert *testCert
+	var env []string
+	if scaleOverTLS(res.FileLimit, n) {
+		if cert, err = makeCert(dir); err != nil {
+			return nil, err
+		}
+		env, res.Upstream = []string{cert.env()}, "TLS + HTTP/2"
+	}
+	// One HTTP/2 connection carries every stream: at Go's default of 250
+	// a connection, each request finding them all full dials a TLS
+	// connection of its own (net/http's transport does not wait for
+	// another's dial), thousands of handshakes at once.
+	up, err := startUpstreamTLS(4, cert, n+64)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { err = errors.Join(err, up.close()) }()
+	client := func(direct bool) *http.Client {
+		c := newClient(n + 16)
+		if direct && cert != nil {
+			c = newTLSClient(n+16, cert.pool)
+		}
+		c.Timeout = 0 // bounded by ctx: a stream lasts chunks × gap
+		return c
+	}
+	direct := &target{name: "direct", url: up.base + "/chat/completions", client: client(true),
+		header: http.Header{"Content-Type": {"application/json"}, "Authorization": {"Bearer " + up.keys[0]}}}
+	if _, _, err := chunkDelays(ctx, direct, up, 1, 2, time.Millisecond); err != nil {
+		return nil, fmt.Errorf("warming the direct client: %w", err)
+	}
+	d, err := scaleRun(ctx, o, direct, nil, n, gap, up)
+	if err != nil {
+		return nil, err
+	}
+	res.Targets["direct"] = d
+	for _, name := range []string{"floor", "keygate"} {
+		var p *child
+		if name == "floor" {
+			p, err = startFloor(ctx, floorBin, dir, up.base, up.keys[0], false, env...)
+		} else {
+			p, err = startKeygate(ctx, kgBin, dir, up.base, up.keys, "", append([]string{envBudgetsOn}, env...)...)
+		}
+		if err != nil {
+			return nil, err
+		}
+		rep.pids = append(rep.pids, p.pid())
+		t := &target{name: name, url: "http://" + p.addr + "/v1/chat/completions", pid: p.pid(), client: client(false),
+			header: http.Header{"Content-Type": {"application/json"}}, logs: p.errs.String}
+		st, err := scaleRun(ctx, o, t, p, n, gap, up)
+		p.stop()
+		if err != nil {
+			return nil, fmt.Errorf("%d streams through %s: %w", n, name, err)
+		}
+		st.AddedP99Ms = round(st.ChunkP99Ms-d.ChunkP99Ms, 3)
+		res.Targets[name] = st
+	}
+	res.KeygateOverFloorPerStream = round(res.Targets["keygate"].PerStreamKiB/res.Targets["floor"].PerStreamKiB, 3)
+	return res, nil
+}
+
+// scaleRun runs n streams through t, proxied by p (nil for direct), reading
+// p's memory and goroutines before, during and after.
+func scaleRun(ctx context.Context, o options, t *target, p *child, n int, gap time.Duration, up *upstream) (*ScaleTarget, error) {
+	st := &ScaleTarget{}
+	metrics := ""
+	if p != nil && p.name == "keygate" {
+		metrics = "http://" + p.addr + "/metrics"
+	}
+	var idle int64
+	if p != nil {
+		if _, _, err := chunkDelays(ctx, t, up, 8, 3, time.Millisecond); err != nil {
+			return nil, fmt.Errorf("warming streams: %w", err)
+		}
+		time.Sleep(o.memSettle)
+		var err error
+		if idle, _, err = memory(p.pid()); err != nil {
+			return nil, err
+		}
+		st.IdleGoroutines = goStats(ctx, metrics)["go_goroutines"]
+	}
+	// The streams last o.chunks × gap; opening them may take as long again.
+	rctx, cancel := context.WithTimeout(ctx, 3*time.Duration(o.chunks)*gap+time.Minute)
+	defer cancel()
+	var inFlight, peak atomic.Int64
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	var peakRSS int64
+	if p != nil {
+		wg.Add(1)
+		go func() { // sample memory at each new peak of streams in flight
+			defer wg.Done()
+			seen := int64(0)
+			tick := time.NewTicker(100 * time.Millisecond)
+			defer tick.Stop()
+			for {
+				select {
+				case <-done:
+					return
+				case <-tick.C:
+				}
+				if rss, _, err := memory(p.pid()); err == nil && rss > peakRSS {
+					peakRSS = rss
+				}
+				if now := inFlight.Load(); now > seen && now*10 >= int64(n)*9 {
+					seen = now
+					if g := goStats(ctx, metrics)["go_goroutines"]; g > st.PeakGoroutines {
+						st.PeakGoroutines = g
+					}
+				}
+			}
+		}()
+	}
+	count := func(d int64) {
+		if v := inFlight.Add(d); d > 0 {
+			for old := peak.Load(); v > old && !peak.CompareAndSwap(old, v); old = peak.Load() {
+			}
+		}
+	}
+	delays, _, err := chunkDelaysCounted(rctx, t, up, n, o.chunks, gap, count)
+	close(done)
+	wg.Wait()
+	var se *streamErrors
+	if errors.As(err, &se) {
+		st.Cut, st.FirstCut = se.failed, se.first.Error()
+	} else if err != nil {
+		return nil, err
+	}
+	st.PeakInFlight = peak.Load()
+	st.ChunkP50Ms, st.ChunkP99Ms = round(ms(quantile(delays, 0.5)), 3), round(ms(quantile(delays, 0.99)), 3)
+	if p == nil {
+		return st, nil
+	}
+	t.client.CloseIdleConnections()
+	select {
+	case <-time.After(scaleAfter):
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	after, _, err := memory(p.pid())
+	if err != nil {
+		return nil, err
+	}
+	st.AfterGoroutines = goStats(ctx, metrics)["go_goroutines"]
+	st.IdleRSSMiB, st.PeakRSSMiB, st.AfterRSSMiB = mib(idle), mib(peakRSS), mib(after)
+	st.PerStreamKiB = round(float64(peakRSS-idle)/1024/float64(max(st.PeakInFlight, 1)), 1)
+	return st, nil
+}
+
+// scaleOverTLS says whether n streams need the TLS + HTTP/2 upstream: plain
+// HTTP/1.1 holds two descriptors per stream in a proxy (client and
+// upstream connection) and in the bench (client and upstream server), plus
+// room for the rest.
+func scaleOverTLS(limit uint64, n int) bool { return limit < uint64(2*n+1024) }
+
+// print writes the scale phase's figures.
+func (x *ScaleResult) print(w io.Writer) {
+	fmt.Fprintf(w, "%d concurrent streams x %d chunks, %.0f ms apart, upstream %s (file limit %d):\n", x.Streams, x.Chunks, x.GapMs, x.Upstream, x.FileLimit)
+	for _, name := range []string{"direct", "floor", "keygate"} {
+		s := x.Targets[name]
+		if s == nil {
+			continue
+		}
+		fmt.Fprintf(w, "  %-8s peak in flight %d, cut %d, chunk delay p50 / p99 %.3f / %.3f ms (added p99 %.3f)", name, s.PeakInFlight, s.Cut, s.ChunkP50Ms, s.ChunkP99Ms, s.AddedP99Ms)
+		if name != "direct" {
+			fmt.Fprintf(w, "; RSS idle %.1f, peak %.1f, after %.1f MiB: %.1f KiB per stream", s.IdleRSSMiB, s.PeakRSSMiB, s.AfterRSSMiB, s.PerStreamKiB)
+		}
+		if name == "keygate" {
+			fmt.Fprintf(w, "; goroutines idle %.0f, peak %.0f, after %.0f", s.IdleGoroutines, s.PeakGoroutines, s.AfterGoroutines)
+		}
+		fmt.Fprintln(w)
+		if s.FirstCut != "" {
+			fmt.Fprintf(w, "           first cut: %.300s\n", s.FirstCut)
+		}
+	}
+	fmt.Fprintf(w, "  RSS per stream, keygate/floor: %.3f\n\n", x.KeygateOverFloorPerStream)
+}
+
+// fileLimitNote says what raiseFileLimit did, for the log.
+func fileLimitNote(cur uint64, err error) string {
+	if err != nil {
+		return "open-file limit " + strconv.FormatUint(cur, 10) + " (" + err.Error() + ")"
+	}
+	return "open-file limit " + strconv.FormatUint(cur, 10)
+}

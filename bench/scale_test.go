@@ -1,0 +1,88 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestScalePhase runs the scale phase small: 30 streams through each
+// target; every stream must be counted in flight and none cut, and the
+// processes it started must be gone.
+func TestScalePhase(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs keygate")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	kgBin, floorBin, err := buildBinaries(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep := &Report{}
+	res, err := scalePhase(ctx, quickOptions(), 30, 20*time.Millisecond, kgBin, floorBin, dir, rep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"direct", "floor", "keygate"} {
+		s := res.Targets[name]
+		if s == nil || s.PeakInFlight < 1 || s.PeakInFlight > 30 || s.Cut != 0 || s.ChunkP99Ms <= 0 {
+			t.Errorf("%s: %+v", name, s)
+		}
+	}
+	if k := res.Targets["keygate"]; k.IdleGoroutines <= 0 || k.AfterGoroutines <= 0 || k.IdleRSSMiB <= 0 || k.AfterRSSMiB <= 0 {
+		t.Errorf("keygate idle/after not read: %+v", k)
+	}
+	var out bytes.Buffer
+	res.print(&out)
+	if !strings.Contains(out.String(), "30 concurrent streams") {
+		t.Errorf("table:\n%s", out.String())
+	}
+	if len(rep.pids) != 2 {
+		t.Fatalf("%d processes recorded, want 2", len(rep.pids))
+	}
+	for _, pid := range rep.pids {
+		if _, err := os.Stat("/proc/" + strconv.Itoa(pid)); err == nil {
+			t.Errorf("process %d still exists after the phase", pid)
+		}
+	}
+}
+
+func TestRaiseFileLimit(t *testing.T) {
+	cur, err := raiseFileLimit()
+	var lim syscall.Rlimit
+	if gerr := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); gerr != nil {
+		t.Fatal(gerr)
+	}
+	if lim.Cur != cur {
+		t.Errorf("raiseFileLimit = %d (%v), limit in force %d", cur, err, lim.Cur)
+	}
+	if err == nil && cur < fileLimit && lim.Max >= fileLimit {
+		t.Errorf("limit %d left below %d with hard limit %d", cur, fileLimit, lim.Max)
+	}
+}
+
+func TestScaleOverTLS(t *testing.T) {
+	tests := []struct {
+		limit uint64
+		n     int
+		tls   bool
+	}{
+		{20000, 30, false},
+		{20000, 9000, false},
+		{20000, 10000, true},
+		{65536, 10000, false},
+		{1024, 1, true},
+	}
+	for _, tt := range tests {
+		if got := scaleOverTLS(tt.limit, tt.n); got != tt.tls {
+			t.Errorf("scaleOverTLS(%d, %d) = %v, want %v", tt.limit, tt.n, got, tt.tls)
+		}
+	}
+}

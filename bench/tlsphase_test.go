@@ -1,0 +1,55 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestTLSPhase runs the TLS phase in its -quick form: every target must be
+// measured, the floor and keygate must reach the upstream over HTTP/2, and
+// every process it started must be gone.
+func TestTLSPhase(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs keygate")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	kgBin, floorBin, err := buildBinaries(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := tlsPhase(ctx, quickOptions(), kgBin, floorBin, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range tlsTargets {
+		if res.RPS[name] <= 0 || res.CPUUs[name] <= 0 || res.UpstreamConns[name] <= 0 {
+			t.Errorf("%s: %v req/s, %v µs, %d upstream connections: want measurements", name, res.RPS[name], res.CPUUs[name], res.UpstreamConns[name])
+		}
+		if res.Proto[name] != "HTTP/2.0" {
+			t.Errorf("%s reached the upstream over %q, want HTTP/2.0", name, res.Proto[name])
+		}
+	}
+	if _, ok := res.PerStreamKiB["keygate"]; !ok {
+		t.Errorf("no memory per stream for keygate: %v", res.PerStreamKiB)
+	}
+	var out bytes.Buffer
+	res.print(&out)
+	if !strings.Contains(out.String(), "upstream protocol") {
+		t.Errorf("table:\n%s", out.String())
+	}
+	if len(res.pids) != 3 {
+		t.Fatalf("%d processes recorded, want 3", len(res.pids))
+	}
+	for _, pid := range res.pids {
+		if _, err := os.Stat("/proc/" + strconv.Itoa(pid)); err == nil {
+			t.Errorf("process %d still exists after the phase", pid)
+		}
+	}
+}
