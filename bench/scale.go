@@ -140,7 +140,10 @@ func scalePhase(ctx context.Context, o options, n int, gap time.Duration, kgBin,
 		if name == "floor" {
 			p, err = startFloor(ctx, floorBin, dir, up.base, up.keys[0], false, env...)
 		} else {
-			p, err = startKeygate(ctx, kgBin, dir, up.base, up.keys, "", append([]string{envBudgetsOn}, env...)...)
+			// MAX_IN_FLIGHT (default 4096) is what a user holding n
+			// streams open raises: past it keygate answers 503, by design.
+			kgEnv := append([]string{envBudgetsOn, fmt.Sprintf("MAX_IN_FLIGHT=%d", n+64)}, env...)
+			p, err = startKeygate(ctx, kgBin, dir, up.base, up.keys, "", kgEnv...)
 		}
 		if err != nil {
 			return nil, err
