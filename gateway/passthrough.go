@@ -27,6 +27,8 @@ type exchange struct {
 	// access line (access.go).
 	counter TokenCounter
 	tokens  int
+	// tap is the answer's usage tap, kept here to save it an allocation.
+	tap usageTap
 }
 
 type exchangeKey struct{}
@@ -164,13 +166,13 @@ func rewrite(pr *httputil.ProxyRequest) {
 	delete(pr.Out.Header, "Expect")
 }
 
-// serve proxies r upstream, and hands its exchange to *seen (when seen is
-// not nil) for the access line.
-func (p *passthrough) serve(w http.ResponseWriter, r *http.Request, seen **exchange) {
+// serve proxies r upstream with its exchange in xc, and hands the exchange
+// to *seen (when seen is not nil) for the access line.
+func (p *passthrough) serve(w http.ResponseWriter, r *http.Request, seen **exchange, xc *exchangeCtx) {
 	// The proxy runs from this small frame: the goroutine of a stream
 	// keeps the deepest stack its request ever needed, and the proxy's
 	// first flush is that deepest point.
-	if ctx := p.prepare(w, r); ctx != nil {
+	if ctx := p.prepare(w, r, xc); ctx != nil {
 		if seen != nil {
 			*seen = &ctx.ex
 		}
@@ -178,10 +180,10 @@ func (p *passthrough) serve(w http.ResponseWriter, r *http.Request, seen **excha
 	}
 }
 
-// prepare maps the path and reads the body into the request's exchange;
-// it answers the client itself and returns nil when either fails.
-func (p *passthrough) prepare(w http.ResponseWriter, r *http.Request) *exchangeCtx {
-	ctx := &exchangeCtx{Context: r.Context()}
+// prepare maps the path and reads the body into the request's exchange,
+// in ctx; it answers the client itself and returns nil when either fails.
+func (p *passthrough) prepare(w http.ResponseWriter, r *http.Request, ctx *exchangeCtx) *exchangeCtx {
+	ctx.Context = r.Context()
 	ex := &ctx.ex
 	var err error
 	if ex.target, err = mapPath(p.base, r.URL); err != nil {
@@ -229,7 +231,7 @@ func (t roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 		redactErrorBody(resp, t.p.redactor)
 	}
 	if err == nil {
-		tapUsage(resp, ex, ex.call.Key.ID, ex.call.Model)
+		tapUsageIn(&ex.tap, resp, ex, ex.call.Key.ID, ex.call.Model)
 	}
 	if err == nil && ex.call.Free && t.p.spender != nil && resp.StatusCode >= 200 && resp.StatusCode < 300 {
 		t.p.spender.UseFree(ex.call.Key)
