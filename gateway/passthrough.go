@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -100,13 +101,41 @@ func credentialShaped(name string) bool {
 			return false
 		}
 	}
-	for _, w := range credentialWords {
-		if containsFold(name, w) {
+	// Folded once into a buffer on the stack, then searched for each word
+	// (strings.Contains is vectorized): a byte-wise fold per word was a
+	// few percent of the gateway's CPU.
+	var small [64]byte
+	if len(name) > len(small) {
+		for _, w := range credentialWords {
+			if containsFold(name, w) {
+				return true
+			}
+		}
+		return false
+	}
+	low := small[:len(name)]
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		low[i] = c
+	}
+	for _, w := range credentialBytes {
+		if bytes.Contains(low, w) {
 			return true
 		}
 	}
 	return false
 }
+
+// credentialBytes are credentialWords as bytes, for credentialShaped.
+var credentialBytes = func() (b [len(credentialWords)][]byte) {
+	for i, w := range credentialWords {
+		b[i] = []byte(w)
+	}
+	return b
+}()
 
 // containsFold reports whether name holds the lower-case ASCII word w,
 // ignoring case, without allocating.
