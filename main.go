@@ -120,7 +120,13 @@ func runAs(name string, args, environ []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "keygate: %v%s\n", err, keysHint(err, dotenv, *envFile, name))
 		return 2
 	}
-	log := console.New(stdout, cfg.LogFormat, cfg.LogLevelValue())
+	// Log lines go out in batches (one write per access line would be a
+	// system call per request); every return from here on writes what is
+	// left, and an error on stderr follows the lines before it.
+	logOut := console.NewLineBuffer(stdout, 0)
+	defer logOut.Close()
+	stderr = logOut.Before(stderr)
+	log := console.New(logOut, cfg.LogFormat, cfg.LogLevelValue())
 	cluster.RouteClientLog(log)
 	if cfg.KeysFile != "" && !*demo {
 		if names := config.KeyVarNames(environ, dotenv); len(names) > 0 {
@@ -190,6 +196,8 @@ func runAs(name string, args, environ []string, stdout, stderr io.Writer) int {
 	}
 	log.Info("🚀 keygate listening on http://localhost:"+strconv.Itoa(cfg.Port)+" with "+plural(a.Pool.Len(), "key")+", rotation "+cfg.KeyRotation,
 		"event", "listening", "port", cfg.Port, "keys", a.Pool.Len(), "strategy", cfg.KeyRotation)
+	// The start-up lines are out before the first request is answered.
+	_ = logOut.Flush()
 
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()

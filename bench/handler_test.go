@@ -63,7 +63,9 @@ func benchHandler(b *testing.B, h http.Handler) {
 // neither network nor simulator. Profile it with
 // go test -run XXX -bench Passthrough -cpuprofile cpu.out -memprofile mem.out ./bench
 func BenchmarkPassthrough(b *testing.B) {
-	environ := []string{"OPENROUTER_BASE_URL=http://upstream.invalid/api/v1"}
+	// httptest.NewRequest's Host is example.com, which keygate refuses
+	// without GATEWAY_API_KEYS (against DNS rebinding) unless allowed.
+	environ := []string{"OPENROUTER_BASE_URL=http://upstream.invalid/api/v1", "ALLOWED_HOSTS=example.com"}
 	for i := range 4 {
 		// Random-looking: keygate refuses keys that look like placeholders.
 		sum := sha256.Sum256([]byte("keygate bench key " + strconv.Itoa(i+1)))

@@ -29,7 +29,11 @@ func New(w io.Writer, format string, level slog.Leveler) *slog.Logger {
 		level = slog.LevelInfo
 	}
 	if format == "json" {
-		return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
+		var h slog.Handler = slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level})
+		if _, ok := w.(flusher); ok {
+			h = urgentHandler{h, w}
+		}
+		return slog.New(h)
 	}
 	return slog.New(&Handler{w: w, mu: &sync.Mutex{}, level: level})
 }
@@ -85,6 +89,7 @@ func (h *Handler) Handle(_ context.Context, r slog.Record) error {
 	}
 	buf = append(buf, '\n')
 	err := h.write(buf)
+	flushUrgent(h.w, r.Level >= slog.LevelWarn)
 	if cap(buf) <= maxPooledLine {
 		*bp = buf
 		lineBuffers.Put(bp)

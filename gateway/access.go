@@ -45,16 +45,18 @@ func (ex *exchange) Cost(keyID int, model string, usd float64) {
 // ex is the passthrough's exchange, nil when the request never reached it
 // (turned away, or refused before its body was read).
 func (s *Server) finish(sw *statusWriter, r *http.Request, ex **exchange) {
-	d := time.Since(sw.start)
+	now := time.Now()
+	d := now.Sub(sw.start)
 	code := sw.code()
 	if m := s.o.Metrics; m != nil {
 		m.Request(metrics.RoutePassthrough, code, d)
 	}
-	s.logAccess(r, code, d, *ex)
+	s.logAccess(r, code, now, d, *ex)
 }
 
-// logAccess writes the access line of a request answered with code after d.
-func (s *Server) logAccess(r *http.Request, code int, d time.Duration, ex *exchange) {
+// logAccess writes the access line of a request answered with code after d,
+// at now.
+func (s *Server) logAccess(r *http.Request, code int, now time.Time, d time.Duration, ex *exchange) {
 	log, ctx := s.o.Logger, r.Context()
 	if !log.Enabled(ctx, slog.LevelInfo) {
 		return
@@ -114,7 +116,12 @@ func (s *Server) logAccess(r *http.Request, code int, d time.Duration, ex *excha
 		slog.Int64("duration_ms", d.Milliseconds()),
 		slog.Int("tokens", tokens),
 	}
-	log.LogAttrs(ctx, slog.LevelInfo, string(b), attrs[:]...)
+	// The record is made here rather than by log.LogAttrs, which asks
+	// the runtime for its caller (runtime.Callers, on every request) for
+	// a source position no handler of keygate's prints.
+	rec := slog.NewRecord(now, slog.LevelInfo, string(b), 0)
+	rec.AddAttrs(attrs[:]...)
+	_ = log.Handler().Handle(ctx, rec)
 }
 
 // shorten cuts s to at most n bytes of whole UTF-8 characters, marking the

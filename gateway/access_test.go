@@ -225,7 +225,7 @@ func TestAPIV1CallLikeV1(t *testing.T) {
 		blind bool
 	}{{"/chat/completions", false}, {"/embeddings", false}, {"/models", true}, {"/made/up", true}} {
 		for _, prefix := range []string{"/v1", "/api/v1"} {
-			ctx := p.prepare(httptest.NewRecorder(), httptest.NewRequest("POST", prefix+tc.rest, strings.NewReader(`{"model":"a/b:free"}`)))
+			ctx := p.prepare(httptest.NewRecorder(), httptest.NewRequest("POST", prefix+tc.rest, strings.NewReader(`{"model":"a/b:free"}`)), new(exchangeCtx))
 			if ctx == nil {
 				t.Fatalf("%s%s refused", prefix, tc.rest)
 			}

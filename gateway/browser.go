@@ -62,8 +62,11 @@ func (g *browserGuard) allowedHost(r *http.Request) bool {
 		return true
 	}
 	host := strings.ToLower(r.Host)
-	if h, _, err := net.SplitHostPort(host); err == nil {
-		host = h
+	// Without a colon there is no port (and no error to build).
+	if strings.IndexByte(host, ':') >= 0 {
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			host = h
+		}
 	}
 	host = strings.TrimSuffix(strings.Trim(host, "[]"), ".")
 	if g.hosts[host] || strings.HasSuffix(host, ".localhost") {

@@ -18,10 +18,10 @@ import (
 //     included (secret.Writer keeps the body's length, so a declared
 //     Content-Length stays true);
 //   - a client that accepts no bytes for WRITE_TIMEOUT is cut off: each
-//     write and flush runs under a deadline on the connection set WRITE_TIMEOUT
-//     ahead just before it, so a deadline on progress, not a total time: a
-//     slow but steady reader is served, and a write to one that stopped
-//     reading fails. The proxy then aborts, which
+//     write and flush runs under a deadline on the connection at least
+//     WRITE_TIMEOUT ahead (renew), so a deadline on progress, not a total
+//     time: a slow but steady reader is served, and a write to one that
+//     stopped reading fails. The proxy then aborts, which
 //     closes the upstream body (cancelling the call) and frees the slot.
 type clientWriter struct {
 	http.ResponseWriter
@@ -29,6 +29,8 @@ type clientWriter struct {
 	timeout time.Duration
 	body    secret.Writer
 	wrote   bool
+	// renewed is when renew last moved the deadline, zero before.
+	renewed time.Time
 }
 
 // clientWriters are reused: one per request would be an allocation on the
@@ -41,6 +43,7 @@ var clientWriters = sync.Pool{New: func() any { return new(clientWriter) }}
 func newClientWriter(w http.ResponseWriter, red *secret.Redactor, timeout time.Duration) *clientWriter {
 	cw := clientWriters.Get().(*clientWriter)
 	cw.ResponseWriter, cw.red, cw.timeout, cw.wrote = w, red, timeout, false
+	cw.renewed = time.Time{}
 	cw.body.Reset(red, (*rawWriter)(cw))
 	cw.renew()
 	return cw
@@ -128,13 +131,29 @@ func hasTrailers(h http.Header) bool {
 	return false
 }
 
-// renew moves the connection's write deadline WRITE_TIMEOUT ahead. It runs
-// before every write: one that waits on a client taking no bytes fails
-// after WRITE_TIMEOUT, however long the answer was quiet before it.
+// renewSlack is how long a write deadline, once moved, serves the writes
+// that follow: moving it is a timer update in the runtime, and an answer
+// makes three or four writes in as many microseconds (a stream, one per
+// chunk). A write then meets a deadline between WRITE_TIMEOUT and
+// WRITE_TIMEOUT plus the slack ahead; an eighth of it, at most a second.
+func renewSlack(timeout time.Duration) time.Duration { return min(timeout/8, time.Second) }
+
+// renew keeps the connection's write deadline at least WRITE_TIMEOUT
+// ahead. It runs before every write: one that waits on a client taking no
+// bytes fails after WRITE_TIMEOUT (and at most the slack more), however
+// long the answer was quiet before it. The first renew of an answer always
+// sets the deadline: a keep-alive connection carries the last answer's.
 func (w *clientWriter) renew() {
-	if w.timeout > 0 {
-		setWriteDeadline(w.ResponseWriter, time.Now().Add(w.timeout))
+	if w.timeout <= 0 {
+		return
 	}
+	now := time.Now()
+	slack := renewSlack(w.timeout)
+	if !w.renewed.IsZero() && now.Sub(w.renewed) < slack {
+		return
+	}
+	w.renewed = now
+	setWriteDeadline(w.ResponseWriter, now.Add(w.timeout+slack))
 }
 
 // rawWriter is the clientWriter's way out for masked body bytes.

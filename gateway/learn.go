@@ -34,18 +34,19 @@ func inference(rest string) bool {
 func freeModel(model string) bool { return strings.HasSuffix(model, ":free") }
 
 // clientOf names who sent r, for the bound on the rests one client may
-// cause: its token's digest when tokens are set, else its address.
+// cause: "t:" and its token's digest when tokens are set, else its address
+// as it is, a part of RemoteAddr (no new string on every request; an IP
+// address never starts with "t:").
 func clientOf(r *http.Request, tokens bool) string {
 	if tokens {
 		if tok, ok := bearerToken(r.Header.Get("Authorization")); ok {
 			return "t:" + tokenTag(tok)
 		}
 	}
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		host = r.RemoteAddr
+	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		return host
 	}
-	return "a:" + host
+	return r.RemoteAddr
 }
 
 // Spender takes what answers cost off the keys' budgets.

@@ -25,12 +25,17 @@ func mapPath(base *url.URL, in *url.URL) (url.URL, error) {
 	out := *base
 	out.Path = base.Path + rest
 	// Escaped, both the base's escapes (a %2F in OPENROUTER_BASE_URL) and
-	// the client's are kept.
-	rawRest, ok := strings.CutPrefix(in.EscapedPath(), prefix)
-	if !ok {
-		return url.URL{}, errBadPath
+	// the client's are kept. When neither path has escapes of its own
+	// (RawPath is empty), the escaped path is the default encoding of
+	// Path and needs no second string.
+	out.RawPath = ""
+	if base.RawPath != "" || in.RawPath != "" {
+		rawRest, ok := strings.CutPrefix(in.EscapedPath(), prefix)
+		if !ok {
+			return url.URL{}, errBadPath
+		}
+		out.RawPath = base.EscapedPath() + rawRest
 	}
-	out.RawPath = base.EscapedPath() + rawRest
 	out.RawQuery = in.RawQuery
 	out.Fragment = ""
 	out.RawFragment = ""

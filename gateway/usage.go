@@ -56,6 +56,12 @@ var (
 // tapUsage wraps resp.Body so that counter (which may be nil) gets the
 // answer's usage, if any, and a relay's stream its late error events.
 func tapUsage(resp *http.Response, counter TokenCounter, keyID int, model string) {
+	tapUsageIn(nil, resp, counter, keyID, model)
+}
+
+// tapUsageIn is tapUsage with the tap in t, which must outlive the body,
+// or in a new one when t is nil.
+func tapUsageIn(t *usageTap, resp *http.Response, counter TokenCounter, keyID int, model string) {
 	if resp.StatusCode < 200 || resp.StatusCode > 299 || resp.Body == nil || resp.Body == http.NoBody {
 		return
 	}
@@ -77,7 +83,10 @@ func tapUsage(resp *http.Response, counter TokenCounter, keyID int, model string
 	if _, ok := resp.Header["Content-Encoding"]; ok {
 		return
 	}
-	t := &usageTap{rc: resp.Body, stream: stream, counter: counter, keyID: keyID, model: model}
+	if t == nil {
+		t = new(usageTap)
+	}
+	*t = usageTap{rc: resp.Body, stream: stream, counter: counter, keyID: keyID, model: model}
 	if stream {
 		t.late = relay.LateOf(resp)
 		t.sp = tapSplitters.Get().(*sse.Splitter)

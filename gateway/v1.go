@@ -57,8 +57,10 @@ func (s *Server) newV1Handler() http.Handler { return &v1Handler{s: s} }
 func (h *v1Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s := h.s
 	var ex *exchange // the passthrough's, once it has read the request
+	st := new(v1Request)
 	if s.o.Metrics != nil || s.o.Logger.Enabled(r.Context(), slog.LevelInfo) {
-		sw := &statusWriter{ResponseWriter: w, start: time.Now()}
+		sw := &st.sw
+		*sw = statusWriter{ResponseWriter: w, start: time.Now()}
 		defer s.finish(sw, r, &ex)
 		w = sw
 	}
@@ -73,8 +75,15 @@ func (h *v1Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		markReturned(w)
 		return
 	}
-	s.pass.serve(w, r, &ex)
+	s.pass.serve(w, r, &ex, &st.xc)
 	markReturned(w)
+}
+
+// v1Request is what a /v1 request needs of the heap, in one allocation:
+// its status writer and its exchange's context.
+type v1Request struct {
+	sw statusWriter
+	xc exchangeCtx
 }
 
 // markReturned tells the statusWriter, if any, that the handler returned

@@ -28,12 +28,63 @@ func (h *LogHandler) Handle(ctx context.Context, rec slog.Record) error {
 	if h.r.Empty() {
 		return h.inner.Handle(ctx, rec)
 	}
-	out := slog.NewRecord(rec.Time, rec.Level, h.r.Redact(rec.Message), rec.PC)
+	msg := h.r.Redact(rec.Message)
+	if msg == rec.Message && h.clean(rec) {
+		// The rule (an access line): nothing to mask, so no copy.
+		return h.inner.Handle(ctx, rec)
+	}
+	out := slog.NewRecord(rec.Time, rec.Level, msg, rec.PC)
 	rec.Attrs(func(a slog.Attr) bool {
 		out.AddAttrs(h.attr(a))
 		return true
 	})
 	return h.inner.Handle(ctx, out)
+}
+
+// clean reports whether no attribute of rec would change in attr: its
+// keys, texts and errors hold no key, and no value resolves late (a
+// LogValuer, checked in the copy instead).
+func (h *LogHandler) clean(rec slog.Record) bool {
+	clean := true
+	rec.Attrs(func(a slog.Attr) bool {
+		clean = h.cleanAttr(a)
+		return clean
+	})
+	return clean
+}
+
+func (h *LogHandler) cleanAttr(a slog.Attr) bool {
+	if h.r.Redact(a.Key) != a.Key {
+		return false
+	}
+	switch a.Value.Kind() {
+	case slog.KindString:
+		s := a.Value.String()
+		return h.r.Redact(s) == s
+	case slog.KindGroup:
+		for _, x := range a.Value.Group() {
+			if !h.cleanAttr(x) {
+				return false
+			}
+		}
+		return true
+	case slog.KindLogValuer:
+		// A Key resolves to its masked form; any other is resolved and
+		// checked in the copy.
+		_, ok := a.Value.Any().(Key)
+		return ok
+	case slog.KindAny:
+		switch x := a.Value.Any().(type) {
+		case nil, Key:
+			return true
+		case error:
+			text := x.Error()
+			return h.r.Redact(text) == text
+		}
+		// Printed and checked in the copy.
+		return false
+	}
+	return true
 }
 
 // WithAttrs implements slog.Handler.

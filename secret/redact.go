@@ -140,7 +140,8 @@ func (r *Redactor) RedactPrefix(s string) (string, int) {
 }
 
 func (r *Redactor) redact(s string, final bool) (string, int) {
-	if r.Empty() {
+	if r.Empty() || final && len(s) < r.shortest {
+		// No form of a key (its escapes only lengthen it) fits in s.
 		return s, len(s)
 	}
 	var small [4]span
