@@ -153,8 +153,11 @@ func TestFlags(t *testing.T) {
 	if _, err := parseFlags([]string{"-mem-counts", "0"}, &errs); err == nil {
 		t.Fatal("-mem-counts 0 accepted")
 	}
-	if _, err := parseFlags([]string{"-only", "memory"}, &errs); err == nil {
-		t.Fatal("-only memory accepted")
+	if _, err := parseFlags([]string{"-only", "memories"}, &errs); err == nil {
+		t.Fatal("-only memories accepted")
+	}
+	if o, err := parseFlags([]string{"-only", "memory"}, &errs); err != nil || !o.only["memory"] {
+		t.Fatalf("-only memory = %+v, %v", o.only, err)
 	}
 }
 
