@@ -25,14 +25,21 @@ const lineBufferSize = 32 << 10
 // it happens. Close writes what is left; after it, lines pass straight
 // through.
 type LineBuffer struct {
+	// mu guards the fields below it and is never held across a write to
+	// w: a line's Write appends and returns, so the request that logs
+	// it never waits on the console.
 	mu     sync.Mutex
-	w      io.Writer
 	buf    []byte
+	spare  []byte // the other buffer, while it is not being written
 	every  time.Duration
 	timer  *time.Timer
 	armed  bool // the timer will flush
 	closed bool
 	err    error // of a batch written in the background
+	// wmu orders the writes to w: a batch is taken out of buf with wmu
+	// held, so batches go out in the order they were gathered.
+	wmu sync.Mutex
+	w   io.Writer
 }
 
 // NewLineBuffer returns a LineBuffer writing to w; a line waits at most
@@ -41,7 +48,7 @@ func NewLineBuffer(w io.Writer, every time.Duration) *LineBuffer {
 	if every <= 0 {
 		every = FlushInterval
 	}
-	b := &LineBuffer{w: w, every: every, buf: make([]byte, 0, lineBufferSize)}
+	b := &LineBuffer{w: w, every: every, buf: make([]byte, 0, lineBufferSize), spare: make([]byte, 0, lineBufferSize)}
 	b.timer = time.AfterFunc(time.Hour, b.tick)
 	b.timer.Stop()
 	return b
@@ -52,69 +59,89 @@ func NewLineBuffer(w io.Writer, every time.Duration) *LineBuffer {
 // same.
 func (b *LineBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
-	defer b.mu.Unlock()
-	n, err := b.write(p)
-	if b.err != nil && err == nil {
-		n, err = len(p), b.err
-	}
-	b.err = nil
-	return n, err
-}
-
-func (b *LineBuffer) write(p []byte) (int, error) {
-	if b.closed {
-		return b.w.Write(p)
-	}
-	if len(b.buf)+len(p) > cap(b.buf) {
-		if err := b.flushLocked(); err != nil {
-			return 0, err
+	if !b.closed && len(b.buf)+len(p) <= cap(b.buf) {
+		b.buf = append(b.buf, p...)
+		if !b.armed {
+			b.armed = true
+			b.timer.Reset(b.every)
 		}
-		if len(p) > cap(b.buf) {
-			return b.w.Write(p)
+		err := b.err
+		b.err = nil
+		b.mu.Unlock()
+		return len(p), err
+	}
+	b.mu.Unlock()
+	// Full, too long or closed: what is gathered goes out, then p, in
+	// order, or p joins the emptied buffer.
+	b.wmu.Lock()
+	defer b.wmu.Unlock()
+	if err := b.flushHeld(); err != nil {
+		return 0, err
+	}
+	b.mu.Lock()
+	if !b.closed && len(b.buf)+len(p) <= cap(b.buf) {
+		b.buf = append(b.buf, p...)
+		if !b.armed {
+			b.armed = true
+			b.timer.Reset(b.every)
 		}
+		b.mu.Unlock()
+		return len(p), nil
 	}
-	b.buf = append(b.buf, p...)
-	if !b.armed {
-		b.armed = true
-		b.timer.Reset(b.every)
-	}
-	return len(p), nil
+	b.mu.Unlock()
+	return b.w.Write(p)
 }
 
 // Flush writes the lines gathered so far.
 func (b *LineBuffer) Flush() error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.flushLocked()
+	b.wmu.Lock()
+	defer b.wmu.Unlock()
+	return b.flushHeld()
 }
 
 // Close writes what is left and stops the timer; later lines are written
 // as they come.
 func (b *LineBuffer) Close() error {
+	b.wmu.Lock()
+	defer b.wmu.Unlock()
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	b.closed = true
 	b.timer.Stop()
 	b.armed = false
-	return b.flushLocked()
+	b.mu.Unlock()
+	return b.flushHeld()
 }
 
 // tick is the timer's flush; its error goes to the next Write.
 func (b *LineBuffer) tick() {
+	b.wmu.Lock()
+	defer b.wmu.Unlock()
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	b.armed = false
-	if err := b.flushLocked(); err != nil {
+	b.mu.Unlock()
+	if err := b.flushHeld(); err != nil {
+		b.mu.Lock()
 		b.err = err
+		b.mu.Unlock()
 	}
 }
 
-func (b *LineBuffer) flushLocked() error {
-	if len(b.buf) == 0 {
+// flushHeld writes the lines gathered so far; b.wmu is held. The batch is
+// swapped out under b.mu and written without it, and its buffer becomes
+// the spare again once written.
+func (b *LineBuffer) flushHeld() error {
+	b.mu.Lock()
+	out := b.buf
+	if len(out) == 0 {
+		b.mu.Unlock()
 		return nil
 	}
-	_, err := b.w.Write(b.buf)
-	b.buf = b.buf[:0]
+	b.buf, b.spare = b.spare[:0], nil
+	b.mu.Unlock()
+	_, err := b.w.Write(out)
+	b.mu.Lock()
+	b.spare = out[:0]
+	b.mu.Unlock()
 	return err
 }
 

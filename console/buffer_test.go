@@ -185,3 +185,64 @@ func TestLineBufferConcurrentLinesStayWhole(t *testing.T) {
 		}
 	}
 }
+
+// stuckWriter blocks its first Write until release is closed.
+type stuckWriter struct {
+	entered chan struct{}
+	release chan struct{}
+	mu      sync.Mutex
+	got     strings.Builder
+	calls   int
+}
+
+func (w *stuckWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	w.calls++
+	first := w.calls == 1
+	w.mu.Unlock()
+	if first {
+		close(w.entered)
+		<-w.release
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.got.Write(p)
+}
+
+// A line is taken while a batch is being written: the buffer's lock is not
+// held across the write to the console, so a request that logs never waits
+// on a slow console.
+func TestLineBufferWriteDoesNotWaitOnAWrite(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	w := &stuckWriter{entered: make(chan struct{}), release: make(chan struct{})}
+	b := console.NewLineBuffer(w, time.Hour)
+	if _, err := b.Write([]byte("first\n")); err != nil {
+		t.Fatal(err)
+	}
+	flushed := make(chan error, 1)
+	go func() { flushed <- b.Flush() }()
+	<-w.entered // the batch's write is under way, and stuck
+	wrote := make(chan error, 1)
+	go func() { _, err := b.Write([]byte("second\n")); wrote <- err }()
+	select {
+	case err := <-wrote:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		close(w.release)
+		t.Fatal("a line's Write waited on the console's write")
+	}
+	close(w.release)
+	if err := <-flushed; err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if got := w.got.String(); got != "first\nsecond\n" {
+		t.Fatalf("console got %q, want the lines once, in order", got)
+	}
+}
