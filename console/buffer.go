@@ -59,18 +59,11 @@ func NewLineBuffer(w io.Writer, every time.Duration) *LineBuffer {
 // same.
 func (b *LineBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
-	if !b.closed && len(b.buf)+len(p) <= cap(b.buf) {
-		b.buf = append(b.buf, p...)
-		if !b.armed {
-			b.armed = true
-			b.timer.Reset(b.every)
-		}
-		err := b.err
-		b.err = nil
-		b.mu.Unlock()
+	ok, err := b.gather(p)
+	b.mu.Unlock()
+	if ok {
 		return len(p), err
 	}
-	b.mu.Unlock()
 	// Full, too long or closed: what is gathered goes out, then p, in
 	// order, or p joins the emptied buffer.
 	b.wmu.Lock()
@@ -79,17 +72,28 @@ func (b *LineBuffer) Write(p []byte) (int, error) {
 		return 0, err
 	}
 	b.mu.Lock()
-	if !b.closed && len(b.buf)+len(p) <= cap(b.buf) {
-		b.buf = append(b.buf, p...)
-		if !b.armed {
-			b.armed = true
-			b.timer.Reset(b.every)
-		}
-		b.mu.Unlock()
-		return len(p), nil
-	}
+	ok, err = b.gather(p)
 	b.mu.Unlock()
+	if ok {
+		return len(p), err
+	}
 	return b.w.Write(p)
+}
+
+// gather appends p to the batch when it fits and b is open, arming the
+// timer, and hands over the error of a batch written in the background;
+// b.mu is held.
+func (b *LineBuffer) gather(p []byte) (ok bool, err error) {
+	if b.closed || len(b.buf)+len(p) > cap(b.buf) {
+		return false, nil
+	}
+	b.buf = append(b.buf, p...)
+	if !b.armed {
+		b.armed = true
+		b.timer.Reset(b.every)
+	}
+	err, b.err = b.err, nil
+	return true, err
 }
 
 // Flush writes the lines gathered so far.
