@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"os"
 	"slices"
 	"time"
 )
@@ -15,20 +14,12 @@ func runOnly(ctx context.Context, o options, rep *Report, step func(string, ...a
 	rep.Only = slices.Sorted(maps.Keys(o.only))
 	if o.only["budgets"] || o.only["tls"] || o.only["scale"] || o.only["memory"] {
 		step("building keygate and the floor")
-		dir, err := os.MkdirTemp("", "keygate-bench-")
+		ws, err := newWorkspace(ctx)
 		if err != nil {
 			return nil, err
 		}
-		defer os.RemoveAll(dir)
-		kgBin, floorBin, err := buildBinaries(ctx, dir)
-		if err != nil {
-			return nil, err
-		}
-		up, err := startUpstream(4)
-		if err != nil {
-			return nil, err
-		}
-		defer func() { err = errors.Join(err, up.close()) }()
+		defer func() { err = errors.Join(err, ws.close()) }()
+		dir, kgBin, floorBin, up := ws.dir, ws.kgBin, ws.floorBin, ws.up
 		if o.only["budgets"] {
 			step("budgets on and off: %d alternating rounds of %s, %d connections", o.rounds, o.tput, o.conns)
 			if err := budgetsOnly(ctx, o, kgBin, dir, up, rep); err != nil {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"os/exec"
 	"strconv"
 	"time"
@@ -36,21 +35,12 @@ func run(ctx context.Context, o options, log io.Writer) (rep *Report, err error)
 	}
 
 	step("building keygate and the floor")
-	dir, err := os.MkdirTemp("", "keygate-bench-")
+	ws, err := newWorkspace(ctx)
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(dir)
-	kgBin, floorBin, err := buildBinaries(ctx, dir)
-	if err != nil {
-		return nil, err
-	}
-
-	up, err := startUpstream(4)
-	if err != nil {
-		return nil, err
-	}
-	defer func() { err = errors.Join(err, up.close()) }()
+	defer func() { err = errors.Join(err, ws.close()) }()
+	dir, kgBin, floorBin, up := ws.dir, ws.kgBin, ws.floorBin, ws.up
 	floor, err := startFloor(ctx, floorBin, dir, up.base, up.keys[0], false)
 	if err != nil {
 		return nil, err

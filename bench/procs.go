@@ -48,6 +48,38 @@ func buildBinaries(ctx context.Context, dir string) (keygate, floor string, err 
 	return filepath.Join(dir, "keygate"), filepath.Join(dir, "floor"), nil
 }
 
+// workspace is what every run of phases starts from: a scratch directory
+// with keygate and the floor built into it, and the in-process upstream.
+type workspace struct {
+	dir, kgBin, floorBin string
+	up                   *upstream
+}
+
+// newWorkspace builds the binaries and starts the upstream (4 keys); on an
+// error nothing of it is left behind.
+func newWorkspace(ctx context.Context) (*workspace, error) {
+	dir, err := os.MkdirTemp("", "keygate-bench-")
+	if err != nil {
+		return nil, err
+	}
+	w := &workspace{dir: dir}
+	if w.kgBin, w.floorBin, err = buildBinaries(ctx, dir); err == nil {
+		w.up, err = startUpstream(4)
+	}
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	return w, nil
+}
+
+// close stops the upstream and removes the directory.
+func (w *workspace) close() error {
+	err := w.up.close()
+	os.RemoveAll(w.dir)
+	return err
+}
+
 // moduleRoot is the directory of keygate's go.mod, wherever the bench runs.
 func moduleRoot(ctx context.Context) (string, error) {
 	out, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -358,20 +357,11 @@ func (x *ReplicaResult) print(w io.Writer) {
 
 // redisOnly runs the Redis phase alone, for -only redis.
 func redisOnly(ctx context.Context, o options, step func(string, ...any)) (_ *ReplicaResult, err error) {
-	dir, err := os.MkdirTemp("", "keygate-bench-")
-	if err != nil {
-		return nil, err
-	}
-	defer os.RemoveAll(dir)
 	step("building keygate")
-	kgBin, _, err := buildBinaries(ctx, dir)
+	ws, err := newWorkspace(ctx)
 	if err != nil {
 		return nil, err
 	}
-	up, err := startUpstream(4)
-	if err != nil {
-		return nil, err
-	}
-	defer func() { err = errors.Join(err, up.close()) }()
-	return replicaPhase(ctx, o, kgBin, dir, up, step)
+	defer func() { err = errors.Join(err, ws.close()) }()
+	return replicaPhase(ctx, o, ws.kgBin, ws.dir, ws.up, step)
 }
