@@ -79,12 +79,6 @@ func (w *clientWriter) WriteHeader(code int) {
 	}
 }
 
-// eventStream reports whether h declares a text/event-stream answer.
-func eventStream(h http.Header) bool {
-	ct := h["Content-Type"]
-	return len(ct) > 0 && len(ct[0]) >= len("text/event-stream") && strings.EqualFold(ct[0][:len("text/event-stream")], "text/event-stream")
-}
-
 // Write implements http.ResponseWriter.
 func (w *clientWriter) Write(p []byte) (int, error) {
 	if !w.wrote {

@@ -212,7 +212,7 @@ func (s *Server) streamCompletion(client *http.Request, req *runRequest, index i
 	var acc streamAnswer
 	// What all models' answers may total, as for the plain form.
 	body := budgetReader{r: resp.Body, b: budget}
-	if !strings.EqualFold(mediaType(resp.Header.Get("Content-Type")), "text/event-stream") {
+	if !eventStream(resp.Header) {
 		// Upstream answered whole: one delta of it all.
 		if err := acc.whole(body); err != nil {
 			return runResult{Status: "error", Error: describeCallError(ctx, err)}

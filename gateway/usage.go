@@ -172,6 +172,11 @@ func mediaType(ct string) string {
 	return strings.TrimSpace(ct)
 }
 
+// eventStream reports whether h declares a text/event-stream answer.
+func eventStream(h http.Header) bool {
+	return strings.EqualFold(mediaType(h.Get("Content-Type")), "text/event-stream")
+}
+
 // tokenCount reads the integer field name of a JSON usage object without
 // decoding it; an absent or null field is 0. ok is false when the value is
 // not a count (a non-negative integer).
