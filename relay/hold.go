@@ -62,10 +62,10 @@ const (
 const holdMax = 64 << 10
 
 // holdChunk is the hold buffer's first size: small, since every stream in
-// its hold keeps one; a larger first event grows it, doubling.
-const holdChunk = 512
-
-var holdBuffers = sync.Pool{New: func() any { b := make([]byte, holdChunk); return &b }}
+// its hold keeps one; a larger first event grows it, doubling. It is a
+// peek buffer (peekBuffers), which the body gives back when it has passed
+// the held bytes on.
+const holdChunk = peekSize
 
 // Committer sends a held stream's answer to its client when
 // STREAM_HOLD_TIMEOUT passes with only comments, so that no client or proxy
@@ -124,7 +124,7 @@ func (h *holdState) timeout() {
 // returns; what it brought follows as a committed stream. A timer costs no
 // goroutine unless it fires.
 func (r *Relay) holdStream(resp *http.Response, wb *watchedBody, now time.Time) fault.Verdict {
-	bp := holdBuffers.Get().(*[]byte)
+	bp := peekBuffers.Get().(*[]byte)
 	h := &holdState{buf: (*bp)[:0], resp: resp, ctx: wb.ctx}
 	var sp sse.Splitter
 	sp.Max = holdMax
@@ -138,7 +138,7 @@ func (r *Relay) holdStream(resp *http.Response, wb *watchedBody, now time.Time) 
 	}
 	release := func() {
 		if bp != nil {
-			holdBuffers.Put(bp)
+			peekBuffers.Put(bp)
 		}
 	}
 	commit := func(o holdOutcome) fault.Verdict {
