@@ -139,12 +139,22 @@ func (s *Server) run(c echo.Context) error {
 	}
 	wg.Wait()
 
-	out := runResponse{
-		Prompt:      req.Prompt,
-		TotalModels: len(req.Models),
-		KeyRotation: st.Name(),
-		Responses:   results,
+	out := runSummary(log, req, st, results, start)
+	if r.Context().Err() != nil {
+		// Nobody is left to read the answer: counted as the passthrough
+		// counts a client that left.
+		w.WriteHeader(StatusClientClosed)
+		return nil
 	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// runSummary is a /run's answer document over its models' results, the
+// plain form's body and the streamed form's done event, and logs its
+// console line.
+func runSummary(log *slog.Logger, req *runRequest, st keyring.Strategy, results []runResult, start time.Time) runResponse {
+	out := runResponse{Prompt: req.Prompt, TotalModels: len(req.Models), KeyRotation: st.Name(), Responses: results}
 	for _, res := range results {
 		if res.Status == "success" {
 			out.Successful++
@@ -156,14 +166,7 @@ func (s *Server) run(c echo.Context) error {
 	out.TotalDuration = seconds(total) + "s"
 	log.Info("✨ All models completed in "+seconds(total)+"s", "event", "run_done", "duration_ms", total.Milliseconds(),
 		"successful", out.Successful, "failed", out.Failed)
-	if r.Context().Err() != nil {
-		// Nobody is left to read the answer: counted as the passthrough
-		// counts a client that left.
-		w.WriteHeader(StatusClientClosed)
-		return nil
-	}
-	writeJSON(w, http.StatusOK, out)
-	return nil
+	return out
 }
 
 // leaseModels makes one call per model of req and leases each its first

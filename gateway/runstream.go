@@ -114,18 +114,7 @@ func (s *Server) runStream(c echo.Context, req *runRequest) error {
 	}
 	wg.Wait()
 
-	doc := runResponse{Prompt: req.Prompt, TotalModels: len(req.Models), KeyRotation: st.Name(), Responses: results}
-	for _, res := range results {
-		if res.Status == "success" {
-			doc.Successful++
-		} else {
-			doc.Failed++
-		}
-	}
-	total := time.Since(start)
-	doc.TotalDuration = seconds(total) + "s"
-	log.Info("✨ All models completed in "+seconds(total)+"s", "event", "run_done", "duration_ms", total.Milliseconds(),
-		"successful", doc.Successful, "failed", doc.Failed)
+	doc := runSummary(log, req, st, results, start)
 	data, err := json.Marshal(doc)
 	if err != nil {
 		data = []byte(`{"error":"encoding the answer failed"}`)
