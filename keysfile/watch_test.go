@@ -3,6 +3,7 @@ package keysfile
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -236,6 +237,11 @@ func TestWatchDebouncesBursts(t *testing.T) {
 			body += "OPENROUTER_API_KEY_2=" + k2 + "\n"
 		}
 		writeFile(t, path, body)
+		// inotify merges an event into an identical unread one, so the
+		// keys file's own writes may count as fewer than writes; a
+		// differently named neighbour per write cannot be merged, which
+		// makes writes events a count the burst surely reaches.
+		writeFile(t, filepath.Join(filepath.Dir(path), fmt.Sprintf("tmp-%d", i)), "x\n")
 	}
 	waitEvents(t, w, writes)
 	ft.ch <- time.Now() // the directory went quiet
