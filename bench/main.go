@@ -83,7 +83,7 @@ type options struct {
 }
 
 // onlyPhases are the phases -only can pick.
-var onlyPhases = []string{"budgets", "economy", "memory", "redis", "scale", "tls"}
+var onlyPhases = []string{"budgets", "economy", "memory", "redis", "scale", "throughput", "tls"}
 
 func defaultOptions() options {
 	return options{

@@ -12,7 +12,7 @@ import (
 // runOnly runs the phases of -only.
 func runOnly(ctx context.Context, o options, rep *Report, step func(string, ...any), began time.Time) (_ *Report, err error) {
 	rep.Only = slices.Sorted(maps.Keys(o.only))
-	if o.only["budgets"] || o.only["tls"] || o.only["scale"] || o.only["memory"] {
+	if o.only["budgets"] || o.only["tls"] || o.only["scale"] || o.only["memory"] || o.only["throughput"] {
 		step("building keygate and the floor")
 		ws, err := newWorkspace(ctx)
 		if err != nil {
@@ -20,6 +20,12 @@ func runOnly(ctx context.Context, o options, rep *Report, step func(string, ...a
 		}
 		defer func() { err = errors.Join(err, ws.close()) }()
 		dir, kgBin, floorBin, up := ws.dir, ws.kgBin, ws.floorBin, ws.up
+		if o.only["throughput"] {
+			step("max throughput: %d rounds of %s, %d connections (direct, floor, keygate, floor+pool)", o.rounds, o.tput, o.conns)
+			if err := throughputOnly(ctx, o, kgBin, floorBin, dir, up, rep); err != nil {
+				return nil, err
+			}
+		}
 		if o.only["budgets"] {
 			step("budgets on and off: %d alternating rounds of %s, %d connections", o.rounds, o.tput, o.conns)
 			if err := budgetsOnly(ctx, o, kgBin, dir, up, rep); err != nil {

@@ -305,6 +305,12 @@ func (r *Report) printTable(w io.Writer) {
 		fmt.Fprintf(w, "keygate benchmark, only %s: %d CPUs (%s), %s %s, %s; load average %.2f at start, %.2f at end\n\n",
 			strings.Join(r.Only, ", "), r.Machine.NProc, r.Machine.CPU, r.Machine.Go, r.Machine.OS, r.Machine.Date, r.Machine.LoadStart, r.Machine.LoadEnd)
 		r.printEconomics(w)
+		if th, c := r.Throughput, r.CPU; th.KeygateRPS > 0 {
+			fmt.Fprintf(w, "max throughput, req/s: direct %.0f, floor %.0f, floor+pool %.0f, keygate %.0f (keygate/floor %.3f, keygate/floor+pool %.3f)\n",
+				th.DirectRPS, th.FloorRPS, th.PooledFloorRPS, th.KeygateRPS, th.KeygateOverFloor, th.KeygateOverPooledFloor)
+			fmt.Fprintf(w, "CPU per request, µs: floor %.1f, floor+pool %.1f, keygate %.1f (keygate/floor %.3f, keygate/floor+pool %.3f)\n\n",
+				c.FloorUs, c.PooledFloorUs, c.KeygateUs, c.KeygateOverFloor, c.KeygateOverPooledFloor)
+		}
 		if r.TLS != nil {
 			r.TLS.print(w)
 		}
