@@ -25,6 +25,7 @@ import (
 	"github.com/keygate/keygate/cluster"
 	"github.com/keygate/keygate/config"
 	"github.com/keygate/keygate/console"
+	"github.com/keygate/keygate/gctune"
 	"github.com/keygate/keygate/keyring"
 	"github.com/keygate/keygate/keysfile"
 	"github.com/keygate/keygate/secret"
@@ -201,6 +202,12 @@ func runAs(name string, args, environ []string, stdout, stderr io.Writer) int {
 
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
+	// The collector is paced for a gateway's small heap (GOGC set by the
+	// user wins), and a burst of streams gives its memory back when over.
+	if _, userGOGC := lookupEnv(environ, "GOGC"); !userGOGC {
+		defer gctune.Start(cfg.GCMinHeapBytes).Stop()
+	}
+	go gctune.Release(ctx, a.InFlight, time.Second, releaseAfterPeak)
 	force := make(chan struct{})
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
@@ -299,4 +306,18 @@ func listenHint(err error, port int) string {
 		return " (another program holds port " + strconv.Itoa(port) + ": stop it, or set PORT to a free port)"
 	}
 	return ""
+}
+
+// releaseAfterPeak is the fewest requests in flight at once that make a
+// burst whose memory is handed back to the system when it is over.
+const releaseAfterPeak = 256
+
+// lookupEnv is os.LookupEnv over environ.
+func lookupEnv(environ []string, name string) (string, bool) {
+	for _, kv := range environ {
+		if v, ok := strings.CutPrefix(kv, name+"="); ok {
+			return v, true
+		}
+	}
+	return "", false
 }

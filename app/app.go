@@ -241,6 +241,9 @@ func (a *App) Server() *http.Server {
 	}
 }
 
+// InFlight is the number of requests being served now.
+func (a *App) InFlight() int64 { return a.active.Load() }
+
 // serveCounted serves r, counted among the active requests.
 func (a *App) serveCounted(w http.ResponseWriter, r *http.Request) {
 	a.active.Add(1)

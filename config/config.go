@@ -51,6 +51,7 @@ type Config struct {
 	ClientRestShare     float64       `env:"CLIENT_REST_SHARE" envDefault:"0.5" help:"share of the pool one client's requests may rest per CLIENT_REST_WINDOW without GET /key confirming it"`
 	ClientRestWindow    time.Duration `env:"CLIENT_REST_WINDOW" envDefault:"1m" help:"window of CLIENT_REST_SHARE"`
 	StreamHoldTimeout   time.Duration `env:"STREAM_HOLD_TIMEOUT" envDefault:"15s" help:"how long a streamed answer's status is held back waiting for its first data event, so that an error there goes to another key; 0 is off"`
+	GCMinHeapBytes      uint64        `env:"GC_MIN_HEAP_BYTES" envDefault:"33554432" help:"the garbage collector lets the heap grow to this size before it runs (then Go's usual pacing takes over); less collecting under load for up to this much memory; 0 is Go's default; ignored when GOGC is set"`
 	PprofAddr           string        `env:"PPROF_ADDR" help:"loopback host:port (127.0.0.1:6060) serving /debug/pprof/ for profiling; unset is off"`
 	KeysFile            string        `env:"KEYS_FILE" help:"file holding the pool as OPENROUTER_API_KEY_<N>=<key> lines (a .env works); re-read when it changes and on SIGHUP"`
 	AdminToken          secret.Key    `env:"ADMIN_TOKEN" help:"token for /admin/* (Authorization: Bearer <token>); unset, /admin/* answers 404"`
