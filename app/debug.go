@@ -8,13 +8,18 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"runtime/debug"
 	"time"
 )
 
 // StartDebug serves Go's profiler (net/http/pprof, under /debug/pprof/) on
 // addr, the PPROF_ADDR setting, which config only accepts on loopback. It is
-// off unless set: profiles show internals and cost CPU while taken. The
-// returned stop closes the listener.
+// off unless set: profiles show internals and cost CPU while taken. It also
+// serves POST /debug/free-memory, which collects and hands the heap's free
+// memory back to the system at once: the resident size then shows what the
+// process holds rather than garbage and pages the runtime would return
+// later, which is what measuring memory per stream needs. The returned stop
+// closes the listener.
 func StartDebug(addr string, log *slog.Logger) (stop func(), err error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -26,6 +31,7 @@ func StartDebug(addr string, log *slog.Logger) (stop func(), err error) {
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.HandleFunc("POST /debug/free-memory", FreeMemory)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -38,4 +44,10 @@ func StartDebug(addr string, log *slog.Logger) (stop func(), err error) {
 		defer cancel()
 		_ = srv.Shutdown(ctx)
 	}, nil
+}
+
+// FreeMemory answers POST /debug/free-memory: debug.FreeOSMemory, then 204.
+func FreeMemory(w http.ResponseWriter, _ *http.Request) {
+	debug.FreeOSMemory()
+	w.WriteHeader(http.StatusNoContent)
 }

@@ -28,6 +28,21 @@ func TestStartDebugServesPprofOnLoopback(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("status %d", resp.StatusCode)
 	}
+	// free-memory takes POST only: a crawler's GET must not run a GC.
+	for _, tc := range []struct {
+		method string
+		want   int
+	}{{http.MethodPost, http.StatusNoContent}, {http.MethodGet, http.StatusMethodNotAllowed}} {
+		req, _ := http.NewRequest(tc.method, "http://"+addr+"/debug/free-memory", nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.want {
+			t.Fatalf("%s /debug/free-memory: status %d, want %d", tc.method, resp.StatusCode, tc.want)
+		}
+	}
 	stop()
 	if _, err := http.Get("http://" + addr + "/debug/pprof/"); err == nil {
 		t.Fatal("still serving after stop")
