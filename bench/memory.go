@@ -142,6 +142,9 @@ func holdMemory(ctx context.Context, o options, p *child, up *upstream, name str
 	}
 	t.client.CloseIdleConnections()
 	time.Sleep(o.memSettle)
+	if err := settle(ctx, p); err != nil {
+		return r, err
+	}
 	idle, _, err := memory(p.pid())
 	if err != nil {
 		return r, err

@@ -29,8 +29,11 @@ type child struct {
 	name string
 	cmd  *exec.Cmd
 	addr string // host:port on loopback
-	errs *tailBuffer
-	done chan struct{}
+	// debug is the loopback host:port serving POST /debug/free-memory
+	// (keygate's PPROF_ADDR, the floor's -debug).
+	debug string
+	errs  *tailBuffer
+	done  chan struct{}
 }
 
 // buildBinaries builds keygate (the module's main package) and the floor
@@ -147,9 +150,14 @@ func startKeygate(ctx context.Context, bin, dir, upstream string, keys []string,
 	for i, k := range keys {
 		vars = append(vars, "OPENROUTER_API_KEY_"+strconv.Itoa(i+1)+"="+k)
 	}
-	if pprofAddr != "" {
-		vars = append(vars, "PPROF_ADDR="+pprofAddr)
+	// The debug listener is always on: its free-memory endpoint settles
+	// the idle size, and an idle listener costs a request nothing.
+	if pprofAddr == "" {
+		if pprofAddr, err = debugAddr(); err != nil {
+			return nil, err
+		}
 	}
+	vars = append(vars, "PPROF_ADDR="+pprofAddr)
 	vars = append(vars, extra...)
 	c, stdout, err := startChild("keygate", bin, dir, nil, childEnv(vars...))
 	if err != nil {
@@ -159,7 +167,7 @@ func startKeygate(ctx context.Context, bin, dir, upstream string, keys []string,
 		_, _ = io.Copy(c.errs, stdout)
 		stdout.Close()
 	}()
-	c.addr = "127.0.0.1:" + strconv.Itoa(port)
+	c.addr, c.debug = "127.0.0.1:"+strconv.Itoa(port), pprofAddr
 	if err := waitHealthy(ctx, c, "http://"+c.addr+"/healthz"); err != nil {
 		c.stop()
 		return nil, err
@@ -170,7 +178,11 @@ func startKeygate(ctx context.Context, bin, dir, upstream string, keys []string,
 // startFloor runs the floor binary in front of upstream with key and the
 // extra environment (NAME=value); it prints its address when it listens.
 func startFloor(ctx context.Context, bin, dir, upstream, key string, pool bool, extra ...string) (*child, error) {
-	args := []string{"-upstream", upstream}
+	dbg, err := debugAddr()
+	if err != nil {
+		return nil, err
+	}
+	args := []string{"-upstream", upstream, "-debug", dbg}
 	name := "floor"
 	if pool {
 		args, name = append(args, "-pool"), "floor+pool"
@@ -195,7 +207,7 @@ func startFloor(ctx context.Context, bin, dir, upstream, key string, pool bool, 
 			c.stop()
 			return nil, fmt.Errorf("%s exited: %s", name, c.errs)
 		}
-		c.addr = addr
+		c.addr, c.debug = addr, dbg
 	case <-time.After(10 * time.Second):
 		c.stop()
 		return nil, errors.New(name + " did not start in 10s")
@@ -331,4 +343,34 @@ func (t *tailBuffer) String() string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return strings.TrimSpace(string(t.b))
+}
+
+// debugAddr is a free loopback address for a child's debug listener.
+func debugAddr() (string, error) {
+	port, err := freePort()
+	if err != nil {
+		return "", err
+	}
+	return "127.0.0.1:" + strconv.Itoa(port), nil
+}
+
+// settle has c collect and return its free memory (POST
+// /debug/free-memory), so that the idle size read next is what c holds:
+// keygate lets its heap grow to GC_MIN_HEAP_BYTES before collecting, and
+// an idle size with that garbage in it would make the memory per stream
+// look smaller than it is.
+func settle(ctx context.Context, c *child) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+c.debug+"/debug/free-memory", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("settling %s's memory: %w", c.name, err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		return fmt.Errorf("settling %s's memory: status %d", c.name, resp.StatusCode)
+	}
+	return nil
 }

@@ -177,6 +177,9 @@ func scaleRun(ctx context.Context, o options, t *target, p *child, n int, gap ti
 			return nil, fmt.Errorf("warming streams: %w", err)
 		}
 		time.Sleep(o.memSettle)
+		if err := settle(ctx, p); err != nil {
+			return nil, err
+		}
 		var err error
 		if idle, _, err = memory(p.pid()); err != nil {
 			return nil, err

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"runtime/debug"
 	"time"
 
 	"github.com/keygate/keygate/bench/internal/floorproxy"
@@ -20,6 +21,7 @@ func main() {
 	addr := flag.String("addr", "127.0.0.1:0", "listen address (loopback)")
 	upstream := flag.String("upstream", "", "upstream base URL, e.g. http://127.0.0.1:8080/api/v1")
 	pool := flag.Bool("pool", false, "pool the copy buffers (floorproxy.WithPool)")
+	debugAddr := flag.String("debug", "", "loopback address serving POST /debug/free-memory, as keygate's PPROF_ADDR does, so that the bench reads both idle sizes settled")
 	flag.Parse()
 	key := os.Getenv("FLOOR_API_KEY")
 	base, err := url.Parse(*upstream)
@@ -33,6 +35,14 @@ func main() {
 		os.Exit(1)
 	}
 	fmt.Println(ln.Addr().String())
+	if *debugAddr != "" {
+		mux := http.NewServeMux()
+		mux.HandleFunc("POST /debug/free-memory", func(w http.ResponseWriter, _ *http.Request) {
+			debug.FreeOSMemory()
+			w.WriteHeader(http.StatusNoContent)
+		})
+		go func() { _ = http.ListenAndServe(*debugAddr, mux) }()
+	}
 	proxy := floorproxy.New(base, key, nil)
 	if *pool {
 		proxy = floorproxy.WithPool(proxy)
