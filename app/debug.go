@@ -8,7 +8,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
-	"runtime/debug"
+
+	"github.com/keygate/keygate/gctune"
 	"time"
 )
 
@@ -46,8 +47,8 @@ func StartDebug(addr string, log *slog.Logger) (stop func(), err error) {
 	}, nil
 }
 
-// FreeMemory answers POST /debug/free-memory: debug.FreeOSMemory, then 204.
+// FreeMemory answers POST /debug/free-memory: gctune.FreeMemory, then 204.
 func FreeMemory(w http.ResponseWriter, _ *http.Request) {
-	debug.FreeOSMemory()
+	gctune.FreeMemory()
 	w.WriteHeader(http.StatusNoContent)
 }

@@ -132,7 +132,15 @@ func ceilDiv(a, b uint64) uint64 { return (a + b - 1) / b }
 func Release(ctx context.Context, inFlight func() int64, tick time.Duration, minPeak int64) {
 	t := time.NewTicker(tick)
 	defer t.Stop()
-	release(ctx, inFlight, t.C, minPeak, debug.FreeOSMemory)
+	release(ctx, inFlight, t.C, minPeak, FreeMemory)
+}
+
+// FreeMemory collects twice, which empties the sync.Pools (a collection
+// moves a pool's objects to its victim cache, the next one drops them),
+// and hands what is free back to the system.
+func FreeMemory() {
+	runtime.GC()
+	debug.FreeOSMemory()
 }
 
 // release is Release with its ticks and its freeing injected, for tests.

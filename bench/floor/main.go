@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"runtime"
 	"runtime/debug"
 	"time"
 
@@ -38,6 +39,7 @@ func main() {
 	if *debugAddr != "" {
 		mux := http.NewServeMux()
 		mux.HandleFunc("POST /debug/free-memory", func(w http.ResponseWriter, _ *http.Request) {
+			runtime.GC() // as keygate's: the second collection empties the pools
 			debug.FreeOSMemory()
 			w.WriteHeader(http.StatusNoContent)
 		})
