@@ -207,6 +207,11 @@ func (r *Report) judge() {
 		t("RSS per stream at "+n+" streams, keygate/floor", "<=", x.KeygateOverFloorPerStream, 1.0)
 		t("per-chunk delay p99 added by keygate at "+n+" streams, ms", "<=", k.AddedP99Ms, 1)
 		t("streams cut through keygate at "+n+" streams", "<=", float64(k.Cut), 0)
+		// Back to idle: at most a tenth of the burst's memory resident
+		// 3 s after, and the goroutines of idle (a few of the runtime's
+		// and the server's may come and go).
+		t("share of the "+n+"-stream burst's memory keygate holds 3 s after", "<=", k.HeldAfter, 0.1)
+		t("goroutines keygate has 3 s after the "+n+" streams, over idle", "<=", k.AfterGoroutines-k.IdleGoroutines, 5)
 	}
 	if len(r.Only) > 0 {
 		return

@@ -86,6 +86,9 @@ type ScaleTarget struct {
 	PeakRSSMiB   float64 `json:"peak_rss_mib,omitempty"`
 	AfterRSSMiB  float64 `json:"after_rss_mib,omitempty"`
 	PerStreamKiB float64 `json:"per_stream_kib,omitempty"`
+	// HeldAfter is the share of the burst's memory (peak over idle) still
+	// resident scaleAfter after the streams: 0 is back to idle.
+	HeldAfter float64 `json:"held_after,omitempty"`
 	// Goroutines idle, at the peak and after, from keygate's /metrics.
 	IdleGoroutines  float64 `json:"idle_goroutines,omitempty"`
 	PeakGoroutines  float64 `json:"peak_goroutines,omitempty"`
@@ -251,6 +254,9 @@ func scaleRun(ctx context.Context, o options, t *target, p *child, n int, gap ti
 	st.AfterGoroutines = goStats(ctx, metrics)["go_goroutines"]
 	st.IdleRSSMiB, st.PeakRSSMiB, st.AfterRSSMiB = mib(idle), mib(peakRSS), mib(after)
 	st.PerStreamKiB = round(float64(peakRSS-idle)/1024/float64(max(st.PeakInFlight, 1)), 1)
+	if peakRSS > idle {
+		st.HeldAfter = round(float64(max(after-idle, 0))/float64(peakRSS-idle), 3)
+	}
 	return st, nil
 }
 
@@ -270,7 +276,8 @@ func (x *ScaleResult) print(w io.Writer) {
 		}
 		fmt.Fprintf(w, "  %-8s peak in flight %d, cut %d, chunk delay p50 / p99 %.3f / %.3f ms (added p99 %.3f)", name, s.PeakInFlight, s.Cut, s.ChunkP50Ms, s.ChunkP99Ms, s.AddedP99Ms)
 		if name != "direct" {
-			fmt.Fprintf(w, "; RSS idle %.1f, peak %.1f, after %.1f MiB: %.1f KiB per stream", s.IdleRSSMiB, s.PeakRSSMiB, s.AfterRSSMiB, s.PerStreamKiB)
+			fmt.Fprintf(w, "; RSS idle %.1f, peak %.1f, after %.1f MiB (%.0f%% of the burst held): %.1f KiB per stream",
+				s.IdleRSSMiB, s.PeakRSSMiB, s.AfterRSSMiB, 100*s.HeldAfter, s.PerStreamKiB)
 		}
 		if name == "keygate" {
 			fmt.Fprintf(w, "; goroutines idle %.0f, peak %.0f, after %.0f", s.IdleGoroutines, s.PeakGoroutines, s.AfterGoroutines)
