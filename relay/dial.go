@@ -218,6 +218,11 @@ func (d *tlsDialer) upgrade(authority string, c *tls.Conn) http.RoundTripper {
 // SSL_CERT_FILE is honoured), the server name from addr, h2 and http/1.1
 // offered unless the config names protocols, within TLSHandshakeTimeout.
 func (d *tlsDialer) handshake(ctx context.Context, network, addr string) (*tls.Conn, error) {
+	if err := ctx.Err(); err != nil {
+		// A held dial whose call was served (the transport cancelled
+		// it): on loopback a connect would still go through.
+		return nil, err
+	}
 	raw, err := d.tcp.DialContext(ctx, network, addr)
 	if err != nil {
 		return nil, err

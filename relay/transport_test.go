@@ -1,8 +1,10 @@
 package relay_test
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"io"
 	"log"
 	"net"
@@ -291,4 +293,76 @@ func (l *cuttingListener) Accept() (net.Conn, error) {
 		}
 		return c, nil
 	}
+}
+
+// TestTransportHeldDialsEnd: calls that leave while their dials wait on a
+// handshake that never completes return at once, their dials still held,
+// and CloseIdleConnections (which cancels the dials of calls no longer
+// waiting) ends the held dials and the handshake: nothing is left running.
+func TestTransportHeldDialsEnd(t *testing.T) {
+	leaks := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, leaks) })
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var accepted atomic.Int64
+	first := make(chan struct{})
+	var conns sync.WaitGroup
+	conns.Add(1)
+	go func() { // accepts and never answers
+		defer conns.Done()
+		var held []net.Conn
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				break
+			}
+			held = append(held, c)
+			if accepted.Add(1) == 1 {
+				close(first)
+			}
+		}
+		for _, c := range held {
+			c.Close()
+		}
+	}()
+	tr := relay.NewTransport(0)
+
+	const calls = 20
+	ctx, cancel := context.WithCancel(context.Background())
+	var done sync.WaitGroup
+	errs := make(chan error, calls)
+	for range calls {
+		done.Add(1)
+		go func() {
+			defer done.Done()
+			req := mustGet(t, "https://"+ln.Addr().String()+"/chat/completions").WithContext(ctx)
+			resp, err := tr.RoundTrip(req)
+			if err == nil {
+				resp.Body.Close()
+			}
+			errs <- err
+		}()
+	}
+	<-first
+	cancel()
+	done.Wait()
+	close(errs)
+	for err := range errs {
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("call: %v, want context.Canceled", err)
+		}
+	}
+	// The calls are gone but their dials, detached, go on: all held
+	// behind the one handshake.
+	if n := accepted.Load(); n != 1 {
+		t.Errorf("%d calls made %d connections to an address whose handshake never completed, want 1", calls, n)
+	}
+	tr.CloseIdleConnections()
+	// Everything ended but the upstream's accept loop. (A held dial may
+	// connect once the handshake has failed, before its own cancel.)
+	goleak.VerifyNone(t, leaks, goleak.IgnoreAnyFunction("github.com/keygate/keygate/relay_test.TestTransportHeldDialsEnd.func2"))
+	ln.Close()
+	conns.Wait()
 }
