@@ -3,20 +3,23 @@ package gateway
 import "testing"
 
 func TestBufferPoolRecyclesWithoutAllocating(t *testing.T) {
-	p := newBufferPool()
-	p.Put(p.Get()) // fill both pools
-	allocs := testing.AllocsPerRun(100, func() {
-		b := p.Get()
-		if len(b) != copyBufferSize {
-			t.Fatalf("buffer of %d bytes", len(b))
+	for _, size := range []int{copyBufferSize, streamCopyBufferSize} {
+		p := newBufferPool(size)
+		p.Put(p.Get()) // fill both pools
+		allocs := testing.AllocsPerRun(100, func() {
+			b := p.Get()
+			if len(b) != size {
+				t.Fatalf("buffer of %d bytes, want %d", len(b), size)
+			}
+			p.Put(b)
+		})
+		if allocs != 0 {
+			t.Fatalf("%v allocations per Get and Put", allocs)
 		}
-		p.Put(b)
-	})
-	if allocs != 0 {
-		t.Fatalf("%v allocations per Get and Put", allocs)
-	}
-	p.Put(make([]byte, 10)) // a foreign buffer is dropped
-	if b := p.Get(); len(b) != copyBufferSize {
-		t.Fatalf("got a buffer of %d bytes", len(b))
+		p.Put(make([]byte, 10))     // a foreign buffer is dropped
+		p.Put(make([]byte, size*2)) // as is one of another pool's size
+		if b := p.Get(); len(b) != size {
+			t.Fatalf("got a buffer of %d bytes, want %d", len(b), size)
+		}
 	}
 }

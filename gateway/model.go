@@ -4,18 +4,6 @@ import (
 	"encoding/json"
 )
 
-// modelOf returns the top-level "model" string of a JSON object body, or ""
-// when the body is not such an object or has none. It scans without
-// decoding the body: the passthrough calls it on every request only to label
-// metrics.
-func modelOf(body []byte) string {
-	raw := topLevel(body, "model")
-	if len(raw) < 2 || raw[0] != '"' {
-		return ""
-	}
-	return unquote(raw)
-}
-
 // maxTokensOf is the most tokens a request body asks for: max_tokens,
 // max_completion_tokens or (Responses API) max_output_tokens; 0 when none
 // is a plain count.
@@ -28,43 +16,76 @@ func maxTokensOf(body []byte) int {
 	return 0
 }
 
+// requestKeys are the top-level fields the passthrough reads of every
+// request body, in one scan (requestOf).
+var requestKeys = [...]string{"model", "stream"}
+
+// requestOf returns the top-level "model" string of a JSON object body
+// ("" when the body is not such an object or has none) and whether it asks
+// for a stream ("stream": true). It scans once, without decoding the body:
+// the passthrough calls it on every request, to label metrics and to size
+// the stream's copy buffer.
+func requestOf(body []byte) (model string, stream bool) {
+	var v [len(requestKeys)][]byte
+	topLevels(body, requestKeys[:], v[:])
+	if raw := v[0]; len(raw) >= 2 && raw[0] == '"' {
+		model = unquote(raw)
+	}
+	return model, string(v[1]) == "true"
+}
+
 // topLevel returns the raw JSON value of a top-level key of a JSON object,
 // or nil. It scans the text without decoding it; values are not validated.
 func topLevel(body []byte, name string) []byte {
+	var v [1][]byte
+	topLevels(body, []string{name}, v[:])
+	return v[0]
+}
+
+// topLevels sets vals[i] to the raw JSON value of the top-level key
+// names[i] of a JSON object (its first occurrence; nil when absent),
+// scanning the text once and no further than the last of them.
+func topLevels(body []byte, names []string, vals [][]byte) {
+	left := len(names)
 	i := skipSpace(body, 0)
 	if i >= len(body) || body[i] != '{' {
-		return nil
+		return
 	}
 	i++
 	for {
 		i = skipSpace(body, i)
 		if i >= len(body) || body[i] != '"' {
-			return nil
+			return
 		}
 		keyStart := i
 		i = skipString(body, i)
 		if i < 0 {
-			return nil
+			return
 		}
 		key := body[keyStart+1 : i-1]
 		i = skipSpace(body, i)
 		if i >= len(body) || body[i] != ':' {
-			return nil
+			return
 		}
 		i = skipSpace(body, i+1)
 		if i >= len(body) {
-			return nil
+			return
 		}
 		end := skipValue(body, i)
 		if end < 0 {
-			return nil
+			return
 		}
-		if string(key) == name {
-			return body[i:end]
+		for n, name := range names {
+			if vals[n] == nil && string(key) == name {
+				vals[n] = body[i:end]
+				if left--; left == 0 {
+					return
+				}
+			}
 		}
 		i = skipSpace(body, end)
 		if i >= len(body) || body[i] != ',' {
-			return nil
+			return
 		}
 		i++
 	}

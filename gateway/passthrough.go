@@ -35,6 +35,8 @@ type exchange struct {
 	heldTap *sse.Splitter
 	// tap is the answer's usage tap, kept here to save it an allocation.
 	tap usageTap
+	// stream: the request body asks for a stream ("stream": true).
+	stream bool
 }
 
 type exchangeKey struct{}
@@ -66,6 +68,9 @@ type passthrough struct {
 	log      *slog.Logger
 	tokens   TokenCounter
 	proxy    *httputil.ReverseProxy
+	// streamProxy is proxy with smaller copy buffers, for requests that
+	// ask for a stream: a stream holds its buffer as long as it lasts.
+	streamProxy *httputil.ReverseProxy
 	// redactor masks pool keys that upstream error answers quote.
 	redactor *secret.Redactor
 	// spender takes free-model calls off their account's quota; nil
@@ -77,14 +82,20 @@ type passthrough struct {
 
 func newPassthrough(r *relay.Relay, st keyring.Strategy, base *url.URL, body bodyLimits, log *slog.Logger, tokens TokenCounter) *passthrough {
 	p := &passthrough{relay: r, strategy: st, base: base, body: body, log: log, tokens: tokens}
-	p.proxy = &httputil.ReverseProxy{
+	p.proxy = p.newProxy(copyBufferSize)
+	p.streamProxy = p.newProxy(streamCopyBufferSize)
+	return p
+}
+
+// newProxy is the passthrough's ReverseProxy with copy buffers of size.
+func (p *passthrough) newProxy(size int) *httputil.ReverseProxy {
+	return &httputil.ReverseProxy{
 		Rewrite:      rewrite,
 		Transport:    roundTripper{p},
 		ErrorHandler: p.proxyError,
-		BufferPool:   newBufferPool(),
-		ErrorLog:     slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+		BufferPool:   newBufferPool(size),
+		ErrorLog:     slog.NewLogLogger(p.log.Handler(), slog.LevelDebug),
 	}
-	return p
 }
 
 // Client headers shaped like credentials never travel upstream: their
@@ -213,7 +224,11 @@ func (p *passthrough) serve(w http.ResponseWriter, r *http.Request, seen **excha
 		if seen != nil {
 			*seen = &ctx.ex
 		}
-		p.proxy.ServeHTTP(w, r.WithContext(ctx))
+		proxy := p.proxy
+		if ctx.ex.stream {
+			proxy = p.streamProxy
+		}
+		proxy.ServeHTTP(w, r.WithContext(ctx))
 	}
 }
 
@@ -235,7 +250,7 @@ func (p *passthrough) prepare(w http.ResponseWriter, r *http.Request, ctx *excha
 		return nil
 	}
 	ex.call.Strategy = p.strategy
-	ex.call.Model = modelOf(ex.body)
+	ex.call.Model, ex.stream = requestOf(ex.body)
 	ex.counter = p.tokens
 	ex.call.Free = freeModel(ex.call.Model)
 	if p.relay != nil && p.relay.Breakers().AffordNoted() {
