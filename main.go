@@ -207,7 +207,12 @@ func runAs(name string, args, environ []string, stdout, stderr io.Writer) int {
 	if _, userGOGC := lookupEnv(environ, "GOGC"); !userGOGC {
 		defer gctune.Start(cfg.GCMinHeapBytes).Stop()
 	}
-	go gctune.Release(ctx, a.InFlight, time.Second, releaseAfterPeak)
+	released := make(chan struct{})
+	go func() {
+		gctune.Release(ctx, a.InFlight, time.Second, releaseAfterPeak)
+		close(released)
+	}()
+	defer func() { stop(); <-released }()
 	force := make(chan struct{})
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)

@@ -8,9 +8,9 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"time"
 
 	"github.com/keygate/keygate/gctune"
-	"time"
 )
 
 // StartDebug serves Go's profiler (net/http/pprof, under /debug/pprof/) on
