@@ -49,6 +49,8 @@ type options struct {
 	streams     int
 	chunks      int
 	gap         time.Duration
+	// scaleGap spaces the chunks of the scale phase's streams.
+	scaleGap time.Duration
 	runs        int
 	runModels   int
 	runDelay    time.Duration
@@ -89,7 +91,7 @@ func defaultOptions() options {
 	return options{
 		rounds: 3, conns: 32, warmup: time.Second, tput: 2 * time.Second, rateDur: 2 * time.Second,
 		rates: []int{1000, 3000}, settle: 200 * time.Millisecond, memSettle: 500 * time.Millisecond,
-		streams: 50, chunks: 50, gap: 20 * time.Millisecond,
+		streams: 50, chunks: 50, gap: 20 * time.Millisecond, scaleGap: defaultScaleGap,
 		runs: 10, runModels: 8, runDelay: 200 * time.Millisecond,
 		openStreams: 1000, memCounts: []int{100}, benchtime: time.Second, profileDur: 5 * time.Second,
 		timeout: 240 * time.Second,
@@ -178,6 +180,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.streams, "streams", d.streams, "concurrent streams of the chunk-delay phase; above 1000 (e.g. 10000) it runs the scale phase instead at that many, direct, through a fresh floor and a fresh keygate (memory, goroutines, cut streams), and the chunk-delay phase keeps 50")
 	fs.IntVar(&o.chunks, "chunks", d.chunks, "chunks per stream")
 	fs.DurationVar(&o.gap, "gap", d.gap, "upstream gap between chunks")
+	fs.DurationVar(&o.scaleGap, "scale-gap", d.scaleGap, "upstream gap between the chunks of the scale phase's streams (-streams above 1000): at 10000 streams, 200ms is 50,000 chunks a second, which saturates two cores; 1s is 10,000")
 	fs.IntVar(&o.runs, "runs", d.runs, "POST /run calls")
 	fs.IntVar(&o.openStreams, "open-streams", d.openStreams, "streams held open for the memory phase")
 	memCounts := fs.String("mem-counts", "100", "other stream counts, comma-separated, at which memory per stream is read for the curve (a fresh floor and keygate each)")
@@ -290,7 +293,7 @@ func estimate(o options) time.Duration {
 			t += 2*per(o.warmup) + time.Duration(4*o.tlsRounds())*per(o.tput) + 5*time.Second
 		}
 		if o.only["scale"] {
-			t += 3*time.Duration(o.chunks)*scaleGap + 2*scaleAfter + 20*time.Second
+			t += 3*time.Duration(o.chunks)*o.scaleGap + 2*scaleAfter + 20*time.Second
 		}
 		return t
 	}
@@ -302,7 +305,7 @@ func estimate(o options) time.Duration {
 	t += time.Duration(3*o.rounds*o.chunks) * o.gap
 	t += time.Duration(2*o.runs) * o.runDelay
 	if o.streams > scaleFrom {
-		t += 3*time.Duration(o.chunks)*scaleGap + 2*scaleAfter + 20*time.Second
+		t += 3*time.Duration(o.chunks)*o.scaleGap + 2*scaleAfter + 20*time.Second
 	}
 	if o.tls {
 		t += 2*per(o.warmup) + time.Duration(4*o.tlsRounds())*per(o.tput) + 5*time.Second

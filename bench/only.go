@@ -40,8 +40,8 @@ func runOnly(ctx context.Context, o options, rep *Report, step func(string, ...a
 		}
 		if o.only["scale"] {
 			n := o.streams // any count: -only scale -streams 100 is a short check
-			step("%d concurrent streams x %d chunks, %s apart: direct, a fresh floor, a fresh keygate", n, o.chunks, scaleGap)
-			if rep.Scale, err = scalePhase(ctx, o, n, scaleGap, kgBin, floorBin, dir, rep); err != nil {
+			step("%d concurrent streams x %d chunks, %s apart: direct, a fresh floor, a fresh keygate", n, o.chunks, o.scaleGap)
+			if rep.Scale, err = scalePhase(ctx, o, n, o.scaleGap, kgBin, floorBin, dir, rep); err != nil {
 				return nil, fmt.Errorf("scale phase: %w", err)
 			}
 		}

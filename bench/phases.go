@@ -147,8 +147,8 @@ func run(ctx context.Context, o options, log io.Writer) (rep *Report, err error)
 		return nil, err
 	}
 	if o.streams > scaleFrom {
-		step("%d concurrent streams x %d chunks, %s apart: direct, a fresh floor, a fresh keygate", o.streams, o.chunks, scaleGap)
-		if rep.Scale, err = scalePhase(ctx, o, o.streams, scaleGap, kgBin, floorBin, dir, rep); err != nil {
+		step("%d concurrent streams x %d chunks, %s apart: direct, a fresh floor, a fresh keygate", o.streams, o.chunks, o.scaleGap)
+		if rep.Scale, err = scalePhase(ctx, o, o.streams, o.scaleGap, kgBin, floorBin, dir, rep); err != nil {
 			return nil, fmt.Errorf("scale phase: %w", err)
 		}
 		rep.Memory.Curve = append(rep.Memory.Curve, CurvePoint{Streams: o.streams,

@@ -18,9 +18,10 @@ import (
 const (
 	scaleFrom      = 1000
 	defaultStreams = 50
-	// scaleGap spaces a scale stream's chunks: 50 chunks last 10 s, long
-	// enough for all the streams to be open at once on two cores.
-	scaleGap = 200 * time.Millisecond
+	// defaultScaleGap spaces a scale stream's chunks (-scale-gap): 50
+	// chunks last 10 s, long enough for all the streams to be open at once
+	// on two cores.
+	defaultScaleGap = 200 * time.Millisecond
 	// scaleAfter is how long after the last stream closed the idle
 	// figures are read again.
 	scaleAfter = 3 * time.Second
@@ -95,7 +96,7 @@ type ScaleTarget struct {
 	AfterGoroutines float64 `json:"after_goroutines,omitempty"`
 }
 
-// scalePhase runs n streams of o.chunks chunks, scaleGap apart, direct,
+// scalePhase runs n streams of o.chunks chunks, gap apart, direct,
 // through a fresh floor and through a fresh keygate, one after the other.
 func scalePhase(ctx context.Context, o options, n int, gap time.Duration, kgBin, floorBin, dir string, rep *Report) (res *ScaleResult, err error) {
 	res = &ScaleResult{Streams: n, Chunks: o.chunks, GapMs: ms(gap), Targets: map[string]*ScaleTarget{}, Upstream: "HTTP/1.1"}
