@@ -38,19 +38,19 @@ import (
 
 // options are the bench's flags.
 type options struct {
-	rounds      int
-	conns       int
-	warmup      time.Duration
-	tput        time.Duration
-	rateDur     time.Duration
-	rates       []int
-	settle      time.Duration
-	memSettle   time.Duration // before reading idle RSS
-	streams     int
-	chunks      int
-	gap         time.Duration
+	rounds    int
+	conns     int
+	warmup    time.Duration
+	tput      time.Duration
+	rateDur   time.Duration
+	rates     []int
+	settle    time.Duration
+	memSettle time.Duration // before reading idle RSS
+	streams   int
+	chunks    int
+	gap       time.Duration
 	// scaleGap spaces the chunks of the scale phase's streams.
-	scaleGap time.Duration
+	scaleGap    time.Duration
 	runs        int
 	runModels   int
 	runDelay    time.Duration
