@@ -123,9 +123,10 @@ func ceilDiv(a, b uint64) uint64 { return (a + b - 1) / b }
 
 // Release frees the memory of a burst back to the system: every tick it
 // reads inFlight, and when the count has stayed at an eighth or less of a
-// peak of at least minPeak for two ticks in a row, it runs
-// debug.FreeOSMemory once (a collection, then the freed stacks and heap
-// returned) and starts watching for the next peak. Without it a burst of
+// peak of at least minPeak for two ticks in a row, it runs FreeMemory (two
+// collections, then the freed stacks and heap returned), and again each
+// time the count falls as far from there, until it is an eighth of
+// minPeak or less (burst). Without it a burst of
 // ten thousand streams leaves the process at its peak resident size until
 // the runtime's scavenger gets round to it, minutes later. It returns when
 // ctx is done.
@@ -158,19 +159,26 @@ func release(ctx context.Context, inFlight func() int64, ticks <-chan time.Time,
 	}
 }
 
-// burst tells from a tick's count in flight when a burst is over.
+// burst tells from a tick's count in flight when the memory of a burst
+// is to be handed back: a burst starts when the count reaches minPeak, and
+// each time the count has then stayed at an eighth or less of its peak
+// for two ticks, it is (the first time often while the last streams of
+// the burst are still closing); the count at that moment is the next
+// peak. The burst is over once that count is an eighth of minPeak or
+// less.
 type burst struct {
 	minPeak, peak int64
 	quiet         int
+	draining      bool
 }
 
-// observe takes one tick's count and reports whether the burst before it
-// has ended now: the count has been at an eighth of a peak of at least
-// minPeak, or less, for two ticks. The next burst is watched for from
-// there.
+// observe takes one tick's count and reports whether to free now.
 func (b *burst) observe(n int64) bool {
 	b.peak = max(b.peak, n)
-	if b.peak < b.minPeak || n > b.peak/8 {
+	if b.peak >= b.minPeak {
+		b.draining = true
+	}
+	if !b.draining || b.peak == 0 || n > b.peak/8 {
 		b.quiet = 0
 		return false
 	}
@@ -178,5 +186,8 @@ func (b *burst) observe(n int64) bool {
 		return false
 	}
 	b.peak, b.quiet = n, 0
+	if n <= b.minPeak/8 {
+		b.draining = false
+	}
 	return true
 }

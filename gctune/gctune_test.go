@@ -105,10 +105,14 @@ func TestBurst(t *testing.T) {
 	}{
 		{100, false}, {0, false}, {0, false}, // below minPeak: no burst
 		{1000, false}, {500, false}, {500, false}, // a burst, above an eighth of its peak
-		{125, false}, {125, true}, // an eighth for two ticks: over
-		{125, false}, {0, false}, {0, false}, // the peak starts again from 125, below minPeak
-		{300, false}, {38, false}, {37, false}, {37, true}, // 300/8 = 37
+		{125, false}, {125, true}, // an eighth for two ticks: freed, 125 the next peak
+		{125, false}, {10, false}, {10, true}, // an eighth of 125: freed, and 10 ends the burst
+		{0, false}, {0, false}, // no burst
+		{300, false}, {38, false}, {37, false}, {37, true}, // 300/8 = 37; 37 is above 256/8
+		{4, false}, {4, true}, // 37/8 = 4: freed, over
+		{0, false}, {0, false},
 		{4000, false}, {10, false}, {900, false}, {10, false}, {10, true}, // a rise resets the quiet ticks
+		{0, false}, {0, false}, {0, false},
 	} {
 		if got := b.observe(tc.n); got != tc.free {
 			t.Fatalf("tick %d, %d in flight: over = %v, want %v", i, tc.n, got, tc.free)
