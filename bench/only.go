@@ -22,7 +22,7 @@ func runOnly(ctx context.Context, o options, rep *Report, step func(string, ...a
 		dir, kgBin, floorBin, up := ws.dir, ws.kgBin, ws.floorBin, ws.up
 		if o.only["throughput"] {
 			step("max throughput: %d rounds of %s, %d connections (direct, floor, keygate, floor+pool)", o.rounds, o.tput, o.conns)
-			if err := throughputOnly(ctx, o, kgBin, floorBin, dir, up, rep); err != nil {
+			if err := throughputOnly(ctx, o, ws, rep); err != nil {
 				return nil, err
 			}
 		}

@@ -5,9 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"os/exec"
-	"strconv"
 	"time"
 )
 
@@ -41,30 +39,14 @@ func run(ctx context.Context, o options, log io.Writer) (rep *Report, err error)
 	}
 	defer func() { err = errors.Join(err, ws.close()) }()
 	dir, kgBin, floorBin, up := ws.dir, ws.kgBin, ws.floorBin, ws.up
-	floor, err := startFloor(ctx, floorBin, dir, up.base, up.keys[0], false)
+	conns := max(o.conns, o.chunkStreams()) + 16
+	procs, err := startLoadProcs(ctx, o, ws, conns)
 	if err != nil {
 		return nil, err
 	}
-	defer floor.stop()
-	pooled, err := startFloor(ctx, floorBin, dir, up.base, up.keys[0], true)
-	if err != nil {
-		return nil, err
-	}
-	defer pooled.stop()
-	pprofAddr := ""
-	if o.cpuProfile != "" || o.memProfile != "" {
-		port, err := freePort()
-		if err != nil {
-			return nil, err
-		}
-		pprofAddr = "127.0.0.1:" + strconv.Itoa(port)
-	}
-	kg, err := startKeygate(ctx, kgBin, dir, up.base, up.keys, pprofAddr, envBudgetsOn)
-	if err != nil {
-		return nil, err
-	}
-	defer kg.stop()
-	rep.pids = append(rep.pids, floor.pid(), pooled.pid(), kg.pid())
+	defer procs.stop()
+	rep.pids = append(rep.pids, procs.pids()...)
+	pprofAddr, viaKeygate := procs.pprofAddr, procs.viaKeygate
 	var kgOff *child
 	if o.budgets {
 		if kgOff, err = startKeygate(ctx, kgBin, dir, up.base, up.keys, "", envBudgetsOff); err != nil {
@@ -73,27 +55,15 @@ func run(ctx context.Context, o options, log io.Writer) (rep *Report, err error)
 		defer kgOff.stop()
 		rep.pids = append(rep.pids, kgOff.pid())
 	}
-
-	conns := max(o.conns, o.chunkStreams()) + 16
-	direct := &target{name: "direct", url: up.base + "/chat/completions", client: newClient(conns),
-		header: http.Header{"Content-Type": {"application/json"}, "Authorization": {"Bearer " + up.keys[0]}}}
-	viaFloor := &target{name: "floor", url: "http://" + floor.addr + "/v1/chat/completions", pid: floor.pid(), client: newClient(conns),
-		header: http.Header{"Content-Type": {"application/json"}}, logs: floor.errs.String}
-	viaKeygate := &target{name: "keygate", url: "http://" + kg.addr + "/v1/chat/completions", pid: kg.pid(), client: newClient(conns),
-		header: http.Header{"Content-Type": {"application/json"}}, logs: kg.errs.String}
-	viaPooled := &target{name: "floor+pool", url: "http://" + pooled.addr + "/v1/chat/completions", pid: pooled.pid(), client: newClient(conns),
-		header: http.Header{"Content-Type": {"application/json"}}, logs: pooled.errs.String}
-	all := []*target{direct, viaFloor, viaKeygate}
-	loop := append(all[:len(all):len(all)], viaPooled)
+	all := []*target{procs.direct, procs.viaFloor, viaKeygate}
+	loop := append(all[:len(all):len(all)], procs.viaPooled)
 	if kgOff != nil {
 		loop = append(loop, keygateTarget(nameBudgetsOff, kgOff, conns))
 	}
 
 	step("warm-up")
-	for _, t := range loop {
-		if s := attack(ctx, t, tinyChat, 0, o.warmup, uint64(o.conns)); s.ok == 0 {
-			return nil, fmt.Errorf("warm-up of %s: no successful request (%d failed: %s)", t.name, s.failed, s.firstErr)
-		}
+	if err := warmUp(ctx, o, loop); err != nil {
+		return nil, err
 	}
 
 	step("max throughput: %d rounds of %s, %d connections (%d targets)", o.rounds, o.tput, o.conns, len(loop))
@@ -121,7 +91,7 @@ func run(ctx context.Context, o options, log io.Writer) (rep *Report, err error)
 		return nil, err
 	}
 	step("/run: %d models, upstream %s, %d runs", o.runModels, o.runDelay, o.runs)
-	if rep.Run, err = runPhase(ctx, o, up, "http://"+kg.addr+"/run"); err != nil {
+	if rep.Run, err = runPhase(ctx, o, up, "http://"+procs.kg.addr+"/run"); err != nil {
 		return nil, err
 	}
 	if _, err := exec.LookPath("redis-server"); err != nil && !o.noRedis {
@@ -131,16 +101,14 @@ func run(ctx context.Context, o options, log io.Writer) (rep *Report, err error)
 			return nil, err
 		}
 	}
-	if _, peak, err := memory(kg.pid()); err == nil {
+	if _, peak, err := memory(procs.kg.pid()); err == nil {
 		rep.Memory.LoadPeakMiB = mib(peak)
 	}
-	if _, peak, err := memory(floor.pid()); err == nil {
+	if _, peak, err := memory(procs.floor.pid()); err == nil {
 		rep.Memory.FloorLoadPeakMB = mib(peak)
 	}
-	kg.stop()
+	procs.stop()
 	kgOff.stop()
-	floor.stop()
-	pooled.stop()
 
 	step("memory: %d open streams through a fresh floor, then a fresh keygate", o.openStreams)
 	if err := memoryPhase(ctx, o, kgBin, floorBin, dir, up, rep); err != nil {

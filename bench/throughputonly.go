@@ -7,51 +7,92 @@ import (
 	"strconv"
 )
 
-// throughputOnly is -only throughput: the closed-loop rounds of direct,
-// the floor, the pooled floor and keygate (budgets on) over up, with the
-// CPU accounting, and keygate's profiles when -cpuprofile or -memprofile
-// ask; the loop to iterate on goal 1 of the performance round without the
-// other phases.
-func throughputOnly(ctx context.Context, o options, kgBin, floorBin, dir string, up *upstream, rep *Report) error {
-	floor, err := startFloor(ctx, floorBin, dir, up.base, up.keys[0], false)
-	if err != nil {
-		return err
+// loadProcs are the proxies of the throughput rounds, started fresh over
+// the workspace's upstream: the floor, the pooled floor and keygate with
+// budgets on (its pprof listener on a port of its own when a profile is
+// asked for), and the targets that drive them and the upstream directly.
+type loadProcs struct {
+	floor, pooled, kg                       *child
+	pprofAddr                               string
+	direct, viaFloor, viaKeygate, viaPooled *target
+}
+
+// startLoadProcs starts them, their clients sized for conns connections;
+// on an error nothing of them is left running.
+func startLoadProcs(ctx context.Context, o options, ws *workspace, conns int) (_ *loadProcs, err error) {
+	l := &loadProcs{}
+	defer func() {
+		if err != nil {
+			l.stop()
+		}
+	}()
+	up := ws.up
+	if l.floor, err = startFloor(ctx, ws.floorBin, ws.dir, up.base, up.keys[0], false); err != nil {
+		return nil, err
 	}
-	defer floor.stop()
-	pooled, err := startFloor(ctx, floorBin, dir, up.base, up.keys[0], true)
-	if err != nil {
-		return err
+	if l.pooled, err = startFloor(ctx, ws.floorBin, ws.dir, up.base, up.keys[0], true); err != nil {
+		return nil, err
 	}
-	defer pooled.stop()
-	pprofAddr := ""
 	if o.cpuProfile != "" || o.memProfile != "" {
 		port, err := freePort()
 		if err != nil {
-			return err
+			return nil, err
 		}
-		pprofAddr = "127.0.0.1:" + strconv.Itoa(port)
+		l.pprofAddr = "127.0.0.1:" + strconv.Itoa(port)
 	}
-	kg, err := startKeygate(ctx, kgBin, dir, up.base, up.keys, pprofAddr, envBudgetsOn)
-	if err != nil {
-		return err
+	if l.kg, err = startKeygate(ctx, ws.kgBin, ws.dir, up.base, up.keys, l.pprofAddr, envBudgetsOn); err != nil {
+		return nil, err
 	}
-	defer kg.stop()
-	rep.pids = append(rep.pids, floor.pid(), pooled.pid(), kg.pid())
-	conns := o.conns + 16
-	direct := &target{name: "direct", url: up.base + "/chat/completions", client: newClient(conns),
+	l.direct = &target{name: "direct", url: up.base + "/chat/completions", client: newClient(conns),
 		header: http.Header{"Content-Type": {"application/json"}, "Authorization": {"Bearer " + up.keys[0]}}}
-	viaKeygate := keygateTarget("keygate", kg, conns)
-	all := []*target{direct, keygateTarget("floor", floor, conns), viaKeygate, keygateTarget("floor+pool", pooled, conns)}
-	for _, t := range all {
+	l.viaFloor = keygateTarget("floor", l.floor, conns)
+	l.viaKeygate = keygateTarget("keygate", l.kg, conns)
+	l.viaPooled = keygateTarget("floor+pool", l.pooled, conns)
+	return l, nil
+}
+
+// pids are the proxies' processes, for the report's CPU lines.
+func (l *loadProcs) pids() []int { return []int{l.floor.pid(), l.pooled.pid(), l.kg.pid()} }
+
+// stop stops the proxies started.
+func (l *loadProcs) stop() {
+	for _, c := range []*child{l.kg, l.pooled, l.floor} {
+		if c != nil {
+			c.stop()
+		}
+	}
+}
+
+// warmUp drives each target for o.warmup, and fails if one answers nothing.
+func warmUp(ctx context.Context, o options, targets []*target) error {
+	for _, t := range targets {
 		if s := attack(ctx, t, tinyChat, 0, o.warmup, uint64(o.conns)); s.ok == 0 {
 			return fmt.Errorf("warm-up of %s: no successful request (%d failed: %s)", t.name, s.failed, s.firstErr)
 		}
 	}
+	return nil
+}
+
+// throughputOnly is -only throughput: the closed-loop rounds of direct,
+// the floor, the pooled floor and keygate with the CPU accounting, and
+// keygate's profiles when -cpuprofile or -memprofile ask; the loop to
+// iterate on goal 1 of the performance round without the other phases.
+func throughputOnly(ctx context.Context, o options, ws *workspace, rep *Report) error {
+	l, err := startLoadProcs(ctx, o, ws, o.conns+16)
+	if err != nil {
+		return err
+	}
+	defer l.stop()
+	rep.pids = append(rep.pids, l.pids()...)
+	all := []*target{l.direct, l.viaFloor, l.viaKeygate, l.viaPooled}
+	if err := warmUp(ctx, o, all); err != nil {
+		return err
+	}
 	if err := throughput(ctx, o, all, rep); err != nil {
 		return err
 	}
-	if pprofAddr != "" {
-		return profile(ctx, o, viaKeygate, pprofAddr)
+	if l.pprofAddr != "" {
+		return profile(ctx, o, l.viaKeygate, l.pprofAddr)
 	}
 	return nil
 }
