@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"maps"
 	"slices"
 	"time"
@@ -19,7 +18,7 @@ func runOnly(ctx context.Context, o options, rep *Report, step func(string, ...a
 			return nil, err
 		}
 		defer func() { err = errors.Join(err, ws.close()) }()
-		dir, kgBin, floorBin, up := ws.dir, ws.kgBin, ws.floorBin, ws.up
+		dir, kgBin, up := ws.dir, ws.kgBin, ws.up
 		if o.only["throughput"] {
 			step("max throughput: %d rounds of %s, %d connections (direct, floor, keygate, floor+pool)", o.rounds, o.tput, o.conns)
 			if err := throughputOnly(ctx, o, ws, rep); err != nil {
@@ -33,24 +32,20 @@ func runOnly(ctx context.Context, o options, rep *Report, step func(string, ...a
 			}
 		}
 		if o.only["memory"] {
-			step("memory: %d streams open through the floor, then keygate", o.openStreams)
-			if err := memoryPhase(ctx, o, kgBin, floorBin, dir, up, rep); err != nil {
+			if err := memoryStep(ctx, o, ws, rep, step); err != nil {
 				return nil, err
 			}
 		}
 		if o.only["scale"] {
-			n := o.streams // any count: -only scale -streams 100 is a short check
-			step("%d concurrent streams x %d chunks, %s apart: direct, a fresh floor, a fresh keygate", n, o.chunks, o.scaleGap)
-			if rep.Scale, err = scalePhase(ctx, o, n, o.scaleGap, kgBin, floorBin, dir, rep); err != nil {
-				return nil, fmt.Errorf("scale phase: %w", err)
+			// Any count: -only scale -streams 100 is a short check.
+			if err := scaleStep(ctx, o, o.streams, ws, rep, step); err != nil {
+				return nil, err
 			}
 		}
 		if o.only["tls"] {
-			step("TLS + HTTP/2 upstream: %d open streams through a fresh floor and keygate, then %d rounds of %s (4 targets)", o.openStreams, o.tlsRounds(), o.tput)
-			if rep.TLS, err = tlsPhase(ctx, o, kgBin, floorBin, dir); err != nil {
-				return nil, fmt.Errorf("TLS phase: %w", err)
+			if err := tlsStep(ctx, o, ws, rep, step); err != nil {
+				return nil, err
 			}
-			rep.pids = append(rep.pids, rep.TLS.pids...)
 		}
 	}
 	if o.only["redis"] {
@@ -59,15 +54,9 @@ func runOnly(ctx context.Context, o options, rep *Report, step func(string, ...a
 		}
 	}
 	if o.only["economy"] {
-		step("key economics: a scripted day through keygate, budgets on and off, and the first round's rules")
-		if rep.Economy, err = economy(ctx, o.day); err != nil {
+		if err := economyStep(ctx, o, rep, step); err != nil {
 			return nil, err
 		}
 	}
-	rep.ElapsedS = round(time.Since(began).Seconds(), 1)
-	rep.Machine.LoadEnd = loadAverage()
-	rep.judge()
-	rep.judgeReplicas()
-	step("done")
-	return rep, ctx.Err()
+	return finishReport(ctx, rep, step, began)
 }

@@ -38,7 +38,7 @@ func run(ctx context.Context, o options, log io.Writer) (rep *Report, err error)
 		return nil, err
 	}
 	defer func() { err = errors.Join(err, ws.close()) }()
-	dir, kgBin, floorBin, up := ws.dir, ws.kgBin, ws.floorBin, ws.up
+	dir, kgBin, up := ws.dir, ws.kgBin, ws.up
 	conns := max(o.conns, o.chunkStreams()) + 16
 	procs, err := startLoadProcs(ctx, o, ws, conns)
 	if err != nil {
@@ -110,31 +110,65 @@ func run(ctx context.Context, o options, log io.Writer) (rep *Report, err error)
 	procs.stop()
 	kgOff.stop()
 
-	step("memory: %d open streams through a fresh floor, then a fresh keygate", o.openStreams)
-	if err := memoryPhase(ctx, o, kgBin, floorBin, dir, up, rep); err != nil {
+	if err := memoryStep(ctx, o, ws, rep, step); err != nil {
 		return nil, err
 	}
 	if o.streams > scaleFrom {
-		step("%d concurrent streams x %d chunks, %s apart: direct, a fresh floor, a fresh keygate", o.streams, o.chunks, o.scaleGap)
-		if rep.Scale, err = scalePhase(ctx, o, o.streams, o.scaleGap, kgBin, floorBin, dir, rep); err != nil {
-			return nil, fmt.Errorf("scale phase: %w", err)
+		if err := scaleStep(ctx, o, o.streams, ws, rep, step); err != nil {
+			return nil, err
 		}
 		rep.Memory.Curve = append(rep.Memory.Curve, CurvePoint{Streams: o.streams,
 			FloorKiB: rep.Scale.Targets["floor"].PerStreamKiB, KeygateKiB: rep.Scale.Targets["keygate"].PerStreamKiB})
 	}
 	if o.tls {
-		step("TLS + HTTP/2 upstream: %d open streams through a fresh floor and keygate, then %d rounds of %s (4 targets)", o.openStreams, o.tlsRounds(), o.tput)
-		if rep.TLS, err = tlsPhase(ctx, o, kgBin, floorBin, dir); err != nil {
-			return nil, fmt.Errorf("TLS phase: %w", err)
-		}
-		rep.pids = append(rep.pids, rep.TLS.pids...)
-	}
-	if o.economy {
-		step("key economics: a scripted day through keygate, budgets on and off, and the first round's rules")
-		if rep.Economy, err = economy(ctx, o.day); err != nil {
+		if err := tlsStep(ctx, o, ws, rep, step); err != nil {
 			return nil, err
 		}
 	}
+	if o.economy {
+		if err := economyStep(ctx, o, rep, step); err != nil {
+			return nil, err
+		}
+	}
+	return finishReport(ctx, rep, step, began)
+}
+
+// The phases the full run and -only share, each with its log line.
+
+// memoryStep is the open-streams memory phase.
+func memoryStep(ctx context.Context, o options, ws *workspace, rep *Report, step func(string, ...any)) error {
+	step("memory: %d open streams through a fresh floor, then a fresh keygate", o.openStreams)
+	return memoryPhase(ctx, o, ws.kgBin, ws.floorBin, ws.dir, ws.up, rep)
+}
+
+// scaleStep is the scale phase at n streams.
+func scaleStep(ctx context.Context, o options, n int, ws *workspace, rep *Report, step func(string, ...any)) (err error) {
+	step("%d concurrent streams x %d chunks, %s apart: direct, a fresh floor, a fresh keygate", n, o.chunks, o.scaleGap)
+	if rep.Scale, err = scalePhase(ctx, o, n, o.scaleGap, ws.kgBin, ws.floorBin, ws.dir, rep); err != nil {
+		return fmt.Errorf("scale phase: %w", err)
+	}
+	return nil
+}
+
+// tlsStep is the TLS + HTTP/2 upstream phase.
+func tlsStep(ctx context.Context, o options, ws *workspace, rep *Report, step func(string, ...any)) (err error) {
+	step("TLS + HTTP/2 upstream: %d open streams through a fresh floor and keygate, then %d rounds of %s (4 targets)", o.openStreams, o.tlsRounds(), o.tput)
+	if rep.TLS, err = tlsPhase(ctx, o, ws.kgBin, ws.floorBin, ws.dir); err != nil {
+		return fmt.Errorf("TLS phase: %w", err)
+	}
+	rep.pids = append(rep.pids, rep.TLS.pids...)
+	return nil
+}
+
+// economyStep is the key-economics day.
+func economyStep(ctx context.Context, o options, rep *Report, step func(string, ...any)) (err error) {
+	step("key economics: a scripted day through keygate, budgets on and off, and the first round's rules")
+	rep.Economy, err = economy(ctx, o.day)
+	return err
+}
+
+// finishReport stamps the run's end on rep and judges it.
+func finishReport(ctx context.Context, rep *Report, step func(string, ...any), began time.Time) (*Report, error) {
 	rep.ElapsedS = round(time.Since(began).Seconds(), 1)
 	rep.Machine.LoadEnd = loadAverage()
 	rep.judge()
