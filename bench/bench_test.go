@@ -82,11 +82,7 @@ func TestQuickRun(t *testing.T) {
 		t.Errorf("charts of the run: %v, %v", files, err)
 	}
 
-	for _, pid := range rep.pids {
-		if _, err := os.Stat("/proc/" + strconv.Itoa(pid)); err == nil {
-			t.Errorf("process %d still exists after the run", pid)
-		}
-	}
+	wantGone(t, rep.pids, "run")
 }
 
 func TestQuantileAndMedian(t *testing.T) {
@@ -233,9 +229,33 @@ func TestOnlyBudgets(t *testing.T) {
 	if len(rep.pids) != 2 {
 		t.Fatalf("%d processes recorded, want 2", len(rep.pids))
 	}
-	for _, pid := range rep.pids {
+	wantGone(t, rep.pids, "run")
+}
+
+// wantGone fails t for each process of pids that still exists after the
+// run or phase that started it.
+func wantGone(t *testing.T, pids []int, after string) {
+	t.Helper()
+	for _, pid := range pids {
 		if _, err := os.Stat("/proc/" + strconv.Itoa(pid)); err == nil {
-			t.Errorf("process %d still exists after the run", pid)
+			t.Errorf("process %d still exists after the %s", pid, after)
 		}
 	}
+}
+
+// phaseBinaries builds keygate and the floor into a temporary directory
+// for a test that runs one phase, under a minute's context.
+func phaseBinaries(t *testing.T) (ctx context.Context, dir, kgBin, floorBin string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds and runs keygate")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	t.Cleanup(cancel)
+	dir = t.TempDir()
+	kgBin, floorBin, err := buildBinaries(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ctx, dir, kgBin, floorBin
 }

@@ -2,9 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
-	"os"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -15,16 +12,7 @@ import (
 // target; every stream must be counted in flight and none cut, and the
 // processes it started must be gone.
 func TestScalePhase(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs keygate")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	dir := t.TempDir()
-	kgBin, floorBin, err := buildBinaries(ctx, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, dir, kgBin, floorBin := phaseBinaries(t)
 	rep := &Report{}
 	res, err := scalePhase(ctx, quickOptions(), 30, 20*time.Millisecond, kgBin, floorBin, dir, rep)
 	if err != nil {
@@ -47,11 +35,7 @@ func TestScalePhase(t *testing.T) {
 	if len(rep.pids) != 2 {
 		t.Fatalf("%d processes recorded, want 2", len(rep.pids))
 	}
-	for _, pid := range rep.pids {
-		if _, err := os.Stat("/proc/" + strconv.Itoa(pid)); err == nil {
-			t.Errorf("process %d still exists after the phase", pid)
-		}
-	}
+	wantGone(t, rep.pids, "phase")
 }
 
 func TestRaiseFileLimit(t *testing.T) {

@@ -2,28 +2,15 @@ package main
 
 import (
 	"bytes"
-	"context"
-	"os"
-	"strconv"
 	"strings"
 	"testing"
-	"time"
 )
 
 // TestTLSPhase runs the TLS phase in its -quick form: every target must be
 // measured, the floor and keygate must reach the upstream over HTTP/2, and
 // every process it started must be gone.
 func TestTLSPhase(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs keygate")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	dir := t.TempDir()
-	kgBin, floorBin, err := buildBinaries(ctx, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, dir, kgBin, floorBin := phaseBinaries(t)
 	res, err := tlsPhase(ctx, quickOptions(), kgBin, floorBin, dir)
 	if err != nil {
 		t.Fatal(err)
@@ -47,9 +34,5 @@ func TestTLSPhase(t *testing.T) {
 	if len(res.pids) != 3 {
 		t.Fatalf("%d processes recorded, want 3", len(res.pids))
 	}
-	for _, pid := range res.pids {
-		if _, err := os.Stat("/proc/" + strconv.Itoa(pid)); err == nil {
-			t.Errorf("process %d still exists after the phase", pid)
-		}
-	}
+	wantGone(t, res.pids, "phase")
 }
