@@ -125,11 +125,10 @@ func ceilDiv(a, b uint64) uint64 { return (a + b - 1) / b }
 // reads inFlight, and when the count has stayed at an eighth or less of a
 // peak of at least minPeak for two ticks in a row, it runs FreeMemory (two
 // collections, then the freed stacks and heap returned), and again each
-// time the count falls as far from there, until it is an eighth of
-// minPeak or less (burst). Without it a burst of
-// ten thousand streams leaves the process at its peak resident size until
-// the runtime's scavenger gets round to it, minutes later. It returns when
-// ctx is done.
+// time the count falls as far from there, until it is an eighth of minPeak
+// or less (burst). Without it a burst of ten thousand streams leaves the
+// process at its peak resident size until the runtime's scavenger gets
+// round to it, minutes later. It returns when ctx is done.
 func Release(ctx context.Context, inFlight func() int64, tick time.Duration, minPeak int64) {
 	t := time.NewTicker(tick)
 	defer t.Stop()
