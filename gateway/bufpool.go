@@ -6,7 +6,7 @@ import "sync"
 // one for as long as it lasts, and a recycled buffer is resident in full,
 // so it is sized for LLM answers rather than for bulk transfer: an SSE
 // chunk (a few hundred bytes) comes in one read, a larger one or a JSON
-// body in a few, each passed on as it comes. 2 KiB, not ReverseProxy's
+// body in a few, each passed on as it comes. 2 KiB, not httputil.ReverseProxy's
 // 32 KiB: at 1,000 open streams 8 KiB cost 5-6 KiB more heap per stream.
 const copyBufferSize = 2 << 10
 
@@ -33,7 +33,7 @@ func newBufferPool(size int) *bufferPool {
 	return b
 }
 
-// Get implements httputil.BufferPool.
+// Get returns a buffer of the pool's size.
 func (b *bufferPool) Get() []byte {
 	h := b.bufs.Get().(*[]byte)
 	buf := *h
@@ -42,7 +42,7 @@ func (b *bufferPool) Get() []byte {
 	return buf
 }
 
-// Put implements httputil.BufferPool.
+// Put takes buf back, if it is one of the pool's size.
 func (b *bufferPool) Put(buf []byte) {
 	if cap(buf) != b.size {
 		return

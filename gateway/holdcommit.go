@@ -56,23 +56,4 @@ func resumeTap(resp *http.Response, sp *sse.Splitter) {
 	tapSplitters.Put(sp)
 }
 
-// hopHeaders are the hop-by-hop headers ReverseProxy drops from answers.
-var hopHeaders = [...]string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
-	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}
-
-// removeHopByHop drops hop-by-hop headers, and those Connection names, as
-// ReverseProxy does before it copies an answer's headers.
-func removeHopByHop(h http.Header) {
-	for _, f := range h["Connection"] {
-		for name := range strings.SplitSeq(f, ",") {
-			if name = strings.TrimSpace(name); name != "" {
-				h.Del(name)
-			}
-		}
-	}
-	for _, name := range hopHeaders {
-		h.Del(name)
-	}
-}
-
 var _ relay.Committer = (*exchange)(nil)

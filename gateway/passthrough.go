@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httputil"
 	"net/url"
 	"os"
 	"strconv"
@@ -37,9 +36,9 @@ type exchange struct {
 	tap usageTap
 	// stream: the request body asks for a stream ("stream": true).
 	stream bool
+	// info passes upstream's 1xx answers on.
+	info informational
 }
-
-type exchangeKey struct{}
 
 // exchangeCtx is the request's context carrying its exchange: one
 // allocation where context.WithValue and the exchange would take two.
@@ -51,10 +50,10 @@ type exchangeCtx struct {
 // Value implements context.Context.
 func (c *exchangeCtx) Value(key any) any {
 	switch key {
-	case exchangeKey{}:
-		return &c.ex
 	case relay.CommitterKey{}:
 		return &c.ex
+	case traceKey:
+		return &c.ex.info.trace
 	}
 	return c.Context.Value(key)
 }
@@ -67,10 +66,10 @@ type passthrough struct {
 	body     bodyLimits
 	log      *slog.Logger
 	tokens   TokenCounter
-	proxy    *httputil.ReverseProxy
-	// streamProxy is proxy with smaller copy buffers, for requests that
-	// ask for a stream: a stream holds its buffer as long as it lasts.
-	streamProxy *httputil.ReverseProxy
+	// buffers are the answers' copy buffers; streamBuffers smaller ones,
+	// for requests that ask for a stream: a stream holds its buffer as
+	// long as it lasts.
+	buffers, streamBuffers *bufferPool
 	// redactor masks pool keys that upstream error answers quote.
 	redactor *secret.Redactor
 	// spender takes free-model calls off their account's quota; nil
@@ -81,21 +80,8 @@ type passthrough struct {
 }
 
 func newPassthrough(r *relay.Relay, st keyring.Strategy, base *url.URL, body bodyLimits, log *slog.Logger, tokens TokenCounter) *passthrough {
-	p := &passthrough{relay: r, strategy: st, base: base, body: body, log: log, tokens: tokens}
-	p.proxy = p.newProxy(copyBufferSize)
-	p.streamProxy = p.newProxy(streamCopyBufferSize)
-	return p
-}
-
-// newProxy is the passthrough's ReverseProxy with copy buffers of size.
-func (p *passthrough) newProxy(size int) *httputil.ReverseProxy {
-	return &httputil.ReverseProxy{
-		Rewrite:      rewrite,
-		Transport:    roundTripper{p},
-		ErrorHandler: p.proxyError,
-		BufferPool:   newBufferPool(size),
-		ErrorLog:     slog.NewLogLogger(p.log.Handler(), slog.LevelDebug),
-	}
+	return &passthrough{relay: r, strategy: st, base: base, body: body, log: log, tokens: tokens,
+		buffers: newBufferPool(copyBufferSize), streamBuffers: newBufferPool(streamCopyBufferSize)}
 }
 
 // Client headers shaped like credentials never travel upstream: their
@@ -107,7 +93,7 @@ func (p *passthrough) newProxy(size int) *httputil.ReverseProxy {
 // does (anthropic-beta, x-stainless-*, HTTP-Referer, X-Title …), which an
 // allow-list would drop without a word each time one appears; a shape
 // catches the spellings a list of names misses. Hop-by-hop headers are
-// removed by ReverseProxy.
+// removed by outboundHeader.
 var credentialWords = [...]string{"auth", "key", "token", "cookie", "secret", "session", "passw", "credential", "signature"}
 
 // harmlessNames are headers that hold a credential word without being one.
@@ -177,43 +163,6 @@ func containsFold(name, w string) bool {
 	return false
 }
 
-// readded are hop-by-hop headers ReverseProxy puts back before Rewrite: the
-// protocol switch ("Connection: Upgrade", "Upgrade") and "Te: trailers". The
-// contract forwards no hop-by-hop header, and the relay cannot carry a
-// switched protocol (its response body is read-only, so a 101 would end in
-// a 502 after upstream switched).
-var readded = [...]string{"Connection", "Upgrade", "Te"}
-
-// forwarded are headers ReverseProxy's Rewrite mode strips but that the
-// client sent itself and so are passed on.
-var forwarded = [...]string{"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto"}
-
-func rewrite(pr *httputil.ProxyRequest) {
-	ex := pr.In.Context().Value(exchangeKey{}).(*exchange)
-	pr.Out.URL = &ex.target
-	pr.Out.Host = ""
-	for name := range pr.Out.Header {
-		if credentialShaped(name) {
-			delete(pr.Out.Header, name)
-		}
-	}
-	for _, h := range readded {
-		delete(pr.Out.Header, h)
-	}
-	for _, h := range forwarded {
-		if v, ok := pr.In.Header[h]; ok {
-			pr.Out.Header[h] = v
-		}
-	}
-	// Answers come back unencoded, so that every byte of them can be
-	// checked for keys on its way to the client (normalizeEncoding
-	// decodes what upstream encodes all the same).
-	delete(pr.Out.Header, "Accept-Encoding")
-	// The body is in memory and sent whole: a 100-continue round trip
-	// would only delay it.
-	delete(pr.Out.Header, "Expect")
-}
-
 // serve proxies r upstream with its exchange in xc, and hands the exchange
 // to *seen (when seen is not nil) for the access line.
 func (p *passthrough) serve(w http.ResponseWriter, r *http.Request, seen **exchange, xc *exchangeCtx) {
@@ -224,11 +173,7 @@ func (p *passthrough) serve(w http.ResponseWriter, r *http.Request, seen **excha
 		if seen != nil {
 			*seen = &ctx.ex
 		}
-		proxy := p.proxy
-		if ctx.ex.stream {
-			proxy = p.streamProxy
-		}
-		proxy.ServeHTTP(w, r.WithContext(ctx))
+		p.forward(w, r, ctx)
 	}
 }
 
@@ -271,34 +216,8 @@ func markNoKey(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// roundTripper runs the proxy's outbound request through the relay, masks
-// pool keys in error answers, and taps successful answers for their token
-// usage.
-type roundTripper struct{ p *passthrough }
-
-func (t roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
-	ex := req.Context().Value(exchangeKey{}).(*exchange)
-	resp, err := t.p.relay.Do(req, ex.body, &ex.call)
-	if err == nil {
-		normalizeEncoding(resp)
-		redactErrorBody(resp, t.p.redactor)
-	}
-	if err == nil {
-		tapUsageIn(&ex.tap, resp, ex, ex.call.Key.ID, ex.call.Model)
-		if ex.heldTap != nil {
-			resumeTap(resp, ex.heldTap)
-			ex.heldTap = nil
-		}
-	}
-	if err == nil && ex.call.Free && t.p.spender != nil && resp.StatusCode >= 200 && resp.StatusCode < 300 {
-		t.p.spender.UseFree(ex.call.Key)
-	}
-	return resp, err
-}
-
 // proxyError answers a request for which upstream gave no response.
-func (p *passthrough) proxyError(w http.ResponseWriter, r *http.Request, err error) {
-	ex := r.Context().Value(exchangeKey{}).(*exchange)
+func (p *passthrough) proxyError(w http.ResponseWriter, r *http.Request, ex *exchange, err error) {
 	if ex.call.Key != nil {
 		w.Header()["X-Keygate-Key"] = []string{ex.call.Key.Label}
 	} else {

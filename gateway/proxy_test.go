@@ -1,0 +1,186 @@
+package gateway
+
+import (
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httptrace"
+	"net/textproto"
+	"net/url"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/keygate/keygate/relay"
+)
+
+// TestOutboundHeader: what of a client's headers goes upstream.
+func TestOutboundHeader(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		in, out http.Header
+	}{
+		{"plain headers pass, sharing nothing else",
+			http.Header{"Content-Type": {"application/json"}, "User-Agent": {"sdk/1"}, "X-Title": {"app"}},
+			http.Header{"Content-Type": {"application/json"}, "User-Agent": {"sdk/1"}, "X-Title": {"app"}}},
+		{"no User-Agent: an empty one, so that Go's is not sent",
+			http.Header{"Content-Type": {"application/json"}},
+			http.Header{"Content-Type": {"application/json"}, "User-Agent": {""}}},
+		{"hop-by-hop headers and those Connection names are dropped",
+			http.Header{"Connection": {"X-Hop, keep-alive", " x-other "}, "X-Hop": {"1"}, "X-Other": {"2"}, "Keep-Alive": {"5"},
+				"Te": {"trailers"}, "Trailer": {"X"}, "Transfer-Encoding": {"chunked"}, "Upgrade": {"websocket"},
+				"Proxy-Connection": {"keep-alive"}, "User-Agent": {"u"}},
+			http.Header{"User-Agent": {"u"}}},
+		{"forwarding headers pass, even when Connection names them",
+			http.Header{"Connection": {"X-Forwarded-For"}, "X-Forwarded-For": {"10.0.0.1"}, "Forwarded": {"for=10.0.0.1"}, "User-Agent": {"u"}},
+			http.Header{"X-Forwarded-For": {"10.0.0.1"}, "Forwarded": {"for=10.0.0.1"}, "User-Agent": {"u"}}},
+		{"credentials, Accept-Encoding and Expect are dropped",
+			http.Header{"Authorization": {"Bearer x"}, "X-Api-Key": {"k"}, "Cookie": {"c"}, "Proxy-Authorization": {"p"},
+				"Accept-Encoding": {"gzip"}, "Expect": {"100-continue"}, "Idempotency-Key": {"i"}, "User-Agent": {"u"}},
+			http.Header{"Idempotency-Key": {"i"}, "User-Agent": {"u"}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := tc.in.Clone()
+			if got := outboundHeader(tc.in); !reflect.DeepEqual(got, tc.out) {
+				t.Fatalf("got %v, want %v", got, tc.out)
+			}
+			if !reflect.DeepEqual(tc.in, before) {
+				t.Fatalf("the client's header changed: %v", tc.in)
+			}
+		})
+	}
+}
+
+// TestAddHeader: values are added after those there, and a slice already
+// in dst is never appended to in place.
+func TestAddHeader(t *testing.T) {
+	shared := make([]string, 1, 4)
+	shared[0] = "a"
+	dst := http.Header{"Vary": shared}
+	addHeader(dst, http.Header{"Vary": {"b"}, "X-New": {"c"}})
+	if want := (http.Header{"Vary": {"a", "b"}, "X-New": {"c"}}); !reflect.DeepEqual(dst, want) {
+		t.Fatalf("got %v, want %v", dst, want)
+	}
+	if full := shared[:2]; full[1] != "" {
+		t.Fatalf("the shared slice was written to: %q", full)
+	}
+}
+
+// TestTraceKey: the context key httptrace looks a request's trace up by
+// was learnt, and an exchange's context answers it with its own trace.
+func TestTraceKey(t *testing.T) {
+	if traceKey == nil {
+		t.Fatal("httptrace's context key was not learnt")
+	}
+	xc := &exchangeCtx{Context: t.Context()}
+	if got := httptrace.ContextClientTrace(xc); got != &xc.ex.info.trace {
+		t.Fatalf("the exchange's context gives trace %p, want its own %p", got, &xc.ex.info.trace)
+	}
+}
+
+// toServer sends every request to the test server at base, whatever its
+// URL's host, through keygate's own transport.
+type toServer struct {
+	base *url.URL
+	rt   http.RoundTripper
+}
+
+func (s toServer) RoundTrip(r *http.Request) (*http.Response, error) {
+	r.URL.Scheme, r.URL.Host = s.base.Scheme, s.base.Host
+	return s.rt.RoundTrip(r)
+}
+
+// proxyTo is keygate over the upstream handler h, served over loopback.
+func proxyTo(t *testing.T, h http.Handler) *httptest.Server {
+	t.Helper()
+	up := httptest.NewServer(h)
+	t.Cleanup(up.Close)
+	base, _ := url.Parse(up.URL)
+	tr := relay.NewTransport(0)
+	t.Cleanup(tr.CloseIdleConnections)
+	s, _ := newAccessServer(t, toServer{base: base, rt: tr}, "text", slog.LevelWarn)
+	gw := httptest.NewServer(s)
+	t.Cleanup(gw.Close)
+	return gw
+}
+
+// TestProxyPassesEarlyHints: a 1xx answer from upstream reaches the
+// client, its headers masked, and its headers are not the final answer's.
+func TestProxyPassesEarlyHints(t *testing.T) {
+	gw := proxyTo(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Link", "</a.css>; rel=preload")
+		w.Header().Set("X-Echo", "key "+accessKeys[1])
+		w.WriteHeader(http.StatusEarlyHints)
+		w.Header().Del("Link")
+		w.Header().Del("X-Echo")
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"choices":[]}`)
+	}))
+	var mu sync.Mutex
+	var hints []textproto.MIMEHeader
+	req, _ := http.NewRequest(http.MethodPost, gw.URL+"/v1/chat/completions", strings.NewReader(`{"model":"m"}`))
+	req = req.WithContext(httptrace.WithClientTrace(t.Context(), &httptrace.ClientTrace{
+		Got1xxResponse: func(code int, h textproto.MIMEHeader) error {
+			mu.Lock()
+			defer mu.Unlock()
+			if code == http.StatusEarlyHints {
+				hints = append(hints, h)
+			}
+			return nil
+		},
+	}))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || string(body) != `{"choices":[]}` {
+		t.Fatalf("status %d, body %q", resp.StatusCode, body)
+	}
+	if len(hints) != 1 || hints[0].Get("Link") != "</a.css>; rel=preload" {
+		t.Fatalf("1xx answers seen: %v, want one 103 with its Link", hints)
+	}
+	if got := hints[0].Get("X-Echo"); strings.Contains(got, accessKeys[1]) || got == "" {
+		t.Fatalf("the 103's X-Echo is %q, want it there with the key masked", got)
+	}
+	if resp.Header.Get("Link") != "" || resp.Header.Get("X-Echo") != "" {
+		t.Fatalf("the 103's headers came with the final answer: %v", resp.Header)
+	}
+}
+
+// TestProxyTrailers: an answer's trailers reach the client, announced or
+// not, and its hop-by-hop headers do not.
+func TestProxyTrailers(t *testing.T) {
+	gw := proxyTo(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Trailer", "X-Announced")
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Connection", "X-Hop")
+		w.Header().Set("X-Hop", "1")
+		_, _ = io.WriteString(w, `{"choices":[]}`)
+		w.Header().Set("X-Announced", "a")
+		w.Header().Set(http.TrailerPrefix+"X-Late", "b")
+	}))
+	resp, err := http.Post(gw.URL+"/v1/chat/completions", "application/json", strings.NewReader(`{"model":"m"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || string(body) != `{"choices":[]}` {
+		t.Fatalf("status %d, body %q", resp.StatusCode, body)
+	}
+	if got := resp.Trailer.Get("X-Announced"); got != "a" {
+		t.Fatalf("announced trailer %q, want a (trailers %v)", got, resp.Trailer)
+	}
+	if got := resp.Trailer.Get("X-Late"); got != "b" {
+		t.Fatalf("unannounced trailer %q, want b (trailers %v)", got, resp.Trailer)
+	}
+	if resp.Header.Get("X-Hop") != "" {
+		t.Fatalf("a header the answer's Connection names came through: %v", resp.Header)
+	}
+}
