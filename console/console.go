@@ -38,6 +38,23 @@ func New(w io.Writer, format string, level slog.Leveler) *slog.Logger {
 	return slog.New(&Handler{w: w, mu: &sync.Mutex{}, level: level})
 }
 
+// EventFields reports whether h writes the attributes of event records:
+// JSON does, the text console prints their message alone. It looks through
+// handlers that wrap another (an Unwrap method), so that a caller on the
+// hot path can leave out attributes that would only be dropped.
+func EventFields(h slog.Handler) bool {
+	for {
+		switch x := h.(type) {
+		case *Handler:
+			return false
+		case interface{ Unwrap() slog.Handler }:
+			h = x.Unwrap()
+		default:
+			return true
+		}
+	}
+}
+
 // Handler is the text handler. Event records print their message alone;
 // other records print the message followed by key=value attributes, and a
 // level tag when above info.

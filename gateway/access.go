@@ -7,6 +7,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/keygate/keygate/console"
 	"github.com/keygate/keygate/metrics"
 )
 
@@ -105,8 +106,19 @@ func (s *Server) logAccess(r *http.Request, code int, now time.Time, d time.Dura
 	}
 	b = append(b, ')')
 
+	// The record is made here rather than by log.LogAttrs, which asks
+	// the runtime for its caller (runtime.Callers, on every request) for
+	// a source position no handler of keygate's prints.
+	rec := slog.NewRecord(now, slog.LevelInfo, string(b), 0)
+	if !s.accessFields {
+		// The text console prints the line alone: the fields would
+		// only be copied into the record and scanned for keys.
+		rec.AddAttrs(slog.String(console.EventKey, "access"))
+		_ = log.Handler().Handle(ctx, rec)
+		return
+	}
 	attrs := [...]slog.Attr{
-		slog.String("event", "access"),
+		slog.String(console.EventKey, "access"),
 		slog.String("method", r.Method),
 		slog.String("path", path),
 		slog.String("model", model),
@@ -116,10 +128,6 @@ func (s *Server) logAccess(r *http.Request, code int, now time.Time, d time.Dura
 		slog.Int64("duration_ms", d.Milliseconds()),
 		slog.Int("tokens", tokens),
 	}
-	// The record is made here rather than by log.LogAttrs, which asks
-	// the runtime for its caller (runtime.Callers, on every request) for
-	// a source position no handler of keygate's prints.
-	rec := slog.NewRecord(now, slog.LevelInfo, string(b), 0)
 	rec.AddAttrs(attrs[:]...)
 	_ = log.Handler().Handle(ctx, rec)
 }

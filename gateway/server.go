@@ -18,6 +18,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/keygate/keygate/console"
 	"github.com/keygate/keygate/keyring"
 	"github.com/keygate/keygate/metrics"
 	"github.com/keygate/keygate/relay"
@@ -94,6 +95,9 @@ type Server struct {
 	strategies struct{ random, roundRobin keyring.Strategy }
 	// hint names the routes in 404 answers (notfound.go).
 	hint routeHint
+	// accessFields: the logger writes an access line's attributes (JSON);
+	// the text console prints its message alone.
+	accessFields bool
 }
 
 // New builds the gateway's routes.
@@ -104,7 +108,8 @@ func New(o Options) *Server {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{o: o, echo: echo.New(), chatURL: o.BaseURL.String() + "/chat/completions"}
+	s := &Server{o: o, echo: echo.New(), chatURL: o.BaseURL.String() + "/chat/completions",
+		accessFields: console.EventFields(o.Logger.Handler())}
 	if len(o.Tokens) > 0 {
 		s.tokens = tokenDigests(o.Tokens)
 	}

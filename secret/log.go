@@ -20,6 +20,10 @@ func NewLogHandler(inner slog.Handler, r *Redactor) *LogHandler {
 	return &LogHandler{inner: inner, r: r}
 }
 
+// Unwrap is the handler records go on to, for callers that ask what it
+// does with them (console.EventFields).
+func (h *LogHandler) Unwrap() slog.Handler { return h.inner }
+
 // Enabled implements slog.Handler.
 func (h *LogHandler) Enabled(ctx context.Context, l slog.Level) bool { return h.inner.Enabled(ctx, l) }
 
