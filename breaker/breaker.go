@@ -177,7 +177,9 @@ func (b *Breaker) State() State {
 
 // resting reports whether the key's rest has not ended.
 func (b *Breaker) resting() bool {
-	return b.ledger.RestUntil(b.key.Slot()) > b.settings.Now().UnixNano()
+	// A key never rested, the rule, needs no clock read.
+	until := b.ledger.RestUntil(b.key.Slot())
+	return until != 0 && until > b.settings.Now().UnixNano()
 }
 
 // Strikes is the number of failed trials in a row.

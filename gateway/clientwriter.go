@@ -141,11 +141,13 @@ func (w *clientWriter) renew() {
 	if w.timeout <= 0 {
 		return
 	}
-	now := time.Now()
 	slack := renewSlack(w.timeout)
-	if !w.renewed.IsZero() && now.Sub(w.renewed) < slack {
+	// time.Since reads one clock, time.Now two: the rule is a deadline
+	// moved microseconds ago, which needs only the monotonic one.
+	if !w.renewed.IsZero() && time.Since(w.renewed) < slack {
 		return
 	}
+	now := time.Now()
 	w.renewed = now
 	setWriteDeadline(w.ResponseWriter, now.Add(w.timeout+slack))
 }

@@ -34,12 +34,13 @@ var peekBuffers = sync.Pool{New: func() any { b := make([]byte, peekSize); retur
 // judge reads what Classify needs of resp — the first fault.MaxBody bytes
 // of an error answer, the first bytes of a 200 JSON answer — puts them back
 // in front of the body, and returns the verdict. A streamed 200 is judged
-// by its first event: see holdStream.
-func (r *Relay) judge(resp *http.Response, wb *watchedBody, now time.Time) fault.Verdict {
+// by its first event: see holdStream. The clock is read only for answers
+// that may need it (the rule, a JSON 200, does not).
+func (r *Relay) judge(resp *http.Response, wb *watchedBody) fault.Verdict {
 	status := resp.StatusCode
 	switch {
 	case status == http.StatusOK && r.hold > 0 && isEventStream(resp.Header):
-		return r.holdStream(resp, wb, now)
+		return r.holdStream(resp, wb, r.breakers.Now())
 	case status >= 400:
 		// An upstream that stalls mid-body must not hold up the retry:
 		// past errorBodyWait the answer is judged by what came.
@@ -50,7 +51,7 @@ func (r *Relay) judge(resp *http.Response, wb *watchedBody, now time.Time) fault
 		if err != nil {
 			wb.headErr = err
 		}
-		return fault.Classify(status, resp.Header, decoded(resp.Header, head), now)
+		return fault.Classify(status, resp.Header, decoded(resp.Header, head), r.breakers.Now())
 	case status == http.StatusOK && isJSON(resp.Header):
 		bp := peekBuffers.Get().(*[]byte)
 		n, err := io.ReadAtLeast(wb.rc, (*bp)[:peekSize], 1)
@@ -66,7 +67,7 @@ func (r *Relay) judge(resp *http.Response, wb *watchedBody, now time.Time) fault
 		wb.head = append(bytes.Clone(wb.head), rest...)
 		peekBuffers.Put(bp)
 		wb.peek = nil
-		return fault.Classify(status, resp.Header, wb.head, now)
+		return fault.Classify(status, resp.Header, wb.head, r.breakers.Now())
 	}
 	return fault.Verdict{Status: status}
 }

@@ -425,7 +425,7 @@ func (r *Relay) attempt(parent context.Context, req *http.Request, body []byte, 
 	resp.Header["X-Keygate-Key"] = r.keyHeader[k.Slot()]
 	wb.rc = resp.Body
 	resp.Body = wb
-	c.Verdict = r.judge(resp, wb, r.breakers.Now())
+	c.Verdict = r.judge(resp, wb)
 	c.Verdict.Model = model
 	wb.timer.Reset(r.timeout)
 	switch wb.hold {
