@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"encoding/json"
 )
 
@@ -112,17 +113,26 @@ func skipSpace(b []byte, i int) int {
 }
 
 // skipString returns the index just past the string starting at b[i] == '"',
-// or -1 if it does not end.
+// or -1 if it does not end. It jumps from quote to quote (bytes.IndexByte
+// is vectorized): prompts and answers are long strings, and a byte-wise
+// walk through them was most of a body scan. A quote ends the string when
+// an even number of backslashes stands before it.
 func skipString(b []byte, i int) int {
-	for i++; i < len(b); i++ {
-		switch b[i] {
-		case '\\':
-			i++
-		case '"':
-			return i + 1
+	for i++; ; {
+		j := bytes.IndexByte(b[i:], '"')
+		if j < 0 {
+			return -1
 		}
+		j += i
+		k := j
+		for k > i && b[k-1] == '\\' {
+			k--
+		}
+		if (j-k)%2 == 0 {
+			return j + 1
+		}
+		i = j + 1
 	}
-	return -1
 }
 
 // skipValue returns the index just past the value starting at b[i], or -1.

@@ -28,6 +28,9 @@ func TestRequestOf(t *testing.T) {
 		{"unterminated", `{"model":"abc`, "", false},
 		{"garbage", `{"a" 1}`, "", false},
 		{"numbers first", `{"temperature":0.7,"max_tokens":10,"model":"z"}`, "z", false},
+		{"escaped quote, then backslashes", `{"messages":[{"content":"a\"b\\"}],"x":"\\\"\\","model":"q"}`, "q", false},
+		{"backslash before the end of a key", `{"a\\":1,"model":"k"}`, "k", false},
+		{"unterminated after escapes", `{"messages":"\\\"`, "", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got, stream := requestOf([]byte(tc.body)); got != tc.want || stream != tc.stream {
@@ -39,6 +42,18 @@ func TestRequestOf(t *testing.T) {
 
 func BenchmarkRequestOf(b *testing.B) {
 	body := []byte(`{"messages":[{"role":"user","content":"Say hi in one word, please."}],"max_tokens":8,"model":"openai/gpt-4o-mini"}`)
+	b.ReportAllocs()
+	for b.Loop() {
+		_, _ = requestOf(body)
+	}
+}
+
+// BenchmarkRequestOfLongPrompt: the model after a 16 KiB prompt, as the
+// OpenAI SDKs order a chat request.
+func BenchmarkRequestOfLongPrompt(b *testing.B) {
+	prompt := bytes.Repeat([]byte("All work and no play makes Jack a dull boy. "), 16<<10/44)
+	body := []byte(`{"messages":[{"role":"user","content":"` + string(prompt) + `"}],"model":"openai/gpt-4o-mini"}`)
+	b.SetBytes(int64(len(body)))
 	b.ReportAllocs()
 	for b.Loop() {
 		_, _ = requestOf(body)
