@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"sync/atomic"
-	"time"
 
 	"github.com/keygate/keygate/keyring"
 )
@@ -16,14 +15,19 @@ import (
 // upstream falls silent for longer than the timeout, and that ends the key's
 // in-flight count when closed.
 type watchedBody struct {
-	rc      io.ReadCloser
-	ctx     context.Context
-	cancel  context.CancelCauseFunc
-	timer   *time.Timer
-	timeout time.Duration
-	pool    *keyring.Pool
-	key     *keyring.Key
-	closed  atomic.Bool
+	rc     io.ReadCloser
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	// watch cancels the attempt when upstream stays silent; last is the
+	// watch's clock at the last progress, prev and next link the watch's
+	// list, which b is on while watched.
+	watch      *watchdog
+	last       atomic.Int64
+	prev, next *watchedBody
+	watched    bool
+	pool       *keyring.Pool
+	key        *keyring.Key
+	closed     atomic.Bool
 	// lease is the attempt's key and breaker trial, settled by the relay
 	// once the answer is judged.
 	lease Lease
@@ -59,7 +63,7 @@ func (*requestBody) Close() error { return nil }
 
 func (b *watchedBody) expire() { b.cancel(ErrUpstreamTimeout) }
 
-// Read reads from upstream and restarts the silence timer on progress.
+// Read reads from upstream and restarts the silence watch on progress.
 func (b *watchedBody) Read(p []byte) (int, error) {
 	if len(b.head) > 0 {
 		n := copy(p, b.head)
@@ -84,7 +88,7 @@ func (b *watchedBody) Read(p []byte) (int, error) {
 	}
 	n, err := b.rc.Read(p)
 	if n > 0 {
-		b.timer.Reset(b.timeout)
+		b.watch.touch(b)
 	}
 	if err != nil {
 		err = b.readErr(err)
@@ -105,7 +109,7 @@ func (b *watchedBody) Close() error {
 	if b.closed.Swap(true) {
 		return nil
 	}
-	b.timer.Stop()
+	b.watch.remove(b)
 	b.head = nil
 	b.releasePeek()
 	err := b.rc.Close()

@@ -62,7 +62,9 @@ type Options struct {
 	// Timeout is the longest upstream silence: before the response
 	// headers, and between body reads. The time the caller spends between
 	// reads counts too, so a client that stops reading for this long is
-	// cut off like a silent upstream. Default 120s.
+	// cut off like a silent upstream. Default 120s. The silence is
+	// watched at a sixteenth of it (at most 1s): a call is cut off after
+	// between Timeout and Timeout plus two of those ticks.
 	Timeout time.Duration
 	// Observer receives events; nil ignores them.
 	Observer Observer
@@ -105,7 +107,10 @@ type Relay struct {
 	breakers  *breaker.Set
 	transport http.RoundTripper
 	timeout   time.Duration
-	obs       Observer
+	// watch cancels attempts silent for longer than timeout; shared by
+	// the handle and every snapshot.
+	watch *watchdog
+	obs   Observer
 	// keyHeader is the X-Keygate-Key value of each slot, shared by all
 	// responses (read-only).
 	keyHeader   [][]string
@@ -137,7 +142,7 @@ func New(pool *keyring.Pool, breakers *breaker.Set, o Options) *Relay {
 		o.StreamHold = 0
 	}
 	snap := &Relay{live: new(atomic.Pointer[Relay]), pinned: true, restShare: o.RestShare, restWindow: o.RestWindow,
-		transport: o.Transport, timeout: o.Timeout, obs: o.Observer, confirmHold: o.ConfirmHold, hold: o.StreamHold}
+		transport: o.Transport, timeout: o.Timeout, watch: newWatchdog(o.Timeout), obs: o.Observer, confirmHold: o.ConfirmHold, hold: o.StreamHold}
 	snap.setPool(pool, breakers, o.Confirmer)
 	snap.live.Store(snap)
 	return &Relay{live: snap.live}
@@ -387,8 +392,8 @@ func (r *Relay) attempt(parent context.Context, req *http.Request, body []byte, 
 	k := l.Key
 	model := c.Model
 	ctx, cancel := context.WithCancelCause(parent)
-	wb := &watchedBody{ctx: ctx, cancel: cancel, timeout: r.timeout, pool: r.pool, key: k, lease: l, rl: r}
-	wb.timer = time.AfterFunc(r.timeout, wb.expire)
+	wb := &watchedBody{ctx: ctx, cancel: cancel, watch: r.watch, pool: r.pool, key: k, lease: l, rl: r}
+	r.watch.add(wb)
 	out := req.WithContext(ctx)
 	k.Secret.SetAuthorization(out.Header)
 	// The body is in memory with a known length: never chunked, whatever
@@ -409,7 +414,7 @@ func (r *Relay) attempt(parent context.Context, req *http.Request, body []byte, 
 	resp, err := r.transport.RoundTrip(out)
 	elapsed := time.Since(start)
 	if err != nil {
-		wb.timer.Stop()
+		r.watch.remove(wb)
 		err = classifyTransportError(ctx, parent, err)
 		cancel(err)
 		r.pool.End(k)
@@ -427,7 +432,7 @@ func (r *Relay) attempt(parent context.Context, req *http.Request, body []byte, 
 	resp.Body = wb
 	c.Verdict = r.judge(resp, wb)
 	c.Verdict.Model = model
-	wb.timer.Reset(r.timeout)
+	r.watch.touch(wb)
 	switch wb.hold {
 	case holdGone:
 		_ = wb.Close()
