@@ -12,38 +12,45 @@ import (
 // such timer changes per call, timers were a few percent of keygate's CPU
 // under load. Here an attempt is put on a list (a lock and two pointers),
 // a read with progress stores the time of the last tick (one atomic
-// store), and one goroutine, running while some attempt is open, checks
-// the list every tick.
+// store), and one timer, armed while some attempt is open, checks the list
+// every tick. It is not stopped when the list empties: it finds it empty
+// at its next tick and is then not armed again, so that traffic of one
+// call at a time arms it once a tick, not once a call. No goroutine waits
+// meanwhile.
 //
 // Progress is noted at tick granularity, so an attempt is cancelled after
 // between timeout and timeout plus two ticks of silence, never before.
 type watchdog struct {
 	timeout, tick time.Duration
 	// base is where clock counts from; clock is the monotonic time
-	// since base at the last tick (or when the loop started), in ns.
+	// since base at the last tick (or when the timer was armed), in ns.
 	base  time.Time
 	clock atomic.Int64
+	timer *time.Timer
 
 	mu sync.Mutex
 	// head is the list of open attempts, linked through their bodies.
 	head *watchedBody
-	// stop ends the running loop; nil while none runs.
-	stop chan struct{}
+	// armed: the timer will fire.
+	armed bool
 }
 
 // newWatchdog watches for silences longer than timeout. Its tick is a
 // sixteenth of the timeout, within 1 ms and 1 s.
 func newWatchdog(timeout time.Duration) *watchdog {
-	return &watchdog{timeout: timeout, tick: min(max(timeout/16, time.Millisecond), time.Second), base: time.Now()}
+	w := &watchdog{timeout: timeout, tick: min(max(timeout/16, time.Millisecond), time.Second), base: time.Now()}
+	w.timer = time.AfterFunc(time.Hour, w.check)
+	w.timer.Stop()
+	return w
 }
 
 // add starts watching b, silent from now on.
 func (w *watchdog) add(b *watchedBody) {
 	w.mu.Lock()
-	if w.stop == nil {
+	if !w.armed {
 		w.clock.Store(int64(time.Since(w.base)))
-		w.stop = make(chan struct{})
-		go w.run(w.stop)
+		w.armed = true
+		w.timer.Reset(w.tick)
 	}
 	b.last.Store(w.clock.Load())
 	b.watched = true
@@ -55,15 +62,11 @@ func (w *watchdog) add(b *watchedBody) {
 	w.mu.Unlock()
 }
 
-// remove stops watching b, if it still is; the loop ends with the last.
+// remove stops watching b, if it still is.
 func (w *watchdog) remove(b *watchedBody) {
 	w.mu.Lock()
 	if b.watched {
 		w.unlink(b)
-		if w.head == nil {
-			close(w.stop)
-			w.stop = nil
-		}
 	}
 	w.mu.Unlock()
 }
@@ -84,39 +87,31 @@ func (w *watchdog) unlink(b *watchedBody) {
 // touch notes progress on b: its silence starts again.
 func (w *watchdog) touch(b *watchedBody) { b.last.Store(w.clock.Load()) }
 
-func (w *watchdog) run(stop chan struct{}) {
-	t := time.NewTicker(w.tick)
-	defer t.Stop()
+// check is the tick: it cancels the attempts silent for too long, and arms
+// the timer again while some are open.
+func (w *watchdog) check() {
+	now := int64(time.Since(w.base))
+	w.clock.Store(now)
+	// The clock a body last noted is up to a tick behind the time of its
+	// progress: a tick more of margin, so that none is early.
+	limit := now - int64(w.timeout+w.tick)
 	var late []*watchedBody
-	for {
-		select {
-		case <-stop:
-			return
-		case <-t.C:
+	w.mu.Lock()
+	for b := w.head; b != nil; {
+		next := b.next
+		if b.last.Load() < limit {
+			w.unlink(b)
+			late = append(late, b)
 		}
-		now := int64(time.Since(w.base))
-		w.clock.Store(now)
-		// The clock a body last noted is up to a tick behind the time of
-		// its progress: a tick more of margin, so that none is early.
-		limit := now - int64(w.timeout+w.tick)
-		w.mu.Lock()
-		for b := w.head; b != nil; {
-			next := b.next
-			if b.last.Load() < limit {
-				w.unlink(b)
-				late = append(late, b)
-			}
-			b = next
-		}
-		if w.head == nil && len(late) > 0 {
-			close(w.stop)
-			w.stop = nil
-		}
-		w.mu.Unlock()
-		for i, b := range late {
-			b.expire()
-			late[i] = nil
-		}
-		late = late[:0]
+		b = next
+	}
+	if w.head != nil {
+		w.timer.Reset(w.tick)
+	} else {
+		w.armed = false
+	}
+	w.mu.Unlock()
+	for _, b := range late {
+		b.expire()
 	}
 }

@@ -32,7 +32,7 @@ func expiredAfter(b *watchedBody, start time.Time, limit time.Duration) (d time.
 // TestWatchdogCancelsSilence: an attempt silent for the timeout is
 // cancelled with ErrUpstreamTimeout, never before the timeout and within
 // two ticks of margin after it; one that makes progress is not; the
-// watch's goroutine ends with the last attempt.
+// watch's timer stops once the list is empty, and no goroutine is left.
 func TestWatchdogCancelsSilence(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	const timeout = 80 * time.Millisecond
@@ -89,8 +89,8 @@ func TestWatchdogCancelsSilence(t *testing.T) {
 		}
 		w.mu.Lock()
 		defer w.mu.Unlock()
-		if w.head != nil || w.stop != nil {
-			t.Fatal("the list is not empty, or its loop still runs, after the last attempt")
+		if w.head != nil || w.armed {
+			t.Fatal("the list is not empty, or its timer still armed, a tick after the last attempt")
 		}
 	})
 }
