@@ -236,6 +236,7 @@ func (a *App) Server() *http.Server {
 		Handler:           http.HandlerFunc(a.serveCounted),
 		ReadHeaderTimeout: a.Config.ReadHeaderTimeout,
 		IdleTimeout:       a.Config.IdleTimeout,
+		ConnContext:       gateway.ConnContext,
 		MaxHeaderBytes:    1 << 20,
 		ErrorLog:          slog.NewLogLogger(a.Log.Handler(), slog.LevelDebug),
 	}

@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"context"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -31,19 +33,56 @@ type clientWriter struct {
 	wrote   bool
 	// renewed is when renew last moved the deadline, zero before.
 	renewed time.Time
+	// conn is the state the answers of an HTTP/1 connection share; nil
+	// when unknown.
+	conn *connState
+}
+
+// connState is what the answers of one HTTP/1 connection, one after the
+// other, know of it: when and for which timeout the last of them moved
+// its write deadline. An answer that starts less than the slack later
+// finds the deadline at least WRITE_TIMEOUT ahead and leaves it: moving it
+// is a runtime timer change, on every call of a busy connection.
+type connState struct {
+	moved   time.Time
+	timeout time.Duration
+}
+
+type connKey struct{}
+
+// ConnContext is the http.Server hook (Server.ConnContext) that gives each
+// connection the state its answers share.
+func ConnContext(ctx context.Context, _ net.Conn) context.Context {
+	return context.WithValue(ctx, connKey{}, new(connState))
+}
+
+// connOf is the connection state of r, nil when r is not HTTP/1 (an HTTP/2
+// connection's answers run at once) or its server has no ConnContext.
+func connOf(r *http.Request) *connState {
+	if r.ProtoMajor != 1 {
+		return nil
+	}
+	cs, _ := r.Context().Value(connKey{}).(*connState)
+	return cs
 }
 
 // clientWriters are reused: one per request would be an allocation on the
 // hot path.
 var clientWriters = sync.Pool{New: func() any { return new(clientWriter) }}
 
-// newClientWriter readies a writer for one answer on w. Its write deadline
-// starts now: a keep-alive connection may carry one set long ago, which
-// the server's own writes (100 Continue) would otherwise meet.
-func newClientWriter(w http.ResponseWriter, red *secret.Redactor, timeout time.Duration) *clientWriter {
+// newClientWriter readies a writer for one answer on w, of the connection
+// conn (nil when unknown). Its write deadline starts now: a keep-alive
+// connection may carry one set long ago, which the server's own writes
+// (100 Continue) would otherwise meet; unless conn tells that an answer
+// before it moved the deadline, for the same timeout, less than the slack
+// ago.
+func newClientWriter(w http.ResponseWriter, red *secret.Redactor, timeout time.Duration, conn *connState) *clientWriter {
 	cw := clientWriters.Get().(*clientWriter)
 	cw.ResponseWriter, cw.red, cw.timeout, cw.wrote = w, red, timeout, false
-	cw.renewed = time.Time{}
+	cw.renewed, cw.conn = time.Time{}, conn
+	if conn != nil && conn.timeout == timeout {
+		cw.renewed = conn.moved
+	}
 	cw.body.Reset(red, (*rawWriter)(cw))
 	cw.renew()
 	return cw
@@ -54,7 +93,7 @@ func (w *clientWriter) release() {
 	if w.body.Cap() > 4<<10 {
 		w.body = secret.Writer{}
 	}
-	w.ResponseWriter = nil
+	w.ResponseWriter, w.conn = nil, nil
 	clientWriters.Put(w)
 }
 
@@ -135,8 +174,9 @@ func renewSlack(timeout time.Duration) time.Duration { return min(timeout/8, tim
 // renew keeps the connection's write deadline at least WRITE_TIMEOUT
 // ahead. It runs before every write: one that waits on a client taking no
 // bytes fails after WRITE_TIMEOUT (and at most the slack more), however
-// long the answer was quiet before it. The first renew of an answer always
-// sets the deadline: a keep-alive connection carries the last answer's.
+// long the answer was quiet before it. The first renew of an answer sets
+// the deadline unless the connection's last answer moved it less than the
+// slack ago (connState): a keep-alive connection carries the last answer's.
 func (w *clientWriter) renew() {
 	if w.timeout <= 0 {
 		return
@@ -149,6 +189,9 @@ func (w *clientWriter) renew() {
 	}
 	now := time.Now()
 	w.renewed = now
+	if w.conn != nil {
+		w.conn.moved, w.conn.timeout = now, w.timeout
+	}
 	setWriteDeadline(w.ResponseWriter, now.Add(w.timeout+slack))
 }
 

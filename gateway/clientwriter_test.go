@@ -92,14 +92,14 @@ func TestClientWriterMasks(t *testing.T) {
 	raw := fmt.Sprintf("sk-or-v1-%064x", 1)
 	// httptest's recorder takes a 1xx for the final status: its own one.
 	rec1 := httptest.NewRecorder()
-	w1 := newClientWriter(rec1, red, 0)
+	w1 := newClientWriter(rec1, red, 0, nil)
 	w1.Header().Set("Link", "<https://x/?k="+raw+">")
 	w1.WriteHeader(http.StatusEarlyHints)
 	if got := rec1.Header().Get("Link"); strings.Contains(got, raw) {
 		t.Fatalf("1xx header leaked: %q", got)
 	}
 	rec := httptest.NewRecorder()
-	w := newClientWriter(rec, red, 0)
+	w := newClientWriter(rec, red, 0, nil)
 	w.Header().Set("Set-Cookie", "k="+raw)
 	w.Header().Set("X-"+raw, "1")
 	w.Header().Set("Trailer", "X-T")
@@ -132,7 +132,7 @@ func FuzzClientWriterHeaders(f *testing.F) {
 			return
 		}
 		rec := httptest.NewRecorder()
-		w := newClientWriter(rec, red, 0)
+		w := newClientWriter(rec, red, 0, nil)
 		w.Header().Set(name, value)
 		w.Header().Set("Trailer", "X-T")
 		_, _ = w.Write([]byte(body1))

@@ -182,7 +182,7 @@ func (s *Server) redact(text string) string {
 // ServeHTTP implements http.Handler. Every answer goes out through a
 // clientWriter (clientwriter.go); browser checks come first (browser.go).
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	cw := newClientWriter(w, s.o.Redactor, s.o.WriteTimeout)
+	cw := newClientWriter(w, s.o.Redactor, s.o.WriteTimeout, connOf(r))
 	switch {
 	case r.Method == http.MethodTrace:
 		// Upstream would echo the request, pool key and all.

@@ -21,7 +21,7 @@ func TestStreamHeadFlushed(t *testing.T) {
 		{"", 200, false},
 	} {
 		rec := httptest.NewRecorder()
-		cw := newClientWriter(rec, nil, 0)
+		cw := newClientWriter(rec, nil, 0, nil)
 		if tc.ctype != "" {
 			cw.Header().Set("Content-Type", tc.ctype)
 		}
