@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptrace"
 	"net/textproto"
@@ -128,10 +129,15 @@ func (i *informational) got(code int, header textproto.MIMEHeader) error {
 		// the 1xx's to change.
 		return nil
 	}
+	// The 1xx goes out with the headers set so far and its own; then
+	// the header map is as it was (ReverseProxy clears it, which loses
+	// what was set before the call, CORS headers among them).
 	h := i.w.Header()
+	before := h.Clone()
 	addHeader(h, http.Header(header))
 	i.w.WriteHeader(code)
 	clear(h)
+	maps.Copy(h, before)
 	return nil
 }
 

@@ -184,3 +184,23 @@ func TestProxyTrailers(t *testing.T) {
 		t.Fatalf("a header the answer's Connection names came through: %v", resp.Header)
 	}
 }
+
+// TestInformationalKeepsHeaders: a 1xx answer carries its own headers, and
+// the final answer keeps those set before the call (CORS) but not the 1xx's.
+func TestInformationalKeepsHeaders(t *testing.T) {
+	rec := httptest.NewRecorder()
+	rec.Header().Set("Access-Control-Allow-Origin", "https://app.example")
+	var i informational
+	i.start(rec)
+	if err := i.got(http.StatusEarlyHints, textproto.MIMEHeader{"Link": {"</a.css>; rel=preload"}}); err != nil {
+		t.Fatal(err)
+	}
+	want := http.Header{"Access-Control-Allow-Origin": {"https://app.example"}}
+	if !reflect.DeepEqual(rec.Header(), want) {
+		t.Fatalf("headers after the 1xx: %v, want %v", rec.Header(), want)
+	}
+	i.end()
+	if err := i.got(http.StatusEarlyHints, textproto.MIMEHeader{"Link": {"</b.css>"}}); err != nil || rec.Header().Get("Link") != "" {
+		t.Fatalf("a 1xx after the final answer began changed its headers: %v", rec.Header())
+	}
+}
