@@ -106,9 +106,8 @@ type Relay struct {
 	pool      *keyring.Pool
 	breakers  *breaker.Set
 	transport http.RoundTripper
-	timeout   time.Duration
-	// watch cancels attempts silent for longer than timeout; shared by
-	// the handle and every snapshot.
+	// watch cancels attempts silent for longer than Options.Timeout;
+	// shared by the handle and every snapshot.
 	watch *watchdog
 	obs   Observer
 	// keyHeader is the X-Keygate-Key value of each slot, shared by all
@@ -142,7 +141,7 @@ func New(pool *keyring.Pool, breakers *breaker.Set, o Options) *Relay {
 		o.StreamHold = 0
 	}
 	snap := &Relay{live: new(atomic.Pointer[Relay]), pinned: true, restShare: o.RestShare, restWindow: o.RestWindow,
-		transport: o.Transport, timeout: o.Timeout, watch: newWatchdog(o.Timeout), obs: o.Observer, confirmHold: o.ConfirmHold, hold: o.StreamHold}
+		transport: o.Transport, watch: newWatchdog(o.Timeout), obs: o.Observer, confirmHold: o.ConfirmHold, hold: o.StreamHold}
 	snap.setPool(pool, breakers, o.Confirmer)
 	snap.live.Store(snap)
 	return &Relay{live: snap.live}

@@ -22,7 +22,7 @@ func (r *Relay) setPool(pool *keyring.Pool, breakers *breaker.Set, confirm Confi
 func (r *Relay) Swap(pool *keyring.Pool, breakers *breaker.Set, confirm Confirmer) *Relay {
 	old := r.live.Load()
 	next := &Relay{live: r.live, pinned: true, restShare: old.restShare, restWindow: old.restWindow,
-		transport: old.transport, timeout: old.timeout, watch: old.watch, obs: old.obs, confirmHold: old.confirmHold, hold: old.hold}
+		transport: old.transport, watch: old.watch, obs: old.obs, confirmHold: old.confirmHold, hold: old.hold}
 	next.setPool(pool, breakers, confirm)
 	return r.live.Swap(next)
 }
