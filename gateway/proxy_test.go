@@ -106,6 +106,22 @@ func proxyTo(t *testing.T, h http.Handler) *httptest.Server {
 	return gw
 }
 
+// wantChoices sends req and wants the upstream's answer, a 200 with an
+// empty choices list, read whole (so that its trailers are in).
+func wantChoices(t *testing.T, req *http.Request) *http.Response {
+	t.Helper()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || string(body) != `{"choices":[]}` {
+		t.Fatalf("status %d, body %q", resp.StatusCode, body)
+	}
+	return resp
+}
+
 // TestProxyPassesEarlyHints: a 1xx answer from upstream reaches the
 // client, its headers masked, and its headers are not the final answer's.
 func TestProxyPassesEarlyHints(t *testing.T) {
@@ -132,15 +148,7 @@ func TestProxyPassesEarlyHints(t *testing.T) {
 			return nil
 		},
 	}))
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK || string(body) != `{"choices":[]}` {
-		t.Fatalf("status %d, body %q", resp.StatusCode, body)
-	}
+	resp := wantChoices(t, req)
 	if len(hints) != 1 || hints[0].Get("Link") != "</a.css>; rel=preload" {
 		t.Fatalf("1xx answers seen: %v, want one 103 with its Link", hints)
 	}
@@ -165,15 +173,8 @@ func TestProxyTrailers(t *testing.T) {
 		w.Header().Set("X-Announced", "a")
 		w.Header().Set(http.TrailerPrefix+"X-Late", "b")
 	}))
-	resp, err := http.Post(gw.URL+"/v1/chat/completions", "application/json", strings.NewReader(`{"model":"m"}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK || string(body) != `{"choices":[]}` {
-		t.Fatalf("status %d, body %q", resp.StatusCode, body)
-	}
+	req, _ := http.NewRequest(http.MethodPost, gw.URL+"/v1/chat/completions", strings.NewReader(`{"model":"m"}`))
+	resp := wantChoices(t, req)
 	if got := resp.Trailer.Get("X-Announced"); got != "a" {
 		t.Fatalf("announced trailer %q, want a (trailers %v)", got, resp.Trailer)
 	}
