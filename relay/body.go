@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 
 	"github.com/keygate/keygate/keyring"
+	"github.com/keygate/keygate/silence"
 )
 
 // watchedBody is an upstream response body that cancels its attempt when
@@ -18,16 +19,13 @@ type watchedBody struct {
 	rc     io.ReadCloser
 	ctx    context.Context
 	cancel context.CancelCauseFunc
-	// watch cancels the attempt when upstream stays silent; last is the
-	// watch's clock at the last progress, prev and next link the watch's
-	// list, which b is on while watched.
-	watch      *watchdog
-	last       atomic.Int64
-	prev, next *watchedBody
-	watched    bool
-	pool       *keyring.Pool
-	key        *keyring.Key
-	closed     atomic.Bool
+	// watch cancels the attempt (Expire) when upstream stays silent;
+	// entry is the attempt on it.
+	watch  *silence.Watch
+	entry  silence.Entry
+	pool   *keyring.Pool
+	key    *keyring.Key
+	closed atomic.Bool
 	// lease is the attempt's key and breaker trial, settled by the relay
 	// once the answer is judged.
 	lease Lease
@@ -61,7 +59,8 @@ func newRequestBody(b []byte) *requestBody {
 // Close implements io.Closer; there is nothing to release.
 func (*requestBody) Close() error { return nil }
 
-func (b *watchedBody) expire() { b.cancel(ErrUpstreamTimeout) }
+// Expire implements silence.Expirer: upstream was silent too long.
+func (b *watchedBody) Expire() { b.cancel(ErrUpstreamTimeout) }
 
 // Read reads from upstream and restarts the silence watch on progress.
 func (b *watchedBody) Read(p []byte) (int, error) {
@@ -88,7 +87,7 @@ func (b *watchedBody) Read(p []byte) (int, error) {
 	}
 	n, err := b.rc.Read(p)
 	if n > 0 {
-		b.watch.touch(b)
+		b.watch.Touch(&b.entry)
 	}
 	if err != nil {
 		err = b.readErr(err)
@@ -109,7 +108,7 @@ func (b *watchedBody) Close() error {
 	if b.closed.Swap(true) {
 		return nil
 	}
-	b.watch.remove(b)
+	b.watch.Remove(&b.entry)
 	b.head = nil
 	b.releasePeek()
 	err := b.rc.Close()

@@ -165,7 +165,7 @@ func (r *Relay) holdStream(resp *http.Response, wb *watchedBody, now time.Time) 
 		piece := room[:n]
 		h.buf = buf[:len(buf)+n]
 		if n > 0 {
-			r.watch.touch(wb)
+			r.watch.Touch(&wb.entry)
 		}
 		if h.committed {
 			// Committed at the timeout while this read waited: what

@@ -19,6 +19,7 @@ import (
 	"github.com/keygate/keygate/breaker"
 	"github.com/keygate/keygate/fault"
 	"github.com/keygate/keygate/keyring"
+	"github.com/keygate/keygate/silence"
 )
 
 // ErrUpstreamTimeout is the cause of an attempt cancelled because upstream
@@ -63,8 +64,8 @@ type Options struct {
 	// headers, and between body reads. The time the caller spends between
 	// reads counts too, so a client that stops reading for this long is
 	// cut off like a silent upstream. Default 120s. The silence is
-	// watched at a sixteenth of it (at most 1s): a call is cut off after
-	// between Timeout and Timeout plus two of those ticks.
+	// watched at a sixteenth of it (at most 1s, silence.Tick): a call is
+	// cut off after between Timeout and Timeout plus two of those ticks.
 	Timeout time.Duration
 	// Observer receives events; nil ignores them.
 	Observer Observer
@@ -108,7 +109,7 @@ type Relay struct {
 	transport http.RoundTripper
 	// watch cancels attempts silent for longer than Options.Timeout;
 	// shared by the handle and every snapshot.
-	watch *watchdog
+	watch *silence.Watch
 	obs   Observer
 	// keyHeader is the X-Keygate-Key value of each slot, shared by all
 	// responses (read-only).
@@ -141,7 +142,7 @@ func New(pool *keyring.Pool, breakers *breaker.Set, o Options) *Relay {
 		o.StreamHold = 0
 	}
 	snap := &Relay{live: new(atomic.Pointer[Relay]), pinned: true, restShare: o.RestShare, restWindow: o.RestWindow,
-		transport: o.Transport, watch: newWatchdog(o.Timeout), obs: o.Observer, confirmHold: o.ConfirmHold, hold: o.StreamHold}
+		transport: o.Transport, watch: silence.New(o.Timeout), obs: o.Observer, confirmHold: o.ConfirmHold, hold: o.StreamHold}
 	snap.setPool(pool, breakers, o.Confirmer)
 	snap.live.Store(snap)
 	return &Relay{live: snap.live}
@@ -392,7 +393,7 @@ func (r *Relay) attempt(parent context.Context, req *http.Request, body []byte, 
 	model := c.Model
 	ctx, cancel := context.WithCancelCause(parent)
 	wb := &watchedBody{ctx: ctx, cancel: cancel, watch: r.watch, pool: r.pool, key: k, lease: l, rl: r}
-	r.watch.add(wb)
+	r.watch.Add(&wb.entry, wb)
 	out := req.WithContext(ctx)
 	k.Secret.SetAuthorization(out.Header)
 	// The body is in memory with a known length: never chunked, whatever
@@ -413,7 +414,7 @@ func (r *Relay) attempt(parent context.Context, req *http.Request, body []byte, 
 	resp, err := r.transport.RoundTrip(out)
 	elapsed := time.Since(start)
 	if err != nil {
-		r.watch.remove(wb)
+		r.watch.Remove(&wb.entry)
 		err = classifyTransportError(ctx, parent, err)
 		cancel(err)
 		r.pool.End(k)
@@ -431,7 +432,7 @@ func (r *Relay) attempt(parent context.Context, req *http.Request, body []byte, 
 	resp.Body = wb
 	c.Verdict = r.judge(resp, wb)
 	c.Verdict.Model = model
-	r.watch.touch(wb)
+	r.watch.Touch(&wb.entry)
 	switch wb.hold {
 	case holdGone:
 		_ = wb.Close()
