@@ -1,12 +1,11 @@
 // Package silence cuts off what has made no progress for longer than a
-// timeout: an upstream answer that stopped coming (the relay), a request
-// body that does not arrive (the passthrough). It stands in for a runtime
-// timer per call, made at its start and moved on every read: with several
-// such timer changes per call, timers were a few percent of keygate's CPU
-// under load. Here a call's Entry goes on a list (a lock and two
-// pointers), progress stores the time of the last tick (one atomic store),
-// and one timer, armed while some entry is on the list, checks the list
-// every tick. It is not stopped when the list empties: it finds it empty
+// timeout: the relay's upstream calls whose answer stopped coming. It
+// stands in for a runtime timer per call, made at its start and moved on
+// every read: with several such timer changes per call, timers were a few
+// percent of keygate's CPU under load. Here a call's Entry goes on a list
+// (a lock and two pointers), progress stores the time of the last tick
+// (one atomic store), and one timer, armed while some entry is on the
+// list, checks the list every tick. It is not stopped when the list empties: it finds it empty
 // at its next tick and is then not armed again, so that traffic of one
 // call at a time arms it once a tick, not once a call. No goroutine waits
 // meanwhile.
@@ -21,7 +20,9 @@ import (
 	"time"
 )
 
-// Expirer is told that its entry was silent for too long.
+// Expirer is told that its entry was silent for too long. Expire runs with
+// the watch's lock held, so that once Remove returns it has run or never
+// will: it must be quick and must not call the Watch.
 type Expirer interface{ Expire() }
 
 // Entry is one watched call, kept in the caller's own struct (no
@@ -85,7 +86,7 @@ func (w *Watch) Add(e *Entry, on Expirer) {
 }
 
 // Remove stops watching e, if it still is, and reports whether it expired
-// first (its Expire has then been called or is being called).
+// first (its Expire has then run). After Remove, e's Expire is not called.
 func (w *Watch) Remove(e *Entry) (expired bool) {
 	w.mu.Lock()
 	if e.watched {
@@ -120,14 +121,14 @@ func (w *Watch) check() {
 	// The clock an entry last noted is up to a tick behind the time of
 	// its progress: a tick more of margin, so that none is early.
 	limit := now - int64(w.timeout+w.tick)
-	var late []Expirer
 	w.mu.Lock()
+	defer w.mu.Unlock()
 	for e := w.head; e != nil; {
 		next := e.next
 		if e.last.Load() < limit {
 			w.unlink(e)
 			e.expired = true
-			late = append(late, e.on)
+			e.on.Expire()
 		}
 		e = next
 	}
@@ -135,9 +136,5 @@ func (w *Watch) check() {
 		w.timer.Reset(w.tick)
 	} else {
 		w.armed = false
-	}
-	w.mu.Unlock()
-	for _, on := range late {
-		on.Expire()
 	}
 }
