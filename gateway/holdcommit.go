@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"net/http"
-	"strings"
 
 	"github.com/keygate/keygate/relay"
 	"github.com/keygate/keygate/sse"
@@ -18,20 +17,7 @@ import (
 func (ex *exchange) CommitHeld(resp *http.Response, held []byte) {
 	w := ex.w
 	normalizeEncoding(resp)
-	removeHopByHop(resp.Header)
-	h := w.Header()
-	for name, vs := range resp.Header {
-		for _, v := range vs {
-			h.Add(name, v)
-		}
-	}
-	if len(resp.Trailer) > 0 {
-		names := make([]string, 0, len(resp.Trailer))
-		for name := range resp.Trailer {
-			names = append(names, name)
-		}
-		h.Add("Trailer", strings.Join(names, ", "))
-	}
+	answerHead(w.Header(), resp)
 	w.WriteHeader(resp.StatusCode)
 	if len(held) > 0 {
 		_, _ = w.Write(held)

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"io"
+	"iter"
 	"maps"
 	"net/http"
 	"net/http/httptrace"
 	"net/textproto"
+	"slices"
 	"strings"
 	"sync"
 )
@@ -32,24 +34,18 @@ var hopHeaders = [...]string{"Connection", "Proxy-Connection", "Keep-Alive", "Pr
 // client sent itself and so are passed on, even when Connection names them.
 var forwarded = [...]string{"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto"}
 
-// hopByHop reports whether the canonical header name is hop-by-hop.
-func hopByHop(name string) bool {
-	for _, h := range hopHeaders {
-		if name == h {
-			return true
+// connectionNames yields, canonical, the header names h's Connection
+// headers list: hop-by-hop too, for this connection only.
+func connectionNames(h http.Header) iter.Seq[string] {
+	return func(yield func(string) bool) {
+		for _, f := range h["Connection"] {
+			for name := range strings.SplitSeq(f, ",") {
+				if name = textproto.TrimString(name); name != "" && !yield(http.CanonicalHeaderKey(name)) {
+					return
+				}
+			}
 		}
 	}
-	return false
-}
-
-// isForwarded reports whether the canonical header name is one of forwarded.
-func isForwarded(name string) bool {
-	for _, h := range forwarded {
-		if name == h {
-			return true
-		}
-	}
-	return false
 }
 
 // noUserAgent keeps Go's transport from sending its own User-Agent when
@@ -67,18 +63,14 @@ var noUserAgent = []string{""}
 func outboundHeader(in http.Header) http.Header {
 	out := make(http.Header, len(in)+1)
 	for name, vs := range in {
-		if hopByHop(name) || credentialShaped(name) || name == "Accept-Encoding" || name == "Expect" {
+		if slices.Contains(hopHeaders[:], name) || credentialShaped(name) || name == "Accept-Encoding" || name == "Expect" {
 			continue
 		}
 		out[name] = vs
 	}
-	for _, f := range in["Connection"] {
-		for name := range strings.SplitSeq(f, ",") {
-			if name = textproto.TrimString(name); name != "" {
-				if name = http.CanonicalHeaderKey(name); !isForwarded(name) {
-					delete(out, name)
-				}
-			}
+	for name := range connectionNames(in) {
+		if !slices.Contains(forwarded[:], name) {
+			delete(out, name)
 		}
 	}
 	if _, ok := out["User-Agent"]; !ok {
@@ -90,12 +82,8 @@ func outboundHeader(in http.Header) http.Header {
 // removeHopByHop drops an answer's hop-by-hop headers, and those its
 // Connection names.
 func removeHopByHop(h http.Header) {
-	for _, f := range h["Connection"] {
-		for name := range strings.SplitSeq(f, ",") {
-			if name = textproto.TrimString(name); name != "" {
-				h.Del(name)
-			}
-		}
+	for name := range connectionNames(h) {
+		delete(h, name)
 	}
 	for _, name := range hopHeaders {
 		delete(h, name)
@@ -196,17 +184,9 @@ func (p *passthrough) forward(w http.ResponseWriter, r *http.Request, xc *exchan
 		p.proxyError(w, r, ex, errors.New("upstream switched protocols unasked"))
 		return
 	}
-	removeHopByHop(resp.Header)
 	h := w.Header()
-	addHeader(h, resp.Header)
+	answerHead(h, resp)
 	announced := len(resp.Trailer)
-	if announced > 0 {
-		names := make([]string, 0, announced)
-		for name := range resp.Trailer {
-			names = append(names, name)
-		}
-		h.Add("Trailer", strings.Join(names, ", "))
-	}
 	w.WriteHeader(resp.StatusCode)
 	// Server-sent events, and answers of unknown length (which may be
 	// streams), go out as they come.
@@ -247,6 +227,21 @@ func (p *passthrough) forward(w http.ResponseWriter, r *http.Request, xc *exchan
 		for _, v := range vs {
 			h.Add(http.TrailerPrefix+name, v)
 		}
+	}
+}
+
+// answerHead puts resp's headers into h as the client gets them: without
+// the hop-by-hop ones, and with its trailers announced (the transport
+// gives them in resp.Trailer, not in a Trailer header).
+func answerHead(h http.Header, resp *http.Response) {
+	removeHopByHop(resp.Header)
+	addHeader(h, resp.Header)
+	if len(resp.Trailer) > 0 {
+		names := make([]string, 0, len(resp.Trailer))
+		for name := range resp.Trailer {
+			names = append(names, name)
+		}
+		h.Add("Trailer", strings.Join(names, ", "))
 	}
 }
 
