@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -100,67 +99,52 @@ var credentialWords = [...]string{"auth", "key", "token", "cookie", "secret", "s
 var harmlessNames = [...]string{"Idempotency-Key"}
 
 // credentialShaped reports whether a header name looks like a credential.
+// It reads the name once, trying at each byte only the words that start
+// with it: a search per word was about 1 µs of every request's CPU.
 func credentialShaped(name string) bool {
 	for _, h := range harmlessNames {
-		if strings.EqualFold(name, h) {
+		if len(name) == len(h) && strings.EqualFold(name, h) {
 			return false
 		}
 	}
-	// Folded once into a buffer on the stack, then searched for each word
-	// (strings.Contains is vectorized): a byte-wise fold per word was a
-	// few percent of the gateway's CPU.
-	var small [64]byte
-	if len(name) > len(small) {
-		for _, w := range credentialWords {
-			if containsFold(name, w) {
+	for i := 0; i < len(name); i++ {
+		for _, w := range credentialFirst[lowerASCII(name[i])] {
+			if hasPrefixFold(name[i:], w) {
 				return true
 			}
-		}
-		return false
-	}
-	low := small[:len(name)]
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		low[i] = c
-	}
-	for _, w := range credentialBytes {
-		if bytes.Contains(low, w) {
-			return true
 		}
 	}
 	return false
 }
 
-// credentialBytes are credentialWords as bytes, for credentialShaped.
-var credentialBytes = func() (b [len(credentialWords)][]byte) {
-	for i, w := range credentialWords {
-		b[i] = []byte(w)
+// credentialFirst holds, for each lower-case first letter, the
+// credentialWords that start with it.
+var credentialFirst = func() (t [256][]string) {
+	for _, w := range credentialWords {
+		t[w[0]] = append(t[w[0]], w)
 	}
-	return b
+	return t
 }()
 
-// containsFold reports whether name holds the lower-case ASCII word w,
-// ignoring case, without allocating.
-func containsFold(name, w string) bool {
-	for i := 0; i+len(w) <= len(name); i++ {
-		j := 0
-		for ; j < len(w); j++ {
-			c := name[i+j]
-			if 'A' <= c && c <= 'Z' {
-				c += 'a' - 'A'
-			}
-			if c != w[j] {
-				break
-			}
-		}
-		if j == len(w) {
-			return true
+func lowerASCII(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
+}
+
+// hasPrefixFold reports whether s starts with the lower-case ASCII word w,
+// ignoring case.
+func hasPrefixFold(s, w string) bool {
+	if len(s) < len(w) {
+		return false
+	}
+	for j := 0; j < len(w); j++ {
+		if lowerASCII(s[j]) != w[j] {
+			return false
 		}
 	}
-	return false
+	return true
 }
 
 // serve proxies r upstream with its exchange in xc, and hands the exchange
