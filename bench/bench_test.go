@@ -157,11 +157,14 @@ func TestFlags(t *testing.T) {
 	}
 }
 
-func TestStreamsProfileName(t *testing.T) {
+func TestBesideProfile(t *testing.T) {
 	for in, want := range map[string]string{"mem.prof": "mem.streams.prof", "/tmp/m": "/tmp/m.streams", "a.b/mem.out": "a.b/mem.streams.out"} {
-		if got := streamsProfile(in); got != want {
-			t.Errorf("streamsProfile(%q) = %q, want %q", in, got, want)
+		if got := besideProfile(in, "streams"); got != want {
+			t.Errorf("besideProfile(%q, streams) = %q, want %q", in, got, want)
 		}
+	}
+	if got := besideProfile("cpu.out", "floor"); got != "cpu.floor.out" {
+		t.Errorf("besideProfile(cpu.out, floor) = %q", got)
 	}
 }
 

@@ -192,7 +192,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.jsonOut, "json", "", "also write the JSON report to this file")
 	fs.StringVar(&o.charts, "charts", "", "write SVG charts of this run's figures into this directory (e.g. docs/bench): "+
 		strings.Join([]string{chartThroughput, chartCPU, chartLatency, chartMemory}, ", "))
-	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of keygate (an extra closed-loop round) to this file")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of keygate (an extra closed-loop round) to this file, and one of the pooled floor beside it (NAME.floor.EXT) to diff against (go tool pprof -diff_base NAME.floor.EXT NAME.EXT)")
 	fs.BoolVar(&o.budgets, "budgets", d.budgets, "also run keygate with budgets off (BUDGET_POLL_INTERVAL=0) in the throughput rounds")
 	fs.BoolVar(&o.economy, "economy", d.economy, "run the key-economics day (in process, a few seconds)")
 	fs.BoolVar(&o.tls, "tls", d.tls, "run the phase with the upstream behind TLS and HTTP/2 (throughput, CPU, memory per stream, upstream connections)")

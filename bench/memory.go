@@ -16,7 +16,7 @@ import (
 // fresh keygate, one after the other, and reads their resident memory. A
 // fresh process keeps heap grown by the load phases from hiding the
 // streams' cost. With -memprofile, keygate's heap in use while the streams
-// are open is saved beside the allocation profile (streamsProfile).
+// are open is saved beside the allocation profile (besideProfile).
 func memoryPhase(ctx context.Context, o options, kgBin, floorBin, dir string, up *upstream, rep *Report) error {
 	floor, err := startFloor(ctx, floorBin, dir, up.base, up.keys[0], false)
 	if err != nil {
@@ -53,7 +53,7 @@ func memoryPhase(ctx context.Context, o options, kgBin, floorBin, dir string, up
 		busyGo = goStats(ctx, metricsURL)
 		if pprofAddr != "" {
 			if b, err := fetch(ctx, "http://"+pprofAddr+"/debug/pprof/heap?gc=1"); err == nil {
-				_ = os.WriteFile(streamsProfile(o.memProfile), b, 0o644)
+				_ = os.WriteFile(besideProfile(o.memProfile, "streams"), b, 0o644)
 			}
 		}
 	}
@@ -190,9 +190,11 @@ func goStats(ctx context.Context, url string) map[string]float64 {
 	return out
 }
 
-// streamsProfile names the in-use heap profile taken with the streams open:
-// mem.prof gives mem.streams.prof.
-func streamsProfile(memProfile string) string {
-	ext := filepath.Ext(memProfile)
-	return strings.TrimSuffix(memProfile, ext) + ".streams" + ext
+// besideProfile names a profile saved beside another, tag before the
+// extension: ("mem.prof", "streams") gives mem.streams.prof, the in-use
+// heap taken with the streams open, and ("cpu.prof", "floor") the pooled
+// floor's CPU profile.
+func besideProfile(path, tag string) string {
+	ext := filepath.Ext(path)
+	return strings.TrimSuffix(path, ext) + "." + tag + ext
 }

@@ -46,7 +46,7 @@ func run(ctx context.Context, o options, log io.Writer) (rep *Report, err error)
 	}
 	defer procs.stop()
 	rep.pids = append(rep.pids, procs.pids()...)
-	pprofAddr, viaKeygate := procs.pprofAddr, procs.viaKeygate
+	viaKeygate := procs.viaKeygate
 	var kgOff *child
 	if o.budgets {
 		if kgOff, err = startKeygate(ctx, kgBin, dir, up.base, up.keys, "", envBudgetsOff); err != nil {
@@ -76,9 +76,9 @@ func run(ctx context.Context, o options, log io.Writer) (rep *Report, err error)
 			return nil, err
 		}
 	}
-	if pprofAddr != "" {
+	if procs.pprofAddr != "" {
 		step("profiling keygate for %s", o.profileDur)
-		if err := profile(ctx, o, viaKeygate, pprofAddr); err != nil {
+		if err := profile(ctx, o, procs); err != nil {
 			return nil, err
 		}
 	}

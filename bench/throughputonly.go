@@ -92,7 +92,7 @@ func throughputOnly(ctx context.Context, o options, ws *workspace, rep *Report) 
 		return err
 	}
 	if l.pprofAddr != "" {
-		return profile(ctx, o, l.viaKeygate, l.pprofAddr)
+		return profile(ctx, o, l)
 	}
 	return nil
 }

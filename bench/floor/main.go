@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"net/url"
 	"os"
 	"runtime"
@@ -22,7 +23,7 @@ func main() {
 	addr := flag.String("addr", "127.0.0.1:0", "listen address (loopback)")
 	upstream := flag.String("upstream", "", "upstream base URL, e.g. http://127.0.0.1:8080/api/v1")
 	pool := flag.Bool("pool", false, "pool the copy buffers (floorproxy.WithPool)")
-	debugAddr := flag.String("debug", "", "loopback address serving POST /debug/free-memory, as keygate's PPROF_ADDR does, so that the bench reads both idle sizes settled")
+	debugAddr := flag.String("debug", "", "loopback address serving POST /debug/free-memory, as keygate's PPROF_ADDR does, so that the bench reads both idle sizes settled, and GET /debug/pprof/profile, so that -cpuprofile has the floor's profile to diff keygate's against")
 	flag.Parse()
 	key := os.Getenv("FLOOR_API_KEY")
 	base, err := url.Parse(*upstream)
@@ -43,6 +44,7 @@ func main() {
 			debug.FreeOSMemory()
 			w.WriteHeader(http.StatusNoContent)
 		})
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
 		go func() { _ = http.ListenAndServe(*debugAddr, mux) }()
 	}
 	proxy := floorproxy.New(base, key, nil)
