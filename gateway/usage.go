@@ -140,13 +140,15 @@ func (t *usageTap) Close() error {
 			doc = t.buf.Bytes()
 		}
 		if raw := topLevel(doc, "usage"); len(raw) > 0 && raw[0] == '{' {
-			prompt, ok1 := tokenCount(raw, "prompt_tokens")
-			completion, ok2 := tokenCount(raw, "completion_tokens")
+			var v [len(usageFields)][]byte
+			topLevels(raw, usageFields[:], v[:])
+			prompt, ok1 := countOf(v[0])
+			completion, ok2 := countOf(v[1])
 			if ok1 && ok2 && (prompt > 0 || completion > 0) {
 				t.counter.Tokens(t.keyID, t.model, prompt, completion)
 			}
 			if cc, ok := t.counter.(CostCounter); ok {
-				if usd, ok := usageCost(raw); ok {
+				if usd, ok := costOf(v[2]); ok {
 					cc.Cost(t.keyID, t.model, usd)
 				}
 			}
@@ -181,7 +183,14 @@ func eventStream(h http.Header) bool {
 // decoding it; an absent or null field is 0. ok is false when the value is
 // not a count (a non-negative integer).
 func tokenCount(usage []byte, name string) (n int, ok bool) {
-	raw := topLevel(usage, name)
+	return countOf(topLevel(usage, name))
+}
+
+// usageFields are the fields of a usage object the tap reads, in one scan.
+var usageFields = [...]string{"prompt_tokens", "completion_tokens", "cost"}
+
+// countOf reads a raw JSON value as tokenCount does.
+func countOf(raw []byte) (n int, ok bool) {
 	if raw == nil || string(raw) == "null" {
 		return 0, true
 	}
@@ -199,7 +208,11 @@ func tokenCount(usage []byte, name string) (n int, ok bool) {
 
 // usageCost reads a usage object's cost, a non-negative number.
 func usageCost(usage []byte) (float64, bool) {
-	raw := topLevel(usage, "cost")
+	return costOf(topLevel(usage, "cost"))
+}
+
+// costOf reads a raw JSON value as usageCost does.
+func costOf(raw []byte) (float64, bool) {
 	if len(raw) == 0 || len(raw) > 32 || raw[0] == '-' {
 		return 0, false
 	}

@@ -3,6 +3,7 @@ package gateway
 import (
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -89,6 +90,56 @@ func TestUsageTap(t *testing.T) {
 				if c.got[i] != tc.want[i] {
 					t.Fatalf("tokens recorded %v, want %v", c.got, tc.want)
 				}
+			}
+		})
+	}
+}
+
+type fakeCostCounter struct {
+	fakeCounter
+	costs []float64
+}
+
+func (f *fakeCostCounter) Cost(_ int, _ string, usd float64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.costs = append(f.costs, usd)
+}
+
+// TestUsageTapCost: the tap reads the counts and the cost of one usage
+// object, in whatever order its fields come, and leaves out a cost that is
+// not a positive number.
+func TestUsageTapCost(t *testing.T) {
+	for _, tc := range []struct {
+		name, ctype, body string
+		tokens            []tokenRecord
+		costs             []float64
+	}{
+		{"json", "application/json", `{"usage":{"prompt_tokens":5,"completion_tokens":2,"cost":0.0012}}`,
+			[]tokenRecord{{3, "m", 5, 2}}, []float64{0.0012}},
+		{"cost first, nested objects between", "application/json",
+			`{"usage":{"cost":2.5e-3,"prompt_tokens_details":{"cached_tokens":1,"cost":9},"completion_tokens":4,"prompt_tokens":6}}`,
+			[]tokenRecord{{3, "m", 6, 4}}, []float64{0.0025}},
+		{"negative cost", "application/json", `{"usage":{"prompt_tokens":5,"completion_tokens":2,"cost":-1}}`,
+			[]tokenRecord{{3, "m", 5, 2}}, nil},
+		{"cost alone", "application/json", `{"usage":{"cost":0.5}}`, nil, []float64{0.5}},
+		{"stream", "text/event-stream", "data: {\"choices\":[{\"delta\":{\"content\":\"hi\"}}]}\n\n" +
+			"data: {\"choices\":[],\"usage\":{\"prompt_tokens\":7,\"completion_tokens\":3,\"cost\":0.01}}\n\ndata: [DONE]\n\n",
+			[]tokenRecord{{3, "m", 7, 3}}, []float64{0.01}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp := &http.Response{StatusCode: 200, Header: http.Header{"Content-Type": {tc.ctype}},
+				Body: io.NopCloser(strings.NewReader(tc.body)), ContentLength: -1}
+			c := &fakeCostCounter{}
+			tapUsage(resp, c, 3, "m")
+			if _, err := io.ReadAll(resp.Body); err != nil {
+				t.Fatal(err)
+			}
+			if err := resp.Body.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(c.got, tc.tokens) || !slices.Equal(c.costs, tc.costs) {
+				t.Fatalf("tokens %v, costs %v; want %v, %v", c.got, c.costs, tc.tokens, tc.costs)
 			}
 		})
 	}
