@@ -206,6 +206,11 @@ func (r *Report) judge() {
 		t("RSS per stream at "+n+" streams, KiB", "<=", k.PerStreamKiB, 48)
 		t("RSS per stream at "+n+" streams, keygate/floor", "<=", x.KeygateOverFloorPerStream, 1.0)
 		t("per-chunk delay p99 added by keygate at "+n+" streams, ms", "<=", k.AddedP99Ms, 1)
+		steady := math.NaN() // not measured: no moment had them all open
+		if k.SteadyChunks > 0 {
+			steady = k.SteadyAddedP99Ms
+		}
+		t("per-chunk delay p99 added by keygate while all "+n+" streams are open, ms", "<=", steady, 1)
 		t("streams cut through keygate at "+n+" streams", "<=", float64(k.Cut), 0)
 		// Back to idle: at most a tenth of the burst's memory resident
 		// 3 s after, and the goroutines of idle (a few of the runtime's

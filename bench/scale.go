@@ -81,6 +81,16 @@ type ScaleTarget struct {
 	ChunkP50Ms float64 `json:"chunk_delay_p50_ms"`
 	ChunkP99Ms float64 `json:"chunk_delay_p99_ms"`
 	AddedP99Ms float64 `json:"added_chunk_delay_p99_ms"`
+	// Steady* are the chunks flushed while all the streams were open at
+	// once: after the last one opened and before the first one ended. The
+	// whole-run figures above also hold the opening, when thousands of
+	// requests and their first chunks queue on the same cores; these are
+	// what relaying costs once they are all open. SteadyChunks is 0 when
+	// the first stream ended before the last one opened.
+	SteadyChunks     int     `json:"steady_chunks"`
+	SteadyP50Ms      float64 `json:"steady_chunk_delay_p50_ms"`
+	SteadyP99Ms      float64 `json:"steady_chunk_delay_p99_ms"`
+	SteadyAddedP99Ms float64 `json:"steady_added_chunk_delay_p99_ms"`
 	// RSS idle before, its peak during, and scaleAfter after the streams
 	// (proxies only).
 	IdleRSSMiB   float64 `json:"idle_rss_mib,omitempty"`
@@ -161,6 +171,7 @@ func scalePhase(ctx context.Context, o options, n int, gap time.Duration, kgBin,
 			return nil, fmt.Errorf("%d streams through %s: %w", n, name, err)
 		}
 		st.AddedP99Ms = round(st.ChunkP99Ms-d.ChunkP99Ms, 3)
+		st.SteadyAddedP99Ms = round(st.SteadyP99Ms-d.SteadyP99Ms, 3)
 		res.Targets[name] = st
 	}
 	res.KeygateOverFloorPerStream = round(res.Targets["keygate"].PerStreamKiB/res.Targets["floor"].PerStreamKiB, 3)
@@ -222,13 +233,22 @@ func scaleRun(ctx context.Context, o options, t *target, p *child, n int, gap ti
 			}
 		}()
 	}
+	// allOpen is when the last stream was sent, firstEnd when the first
+	// one ended (Unix nanoseconds, 0 until then).
+	var allOpen, firstEnd atomic.Int64
 	count := func(d int64) {
-		if v := inFlight.Add(d); d > 0 {
-			for old := peak.Load(); v > old && !peak.CompareAndSwap(old, v); old = peak.Load() {
-			}
+		v := inFlight.Add(d)
+		if d < 0 {
+			firstEnd.CompareAndSwap(0, time.Now().UnixNano())
+			return
+		}
+		for old := peak.Load(); v > old && !peak.CompareAndSwap(old, v); old = peak.Load() {
+		}
+		if v == int64(n) {
+			allOpen.CompareAndSwap(0, time.Now().UnixNano())
 		}
 	}
-	delays, _, err := chunkDelaysCounted(rctx, t, up, n, o.chunks, gap, count)
+	samples, _, err := streamChunks(rctx, t, up, n, o.chunks, gap, count)
 	close(done)
 	wg.Wait()
 	var se *streamErrors
@@ -238,7 +258,13 @@ func scaleRun(ctx context.Context, o options, t *target, p *child, n int, gap ti
 		return nil, err
 	}
 	st.PeakInFlight = peak.Load()
+	delays := sortedDelays(samples, nil)
 	st.ChunkP50Ms, st.ChunkP99Ms = round(ms(quantile(delays, 0.5)), 3), round(ms(quantile(delays, 0.99)), 3)
+	if from, to := allOpen.Load(), firstEnd.Load(); from != 0 && to > from {
+		steady := sortedDelays(samples, func(at time.Time) bool { ns := at.UnixNano(); return ns > from && ns < to })
+		st.SteadyChunks = len(steady)
+		st.SteadyP50Ms, st.SteadyP99Ms = round(ms(quantile(steady, 0.5)), 3), round(ms(quantile(steady, 0.99)), 3)
+	}
 	if p == nil {
 		return st, nil
 	}
@@ -276,6 +302,9 @@ func (x *ScaleResult) print(w io.Writer) {
 			continue
 		}
 		fmt.Fprintf(w, "  %-8s peak in flight %d, cut %d, chunk delay p50 / p99 %.3f / %.3f ms (added p99 %.3f)", name, s.PeakInFlight, s.Cut, s.ChunkP50Ms, s.ChunkP99Ms, s.AddedP99Ms)
+		if s.SteadyChunks > 0 {
+			fmt.Fprintf(w, ", all open %.3f / %.3f ms over %d chunks (added p99 %.3f)", s.SteadyP50Ms, s.SteadyP99Ms, s.SteadyChunks, s.SteadyAddedP99Ms)
+		}
 		if name != "direct" {
 			fmt.Fprintf(w, "; RSS idle %.1f, peak %.1f, after %.1f MiB (%.0f%% of the burst held): %.1f KiB per stream",
 				s.IdleRSSMiB, s.PeakRSSMiB, s.AfterRSSMiB, 100*s.HeldAfter, s.PerStreamKiB)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -9,12 +10,13 @@ import (
 )
 
 // TestScalePhase runs the scale phase small: 30 streams through each
-// target; every stream must be counted in flight and none cut, and the
-// processes it started must be gone.
+// target; every stream must be counted in flight and none cut, the chunks
+// flushed while all were open (they open within 50 ms and last 250) must
+// be counted apart, and the processes it started must be gone.
 func TestScalePhase(t *testing.T) {
 	ctx, dir, kgBin, floorBin := phaseBinaries(t)
 	rep := &Report{}
-	res, err := scalePhase(ctx, quickOptions(), 30, 20*time.Millisecond, kgBin, floorBin, dir, rep)
+	res, err := scalePhase(ctx, quickOptions(), 30, 50*time.Millisecond, kgBin, floorBin, dir, rep)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -23,13 +25,16 @@ func TestScalePhase(t *testing.T) {
 		if s == nil || s.PeakInFlight < 1 || s.PeakInFlight > 30 || s.Cut != 0 || s.ChunkP99Ms <= 0 {
 			t.Errorf("%s: %+v", name, s)
 		}
+		if s != nil && (s.SteadyChunks <= 0 || s.SteadyChunks >= 30*4 || s.SteadyP99Ms <= 0 || s.SteadyP50Ms > s.SteadyP99Ms) {
+			t.Errorf("%s: the chunks while all were open: %+v", name, s)
+		}
 	}
 	if k := res.Targets["keygate"]; k.IdleGoroutines <= 0 || k.AfterGoroutines <= 0 || k.IdleRSSMiB <= 0 || k.AfterRSSMiB <= 0 {
 		t.Errorf("keygate idle/after not read: %+v", k)
 	}
 	var out bytes.Buffer
 	res.print(&out)
-	if !strings.Contains(out.String(), "30 concurrent streams") {
+	if !strings.Contains(out.String(), "30 concurrent streams") || !strings.Contains(out.String(), "all open") {
 		t.Errorf("table:\n%s", out.String())
 	}
 	if len(rep.pids) != 2 {
@@ -68,5 +73,18 @@ func TestScaleOverTLS(t *testing.T) {
 		if got := scaleOverTLS(tt.limit, tt.n); got != tt.tls {
 			t.Errorf("scaleOverTLS(%d, %d) = %v, want %v", tt.limit, tt.n, got, tt.tls)
 		}
+	}
+}
+
+// TestSortedDelays: the delays of the samples kept, sorted.
+func TestSortedDelays(t *testing.T) {
+	t0 := time.Unix(100, 0)
+	samples := []chunkSample{{t0, 3}, {t0.Add(time.Second), 1}, {t0.Add(2 * time.Second), 2}, {t0.Add(3 * time.Second), 5}}
+	if got := sortedDelays(samples, nil); !slices.Equal(got, []time.Duration{1, 2, 3, 5}) {
+		t.Errorf("all: %v", got)
+	}
+	mid := func(at time.Time) bool { return at.After(t0) && at.Before(t0.Add(3*time.Second)) }
+	if got := sortedDelays(samples, mid); !slices.Equal(got, []time.Duration{1, 2}) {
+		t.Errorf("kept: %v", got)
 	}
 }

@@ -27,12 +27,34 @@ func streamBody(chunks int, gap time.Duration) []byte {
 // to first byte rather than relaying: it is left out of the delays and
 // returned apart, in firsts (what keygate's stream hold adds shows there).
 func chunkDelays(ctx context.Context, t *target, up *upstream, n, chunks int, gap time.Duration) (delays, firsts []time.Duration, err error) {
-	return chunkDelaysCounted(ctx, t, up, n, chunks, gap, nil)
+	samples, firsts, err := streamChunks(ctx, t, up, n, chunks, gap, nil)
+	return sortedDelays(samples, nil), firsts, err
 }
 
-// chunkDelaysCounted is chunkDelays calling count, when not nil, with +1
-// as each stream is sent and -1 as it ends.
-func chunkDelaysCounted(ctx context.Context, t *target, up *upstream, n, chunks int, gap time.Duration, count func(int64)) (delays, firsts []time.Duration, err error) {
+// chunkSample is one relayed chunk: when the upstream flushed it, and how
+// long after that the client read it.
+type chunkSample struct {
+	flushed time.Time
+	delay   time.Duration
+}
+
+// sortedDelays returns the delays of the samples keep accepts (all when
+// keep is nil), sorted.
+func sortedDelays(samples []chunkSample, keep func(flushed time.Time) bool) []time.Duration {
+	d := make([]time.Duration, 0, len(samples))
+	for _, s := range samples {
+		if keep == nil || keep(s.flushed) {
+			d = append(d, s.delay)
+		}
+	}
+	slices.Sort(d)
+	return d
+}
+
+// streamChunks is chunkDelays returning each chunk's sample unsorted, and
+// calling count, when not nil, with +1 as each stream is sent and -1 as it
+// ends.
+func streamChunks(ctx context.Context, t *target, up *upstream, n, chunks int, gap time.Duration, count func(int64)) (samples []chunkSample, firsts []time.Duration, err error) {
 	body := streamBody(chunks, gap)
 	var (
 		mu   sync.Mutex
@@ -73,16 +95,15 @@ func chunkDelaysCounted(ctx context.Context, t *target, up *upstream, n, chunks 
 			}
 			firsts = append(firsts, arrivals[0].Sub(flushes[0]))
 			for k := 1; k < chunks; k++ {
-				delays = append(delays, arrivals[k].Sub(flushes[k]))
+				samples = append(samples, chunkSample{flushes[k], arrivals[k].Sub(flushes[k])})
 			}
 		}()
 	}
 	wg.Wait()
-	slices.Sort(delays)
 	if len(errs) > 0 {
-		return delays, firsts, &streamErrors{failed: len(errs), of: n, first: errs[0]}
+		return samples, firsts, &streamErrors{failed: len(errs), of: n, first: errs[0]}
 	}
-	return delays, firsts, nil
+	return samples, firsts, nil
 }
 
 // streamErrors says how many streams of a batch failed, and why the first.
