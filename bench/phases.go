@@ -77,7 +77,7 @@ func run(ctx context.Context, o options, log io.Writer) (rep *Report, err error)
 		}
 	}
 	if procs.pprofAddr != "" {
-		step("profiling keygate for %s", o.profileDur)
+		step("profiling keygate (and with -cpuprofile the pooled floor) for %s each", o.profileDur)
 		if err := profile(ctx, o, procs); err != nil {
 			return nil, err
 		}

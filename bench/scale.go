@@ -82,11 +82,11 @@ type ScaleTarget struct {
 	ChunkP99Ms float64 `json:"chunk_delay_p99_ms"`
 	AddedP99Ms float64 `json:"added_chunk_delay_p99_ms"`
 	// Steady* are the chunks flushed while all the streams were open at
-	// once: after the last one opened and before the first one ended. The
+	// once: after the last one was sent and before the first one ended. The
 	// whole-run figures above also hold the opening, when thousands of
 	// requests and their first chunks queue on the same cores; these are
 	// what relaying costs once they are all open. SteadyChunks is 0 when
-	// the first stream ended before the last one opened.
+	// the first stream ended before the last one was sent.
 	SteadyChunks     int     `json:"steady_chunks"`
 	SteadyP50Ms      float64 `json:"steady_chunk_delay_p50_ms"`
 	SteadyP99Ms      float64 `json:"steady_chunk_delay_p99_ms"`
