@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -231,6 +232,40 @@ func TestOnlyBudgets(t *testing.T) {
 	}
 	if len(rep.pids) != 2 {
 		t.Fatalf("%d processes recorded, want 2", len(rep.pids))
+	}
+	wantGone(t, rep.pids, "run")
+}
+
+// TestOnlyThroughputProfiles runs -only throughput with -cpuprofile and
+// -memprofile: keygate's CPU profile, the pooled floor's beside it, and
+// keygate's allocation profile are written, each a gzipped pprof profile.
+func TestOnlyThroughputProfiles(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs keygate")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	o := quickOptions()
+	o.only = map[string]bool{"throughput": true}
+	o.cpuProfile, o.memProfile = filepath.Join(dir, "cpu.prof"), filepath.Join(dir, "mem.prof")
+	var log bytes.Buffer
+	rep, err := run(ctx, o, &log)
+	if err != nil {
+		t.Fatalf("run: %v\n%s", err, log.String())
+	}
+	for _, name := range []string{"cpu.prof", "cpu.floor.prof", "mem.prof"} {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Error(err)
+			continue
+		}
+		if len(b) < 100 || b[0] != 0x1f || b[1] != 0x8b {
+			t.Errorf("%s: %d bytes, not a gzipped profile", name, len(b))
+		}
+	}
+	if rep.CPU.KeygateUs <= 0 || rep.CPU.PooledFloorUs <= 0 {
+		t.Errorf("cpu %+v", rep.CPU)
 	}
 	wantGone(t, rep.pids, "run")
 }
