@@ -11,6 +11,7 @@ package gctune
 
 import (
 	"context"
+	"math"
 	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
@@ -43,11 +44,7 @@ func Start(floor uint64) *Pacer {
 	if floor == 0 {
 		return nil
 	}
-	base := debug.SetGCPercent(100)
-	if base <= 0 {
-		base = 100
-	}
-	debug.SetGCPercent(base)
+	base := gogc()
 	p := &Pacer{floor: floor, base: base, percent: base, samples: []metrics.Sample{
 		{Name: "/gc/heap/live:bytes"},
 		{Name: "/gc/scan/stack:bytes"},
@@ -55,6 +52,19 @@ func Start(floor uint64) *Pacer {
 	}}
 	p.cycle()
 	return p
+}
+
+// gogc is the GOGC in force, read without setting it; 100 when the
+// collector is off or the runtime does not say.
+func gogc() int {
+	s := []metrics.Sample{{Name: "/gc/gogc:percent"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() == metrics.KindUint64 {
+		if v := s[0].Value.Uint64(); v > 0 && v <= math.MaxInt32 {
+			return int(v)
+		}
+	}
+	return 100
 }
 
 // sentinel is an object whose collection marks the end of a GC cycle; it

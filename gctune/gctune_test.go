@@ -141,3 +141,15 @@ func TestReleaseFreesAfterABurst(t *testing.T) {
 	cancel()
 	<-done
 }
+
+// TestGogc: the GOGC in force is read as set, and the collector turned off
+// reads as 100, Go's default, for the Pacer to restore and pace from.
+func TestGogc(t *testing.T) {
+	defer debug.SetGCPercent(debug.SetGCPercent(100))
+	for set, want := range map[int]int{50: 50, 100: 100, 250: 250, -1: 100} {
+		debug.SetGCPercent(set)
+		if got := gogc(); got != want {
+			t.Errorf("GOGC %d: gogc() = %d, want %d", set, got, want)
+		}
+	}
+}
