@@ -2,6 +2,8 @@ package secret
 
 import (
 	"context"
+	"encoding"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 )
@@ -122,23 +124,42 @@ func (h *LogHandler) attr(a slog.Attr) slog.Attr {
 		}
 		a.Value = slog.GroupValue(red...)
 	case slog.KindAny:
-		// Kept as it is (a pointer, a number in JSON) unless its text
-		// holds a key.
+		// Kept as it is (a pointer, a number in JSON) unless a text a
+		// handler may print of it holds a key: the text handler prints
+		// MarshalText or fmt's form, the JSON handler json.Marshal's,
+		// which follows pointers fmt prints as addresses.
 		a.Value = v
-		var text string
 		switch x := v.Any().(type) {
-		case Key:
+		case nil, Key:
 			return a
 		case error:
-			text = x.Error()
-		default:
-			text = fmt.Sprint(x)
+			if text := x.Error(); h.r.Redact(text) != text {
+				a.Value = slog.StringValue(h.r.Redact(text))
+			}
+			return a
 		}
-		if red := h.r.Redact(text); red != text {
-			a.Value = slog.StringValue(red)
+		for _, text := range printedForms(v.Any()) {
+			if red := h.r.Redact(text); red != text {
+				a.Value = slog.StringValue(red)
+				break
+			}
 		}
 	default:
 		a.Value = v
 	}
 	return a
+}
+
+// printedForms are the texts a log handler may print of x.
+func printedForms(x any) []string {
+	forms := []string{fmt.Sprint(x)}
+	if tm, ok := x.(encoding.TextMarshaler); ok {
+		if b, err := tm.MarshalText(); err == nil {
+			forms = append(forms, string(b))
+		}
+	}
+	if b, err := json.Marshal(x); err == nil {
+		forms = append(forms, string(b))
+	}
+	return forms
 }

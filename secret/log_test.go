@@ -13,6 +13,12 @@ type valuer struct{ s string }
 
 func (v valuer) LogValue() slog.Value { return slog.StringValue(v.s) }
 
+// textKey marshals itself to a text that holds a key, which the text
+// handler prints (fmt would print its empty struct).
+type textKey struct{}
+
+func (textKey) MarshalText() ([]byte, error) { return []byte("see " + orKey), nil }
+
 // TestLogHandlerMasksEachPlace puts a key in one place of a record at a
 // time: a record with nothing to mask goes on uncopied, so every place
 // must be checked on its own.
@@ -30,6 +36,10 @@ func TestLogHandlerMasksEachPlace(t *testing.T) {
 		{"printed value", "m", []any{"v", struct{ S string }{orKey}}},
 		{"late value", "m", []any{"lv", valuer{orKey}}},
 		{"late value in a group", "m", []any{slog.Group("g", "lv", valuer{orKey})}},
+		// JSON prints what a pointer points to, where fmt prints the address.
+		{"string pointer", "m", []any{"p", new(orKey)}},
+		{"struct pointer", "m", []any{"p", &struct{ S *string }{new(orKey)}}},
+		{"text marshaler", "m", []any{"tm", textKey{}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var buf bytes.Buffer
