@@ -102,3 +102,26 @@ func TestTick(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkTouch is a read's note of progress, with other goroutines
+// adding and removing entries meanwhile as calls start and end.
+func BenchmarkTouch(b *testing.B) {
+	w := silence.New(time.Minute)
+	b.RunParallel(func(pb *testing.PB) {
+		var e silence.Entry
+		w.Add(&e, nopExpirer{})
+		defer w.Remove(&e)
+		for i := 0; pb.Next(); i++ {
+			w.Touch(&e)
+			if i%64 == 0 {
+				var other silence.Entry
+				w.Add(&other, nopExpirer{})
+				w.Remove(&other)
+			}
+		}
+	})
+}
+
+type nopExpirer struct{}
+
+func (nopExpirer) Expire() {}
