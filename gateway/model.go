@@ -9,13 +9,19 @@ import (
 // max_completion_tokens or (Responses API) max_output_tokens; 0 when none
 // is a plain count.
 func maxTokensOf(body []byte) int {
-	for _, name := range [...]string{"max_tokens", "max_completion_tokens", "max_output_tokens"} {
-		if n, ok := tokenCount(body, name); ok && n > 0 {
+	var v [len(maxTokensKeys)][]byte
+	topLevels(body, maxTokensKeys[:], v[:])
+	for _, raw := range v {
+		if n, ok := countOf(raw); ok && n > 0 {
 			return n
 		}
 	}
 	return 0
 }
+
+// maxTokensKeys are the fields maxTokensOf reads in one scan, the one
+// that counts first.
+var maxTokensKeys = [...]string{"max_tokens", "max_completion_tokens", "max_output_tokens"}
 
 // requestKeys are the top-level fields the passthrough reads of every
 // request body, in one scan (requestOf).
