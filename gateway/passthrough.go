@@ -100,7 +100,9 @@ var harmlessNames = [...]string{"Idempotency-Key"}
 
 // credentialShaped reports whether a header name looks like a credential.
 // It reads the name once, trying at each byte only the words that start
-// with it: a search per word was about 1 µs of every request's CPU.
+// with it. A search per word was 0.7 µs of each of the bench's requests
+// in their profile; BenchmarkOutboundHeader, an SDK's sixteen headers,
+// went from 1,860 to 1,450 ns.
 func credentialShaped(name string) bool {
 	for _, h := range harmlessNames {
 		if len(name) == len(h) && strings.EqualFold(name, h) {
