@@ -129,13 +129,8 @@ func (h *LogHandler) attr(a slog.Attr) slog.Attr {
 		// MarshalText or fmt's form, the JSON handler json.Marshal's,
 		// which follows pointers fmt prints as addresses.
 		a.Value = v
-		switch x := v.Any().(type) {
+		switch v.Any().(type) {
 		case nil, Key:
-			return a
-		case error:
-			if text := x.Error(); h.r.Redact(text) != text {
-				a.Value = slog.StringValue(h.r.Redact(text))
-			}
 			return a
 		}
 		for _, text := range printedForms(v.Any()) {
@@ -150,8 +145,13 @@ func (h *LogHandler) attr(a slog.Attr) slog.Attr {
 	return a
 }
 
-// printedForms are the texts a log handler may print of x.
+// printedForms are the texts a log handler may print of x: an error's
+// Error, which both handlers print; otherwise fmt's form, MarshalText's
+// and json.Marshal's.
 func printedForms(x any) []string {
+	if err, ok := x.(error); ok {
+		return []string{err.Error()}
+	}
 	forms := []string{fmt.Sprint(x)}
 	if tm, ok := x.(encoding.TextMarshaler); ok {
 		if b, err := tm.MarshalText(); err == nil {
