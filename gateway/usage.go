@@ -179,17 +179,12 @@ func eventStream(h http.Header) bool {
 	return strings.EqualFold(mediaType(h.Get("Content-Type")), "text/event-stream")
 }
 
-// tokenCount reads the integer field name of a JSON usage object without
-// decoding it; an absent or null field is 0. ok is false when the value is
-// not a count (a non-negative integer).
-func tokenCount(usage []byte, name string) (n int, ok bool) {
-	return countOf(topLevel(usage, name))
-}
-
 // usageFields are the fields of a usage object the tap reads, in one scan.
 var usageFields = [...]string{"prompt_tokens", "completion_tokens", "cost"}
 
-// countOf reads a raw JSON value as tokenCount does.
+// countOf reads the raw JSON value of a token count (topLevels' form)
+// without decoding it; an absent (nil) or null value is 0. ok is false
+// when the value is not a count (a non-negative integer).
 func countOf(raw []byte) (n int, ok bool) {
 	if raw == nil || string(raw) == "null" {
 		return 0, true

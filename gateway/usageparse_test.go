@@ -15,7 +15,7 @@ func TestMediaType(t *testing.T) {
 	}
 }
 
-func TestTokenCount(t *testing.T) {
+func TestCountOf(t *testing.T) {
 	for _, tc := range []struct {
 		usage string
 		n     int
@@ -33,9 +33,9 @@ func TestTokenCount(t *testing.T) {
 		{`{"prompt_tokens":-}`, 0, false},
 		{`{"prompt_tokens":1234567890123456}`, 0, false},
 	} {
-		n, ok := tokenCount([]byte(tc.usage), "prompt_tokens")
+		n, ok := countOf(topLevel([]byte(tc.usage), "prompt_tokens"))
 		if n != tc.n || ok != tc.ok {
-			t.Errorf("tokenCount(%s) = %d, %v; want %d, %v", tc.usage, n, ok, tc.n, tc.ok)
+			t.Errorf("countOf(prompt_tokens of %s) = %d, %v; want %d, %v", tc.usage, n, ok, tc.n, tc.ok)
 		}
 	}
 }
