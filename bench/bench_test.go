@@ -18,16 +18,7 @@ import (
 // process it started. It checks that figures were taken, never their
 // values: CI does not time anything.
 func TestQuickRun(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs keygate")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	var log bytes.Buffer
-	rep, err := run(ctx, quickOptions(), &log)
-	if err != nil {
-		t.Fatalf("run: %v\n%s", err, log.String())
-	}
+	rep := quickRun(t, quickOptions(), 2*time.Minute)
 	for name, v := range map[string]float64{
 		"direct rps": rep.Throughput.DirectRPS, "floor rps": rep.Throughput.FloorRPS, "keygate rps": rep.Throughput.KeygateRPS,
 		"keygate p99": rep.Latency[0].Keygate.P99Ms, "stream keygate p99": rep.Stream.Keygate.P99Ms,
@@ -205,18 +196,9 @@ func TestJudgeFlat(t *testing.T) {
 // TestOnlyBudgets runs -only budgets in its -quick form: two fresh
 // keygates, budgets on and off, side by side, and nothing else.
 func TestOnlyBudgets(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs keygate")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
 	o := quickOptions()
 	o.only = map[string]bool{"budgets": true}
-	var log bytes.Buffer
-	rep, err := run(ctx, o, &log)
-	if err != nil {
-		t.Fatalf("run: %v\n%s", err, log.String())
-	}
+	rep := quickRun(t, o, time.Minute)
 	b := rep.Budgets
 	if b == nil || b.OnRPS <= 0 || b.OffRPS <= 0 || b.OnCPUUs <= 0 || b.OffCPUUs <= 0 || b.InProcess == nil ||
 		b.InProcess.OnAllocs <= 0 || b.InProcess.KeyReads < 4 {
@@ -240,20 +222,11 @@ func TestOnlyBudgets(t *testing.T) {
 // -memprofile: keygate's CPU profile, the pooled floor's beside it, and
 // keygate's allocation profile are written, each a gzipped pprof profile.
 func TestOnlyThroughputProfiles(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs keygate")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
 	dir := t.TempDir()
 	o := quickOptions()
 	o.only = map[string]bool{"throughput": true}
 	o.cpuProfile, o.memProfile = filepath.Join(dir, "cpu.prof"), filepath.Join(dir, "mem.prof")
-	var log bytes.Buffer
-	rep, err := run(ctx, o, &log)
-	if err != nil {
-		t.Fatalf("run: %v\n%s", err, log.String())
-	}
+	rep := quickRun(t, o, time.Minute)
 	for _, name := range []string{"cpu.prof", "cpu.floor.prof", "mem.prof"} {
 		b, err := os.ReadFile(filepath.Join(dir, name))
 		if err != nil {
@@ -268,6 +241,24 @@ func TestOnlyThroughputProfiles(t *testing.T) {
 		t.Errorf("cpu %+v", rep.CPU)
 	}
 	wantGone(t, rep.pids, "run")
+}
+
+// quickRun runs the benchmark with o, bounded by within, and fails t with
+// the run's log if it errs; under -short it skips, as the run builds and
+// starts keygate.
+func quickRun(t *testing.T, o options, within time.Duration) *Report {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds and runs keygate")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), within)
+	defer cancel()
+	var log bytes.Buffer
+	rep, err := run(ctx, o, &log)
+	if err != nil {
+		t.Fatalf("run: %v\n%s", err, log.String())
+	}
+	return rep
 }
 
 // wantGone fails t for each process of pids that still exists after the
