@@ -34,9 +34,9 @@ type watchedBody struct {
 	head    []byte
 	peek    *[]byte
 	headErr error
-	// reqBody is the attempt's request body, kept here to save it an
+	// reqBody reads the attempt's request body, kept here to save it an
 	// allocation.
-	reqBody requestBody
+	reqBody bytes.Reader
 	// rl is the relay, for the stream's late faults.
 	rl *Relay
 	// hold is what the stream hold saw; errBody the JSON error answer of
@@ -47,17 +47,12 @@ type watchedBody struct {
 	done bool
 }
 
-// requestBody is a request body read from memory.
-type requestBody struct{ bytes.Reader }
-
-func newRequestBody(b []byte) *requestBody {
-	rb := &requestBody{}
-	rb.Reset(b)
-	return rb
-}
-
-// Close implements io.Closer; there is nothing to release.
-func (*requestBody) Close() error { return nil }
+// requestBody is an attempt's request body, read from memory. It is
+// io.NopCloser over a *bytes.Reader, the form net/http knows to be in
+// memory: the transport then writes the request's headers and body in one
+// write, where for a reader of its own it sends the headers ahead on their
+// own (a write system call, and a packet, more on every call).
+func requestBody(r *bytes.Reader) io.ReadCloser { return io.NopCloser(r) }
 
 // Expire implements silence.Expirer: upstream was silent too long.
 func (b *watchedBody) Expire() { b.cancel(ErrUpstreamTimeout) }

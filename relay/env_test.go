@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -172,6 +173,8 @@ type envOptions struct {
 	share     float64
 	// hold is the relay's Options.StreamHold (0: its default).
 	hold time.Duration
+	// dial, when set, replaces the transport's DialContext.
+	dial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 // newEnv starts an httptest upstream running h and a relay over a pool of
@@ -204,6 +207,9 @@ func newEnv(t testing.TB, o envOptions, h handler) *env {
 	t.Cleanup(srv.Close)
 	e.url = srv.URL + "/chat/completions"
 	transport := relay.NewTransport(0)
+	if o.dial != nil {
+		transport.DialContext = o.dial
+	}
 	t.Cleanup(transport.CloseIdleConnections)
 	opts := relay.Options{Transport: transport, Timeout: o.timeout, Confirmer: o.confirmer, RestShare: o.share, StreamHold: o.hold}
 	if opts.Timeout == 0 {

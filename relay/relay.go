@@ -8,6 +8,7 @@
 package relay
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -401,9 +402,9 @@ func (r *Relay) attempt(parent context.Context, req *http.Request, body []byte, 
 	out.TransferEncoding = nil
 	if len(body) > 0 {
 		wb.reqBody.Reset(body)
-		out.Body = &wb.reqBody
+		out.Body = requestBody(&wb.reqBody)
 		out.ContentLength = int64(len(body))
-		out.GetBody = func() (io.ReadCloser, error) { return newRequestBody(body), nil }
+		out.GetBody = func() (io.ReadCloser, error) { return requestBody(bytes.NewReader(body)), nil }
 	} else {
 		out.Body = http.NoBody
 		out.ContentLength = 0

@@ -2,12 +2,16 @@ package relay_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
+	"io"
+	"net"
 	"net/http"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -375,6 +379,67 @@ func TestDoSendsBodyOnEveryAttempt(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestDoWritesRequestOnce: an attempt's request, headers and a body that
+// fit the transport's write buffer, leaves in one write to the connection,
+// a retry's on the next key too. A body net/http does not know to be in
+// memory gets its headers flushed ahead of it: a second write system call
+// (and packet) on every call.
+func TestDoWritesRequestOnce(t *testing.T) {
+	tests := []struct {
+		name string
+		body []byte
+	}{
+		{"none", nil},
+		{"small", []byte(`{"model":"m","messages":[{"role":"user","content":"hi"}]}`)},
+		{"1KB", bytes.Repeat([]byte("x"), 1<<10)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var writes atomic.Int32
+			var d net.Dialer
+			dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+				c, err := d.DialContext(ctx, network, addr)
+				if err != nil {
+					return nil, err
+				}
+				return &writeCounter{Conn: c, n: &writes}, nil
+			}
+			e := newEnv(t, envOptions{keys: 2, dial: dial}, func(w http.ResponseWriter, r *http.Request, id int) {
+				if got, _ := io.ReadAll(r.Body); !bytes.Equal(got, tt.body) {
+					t.Errorf("key %d: upstream got %d bytes, want %d", id, len(got), len(tt.body))
+				}
+				if id == 1 {
+					w.WriteHeader(http.StatusUnauthorized)
+				}
+			})
+			for call := 1; call <= 3; call++ {
+				resp, err := e.relay.Do(e.request(t, t.Context()), tt.body, &relay.Call{Strategy: first})
+				if err != nil {
+					t.Fatalf("call %d: %v", call, err)
+				}
+				readAll(t, resp)
+				// The first call is answered 401 on key 1, then 200 on
+				// key 2; key 1 rests for the calls after it.
+				want := int32(call + 1)
+				if got := writes.Load(); got != want {
+					t.Errorf("after call %d: %d writes to upstream connections, want %d (one per request)", call, got, want)
+				}
+			}
+		})
+	}
+}
+
+// writeCounter counts the writes made to a connection.
+type writeCounter struct {
+	net.Conn
+	n *atomic.Int32
+}
+
+func (c *writeCounter) Write(p []byte) (int, error) {
+	c.n.Add(1)
+	return c.Conn.Write(p)
 }
 
 // TestRetryDoesNotWaitForAStalledFault: a key fault whose body stalls
