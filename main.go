@@ -209,7 +209,7 @@ func runAs(name string, args, environ []string, stdout, stderr io.Writer) int {
 	}
 	released := make(chan struct{})
 	go func() {
-		gctune.Release(ctx, a.InFlight, time.Second, releaseAfterPeak)
+		gctune.Release(ctx, a.Held, time.Second, releaseAfterPeak, func() { a.CloseIdle(); gctune.FreeMemory() })
 		close(released)
 	}()
 	defer func() { stop(); <-released }()
@@ -313,8 +313,9 @@ func listenHint(err error, port int) string {
 	return ""
 }
 
-// releaseAfterPeak is the fewest requests in flight at once that make a
-// burst whose memory is handed back to the system when it is over.
+// releaseAfterPeak is the fewest requests and client connections held at
+// once that make a burst whose memory (and idle upstream connections) is
+// handed back to the system when it is over.
 const releaseAfterPeak = 256
 
 // lookupEnv is os.LookupEnv over environ.

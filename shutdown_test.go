@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -52,6 +53,8 @@ type process struct {
 	up   *gate
 	done chan struct{} // closed when the process has exited
 	err  error         // cmd.Wait's, once done is closed
+	// upConns is how many connections to the upstream are open.
+	upConns *atomic.Int64
 }
 
 // gate is the upstream of the process tests: a simulator whose chat
@@ -154,7 +157,17 @@ func startProcess(t *testing.T, env ...string) *process {
 	}
 	sim := simulator.New(simulator.Options{Keys: map[string]simulator.Profile{shutdownKey: {}}})
 	up := newGate(sim)
-	upSrv := httptest.NewServer(up)
+	upSrv := httptest.NewUnstartedServer(up)
+	upConns := &atomic.Int64{}
+	upSrv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		switch s {
+		case http.StateNew:
+			upConns.Add(1)
+		case http.StateClosed, http.StateHijacked:
+			upConns.Add(-1)
+		}
+	}
+	upSrv.Start()
 	// Runs after the process is killed (cleanups run last first), so that
 	// no held call is waiting for a caller that is still there.
 	t.Cleanup(func() {
@@ -169,7 +182,7 @@ func startProcess(t *testing.T, env ...string) *process {
 	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
 	ln.Close()
 
-	p := &process{url: "http://127.0.0.1:" + port, out: &lockedBuffer{}, up: up, done: make(chan struct{})}
+	p := &process{url: "http://127.0.0.1:" + port, out: &lockedBuffer{}, up: up, done: make(chan struct{}), upConns: upConns}
 	p.cmd = exec.Command(bin, "-env-file", "/dev/null")
 	p.cmd.Dir = dir
 	p.cmd.Env = append([]string{"OPENROUTER_BASE_URL=" + upSrv.URL + simulator.PathPrefix, "OPENROUTER_API_KEY_1=" + shutdownKey, "PORT=" + port}, env...)

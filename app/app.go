@@ -54,8 +54,13 @@ type App struct {
 	Registry *prometheus.Registry
 	Handler  http.Handler
 	Log      *slog.Logger
-	// active counts requests being served, for the shutdown report.
+	// active counts requests being served, for the shutdown report;
+	// conns the client connections open.
 	active atomic.Int64
+	conns  atomic.Int64
+	// transport carries every upstream call; CloseIdle closes its idle
+	// connections.
+	transport http.RoundTripper
 	// Share carries what this replica learns to the others (REDIS_URL);
 	// with no Redis its store is cluster.Local.
 	Share *share.Adapter
@@ -217,7 +222,7 @@ func New(cfg *config.Config, log *slog.Logger, o Options) (*App, error) {
 		CORSOrigins:     cfg.CORSOrigins,
 		AllowedHosts:    cfg.AllowedHosts,
 	})
-	return &App{Config: cfg, Live: live, Budgets: budgets, Store: store, Share: shared, Pool: pool, Breakers: breakers, Relay: rl, Registry: reg, Handler: gw, Log: log}, nil
+	return &App{Config: cfg, Live: live, Budgets: budgets, Store: store, Share: shared, Pool: pool, Breakers: breakers, Relay: rl, Registry: reg, Handler: gw, Log: log, transport: transport}, nil
 }
 
 // poolRedactor masks the pool's keys.
@@ -237,13 +242,38 @@ func (a *App) Server() *http.Server {
 		ReadHeaderTimeout: a.Config.ReadHeaderTimeout,
 		IdleTimeout:       a.Config.IdleTimeout,
 		ConnContext:       gateway.ConnContext,
+		ConnState:         a.trackConn,
 		MaxHeaderBytes:    1 << 20,
 		ErrorLog:          slog.NewLogLogger(a.Log.Handler(), slog.LevelDebug),
 	}
 }
 
-// InFlight is the number of requests being served now.
-func (a *App) InFlight() int64 { return a.active.Load() }
+// Held is the requests being served plus the client connections open: what
+// holds a burst's memory, since every open connection keeps its read and
+// write buffers even idle. A burst of streams is over for memory once its
+// clients have closed their connections too.
+func (a *App) Held() int64 { return a.active.Load() + a.conns.Load() }
+
+// trackConn counts the client connections open.
+func (a *App) trackConn(_ net.Conn, s http.ConnState) {
+	switch s {
+	case http.StateNew:
+		a.conns.Add(1)
+	case http.StateHijacked, http.StateClosed:
+		a.conns.Add(-1)
+	}
+}
+
+// CloseIdle closes the upstream connections no call is using. After a
+// burst, those are the surplus the burst opened (each with an HTTP/2 read
+// loop, or HTTP/1.1's two, and their buffers), which the transport would
+// otherwise keep for its 90 s idle timeout; the next call dials again if it
+// finds none.
+func (a *App) CloseIdle() {
+	if c, ok := a.transport.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
+}
 
 // serveCounted serves r, counted among the active requests.
 func (a *App) serveCounted(w http.ResponseWriter, r *http.Request) {

@@ -132,17 +132,19 @@ func Percent(floor, live, scan uint64, base int) int {
 func ceilDiv(a, b uint64) uint64 { return (a + b - 1) / b }
 
 // Release frees the memory of a burst back to the system: every tick it
-// reads inFlight, and when the count has stayed at an eighth or less of a
-// peak of at least minPeak for two ticks in a row, it runs FreeMemory (two
-// collections, then the freed stacks and heap returned), and again each
-// time the count falls as far from there, until it is an eighth of minPeak
-// or less (burst). Without it a burst of ten thousand streams leaves the
-// process at its peak resident size until the runtime's scavenger gets
-// round to it, minutes later. It returns when ctx is done.
-func Release(ctx context.Context, inFlight func() int64, tick time.Duration, minPeak int64) {
+// reads held (what holds memory: requests in flight and the connections
+// they came on), and when the count has stayed at an eighth or less of a
+// peak of at least minPeak for two ticks in a row, it runs free, and again
+// each time the count falls as far from there, until it is an eighth of
+// minPeak or less (burst). free is FreeMemory, after whatever else the
+// caller lets go of first (idle upstream connections). Without it a burst
+// of ten thousand streams leaves the process at its peak resident size
+// until the runtime's scavenger gets round to it, minutes later. It
+// returns when ctx is done.
+func Release(ctx context.Context, held func() int64, tick time.Duration, minPeak int64, free func()) {
 	t := time.NewTicker(tick)
 	defer t.Stop()
-	release(ctx, inFlight, t.C, minPeak, FreeMemory)
+	release(ctx, held, t.C, minPeak, free)
 }
 
 // FreeMemory collects twice, which empties the sync.Pools (a collection
@@ -153,8 +155,8 @@ func FreeMemory() {
 	debug.FreeOSMemory()
 }
 
-// release is Release with its ticks and its freeing injected, for tests.
-func release(ctx context.Context, inFlight func() int64, ticks <-chan time.Time, minPeak int64, free func()) {
+// release is Release with its ticks injected, for tests.
+func release(ctx context.Context, held func() int64, ticks <-chan time.Time, minPeak int64, free func()) {
 	b := burst{minPeak: minPeak}
 	for {
 		select {
@@ -162,7 +164,7 @@ func release(ctx context.Context, inFlight func() int64, ticks <-chan time.Time,
 			return
 		case <-ticks:
 		}
-		if b.observe(inFlight()) {
+		if b.observe(held()) {
 			free()
 		}
 	}

@@ -1,0 +1,106 @@
+package app
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+)
+
+// TestHeldAndCloseIdle: Held counts the client connections open as well as
+// the requests in flight (a burst's memory is theirs until they close), and
+// CloseIdle closes the idle upstream connections of keygate's own
+// transport, HTTP/1.1 and HTTP/2 over TLS alike, so that a burst's surplus
+// does not wait out the idle timeout.
+func TestHeldAndCloseIdle(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		tls  bool
+	}{{"HTTP/1.1", false}, {"HTTP/2 over TLS", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			noLeak(t)
+			u := &upstream{hold: map[string]chan struct{}{}, revoked: map[string]bool{}, started: make(chan string, 16)}
+			var proto atomic.Value // of the last upstream call
+			u.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				proto.Store(r.Proto)
+				u.serve(w, r)
+			}))
+			var upConns atomic.Int64
+			u.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+				switch s {
+				case http.StateNew:
+					upConns.Add(1)
+				case http.StateClosed, http.StateHijacked:
+					upConns.Add(-1)
+				}
+			}
+			if tc.tls {
+				u.EnableHTTP2 = true
+				u.StartTLS()
+			} else {
+				u.Start()
+			}
+			t.Cleanup(u.Close)
+			a, _ := newLiveApp(t, u.URL, []int{1}, Options{})
+			if tc.tls {
+				// keygate's own transport, told to trust the test
+				// certificate: NewTransport's dialer reads it at each dial.
+				a.transport.(*http.Transport).TLSClientConfig = u.Client().Transport.(*http.Transport).TLSClientConfig.Clone()
+			}
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			served := make(chan error, 1)
+			go func() { served <- a.Serve(ctx, ln, nil) }()
+			t.Cleanup(func() {
+				cancel()
+				if err := <-served; err != nil {
+					t.Error(err)
+				}
+			})
+
+			// A connection open and no request on it is held.
+			raw, err := net.Dial("tcp", ln.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, "the open connection held", func() bool { return a.Held() == 1 })
+
+			client := &http.Client{Transport: &http.Transport{}}
+			for range 3 {
+				resp, err := client.Post("http://"+ln.Addr().String()+"/v1/chat/completions", "application/json",
+					strings.NewReader(`{"model":"openai/gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}`))
+				if err != nil {
+					t.Fatal(err)
+				}
+				// Read to the end, so that the connection is kept.
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					t.Fatalf("status %d", resp.StatusCode)
+				}
+			}
+			if want := map[bool]string{false: "HTTP/1.1", true: "HTTP/2.0"}[tc.tls]; proto.Load() != want {
+				t.Fatalf("upstream calls over %v, want %s", proto.Load(), want)
+			}
+			// The client's idle keep-alive connection is still held, and
+			// the calls left one idle upstream connection behind.
+			waitFor(t, "two client connections held", func() bool { return a.Held() == 2 })
+			if n := upConns.Load(); n != 1 {
+				t.Fatalf("%d upstream connections open after three calls in turn, want 1", n)
+			}
+			a.CloseIdle()
+			waitFor(t, "the idle upstream connection closed", func() bool { return upConns.Load() == 0 })
+
+			raw.Close()
+			client.CloseIdleConnections()
+			waitFor(t, "no connection held", func() bool { return a.Held() == 0 })
+		})
+	}
+}
