@@ -138,6 +138,13 @@ func TestFlags(t *testing.T) {
 	if err != nil || o.streams != 10000 || o.chunkStreams() != defaultStreams || !slices.Equal(o.memCounts, []int{100, 3000}) || o.charts != "docs/bench" {
 		t.Fatalf("-streams 10000 = %+v, %v", o, err)
 	}
+	o, err = parseFlags([]string{"-streams", "10000", "-scale-ramp", "10s", "-scale-h2-streams", "250"}, &errs)
+	if err != nil || o.scaleRamp != 10*time.Second || o.scaleH2 != 250 {
+		t.Fatalf("-scale-ramp 10s -scale-h2-streams 250 = %v %v, %v", o.scaleRamp, o.scaleH2, err)
+	}
+	if _, err := parseFlags([]string{"-scale-h2-streams", "-1"}, &errs); err == nil {
+		t.Fatal("-scale-h2-streams -1 accepted")
+	}
 	if _, err := parseFlags([]string{"-mem-counts", "0"}, &errs); err == nil {
 		t.Fatal("-mem-counts 0 accepted")
 	}

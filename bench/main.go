@@ -50,7 +50,12 @@ type options struct {
 	chunks    int
 	gap       time.Duration
 	// scaleGap spaces the chunks of the scale phase's streams.
-	scaleGap    time.Duration
+	scaleGap time.Duration
+	// scaleRamp, when longer than scaleGap, spreads the scale phase's
+	// stream starts over it; scaleH2 caps the upstream's HTTP/2 streams
+	// per connection there (0: all on one connection).
+	scaleRamp   time.Duration
+	scaleH2     int
 	runs        int
 	runModels   int
 	runDelay    time.Duration
@@ -181,6 +186,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.chunks, "chunks", d.chunks, "chunks per stream")
 	fs.DurationVar(&o.gap, "gap", d.gap, "upstream gap between chunks")
 	fs.DurationVar(&o.scaleGap, "scale-gap", d.scaleGap, "upstream gap between the chunks of the scale phase's streams (-streams above 1000): at 10000 streams, 200ms is 50,000 chunks a second, which saturates two cores; 1s is 10,000")
+	fs.DurationVar(&o.scaleRamp, "scale-ramp", 0, "spread the scale phase's stream starts over this long (default: one -scale-gap)")
+	fs.IntVar(&o.scaleH2, "scale-h2-streams", 0, "cap the upstream's HTTP/2 streams per connection in the scale phase, so that the proxies open many connections (0: all on one; Go's servers default to 250)")
 	fs.IntVar(&o.runs, "runs", d.runs, "POST /run calls")
 	fs.IntVar(&o.openStreams, "open-streams", d.openStreams, "streams held open for the memory phase")
 	memCounts := fs.String("mem-counts", "100", "other stream counts, comma-separated, at which memory per stream is read for the curve (a fresh floor and keygate each)")
@@ -205,6 +212,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		q := quickOptions()
 		q.jsonOut, q.cpuProfile, q.memProfile, q.charts = o.jsonOut, o.cpuProfile, o.memProfile, o.charts
 		q.budgets, q.economy, q.tls = o.budgets, o.economy, o.tls
+		q.scaleRamp, q.scaleH2 = o.scaleRamp, o.scaleH2
 		if o.streams > scaleFrom {
 			q.streams = o.streams
 		}
@@ -240,8 +248,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 			o.only[name] = true
 		}
 	}
-	if o.rounds < 1 || o.conns < 1 || o.streams < 1 || o.chunks < 2 || o.runs < 1 || o.openStreams < 1 {
-		fmt.Fprintln(stderr, "bench: -rounds, -conns, -streams, -runs, -open-streams must be positive, -chunks at least 2")
+	if o.rounds < 1 || o.conns < 1 || o.streams < 1 || o.chunks < 2 || o.runs < 1 || o.openStreams < 1 || o.scaleH2 < 0 || o.scaleRamp < 0 {
+		fmt.Fprintln(stderr, "bench: -rounds, -conns, -streams, -runs, -open-streams must be positive, -chunks at least 2, -scale-ramp and -scale-h2-streams not negative")
 		return o, flag.ErrHelp
 	}
 	return o, nil
@@ -293,7 +301,7 @@ func estimate(o options) time.Duration {
 			t += 2*per(o.warmup) + time.Duration(4*o.tlsRounds())*per(o.tput) + 5*time.Second
 		}
 		if o.only["scale"] {
-			t += 3*time.Duration(o.chunks)*o.scaleGap + 2*scaleAfter + 20*time.Second
+			t += 3*(time.Duration(o.chunks)*o.scaleGap+o.scaleRamp) + 2*scaleAfter + 20*time.Second
 		}
 		return t
 	}
@@ -305,7 +313,7 @@ func estimate(o options) time.Duration {
 	t += time.Duration(3*o.rounds*o.chunks) * o.gap
 	t += time.Duration(2*o.runs) * o.runDelay
 	if o.streams > scaleFrom {
-		t += 3*time.Duration(o.chunks)*o.scaleGap + 2*scaleAfter + 20*time.Second
+		t += 3*(time.Duration(o.chunks)*o.scaleGap+o.scaleRamp) + 2*scaleAfter + 20*time.Second
 	}
 	if o.tls {
 		t += 2*per(o.warmup) + time.Duration(4*o.tlsRounds())*per(o.tput) + 5*time.Second

@@ -58,6 +58,11 @@ type ScaleResult struct {
 	Streams int     `json:"streams"`
 	Chunks  int     `json:"chunks"`
 	GapMs   float64 `json:"chunk_gap_ms"`
+	// RampMs is how long the stream starts were spread over (one gap
+	// unless -scale-ramp); H2Streams the upstream's HTTP/2 streams per
+	// connection.
+	RampMs    float64 `json:"ramp_ms"`
+	H2Streams int     `json:"upstream_h2_streams_per_conn,omitempty"`
 	// FileLimit is the soft RLIMIT_NOFILE the run had. Plain HTTP/1.1
 	// to the upstream takes two descriptors per stream in each process
 	// (the bench serves the upstream too); below that the upstream is
@@ -100,6 +105,9 @@ type ScaleTarget struct {
 	// HeldAfter is the share of the burst's memory (peak over idle) still
 	// resident scaleAfter after the streams: 0 is back to idle.
 	HeldAfter float64 `json:"held_after,omitempty"`
+	// UpstreamConns is how many connections the upstream accepted from
+	// the target, from its start on.
+	UpstreamConns int64 `json:"upstream_conns"`
 	// Goroutines idle, at the peak and after, from keygate's /metrics.
 	IdleGoroutines  float64 `json:"idle_goroutines,omitempty"`
 	PeakGoroutines  float64 `json:"peak_goroutines,omitempty"`
@@ -109,7 +117,7 @@ type ScaleTarget struct {
 // scalePhase runs n streams of o.chunks chunks, gap apart, direct,
 // through a fresh floor and through a fresh keygate, one after the other.
 func scalePhase(ctx context.Context, o options, n int, gap time.Duration, kgBin, floorBin, dir string, rep *Report) (res *ScaleResult, err error) {
-	res = &ScaleResult{Streams: n, Chunks: o.chunks, GapMs: ms(gap), Targets: map[string]*ScaleTarget{}, Upstream: "HTTP/1.1"}
+	res = &ScaleResult{Streams: n, Chunks: o.chunks, GapMs: ms(gap), RampMs: ms(max(gap, o.scaleRamp)), Targets: map[string]*ScaleTarget{}, Upstream: "HTTP/1.1"}
 	var lim syscall.Rlimit
 	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim) == nil {
 		res.FileLimit = lim.Cur
@@ -122,11 +130,20 @@ func scalePhase(ctx context.Context, o options, n int, gap time.Duration, kgBin,
 		}
 		env, res.Upstream = []string{cert.env()}, "TLS + HTTP/2"
 	}
-	// One HTTP/2 connection carries every stream: at Go's default of 250
-	// a connection, each request finding them all full dials a TLS
-	// connection of its own (net/http's transport does not wait for
-	// another's dial), thousands of handshakes at once.
-	up, err := startUpstreamTLS(4, cert, n+64)
+	// By default one HTTP/2 connection carries every stream. Capped
+	// (-scale-h2-streams; Go's default is 250 a connection), each request
+	// of the floor that finds them all full dials a TLS connection of its
+	// own (net/http's transport does not wait for another's dial), while
+	// keygate's dialer opens what its streams need.
+	h2 := 0
+	if cert != nil {
+		h2 = n + 64
+		if o.scaleH2 > 0 {
+			h2 = o.scaleH2
+		}
+		res.H2Streams = h2
+	}
+	up, err := startUpstreamTLS(4, cert, h2)
 	if err != nil {
 		return nil, err
 	}
@@ -141,16 +158,17 @@ func scalePhase(ctx context.Context, o options, n int, gap time.Duration, kgBin,
 	}
 	direct := &target{name: "direct", url: up.base + "/chat/completions", client: client(true),
 		header: http.Header{"Content-Type": {"application/json"}, "Authorization": {"Bearer " + up.keys[0]}}}
-	if _, _, err := chunkDelays(ctx, direct, up, 1, 2, time.Millisecond); err != nil {
-		return nil, fmt.Errorf("warming the direct client: %w", err)
-	}
-	d, err := scaleRun(ctx, o, direct, nil, n, gap, up)
+	d, err := scaleRun(ctx, o, direct, nil, n, gap, up, up.conns.Load())
 	if err != nil {
 		return nil, err
 	}
 	res.Targets["direct"] = d
 	for _, name := range []string{"floor", "keygate"} {
 		var p *child
+		// A proxy's upstream connections are counted from its start:
+		// its first may be dialed before the streams (keygate's budget
+		// poll, the floor's readiness call).
+		conns := up.conns.Load()
 		if name == "floor" {
 			p, err = startFloor(ctx, floorBin, dir, up.base, up.keys[0], false, env...)
 		} else {
@@ -165,7 +183,7 @@ func scalePhase(ctx context.Context, o options, n int, gap time.Duration, kgBin,
 		rep.pids = append(rep.pids, p.pid())
 		t := &target{name: name, url: "http://" + p.addr + "/v1/chat/completions", pid: p.pid(), client: client(false),
 			header: http.Header{"Content-Type": {"application/json"}}, logs: p.errs.String}
-		st, err := scaleRun(ctx, o, t, p, n, gap, up)
+		st, err := scaleRun(ctx, o, t, p, n, gap, up, conns)
 		p.stop()
 		if err != nil {
 			return nil, fmt.Errorf("%d streams through %s: %w", n, name, err)
@@ -179,15 +197,20 @@ func scalePhase(ctx context.Context, o options, n int, gap time.Duration, kgBin,
 }
 
 // scaleRun runs n streams through t, proxied by p (nil for direct), reading
-// p's memory and goroutines before, during and after.
-func scaleRun(ctx context.Context, o options, t *target, p *child, n int, gap time.Duration, up *upstream) (*ScaleTarget, error) {
+// p's memory and goroutines before, during and after; since is the count
+// of upstream connections before t's first.
+func scaleRun(ctx context.Context, o options, t *target, p *child, n int, gap time.Duration, up *upstream, since int64) (*ScaleTarget, error) {
 	st := &ScaleTarget{}
 	metrics := ""
 	if p != nil && p.name == "keygate" {
 		metrics = "http://" + p.addr + "/metrics"
 	}
 	var idle int64
-	if p != nil {
+	if p == nil {
+		if _, _, err := chunkDelays(ctx, t, up, 1, 2, time.Millisecond); err != nil {
+			return nil, fmt.Errorf("warming the direct client: %w", err)
+		}
+	} else {
 		if _, _, err := chunkDelays(ctx, t, up, 8, 3, time.Millisecond); err != nil {
 			return nil, fmt.Errorf("warming streams: %w", err)
 		}
@@ -202,7 +225,7 @@ func scaleRun(ctx context.Context, o options, t *target, p *child, n int, gap ti
 		st.IdleGoroutines = goStats(ctx, metrics)["go_goroutines"]
 	}
 	// The streams last o.chunks × gap; opening them may take as long again.
-	rctx, cancel := context.WithTimeout(ctx, 3*time.Duration(o.chunks)*gap+time.Minute)
+	rctx, cancel := context.WithTimeout(ctx, 3*time.Duration(o.chunks)*gap+o.scaleRamp+time.Minute)
 	defer cancel()
 	var inFlight, peak atomic.Int64
 	done := make(chan struct{})
@@ -248,7 +271,8 @@ func scaleRun(ctx context.Context, o options, t *target, p *child, n int, gap ti
 			allOpen.CompareAndSwap(0, time.Now().UnixNano())
 		}
 	}
-	samples, _, err := streamChunks(rctx, t, up, n, o.chunks, gap, count)
+	samples, _, err := streamChunks(rctx, t, up, n, o.chunks, gap, o.scaleRamp, count)
+	st.UpstreamConns = up.conns.Load() - since
 	close(done)
 	wg.Wait()
 	var se *streamErrors
@@ -295,13 +319,17 @@ func scaleOverTLS(limit uint64, n int) bool { return limit < uint64(2*n+1024) }
 
 // print writes the scale phase's figures.
 func (x *ScaleResult) print(w io.Writer) {
-	fmt.Fprintf(w, "%d concurrent streams x %d chunks, %.0f ms apart, upstream %s (file limit %d):\n", x.Streams, x.Chunks, x.GapMs, x.Upstream, x.FileLimit)
+	fmt.Fprintf(w, "%d concurrent streams x %d chunks, %.0f ms apart, started over %.0f ms, upstream %s", x.Streams, x.Chunks, x.GapMs, x.RampMs, x.Upstream)
+	if x.H2Streams > 0 {
+		fmt.Fprintf(w, " at most %d streams a connection", x.H2Streams)
+	}
+	fmt.Fprintf(w, " (file limit %d):\n", x.FileLimit)
 	for _, name := range []string{"direct", "floor", "keygate"} {
 		s := x.Targets[name]
 		if s == nil {
 			continue
 		}
-		fmt.Fprintf(w, "  %-8s peak in flight %d, cut %d, chunk delay p50 / p99 %.3f / %.3f ms (added p99 %.3f)", name, s.PeakInFlight, s.Cut, s.ChunkP50Ms, s.ChunkP99Ms, s.AddedP99Ms)
+		fmt.Fprintf(w, "  %-8s peak in flight %d over %d upstream connections, cut %d, chunk delay p50 / p99 %.3f / %.3f ms (added p99 %.3f)", name, s.PeakInFlight, s.UpstreamConns, s.Cut, s.ChunkP50Ms, s.ChunkP99Ms, s.AddedP99Ms)
 		if s.SteadyChunks > 0 {
 			fmt.Fprintf(w, ", all open %.3f / %.3f ms over %d chunks (added p99 %.3f)", s.SteadyP50Ms, s.SteadyP99Ms, s.SteadyChunks, s.SteadyAddedP99Ms)
 		}

@@ -11,18 +11,21 @@ import (
 
 // TestScalePhase runs the scale phase small: 30 streams through each
 // target; every stream must be counted in flight and none cut, the chunks
-// flushed while all were open (they open within 50 ms and last 250) must
-// be counted apart, and the processes it started must be gone.
+// flushed while all were open (they open within the 100 ms ramp and last
+// 250) must be counted apart, each target's upstream connections counted,
+// and the processes it started must be gone.
 func TestScalePhase(t *testing.T) {
 	ctx, dir, kgBin, floorBin := phaseBinaries(t)
 	rep := &Report{}
-	res, err := scalePhase(ctx, quickOptions(), 30, 50*time.Millisecond, kgBin, floorBin, dir, rep)
+	o := quickOptions()
+	o.scaleRamp = 100 * time.Millisecond
+	res, err := scalePhase(ctx, o, 30, 50*time.Millisecond, kgBin, floorBin, dir, rep)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, name := range []string{"direct", "floor", "keygate"} {
 		s := res.Targets[name]
-		if s == nil || s.PeakInFlight < 1 || s.PeakInFlight > 30 || s.Cut != 0 || s.ChunkP99Ms <= 0 {
+		if s == nil || s.PeakInFlight < 1 || s.PeakInFlight > 30 || s.Cut != 0 || s.ChunkP99Ms <= 0 || s.UpstreamConns < 1 {
 			t.Errorf("%s: %+v", name, s)
 		}
 		if s != nil && (s.SteadyChunks <= 0 || s.SteadyChunks > 30*4 || s.SteadyP99Ms <= 0 || s.SteadyP50Ms > s.SteadyP99Ms) {
@@ -34,7 +37,7 @@ func TestScalePhase(t *testing.T) {
 	}
 	var out bytes.Buffer
 	res.print(&out)
-	if !strings.Contains(out.String(), "30 concurrent streams") || !strings.Contains(out.String(), "all open") {
+	if res.RampMs != 100 || !strings.Contains(out.String(), "30 concurrent streams x 5 chunks, 50 ms apart, started over 100 ms") || !strings.Contains(out.String(), "all open") {
 		t.Errorf("table:\n%s", out.String())
 	}
 	if len(rep.pids) != 2 {

@@ -27,7 +27,7 @@ func streamBody(chunks int, gap time.Duration) []byte {
 // to first byte rather than relaying: it is left out of the delays and
 // returned apart, in firsts (what keygate's stream hold adds shows there).
 func chunkDelays(ctx context.Context, t *target, up *upstream, n, chunks int, gap time.Duration) (delays, firsts []time.Duration, err error) {
-	samples, firsts, err := streamChunks(ctx, t, up, n, chunks, gap, nil)
+	samples, firsts, err := streamChunks(ctx, t, up, n, chunks, gap, 0, nil)
 	return sortedDelays(samples, nil), firsts, err
 }
 
@@ -54,7 +54,7 @@ func sortedDelays(samples []chunkSample, keep func(flushed time.Time) bool) []ti
 // streamChunks is chunkDelays returning each chunk's sample unsorted, and
 // calling count, when not nil, with +1 as each stream is sent and -1 as it
 // ends.
-func streamChunks(ctx context.Context, t *target, up *upstream, n, chunks int, gap time.Duration, count func(int64)) (samples []chunkSample, firsts []time.Duration, err error) {
+func streamChunks(ctx context.Context, t *target, up *upstream, n, chunks int, gap, spread time.Duration, count func(int64)) (samples []chunkSample, firsts []time.Duration, err error) {
 	body := streamBody(chunks, gap)
 	var (
 		mu   sync.Mutex
@@ -65,11 +65,11 @@ func streamChunks(ctx context.Context, t *target, up *upstream, n, chunks int, g
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			// Starts spread over one gap, so that the streams' chunks do
-			// not all leave at the same instants and queue behind each
-			// other in every process.
+			// Starts spread over one gap (or spread, if longer), so that
+			// the streams' chunks do not all leave at the same instants
+			// and queue behind each other in every process.
 			select {
-			case <-time.After(time.Duration(i) * gap / time.Duration(n)):
+			case <-time.After(time.Duration(i) * max(gap, spread) / time.Duration(n)):
 			case <-ctx.Done():
 			}
 			id := up.newStreamID()
