@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -29,8 +30,10 @@ func TestBurstLetsGoOfUpstreamConnections(t *testing.T) {
 				return
 			}
 			defer resp.Body.Close()
-			if _, err := io.Copy(io.Discard, resp.Body); err != nil || resp.StatusCode != http.StatusOK {
+			if _, err := io.Copy(io.Discard, resp.Body); err != nil {
 				errs <- err
+			} else if resp.StatusCode != http.StatusOK {
+				errs <- fmt.Errorf("status %d", resp.StatusCode)
 			}
 		})
 	}
