@@ -11,8 +11,8 @@ import (
 )
 
 // TestBurstLetsGoOfUpstreamConnections: after a burst of calls larger than
-// releaseAfterPeak is over, clients gone, keygate closes the upstream
-// connections the burst left idle rather than keeping them (a read loop and
+// releaseAfterPeak is over, its clients' connections still open, keygate
+// closes the upstream connections the burst left idle rather than keeping them (a read loop and
 // buffers each) for the transport's 90 s idle timeout. Upstream holds every
 // call until all are in, so the burst takes one connection per call.
 func TestBurstLetsGoOfUpstreamConnections(t *testing.T) {
@@ -50,12 +50,13 @@ func TestBurstLetsGoOfUpstreamConnections(t *testing.T) {
 	for err := range errs {
 		t.Fatalf("a call of the burst failed: %v", err)
 	}
-	// The burst's connections now sit idle on both sides; the clients go.
+	// The burst's connections now sit idle on both sides. The clients keep
+	// theirs open: the upstream ones go once the requests are done.
 	time.Sleep(100 * time.Millisecond)
 	if got := p.upConns.Load(); got < n/2 {
 		t.Fatalf("only %d upstream connections kept idle right after the burst: the test proves nothing", got)
 	}
-	client.CloseIdleConnections()
+	defer client.CloseIdleConnections()
 	deadline := time.Now().Add(15 * time.Second)
 	for p.upConns.Load() > 0 {
 		if time.Now().After(deadline) {

@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -207,12 +208,15 @@ func runAs(name string, args, environ []string, stdout, stderr io.Writer) int {
 	if _, userGOGC := lookupEnv(environ, "GOGC"); !userGOGC {
 		defer gctune.Start(cfg.GCMinHeapBytes).Stop()
 	}
-	released := make(chan struct{})
-	go func() {
-		gctune.Release(ctx, a.Held, time.Second, releaseAfterPeak, func() { a.CloseIdle(); gctune.FreeMemory() })
-		close(released)
-	}()
-	defer func() { stop(); <-released }()
+	// Once a burst's requests are done, the upstream connections it
+	// left idle are closed and its memory freed; once its clients have
+	// closed their connections too, their buffers are.
+	var released sync.WaitGroup
+	released.Go(func() {
+		gctune.Release(ctx, a.InFlight, time.Second, releaseAfterPeak, func() { a.CloseIdle(); gctune.FreeMemory() })
+	})
+	released.Go(func() { gctune.Release(ctx, a.Conns, time.Second, releaseAfterPeak, gctune.FreeMemory) })
+	defer func() { stop(); released.Wait() }()
 	force := make(chan struct{})
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
@@ -313,9 +317,9 @@ func listenHint(err error, port int) string {
 	return ""
 }
 
-// releaseAfterPeak is the fewest requests and client connections held at
-// once that make a burst whose memory (and idle upstream connections) is
-// handed back to the system when it is over.
+// releaseAfterPeak is the fewest requests in flight, or client connections
+// open, at once that make a burst whose memory (and idle upstream
+// connections) is handed back to the system when it is over.
 const releaseAfterPeak = 256
 
 // lookupEnv is os.LookupEnv over environ.

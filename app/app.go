@@ -248,11 +248,14 @@ func (a *App) Server() *http.Server {
 	}
 }
 
-// Held is the requests being served plus the client connections open: what
-// holds a burst's memory, since every open connection keeps its read and
-// write buffers even idle. A burst of streams is over for memory once its
-// clients have closed their connections too.
-func (a *App) Held() int64 { return a.active.Load() + a.conns.Load() }
+// InFlight is the number of requests being served now.
+func (a *App) InFlight() int64 { return a.active.Load() }
+
+// Conns is the number of client connections open now. Each keeps its read
+// and write buffers while idle, so a burst of streams over HTTP/1.1 holds
+// that memory until its clients close their connections, after its
+// requests are done.
+func (a *App) Conns() int64 { return a.conns.Load() }
 
 // trackConn counts the client connections open.
 func (a *App) trackConn(_ net.Conn, s http.ConnState) {

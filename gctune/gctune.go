@@ -132,7 +132,7 @@ func Percent(floor, live, scan uint64, base int) int {
 func ceilDiv(a, b uint64) uint64 { return (a + b - 1) / b }
 
 // Release frees the memory of a burst back to the system: every tick it
-// reads held (what holds memory: requests in flight and the connections
+// reads held (what holds memory: requests in flight, or the connections
 // they came on), and when the count has stayed at an eighth or less of a
 // peak of at least minPeak for two ticks in a row, it runs free, and again
 // each time the count falls as far from there, until it is an eighth of

@@ -11,12 +11,12 @@ import (
 	"testing"
 )
 
-// TestHeldAndCloseIdle: Held counts the client connections open as well as
-// the requests in flight (a burst's memory is theirs until they close), and
-// CloseIdle closes the idle upstream connections of keygate's own
+// TestConnsAndCloseIdle: Conns counts the client connections open, idle or
+// serving (a burst's buffers are theirs until they close), InFlight the
+// requests, and CloseIdle closes the idle upstream connections of keygate's own
 // transport, HTTP/1.1 and HTTP/2 over TLS alike, so that a burst's surplus
 // does not wait out the idle timeout.
-func TestHeldAndCloseIdle(t *testing.T) {
+func TestConnsAndCloseIdle(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		tls  bool
@@ -65,33 +65,54 @@ func TestHeldAndCloseIdle(t *testing.T) {
 				}
 			})
 
-			// A connection open and no request on it is held.
+			// A connection open and no request on it is counted.
 			raw, err := net.Dial("tcp", ln.Addr().String())
 			if err != nil {
 				t.Fatal(err)
 			}
-			waitFor(t, "the open connection held", func() bool { return a.Held() == 1 })
+			waitFor(t, "the open connection counted", func() bool { return a.Conns() == 1 })
+			if n := a.InFlight(); n != 0 {
+				t.Fatalf("%d requests in flight before any", n)
+			}
 
 			client := &http.Client{Transport: &http.Transport{}}
-			for range 3 {
+			call := func() {
 				resp, err := client.Post("http://"+ln.Addr().String()+"/v1/chat/completions", "application/json",
 					strings.NewReader(`{"model":"openai/gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}`))
 				if err != nil {
-					t.Fatal(err)
+					t.Error(err)
+					return
 				}
 				// Read to the end, so that the connection is kept.
 				_, _ = io.Copy(io.Discard, resp.Body)
 				resp.Body.Close()
 				if resp.StatusCode != http.StatusOK {
-					t.Fatalf("status %d", resp.StatusCode)
+					t.Errorf("status %d", resp.StatusCode)
 				}
+			}
+			// A call held upstream is in flight, on a second connection.
+			release := u.holdKey(1)
+			done := make(chan struct{})
+			go func() { defer close(done); call() }()
+			<-u.started
+			if n, c := a.InFlight(), a.Conns(); n != 1 || c != 2 {
+				t.Errorf("a call held upstream: %d in flight over %d connections, want 1 over 2", n, c)
+			}
+			close(release)
+			<-done
+			for range 2 {
+				call()
 			}
 			if want := map[bool]string{false: "HTTP/1.1", true: "HTTP/2.0"}[tc.tls]; proto.Load() != want {
 				t.Fatalf("upstream calls over %v, want %s", proto.Load(), want)
 			}
-			// The client's idle keep-alive connection is still held, and
-			// the calls left one idle upstream connection behind.
-			waitFor(t, "two client connections held", func() bool { return a.Held() == 2 })
+			// The client's idle keep-alive connection is still counted,
+			// no request is, and the calls left one idle upstream
+			// connection behind.
+			waitFor(t, "two client connections counted", func() bool { return a.Conns() == 2 })
+			if n := a.InFlight(); n != 0 {
+				t.Fatalf("%d requests in flight after the calls", n)
+			}
 			if n := upConns.Load(); n != 1 {
 				t.Fatalf("%d upstream connections open after three calls in turn, want 1", n)
 			}
@@ -100,7 +121,7 @@ func TestHeldAndCloseIdle(t *testing.T) {
 
 			raw.Close()
 			client.CloseIdleConnections()
-			waitFor(t, "no connection held", func() bool { return a.Held() == 0 })
+			waitFor(t, "no connection counted", func() bool { return a.Conns() == 0 })
 		})
 	}
 }
