@@ -38,7 +38,7 @@ func TestBurstLetsGoOfUpstreamConnections(t *testing.T) {
 		})
 	}
 	p.waitHeld(t, n)
-	if got := p.upConns.Load(); got < n {
+	if got := p.upConns.Open(); got < n {
 		t.Fatalf("%d upstream connections for %d held calls", got, n)
 	}
 	// The release loop reads the count once a second: held this long,
@@ -53,14 +53,14 @@ func TestBurstLetsGoOfUpstreamConnections(t *testing.T) {
 	// The burst's connections now sit idle on both sides. The clients keep
 	// theirs open: the upstream ones go once the requests are done.
 	time.Sleep(100 * time.Millisecond)
-	if got := p.upConns.Load(); got < n/2 {
+	if got := p.upConns.Open(); got < n/2 {
 		t.Fatalf("only %d upstream connections kept idle right after the burst: the test proves nothing", got)
 	}
 	defer client.CloseIdleConnections()
 	deadline := time.Now().Add(15 * time.Second)
-	for p.upConns.Load() > 0 {
+	for p.upConns.Open() > 0 {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d upstream connections still open 15 s after the burst\n%s", p.upConns.Load(), p.out)
+			t.Fatalf("%d upstream connections still open 15 s after the burst\n%s", p.upConns.Open(), p.out)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

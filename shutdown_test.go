@@ -16,11 +16,11 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/keygate/keygate/internal/conncount"
 	"github.com/keygate/keygate/simulator"
 )
 
@@ -53,8 +53,8 @@ type process struct {
 	up   *gate
 	done chan struct{} // closed when the process has exited
 	err  error         // cmd.Wait's, once done is closed
-	// upConns is how many connections to the upstream are open.
-	upConns *atomic.Int64
+	// upConns counts the connections to the upstream open.
+	upConns *conncount.Counter
 }
 
 // gate is the upstream of the process tests: a simulator whose chat
@@ -158,15 +158,8 @@ func startProcess(t *testing.T, env ...string) *process {
 	sim := simulator.New(simulator.Options{Keys: map[string]simulator.Profile{shutdownKey: {}}})
 	up := newGate(sim)
 	upSrv := httptest.NewUnstartedServer(up)
-	upConns := &atomic.Int64{}
-	upSrv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
-		switch s {
-		case http.StateNew:
-			upConns.Add(1)
-		case http.StateClosed, http.StateHijacked:
-			upConns.Add(-1)
-		}
-	}
+	upConns := &conncount.Counter{}
+	upSrv.Config.ConnState = upConns.Track
 	upSrv.Start()
 	// Runs after the process is killed (cleanups run last first), so that
 	// no held call is waiting for a caller that is still there.

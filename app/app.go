@@ -25,6 +25,7 @@ import (
 	"github.com/keygate/keygate/cluster"
 	"github.com/keygate/keygate/config"
 	"github.com/keygate/keygate/gateway"
+	"github.com/keygate/keygate/internal/conncount"
 	"github.com/keygate/keygate/keyring"
 	"github.com/keygate/keygate/keysfile"
 	"github.com/keygate/keygate/metrics"
@@ -57,7 +58,7 @@ type App struct {
 	// active counts requests being served, for the shutdown report;
 	// conns the client connections open.
 	active atomic.Int64
-	conns  atomic.Int64
+	conns  conncount.Counter
 	// transport carries every upstream call; CloseIdle closes its idle
 	// connections.
 	transport http.RoundTripper
@@ -242,7 +243,7 @@ func (a *App) Server() *http.Server {
 		ReadHeaderTimeout: a.Config.ReadHeaderTimeout,
 		IdleTimeout:       a.Config.IdleTimeout,
 		ConnContext:       gateway.ConnContext,
-		ConnState:         a.trackConn,
+		ConnState:         a.conns.Track,
 		MaxHeaderBytes:    1 << 20,
 		ErrorLog:          slog.NewLogLogger(a.Log.Handler(), slog.LevelDebug),
 	}
@@ -255,17 +256,7 @@ func (a *App) InFlight() int64 { return a.active.Load() }
 // and write buffers while idle, so a burst of streams over HTTP/1.1 holds
 // that memory until its clients close their connections, after its
 // requests are done.
-func (a *App) Conns() int64 { return a.conns.Load() }
-
-// trackConn counts the client connections open.
-func (a *App) trackConn(_ net.Conn, s http.ConnState) {
-	switch s {
-	case http.StateNew:
-		a.conns.Add(1)
-	case http.StateHijacked, http.StateClosed:
-		a.conns.Add(-1)
-	}
-}
+func (a *App) Conns() int64 { return a.conns.Open() }
 
 // CloseIdle closes the upstream connections no call is using. After a
 // burst, those are the surplus the burst opened (each with an HTTP/2 read

@@ -2,7 +2,6 @@ package app
 
 import (
 	"context"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -22,19 +21,7 @@ func TestDisableSharedOverRedis(t *testing.T) {
 	up := newUpstream(t)
 	serve := func() *App {
 		a, _ := newLiveApp(t, up.URL, []int{1, 2}, Options{}, "REDIS_URL="+rs.URL())
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- a.Serve(ctx, ln, nil) }()
-		t.Cleanup(func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Error(err)
-			}
-		})
+		serveLoopback(t, a)
 		return a
 	}
 	a, b := serve(), serve()

@@ -1,7 +1,6 @@
 package app
 
 import (
-	"context"
 	"io"
 	"net"
 	"net/http"
@@ -9,6 +8,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+
+	"github.com/keygate/keygate/internal/conncount"
 )
 
 // TestConnsAndCloseIdle: Conns counts the client connections open, idle or
@@ -29,15 +30,8 @@ func TestConnsAndCloseIdle(t *testing.T) {
 				proto.Store(r.Proto)
 				u.serve(w, r)
 			}))
-			var upConns atomic.Int64
-			u.Config.ConnState = func(_ net.Conn, s http.ConnState) {
-				switch s {
-				case http.StateNew:
-					upConns.Add(1)
-				case http.StateClosed, http.StateHijacked:
-					upConns.Add(-1)
-				}
-			}
+			var upConns conncount.Counter
+			u.Config.ConnState = upConns.Track
 			if tc.tls {
 				u.EnableHTTP2 = true
 				u.StartTLS()
@@ -51,22 +45,10 @@ func TestConnsAndCloseIdle(t *testing.T) {
 				// certificate: NewTransport's dialer reads it at each dial.
 				a.transport.(*http.Transport).TLSClientConfig = u.Client().Transport.(*http.Transport).TLSClientConfig.Clone()
 			}
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			ctx, cancel := context.WithCancel(context.Background())
-			served := make(chan error, 1)
-			go func() { served <- a.Serve(ctx, ln, nil) }()
-			t.Cleanup(func() {
-				cancel()
-				if err := <-served; err != nil {
-					t.Error(err)
-				}
-			})
+			addr := serveLoopback(t, a)
 
 			// A connection open and no request on it is counted.
-			raw, err := net.Dial("tcp", ln.Addr().String())
+			raw, err := net.Dial("tcp", addr)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -77,7 +59,7 @@ func TestConnsAndCloseIdle(t *testing.T) {
 
 			client := &http.Client{Transport: &http.Transport{}}
 			call := func() {
-				resp, err := client.Post("http://"+ln.Addr().String()+"/v1/chat/completions", "application/json",
+				resp, err := client.Post("http://"+addr+"/v1/chat/completions", "application/json",
 					strings.NewReader(`{"model":"openai/gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}`))
 				if err != nil {
 					t.Error(err)
@@ -113,11 +95,11 @@ func TestConnsAndCloseIdle(t *testing.T) {
 			if n := a.InFlight(); n != 0 {
 				t.Fatalf("%d requests in flight after the calls", n)
 			}
-			if n := upConns.Load(); n != 1 {
+			if n := upConns.Open(); n != 1 {
 				t.Fatalf("%d upstream connections open after three calls in turn, want 1", n)
 			}
 			a.CloseIdle()
-			waitFor(t, "the idle upstream connection closed", func() bool { return upConns.Load() == 0 })
+			waitFor(t, "the idle upstream connection closed", func() bool { return upConns.Open() == 0 })
 
 			raw.Close()
 			client.CloseIdleConnections()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -124,6 +125,26 @@ func newLiveApp(t *testing.T, base string, ids []int, o Options, env ...string) 
 		t.Fatal(err)
 	}
 	return a, logs
+}
+
+// serveLoopback serves a on a free loopback port until t's cleanup, and
+// returns its address.
+func serveLoopback(t *testing.T, a *App) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- a.Serve(ctx, ln, nil) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-served; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	})
+	return ln.Addr().String()
 }
 
 type lockedWriter struct {
