@@ -208,14 +208,21 @@ func runAs(name string, args, environ []string, stdout, stderr io.Writer) int {
 	if _, userGOGC := lookupEnv(environ, "GOGC"); !userGOGC {
 		defer gctune.Start(cfg.GCMinHeapBytes).Stop()
 	}
-	// Once a burst's requests are done, the upstream connections it
-	// left idle are closed and its memory freed; once its clients have
-	// closed their connections too, their buffers are.
+	// As a burst's requests finish, its memory is freed, and once they are
+	// done the upstream connections it left idle are closed; once its
+	// clients have closed their connections too, their buffers are freed.
 	var released sync.WaitGroup
 	released.Go(func() {
-		gctune.Release(ctx, a.InFlight, time.Second, releaseAfterPeak, func() { a.CloseIdle(); gctune.FreeMemory() })
+		gctune.Release(ctx, a.InFlight, time.Second, releaseAfterPeak, func(over bool) {
+			if over {
+				a.CloseIdle()
+			}
+			gctune.FreeMemory()
+		})
 	})
-	released.Go(func() { gctune.Release(ctx, a.Conns, time.Second, releaseAfterPeak, gctune.FreeMemory) })
+	released.Go(func() {
+		gctune.Release(ctx, a.Conns, time.Second, releaseAfterPeak, func(bool) { gctune.FreeMemory() })
+	})
 	defer func() { stop(); released.Wait() }()
 	force := make(chan struct{})
 	sigs := make(chan os.Signal, 2)

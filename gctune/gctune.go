@@ -137,11 +137,13 @@ func ceilDiv(a, b uint64) uint64 { return (a + b - 1) / b }
 // peak of at least minPeak for two ticks in a row, it runs free, and again
 // each time the count falls as far from there, until it is an eighth of
 // minPeak or less (burst). free is FreeMemory, after whatever else the
-// caller lets go of first (idle upstream connections). Without it a burst
+// caller lets go of first; over says this is the last time for the burst,
+// the count now low, which is when to close what only a burst needed (idle
+// upstream connections), at most once a burst. Without it a burst
 // of ten thousand streams leaves the process at its peak resident size
 // until the runtime's scavenger gets round to it, minutes later. It
 // returns when ctx is done.
-func Release(ctx context.Context, held func() int64, tick time.Duration, minPeak int64, free func()) {
+func Release(ctx context.Context, held func() int64, tick time.Duration, minPeak int64, free func(over bool)) {
 	t := time.NewTicker(tick)
 	defer t.Stop()
 	release(ctx, held, t.C, minPeak, free)
@@ -156,7 +158,7 @@ func FreeMemory() {
 }
 
 // release is Release with its ticks injected, for tests.
-func release(ctx context.Context, held func() int64, ticks <-chan time.Time, minPeak int64, free func()) {
+func release(ctx context.Context, held func() int64, ticks <-chan time.Time, minPeak int64, free func(over bool)) {
 	b := burst{minPeak: minPeak}
 	for {
 		select {
@@ -164,8 +166,8 @@ func release(ctx context.Context, held func() int64, ticks <-chan time.Time, min
 			return
 		case <-ticks:
 		}
-		if b.observe(held()) {
-			free()
+		if now, over := b.observe(held()); now {
+			free(over)
 		}
 	}
 }
@@ -183,22 +185,24 @@ type burst struct {
 	draining      bool
 }
 
-// observe takes one tick's count and reports whether to free now.
-func (b *burst) observe(n int64) bool {
+// observe takes one tick's count and reports whether to free now, and
+// whether the burst is over with that.
+func (b *burst) observe(n int64) (free, over bool) {
 	b.peak = max(b.peak, n)
 	if b.peak >= b.minPeak {
 		b.draining = true
 	}
 	if !b.draining || b.peak == 0 || n > b.peak/8 {
 		b.quiet = 0
-		return false
+		return false, false
 	}
 	if b.quiet++; b.quiet < 2 {
-		return false
+		return false, false
 	}
 	b.peak, b.quiet = n, 0
 	if n <= b.minPeak/8 {
 		b.draining = false
+		return true, true
 	}
-	return true
+	return true, false
 }

@@ -99,23 +99,24 @@ func TestStartZeroIsOff(t *testing.T) {
 // TestBurst feeds a burst's counts tick by tick.
 func TestBurst(t *testing.T) {
 	b := burst{minPeak: 256}
+	const f, o = true, true // freed, and the burst over with it
 	for i, tc := range []struct {
-		n    int64
-		free bool
+		n          int64
+		free, over bool
 	}{
-		{100, false}, {0, false}, {0, false}, // below minPeak: no burst
-		{1000, false}, {500, false}, {500, false}, // a burst, above an eighth of its peak
-		{125, false}, {125, true}, // an eighth for two ticks: freed, 125 the next peak
-		{125, false}, {10, false}, {10, true}, // an eighth of 125: freed, and 10 ends the burst
-		{0, false}, {0, false}, // no burst
-		{300, false}, {38, false}, {37, false}, {37, true}, // 300/8 = 37; 37 is above 256/8
-		{4, false}, {4, true}, // 37/8 = 4: freed, over
-		{0, false}, {0, false},
-		{4000, false}, {10, false}, {900, false}, {10, false}, {10, true}, // a rise resets the quiet ticks
-		{0, false}, {0, false}, {0, false},
+		{100, !f, !o}, {0, !f, !o}, {0, !f, !o}, // below minPeak: no burst
+		{1000, !f, !o}, {500, !f, !o}, {500, !f, !o}, // a burst, above an eighth of its peak
+		{125, !f, !o}, {125, f, !o}, // an eighth for two ticks: freed, 125 the next peak
+		{125, !f, !o}, {10, !f, !o}, {10, f, o}, // an eighth of 125: freed, and 10 ends the burst
+		{0, !f, !o}, {0, !f, !o}, // no burst
+		{300, !f, !o}, {38, !f, !o}, {37, !f, !o}, {37, f, !o}, // 300/8 = 37; 37 is above 256/8
+		{4, !f, !o}, {4, f, o}, // 37/8 = 4: freed, over
+		{0, !f, !o}, {0, !f, !o},
+		{4000, !f, !o}, {10, !f, !o}, {900, !f, !o}, {10, !f, !o}, {10, f, o}, // a rise resets the quiet ticks
+		{0, !f, !o}, {0, !f, !o}, {0, !f, !o},
 	} {
-		if got := b.observe(tc.n); got != tc.free {
-			t.Fatalf("tick %d, %d in flight: over = %v, want %v", i, tc.n, got, tc.free)
+		if free, over := b.observe(tc.n); free != tc.free || over != tc.over {
+			t.Fatalf("tick %d, %d in flight: free, over = %v, %v, want %v, %v", i, tc.n, free, over, tc.free, tc.over)
 		}
 	}
 }
@@ -128,7 +129,11 @@ func TestReleaseFreesAfterABurst(t *testing.T) {
 	freed := make(chan int64, 1)
 	done := make(chan struct{})
 	go func() {
-		release(ctx, n.Load, ticks, 256, func() { freed <- n.Load() })
+		release(ctx, n.Load, ticks, 256, func(over bool) {
+			if over {
+				freed <- n.Load()
+			}
+		})
 		close(done)
 	}()
 	for _, v := range []int64{1000, 0, 0} {
