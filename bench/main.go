@@ -204,7 +204,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.BoolVar(&o.economy, "economy", d.economy, "run the key-economics day (in process, a few seconds)")
 	fs.BoolVar(&o.tls, "tls", d.tls, "run the phase with the upstream behind TLS and HTTP/2 (throughput, CPU, memory per stream, upstream connections)")
 	only := fs.String("only", "", "run only these phases, comma-separated: "+strings.Join(onlyPhases, ", "))
-	fs.StringVar(&o.memProfile, "memprofile", "", "write keygate's allocation profile after the load phases to this file, and its in-use heap with the streams open beside it (NAME.streams.EXT)")
+	fs.StringVar(&o.memProfile, "memprofile", "", "write keygate's allocation profile after the load phases to this file, and its in-use heap with the streams open beside it (NAME.streams.EXT); with the scale phase, also keygate's heap and goroutines 3 s after its streams (NAME.after-scale.EXT, NAME.after-scale-goroutines.EXT)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -303,12 +304,34 @@ func scaleRun(ctx context.Context, o options, t *target, p *child, n int, gap ti
 		return nil, err
 	}
 	st.AfterGoroutines = goStats(ctx, metrics)["go_goroutines"]
+	if o.memProfile != "" && metrics != "" {
+		if err := afterProfiles(ctx, p.debug, o.memProfile); err != nil {
+			return nil, err
+		}
+	}
 	st.IdleRSSMiB, st.PeakRSSMiB, st.AfterRSSMiB = mib(idle), mib(peakRSS), mib(after)
 	st.PerStreamKiB = round(float64(peakRSS-idle)/1024/float64(max(st.PeakInFlight, 1)), 1)
 	if peakRSS > idle {
 		st.HeldAfter = round(float64(max(after-idle, 0))/float64(peakRSS-idle), 3)
 	}
 	return st, nil
+}
+
+// afterProfiles saves keygate's in-use heap and its goroutines, read
+// scaleAfter after the scale phase's streams, beside memProfile
+// (NAME.after-scale.EXT, NAME.after-scale-goroutines.EXT): what it still
+// holds of the burst.
+func afterProfiles(ctx context.Context, debug, memProfile string) error {
+	for _, p := range []struct{ what, tag string }{{"heap", "after-scale"}, {"goroutine", "after-scale-goroutines"}} {
+		b, err := fetch(ctx, "http://"+debug+"/debug/pprof/"+p.what)
+		if err != nil {
+			return fmt.Errorf("keygate's %s profile after the streams: %w", p.what, err)
+		}
+		if err := os.WriteFile(besideProfile(memProfile, p.tag), b, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // scaleOverTLS says whether n streams need the TLS + HTTP/2 upstream: plain

@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
@@ -19,6 +21,7 @@ func TestScalePhase(t *testing.T) {
 	rep := &Report{}
 	o := quickOptions()
 	o.scaleRamp = 100 * time.Millisecond
+	o.memProfile = filepath.Join(t.TempDir(), "mem.prof")
 	res, err := scalePhase(ctx, o, 30, 50*time.Millisecond, kgBin, floorBin, dir, rep)
 	if err != nil {
 		t.Fatal(err)
@@ -39,6 +42,11 @@ func TestScalePhase(t *testing.T) {
 	res.print(&out)
 	if res.RampMs != 100 || !strings.Contains(out.String(), "30 concurrent streams x 5 chunks, 50 ms apart, started over 100 ms") || !strings.Contains(out.String(), "all open") {
 		t.Errorf("table:\n%s", out.String())
+	}
+	for _, tag := range []string{"after-scale", "after-scale-goroutines"} {
+		if fi, err := os.Stat(besideProfile(o.memProfile, tag)); err != nil || fi.Size() == 0 {
+			t.Errorf("keygate's %s profile: %v", tag, err)
+		}
 	}
 	if len(rep.pids) != 2 {
 		t.Fatalf("%d processes recorded, want 2", len(rep.pids))
