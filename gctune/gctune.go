@@ -131,18 +131,17 @@ func Percent(floor, live, scan uint64, base int) int {
 
 func ceilDiv(a, b uint64) uint64 { return (a + b - 1) / b }
 
-// Release frees the memory of a burst back to the system: every tick it
-// reads held (what holds memory: requests in flight, or the connections
-// they came on), and when the count has stayed at an eighth or less of a
-// peak of at least minPeak for two ticks in a row, it runs free, and again
-// each time the count falls as far from there, until it is an eighth of
-// minPeak or less (burst). free is FreeMemory, after whatever else the
-// caller lets go of first; over says this is the last time for the burst,
-// the count now low, which is when to close what only a burst needed (idle
-// upstream connections), at most once a burst. Without it a burst
-// of ten thousand streams leaves the process at its peak resident size
-// until the runtime's scavenger gets round to it, minutes later. It
-// returns when ctx is done.
+// Release hands the memory of a burst back to the system: every tick it
+// reads held (requests in flight, or the connections they came on), and
+// when the count has stayed at an eighth or less of a peak of at least
+// minPeak for two ticks in a row, it calls free, and again each time the
+// count falls as far from there, until it is an eighth of minPeak or less
+// (burst). free runs FreeMemory, after whatever the caller lets go of
+// first; over is true on a burst's last call, when the count is low: the
+// time to close what only the burst needed (idle upstream connections).
+// Without it a burst of ten thousand streams leaves the process at its
+// peak resident size until the runtime's scavenger gets round to it,
+// minutes later. It returns when ctx is done.
 func Release(ctx context.Context, held func() int64, tick time.Duration, minPeak int64, free func(over bool)) {
 	t := time.NewTicker(tick)
 	defer t.Stop()
