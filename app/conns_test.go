@@ -19,12 +19,13 @@ import (
 // does not wait out the idle timeout.
 func TestConnsAndCloseIdle(t *testing.T) {
 	for _, tc := range []struct {
-		name string
-		tls  bool
-	}{{"HTTP/1.1", false}, {"HTTP/2 over TLS", true}} {
+		name  string
+		tls   bool
+		proto string // of the upstream calls
+	}{{"HTTP/1.1", false, "HTTP/1.1"}, {"HTTP/2 over TLS", true, "HTTP/2.0"}} {
 		t.Run(tc.name, func(t *testing.T) {
 			noLeak(t)
-			u := &upstream{hold: map[string]chan struct{}{}, revoked: map[string]bool{}, started: make(chan string, 16)}
+			u := unstartedUpstream()
 			var proto atomic.Value // of the last upstream call
 			u.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				proto.Store(r.Proto)
@@ -85,8 +86,8 @@ func TestConnsAndCloseIdle(t *testing.T) {
 			for range 2 {
 				call()
 			}
-			if want := map[bool]string{false: "HTTP/1.1", true: "HTTP/2.0"}[tc.tls]; proto.Load() != want {
-				t.Fatalf("upstream calls over %v, want %s", proto.Load(), want)
+			if proto.Load() != tc.proto {
+				t.Fatalf("upstream calls over %v, want %s", proto.Load(), tc.proto)
 			}
 			// The client's idle keep-alive connection is still counted,
 			// no request is, and the calls left one idle upstream

@@ -54,10 +54,16 @@ type upstream struct {
 }
 
 func newUpstream(t *testing.T) *upstream {
-	u := &upstream{hold: map[string]chan struct{}{}, revoked: map[string]bool{}, started: make(chan string, 16)}
+	u := unstartedUpstream()
 	u.Server = httptest.NewServer(http.HandlerFunc(u.serve))
 	t.Cleanup(u.Close)
 	return u
+}
+
+// unstartedUpstream is an upstream without its server yet, for a test that
+// sets the server up itself.
+func unstartedUpstream() *upstream {
+	return &upstream{hold: map[string]chan struct{}{}, revoked: map[string]bool{}, started: make(chan string, 16)}
 }
 
 func (u *upstream) serve(w http.ResponseWriter, r *http.Request) {
