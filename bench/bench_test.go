@@ -154,6 +154,9 @@ func TestFlags(t *testing.T) {
 	if o, err := parseFlags([]string{"-only", "memory"}, &errs); err != nil || !o.only["memory"] {
 		t.Fatalf("-only memory = %+v, %v", o.only, err)
 	}
+	if o, err := parseFlags([]string{"-only", "paired", "-rounds", "7"}, &errs); err != nil || !o.only["paired"] || o.rounds != 7 {
+		t.Fatalf("-only paired -rounds 7 = %+v %d, %v", o.only, o.rounds, err)
+	}
 }
 
 func TestBesideProfile(t *testing.T) {
@@ -223,6 +226,65 @@ func TestOnlyBudgets(t *testing.T) {
 		t.Fatalf("%d processes recorded, want 2", len(rep.pids))
 	}
 	wantGone(t, rep.pids, "run")
+}
+
+// TestOnlyPaired runs -only paired in its -quick form: keygate and the
+// pooled floor loaded at once, and the control pair of two pooled floors,
+// each ratio taken from CPU time and requests that were really counted.
+func TestOnlyPaired(t *testing.T) {
+	o := quickOptions()
+	o.rounds = 2
+	o.only = map[string]bool{"paired": true}
+	rep := quickRun(t, o, time.Minute)
+	x := rep.Paired
+	if x == nil {
+		t.Fatal("no paired figures")
+	}
+	if x.Rounds != 2 || x.ConnectionsEach != o.conns/2 {
+		t.Errorf("rounds %d, connections %d", x.Rounds, x.ConnectionsEach)
+	}
+	for name, r := range map[string]PairedRatio{"keygate": x.Keygate, "control": x.Control} {
+		if len(r.CPU.Rounds) != 2 || len(r.Throughput.Rounds) != 2 {
+			t.Errorf("%s: rounds %v / %v, want 2 each", name, r.CPU.Rounds, r.Throughput.Rounds)
+		}
+		if r.FirstUs <= 0 || r.SecondUs <= 0 || r.FirstRPS <= 0 || r.SecondRPS <= 0 {
+			t.Errorf("%s: %+v, want both sides measured", name, r)
+		}
+		for _, s := range []Spread{r.CPU, r.Throughput} {
+			if s.Min <= 0 || s.Min > s.Median || s.Median > s.Max {
+				t.Errorf("%s: spread %+v out of order", name, s)
+			}
+		}
+	}
+	if rep.Throughput.KeygateRPS != 0 || len(rep.Targets) != 2 {
+		t.Errorf("ran more than -only paired: throughput %+v, targets %+v", rep.Throughput, rep.Targets)
+	}
+	var table bytes.Buffer
+	rep.printTable(&table)
+	if !strings.Contains(table.String(), "keygate/floor+pool:") || !strings.Contains(table.String(), "control, floor+pool/it:") {
+		t.Errorf("table:\n%s", table.String())
+	}
+	if len(rep.pids) != 3 {
+		t.Fatalf("%d processes recorded, want 3", len(rep.pids))
+	}
+	wantGone(t, rep.pids, "run")
+}
+
+// TestSpreadOf checks the median, least and greatest of a ratio's rounds.
+func TestSpreadOf(t *testing.T) {
+	for _, c := range []struct {
+		in            []float64
+		med, min, max float64
+	}{
+		{[]float64{1.2}, 1.2, 1.2, 1.2},
+		{[]float64{1.1, 0.9, 1.0}, 1.0, 0.9, 1.1},
+		{[]float64{1.0, 1.1, 0.95, 1.3}, 1.05, 0.95, 1.3},
+	} {
+		s := spreadOf(c.in)
+		if s.Median != c.med || s.Min != c.min || s.Max != c.max || len(s.Rounds) != len(c.in) {
+			t.Errorf("spreadOf(%v) = %+v, want %v (%v–%v)", c.in, s, c.med, c.min, c.max)
+		}
+	}
 }
 
 // TestOnlyThroughputProfiles runs -only throughput with -cpuprofile and

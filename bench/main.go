@@ -90,7 +90,7 @@ type options struct {
 }
 
 // onlyPhases are the phases -only can pick.
-var onlyPhases = []string{"budgets", "economy", "memory", "redis", "scale", "throughput", "tls"}
+var onlyPhases = []string{"budgets", "economy", "memory", "paired", "redis", "scale", "throughput", "tls"}
 
 func defaultOptions() options {
 	return options{
@@ -299,6 +299,9 @@ func estimate(o options) time.Duration {
 		}
 		if o.only["tls"] {
 			t += 2*per(o.warmup) + time.Duration(4*o.tlsRounds())*per(o.tput) + 5*time.Second
+		}
+		if o.only["paired"] {
+			t += 3*per(o.warmup) + time.Duration(2*o.rounds)*per(o.tput)
 		}
 		if o.only["scale"] {
 			t += 3*(time.Duration(o.chunks)*o.scaleGap+o.scaleRamp) + 2*scaleAfter + 20*time.Second

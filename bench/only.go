@@ -11,7 +11,7 @@ import (
 // runOnly runs the phases of -only.
 func runOnly(ctx context.Context, o options, rep *Report, step func(string, ...any), began time.Time) (_ *Report, err error) {
 	rep.Only = slices.Sorted(maps.Keys(o.only))
-	if o.only["budgets"] || o.only["tls"] || o.only["scale"] || o.only["memory"] || o.only["throughput"] {
+	if o.only["budgets"] || o.only["tls"] || o.only["scale"] || o.only["memory"] || o.only["throughput"] || o.only["paired"] {
 		step("building keygate and the floor")
 		ws, err := newWorkspace(ctx)
 		if err != nil {
@@ -22,6 +22,12 @@ func runOnly(ctx context.Context, o options, rep *Report, step func(string, ...a
 		if o.only["throughput"] {
 			step("max throughput: %d rounds of %s, %d connections (direct, floor, keygate, floor+pool)", o.rounds, o.tput, o.conns)
 			if err := throughputOnly(ctx, o, ws, rep); err != nil {
+				return nil, err
+			}
+		}
+		if o.only["paired"] {
+			step("paired rounds: %d of %s, keygate beside the pooled floor, then the pooled floor beside a second one, %d connections each", o.rounds, o.tput, max(o.conns/2, 1))
+			if err := pairedOnly(ctx, o, ws, rep); err != nil {
 				return nil, err
 			}
 		}

@@ -33,6 +33,7 @@ type Report struct {
 	Economy    *EconomyResult    `json:"economy,omitempty"`
 	TLS        *TLSResult        `json:"tls,omitempty"`
 	Scale      *ScaleResult      `json:"scale,omitempty"`
+	Paired     *PairedResult     `json:"paired,omitempty"`
 	Targets    []Target          `json:"targets"`
 	// Only names the phases run with -only; empty for a full run.
 	Only     []string `json:"only,omitempty"`
@@ -218,6 +219,10 @@ func (r *Report) judge() {
 		t("share of the "+n+"-stream burst's memory keygate holds 3 s after", "<=", k.HeldAfter, 0.1)
 		t("goroutines keygate has 3 s after the "+n+" streams, over idle", "<=", k.AfterGoroutines-k.IdleGoroutines, 5)
 	}
+	if x := r.Paired; x != nil {
+		t("passthrough throughput, keygate/pooled floor, paired rounds (median)", ">=", x.Keygate.Throughput.Median, 1.0)
+		t("passthrough CPU per request, keygate/pooled floor, paired rounds (median)", "<=", x.Keygate.CPU.Median, 1.0)
+	}
 	if len(r.Only) > 0 {
 		return
 	}
@@ -320,6 +325,9 @@ func (r *Report) printTable(w io.Writer) {
 				th.DirectRPS, th.FloorRPS, th.PooledFloorRPS, th.KeygateRPS, th.KeygateOverFloor, th.KeygateOverPooledFloor)
 			fmt.Fprintf(w, "CPU per request, µs: floor %.1f, floor+pool %.1f, keygate %.1f (keygate/floor %.3f, keygate/floor+pool %.3f)\n\n",
 				c.FloorUs, c.PooledFloorUs, c.KeygateUs, c.KeygateOverFloor, c.KeygateOverPooledFloor)
+		}
+		if r.Paired != nil {
+			r.Paired.print(w)
 		}
 		if r.TLS != nil {
 			r.TLS.print(w)

@@ -1,0 +1,189 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sync"
+)
+
+// PairedResult is goal 1 measured side by side in time: keygate and the
+// pooled floor loaded at once, half the connections each, so that in every
+// round both meet the same machine (steal, the bench's own load, other
+// work), which one after the other they do not. The control pairs the
+// pooled floor with a second one of its kind in the same rounds: its
+// ratios would be 1 on a perfect machine, and their spread is the method's.
+type PairedResult struct {
+	Rounds          int         `json:"rounds"`
+	ConnectionsEach int         `json:"connections_each"`
+	Keygate         PairedRatio `json:"keygate_over_pooled_floor"`
+	Control         PairedRatio `json:"control_pooled_floor_over_pooled_floor"`
+}
+
+// PairedRatio is one pair's ratios, first over second, over the rounds.
+type PairedRatio struct {
+	CPU        Spread `json:"cpu_per_request"`
+	Throughput Spread `json:"throughput"`
+	// FirstUs and SecondUs are the two processes' CPU per request over all
+	// rounds, FirstRPS and SecondRPS their median throughputs.
+	FirstUs   float64 `json:"first_us_per_request"`
+	SecondUs  float64 `json:"second_us_per_request"`
+	FirstRPS  float64 `json:"first_rps"`
+	SecondRPS float64 `json:"second_rps"`
+	Failed    int     `json:"failed"`
+}
+
+// Spread is a ratio's median over the rounds, with its least and greatest.
+type Spread struct {
+	Median float64   `json:"median"`
+	Min    float64   `json:"min"`
+	Max    float64   `json:"max"`
+	Rounds []float64 `json:"rounds"`
+}
+
+func spreadOf(xs []float64) Spread {
+	s := Spread{Median: round(median(xs), 3), Rounds: xs}
+	for i, x := range xs {
+		if i == 0 || x < s.Min {
+			s.Min = x
+		}
+		if i == 0 || x > s.Max {
+			s.Max = x
+		}
+	}
+	return s
+}
+
+// pair is two targets loaded at once, and what their rounds measured.
+type pair struct {
+	first, second *target
+	cpu, rps      []float64
+	// cpuUs and served are totals over the rounds, for the per-request
+	// figures; rpsEach is each target's throughput per round.
+	cpuUs   [2]float64
+	served  [2]int
+	rpsEach [2][]float64
+	failed  int
+}
+
+// round loads both targets at once for o.tput with conns workers each,
+// and records the ratios of their CPU per request and throughput.
+func (p *pair) round(ctx context.Context, o options, conns int) error {
+	ts := [2]*target{p.first, p.second}
+	var before, after [2]float64
+	for i, t := range ts {
+		d, err := cpuTime(t.pid)
+		if err != nil {
+			return fmt.Errorf("%s: %w", t.name, err)
+		}
+		before[i] = float64(d.Microseconds())
+	}
+	var got [2]sample
+	var wg sync.WaitGroup
+	for i, t := range ts {
+		wg.Go(func() { got[i] = attack(ctx, t, tinyChat, 0, o.tput, uint64(conns)) })
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	var us [2]float64
+	for i, t := range ts {
+		d, err := cpuTime(t.pid)
+		if err != nil {
+			return fmt.Errorf("%s: %w", t.name, err)
+		}
+		after[i] = float64(d.Microseconds())
+		s := got[i]
+		p.failed += s.failed
+		if s.ok == 0 {
+			return fmt.Errorf("paired round of %s: no successful request (%d failed: %s)", t.name, s.failed, s.firstErr)
+		}
+		us[i] = (after[i] - before[i]) / float64(s.ok)
+		p.cpuUs[i] += after[i] - before[i]
+		p.served[i] += s.ok
+		p.rpsEach[i] = append(p.rpsEach[i], s.rps())
+	}
+	if us[1] <= 0 {
+		return fmt.Errorf("paired round: no CPU time counted for %s", p.second.name)
+	}
+	p.cpu = append(p.cpu, round(us[0]/us[1], 3))
+	p.rps = append(p.rps, round(got[0].rps()/got[1].rps(), 3))
+	return nil
+}
+
+func (p *pair) result() PairedRatio {
+	return PairedRatio{
+		CPU: spreadOf(p.cpu), Throughput: spreadOf(p.rps),
+		FirstUs: round(p.cpuUs[0]/float64(p.served[0]), 1), SecondUs: round(p.cpuUs[1]/float64(p.served[1]), 1),
+		FirstRPS: round(median(p.rpsEach[0]), 0), SecondRPS: round(median(p.rpsEach[1]), 0),
+		Failed: p.failed,
+	}
+}
+
+// pairedOnly is -only paired: keygate (every feature on, as in the
+// throughput rounds), the pooled floor and a second pooled floor over the
+// workspace's upstream; each round loads keygate beside the pooled floor,
+// then the two pooled floors, half of -conns each.
+func pairedOnly(ctx context.Context, o options, ws *workspace, rep *Report) (err error) {
+	conns := max(o.conns/2, 1)
+	var procs []*child
+	defer func() {
+		for _, c := range procs {
+			c.stop()
+		}
+	}()
+	start := func(c *child, err error) (*child, error) {
+		if err == nil {
+			procs = append(procs, c)
+			rep.pids = append(rep.pids, c.pid())
+		}
+		return c, err
+	}
+	up := ws.up
+	kg, err := start(startKeygate(ctx, ws.kgBin, ws.dir, up.base, up.keys, "", envBudgetsOn))
+	if err != nil {
+		return err
+	}
+	pooled, err := start(startFloor(ctx, ws.floorBin, ws.dir, up.base, up.keys[0], true))
+	if err != nil {
+		return err
+	}
+	control, err := start(startFloor(ctx, ws.floorBin, ws.dir, up.base, up.keys[0], true))
+	if err != nil {
+		return err
+	}
+	viaKeygate := keygateTarget("keygate", kg, conns+16)
+	viaPooled := keygateTarget("floor+pool", pooled, conns+16)
+	viaControl := keygateTarget("floor+pool 2", control, conns+16)
+	if err := warmUp(ctx, o, []*target{viaKeygate, viaPooled, viaControl}); err != nil {
+		return err
+	}
+	k := &pair{first: viaKeygate, second: viaPooled}
+	c := &pair{first: viaControl, second: viaPooled}
+	for range o.rounds {
+		for _, p := range []*pair{k, c} {
+			o.pause(ctx)
+			if err := p.round(ctx, o, conns); err != nil {
+				return err
+			}
+		}
+	}
+	if k.failed+c.failed > 0 {
+		// A failed call costs CPU but is not counted as served: the
+		// figures would be off.
+		return fmt.Errorf("paired rounds: %d calls through keygate's pair and %d through the control failed", k.failed, c.failed)
+	}
+	rep.Paired = &PairedResult{Rounds: o.rounds, ConnectionsEach: conns, Keygate: k.result(), Control: c.result()}
+	return nil
+}
+
+// print writes the paired figures.
+func (x *PairedResult) print(w io.Writer) {
+	k, c := x.Keygate, x.Control
+	fmt.Fprintf(w, "paired rounds (loaded at once, %d connections each), %d rounds, median (least–greatest):\n", x.ConnectionsEach, x.Rounds)
+	fmt.Fprintf(w, "  keygate/floor+pool:      CPU per request %.3f (%.3f–%.3f), throughput %.3f (%.3f–%.3f); keygate %.1f µs, %.0f req/s; floor+pool %.1f µs, %.0f req/s\n",
+		k.CPU.Median, k.CPU.Min, k.CPU.Max, k.Throughput.Median, k.Throughput.Min, k.Throughput.Max, k.FirstUs, k.FirstRPS, k.SecondUs, k.SecondRPS)
+	fmt.Fprintf(w, "  control, floor+pool/it: CPU per request %.3f (%.3f–%.3f), throughput %.3f (%.3f–%.3f)\n\n",
+		c.CPU.Median, c.CPU.Min, c.CPU.Max, c.Throughput.Median, c.Throughput.Min, c.Throughput.Max)
+}
