@@ -154,8 +154,11 @@ func TestFlags(t *testing.T) {
 	if o, err := parseFlags([]string{"-only", "memory"}, &errs); err != nil || !o.only["memory"] {
 		t.Fatalf("-only memory = %+v, %v", o.only, err)
 	}
-	if o, err := parseFlags([]string{"-only", "paired", "-rounds", "7"}, &errs); err != nil || !o.only["paired"] || o.rounds != 7 {
-		t.Fatalf("-only paired -rounds 7 = %+v %d, %v", o.only, o.rounds, err)
+	if o, err := parseFlags([]string{"-only", "paired", "-rounds", "7", "-paired-against", "/tmp/kg"}, &errs); err != nil || !o.only["paired"] || o.rounds != 7 || o.pairedAgainst != "/tmp/kg" {
+		t.Fatalf("-only paired -rounds 7 -paired-against /tmp/kg = %+v %d %q, %v", o.only, o.rounds, o.pairedAgainst, err)
+	}
+	if o, err := parseFlags([]string{"-quick", "-paired-against", "/tmp/kg"}, &errs); err != nil || o.pairedAgainst != "/tmp/kg" {
+		t.Fatalf("-quick -paired-against /tmp/kg = %q, %v", o.pairedAgainst, err)
 	}
 }
 
@@ -229,45 +232,60 @@ func TestOnlyBudgets(t *testing.T) {
 }
 
 // TestOnlyPaired runs -only paired in its -quick form: keygate and the
-// pooled floor loaded at once, and the control pair of two pooled floors,
-// each ratio taken from CPU time and requests that were really counted.
+// pooled floor loaded at once, and the control pair, two pooled floors or
+// (-paired-against) keygate beside another keygate binary, each ratio
+// taken from CPU time and requests that were really counted.
 func TestOnlyPaired(t *testing.T) {
-	o := quickOptions()
-	o.rounds = 2
-	o.only = map[string]bool{"paired": true}
-	rep := quickRun(t, o, time.Minute)
-	x := rep.Paired
-	if x == nil {
-		t.Fatal("no paired figures")
+	if testing.Short() {
+		t.Skip("builds and runs keygate")
 	}
-	if x.Rounds != 2 || x.ConnectionsEach != o.conns/2 {
-		t.Errorf("rounds %d, connections %d", x.Rounds, x.ConnectionsEach)
-	}
-	for name, r := range map[string]PairedRatio{"keygate": x.Keygate, "control": x.Control} {
-		if len(r.CPU.Rounds) != 2 || len(r.Throughput.Rounds) != 2 {
-			t.Errorf("%s: rounds %v / %v, want 2 each", name, r.CPU.Rounds, r.Throughput.Rounds)
-		}
-		if r.FirstUs <= 0 || r.SecondUs <= 0 || r.FirstRPS <= 0 || r.SecondRPS <= 0 {
-			t.Errorf("%s: %+v, want both sides measured", name, r)
-		}
-		for _, s := range []Spread{r.CPU, r.Throughput} {
-			if s.Min <= 0 || s.Min > s.Median || s.Median > s.Max {
-				t.Errorf("%s: spread %+v out of order", name, s)
+	_, _, kgBin, _ := phaseBinaries(t)
+	for _, c := range []struct {
+		name, against, control, line string
+	}{
+		{"pooled floors", "", "floor+pool/floor+pool", "control, floor+pool/floor+pool:"},
+		{"against a keygate binary", kgBin, "keygate/keygate of " + kgBin, "control, keygate/keygate of " + kgBin + ":"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			o := quickOptions()
+			o.rounds = 2
+			o.only = map[string]bool{"paired": true}
+			o.pairedAgainst = c.against
+			rep := quickRun(t, o, time.Minute)
+			x := rep.Paired
+			if x == nil {
+				t.Fatal("no paired figures")
 			}
-		}
+			if x.Rounds != 2 || x.ConnectionsEach != o.conns/2 || x.ControlName != c.control {
+				t.Errorf("rounds %d, connections %d, control %q", x.Rounds, x.ConnectionsEach, x.ControlName)
+			}
+			for name, r := range map[string]PairedRatio{"keygate": x.Keygate, "control": x.Control} {
+				if len(r.CPU.Rounds) != 2 || len(r.Throughput.Rounds) != 2 {
+					t.Errorf("%s: rounds %v / %v, want 2 each", name, r.CPU.Rounds, r.Throughput.Rounds)
+				}
+				if r.FirstUs <= 0 || r.SecondUs <= 0 || r.FirstRPS <= 0 || r.SecondRPS <= 0 {
+					t.Errorf("%s: %+v, want both sides measured", name, r)
+				}
+				for _, s := range []Spread{r.CPU, r.Throughput} {
+					if s.Min <= 0 || s.Min > s.Median || s.Median > s.Max {
+						t.Errorf("%s: spread %+v out of order", name, s)
+					}
+				}
+			}
+			if rep.Throughput.KeygateRPS != 0 || len(rep.Targets) != 2 {
+				t.Errorf("ran more than -only paired: throughput %+v, targets %+v", rep.Throughput, rep.Targets)
+			}
+			var table bytes.Buffer
+			rep.printTable(&table)
+			if !strings.Contains(table.String(), "keygate/floor+pool:") || !strings.Contains(table.String(), c.line) {
+				t.Errorf("table:\n%s", table.String())
+			}
+			if len(rep.pids) != 3 {
+				t.Fatalf("%d processes recorded, want 3", len(rep.pids))
+			}
+			wantGone(t, rep.pids, "run")
+		})
 	}
-	if rep.Throughput.KeygateRPS != 0 || len(rep.Targets) != 2 {
-		t.Errorf("ran more than -only paired: throughput %+v, targets %+v", rep.Throughput, rep.Targets)
-	}
-	var table bytes.Buffer
-	rep.printTable(&table)
-	if !strings.Contains(table.String(), "keygate/floor+pool:") || !strings.Contains(table.String(), "control, floor+pool/it:") {
-		t.Errorf("table:\n%s", table.String())
-	}
-	if len(rep.pids) != 3 {
-		t.Fatalf("%d processes recorded, want 3", len(rep.pids))
-	}
-	wantGone(t, rep.pids, "run")
 }
 
 // TestSpreadOf checks the median, least and greatest of a ratio's rounds.

@@ -13,11 +13,15 @@ import (
 // work), which one after the other they do not. The control pairs the
 // pooled floor with a second one of its kind in the same rounds: its
 // ratios would be 1 on a perfect machine, and their spread is the method's.
+// With -paired-against, the control is instead keygate against another
+// build of it, for an A/B of a change.
 type PairedResult struct {
 	Rounds          int         `json:"rounds"`
 	ConnectionsEach int         `json:"connections_each"`
 	Keygate         PairedRatio `json:"keygate_over_pooled_floor"`
-	Control         PairedRatio `json:"control_pooled_floor_over_pooled_floor"`
+	// ControlName says what Control is first over second.
+	ControlName string      `json:"control_name"`
+	Control     PairedRatio `json:"control"`
 }
 
 // PairedRatio is one pair's ratios, first over second, over the rounds.
@@ -122,9 +126,10 @@ func (p *pair) result() PairedRatio {
 }
 
 // pairedOnly is -only paired: keygate (every feature on, as in the
-// throughput rounds), the pooled floor and a second pooled floor over the
-// workspace's upstream; each round loads keygate beside the pooled floor,
-// then the two pooled floors, half of -conns each.
+// throughput rounds), the pooled floor and a second pooled floor (or
+// keygate built from o.pairedAgainst) over the workspace's upstream; each
+// round loads keygate beside the pooled floor, then the control pair,
+// half of -conns each.
 func pairedOnly(ctx context.Context, o options, ws *workspace, rep *Report) (err error) {
 	conns := max(o.conns/2, 1)
 	var procs []*child
@@ -149,18 +154,29 @@ func pairedOnly(ctx context.Context, o options, ws *workspace, rep *Report) (err
 	if err != nil {
 		return err
 	}
-	control, err := start(startFloor(ctx, ws.floorBin, ws.dir, up.base, up.keys[0], true))
-	if err != nil {
-		return err
-	}
 	viaKeygate := keygateTarget("keygate", kg, conns+16)
 	viaPooled := keygateTarget("floor+pool", pooled, conns+16)
-	viaControl := keygateTarget("floor+pool 2", control, conns+16)
-	if err := warmUp(ctx, o, []*target{viaKeygate, viaPooled, viaControl}); err != nil {
+	k := &pair{first: viaKeygate, second: viaPooled}
+	var c *pair
+	var controlName string
+	if o.pairedAgainst != "" {
+		base, err := start(startKeygate(ctx, o.pairedAgainst, ws.dir, up.base, up.keys, "", envBudgetsOn))
+		if err != nil {
+			return fmt.Errorf("keygate of -paired-against: %w", err)
+		}
+		c = &pair{first: viaKeygate, second: keygateTarget("keygate "+o.pairedAgainst, base, conns+16)}
+		controlName = "keygate/keygate of " + o.pairedAgainst
+	} else {
+		control, err := start(startFloor(ctx, ws.floorBin, ws.dir, up.base, up.keys[0], true))
+		if err != nil {
+			return err
+		}
+		c = &pair{first: keygateTarget("floor+pool 2", control, conns+16), second: viaPooled}
+		controlName = "floor+pool/floor+pool"
+	}
+	if err := warmUp(ctx, o, []*target{viaKeygate, viaPooled, c.first, c.second}); err != nil {
 		return err
 	}
-	k := &pair{first: viaKeygate, second: viaPooled}
-	c := &pair{first: viaControl, second: viaPooled}
 	for range o.rounds {
 		for _, p := range []*pair{k, c} {
 			o.pause(ctx)
@@ -174,7 +190,7 @@ func pairedOnly(ctx context.Context, o options, ws *workspace, rep *Report) (err
 		// figures would be off.
 		return fmt.Errorf("paired rounds: %d calls through keygate's pair and %d through the control failed", k.failed, c.failed)
 	}
-	rep.Paired = &PairedResult{Rounds: o.rounds, ConnectionsEach: conns, Keygate: k.result(), Control: c.result()}
+	rep.Paired = &PairedResult{Rounds: o.rounds, ConnectionsEach: conns, Keygate: k.result(), ControlName: controlName, Control: c.result()}
 	return nil
 }
 
@@ -184,6 +200,6 @@ func (x *PairedResult) print(w io.Writer) {
 	fmt.Fprintf(w, "paired rounds (loaded at once, %d connections each), %d rounds, median (least–greatest):\n", x.ConnectionsEach, x.Rounds)
 	fmt.Fprintf(w, "  keygate/floor+pool:      CPU per request %.3f (%.3f–%.3f), throughput %.3f (%.3f–%.3f); keygate %.1f µs, %.0f req/s; floor+pool %.1f µs, %.0f req/s\n",
 		k.CPU.Median, k.CPU.Min, k.CPU.Max, k.Throughput.Median, k.Throughput.Min, k.Throughput.Max, k.FirstUs, k.FirstRPS, k.SecondUs, k.SecondRPS)
-	fmt.Fprintf(w, "  control, floor+pool/it: CPU per request %.3f (%.3f–%.3f), throughput %.3f (%.3f–%.3f)\n\n",
-		c.CPU.Median, c.CPU.Min, c.CPU.Max, c.Throughput.Median, c.Throughput.Min, c.Throughput.Max)
+	fmt.Fprintf(w, "  control, %s: CPU per request %.3f (%.3f–%.3f), throughput %.3f (%.3f–%.3f); %.1f µs, %.0f req/s against %.1f µs, %.0f req/s\n\n",
+		x.ControlName, c.CPU.Median, c.CPU.Min, c.CPU.Max, c.Throughput.Median, c.Throughput.Min, c.Throughput.Max, c.FirstUs, c.FirstRPS, c.SecondUs, c.SecondRPS)
 }
