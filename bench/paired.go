@@ -108,8 +108,11 @@ func (p *pair) round(ctx context.Context, o options, conns int) error {
 		p.served[i] += s.ok
 		p.rpsEach[i] = append(p.rpsEach[i], s.rps())
 	}
-	if us[1] <= 0 {
-		return fmt.Errorf("paired round: no CPU time counted for %s", p.second.name)
+	for i, t := range ts {
+		if us[i] <= 0 {
+			// A round shorter than the clock's tick: no ratio to take.
+			return fmt.Errorf("paired round: no CPU time counted for %s", t.name)
+		}
 	}
 	p.cpu = append(p.cpu, round(us[0]/us[1], 3))
 	p.rps = append(p.rps, round(got[0].rps()/got[1].rps(), 3))
