@@ -26,7 +26,11 @@ func runOnly(ctx context.Context, o options, rep *Report, step func(string, ...a
 			}
 		}
 		if o.only["paired"] {
-			step("paired rounds: %d of %s, keygate beside the pooled floor, then the pooled floor beside a second one, %d connections each", o.rounds, o.tput, max(o.conns/2, 1))
+			control := "the pooled floor beside a second one"
+			if o.pairedAgainst != "" {
+				control = "keygate beside the keygate of " + o.pairedAgainst
+			}
+			step("paired rounds: %d of %s, keygate beside the pooled floor, then %s, %d connections each", o.rounds, o.tput, control, max(o.conns/2, 1))
 			if err := pairedOnly(ctx, o, ws, rep); err != nil {
 				return nil, err
 			}
