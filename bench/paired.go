@@ -74,7 +74,7 @@ type pair struct {
 // and records the ratios of their CPU per request and throughput.
 func (p *pair) round(ctx context.Context, o options, conns int) error {
 	ts := [2]*target{p.first, p.second}
-	var before, after [2]float64
+	var before [2]float64
 	for i, t := range ts {
 		d, err := cpuTime(t.pid)
 		if err != nil {
@@ -97,14 +97,14 @@ func (p *pair) round(ctx context.Context, o options, conns int) error {
 		if err != nil {
 			return fmt.Errorf("%s: %w", t.name, err)
 		}
-		after[i] = float64(d.Microseconds())
+		spent := float64(d.Microseconds()) - before[i]
 		s := got[i]
 		p.failed += s.failed
 		if s.ok == 0 {
 			return fmt.Errorf("paired round of %s: no successful request (%d failed: %s)", t.name, s.failed, s.firstErr)
 		}
-		us[i] = (after[i] - before[i]) / float64(s.ok)
-		p.cpuUs[i] += after[i] - before[i]
+		us[i] = spent / float64(s.ok)
+		p.cpuUs[i] += spent
 		p.served[i] += s.ok
 		p.rpsEach[i] = append(p.rpsEach[i], s.rps())
 	}
@@ -160,24 +160,28 @@ func pairedOnly(ctx context.Context, o options, ws *workspace, rep *Report) (err
 	viaKeygate := keygateTarget("keygate", kg, conns+16)
 	viaPooled := keygateTarget("floor+pool", pooled, conns+16)
 	k := &pair{first: viaKeygate, second: viaPooled}
+	// third is the control's own process, beside one of the two above.
 	var c *pair
+	var third *target
 	var controlName string
 	if o.pairedAgainst != "" {
 		base, err := start(startKeygate(ctx, o.pairedAgainst, ws.dir, up.base, up.keys, "", envBudgetsOn))
 		if err != nil {
 			return fmt.Errorf("keygate of -paired-against: %w", err)
 		}
-		c = &pair{first: viaKeygate, second: keygateTarget("keygate "+o.pairedAgainst, base, conns+16)}
+		third = keygateTarget("keygate "+o.pairedAgainst, base, conns+16)
+		c = &pair{first: viaKeygate, second: third}
 		controlName = "keygate/keygate of " + o.pairedAgainst
 	} else {
 		control, err := start(startFloor(ctx, ws.floorBin, ws.dir, up.base, up.keys[0], true))
 		if err != nil {
 			return err
 		}
-		c = &pair{first: keygateTarget("floor+pool 2", control, conns+16), second: viaPooled}
+		third = keygateTarget("floor+pool 2", control, conns+16)
+		c = &pair{first: third, second: viaPooled}
 		controlName = "floor+pool/floor+pool"
 	}
-	if err := warmUp(ctx, o, []*target{viaKeygate, viaPooled, c.first, c.second}); err != nil {
+	if err := warmUp(ctx, o, []*target{viaKeygate, viaPooled, third}); err != nil {
 		return err
 	}
 	for range o.rounds {
