@@ -157,8 +157,8 @@ func TestFlags(t *testing.T) {
 	if o, err := parseFlags([]string{"-only", "paired", "-rounds", "7", "-paired-against", "/tmp/kg"}, &errs); err != nil || !o.only["paired"] || o.rounds != 7 || o.pairedAgainst != "/tmp/kg" {
 		t.Fatalf("-only paired -rounds 7 -paired-against /tmp/kg = %+v %d %q, %v", o.only, o.rounds, o.pairedAgainst, err)
 	}
-	if o, err := parseFlags([]string{"-quick", "-paired-against", "/tmp/kg"}, &errs); err != nil || o.pairedAgainst != "/tmp/kg" {
-		t.Fatalf("-quick -paired-against /tmp/kg = %q, %v", o.pairedAgainst, err)
+	if o, err := parseFlags([]string{"-quick", "-paired-against", "/tmp/kg", "-paired-rate", "1500"}, &errs); err != nil || o.pairedAgainst != "/tmp/kg" || o.pairedRate != 1500 {
+		t.Fatalf("-quick -paired-against /tmp/kg -paired-rate 1500 = %q %d, %v", o.pairedAgainst, o.pairedRate, err)
 	}
 }
 
@@ -234,7 +234,8 @@ func TestOnlyBudgets(t *testing.T) {
 // TestOnlyPaired runs -only paired in its -quick form: keygate and the
 // pooled floor loaded at once, and the control pair, two pooled floors or
 // (-paired-against) keygate beside another keygate binary, each ratio
-// taken from CPU time and requests that were really counted.
+// taken from CPU time and requests that were really counted; and at a
+// fixed rate each (-paired-rate), where only CPU per request is judged.
 func TestOnlyPaired(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs keygate")
@@ -242,22 +243,24 @@ func TestOnlyPaired(t *testing.T) {
 	_, _, kgBin, _ := phaseBinaries(t)
 	for _, c := range []struct {
 		name, against, control, line string
+		rate                         int
 	}{
-		{"pooled floors", "", "floor+pool/floor+pool", "control, floor+pool/floor+pool:"},
-		{"against a keygate binary", kgBin, "keygate/keygate of " + kgBin, "control, keygate/keygate of " + kgBin + ":"},
+		{"pooled floors", "", "floor+pool/floor+pool", "control, floor+pool/floor+pool:", 0},
+		{"against a keygate binary", kgBin, "keygate/keygate of " + kgBin, "control, keygate/keygate of " + kgBin + ":", 0},
+		{"at a fixed rate", "", "floor+pool/floor+pool", "(loaded at once, 1000 req/s each)", 1000},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			o := quickOptions()
 			o.rounds = 2
 			o.only = map[string]bool{"paired": true}
-			o.pairedAgainst = c.against
+			o.pairedAgainst, o.pairedRate = c.against, c.rate
 			rep := quickRun(t, o, time.Minute)
 			x := rep.Paired
 			if x == nil {
 				t.Fatal("no paired figures")
 			}
-			if x.Rounds != 2 || x.ConnectionsEach != o.conns/2 || x.ControlName != c.control {
-				t.Errorf("rounds %d, connections %d, control %q", x.Rounds, x.ConnectionsEach, x.ControlName)
+			if x.Rounds != 2 || x.ConnectionsEach != o.conns/2 || x.ControlName != c.control || x.RateEach != c.rate {
+				t.Errorf("rounds %d, connections %d, control %q, rate %d", x.Rounds, x.ConnectionsEach, x.ControlName, x.RateEach)
 			}
 			for name, r := range map[string]PairedRatio{"keygate": x.Keygate, "control": x.Control} {
 				if len(r.CPU.Rounds) != 2 || len(r.Throughput.Rounds) != 2 {
@@ -272,7 +275,22 @@ func TestOnlyPaired(t *testing.T) {
 					}
 				}
 			}
-			if rep.Throughput.KeygateRPS != 0 || len(rep.Targets) != 2 {
+			judged := 2 // throughput and CPU; at a fixed rate only CPU
+			if c.rate > 0 {
+				judged = 1
+				// Open loop: each side served about what it was sent,
+				// 1000 a second for the round (slowed, on a busy machine, by
+				// answers still out when it ends).
+				for _, rps := range []float64{x.Keygate.FirstRPS, x.Keygate.SecondRPS} {
+					if rps < 500 || rps > 1100 {
+						t.Errorf("served %.0f req/s at a rate of 1000", rps)
+					}
+				}
+				if len(rep.Targets) == 1 && !strings.Contains(rep.Targets[0].Name, "at 1000 req/s each") {
+					t.Errorf("target %q does not name the rate", rep.Targets[0].Name)
+				}
+			}
+			if rep.Throughput.KeygateRPS != 0 || len(rep.Targets) != judged {
 				t.Errorf("ran more than -only paired: throughput %+v, targets %+v", rep.Throughput, rep.Targets)
 			}
 			var table bytes.Buffer

@@ -77,6 +77,10 @@ type options struct {
 	// pairedAgainst, when set, is a keygate binary the paired rounds'
 	// control loads beside this tree's keygate.
 	pairedAgainst string
+	// pairedRate, when above 0, sends each process of a paired round this
+	// many requests a second instead of loading it in a closed loop, so
+	// that CPU per request is compared at the same load.
+	pairedRate int
 	// budgets adds a keygate with budgets off to the throughput rounds;
 	// economy runs the scripted day of the key-economics figure.
 	budgets bool
@@ -207,6 +211,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.BoolVar(&o.economy, "economy", d.economy, "run the key-economics day (in process, a few seconds)")
 	fs.BoolVar(&o.tls, "tls", d.tls, "run the phase with the upstream behind TLS and HTTP/2 (throughput, CPU, memory per stream, upstream connections)")
 	fs.StringVar(&o.pairedAgainst, "paired-against", "", "with -only paired, make the control pair this tree's keygate beside the keygate binary at this path (an A/B of a change: go build -o /tmp/kg-before . on the commit before it)")
+	fs.IntVar(&o.pairedRate, "paired-rate", 0, "with -only paired, send each process this many requests a second (open loop) instead of loading it in a closed loop, so that CPU per request is compared at one load (0: closed loop)")
 	only := fs.String("only", "", "run only these phases, comma-separated: "+strings.Join(onlyPhases, ", "))
 	fs.StringVar(&o.memProfile, "memprofile", "", "write keygate's allocation profile after the load phases to this file, and its in-use heap with the streams open beside it (NAME.streams.EXT); with the scale phase, also keygate's heap and goroutines 3 s after its streams (NAME.after-scale.EXT, NAME.after-scale-goroutines.EXT)")
 	if err := fs.Parse(args); err != nil {
@@ -216,7 +221,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		q := quickOptions()
 		q.jsonOut, q.cpuProfile, q.memProfile, q.charts = o.jsonOut, o.cpuProfile, o.memProfile, o.charts
 		q.budgets, q.economy, q.tls = o.budgets, o.economy, o.tls
-		q.scaleRamp, q.scaleH2, q.pairedAgainst = o.scaleRamp, o.scaleH2, o.pairedAgainst
+		q.scaleRamp, q.scaleH2, q.pairedAgainst, q.pairedRate = o.scaleRamp, o.scaleH2, o.pairedAgainst, o.pairedRate
 		if o.streams > scaleFrom {
 			q.streams = o.streams
 		}

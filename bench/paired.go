@@ -14,11 +14,16 @@ import (
 // pooled floor with a second one of its kind in the same rounds: its
 // ratios would be 1 on a perfect machine, and their spread is the method's.
 // With -paired-against, the control is instead keygate against another
-// build of it, for an A/B of a change.
+// build of it, for an A/B of a change. With -paired-rate both processes of
+// a pair are sent the same fixed rate: in a closed loop the one that takes
+// the larger share of the cores also batches more of its work per wakeup,
+// so its CPU per request is that of a different load.
 type PairedResult struct {
-	Rounds          int         `json:"rounds"`
-	ConnectionsEach int         `json:"connections_each"`
-	Keygate         PairedRatio `json:"keygate_over_pooled_floor"`
+	Rounds          int `json:"rounds"`
+	ConnectionsEach int `json:"connections_each"`
+	// RateEach is each process's requests a second; 0 for a closed loop.
+	RateEach int         `json:"rate_each,omitempty"`
+	Keygate  PairedRatio `json:"keygate_over_pooled_floor"`
 	// ControlName says what Control is first over second.
 	ControlName string      `json:"control_name"`
 	Control     PairedRatio `json:"control"`
@@ -70,8 +75,9 @@ type pair struct {
 	failed  int
 }
 
-// round loads both targets at once for o.tput with conns workers each,
-// and records the ratios of their CPU per request and throughput.
+// round loads both targets at once for o.tput, with conns workers each in
+// a closed loop or at o.pairedRate each, and records the ratios of their
+// CPU per request and throughput.
 func (p *pair) round(ctx context.Context, o options, conns int) error {
 	ts := [2]*target{p.first, p.second}
 	var before [2]float64
@@ -85,7 +91,7 @@ func (p *pair) round(ctx context.Context, o options, conns int) error {
 	var got [2]sample
 	var wg sync.WaitGroup
 	for i, t := range ts {
-		wg.Go(func() { got[i] = attack(ctx, t, tinyChat, 0, o.tput, uint64(conns)) })
+		wg.Go(func() { got[i] = attack(ctx, t, tinyChat, o.pairedRate, o.tput, uint64(conns)) })
 	}
 	wg.Wait()
 	if err := ctx.Err(); err != nil {
@@ -197,14 +203,18 @@ func pairedOnly(ctx context.Context, o options, ws *workspace, rep *Report) (err
 		// figures would be off.
 		return fmt.Errorf("paired rounds: %d calls through keygate's pair and %d through the control failed", k.failed, c.failed)
 	}
-	rep.Paired = &PairedResult{Rounds: o.rounds, ConnectionsEach: conns, Keygate: k.result(), ControlName: controlName, Control: c.result()}
+	rep.Paired = &PairedResult{Rounds: o.rounds, ConnectionsEach: conns, RateEach: o.pairedRate, Keygate: k.result(), ControlName: controlName, Control: c.result()}
 	return nil
 }
 
 // print writes the paired figures.
 func (x *PairedResult) print(w io.Writer) {
 	k, c := x.Keygate, x.Control
-	fmt.Fprintf(w, "paired rounds (loaded at once, %d connections each), %d rounds, median (least–greatest):\n", x.ConnectionsEach, x.Rounds)
+	load := fmt.Sprintf("%d connections each", x.ConnectionsEach)
+	if x.RateEach > 0 {
+		load = fmt.Sprintf("%d req/s each", x.RateEach)
+	}
+	fmt.Fprintf(w, "paired rounds (loaded at once, %s), %d rounds, median (least–greatest):\n", load, x.Rounds)
 	fmt.Fprintf(w, "  keygate/floor+pool:      CPU per request %.3f (%.3f–%.3f), throughput %.3f (%.3f–%.3f); keygate %.1f µs, %.0f req/s; floor+pool %.1f µs, %.0f req/s\n",
 		k.CPU.Median, k.CPU.Min, k.CPU.Max, k.Throughput.Median, k.Throughput.Min, k.Throughput.Max, k.FirstUs, k.FirstRPS, k.SecondUs, k.SecondRPS)
 	fmt.Fprintf(w, "  control, %s: CPU per request %.3f (%.3f–%.3f), throughput %.3f (%.3f–%.3f); %.1f µs, %.0f req/s against %.1f µs, %.0f req/s\n\n",
