@@ -278,11 +278,11 @@ func TestOnlyPaired(t *testing.T) {
 			judged := 2 // throughput and CPU; at a fixed rate only CPU
 			if c.rate > 0 {
 				judged = 1
-				// Open loop: each side served about what it was sent,
-				// 1000 a second for the round (slowed, on a busy machine, by
-				// answers still out when it ends).
+				// Open loop: no side served more than it was sent (a
+				// closed loop would serve thousands a second); less, on
+				// a busy machine, is no error of the rate's.
 				for _, rps := range []float64{x.Keygate.FirstRPS, x.Keygate.SecondRPS} {
-					if rps < 500 || rps > 1100 {
+					if rps > 1100 {
 						t.Errorf("served %.0f req/s at a rate of 1000", rps)
 					}
 				}
