@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"maps"
 	"slices"
 	"time"
@@ -31,11 +30,7 @@ func runOnly(ctx context.Context, o options, rep *Report, step func(string, ...a
 			if o.pairedAgainst != "" {
 				control = "keygate beside the keygate of " + o.pairedAgainst
 			}
-			load := fmt.Sprintf("%d connections each", max(o.conns/2, 1))
-			if o.pairedRate > 0 {
-				load = fmt.Sprintf("%d req/s each", o.pairedRate)
-			}
-			step("paired rounds: %d of %s, keygate beside the pooled floor, then %s, %s", o.rounds, o.tput, control, load)
+			step("paired rounds: %d of %s, keygate beside the pooled floor, then %s, %s", o.rounds, o.tput, control, pairedLoad(max(o.conns/2, 1), o.pairedRate))
 			if err := pairedOnly(ctx, o, ws, rep); err != nil {
 				return nil, err
 			}

@@ -210,13 +210,18 @@ func pairedOnly(ctx context.Context, o options, ws *workspace, rep *Report) (err
 // print writes the paired figures.
 func (x *PairedResult) print(w io.Writer) {
 	k, c := x.Keygate, x.Control
-	load := fmt.Sprintf("%d connections each", x.ConnectionsEach)
-	if x.RateEach > 0 {
-		load = fmt.Sprintf("%d req/s each", x.RateEach)
-	}
-	fmt.Fprintf(w, "paired rounds (loaded at once, %s), %d rounds, median (least–greatest):\n", load, x.Rounds)
+	fmt.Fprintf(w, "paired rounds (loaded at once, %s), %d rounds, median (least–greatest):\n", pairedLoad(x.ConnectionsEach, x.RateEach), x.Rounds)
 	fmt.Fprintf(w, "  keygate/floor+pool:      CPU per request %.3f (%.3f–%.3f), throughput %.3f (%.3f–%.3f); keygate %.1f µs, %.0f req/s; floor+pool %.1f µs, %.0f req/s\n",
 		k.CPU.Median, k.CPU.Min, k.CPU.Max, k.Throughput.Median, k.Throughput.Min, k.Throughput.Max, k.FirstUs, k.FirstRPS, k.SecondUs, k.SecondRPS)
 	fmt.Fprintf(w, "  control, %s: CPU per request %.3f (%.3f–%.3f), throughput %.3f (%.3f–%.3f); %.1f µs, %.0f req/s against %.1f µs, %.0f req/s\n\n",
 		x.ControlName, c.CPU.Median, c.CPU.Min, c.CPU.Max, c.Throughput.Median, c.Throughput.Min, c.Throughput.Max, c.FirstUs, c.FirstRPS, c.SecondUs, c.SecondRPS)
+}
+
+// pairedLoad says how each process of a pair is loaded: conns workers in a
+// closed loop, or rate requests a second when rate is above 0.
+func pairedLoad(conns, rate int) string {
+	if rate > 0 {
+		return fmt.Sprintf("%d req/s each", rate)
+	}
+	return fmt.Sprintf("%d connections each", conns)
 }
