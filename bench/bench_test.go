@@ -157,8 +157,19 @@ func TestFlags(t *testing.T) {
 	if o, err := parseFlags([]string{"-only", "paired", "-rounds", "7", "-paired-against", "/tmp/kg"}, &errs); err != nil || !o.only["paired"] || o.rounds != 7 || o.pairedAgainst != "/tmp/kg" {
 		t.Fatalf("-only paired -rounds 7 -paired-against /tmp/kg = %+v %d %q, %v", o.only, o.rounds, o.pairedAgainst, err)
 	}
-	if o, err := parseFlags([]string{"-quick", "-paired-against", "/tmp/kg", "-paired-rate", "1500"}, &errs); err != nil || o.pairedAgainst != "/tmp/kg" || o.pairedRate != 1500 {
-		t.Fatalf("-quick -paired-against /tmp/kg -paired-rate 1500 = %q %d, %v", o.pairedAgainst, o.pairedRate, err)
+	if o, err := parseFlags([]string{"-quick", "-only", "paired", "-paired-against", "/tmp/kg", "-paired-rate", "1500"}, &errs); err != nil || o.pairedAgainst != "/tmp/kg" || o.pairedRate != 1500 {
+		t.Fatalf("-quick -only paired -paired-against /tmp/kg -paired-rate 1500 = %q %d, %v", o.pairedAgainst, o.pairedRate, err)
+	}
+	for _, args := range [][]string{
+		{"-paired-rate", "1500"},
+		{"-paired-against", "/tmp/kg"},
+		{"-quick", "-paired-rate", "1500"},
+		{"-only", "throughput", "-paired-rate", "1500"},
+		{"-only", "paired", "-paired-rate", "-1"},
+	} {
+		if _, err := parseFlags(args, &errs); err == nil {
+			t.Errorf("%q accepted: the paired flags would change nothing", args)
+		}
 	}
 }
 

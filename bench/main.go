@@ -257,6 +257,16 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 			o.only[name] = true
 		}
 	}
+	// Only the paired rounds read these: elsewhere they would change
+	// nothing, and a run meant as an A/B would measure something else.
+	if (o.pairedAgainst != "" || o.pairedRate != 0) && !o.only["paired"] {
+		fmt.Fprintln(stderr, "bench: -paired-against and -paired-rate apply to the paired rounds: add -only paired")
+		return o, errors.New("-paired-against or -paired-rate without -only paired")
+	}
+	if o.pairedRate < 0 {
+		fmt.Fprintln(stderr, "bench: -paired-rate must not be negative (0: closed loop)")
+		return o, flag.ErrHelp
+	}
 	if o.rounds < 1 || o.conns < 1 || o.streams < 1 || o.chunks < 2 || o.runs < 1 || o.openStreams < 1 || o.scaleH2 < 0 || o.scaleRamp < 0 {
 		fmt.Fprintln(stderr, "bench: -rounds, -conns, -streams, -runs, -open-streams must be positive, -chunks at least 2, -scale-ramp and -scale-h2-streams not negative")
 		return o, flag.ErrHelp
