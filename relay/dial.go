@@ -164,11 +164,11 @@ func (d *tlsDialer) dialFree(ctx context.Context, network, addr string) (net.Con
 }
 
 // learn records whether c to addr negotiated h2, as the transport reads it
-// (a mutual ALPN protocol it has a TLSNextProto for), and reports it. d.mu
-// must be held.
+// (the ALPN protocol, which it has a TLSNextProto for), and reports it.
+// d.mu must be held.
 func (d *tlsDialer) learn(addr string, c *tls.Conn) bool {
 	s := c.ConnectionState()
-	if d.up != nil && s.NegotiatedProtocolIsMutual && s.NegotiatedProtocol == "h2" {
+	if d.up != nil && s.NegotiatedProtocol == "h2" {
 		delete(d.h1, addr)
 		return true
 	}
