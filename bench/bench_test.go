@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -105,8 +106,24 @@ func TestProcReadings(t *testing.T) {
 	}
 	cpu, err := cpuTime(pid)
 	if err != nil || cpu <= 0 { // 50 ms of spinning took some CPU time
-
 		t.Fatalf("cpuTime = %v, %v", cpu, err)
+	}
+	user, sys, err := cpuTimes(pid)
+	if err != nil || user <= 0 || sys < 0 || user+sys < cpu {
+		t.Fatalf("cpuTimes = %v + %v, %v; cpuTime before them %v", user, sys, err, cpu)
+	}
+	before, err := contextSwitches(pid)
+	if err != nil || before <= 0 {
+		t.Fatalf("contextSwitches = %d, %v", before, err)
+	}
+	for range 20 { // each sleep leaves the threads with nothing to run
+		time.Sleep(time.Millisecond)
+	}
+	if after, err := contextSwitches(pid); err != nil || after <= before {
+		t.Fatalf("contextSwitches after 20 sleeps = %d, %v; before %d", after, err, before)
+	}
+	if _, err := contextSwitches(1 << 30); err == nil {
+		t.Error("contextSwitches of no process: no error")
 	}
 	rss, peak, err := memory(pid)
 	if err != nil || rss <= 0 || peak < rss {
@@ -280,6 +297,16 @@ func TestOnlyPaired(t *testing.T) {
 				if r.FirstUs <= 0 || r.SecondUs <= 0 || r.FirstRPS <= 0 || r.SecondRPS <= 0 {
 					t.Errorf("%s: %+v, want both sides measured", name, r)
 				}
+				// The split adds up to the whole (each is rounded to 0.1
+				// µs), and serving takes wakeups.
+				for _, side := range [][3]float64{{r.FirstUs, r.FirstUserUs, r.FirstSysUs}, {r.SecondUs, r.SecondUserUs, r.SecondSysUs}} {
+					if side[1] < 0 || side[2] < 0 || math.Abs(side[1]+side[2]-side[0]) > 0.2 {
+						t.Errorf("%s: user %.1f + system %.1f µs per request, want %.1f", name, side[1], side[2], side[0])
+					}
+				}
+				if r.FirstSwitches <= 0 || r.SecondSwitches <= 0 {
+					t.Errorf("%s: context switches per request %.1f and %.1f, want both above 0", name, r.FirstSwitches, r.SecondSwitches)
+				}
 				for _, s := range []Spread{r.CPU, r.Throughput} {
 					if s.Min <= 0 || s.Min > s.Median || s.Median > s.Max {
 						t.Errorf("%s: spread %+v out of order", name, s)
@@ -306,7 +333,8 @@ func TestOnlyPaired(t *testing.T) {
 			}
 			var table bytes.Buffer
 			rep.printTable(&table)
-			if !strings.Contains(table.String(), "keygate/floor+pool:") || !strings.Contains(table.String(), c.line) {
+			if !strings.Contains(table.String(), "keygate/floor+pool:") || !strings.Contains(table.String(), c.line) ||
+				strings.Count(table.String(), "per request, user + system CPU") != 2 {
 				t.Errorf("table:\n%s", table.String())
 			}
 			if len(rep.pids) != 3 {

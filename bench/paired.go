@@ -39,7 +39,16 @@ type PairedRatio struct {
 	SecondUs  float64 `json:"second_us_per_request"`
 	FirstRPS  float64 `json:"first_rps"`
 	SecondRPS float64 `json:"second_rps"`
-	Failed    int     `json:"failed"`
+	// The same CPU split into the process's own (user) and the kernel's
+	// (system), and the context switches of its threads, per request over
+	// all rounds: what a change saves shows in one or the other.
+	FirstUserUs    float64 `json:"first_user_us_per_request"`
+	FirstSysUs     float64 `json:"first_system_us_per_request"`
+	SecondUserUs   float64 `json:"second_user_us_per_request"`
+	SecondSysUs    float64 `json:"second_system_us_per_request"`
+	FirstSwitches  float64 `json:"first_context_switches_per_request"`
+	SecondSwitches float64 `json:"second_context_switches_per_request"`
+	Failed         int     `json:"failed"`
 }
 
 // Spread is a ratio's median over the rounds, with its least and greatest.
@@ -73,6 +82,8 @@ type pair struct {
 	served  [2]int
 	rpsEach [2][]float64
 	failed  int
+	// userUs, sysUs and switches are totals over the rounds too.
+	userUs, sysUs, switches [2]float64
 }
 
 // round loads both targets at once for o.tput, with conns workers each in
@@ -80,13 +91,13 @@ type pair struct {
 // CPU per request and throughput.
 func (p *pair) round(ctx context.Context, o options, conns int) error {
 	ts := [2]*target{p.first, p.second}
-	var before [2]float64
+	var before [2]procUsage
 	for i, t := range ts {
-		d, err := cpuTime(t.pid)
+		u, err := usageOf(t.pid)
 		if err != nil {
 			return fmt.Errorf("%s: %w", t.name, err)
 		}
-		before[i] = float64(d.Microseconds())
+		before[i] = u
 	}
 	var got [2]sample
 	var wg sync.WaitGroup
@@ -99,11 +110,12 @@ func (p *pair) round(ctx context.Context, o options, conns int) error {
 	}
 	var us [2]float64
 	for i, t := range ts {
-		d, err := cpuTime(t.pid)
+		u, err := usageOf(t.pid)
 		if err != nil {
 			return fmt.Errorf("%s: %w", t.name, err)
 		}
-		spent := float64(d.Microseconds()) - before[i]
+		u = u.since(before[i])
+		spent := u.userUs + u.sysUs
 		s := got[i]
 		p.failed += s.failed
 		if s.ok == 0 {
@@ -111,6 +123,9 @@ func (p *pair) round(ctx context.Context, o options, conns int) error {
 		}
 		us[i] = spent / float64(s.ok)
 		p.cpuUs[i] += spent
+		p.userUs[i] += u.userUs
+		p.sysUs[i] += u.sysUs
+		p.switches[i] += u.switches
 		p.served[i] += s.ok
 		p.rpsEach[i] = append(p.rpsEach[i], s.rps())
 	}
@@ -126,12 +141,37 @@ func (p *pair) round(ctx context.Context, o options, conns int) error {
 }
 
 func (p *pair) result() PairedRatio {
+	per := func(total float64, i int) float64 { return round(total/float64(p.served[i]), 1) }
 	return PairedRatio{
 		CPU: spreadOf(p.cpu), Throughput: spreadOf(p.rps),
-		FirstUs: round(p.cpuUs[0]/float64(p.served[0]), 1), SecondUs: round(p.cpuUs[1]/float64(p.served[1]), 1),
+		FirstUs: per(p.cpuUs[0], 0), SecondUs: per(p.cpuUs[1], 1),
 		FirstRPS: round(median(p.rpsEach[0]), 0), SecondRPS: round(median(p.rpsEach[1]), 0),
+		FirstUserUs: per(p.userUs[0], 0), FirstSysUs: per(p.sysUs[0], 0),
+		SecondUserUs: per(p.userUs[1], 1), SecondSysUs: per(p.sysUs[1], 1),
+		FirstSwitches: per(p.switches[0], 0), SecondSwitches: per(p.switches[1], 1),
 		Failed: p.failed,
 	}
+}
+
+// procUsage is what a process has used so far: CPU in µs, user and
+// system, and its threads' context switches.
+type procUsage struct{ userUs, sysUs, switches float64 }
+
+func usageOf(pid int) (procUsage, error) {
+	user, sys, err := cpuTimes(pid)
+	if err != nil {
+		return procUsage{}, err
+	}
+	n, err := contextSwitches(pid)
+	if err != nil {
+		return procUsage{}, err
+	}
+	return procUsage{float64(user.Microseconds()), float64(sys.Microseconds()), float64(n)}, nil
+}
+
+// since is u less what was used by before.
+func (u procUsage) since(before procUsage) procUsage {
+	return procUsage{u.userUs - before.userUs, u.sysUs - before.sysUs, u.switches - before.switches}
 }
 
 // pairedOnly is -only paired: keygate (every feature on, as in the
@@ -213,8 +253,18 @@ func (x *PairedResult) print(w io.Writer) {
 	fmt.Fprintf(w, "paired rounds (loaded at once, %s), %d rounds, median (least–greatest):\n", pairedLoad(x.ConnectionsEach, x.RateEach), x.Rounds)
 	fmt.Fprintf(w, "  keygate/floor+pool:      CPU per request %.3f (%.3f–%.3f), throughput %.3f (%.3f–%.3f); keygate %.1f µs, %.0f req/s; floor+pool %.1f µs, %.0f req/s\n",
 		k.CPU.Median, k.CPU.Min, k.CPU.Max, k.Throughput.Median, k.Throughput.Min, k.Throughput.Max, k.FirstUs, k.FirstRPS, k.SecondUs, k.SecondRPS)
-	fmt.Fprintf(w, "  control, %s: CPU per request %.3f (%.3f–%.3f), throughput %.3f (%.3f–%.3f); %.1f µs, %.0f req/s against %.1f µs, %.0f req/s\n\n",
+	k.printSplit(w)
+	fmt.Fprintf(w, "  control, %s: CPU per request %.3f (%.3f–%.3f), throughput %.3f (%.3f–%.3f); %.1f µs, %.0f req/s against %.1f µs, %.0f req/s\n",
 		x.ControlName, c.CPU.Median, c.CPU.Min, c.CPU.Max, c.Throughput.Median, c.Throughput.Min, c.Throughput.Max, c.FirstUs, c.FirstRPS, c.SecondUs, c.SecondRPS)
+	c.printSplit(w)
+	fmt.Fprintln(w)
+}
+
+// printSplit writes a pair's CPU per request as user and system time, and
+// its context switches per request, first against second.
+func (r PairedRatio) printSplit(w io.Writer) {
+	fmt.Fprintf(w, "    per request, user + system CPU %.1f + %.1f µs against %.1f + %.1f; context switches %.1f against %.1f\n",
+		r.FirstUserUs, r.FirstSysUs, r.SecondUserUs, r.SecondSysUs, r.FirstSwitches, r.SecondSwitches)
 }
 
 // pairedLoad says how each process of a pair is loaded: conns workers in a
