@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"encoding/json"
 	"strings"
 	"sync"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/keygate/keygate/cluster/redistest"
 )
@@ -280,5 +282,125 @@ func TestReconcileKeepsEndedRestsEnded(t *testing.T) {
 		if _, ok := s.mine[k]; ok != want {
 			t.Errorf("replica's record has %s = %v, want %v", k, ok, want)
 		}
+	}
+}
+
+// roundTrips counts what a client sends: lone commands and pipelines.
+type roundTrips struct{ lone, pipelines atomic.Int64 }
+
+func (*roundTrips) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (r *roundTrips) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if cmd.Name() != "hello" && cmd.Name() != "ping" {
+			r.lone.Add(1)
+		}
+		return next(ctx, cmd)
+	}
+}
+
+func (r *roundTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		r.pipelines.Add(1)
+		return next(ctx, cmds)
+	}
+}
+
+// The spend of every key goes out in one round trip; a Redis that lost
+// its scripts (restarted, SCRIPT FLUSH) gets each call again whole, and
+// no spend is counted twice; spend that could not go out waits for the
+// next flush.
+func TestFlushIsOneRoundTrip(t *testing.T) {
+	for name, start := range backends(t) {
+		t.Run(name, func(t *testing.T) {
+			url := start(t)
+			s := newStore(t, url, Options{})
+			if err := s.result(s.client.Ping(ctx).Err()); err != nil {
+				t.Fatal(err)
+			}
+			rt := &roundTrips{}
+			s.client.AddHook(rt)
+			c := direct(t, url)
+			refs := []KeyRef{"1:ab", "2:cd", "3:ef", "4:gh", "5:ij"}
+			spend := func() {
+				for _, ref := range refs {
+					s.Publish(Event{Kind: Spend, Key: ref, Account: "a1", USD: 0.25})
+				}
+			}
+			for i, step := range []struct {
+				name      string
+				lone      int64
+				pipelines int64
+				want      string
+			}{
+				// The pipeline's EVALSHAs fail; the first call again is
+				// EVALSHA and EVAL, which loads the script, the others
+				// one EVALSHA each.
+				{"scripts not loaded yet", int64(len(refs)) + 1, 1, "0.25"},
+				{"scripts loaded", 0, 1, "0.5"},
+				{"after SCRIPT FLUSH", int64(len(refs)) + 1, 1, "0.75"},
+			} {
+				if i == 2 {
+					if err := c.ScriptFlush(ctx).Err(); err != nil {
+						t.Fatal(err)
+					}
+				}
+				rt.lone.Store(0)
+				rt.pipelines.Store(0)
+				spend()
+				s.flush(ctx)
+				if l, p := rt.lone.Load(), rt.pipelines.Load(); l != step.lone || p != step.pipelines {
+					t.Fatalf("%s: %d lone commands and %d pipelines, want %d and %d", step.name, l, p, step.lone, step.pipelines)
+				}
+				for _, ref := range refs {
+					if got := c.Get(ctx, "keygate:spend:"+string(ref)).Val(); got != step.want {
+						t.Fatalf("%s: spend of %s %q, want %s", step.name, ref, got, step.want)
+					}
+				}
+				if len(s.pending) != 0 {
+					t.Fatalf("%s: %d keys' spend left over", step.name, len(s.pending))
+				}
+			}
+			// Redis refuses the writes: the spend stays for the next flush.
+			if err := c.Set(ctx, "keygate:spend:3:ef", "not a number", 0).Err(); err != nil {
+				t.Fatal(err)
+			}
+			spend()
+			s.flush(ctx)
+			if p, ok := s.pending["3:ef"]; len(s.pending) != 1 || !ok || p.usd != 0.25 || p.account != "a1" {
+				t.Fatalf("after a refused write pending = %v, want 3:ef's 0.25 alone", s.pending)
+			}
+			// One round trip refused is one failure for the health
+			// breaker, as a lone call's would be.
+			s.health.mu.Lock()
+			fails := s.health.fails
+			s.health.mu.Unlock()
+			if fails != 1 {
+				t.Fatalf("health counts %d failures after one refused round trip, want 1", fails)
+			}
+		})
+	}
+}
+
+// Facts that wait in the queue together go out in one round trip.
+func TestQueuedFactsGoOutTogether(t *testing.T) {
+	srv := redistest.Start(t)
+	s := newStore(t, srv.URL(), Options{})
+	rt := &roundTrips{}
+	s.client.AddHook(rt)
+	until := time.Now().Add(time.Minute)
+	refs := []KeyRef{"1:ab", "2:cd", "3:ef", "4:gh", "5:ij"}
+	for _, ref := range refs { // not running yet: they wait in the queue
+		s.Publish(Event{Kind: KeyRest, Key: ref, Until: until, Reason: "auth", Status: 401})
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx, func(Event) {}) }()
+	defer func() { _ = s.Close(); <-done }()
+	c := direct(t, srv.URL())
+	eventually(t, "all five written", func() bool {
+		return c.Exists(ctx, "keygate:rest:1:ab", "keygate:rest:2:cd", "keygate:rest:3:ef", "keygate:rest:4:gh", "keygate:rest:5:ij").Val() == 5
+	})
+	if p := rt.pipelines.Load(); p != 1 {
+		t.Fatalf("five queued facts took %d pipelines, want 1", p)
 	}
 }

@@ -53,37 +53,110 @@ func (s *Redis) markDirty() {
 	s.mu.Unlock()
 }
 
-// write drains the queue. While Redis is down, events wait in s.mine and
-// go out when it is back.
+// write drains the queue, what waits in it at once in one round trip.
+// While Redis is down, events wait in s.mine and go out when it is back.
 func (s *Redis) write(ctx context.Context) {
+	var evs []Event
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case ev := <-s.queue:
-			if !s.health.isUp() || s.put(ctx, ev) != nil {
-				s.markDirty()
+			evs = append(evs[:0], ev)
+		}
+		for more := true; more && len(evs) < cap(s.queue); {
+			select {
+			case ev := <-s.queue:
+				evs = append(evs, ev)
+			default:
+				more = false
 			}
+		}
+		if !s.health.isUp() || len(s.putAll(ctx, evs)) > 0 {
+			s.markDirty()
 		}
 	}
 }
 
 // put writes one fact and pushes it, in one round trip.
 func (s *Redis) put(ctx context.Context, ev Event) error {
-	val, err := encode(ev, s.origin)
-	if err != nil {
-		return nil // checked in Publish; nothing to retry
+	c, ok := s.command(ev)
+	if !ok {
+		return nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.o.IOTimeout)
 	defer cancel()
+	return s.result(c.script.Run(ctx, s.client, c.keys, c.args...).Err())
+}
+
+// putAll writes facts in one round trip (a pipeline) and answers those
+// that did not go out. A script Redis does not hold (a restarted or
+// flushed server) is sent again whole, one call each, as put does.
+func (s *Redis) putAll(ctx context.Context, evs []Event) (failed []Event) {
+	if len(evs) == 1 {
+		if s.put(ctx, evs[0]) != nil {
+			return evs
+		}
+		return nil
+	}
+	type sent struct {
+		ev  Event
+		c   command
+		cmd *redis.Cmd
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.o.IOTimeout)
+	defer cancel()
+	calls := make([]sent, 0, len(evs))
+	pipe := s.client.Pipeline()
+	for _, ev := range evs {
+		if c, ok := s.command(ev); ok {
+			calls = append(calls, sent{ev, c, c.script.EvalSha(ctx, pipe, c.keys, c.args...)})
+		}
+	}
+	if len(calls) == 0 {
+		return nil
+	}
+	_, _ = pipe.Exec(ctx) // each command holds its own error
+	var first error
+	for _, call := range calls {
+		err := call.cmd.Err()
+		if redis.HasErrorPrefix(err, "NOSCRIPT") {
+			err = call.c.script.Run(ctx, s.client, call.c.keys, call.c.args...).Err()
+		}
+		if err != nil && !errors.Is(err, redis.Nil) {
+			failed = append(failed, call.ev)
+			if first == nil {
+				first = err
+			}
+		}
+	}
+	_ = s.result(first)
+	return failed
+}
+
+// command is one fact's script call.
+type command struct {
+	script *redis.Script
+	keys   []string
+	args   []any
+}
+
+// command is the script call that writes ev and pushes it; false when
+// there is nothing to write (a rest already over, an event that does not
+// encode, which Publish checked).
+func (s *Redis) command(ev Event) (command, bool) {
+	val, err := encode(ev, s.origin)
+	if err != nil {
+		return command{}, false
+	}
 	key := s.factKey(ev)
 	switch ev.Kind {
 	case KeyRest, AccountRest:
 		if !ev.Until.After(s.o.Now()) {
-			return nil
+			return command{}, false
 		}
 		u := ev.Until.UnixMilli()
-		err = factScript.Run(ctx, s.client, []string{key, s.index()}, u, val, "PXAT", u, s.channel(), "u").Err()
+		return command{factScript, []string{key, s.index()}, []any{u, val, "PXAT", u, s.channel(), "u"}}, true
 	case TrialResult, AccountBack:
 		keys := []string{key, s.index()}
 		if ev.Kind == AccountBack {
@@ -91,16 +164,16 @@ func (s *Redis) put(ctx context.Context, ev Event) error {
 		} else if ev.OK {
 			keys = append(keys, s.o.Prefix+"rest:"+string(ev.Key))
 		}
-		err = factScript.Run(ctx, s.client, keys, ev.Until.UnixMilli(), val, "PX", trialResultTTL.Milliseconds(), s.channel(), "u").Err()
+		return command{factScript, keys, []any{ev.Until.UnixMilli(), val, "PX", trialResultTTL.Milliseconds(), s.channel(), "u"}}, true
 	case Budget:
 		spend := s.o.Prefix + "spend:" + string(ev.Key)
-		err = factScript.Run(ctx, s.client, []string{key, s.index(), spend}, ev.At.UnixMilli(), val, "PX", s.o.BudgetTTL.Milliseconds(), s.channel(), "at").Err()
+		return command{factScript, []string{key, s.index(), spend}, []any{ev.At.UnixMilli(), val, "PX", s.o.BudgetTTL.Milliseconds(), s.channel(), "at"}}, true
 	case Disable, Enable:
-		err = manualScript.Run(ctx, s.client, []string{s.manual()}, string(ev.Key), val, ev.At.UnixMilli(), s.channel()).Err()
+		return command{manualScript, []string{s.manual()}, []any{string(ev.Key), val, ev.At.UnixMilli(), s.channel()}}, true
 	case Spend:
-		err = spendScript.Run(ctx, s.client, []string{key, s.index()}, strconv.FormatFloat(ev.USD, 'f', -1, 64), s.o.BudgetTTL.Milliseconds(), s.channel(), val).Err()
+		return command{spendScript, []string{key, s.index()}, []any{strconv.FormatFloat(ev.USD, 'f', -1, 64), s.o.BudgetTTL.Milliseconds(), s.channel(), val}}, true
 	}
-	return s.result(err)
+	return command{}, false
 }
 
 // result feeds err to the health breaker. Any error counts, an error
@@ -175,11 +248,8 @@ func (s *Redis) reconcile(ctx context.Context) {
 		evs = append(evs, ev)
 	}
 	s.mu.Unlock()
-	for _, ev := range evs {
-		if ctx.Err() != nil || s.put(ctx, ev) != nil {
-			s.markDirty()
-			return
-		}
+	if len(evs) > 0 && (ctx.Err() != nil || len(s.putAll(ctx, evs)) > 0) {
+		s.markDirty()
 	}
 }
 
@@ -206,19 +276,21 @@ func (s *Redis) flush(ctx context.Context) {
 	out := s.pending
 	s.pending = make(map[KeyRef]pending, len(out))
 	s.mu.Unlock()
+	evs := make([]Event, 0, len(out))
 	for ref, p := range out {
-		if ctx.Err() == nil && s.health.isUp() && s.put(ctx, Event{Kind: Spend, Key: ref, Account: p.account, USD: p.usd}) == nil {
-			delete(out, ref)
-		}
+		evs = append(evs, Event{Kind: Spend, Key: ref, Account: p.account, USD: p.usd})
 	}
-	if len(out) == 0 {
+	if ctx.Err() == nil && s.health.isUp() {
+		evs = s.putAll(ctx, evs)
+	}
+	if len(evs) == 0 {
 		return
 	}
 	s.mu.Lock()
-	for ref, p := range out {
-		q := s.pending[ref]
-		q.account, q.usd = p.account, q.usd+p.usd
-		s.pending[ref] = q
+	for _, ev := range evs {
+		q := s.pending[ev.Key]
+		q.account, q.usd = ev.Account, q.usd+ev.USD
+		s.pending[ev.Key] = q
 	}
 	s.mu.Unlock()
 }
