@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql/parser"
 )
@@ -256,7 +257,7 @@ func checkSelector(t reporter, where string, vs *parser.VectorSelector, path []p
 	used[name] = true
 	filtered := false
 	for _, m := range vs.LabelMatchers {
-		if m.Name == labels.MetricName {
+		if m.Name == model.MetricNameLabel {
 			continue
 		}
 		if !ls[m.Name] && !scrapeLabels[m.Name] {
