@@ -188,6 +188,46 @@ func TestFlags(t *testing.T) {
 			t.Errorf("%q accepted: the paired flags would change nothing", args)
 		}
 	}
+	for _, args := range [][]string{{"-redis-control"}, {"-only", "redis,tls", "-redis-control"}} {
+		if o, err := parseFlags(args, &errs); err != nil || !o.redisControl {
+			t.Errorf("%q = %v, %v", args, o.redisControl, err)
+		}
+	}
+	for _, args := range [][]string{{"-redis-control", "-no-redis"}, {"-only", "throughput", "-redis-control"}} {
+		if _, err := parseFlags(args, &errs); err == nil {
+			t.Errorf("%q accepted: -redis-control would change nothing", args)
+		}
+	}
+}
+
+// TestOnlyRedis runs -only redis in its -quick form, set against unset
+// and as the A/A control: the "set" keygate really shares through Redis,
+// the control's does not, and the report says which it was.
+func TestOnlyRedis(t *testing.T) {
+	for _, control := range []bool{false, true} {
+		o := quickOptions()
+		o.only, o.redisControl = map[string]bool{"redis": true}, control
+		rep := quickRun(t, o, time.Minute)
+		x := rep.Replicas
+		if x == nil || x.PlainRPS <= 0 || x.RedisRPS <= 0 || x.Redis.P99Ms <= 0 || x.Rests != o.restSamples {
+			t.Fatalf("control %v: %+v, want both sides measured", control, x)
+		}
+		wantUp, wantName := 1.0, "REDIS_URL set/unset"
+		if control {
+			wantUp, wantName = -1, "A/A control"
+		}
+		if x.Control != control || x.SetRedisUp != wantUp {
+			t.Errorf("control %v: Control %v, keygate_redis_up of the second keygate %v, want %v", control, x.Control, x.SetRedisUp, wantUp)
+		}
+		if len(rep.Targets) != 3 || !strings.Contains(rep.Targets[1].Name, wantName) {
+			t.Errorf("control %v: targets %+v, want %q in their names", control, rep.Targets, wantName)
+		}
+		var table bytes.Buffer
+		rep.printTable(&table)
+		if strings.Contains(table.String(), "A/A control") != control {
+			t.Errorf("control %v: table:\n%s", control, table.String())
+		}
+	}
 }
 
 func TestBesideProfile(t *testing.T) {

@@ -69,7 +69,10 @@ type options struct {
 	// it times.
 	noRedis     bool
 	restSamples int
-	jsonOut     string
+	// redisControl starts the Redis phase's "set" keygate without
+	// REDIS_URL too: an A/A run whose ratios are the phase's own noise.
+	redisControl bool
+	jsonOut      string
 	// charts, when set, is the directory the SVG charts go to.
 	charts     string
 	cpuProfile string
@@ -202,6 +205,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.profileDur, "profile-dur", d.profileDur, "length of the extra keygate round profiled for -cpuprofile")
 	fs.DurationVar(&o.timeout, "timeout", d.timeout, "bound on the whole run")
 	noRedis := fs.Bool("no-redis", false, "leave out the Redis phase (REDIS_URL set vs unset, a rest's way to another replica; it needs redis-server)")
+	fs.BoolVar(&o.redisControl, "redis-control", false, "an A/A run of the Redis phase: its \"set\" keygate starts without REDIS_URL too, so that its ratios show how far two identical keygates differ in this phase")
 	rests := fs.Int("rests", 60, "rests timed from one replica to another in the Redis phase (60, down from 100, for the three minutes)")
 	fs.StringVar(&o.jsonOut, "json", "", "also write the JSON report to this file")
 	fs.StringVar(&o.charts, "charts", "", "write SVG charts of this run's figures into this directory (e.g. docs/bench): "+
@@ -262,6 +266,10 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	if (o.pairedAgainst != "" || o.pairedRate != 0) && !o.only["paired"] {
 		fmt.Fprintln(stderr, "bench: -paired-against and -paired-rate apply to the paired rounds: add -only paired")
 		return o, errors.New("-paired-against or -paired-rate without -only paired")
+	}
+	if o.redisControl && (o.noRedis || (o.only != nil && !o.only["redis"])) {
+		fmt.Fprintln(stderr, "bench: -redis-control applies to the Redis phase: drop -no-redis, or add redis to -only")
+		return o, errors.New("-redis-control without the Redis phase")
 	}
 	if o.pairedRate < 0 {
 		fmt.Fprintln(stderr, "bench: -paired-rate must not be negative (0: closed loop)")

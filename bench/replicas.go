@@ -45,6 +45,13 @@ type ReplicaResult struct {
 	RestMaxMs      float64 `json:"rest_honoured_max_ms"`
 	RedisVersion   string  `json:"redis_version"`
 	RedisTransport string  `json:"redis_transport"`
+	// Control is an A/A run (-redis-control): the "set" keygate ran
+	// without REDIS_URL too.
+	Control bool `json:"control,omitempty"`
+	// SetRedisUp is keygate_redis_up of the "set" keygate after the
+	// rounds: 1 while it shared through Redis; -1 when it has no such
+	// gauge (REDIS_URL unset, the control).
+	SetRedisUp float64 `json:"set_redis_up"`
 }
 
 // redisServer is a redis-server child on a unix socket, without persistence.
@@ -141,7 +148,11 @@ func replicaPhase(ctx context.Context, o options, kgBin, dir string, up *upstrea
 		return nil, err
 	}
 	defer plain.stop()
-	shared, err := startKeygateEnv(ctx, kgBin, dir, up.base, up.keys, "REDIS_URL="+rs.url(), "REDIS_PREFIX=bench-tput:")
+	sharedEnv := []string{"REDIS_URL=" + rs.url(), "REDIS_PREFIX=bench-tput:"}
+	if o.redisControl {
+		sharedEnv, res.Control = nil, true
+	}
+	shared, err := startKeygateEnv(ctx, kgBin, dir, up.base, up.keys, sharedEnv...)
 	if err != nil {
 		return nil, err
 	}
@@ -207,6 +218,12 @@ func replicaPhase(ctx context.Context, o options, kgBin, dir string, up *upstrea
 	added(&res.Plain, res.Direct)
 	added(&res.Redis, res.Direct)
 	res.AddedP99Ratio = round(res.Redis.AddedP99Ms/res.Plain.AddedP99Ms, 3)
+	// The "set" keygate must have shared all along, or its figures are
+	// those of a lone replica under another name.
+	res.SetRedisUp = redisUp(ctx, "http://"+shared.addr+"/metrics")
+	if !res.Control && res.SetRedisUp != 1 {
+		return nil, fmt.Errorf("the keygate with REDIS_URL was not sharing through Redis after its rounds (keygate_redis_up %v)", res.SetRedisUp)
+	}
 	plain.stop()
 	shared.stop()
 
@@ -337,16 +354,41 @@ func (r *Report) judgeReplicas() {
 	if x == nil {
 		return
 	}
+	pair := "REDIS_URL set/unset"
+	if x.Control {
+		pair = "REDIS_URL unset/unset (A/A control, -redis-control)"
+	}
 	r.Targets = append(r.Targets,
-		Target{Name: "passthrough throughput, REDIS_URL set/unset", Value: x.RPSRatio, Limit: 0.97, Want: ">=", Met: x.RPSRatio >= 0.97},
-		Target{Name: "added p99 at 1000 req/s, REDIS_URL set/unset", Value: x.AddedP99Ratio, Limit: 1.1, Want: "<=", Met: x.AddedP99Ratio <= 1.1},
+		Target{Name: "passthrough throughput, " + pair, Value: x.RPSRatio, Limit: 0.97, Want: ">=", Met: x.RPSRatio >= 0.97},
+		Target{Name: "added p99 at 1000 req/s, " + pair, Value: x.AddedP99Ratio, Limit: 1.1, Want: "<=", Met: x.AddedP99Ratio <= 1.1},
 		Target{Name: "a rest honoured by another replica, p99 ms", Value: x.RestP99Ms, Limit: 100, Want: "<=", Met: x.RestP99Ms <= 100})
+}
+
+// redisUp reads keygate_redis_up from a keygate's /metrics: -1 when it
+// has none (REDIS_URL unset) or cannot be read.
+func redisUp(ctx context.Context, url string) float64 {
+	b, err := fetch(ctx, url)
+	if err != nil {
+		return -1
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "keygate_redis_up "); ok {
+			if f, err := strconv.ParseFloat(strings.TrimSpace(v), 64); err == nil {
+				return f
+			}
+		}
+	}
+	return -1
 }
 
 // print prints the Redis phase's table.
 func (x *ReplicaResult) print(w io.Writer) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(tw, "\nREDIS_URL (%s, %s)\tunset\tset\tset/unset\n", x.RedisVersion, x.RedisTransport)
+	if x.Control {
+		fmt.Fprintf(tw, "\nREDIS_URL A/A control: both keygates without it (-redis-control)\tunset\tunset again\tagain/unset\n")
+	} else {
+		fmt.Fprintf(tw, "\nREDIS_URL (%s, %s; keygate_redis_up %g after the rounds)\tunset\tset\tset/unset\n", x.RedisVersion, x.RedisTransport, x.SetRedisUp)
+	}
 	fmt.Fprintf(tw, "max throughput, req/s (rounds %v / %v)\t%.0f\t%.0f\t%.3f\n", x.Rounds["plain"], x.Rounds["redis"], x.PlainRPS, x.RedisRPS, x.RPSRatio)
 	fmt.Fprintf(tw, "CPU per request, µs\t%.1f\t%.1f\t%.3f\n", x.CPUUs["plain"], x.CPUUs["redis"], x.CPUUs["redis"]/x.CPUUs["plain"])
 	fmt.Fprintf(tw, "p99 at %d req/s, ms (direct %.3f)\t%.3f\t%.3f\t\n", x.Rate, x.Direct.P99Ms, x.Plain.P99Ms, x.Redis.P99Ms)
