@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"net"
@@ -90,8 +91,10 @@ func (s *Redis) put(ctx context.Context, ev Event) error {
 }
 
 // putAll writes facts in one round trip (a pipeline) and answers those
-// that did not go out. A script Redis does not hold (a restarted or
-// flushed server) is sent again whole, one call each, as put does.
+// that did not go out. When Redis does not hold a script (a restarted or
+// flushed server), the scripts are loaded and the calls they failed sent
+// again in one more pipeline: a fleet that reconnects after a restart
+// writes everything in a few round trips, however many facts it holds.
 func (s *Redis) putAll(ctx context.Context, evs []Event) (failed []Event) {
 	if len(evs) == 1 {
 		if s.put(ctx, evs[0]) != nil {
@@ -99,39 +102,65 @@ func (s *Redis) putAll(ctx context.Context, evs []Event) (failed []Event) {
 		}
 		return nil
 	}
-	type sent struct {
-		ev  Event
-		c   command
-		cmd *redis.Cmd
-	}
 	ctx, cancel := context.WithTimeout(ctx, s.o.IOTimeout)
 	defer cancel()
-	calls := make([]sent, 0, len(evs))
-	pipe := s.client.Pipeline()
+	calls := make([]call, 0, len(evs))
 	for _, ev := range evs {
 		if c, ok := s.command(ev); ok {
-			calls = append(calls, sent{ev, c, c.script.EvalSha(ctx, pipe, c.keys, c.args...)})
+			calls = append(calls, call{ev: ev, c: c})
 		}
 	}
 	if len(calls) == 0 {
 		return nil
 	}
-	_, _ = pipe.Exec(ctx) // each command holds its own error
+	s.pipeline(ctx, calls)
+	var retry []call
 	var first error
-	for _, call := range calls {
-		err := call.cmd.Err()
-		if redis.HasErrorPrefix(err, "NOSCRIPT") {
-			err = call.c.script.Run(ctx, s.client, call.c.keys, call.c.args...).Err()
+	for _, c := range calls {
+		err := c.cmd.Err()
+		switch {
+		case redis.HasErrorPrefix(err, "NOSCRIPT"):
+			retry = append(retry, c)
+		case err != nil && !errors.Is(err, redis.Nil):
+			failed = append(failed, c.ev)
+			first = cmp.Or(first, err)
 		}
-		if err != nil && !errors.Is(err, redis.Nil) {
-			failed = append(failed, call.ev)
-			if first == nil {
-				first = err
+	}
+	if len(retry) > 0 {
+		loaded := map[*redis.Script]error{}
+		for _, c := range retry {
+			if _, ok := loaded[c.c.script]; !ok {
+				loaded[c.c.script] = c.c.script.Load(ctx, s.client).Err()
+			}
+		}
+		s.pipeline(ctx, retry)
+		for _, c := range retry {
+			if err := cmp.Or(loaded[c.c.script], c.cmd.Err()); err != nil && !errors.Is(err, redis.Nil) {
+				failed = append(failed, c.ev)
+				first = cmp.Or(first, err)
 			}
 		}
 	}
 	_ = s.result(first)
 	return failed
+}
+
+// call is one fact of putAll, its script call and, once sent, its reply.
+type call struct {
+	ev  Event
+	c   command
+	cmd *redis.Cmd
+}
+
+// pipeline sends calls by their scripts' digests in one round trip; each
+// call's cmd holds its reply or error.
+func (s *Redis) pipeline(ctx context.Context, calls []call) {
+	pipe := s.client.Pipeline()
+	for i := range calls {
+		c := &calls[i]
+		c.cmd = c.c.script.EvalSha(ctx, pipe, c.c.keys, c.c.args...)
+	}
+	_, _ = pipe.Exec(ctx) // each command holds its own error
 }
 
 // command is one fact's script call.
