@@ -38,6 +38,7 @@ var canonicalID = regexp.MustCompile(`^[1-9][0-9]*$`)
 type poolSource struct {
 	id    int
 	value string
+	name  string // as an error names it
 }
 
 // poolSources lists, independently of poolFrom, the keys vars gives: the
@@ -55,17 +56,34 @@ func poolSources(vars map[string]string) (src []poolSource, bad string) {
 			bad = name
 			continue
 		}
-		src = append(src, poolSource{int(id), v})
+		src = append(src, poolSource{int(id), v, name})
 	}
 	if len(src) > 0 || bad != "" {
 		return src, bad
 	}
 	for i, v := range strings.Split(vars[keyListVar], ",") {
 		if strings.TrimSpace(v) != "" {
-			src = append(src, poolSource{i + 1, v})
+			src = append(src, poolSource{i + 1, v, keyListVar + " (item " + strconv.Itoa(i+1) + ")"})
 		}
 	}
 	return src, ""
+}
+
+// unprintable is the first source by id whose key, trimmed, holds a
+// control character or a blank, which no call could send; nil when none.
+func unprintable(src []poolSource) *poolSource {
+	var first *poolSource
+	for i, s := range src {
+		for _, c := range []byte(strings.TrimSpace(s.value)) {
+			if c <= ' ' || c == 0x7f {
+				if first == nil || s.id < first.id {
+					first = &src[i]
+				}
+				break
+			}
+		}
+	}
+	return first
 }
 
 // FuzzPoolFrom checks the key pool parser on any set of variables.
@@ -73,7 +91,8 @@ func poolSources(vars map[string]string) (src []poolSource, bad string) {
 //
 //   - poolFrom never panics, and fails exactly when a numbered variable
 //     with a value has a name not ending in a positive decimal number (the
-//     error names it);
+//     error names the prefix), or else when a key holds a control
+//     character or blank inside (the error names the first such by id);
 //   - an accepted pool is ordered by id, its ids are positive and unique,
 //     its keys non-empty and pairwise different, and keyring.New accepts it;
 //   - every key given is in the pool exactly once, under the lowest id it
@@ -102,6 +121,8 @@ func FuzzPoolFrom(f *testing.F) {
 		"#1=a\u00a0\n#2=a",
 		"PORT=abc\n#1=k",
 		"OPENROUTER_API_KEYS=,,,\nOPENROUTER_API_KEY_=",
+		"*=0 00",
+		"#3=a\tb\n#2=c\x7fd\n#1=ok",
 	} {
 		f.Add(s)
 	}
@@ -109,17 +130,25 @@ func FuzzPoolFrom(f *testing.F) {
 		vars := fuzzVars(env)
 		keys, dups, err := poolFrom(vars)
 		sources, bad := poolSources(vars)
+		blank := unprintable(sources)
 		if err != nil {
-			if bad == "" {
-				t.Fatalf("poolFrom(%q) failed though every key name is valid: %v", vars, err)
+			if bad == "" && blank == nil {
+				t.Fatalf("poolFrom(%q) failed though every key name and key is valid: %v", vars, err)
 			}
-			if keys != nil || dups != nil || !strings.Contains(err.Error(), keyVarPrefix) {
-				t.Fatalf("poolFrom(%q) = %v, %v, %v", vars, keys, dups, err)
+			want := keyVarPrefix
+			if bad == "" {
+				want = "invalid " + blank.name + ":"
+			}
+			if keys != nil || dups != nil || !strings.Contains(err.Error(), want) {
+				t.Fatalf("poolFrom(%q) = %v, %v, %v; want an error naming %q", vars, keys, dups, err, want)
 			}
 			return
 		}
 		if bad != "" {
 			t.Fatalf("poolFrom(%q) accepted the variable %q", vars, bad)
+		}
+		if blank != nil {
+			t.Fatalf("poolFrom(%q) accepted %s, whose key holds a control character or blank", vars, blank.name)
 		}
 
 		kept := map[int]secret.Key{}
