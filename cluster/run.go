@@ -54,8 +54,9 @@ func (s *Redis) markDirty() {
 	s.mu.Unlock()
 }
 
-// write drains the queue, what waits in it at once in one round trip.
-// While Redis is down, events wait in s.mine and go out when it is back.
+// write drains the queue; events that wait in it together go out in one
+// round trip. While Redis is down, events wait in s.mine and go out when
+// it is back.
 func (s *Redis) write(ctx context.Context) {
 	var evs []Event
 	for {
