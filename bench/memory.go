@@ -173,6 +173,12 @@ func holdMemory(ctx context.Context, o options, p *child, up *upstream, name str
 // goStats reads the Go runtime gauges of keygate's /metrics; nil when it
 // cannot.
 func goStats(ctx context.Context, url string) map[string]float64 {
+	return metricValues(ctx, url, "go_")
+}
+
+// metricValues reads the samples of a /metrics page whose names start
+// with prefix, by name (labels included); nil when it cannot.
+func metricValues(ctx context.Context, url, prefix string) map[string]float64 {
 	b, err := fetch(ctx, url)
 	if err != nil {
 		return nil
@@ -180,7 +186,7 @@ func goStats(ctx context.Context, url string) map[string]float64 {
 	out := map[string]float64{}
 	for line := range strings.SplitSeq(string(b), "\n") {
 		name, val, ok := strings.Cut(line, " ")
-		if !ok || !strings.HasPrefix(name, "go_") {
+		if !ok || !strings.HasPrefix(name, prefix) {
 			continue
 		}
 		if v, err := strconv.ParseFloat(val, 64); err == nil {

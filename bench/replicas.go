@@ -367,16 +367,8 @@ func (r *Report) judgeReplicas() {
 // redisUp reads keygate_redis_up from a keygate's /metrics: -1 when it
 // has none (REDIS_URL unset) or cannot be read.
 func redisUp(ctx context.Context, url string) float64 {
-	b, err := fetch(ctx, url)
-	if err != nil {
-		return -1
-	}
-	for line := range strings.SplitSeq(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "keygate_redis_up "); ok {
-			if f, err := strconv.ParseFloat(strings.TrimSpace(v), 64); err == nil {
-				return f
-			}
-		}
+	if v, ok := metricValues(ctx, url, "keygate_redis_up")["keygate_redis_up"]; ok {
+		return v
 	}
 	return -1
 }
