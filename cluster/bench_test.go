@@ -36,9 +36,7 @@ func BenchmarkFlush(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer s.Close()
-			if err := s.result(s.client.Ping(ctx).Err()); err != nil {
-				b.Fatal(err)
-			}
+			connect(b, s)
 			refs := make([]KeyRef, keys)
 			for i := range refs {
 				refs[i] = KeyRef(strconv.Itoa(i+1) + ":0123456789abcdef")

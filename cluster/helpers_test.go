@@ -86,6 +86,15 @@ func newStore(t *testing.T, url string, o Options) *Redis {
 	return s
 }
 
+// connect pings Redis once, so that a store that is not running counts
+// Redis up, as Run's first tick would make it.
+func connect(tb testing.TB, s *Redis) {
+	tb.Helper()
+	if err := s.result(s.client.Ping(ctx).Err()); err != nil {
+		tb.Fatal(err)
+	}
+}
+
 // running makes a store and runs it into rec, waiting until it is up.
 func running(t *testing.T, url string, o Options) (*Redis, *recorder, *syncBuffer) {
 	t.Helper()

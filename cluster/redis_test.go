@@ -315,9 +315,7 @@ func TestFlushIsOneRoundTrip(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			url := start(t)
 			s := newStore(t, url, Options{})
-			if err := s.result(s.client.Ping(ctx).Err()); err != nil {
-				t.Fatal(err)
-			}
+			connect(t, s)
 			rt := &roundTrips{}
 			s.client.AddHook(rt)
 			c := direct(t, url)
@@ -385,9 +383,7 @@ func TestFlushIsOneRoundTrip(t *testing.T) {
 func TestQueuedFactsGoOutTogether(t *testing.T) {
 	srv := redistest.Start(t)
 	s := newStore(t, srv.URL(), Options{})
-	if err := s.result(s.client.Ping(ctx).Err()); err != nil {
-		t.Fatal(err)
-	}
+	connect(t, s)
 	if err := factScript.Load(ctx, s.client).Err(); err != nil {
 		t.Fatal(err)
 	}
