@@ -46,8 +46,10 @@ type Config struct {
 // password.
 func Start(t testing.TB) *Server { return StartWith(t, Config{}) }
 
-// StartWith runs redis-server as cfg asks.
-func StartWith(t testing.TB, cfg Config) *Server {
+// Need returns the path of redis-server; without one it fails t under
+// CI=true and skips it elsewhere. For tests that start Redis some other
+// way (the bench starts its own).
+func Need(t testing.TB) string {
 	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
@@ -56,6 +58,13 @@ func StartWith(t testing.TB, cfg Config) *Server {
 		}
 		t.Skipf("redis-server is not installed: %v", err)
 	}
+	return bin
+}
+
+// StartWith runs redis-server as cfg asks.
+func StartWith(t testing.TB, cfg Config) *Server {
+	t.Helper()
+	bin := Need(t)
 	// A socket path must fit in 108 bytes; t.TempDir() can be longer.
 	dir, err := os.MkdirTemp("", "redistest")
 	if err != nil {
