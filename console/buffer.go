@@ -15,6 +15,14 @@ const FlushInterval = 50 * time.Millisecond
 // lineBufferSize is how much a LineBuffer gathers before it writes.
 const lineBufferSize = 32 << 10
 
+// maxBacklog is how much a LineBuffer holds while the console is slow to
+// take a batch: a full batch is written in the background, and lines
+// gather behind it up to this much before a Write waits its turn. A
+// console that stops taking lines (a paused terminal, a stuck log
+// collector) so stalls requests only after a megabyte of lines, and
+// nothing is dropped.
+const maxBacklog = 1 << 20
+
 // LineBuffer gathers whole log lines and writes them on in batches. The
 // passthrough writes one access line per request, and unbuffered that is
 // one write system call per request, a cost the proxy's own work is
@@ -22,8 +30,9 @@ const lineBufferSize = 32 << 10
 // record, and a batch ends only between them. A line waits at most
 // FlushInterval; a record at warn or above goes out at once, with all the
 // lines before it, so that what precedes a failure is on the screen when
-// it happens. Close writes what is left; after it, lines pass straight
-// through.
+// it happens. A full batch is handed to the background too, so the
+// request whose line fills it does not write it (see maxBacklog). Close
+// writes what is left; after it, lines pass straight through.
 type LineBuffer struct {
 	// mu guards the fields below it and is never held across a write to
 	// w: a line's Write appends and returns, so the request that logs
@@ -34,6 +43,7 @@ type LineBuffer struct {
 	every  time.Duration
 	timer  *time.Timer
 	armed  bool // the timer will flush
+	kicked bool // the timer was set to flush now, the batch being full
 	closed bool
 	err    error // of a batch written in the background
 	// wmu orders the writes to w: a batch is taken out of buf with wmu
@@ -64,8 +74,8 @@ func (b *LineBuffer) Write(p []byte) (int, error) {
 	if ok {
 		return len(p), err
 	}
-	// Full, too long or closed: what is gathered goes out, then p, in
-	// order, or p joins the emptied buffer.
+	// Backlog full, too long or closed: what is gathered goes out, then
+	// p, in order, or p joins the emptied buffer.
 	b.wmu.Lock()
 	defer b.wmu.Unlock()
 	if err := b.flushHeld(); err != nil {
@@ -80,15 +90,20 @@ func (b *LineBuffer) Write(p []byte) (int, error) {
 	return b.w.Write(p)
 }
 
-// gather appends p to the batch when it fits and b is open, arming the
-// timer, and hands over the error of a batch written in the background;
-// b.mu is held.
+// gather appends p to the batch when it fits the backlog and b is open,
+// arming the timer (to fire at once when the batch is full), and hands
+// over the error of a batch written in the background; b.mu is held.
 func (b *LineBuffer) gather(p []byte) (ok bool, err error) {
-	if b.closed || len(b.buf)+len(p) > cap(b.buf) {
+	n := len(b.buf) + len(p)
+	if b.closed || n > maxBacklog {
 		return false, nil
 	}
 	b.buf = append(b.buf, p...)
-	if !b.armed {
+	switch {
+	case n >= lineBufferSize && !b.kicked:
+		b.armed, b.kicked = true, true
+		b.timer.Reset(0)
+	case !b.armed:
 		b.armed = true
 		b.timer.Reset(b.every)
 	}
@@ -111,17 +126,19 @@ func (b *LineBuffer) Close() error {
 	b.mu.Lock()
 	b.closed = true
 	b.timer.Stop()
-	b.armed = false
+	b.armed, b.kicked = false, false
 	b.mu.Unlock()
 	return b.flushHeld()
 }
 
-// tick is the timer's flush; its error goes to the next Write.
+// tick is the timer's flush; its error goes to the next Write. A tick
+// that waits for wmu behind another keeps kicked set, so at most one
+// waits.
 func (b *LineBuffer) tick() {
 	b.wmu.Lock()
 	defer b.wmu.Unlock()
 	b.mu.Lock()
-	b.armed = false
+	b.armed, b.kicked = false, false
 	b.mu.Unlock()
 	if err := b.flushHeld(); err != nil {
 		b.mu.Lock()
@@ -132,7 +149,7 @@ func (b *LineBuffer) tick() {
 
 // flushHeld writes the lines gathered so far; b.wmu is held. The batch is
 // swapped out under b.mu and written without it, and its buffer becomes
-// the spare again once written.
+// the spare again once written (a fresh one when a backlog grew it).
 func (b *LineBuffer) flushHeld() error {
 	b.mu.Lock()
 	out := b.buf
@@ -143,6 +160,9 @@ func (b *LineBuffer) flushHeld() error {
 	b.buf, b.spare = b.spare[:0], nil
 	b.mu.Unlock()
 	_, err := b.w.Write(out)
+	if cap(out) > 2*lineBufferSize {
+		out = make([]byte, 0, lineBufferSize)
+	}
 	b.mu.Lock()
 	b.spare = out[:0]
 	b.mu.Unlock()

@@ -83,25 +83,30 @@ func TestLineBufferFlushesOnItsOwn(t *testing.T) {
 }
 
 func TestLineBufferBatchesEndBetweenLines(t *testing.T) {
+	defer goleak.VerifyNone(t)
 	w := &writes{t: t}
+	// An hour: only a full batch, Flush or Close write here.
 	b := console.NewLineBuffer(w, time.Hour)
 	line := strings.Repeat("x", 999) + "\n"
-	for range 100 { // 100 kB: more than one batch
-		if _, err := b.Write([]byte(line)); err != nil {
-			t.Fatal(err)
+	var want strings.Builder
+	for batch := 1; batch <= 3; batch++ {
+		for range 40 { // 40 kB: more than a batch
+			if _, err := b.Write([]byte(line)); err != nil {
+				t.Fatal(err)
+			}
+			want.WriteString(line)
 		}
+		waitFor(t, fmt.Sprintf("full batch %d written in the background", batch), func() bool { return len(w.all()) == batch })
 	}
-	long := strings.Repeat("y", 100<<10) + "\n" // longer than a batch
+	long := strings.Repeat("y", 2<<20) + "\n" // longer than the backlog
 	if _, err := b.Write([]byte(long)); err != nil {
 		t.Fatal(err)
 	}
+	want.WriteString(long)
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
 	}
 	got := w.all()
-	if len(got) < 3 {
-		t.Fatalf("%d writes; want several batches and the long line", len(got))
-	}
 	var all strings.Builder
 	for _, g := range got {
 		if !strings.HasSuffix(g, "\n") {
@@ -109,8 +114,74 @@ func TestLineBufferBatchesEndBetweenLines(t *testing.T) {
 		}
 		all.WriteString(g)
 	}
-	if want := strings.Repeat(line, 100) + long; all.String() != want {
+	if got[len(got)-1] != long {
+		t.Error("the line longer than the backlog was not written on its own")
+	}
+	if all.String() != want.String() {
 		t.Fatal("the lines came out changed or out of order")
+	}
+}
+
+// A full batch goes out in the background, and while the console is stuck
+// on it, lines gather behind it up to the backlog without their Writes
+// waiting; past the backlog a Write waits its turn, and nothing is lost.
+func TestLineBufferFullBatchDoesNotWaitOnTheConsole(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	w := &stuckWriter{entered: make(chan struct{}), release: make(chan struct{})}
+	b := console.NewLineBuffer(w, time.Hour)
+	line := strings.Repeat("z", 99) + "\n"
+	var want strings.Builder // written by one goroutine at a time
+	lines := func(n int) chan error {
+		done := make(chan error, 1)
+		go func() {
+			for range n {
+				if _, err := b.Write([]byte(line)); err != nil {
+					done <- err
+					return
+				}
+				want.WriteString(line)
+			}
+			done <- nil
+		}()
+		return done
+	}
+	wait := func(done chan error, what string) {
+		t.Helper()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(10 * time.Second):
+			close(w.release)
+			t.Fatal(what)
+		}
+	}
+	full := lines(400) // 40 kB: the batch is full, and its write gets stuck
+	select {
+	case <-w.entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("a full batch was not written without Flush, Close or the timer")
+	}
+	wait(full, "the Write that filled the batch waited on the console's write")
+	wait(lines(5000), "a Write waited on the console's write with the backlog not full") // 500 kB more
+	over := lines(6000)                                                                  // 600 kB more: past the backlog
+	select {
+	case <-over:
+		t.Error("the backlog grew past its bound while the console was stuck")
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(w.release)
+	if err := <-over; err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.got.String() != want.String() {
+		t.Fatal("the lines came out changed, lost or out of order")
 	}
 }
 
