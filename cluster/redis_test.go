@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -285,8 +286,12 @@ func TestReconcileKeepsEndedRestsEnded(t *testing.T) {
 	}
 }
 
-// roundTrips counts what a client sends: lone commands and pipelines.
-type roundTrips struct{ lone, pipelines atomic.Int64 }
+// roundTrips counts what a client sends: lone commands and pipelines;
+// with refuseLoad, SCRIPT LOAD fails without reaching Redis.
+type roundTrips struct {
+	lone, pipelines atomic.Int64
+	refuseLoad      atomic.Bool
+}
 
 func (*roundTrips) DialHook(next redis.DialHook) redis.DialHook { return next }
 
@@ -294,6 +299,11 @@ func (r *roundTrips) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
 		if cmd.Name() != "hello" && cmd.Name() != "ping" {
 			r.lone.Add(1)
+		}
+		if cmd.Name() == "script" && r.refuseLoad.Load() {
+			err := errors.New("ERR refused by the test")
+			cmd.SetErr(err)
+			return err
 		}
 		return next(ctx, cmd)
 	}
@@ -374,6 +384,36 @@ func TestFlushIsOneRoundTrip(t *testing.T) {
 			s.health.mu.Unlock()
 			if fails != 1 {
 				t.Fatalf("health counts %d failures after one refused round trip, want 1", fails)
+			}
+		})
+	}
+}
+
+// A script Redis will not load fails its calls without sending them again:
+// one pipeline, one SCRIPT LOAD, and the spend waits for the next flush.
+func TestScriptThatDoesNotLoadIsNotResent(t *testing.T) {
+	for name, start := range backends(t) {
+		t.Run(name, func(t *testing.T) {
+			s := newStore(t, start(t), Options{})
+			connect(t, s)
+			rt := &roundTrips{}
+			rt.refuseLoad.Store(true)
+			s.client.AddHook(rt)
+			refs := []KeyRef{"1:ab", "2:cd", "3:ef"}
+			for _, ref := range refs {
+				s.Publish(Event{Kind: Spend, Key: ref, Account: "a1", USD: 0.25})
+			}
+			s.flush(ctx)
+			if l, p := rt.lone.Load(), rt.pipelines.Load(); l != 1 || p != 1 {
+				t.Fatalf("%d lone commands and %d pipelines, want the SCRIPT LOAD and the first pipeline alone", l, p)
+			}
+			if len(s.pending) != len(refs) {
+				t.Fatalf("pending = %v, want every key's spend kept", s.pending)
+			}
+			for _, ref := range refs {
+				if p := s.pending[ref]; p.usd != 0.25 || p.account != "a1" {
+					t.Fatalf("pending[%s] = %+v, want 0.25 of a1", ref, p)
+				}
 			}
 		})
 	}

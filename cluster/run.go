@@ -128,15 +128,28 @@ func (s *Redis) putAll(ctx context.Context, evs []Event) (failed []Event) {
 		}
 	}
 	if len(retry) > 0 {
+		// A script that does not load fails its calls without resending
+		// them: they would only be refused again.
 		loaded := map[*redis.Script]error{}
+		resend := retry[:0]
 		for _, c := range retry {
-			if _, ok := loaded[c.c.script]; !ok {
-				loaded[c.c.script] = c.c.script.Load(ctx, s.client).Err()
+			err, ok := loaded[c.c.script]
+			if !ok {
+				err = c.c.script.Load(ctx, s.client).Err()
+				loaded[c.c.script] = err
 			}
+			if err != nil {
+				failed = append(failed, c.ev)
+				first = cmp.Or(first, err)
+				continue
+			}
+			resend = append(resend, c)
 		}
-		s.pipeline(ctx, retry)
-		for _, c := range retry {
-			if err := cmp.Or(loaded[c.c.script], c.cmd.Err()); err != nil && !errors.Is(err, redis.Nil) {
+		if len(resend) > 0 {
+			s.pipeline(ctx, resend)
+		}
+		for _, c := range resend {
+			if err := c.cmd.Err(); err != nil && !errors.Is(err, redis.Nil) {
 				failed = append(failed, c.ev)
 				first = cmp.Or(first, err)
 			}
