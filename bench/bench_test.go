@@ -175,6 +175,9 @@ func TestFlags(t *testing.T) {
 	if _, err := parseFlags([]string{"-only", "memories"}, &errs); err == nil {
 		t.Fatal("-only memories accepted")
 	}
+	if o, err := parseFlags([]string{"-only", "stream", "-rounds", "9"}, &errs); err != nil || !o.only["stream"] || o.rounds != 9 {
+		t.Fatalf("-only stream -rounds 9 = %+v %d, %v", o.only, o.rounds, err)
+	}
 	if o, err := parseFlags([]string{"-only", "memory"}, &errs); err != nil || !o.only["memory"] {
 		t.Fatalf("-only memory = %+v, %v", o.only, err)
 	}
@@ -303,6 +306,35 @@ func TestOnlyBudgets(t *testing.T) {
 	}
 	if len(rep.pids) != 2 {
 		t.Fatalf("%d processes recorded, want 2", len(rep.pids))
+	}
+	wantGone(t, rep.pids, "run")
+}
+
+// TestOnlyStream runs -only stream in its -quick form: the chunk-delay
+// phase alone, through direct, the floor and keygate, judged by #12's
+// two streamed bounds.
+func TestOnlyStream(t *testing.T) {
+	o := quickOptions()
+	o.only = map[string]bool{"stream": true}
+	rep := quickRun(t, o, time.Minute)
+	st := rep.Stream
+	if st.Samples < o.chunkStreams()*(o.chunks-1) || st.Direct.P50Ms <= 0 || st.Floor.P50Ms <= 0 || st.Keygate.P50Ms <= 0 || st.FirstEvent.Keygate.P50Ms <= 0 {
+		t.Fatalf("stream %+v, want every target's chunks measured", st)
+	}
+	if rep.Economy != nil || rep.Throughput.KeygateRPS != 0 || rep.Paired != nil {
+		t.Errorf("ran more than -only stream: economy %v, throughput %+v, paired %v", rep.Economy, rep.Throughput, rep.Paired)
+	}
+	var judged []string
+	for _, tg := range rep.Targets {
+		judged = append(judged, tg.Name)
+	}
+	if len(judged) != 2 || !strings.Contains(judged[0], "per-chunk") || !strings.Contains(judged[1], "first event") {
+		t.Errorf("targets judged %q, want the two streamed bounds", judged)
+	}
+	var table bytes.Buffer
+	rep.printTable(&table)
+	if !strings.Contains(table.String(), "SSE chunk delay added") || strings.Contains(table.String(), "max throughput") {
+		t.Errorf("table:\n%s", table.String())
 	}
 	wantGone(t, rep.pids, "run")
 }

@@ -100,7 +100,7 @@ type options struct {
 }
 
 // onlyPhases are the phases -only can pick.
-var onlyPhases = []string{"budgets", "economy", "memory", "paired", "redis", "scale", "throughput", "tls"}
+var onlyPhases = []string{"budgets", "economy", "memory", "paired", "redis", "scale", "stream", "throughput", "tls"}
 
 func defaultOptions() options {
 	return options{
@@ -329,6 +329,9 @@ func estimate(o options) time.Duration {
 		}
 		if o.only["paired"] {
 			t += 3*per(o.warmup) + time.Duration(2*o.rounds)*per(o.tput)
+		}
+		if o.only["stream"] {
+			t += 3*per(o.warmup) + time.Duration(3*o.rounds*o.chunks)*o.gap
 		}
 		if o.only["scale"] {
 			t += 3*(time.Duration(o.chunks)*o.scaleGap+o.scaleRamp) + 2*scaleAfter + 20*time.Second

@@ -3,15 +3,16 @@ package main
 import (
 	"context"
 	"errors"
+	"io"
 	"maps"
 	"slices"
 	"time"
 )
 
 // runOnly runs the phases of -only.
-func runOnly(ctx context.Context, o options, rep *Report, step func(string, ...any), began time.Time) (_ *Report, err error) {
+func runOnly(ctx context.Context, o options, rep *Report, step func(string, ...any), log io.Writer, began time.Time) (_ *Report, err error) {
 	rep.Only = slices.Sorted(maps.Keys(o.only))
-	if o.only["budgets"] || o.only["tls"] || o.only["scale"] || o.only["memory"] || o.only["throughput"] || o.only["paired"] {
+	if o.only["budgets"] || o.only["tls"] || o.only["scale"] || o.only["memory"] || o.only["throughput"] || o.only["paired"] || o.only["stream"] {
 		step("building keygate and the floor")
 		ws, err := newWorkspace(ctx)
 		if err != nil {
@@ -32,6 +33,12 @@ func runOnly(ctx context.Context, o options, rep *Report, step func(string, ...a
 			}
 			step("paired rounds: %d of %s, keygate beside the pooled floor, then %s, %s", o.rounds, o.tput, control, pairedLoad(max(o.conns/2, 1), o.pairedRate))
 			if err := pairedOnly(ctx, o, ws, rep); err != nil {
+				return nil, err
+			}
+		}
+		if o.only["stream"] {
+			step("streaming: %d streams x %d chunks, %s apart, %d rounds (direct, floor, keygate)", o.chunkStreams(), o.chunks, o.gap, o.rounds)
+			if err := streamOnly(ctx, o, ws, rep, log); err != nil {
 				return nil, err
 			}
 		}

@@ -24,7 +24,7 @@ func run(ctx context.Context, o options, log io.Writer) (rep *Report, err error)
 	rep = &Report{Machine: machine(), Settings: o.settings(4)}
 	step("%s", fileLimitNote(raiseFileLimit()))
 	if o.only != nil {
-		return runOnly(ctx, o, rep, step, began)
+		return runOnly(ctx, o, rep, step, log, began)
 	}
 
 	step("key selection micro-benchmarks")

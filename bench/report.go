@@ -226,7 +226,14 @@ func (r *Report) judge() {
 		t("passthrough throughput, keygate/pooled floor, paired rounds (median)", ">=", x.Keygate.Throughput.Median, 1.0)
 		t("passthrough CPU per request, keygate/pooled floor, paired rounds (median)", "<=", x.Keygate.CPU.Median, 1.0)
 	}
+	streamed := func() {
+		t("per-chunk streaming delay p99 added by keygate, ms", "<=", r.Stream.Keygate.AddedP99Ms, 1)
+		t("stream time to first event p99, keygate over the floor, ms", "<=", r.Stream.FirstEvent.KeygateOverFloorP99Ms, 0.2)
+	}
 	if len(r.Only) > 0 {
+		if slices.Contains(r.Only, "stream") {
+			streamed()
+		}
 		return
 	}
 	t("passthrough throughput, keygate/floor", ">=", r.Throughput.KeygateOverFloor, 0.9)
@@ -235,8 +242,7 @@ func (r *Report) judge() {
 			t("added p99 at 1000 req/s, keygate/floor", "<=", l.KeygateOverFloorAddedP99, 1.5)
 		}
 	}
-	t("per-chunk streaming delay p99 added by keygate, ms", "<=", r.Stream.Keygate.AddedP99Ms, 1)
-	t("stream time to first event p99, keygate over the floor, ms", "<=", r.Stream.FirstEvent.KeygateOverFloorP99Ms, 0.2)
+	streamed()
 	t("/run overhead with 8 models (wall - 200 ms, p50), ms", "<=", r.Run.OverheadP50Ms, 5)
 	t("RSS per open stream at 1000 streams, KiB", "<=", r.Memory.PerStreamKiB, 64)
 	worst, allocs := 0.0, int64(0)
@@ -317,6 +323,15 @@ func statusCounts(m map[string]int) string {
 	return strings.Join(parts, " ")
 }
 
+// rows writes the streamed figures as rows of a table whose columns are
+// direct, floor, keygate and keygate against the floor.
+func (st StreamResult) rows(p func(string, ...any)) {
+	p("SSE chunk delay p50 / p99, ms\t%.3f / %.3f\t%.3f / %.3f\t%.3f / %.3f\t\t", st.Direct.P50Ms, st.Direct.P99Ms, st.Floor.P50Ms, st.Floor.P99Ms, st.Keygate.P50Ms, st.Keygate.P99Ms)
+	p("SSE chunk delay added p50 / p99, ms\t-\t%.3f / %.3f\t%.3f / %.3f\t\t", st.Floor.AddedP50Ms, st.Floor.AddedP99Ms, st.Keygate.AddedP50Ms, st.Keygate.AddedP99Ms)
+	fe := st.FirstEvent
+	p("SSE first event p50 / p99, ms\t%.3f / %.3f\t%.3f / %.3f\t%.3f / %.3f\t%.3f (p99)\t", fe.Direct.P50Ms, fe.Direct.P99Ms, fe.Floor.P50Ms, fe.Floor.P99Ms, fe.Keygate.P50Ms, fe.Keygate.P99Ms, fe.KeygateOverFloorP99Ms)
+}
+
 // printTable writes the report for people.
 func (r *Report) printTable(w io.Writer) {
 	if len(r.Only) > 0 {
@@ -328,6 +343,14 @@ func (r *Report) printTable(w io.Writer) {
 				th.DirectRPS, th.FloorRPS, th.PooledFloorRPS, th.KeygateRPS, th.KeygateOverFloor, th.KeygateOverPooledFloor)
 			fmt.Fprintf(w, "CPU per request, µs: floor %.1f, floor+pool %.1f, keygate %.1f (keygate/floor %.3f, keygate/floor+pool %.3f)\n\n",
 				c.FloorUs, c.PooledFloorUs, c.KeygateUs, c.KeygateOverFloor, c.KeygateOverPooledFloor)
+		}
+		if st := r.Stream; st.Samples > 0 {
+			tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
+			p := func(format string, a ...any) { fmt.Fprintf(tw, format+"\n", a...) }
+			p("chunk-delay phase, %d rounds\tdirect\tfloor\tkeygate\tkeygate-floor\t", r.Settings.Rounds)
+			st.rows(p)
+			_ = tw.Flush()
+			fmt.Fprintln(w)
 		}
 		if r.Paired != nil {
 			r.Paired.print(w)
@@ -355,11 +378,7 @@ func (r *Report) printTable(w io.Writer) {
 		p("%d req/s p50 / p99, ms\t%.3f / %.3f\t%.3f / %.3f\t%.3f / %.3f\t\t", l.Rate, l.Direct.P50Ms, l.Direct.P99Ms, l.Floor.P50Ms, l.Floor.P99Ms, l.Keygate.P50Ms, l.Keygate.P99Ms)
 		p("%d req/s added p50 / p99, ms\t-\t%.3f / %.3f\t%.3f / %.3f\t%.3f (p99)\t", l.Rate, l.Floor.AddedP50Ms, l.Floor.AddedP99Ms, l.Keygate.AddedP50Ms, l.Keygate.AddedP99Ms, l.KeygateOverFloorAddedP99)
 	}
-	st := r.Stream
-	p("SSE chunk delay p50 / p99, ms\t%.3f / %.3f\t%.3f / %.3f\t%.3f / %.3f\t\t", st.Direct.P50Ms, st.Direct.P99Ms, st.Floor.P50Ms, st.Floor.P99Ms, st.Keygate.P50Ms, st.Keygate.P99Ms)
-	p("SSE chunk delay added p50 / p99, ms\t-\t%.3f / %.3f\t%.3f / %.3f\t\t", st.Floor.AddedP50Ms, st.Floor.AddedP99Ms, st.Keygate.AddedP50Ms, st.Keygate.AddedP99Ms)
-	fe := st.FirstEvent
-	p("SSE first event p50 / p99, ms\t%.3f / %.3f\t%.3f / %.3f\t%.3f / %.3f\t%.3f (p99)\t", fe.Direct.P50Ms, fe.Direct.P99Ms, fe.Floor.P50Ms, fe.Floor.P99Ms, fe.Keygate.P50Ms, fe.Keygate.P99Ms, fe.KeygateOverFloorP99Ms)
+	r.Stream.rows(p)
 	c := r.CPU
 	p("CPU per request, µs\t\t%.1f\t%.1f\t%.3f\t", c.FloorUs, c.KeygateUs, c.KeygateOverFloor)
 	p("peak RSS during load phases, MiB\t\t%.1f\t%.1f\t\t", r.Memory.FloorLoadPeakMB, r.Memory.LoadPeakMiB)

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 )
@@ -71,6 +72,24 @@ func warmUp(ctx context.Context, o options, targets []*target) error {
 		}
 	}
 	return nil
+}
+
+// streamOnly is -only stream: the chunk-delay phase of the full run
+// (per-chunk delay and first event, direct, the floor and keygate), to
+// repeat #12's streamed figures without the other phases.
+func streamOnly(ctx context.Context, o options, ws *workspace, rep *Report, log io.Writer) (err error) {
+	l, err := startLoadProcs(ctx, o, ws, o.chunkStreams()+16)
+	if err != nil {
+		return err
+	}
+	defer l.stop()
+	rep.pids = append(rep.pids, l.pids()...)
+	all := []*target{l.direct, l.viaFloor, l.viaKeygate}
+	if err := warmUp(ctx, o, all); err != nil {
+		return err
+	}
+	rep.Stream, err = streaming(ctx, o, all, ws.up, log)
+	return err
 }
 
 // throughputOnly is -only throughput: the closed-loop rounds of direct,
