@@ -67,7 +67,7 @@ func (s *Server) logAccess(r *http.Request, code int, now time.Time, d time.Dura
 	keyID := slog.Any("key_id", nil)
 	attempts, tokens := 0, 0
 	if ex != nil {
-		model = s.redact(shorten(ex.call.Model, maxLoggedModel))
+		model = s.clip(ex.call.Model, maxLoggedModel)
 		if k := ex.call.Key; k != nil {
 			label = k.Label
 			keyID = slog.Int("key_id", k.ID)
@@ -131,6 +131,11 @@ func (s *Server) logAccess(r *http.Request, code int, now time.Time, d time.Dura
 	rec.AddAttrs(attrs[:]...)
 	_ = log.Handler().Handle(ctx, rec)
 }
+
+// clip masks the keys in text, then cuts it to at most n bytes (shorten):
+// in that order, as a key cut in two is no longer one the redactor finds,
+// and its first part would be shown.
+func (s *Server) clip(text string, n int) string { return shorten(s.redact(text), n) }
 
 // shorten cuts s to at most n bytes of whole UTF-8 characters, marking the
 // cut with an ellipsis.

@@ -31,10 +31,7 @@ type routeHint struct {
 
 // notFoundMessage words the 404 of a request no route serves.
 func (s *Server) notFoundMessage(r *http.Request) string {
-	path := r.URL.EscapedPath()
-	if len(path) > maxQuotedPath {
-		path = path[:maxQuotedPath] + "…"
-	}
+	path := s.clip(r.URL.EscapedPath(), maxQuotedPath)
 	var b strings.Builder
 	b.WriteString("not found: ")
 	b.WriteString(r.Method)

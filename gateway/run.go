@@ -13,7 +13,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 
@@ -305,9 +304,7 @@ func (s *Server) completion(client *http.Request, req *runRequest, call *relay.C
 		return runResult{Status: "error", Error: describeCallError(ctx, err)}
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		// Masked before upstreamMessage shortens it: a key cut in two is
-		// no longer a key the redactor can find.
-		return runResult{Status: "error", Error: "upstream " + strconv.Itoa(resp.StatusCode) + ": " + upstreamMessage([]byte(s.redact(string(data))))}
+		return runResult{Status: "error", Error: "upstream " + strconv.Itoa(resp.StatusCode) + ": " + s.upstreamMessage(data)}
 	}
 	var cc struct {
 		Choices []struct {
@@ -340,8 +337,9 @@ func (s *Server) completion(client *http.Request, req *runRequest, call *relay.C
 }
 
 // upstreamMessage finds the human message of an upstream error body, at
-// most maxUpstreamMessage bytes of valid UTF-8.
-func upstreamMessage(data []byte) string {
+// most maxUpstreamMessage bytes of valid UTF-8, its keys masked before it
+// is cut (clip).
+func (s *Server) upstreamMessage(data []byte) string {
 	var e struct {
 		Error json.RawMessage `json:"error"`
 	}
@@ -360,14 +358,7 @@ func upstreamMessage(data []byte) string {
 	if text == "" {
 		text = string(data)
 	}
-	text = strings.TrimSpace(strings.ToValidUTF8(text, ""))
-	if len(text) > maxUpstreamMessage {
-		cut := maxUpstreamMessage
-		for cut > 0 && !utf8.RuneStart(text[cut]) {
-			cut--
-		}
-		text = text[:cut] + "…"
-	}
+	text = s.clip(strings.TrimSpace(strings.ToValidUTF8(text, "")), maxUpstreamMessage)
 	if text == "" {
 		return "no details"
 	}

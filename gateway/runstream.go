@@ -196,9 +196,9 @@ func (s *Server) streamCompletion(client *http.Request, req *runRequest, index i
 	defer resp.Body.Close()
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		data, _ := io.ReadAll(io.LimitReader(resp.Body, maxRunErrorBody))
-		return runResult{Status: "error", Error: "upstream " + strconv.Itoa(resp.StatusCode) + ": " + upstreamMessage([]byte(s.redact(string(data))))}
+		return runResult{Status: "error", Error: "upstream " + strconv.Itoa(resp.StatusCode) + ": " + s.upstreamMessage(data)}
 	}
-	var acc streamAnswer
+	acc := streamAnswer{message: s.upstreamMessage}
 	// What all models' answers may total, as for the plain form.
 	body := budgetReader{r: resp.Body, b: budget}
 	if !eventStream(resp.Header) {
@@ -245,8 +245,10 @@ type streamAnswer struct {
 	content bool // a message came (possibly empty)
 	usage   *usage
 	cost    float64
-	// failure is the error an error event carried.
+	// failure is the error an error event carried, worded by message
+	// (Server.upstreamMessage).
 	failure string
+	message func([]byte) string
 }
 
 // chunk is what /run reads of a chat-completion chunk or answer.
@@ -275,7 +277,7 @@ func (a *streamAnswer) stream(body io.Reader, late relay.Late, delta func(string
 				return nil
 			}
 			if late.Event(ev.Data) {
-				a.failure = "upstream stream error: " + upstreamMessage(ev.Data)
+				a.failure = "upstream stream error: " + a.message(ev.Data)
 				return nil
 			}
 			a.take(ev.Data, delta)
