@@ -39,6 +39,8 @@ func TestClippedTextHoldsNoPartOfAKey(t *testing.T) {
 			want: strings.Repeat("m", 100) + "sk-or-v1-…0003 → 200"},
 		{name: "path quoted by a 404", method: "GET", path: "/nowhere/" + strings.Repeat("p", 170) + key,
 			where: "answer", want: strings.Repeat("p", 170) + "sk-or-v1-…0003"},
+		{name: "path guessed by a 404", method: "GET", path: "/chat/" + key,
+			where: "answer", want: "did you mean /v1/chat/sk-or-v1-…0003?"},
 		{name: "message of a /run stream's error event", method: "POST", path: "/run",
 			body:        `{"prompt":"hi","models":["a/b"],"stream":true}`,
 			upstreamMsg: strings.Repeat("u", 180) + key, where: "answer",

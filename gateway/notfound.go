@@ -39,7 +39,7 @@ func (s *Server) notFoundMessage(r *http.Request) string {
 	b.WriteString(path)
 	if guess := passthroughGuess(r.URL.EscapedPath()); guess != "" && len(guess) <= maxQuotedPath+len("/api/v1") {
 		b.WriteString(" (did you mean ")
-		b.WriteString(guess)
+		b.WriteString(s.redact(guess))
 		b.WriteString("?)")
 	}
 	b.WriteString("; keygate serves ")
