@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -170,8 +171,9 @@ func unescapeJSON(s string) string {
 			continue
 		}
 		if s[i] == '\\' && i+5 < len(s) && s[i+1] == 'u' {
-			var v int
-			if _, err := fmt.Sscanf(s[i+2:i+6], "%04x", &v); err == nil && v < 0x80 {
+			// Exactly four hex digits, as JSON has them (Sscanf would skip
+			// a blank and read \u, CR, 02d as "-", which no decoder does).
+			if v, err := strconv.ParseUint(s[i+2:i+6], 16, 16); err == nil && v < 0x80 {
 				b.WriteByte(byte(v))
 				i += 5
 				continue
