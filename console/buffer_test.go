@@ -171,16 +171,7 @@ func TestLineBufferFullBatchDoesNotWaitOnTheConsole(t *testing.T) {
 		t.Error("the backlog grew past its bound while the console was stuck")
 	case <-time.After(100 * time.Millisecond):
 	}
-	close(w.release)
-	if err := <-over; err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Close(); err != nil {
-		t.Fatal(err)
-	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.got.String() != want.String() {
+	if w.drain(t, b, over) != want.String() {
 		t.Fatal("the lines came out changed, lost or out of order")
 	}
 }
@@ -280,6 +271,22 @@ func (w *stuckWriter) Write(p []byte) (int, error) {
 	return w.got.Write(p)
 }
 
+// drain lets the stuck write go on, waits for done (the call that was
+// stuck behind it), closes b and returns what the console got.
+func (w *stuckWriter) drain(t *testing.T, b *console.LineBuffer, done <-chan error) string {
+	t.Helper()
+	close(w.release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.got.String()
+}
+
 // A line is taken while a batch is being written: the buffer's lock is not
 // held across the write to the console, so a request that logs never waits
 // on a slow console.
@@ -304,16 +311,7 @@ func TestLineBufferWriteDoesNotWaitOnAWrite(t *testing.T) {
 		close(w.release)
 		t.Fatal("a line's Write waited on the console's write")
 	}
-	close(w.release)
-	if err := <-flushed; err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Close(); err != nil {
-		t.Fatal(err)
-	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if got := w.got.String(); got != "first\nsecond\n" {
+	if got := w.drain(t, b, flushed); got != "first\nsecond\n" {
 		t.Fatalf("console got %q, want the lines once, in order", got)
 	}
 }
