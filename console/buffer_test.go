@@ -145,27 +145,15 @@ func TestLineBufferFullBatchDoesNotWaitOnTheConsole(t *testing.T) {
 		}()
 		return done
 	}
-	wait := func(done chan error, what string) {
-		t.Helper()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Fatal(err)
-			}
-		case <-time.After(10 * time.Second):
-			close(w.release)
-			t.Fatal(what)
-		}
-	}
 	full := lines(400) // 40 kB: the batch is full, and its write gets stuck
 	select {
 	case <-w.entered:
 	case <-time.After(10 * time.Second):
 		t.Fatal("a full batch was not written without Flush, Close or the timer")
 	}
-	wait(full, "the Write that filled the batch waited on the console's write")
-	wait(lines(5000), "a Write waited on the console's write with the backlog not full") // 500 kB more
-	over := lines(6000)                                                                  // 600 kB more: past the backlog
+	w.await(t, full, "the Write that filled the batch waited on the console's write")
+	w.await(t, lines(5000), "a Write waited on the console's write with the backlog not full") // 500 kB more
+	over := lines(6000)                                                                        // 600 kB more: past the backlog
 	select {
 	case <-over:
 		t.Error("the backlog grew past its bound while the console was stuck")
@@ -271,6 +259,21 @@ func (w *stuckWriter) Write(p []byte) (int, error) {
 	return w.got.Write(p)
 }
 
+// await waits for done, a call that must not wait on the stuck write;
+// after 10 s it fails with what, letting the write go.
+func (w *stuckWriter) await(t *testing.T, done <-chan error, what string) {
+	t.Helper()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		close(w.release)
+		t.Fatal(what)
+	}
+}
+
 // drain lets the stuck write go on, waits for done (the call that was
 // stuck behind it), closes b and returns what the console got.
 func (w *stuckWriter) drain(t *testing.T, b *console.LineBuffer, done <-chan error) string {
@@ -302,15 +305,7 @@ func TestLineBufferWriteDoesNotWaitOnAWrite(t *testing.T) {
 	<-w.entered // the batch's write is under way, and stuck
 	wrote := make(chan error, 1)
 	go func() { _, err := b.Write([]byte("second\n")); wrote <- err }()
-	select {
-	case err := <-wrote:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(10 * time.Second):
-		close(w.release)
-		t.Fatal("a line's Write waited on the console's write")
-	}
+	w.await(t, wrote, "a line's Write waited on the console's write")
 	if got := w.drain(t, b, flushed); got != "first\nsecond\n" {
 		t.Fatalf("console got %q, want the lines once, in order", got)
 	}
