@@ -140,10 +140,20 @@ func FuzzClientWriterHeaders(f *testing.F) {
 		_, _ = w.Write([]byte(body2))
 		w.Header().Set("X-T", value)
 		w.finish()
-		var all strings.Builder
-		all.WriteString(unescapeJSON(rec.Body.String()))
-		_ = rec.Header().Write(&all)
-		if strings.Contains(strings.ToLower(all.String()), raw) {
+		// The body and header values hold the key as written (or
+		// JSON-escaped); a header name may hold it in any case, as
+		// net/http writes names canonicalized ("X-Sk-Or-V1-…").
+		leak := strings.Contains(unescapeJSON(rec.Body.String()), raw)
+		for name, vs := range rec.Header() {
+			leak = leak || strings.Contains(strings.ToLower(name), raw)
+			for _, v := range vs {
+				leak = leak || strings.Contains(v, raw)
+			}
+		}
+		if leak {
+			var all strings.Builder
+			all.WriteString(rec.Body.String())
+			_ = rec.Header().Write(&all)
 			t.Fatalf("key got out:\n%s", all.String())
 		}
 	})
@@ -161,12 +171,18 @@ func validHeaderName(s string) bool {
 	return true
 }
 
-// unescapeJSON reads \u00XX and \/ escapes as a JSON decoder would.
+// unescapeJSON reads \u00XX, \/ and \\ escapes as a JSON decoder would.
 func unescapeJSON(s string) string {
 	var b strings.Builder
 	for i := 0; i < len(s); i++ {
 		if s[i] == '\\' && i+1 < len(s) && s[i+1] == '/' {
 			b.WriteByte('/')
+			i++
+			continue
+		}
+		if s[i] == '\\' && i+1 < len(s) && s[i+1] == '\\' {
+			// An escaped backslash: no escape starts after it.
+			b.WriteString(`\\`)
 			i++
 			continue
 		}

@@ -63,6 +63,12 @@ func unescape(s string) string {
 	var b strings.Builder
 	for i := 0; i < len(s); i++ {
 		if s[i] == '\\' && i+1 < len(s) {
+			if s[i+1] == '\\' {
+				// An escaped backslash: what follows it is not an escape.
+				b.WriteString(`\\`)
+				i++
+				continue
+			}
 			if s[i+1] == '/' {
 				b.WriteByte('/')
 				i++
