@@ -72,7 +72,10 @@ func TestReloadRace(t *testing.T) {
 			}
 		}()
 	}
-	for i := range 60 {
+	// At least 60 reloads, and on until calls went through among them
+	// (a loaded machine may finish 60 before the callers' first call).
+	deadline := time.Now().Add(10 * time.Second)
+	for i := 0; i < 60 || calls.Load() < 20 && time.Now().Before(deadline); i++ {
 		ids := sets[i%len(sets)]
 		if res := a.Live.Apply(entries(ids...), nil, "file"); res.Refused != "" {
 			t.Fatalf("reload to %v refused: %s", ids, res.Refused)
