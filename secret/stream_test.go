@@ -142,6 +142,9 @@ func FuzzWriter(f *testing.F) {
 	f.Add(jsonEscaped(orKey, true)+`\/`+plain, uint8(1), uint8(2))
 	f.Add(`\`+"u002d"+orKey[:9], uint8(0), uint8(1))
 	f.Add(strings.Repeat(orKey[:15], 5)+orKey, uint8(14), uint8(15))
+	// An escaped backslash, then what would be the key's escaped form:
+	// JSON reads no escape there, so no key.
+	f.Add(`\`+jsonEscaped(orKey, true), uint8(3), uint8(40))
 	r := NewRedactor([]Key{New(orKey), New(plain)})
 	f.Fuzz(func(t *testing.T, text string, a, b uint8) {
 		var out bytes.Buffer
