@@ -117,14 +117,16 @@ func (s *Redis) putAll(ctx context.Context, evs []Event) (failed []Event) {
 	s.pipeline(ctx, calls)
 	var retry []call
 	var first error
+	fail := func(c call, err error) {
+		failed = append(failed, c.ev)
+		first = cmp.Or(first, err)
+	}
 	for _, c := range calls {
-		err := c.cmd.Err()
-		switch {
+		switch err := c.cmd.Err(); {
 		case redis.HasErrorPrefix(err, "NOSCRIPT"):
 			retry = append(retry, c)
 		case err != nil && !errors.Is(err, redis.Nil):
-			failed = append(failed, c.ev)
-			first = cmp.Or(first, err)
+			fail(c, err)
 		}
 	}
 	if len(retry) > 0 {
@@ -139,8 +141,7 @@ func (s *Redis) putAll(ctx context.Context, evs []Event) (failed []Event) {
 				loaded[c.c.script] = err
 			}
 			if err != nil {
-				failed = append(failed, c.ev)
-				first = cmp.Or(first, err)
+				fail(c, err)
 				continue
 			}
 			resend = append(resend, c)
@@ -150,8 +151,7 @@ func (s *Redis) putAll(ctx context.Context, evs []Event) (failed []Event) {
 		}
 		for _, c := range resend {
 			if err := c.cmd.Err(); err != nil && !errors.Is(err, redis.Nil) {
-				failed = append(failed, c.ev)
-				first = cmp.Or(first, err)
+				fail(c, err)
 			}
 		}
 	}
