@@ -151,7 +151,10 @@ func FuzzPoolFrom(f *testing.F) {
 			t.Fatalf("poolFrom(%q) accepted %s, whose key holds a control character or blank", vars, blank.name)
 		}
 
+		// Keys are compared by digest through maps, not pairwise: a large
+		// input (thousands of keys) would otherwise stall the fuzzer.
 		kept := map[int]secret.Key{}
+		holder := map[[32]byte]int{} // digest → the pool id holding it
 		for i, k := range keys {
 			if k.ID <= 0 || k.Secret.IsZero() {
 				t.Fatalf("pool entry %d: id %d, zero key %v", i, k.ID, k.Secret.IsZero())
@@ -159,11 +162,10 @@ func FuzzPoolFrom(f *testing.F) {
 			if i > 0 && k.ID <= keys[i-1].ID {
 				t.Fatalf("pool ids not ascending and unique: %d after %d", k.ID, keys[i-1].ID)
 			}
-			for _, o := range keys[:i] {
-				if o.Secret.Equal(k.Secret) {
-					t.Fatalf("ids %d and %d hold the same key", o.ID, k.ID)
-				}
+			if o, ok := holder[k.Secret.Digest()]; ok {
+				t.Fatalf("ids %d and %d hold the same key", o, k.ID)
 			}
+			holder[k.Secret.Digest()] = k.ID
 			kept[k.ID] = k.Secret
 		}
 		if len(keys) > 0 {
@@ -182,14 +184,16 @@ func FuzzPoolFrom(f *testing.F) {
 		if len(keys)+len(dups) != len(sources) {
 			t.Fatalf("%d keys given; pool has %d and %d duplicates", len(sources), len(keys), len(dups))
 		}
+		lowestOf := map[[32]byte]int{} // digest → the lowest id given with it
+		for _, s := range sources {
+			d := secret.New(s.value).Digest()
+			if id, ok := lowestOf[d]; !ok || s.id < id {
+				lowestOf[d] = s.id
+			}
+		}
 		for _, s := range sources {
 			k := secret.New(s.value)
-			lowest := s.id
-			for _, o := range sources {
-				if o.id < lowest && secret.New(o.value).Equal(k) {
-					lowest = o.id
-				}
-			}
+			lowest := lowestOf[k.Digest()]
 			if lowest == s.id {
 				if got, ok := kept[s.id]; !ok || !got.Equal(k) {
 					t.Fatalf("id %d (the lowest with its key) is not in the pool with its key", s.id)
