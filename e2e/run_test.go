@@ -108,6 +108,45 @@ func TestRunRandomGivesDistinctKeys(t *testing.T) {
 	}
 }
 
+// A key noted as unable to afford a call is not leased to one of /run's
+// models: it would be given back at the call and another picked without
+// the other models' keys in mind, so that two models shared a key while
+// another was free (and the console named a key never called).
+func TestRunRandomDistinctPastAnAffordNote(t *testing.T) {
+	keys := testKeys(4)
+	up := newChatUpstream(t, keys)
+	up.set(func(u *chatUpstream) {
+		u.keyStatus[2] = http.StatusUnauthorized
+		u.keyStatus[3] = http.StatusPaymentRequired
+		u.keyBody[3] = `{"error":{"code":402,"message":"This request requires more credits, or fewer max_tokens. ` +
+			`You requested up to 4000 tokens, but can only afford 812.","metadata":{"limit_source":"openrouter_credits","reason":"weight_exceeds_budget"}}}`
+	})
+	gw := startGateway(t, up.Base(), keys, "BUDGET_POLL_INTERVAL=0")
+	big := map[string]any{"params": map[string]any{"max_tokens": 4000}}
+	// Round-robin over four models: key 2 rests (401), key 3 is noted
+	// as affording about 812 tokens; both calls go on to other keys.
+	big["random_key"] = false
+	runOK(t, gw, "p", []string{"m/a", "m/b", "m/c", "m/d"}, big)
+	if ids := up.KeyIDs(); !slices.Contains(ids, 2) || !slices.Contains(ids, 3) {
+		t.Fatalf("the first run's calls went out on keys %v; want 2 and 3 among them", ids)
+	}
+
+	big["random_key"] = true
+	before := len(up.Calls())
+	for i := 0; i < 12; i++ { // the old lease and pick again collided in half the runs
+		out := runOK(t, gw, "p", []string{"m/a", "m/b"}, big)
+		if ids := entryKeys(t, out); len(distinct(ids)) != 2 || slices.Contains(ids, 2) || slices.Contains(ids, 3) {
+			t.Fatalf("run %d: key ids %v; want keys 1 and 4, one each", i, ids)
+		}
+	}
+	if got := up.KeyIDs()[before:]; slices.Contains(got, 3) || len(got) != 24 {
+		t.Fatalf("calls after the note went out on keys %v; want 24, none on key 3", got)
+	}
+	if n := strings.Count(gw.Logs.String(), "Using API Key #3"); n != 1 {
+		t.Errorf("the console named key 3 first for %d calls; want one (the first run's)", n)
+	}
+}
+
 func TestRunRoundRobinSequence(t *testing.T) {
 	for _, tc := range []struct {
 		env, name string

@@ -3,6 +3,7 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -24,6 +25,7 @@ type chatUpstream struct {
 	mu          sync.Mutex
 	calls       []chatCall
 	keyStatus   map[int]int              // key id → status it answers
+	keyBody     map[int]string           // key id → the body of its keyStatus answer, when not the default
 	modelStatus map[string]int           // model → error status it answers
 	modelDelay  map[string]time.Duration // model → delay before the answer
 	hang        map[string]bool          // model → never answers
@@ -47,6 +49,7 @@ func newChatUpstream(t testing.TB, keys []string) *chatUpstream {
 	u := &chatUpstream{
 		keys:        keys,
 		keyStatus:   map[int]int{},
+		keyBody:     map[int]string{},
 		modelStatus: map[string]int{},
 		modelDelay:  map[string]time.Duration{},
 		hang:        map[string]bool{},
@@ -119,7 +122,7 @@ func (u *chatUpstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	u.mu.Lock()
 	u.calls = append(u.calls, chatCall{KeyID: id, Model: model, Body: body})
-	keyStatus, modelStatus, delay := u.keyStatus[id], u.modelStatus[model], u.modelDelay[model]
+	keyStatus, keyBody, modelStatus, delay := u.keyStatus[id], u.keyBody[id], u.modelStatus[model], u.modelDelay[model]
 	hang, drop, barrier := u.hang[model], u.drop[model], u.barrier
 	if barrier > 0 {
 		u.arrived++
@@ -133,6 +136,11 @@ func (u *chatUpstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case id == 0:
 		chatError(w, http.StatusUnauthorized, "unknown key")
+		return
+	case keyStatus != 0 && keyBody != "":
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(keyStatus)
+		_, _ = io.WriteString(w, keyBody)
 		return
 	case keyStatus != 0:
 		// The message carries the raw key: the gateway must redact it.

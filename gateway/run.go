@@ -184,10 +184,10 @@ func (s *Server) leaseModels(r *http.Request, req *runRequest, st keyring.Strate
 	rl := s.o.Relay.Snapshot()
 	for i, model := range req.Models {
 		calls[i] = relay.Call{Strategy: st, Model: model, Free: freeModel(model), MaxTokens: req.maxTokens(), Client: clientOf(r, len(s.o.Tokens) > 0)}
-		lease, err := rl.Acquire(st, &spread)
+		lease, err := s.leaseFirst(rl, &calls[i], &spread)
 		if err != nil && spread.Len() > 0 {
 			spread.Reset()
-			lease, err = rl.Acquire(st, &spread)
+			lease, err = s.leaseFirst(rl, &calls[i], &spread)
 		}
 		if err != nil {
 			results[i] = runResult{Model: model, Status: "error", Duration: seconds(0), Error: err.Error()}
@@ -206,6 +206,26 @@ func (s *Server) leaseModels(r *http.Request, req *runRequest, st keyring.Strate
 		log.Info("⏳ Calling "+model+"...", "event", "model_call", "model", model, "key_id", lease.Key.ID)
 	}
 	return calls, results
+}
+
+// leaseFirst leases call's first key outside spread and outside the keys
+// Do would not send it on (an account noted as unable to afford it, a
+// free block), so that Do sends on the lease instead of picking again
+// without the other models' keys in mind. When only spread's keys are left
+// beside those, it fails, for the caller to drop spread; when none are, it
+// leases outside spread alone and lets Do judge, as Do would anyway.
+func (s *Server) leaseFirst(rl *relay.Relay, call *relay.Call, spread *keyring.Exclude) (relay.Lease, error) {
+	var ex keyring.Exclude
+	rl.Avoid(call, &ex) // as Do sees it, with nothing tried yet
+	if ex.Len() == 0 {
+		return rl.Acquire(call.Strategy, spread)
+	}
+	ex.Union(spread)
+	lease, err := rl.Acquire(call.Strategy, &ex)
+	if err != nil && spread.Len() == 0 {
+		return rl.Acquire(call.Strategy, spread)
+	}
+	return lease, err
 }
 
 // modelSlot takes a MAX_IN_FLIGHT slot for a model's call: each is a

@@ -53,6 +53,17 @@ func (e *Exclude) CopyFrom(o *Exclude) {
 	e.large = append(e.large[:0], o.large...)
 }
 
+// Union adds every slot of o to e.
+func (e *Exclude) Union(o *Exclude) {
+	e.small |= o.small
+	for i, w := range o.large {
+		if i == len(e.large) {
+			e.large = append(e.large, 0)
+		}
+		e.large[i] |= w
+	}
+}
+
 // Reset empties the set.
 func (e *Exclude) Reset() {
 	e.small = 0

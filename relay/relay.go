@@ -264,30 +264,10 @@ func (r *Relay) do(req *http.Request, body []byte, c *Call) (*http.Response, err
 	lease := c.First
 	c.First = Lease{}
 	c.skip.CopyFrom(&c.Tried)
-	if r.breakers.AffordNoted() {
-		now := r.breakers.Now().UnixNano()
-		var poor keyring.Exclude
-		r.breakers.SkipUnaffordable(&poor, c.MaxTokens, now)
-		// Only while another key can take the call: a note is about one
-		// model's price, and a cheaper call may still fit.
-		if r.anyOutside(&c.skip, &poor, now) {
-			for _, k := range r.pool.Keys() {
-				if poor.Has(k.Slot()) {
-					c.skip.Add(k.Slot())
-				}
-			}
-			if lease.Key != nil && c.skip.Has(lease.Key.Slot()) {
-				r.Release(lease)
-				lease = Lease{}
-			}
-		}
-	}
-	if c.Free {
-		r.breakers.FreeBlocked(&c.skip, r.breakers.Now().UnixNano())
-		if lease.Key != nil && c.skip.Has(lease.Key.Slot()) {
-			r.Release(lease)
-			lease = Lease{}
-		}
+	r.avoid(c, &c.skip)
+	if lease.Key != nil && c.skip.Has(lease.Key.Slot()) {
+		r.Release(lease)
+		lease = Lease{}
 	}
 	// prev is the last attempt's answer while the call goes on to
 	// another key; closed the error of a last attempt whose stream ended
@@ -370,6 +350,34 @@ func (r *Relay) do(req *http.Request, body []byte, c *Call) (*http.Response, err
 }
 
 // anyOutside reports whether a key in rotation at now is in neither a nor b.
+// Avoid adds to ex the keys c would not go out on now: while another key
+// outside ex can take it, those noted as unable to afford its tokens; for
+// a free model, those of accounts whose free requests are used up. A first
+// lease taken outside them is the one Do sends on; /run leases so, or Do
+// would give the lease back and pick again without the request's other
+// models' keys in mind.
+func (r *Relay) Avoid(c *Call, ex *keyring.Exclude) { r.cur().avoid(c, ex) }
+
+func (r *Relay) avoid(c *Call, ex *keyring.Exclude) {
+	if r.breakers.AffordNoted() {
+		now := r.breakers.Now().UnixNano()
+		var poor keyring.Exclude
+		r.breakers.SkipUnaffordable(&poor, c.MaxTokens, now)
+		// Only while another key can take the call: a note is about one
+		// model's price, and a cheaper call may still fit.
+		if r.anyOutside(ex, &poor, now) {
+			for _, k := range r.pool.Keys() {
+				if poor.Has(k.Slot()) {
+					ex.Add(k.Slot())
+				}
+			}
+		}
+	}
+	if c.Free {
+		r.breakers.FreeBlocked(ex, r.breakers.Now().UnixNano())
+	}
+}
+
 func (r *Relay) anyOutside(a, b *keyring.Exclude, now int64) bool {
 	for _, k := range r.pool.Keys() {
 		if !a.Has(k.Slot()) && !b.Has(k.Slot()) && r.pool.Available(k, now) {
