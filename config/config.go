@@ -34,7 +34,7 @@ type Config struct {
 	KeyRotation         string        `env:"KEY_ROTATION" envDefault:"random" help:"random, round-robin or least-busy"`
 	GatewayAPIKeys      []secret.Key  `env:"GATEWAY_API_KEYS" help:"comma-separated client tokens; when set, /run, /v1/* and /keys need Authorization: Bearer <token>"`
 	RateLimitCooldown   time.Duration `env:"RATE_LIMIT_COOLDOWN" envDefault:"30s" help:"rest after a 429 without a reset hint"`
-	AuthFailureCooldown time.Duration `env:"AUTH_FAILURE_COOLDOWN" envDefault:"10m" help:"rest after 401, 402 or 403"`
+	AuthFailureCooldown time.Duration `env:"AUTH_FAILURE_COOLDOWN" envDefault:"10m" help:"how long a key rests after a 401 (doubling on each failed trial), and an account after a credit 402"`
 	MaxCooldown         time.Duration `env:"MAX_COOLDOWN" envDefault:"1h" help:"cap on a rest that doubles after each failed trial"`
 	UpstreamTimeout     time.Duration `env:"UPSTREAM_TIMEOUT" envDefault:"120s" help:"one upstream call (a stream: longest silence between bytes)"`
 	MaxBodyBytes        int64         `env:"MAX_BODY_BYTES" envDefault:"10485760" help:"larger request bodies get 413"`
@@ -202,6 +202,11 @@ func (c *Config) validate() error {
 	if len(tokens) == 0 && len(c.GatewayAPIKeys) > 0 {
 		// Set, but to commas and blanks: running open would be a surprise.
 		return errors.New("invalid GATEWAY_API_KEYS: it holds no token (unset it to run without client auth)")
+	}
+	for i, t := range tokens {
+		if !c.AdminToken.IsZero() && t.Equal(c.AdminToken) {
+			return fmt.Errorf("invalid ADMIN_TOKEN: it is also token %d of GATEWAY_API_KEYS, and a client token must not open /admin/*; choose another", i+1)
+		}
 	}
 	c.GatewayAPIKeys = tokens
 	return nil

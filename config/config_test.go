@@ -185,6 +185,7 @@ func TestRefusedSettings(t *testing.T) {
 		{name: "bad CORS origin", environ: []string{"OPENROUTER_API_KEY_1=sk-or-v1-5d8e1f3a9c7b2046e81d5a3f9b0c4e72", "CORS_ORIGINS=app.example.com"}, want: "CORS_ORIGINS"},
 		{name: "bad allowed host", environ: []string{"OPENROUTER_API_KEY_1=sk-or-v1-aaaaaaaaaaaaaaaa", "ALLOWED_HOSTS=http://x/"}, want: "ALLOWED_HOSTS"},
 		{name: "zero write timeout", environ: []string{"OPENROUTER_API_KEY_1=sk-or-v1-aaaaaaaaaaaaaaaa", "WRITE_TIMEOUT=0s"}, want: "WRITE_TIMEOUT"},
+		{name: "admin token is a client token", environ: []string{"OPENROUTER_API_KEY_1=sk-or-v1-aaaaaaaaaaaaaaaa", "GATEWAY_API_KEYS=tok-1-abcdefgh, shared-admin-9876", "ADMIN_TOKEN= shared-admin-9876"}, want: "token 2 of GATEWAY_API_KEYS", never: "shared-admin"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Load(tc.environ, nil, true)
