@@ -216,7 +216,7 @@ func classify429(v *Verdict, e *errorBody, h http.Header, now time.Time) {
 	perDay := e.limitSource == "openrouter_free_tier_daily" || bytes.Contains(e.message, []byte("free-models-per-day"))
 	perMin := bytes.Contains(e.message, []byte("free-models-per-min"))
 	switch {
-	case perDay || perMin || (h.Get("X-RateLimit-Reset") != "" && !providerMarked(e)):
+	case perDay || perMin || (rateLimitHeaders(h) && !providerMarked(e)):
 		// OpenRouter's own platform limit: the account's.
 		v.Scope, v.Reason, v.Retry = Account, RateLimit, true
 		limit := MaxMinuteHint
@@ -230,6 +230,13 @@ func classify429(v *Verdict, e *errorBody, h http.Header, now time.Time) {
 		v.Scope, v.Reason, v.Retry = Key, RateLimit, true
 		v.Until = hintUntil(h, e, now, MaxMinuteHint)
 	}
+}
+
+// rateLimitHeaders reports whether h holds one of OpenRouter's own
+// X-RateLimit-Limit, -Remaining or -Reset headers (other OpenAI-compatible
+// APIs name theirs X-Ratelimit-Limit-Requests and the like).
+func rateLimitHeaders(h http.Header) bool {
+	return h.Get("X-RateLimit-Reset") != "" || h.Get("X-RateLimit-Limit") != "" || h.Get("X-RateLimit-Remaining") != ""
 }
 
 // providerMarked reports whether a 429 names the provider behind OpenRouter
