@@ -135,7 +135,7 @@ func mtWantAfterTraffic() map[string]float64 {
 			}
 		}
 	}
-	for _, reason := range mtReasons {
+	for _, reason := range append(mtReasons[:len(mtReasons):len(mtReasons)], "afford") {
 		s := `keygate_retries_total{reason="` + reason + `"}`
 		if _, ok := want[s]; !ok {
 			want[s] = 0

@@ -130,6 +130,11 @@ func TestRunRandomDistinctPastAnAffordNote(t *testing.T) {
 	if ids := up.KeyIDs(); !slices.Contains(ids, 2) || !slices.Contains(ids, 3) {
 		t.Fatalf("the first run's calls went out on keys %v; want 2 and 3 among them", ids)
 	}
+	_, mfs := mtScrape(t, gw)
+	if got := mtSeries(t, mfs); got[`keygate_retries_total{reason="afford"}`] < 1 || got[`keygate_retries_total{reason="rate_limit"}`] != 0 {
+		t.Fatalf("retries afford %v, rate_limit %v; want the 402's retry counted as afford, none as rate_limit",
+			got[`keygate_retries_total{reason="afford"}`], got[`keygate_retries_total{reason="rate_limit"}`])
+	}
 
 	big["random_key"] = true
 	before := len(up.Calls())

@@ -174,9 +174,15 @@ func untilText(t time.Time) string {
 
 // Retry implements relay.Observer.
 func (o *Observer) Retry(v fault.Verdict) {
-	if o.m != nil {
-		o.m.Retry(metricsReason(v.Reason))
+	if o.m == nil {
+		return
 	}
+	r := metricsReason(v.Reason)
+	if v.Reason == fault.NoReason && v.Afford > 0 {
+		// Nothing rests: the request was too large for its account.
+		r = metrics.ReasonAfford
+	}
+	o.m.Retry(r)
 }
 
 // StreamFailover implements relay.Observer: keygate_stream_failovers_total

@@ -40,6 +40,14 @@ const (
 	numReasons
 )
 
+// ReasonAfford labels retries only ("afford"): a 402 "can only afford M",
+// a request too large for its account, went on to another account. Nothing
+// rests for it, so no cooldown counts it.
+const ReasonAfford = numReasons
+
+// numRetryReasons is the number of keygate_retries_total reasons.
+const numRetryReasons = numReasons + 1
+
 var reasonNames = [numReasons]string{
 	ReasonAuth:           "auth",
 	ReasonRateLimit:      "rate_limit",
@@ -51,7 +59,10 @@ var reasonNames = [numReasons]string{
 
 // String returns the label value, or "" for a Reason outside the constants.
 func (r Reason) String() string {
-	if r >= numReasons {
+	switch {
+	case r == ReasonAfford:
+		return "afford"
+	case r >= numReasons:
 		return ""
 	}
 	return reasonNames[r]

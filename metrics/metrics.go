@@ -80,7 +80,7 @@ type Metrics struct {
 
 	keys          keySet
 	routeDur      [numRoutes]prometheus.Observer
-	retryCount    [numReasons]prometheus.Counter
+	retryCount    [numRetryReasons]prometheus.Counter
 	failoverCount [numFailoverReasons]prometheus.Counter
 	reloadCount   [2]prometheus.Counter // refused, ok
 	routeCodes    routeCodeCache
@@ -166,7 +166,7 @@ func New(reg prometheus.Registerer, src KeySource, opts Options) (*Metrics, erro
 	for r := range numRoutes {
 		m.routeDur[r] = m.requestDur.WithLabelValues(r.String())
 	}
-	for r := range numReasons {
+	for r := range Reason(numRetryReasons) {
 		m.retryCount[r] = m.retries.WithLabelValues(r.String())
 	}
 	for r := range numFailoverReasons {

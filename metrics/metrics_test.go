@@ -203,7 +203,7 @@ func TestPreResolvedSeriesStartAtZero(t *testing.T) {
 	}{
 		{"selected: keys x strategies", m.selected, 2 * 3},
 		{"cooldowns: keys x reasons", m.cooldowns, 2 * 6},
-		{"retries: reasons", m.retries, 6},
+		{"retries: reasons and afford", m.retries, 7},
 		{"stream failovers: reasons", m.failovers, 3},
 		{"pool reloads: results", m.reloads, 2},
 		{"spend: lazily", m.spend, 0},
@@ -223,8 +223,16 @@ func TestPreResolvedSeriesStartAtZero(t *testing.T) {
 		})
 	}
 	m.Retry(ReasonRateLimit)
-	if got := testutil.ToFloat64(m.retryCount[ReasonRateLimit]); got != 1 {
+	if got := testutil.ToFloat64(m.retries.WithLabelValues("rate_limit")); got != 1 {
 		t.Errorf("retries{rate_limit} = %v, want 1", got)
+	}
+	m.Retry(ReasonAfford)
+	m.Cooldown(1, ReasonAfford) // no cooldown series for it, and no panic
+	if got := testutil.ToFloat64(m.retries.WithLabelValues("afford")); got != 1 {
+		t.Errorf("retries{afford} = %v, want 1", got)
+	}
+	if got := testutil.CollectAndCount(m.cooldowns); got != 2*6 {
+		t.Errorf("cooldown series = %d after an afford, want %d", got, 2*6)
 	}
 }
 

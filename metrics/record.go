@@ -213,7 +213,7 @@ func (m *Metrics) Cooldown(keyID int, r Reason) {
 
 // Retry records that a request was sent again on another key because of r.
 func (m *Metrics) Retry(r Reason) {
-	if r >= numReasons {
+	if r >= numRetryReasons {
 		return
 	}
 	m.retryCount[r].Inc()
