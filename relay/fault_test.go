@@ -213,12 +213,14 @@ func (c *confirmer) PollNow(k *keyring.Key) {
 }
 
 // TestLongRestsWaitForConfirmation: a 401 holds the key for a few seconds
-// only and asks for its GET /key; a 429 rests at once and asks for a poll.
+// only and asks for its GET /key; a 429 rests at once and asks for a
+// poll; a 402 "can only afford M" rests nothing and asks for a poll.
 func TestLongRestsWaitForConfirmation(t *testing.T) {
 	cf := &confirmer{}
-	e := newEnv(t, envOptions{keys: 3, confirmer: cf}, answers(map[int]answer{
+	e := newEnv(t, envOptions{keys: 4, confirmer: cf}, answers(map[int]answer{
 		1: {401, nil, userUnknown},
 		2: {429, map[string]string{"Retry-After": "20"}, `{"error":{"message":"slow"}}`},
+		3: {402, nil, `{"error":{"code":402,"message":"You requested up to 4000 tokens, but can only afford 812."}}`},
 	}))
 	c := relay.Call{}
 	resp, err := e.do(t, nil, &c)
@@ -226,11 +228,14 @@ func TestLongRestsWaitForConfirmation(t *testing.T) {
 		t.Fatal(err)
 	}
 	readAll(t, resp)
-	if c.Key.ID != 3 {
-		t.Fatalf("answer from key %d, want 3", c.Key.ID)
+	if c.Key.ID != 4 {
+		t.Fatalf("answer from key %d, want 4", c.Key.ID)
 	}
 	equalEvents(t, "confirm asked", cf.asked, []int{1})
-	equalEvents(t, "polled", cf.polled, []int{2})
+	equalEvents(t, "polled", cf.polled, []int{2, 3})
+	if !e.pool.Available(e.key(3), e.clock.ns.Load()) {
+		t.Fatal("a 402 can only afford M rested key 3")
+	}
 	r, _, until := e.set.Rest(e.key(1))
 	if r != fault.Auth || until.Sub(e.clock.Now()) != 5*time.Second {
 		t.Fatalf("key 1 held for %v (%v), want 5s for auth", until.Sub(e.clock.Now()), r)

@@ -159,6 +159,11 @@ func (r *Relay) settle(l Lease, v fault.Verdict, c *Call) (retry bool) {
 				r.breakers.Siblings(k, &c.skip)
 			}
 			r.breakers.NoteAfford(k, v.Afford, v.OnKey, r.breakers.Now().Add(affordNote))
+			if r.confirm != nil {
+				// What the key and its account have left is read now,
+				// as after any other 402 of the key.
+				r.confirm.PollNow(k)
+			}
 			return v.Retry
 		}
 		return false
