@@ -242,3 +242,54 @@ func TestRunMessages(t *testing.T) {
 		}
 	}
 }
+
+// TestRunStreamMasksAKeySentInPieces: an upstream that streams the pool key
+// a few characters at a time, as models stream text, has it masked in the
+// deltas, not only in the done document: each piece alone holds no whole
+// key, so the deltas are masked as one text, and joined they are the done
+// document's output.
+func TestRunStreamMasksAKeySentInPieces(t *testing.T) {
+	keys := testKeys(1)
+	key := keys[0]
+	up, _ := ptUpstream(t, func(w http.ResponseWriter, r *http.Request, s ptSeen) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.WriteHeader(http.StatusOK)
+		text := "my key is " + s.Key + ", and " + s.Key[:12] + " is how it starts."
+		for i := 0; i < len(text); i += 7 {
+			piece, _ := json.Marshal(text[i:min(i+7, len(text))])
+			ptFlushed(w, `data: {"choices":[{"delta":{"content":`+string(piece)+`}}]}`+"\n\n")
+		}
+		ptFlushed(w, "data: [DONE]\n\n")
+	})
+	g := hdStart(t, up.URL, keys, newClock())
+	res := hdDo(g.Client, hdRequest(t, http.MethodPost, g.URL+"/run", `{"prompt":"echo","models":["m/echo"],"stream":true}`))
+	if res.Err != nil || res.Status != 200 {
+		t.Fatalf("%d %v: want a 200 event stream", res.Status, res.Err)
+	}
+	if strings.Contains(string(res.Body), key[len(key)-12:]) {
+		t.Fatalf("the stream shows the key's last 12 characters:\n%s", res.Body)
+	}
+	events := rsEvents(t, res.Body)
+	var joined strings.Builder
+	for _, ev := range events {
+		if ev.Name != "delta" {
+			continue
+		}
+		var d struct{ Content string }
+		if err := json.Unmarshal([]byte(ev.Data), &d); err != nil {
+			t.Fatal(err)
+		}
+		joined.WriteString(d.Content)
+	}
+	masked := "sk-or-v1-…" + key[len(key)-4:]
+	want := "my key is " + masked + ", and " + key[:12] + " is how it starts."
+	if joined.String() != want {
+		t.Fatalf("deltas joined = %q, want %q", joined.String(), want)
+	}
+	var doc struct {
+		Responses []struct{ Output string }
+	}
+	if len(events) == 0 || json.Unmarshal([]byte(events[len(events)-1].Data), &doc) != nil || len(doc.Responses) != 1 || doc.Responses[0].Output != want {
+		t.Fatalf("done document %+v, want the output %q", doc, want)
+	}
+}

@@ -207,10 +207,15 @@ func (s *Server) streamCompletion(client *http.Request, req *runRequest, index i
 			return runResult{Status: "error", Error: describeCallError(ctx, err)}
 		}
 		if acc.out.Len() > 0 {
-			send(s.deltaEvent(index, call.Model, acc.out.String()))
+			send(deltaEvent(index, call.Model, s.redact(acc.out.String())))
 		}
-	} else if err := acc.stream(body, late, func(content string) { send(s.deltaEvent(index, call.Model, content)) }); err != nil {
-		return runResult{Status: "error", Error: describeCallError(ctx, err), Usage: acc.usage}
+	} else {
+		d := deltas{s: s, send: func(content string) { send(deltaEvent(index, call.Model, content)) }}
+		err := acc.stream(body, late, d.add)
+		d.end()
+		if err != nil {
+			return runResult{Status: "error", Error: describeCallError(ctx, err), Usage: acc.usage}
+		}
 	}
 	if acc.failure != "" {
 		return runResult{Status: "error", Error: acc.failure, Usage: acc.usage}
@@ -232,11 +237,41 @@ func (s *Server) streamCompletion(client *http.Request, req *runRequest, index i
 	return runResult{Status: "success", Output: s.redact(acc.out.String()), Usage: acc.usage}
 }
 
-func (s *Server) deltaEvent(index int, model, content string) runEvent {
-	// Masked piece by piece: a key quoted across two pieces is masked in
-	// the final document only.
-	data, _ := json.Marshal(runDelta{Index: index, Model: model, Content: s.redact(content)})
+// deltaEvent is a delta event of content, masked already.
+func deltaEvent(index int, model, content string) runEvent {
+	data, _ := json.Marshal(runDelta{Index: index, Model: model, Content: content})
 	return runEvent{name: "delta", data: data}
+}
+
+// deltas masks one model's streamed content as one text: what may start a
+// key is held back until the pieces after it tell, so that a key an
+// upstream sends a few characters at a time is masked too, and the deltas
+// joined are the done document's output.
+type deltas struct {
+	s    *Server
+	send func(content string)
+	held string
+}
+
+// add masks and sends what of content (after the text held) is final.
+func (d *deltas) add(content string) {
+	text := d.held + content
+	out, n := text, len(text)
+	if r := d.s.o.Redactor; r != nil {
+		out, n = r.RedactPrefix(text)
+	}
+	d.held = text[n:]
+	if out != "" {
+		d.send(out)
+	}
+}
+
+// end masks and sends the text still held.
+func (d *deltas) end() {
+	if d.held != "" {
+		d.send(d.s.redact(d.held))
+		d.held = ""
+	}
 }
 
 // streamAnswer gathers one model's streamed answer.
