@@ -58,7 +58,7 @@ func (f *fakePool) Check(_ context.Context, id int) (Budget, error) {
 		return Budget{}, f.checkErr
 	}
 	limit, left, free, reset := 5.0, 0.42, 50, "monthly"
-	return Budget{Limit: &limit, LimitRemaining: &left, LimitReset: reset, Usage: 4.58, UsageDaily: 0.1,
+	return Budget{Limit: &limit, LimitRemaining: &left, LimitReset: &reset, Usage: 4.58, UsageDaily: 0.1,
 		FreeRequestsRemaining: &free, CheckedAt: time.Date(2026, 12, 1, 19, 0, 0, 0, time.UTC)}, nil
 }
 

@@ -2,9 +2,11 @@ package budget
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -245,4 +247,33 @@ func TestConfirm(t *testing.T) {
 func noLeaks(t *testing.T) {
 	opt := goleak.IgnoreCurrent()
 	t.Cleanup(func() { goleak.VerifyNone(t, opt) })
+}
+
+// TestViewJSONShape: /keys' budget object has every field of the
+// contract, unknown ones as null (limit_reset included), as upstream's
+// own /key answer has them.
+func TestViewJSONShape(t *testing.T) {
+	noLeaks(t)
+	p, _, pool, u, _ := newPoller(t, 2)
+	for _, tc := range []struct {
+		name, key string
+		want      string
+	}{
+		{"capped, daily", `{"data":{"limit":1,"limit_remaining":0.5,"limit_reset":"daily","usage":0.5,"usage_daily":0.25}}`,
+			`{"limit":1,"limit_remaining":0.5,"limit_reset":"daily","usage":0.5,"usage_daily":0.25,"free_requests_remaining":null,"checked_at":`},
+		{"no cap, no reset", `{"data":{"limit":null,"limit_remaining":null,"limit_reset":null,"usage":2}}`,
+			`{"limit":null,"limit_remaining":null,"limit_reset":null,"usage":2,"usage_daily":0,"free_requests_remaining":null,"checked_at":`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			k := pool.Keys()[0]
+			u.set(1, 0, tc.key)
+			if _, err := p.Check(t.Context(), k); err != nil {
+				t.Fatal(err)
+			}
+			b, err := json.Marshal(p.View(k))
+			if err != nil || !strings.HasPrefix(string(b), tc.want) {
+				t.Fatalf("view JSON %s (%v), want it to start %s", b, err, tc.want)
+			}
+		})
+	}
 }

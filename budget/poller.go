@@ -356,8 +356,11 @@ func (p *Poller) View(k *keyring.Key) *View {
 	if f == nil {
 		return nil
 	}
-	v := &View{Limit: f.Limit, LimitReset: f.LimitReset, Usage: f.Usage + math.Float64frombits(s.spent.Load()),
+	v := &View{Limit: f.Limit, Usage: f.Usage + math.Float64frombits(s.spent.Load()),
 		UsageDaily: f.UsageDaily + math.Float64frombits(s.spent.Load()), CheckedAt: f.CheckedAt.UTC()}
+	if f.LimitReset != "" {
+		v.LimitReset = &f.LimitReset
+	}
 	if left, ok := remaining(f, s); ok {
 		left = math.Max(0, left)
 		v.LimitRemaining = &left
@@ -373,7 +376,7 @@ func (p *Poller) View(k *keyring.Key) *View {
 type View struct {
 	Limit                 *float64  `json:"limit"`
 	LimitRemaining        *float64  `json:"limit_remaining"`
-	LimitReset            string    `json:"limit_reset,omitempty"`
+	LimitReset            *string   `json:"limit_reset"` // null when the cap never restarts, as upstream says
 	Usage                 float64   `json:"usage"`
 	UsageDaily            float64   `json:"usage_daily"`
 	FreeRequestsRemaining *int      `json:"free_requests_remaining"`

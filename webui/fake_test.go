@@ -39,7 +39,7 @@ func newFakePool() *fakePool {
 			LatencyMean: Seconds(time.Duration(400+100*n) * time.Millisecond),
 		}
 		if n < 3 {
-			k.Budget = &admin.Budget{Limit: f64(5), LimitRemaining: f64(4.2 - float64(n)), LimitReset: reset,
+			k.Budget = &admin.Budget{Limit: f64(5), LimitRemaining: f64(4.2 - float64(n)), LimitReset: &reset,
 				Usage: 0.8, UsageDaily: 0.1, FreeRequestsRemaining: i(50 - n), CheckedAt: at}
 		}
 		p.keys = append(p.keys, k)
