@@ -54,7 +54,9 @@ type Watcher struct {
 	seen    [sha256.Size]byte
 	seenErr string
 	dir     string // path's directory, always watched
-	target  string // the directory of path's symlink target, when elsewhere; loop only
+	realDir string // where dir led when its watch was added; loop only
+	// extra are the directories watched beside dir (follow); loop only.
+	extra map[string]bool
 }
 
 // Options tune a Watcher; the zero value is the defaults.
@@ -85,9 +87,10 @@ func watch(path string, h Handler, opt Options, after func(time.Duration) <-chan
 	}
 	w := &Watcher{
 		path: path, h: h, fs: fw, after: after, wait: opt.Debounce,
-		stop: make(chan struct{}), done: make(chan struct{}), dir: dir,
+		stop: make(chan struct{}), done: make(chan struct{}), dir: dir, extra: map[string]bool{},
 	}
-	w.followTarget()
+	w.realDir, _ = filepath.EvalSymlinks(dir)
+	w.follow()
 	w.seen, w.seenErr = w.sum()
 	go w.loop()
 	return w, nil
@@ -145,27 +148,60 @@ func (w *Watcher) loop() {
 	}
 }
 
-// followTarget also watches the directory of path's symlink target when it
-// lies outside path's own directory (keys.env -> ~/secrets/keys.env edited
-// in place changes nothing in keys.env's directory). A target inside it,
-// as Kubernetes' ..data/ is, needs nothing more.
-func (w *Watcher) followTarget() {
-	want := ""
+// follow keeps the watches a change of the file can be seen by, beyond
+// path's own directory:
+//   - the directory of path's symlink target when it lies outside it
+//     (keys.env -> ~/secrets/keys.env edited in place changes nothing in
+//     keys.env's directory; a target inside it, as Kubernetes' ..data/
+//     is, needs nothing more);
+//   - the directory holding each symlink on the way to path's directory
+//     (KEYS_FILE=/srv/current/keys.env with current -> releases/7: a swap
+//     of current happens in /srv, and a watch on /srv/current stays on
+//     releases/7);
+//   - path's directory again, when it now leads elsewhere (after such a
+//     swap), since a watch stays on the directory it was added on.
+func (w *Watcher) follow() {
+	want := map[string]bool{}
 	if real, err := filepath.EvalSymlinks(w.path); err == nil {
 		if d := filepath.Dir(real); !within(d, w.dir) {
-			want = d
+			want[d] = true
 		}
 	}
-	if want == w.target {
-		return
+	for _, link := range symlinksTo(w.dir) {
+		want[filepath.Dir(link)] = true
 	}
-	if w.target != "" {
-		_ = w.fs.Remove(w.target) // it may be gone already
+	for d := range w.extra {
+		if !want[d] {
+			_ = w.fs.Remove(d) // it may be gone already
+			delete(w.extra, d)
+		}
 	}
-	w.target = ""
-	if want != "" && w.fs.Add(want) == nil {
-		w.target = want
+	for d := range want {
+		if !w.extra[d] && w.fs.Add(d) == nil {
+			w.extra[d] = true
+		}
 	}
+	if real, err := filepath.EvalSymlinks(w.dir); err == nil && real != w.realDir {
+		_ = w.fs.Remove(w.dir)
+		if w.fs.Add(w.dir) == nil {
+			w.realDir = real
+		}
+	}
+}
+
+// symlinksTo lists dir and those of its ancestors that are symlinks.
+func symlinksTo(dir string) []string {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil
+	}
+	var links []string
+	for p := abs; p != filepath.Dir(p); p = filepath.Dir(p) {
+		if fi, err := os.Lstat(p); err == nil && fi.Mode()&os.ModeSymlink != 0 {
+			links = append(links, p)
+		}
+	}
+	return links
 }
 
 // within reports whether dir is base or below it, after resolving base's
@@ -180,7 +216,7 @@ func within(dir, base string) bool {
 
 // check reads the file and hands it on when it differs from what was seen.
 func (w *Watcher) check() {
-	w.followTarget()
+	w.follow()
 	w.mu.Lock()
 	sum, sumErr := w.sum()
 	if sum == w.seen && sumErr == w.seenErr {

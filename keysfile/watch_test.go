@@ -373,6 +373,51 @@ func TestWatchSymlinkElsewhere(t *testing.T) {
 	}
 }
 
+// TestWatchDirectorySymlinkSwap: KEYS_FILE=<root>/current/keys.env with
+// current a symlink to a release directory, swapped as deploy tools do (a
+// new symlink renamed over it); the swap happens in root, and the file in
+// the new release is then watched where it is.
+func TestWatchDirectorySymlinkSwap(t *testing.T) {
+	root := t.TempDir()
+	release := func(name, body string) {
+		if err := os.Mkdir(filepath.Join(root, name), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		writeFile(t, filepath.Join(root, name, "keys.env"), body)
+	}
+	swap := func(to string) {
+		tmp := filepath.Join(root, "current.new")
+		if err := os.Symlink(to, tmp); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, filepath.Join(root, "current")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	release("rel1", "OPENROUTER_API_KEY_1="+k1+"\n")
+	if err := os.Symlink("rel1", filepath.Join(root, "current")); err != nil {
+		t.Fatal(err)
+	}
+	h := newHolder(nil)
+	startWatch(t, filepath.Join(root, "current", "keys.env"), h)
+
+	release("rel2", "OPENROUTER_API_KEY_1="+k1+"\nOPENROUTER_API_KEY_2="+k2+"\n")
+	swap("rel2")
+	if r := h.next(t); r.err != nil || !slices.Equal(ids(r.f.Entries), []int{1, 2}) {
+		t.Fatalf("reading = %v %v, want keys 1 and 2 of rel2", ids(r.f.Entries), r.err)
+	}
+	// The file in rel2 edited in place, and rel1's (no longer current) too.
+	writeFile(t, filepath.Join(root, "rel1", "keys.env"), "OPENROUTER_API_KEY_9="+k3+"\n")
+	writeFile(t, filepath.Join(root, "rel2", "keys.env"), "OPENROUTER_API_KEY_3="+k3+"\n")
+	if r := h.next(t); r.err != nil || !slices.Equal(ids(r.f.Entries), []int{3}) {
+		t.Fatalf("reading = %v %v, want key 3 of rel2", ids(r.f.Entries), r.err)
+	}
+	swap("rel1")
+	if r := h.next(t); r.err != nil || !slices.Equal(ids(r.f.Entries), []int{9}) {
+		t.Fatalf("reading = %v %v, want key 9 of rel1", ids(r.f.Entries), r.err)
+	}
+}
+
 func TestWithin(t *testing.T) {
 	base := t.TempDir()
 	tests := []struct {
