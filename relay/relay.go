@@ -349,7 +349,6 @@ func (r *Relay) do(req *http.Request, body []byte, c *Call) (*http.Response, err
 	}
 }
 
-// anyOutside reports whether a key in rotation at now is in neither a nor b.
 // Avoid adds to ex the keys c would not go out on now: while another key
 // outside ex can take it, those noted as unable to afford its tokens; for
 // a free model, those of accounts whose free requests are used up. A first
@@ -378,6 +377,7 @@ func (r *Relay) avoid(c *Call, ex *keyring.Exclude) {
 	}
 }
 
+// anyOutside reports whether a key in rotation at now is in neither a nor b.
 func (r *Relay) anyOutside(a, b *keyring.Exclude, now int64) bool {
 	for _, k := range r.pool.Keys() {
 		if !a.Has(k.Slot()) && !b.Has(k.Slot()) && r.pool.Available(k, now) {
