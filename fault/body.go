@@ -135,6 +135,21 @@ func affordable(msg []byte) (int, bool) {
 	return n, err == nil
 }
 
+// promptLimitRE is the key-cap refusal of a prompt the cap's remainder
+// cannot pay for: "Prompt tokens limit exceeded: 230799 > 91442".
+var promptLimitRE = regexp.MustCompile(`Prompt tokens limit exceeded: \d{1,12} > (\d{1,12})`)
+
+// promptAffordable is the number of prompt tokens a "Prompt tokens limit
+// exceeded: P > Q" message says the key's cap can pay for (Q).
+func promptAffordable(msg []byte) (int, bool) {
+	m := promptLimitRE.FindSubmatch(msg)
+	if m == nil {
+		return 0, false
+	}
+	n, err := strconv.Atoi(string(m[1]))
+	return n, err == nil
+}
+
 // MaybeError reports whether the first bytes of a 200 JSON answer may be an
 // error object: they hold an "error" key. Inside JSON strings quotes are
 // escaped, so the bare `"error"` sequence appears only as a key; the caller

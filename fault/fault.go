@@ -191,7 +191,13 @@ func classify402(v *Verdict, e *errorBody, h http.Header, now time.Time) {
 		v.Scope, v.Reason = Account, InFlightBudget
 		v.Until = hintUntil(h, e, now, MaxMinuteHint)
 	case e.limitSource == "openrouter_key_limit" || (e.limitSource == "" && keyLimitMessage(e.message)):
-		if m, ok := affordable(e.message); ok && m >= NearlyDry {
+		m, ok := affordable(e.message)
+		if !ok {
+			// A prompt larger than what the cap has left: a smaller one
+			// still fits.
+			m, ok = promptAffordable(e.message)
+		}
+		if ok && m >= NearlyDry {
 			// The key's cap still pays for smaller requests: this one is
 			// too big for it, which a client can choose to make.
 			v.Scope, v.Afford = Request, m
