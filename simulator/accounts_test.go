@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -196,6 +197,34 @@ func TestPreAuthorisation(t *testing.T) {
 	}
 }
 
+// TestKeyCapRefusals: a key's cap refuses a prompt that costs more than
+// the cap has left with the key-cap message of its own ("Prompt tokens
+// limit exceeded: P > Q", Q the prompt tokens the rest pays for), while a
+// small request still passes; a spent cap refuses free models too.
+func TestKeyCapRefusals(t *testing.T) {
+	t.Parallel()
+	// gpt-4o-mini's prompt costs 150 nano-USD a token: 0.0001 USD pays 666.
+	h := startSim(t, Options{Now: func() time.Time { return fixedNow }, Accounts: []Account{{ID: "user_c", Balance: 10, Purchased: 10,
+		Keys: []KeySpec{{Secret: "k", Limit: 0.0001}, {Secret: "spent", Limit: 0.001, Usage: 0.001}}}}})
+	r := h.chat("k", "openai/gpt-4o-mini", strings.Repeat("word ", 3000), false, nil)
+	e := decodeError(t, r)
+	if r.status != 402 || !regexp.MustCompile(`^Prompt tokens limit exceeded: 300\d > 666\. `).MatchString(e.Error.Message) ||
+		e.Error.Metadata.LimitSource != "openrouter_key_limit" {
+		t.Fatalf("large prompt on a small cap: %d %s", r.status, r.body)
+	}
+	if r := h.do("POST", "/chat/completions", "k", `{"model":"openai/gpt-4o-mini","max_tokens":10,"messages":[{"role":"user","content":"hi"}]}`, nil); r.status != 200 {
+		t.Fatalf("small request on the same key: %d %s", r.status, r.body)
+	}
+	r = h.chat("spent", "qwen/qwen3-coder:free", "hi", false, nil)
+	e = decodeError(t, r)
+	if r.status != 402 || !strings.Contains(e.Error.Message, "but can only afford 0.") || e.Error.Metadata.LimitSource != "openrouter_key_limit" {
+		t.Fatalf("free model on a spent cap: %d %s", r.status, r.body)
+	}
+	if h.s.Spent("k") == 0 || h.s.Spent("spent") != 0 {
+		t.Errorf("spent: k %v (want the small request's cost), spent %v", h.s.Spent("k"), h.s.Spent("spent"))
+	}
+}
+
 func must[T any](v T, ok bool) T {
 	if !ok {
 		panic("not found")
@@ -221,6 +250,8 @@ func TestFreeModelQuotas(t *testing.T) {
 		{"20 a minute", 0, 0, 20, false, 20, nextMinute, "Rate limit exceeded: free-models-per-min. "},
 		{"50 a day", 0, 45, 5, true, 50, midnight, "Rate limit exceeded: free-models-per-day. Add 10 credits to unlock 1000 free model requests per day"},
 		{"1000 a day after buying 10 credits", 10, 995, 5, true, 1000, midnight, "Rate limit exceeded: free-models-per-day-high-balance. "},
+		{"1000 a day from 9 credits bought", 9, 995, 5, true, 1000, midnight, "Rate limit exceeded: free-models-per-day-high-balance. "},
+		{"50 a day below 9 credits", 8.99, 45, 5, true, 50, midnight, "Rate limit exceeded: free-models-per-day. Add 10 credits to unlock 1000 free model requests per day"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -265,7 +296,7 @@ func TestFreeModelQuotas(t *testing.T) {
 				} `json:"data"`
 			}
 			if err := json.Unmarshal(h.do("GET", "/key", "k1", "", nil).body, &key); err != nil ||
-				key.Data.Free.Limit != map[bool]int{false: 50, true: 1000}[tt.purchased >= 10] ||
+				key.Data.Free.Limit != map[bool]int{false: 50, true: 1000}[tt.purchased >= 9] ||
 				key.Data.Free.Used != tt.usedToday+tt.ok || key.Data.Free.Remaining != key.Data.Free.Limit-key.Data.Free.Used {
 				t.Errorf("free_model_daily_requests %+v (%v)", key.Data.Free, err)
 			}
@@ -368,4 +399,18 @@ func TestAddCredits(t *testing.T) {
 	checkShape(t, "key", h.do("GET", "/key", "k", "", nil).body, shape{
 		"data.is_free_tier": "=false", "data.free_model_daily_requests.limit": "=1000", "data.usage": "=0.000075",
 	})
+}
+
+// TestGenerationHeader: completions, plain and streamed, name their
+// generation in X-Generation-Id, the id their body carries.
+func TestGenerationHeader(t *testing.T) {
+	t.Parallel()
+	h := startSim(t, Options{Now: func() time.Time { return fixedNow }, Accounts: []Account{{ID: "user_g", Balance: 10, Keys: []KeySpec{{Secret: "k"}}}}})
+	for _, stream := range []bool{false, true} {
+		r := h.chat("k", "openai/gpt-4o-mini", "hi", stream, nil)
+		id := r.header.Get("X-Generation-Id")
+		if r.status != 200 || !strings.HasPrefix(id, "gen-") || !strings.Contains(string(r.body), `"id":"`+id+`"`) {
+			t.Errorf("stream %v: status %d, X-Generation-Id %q, body %.200s", stream, r.status, id, r.body)
+		}
+	}
 }

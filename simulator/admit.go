@@ -29,7 +29,7 @@ func (q *ask) tokensAsked() int64 {
 // OpenRouter does before it answers, and charges the answer's cost when the
 // request passes: a negative balance refuses everything; a :free model
 // counts against the account's free-model quotas (per minute and per UTC
-// day) and costs nothing; a paid model must fit, with max_tokens, in what
+// day) and costs nothing, unless the key's cap is spent; a paid model must fit, with max_tokens, in what
 // the key's cap and the account's balance allow. Check and charge happen
 // under the account's lock, so concurrent requests cannot overspend.
 func (k *keyState) admit(now time.Time, q *ask) *refusal {
@@ -41,6 +41,10 @@ func (k *keyState) admit(now time.Time, q *ask) *refusal {
 		return afford402(a.id, asked, 0, false)
 	}
 	if isFree(q.model) {
+		if rem, capped := k.bud.remaining(now); capped && rem <= 0 {
+			// A spent cap refuses free models too ("can only afford 0").
+			return afford402(a.id, asked, 0, true)
+		}
 		day, minute := periodDaily.index(now), floorDiv(now.Unix(), 60)
 		if lim := a.freeDayLimit(); a.freeDay.get(day) >= lim {
 			return freeQuota429(a.id, true, lim == freePerDayHigh, lim, (day+1)*86400_000)
@@ -64,6 +68,10 @@ func (k *keyState) admit(now time.Time, q *ask) *refusal {
 		return min((have-promptCost)/q.price.completion, asked)
 	}
 	if rem, capped := k.bud.remaining(now); capped && rem < need && rem <= a.balance {
+		if rem > 0 && rem <= promptCost {
+			// The prompt alone is over what the cap has left.
+			return promptLimit402(a.id, int64(q.prompt), rem/q.price.prompt)
+		}
 		return afford402(a.id, asked, afford(rem), true)
 	}
 	if a.balance < need {

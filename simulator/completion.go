@@ -325,8 +325,15 @@ func (c *call) serveCompletion() {
 	})
 	*bp = cp.appendBody((*bp)[:0])
 	if c.admit(&cp, req.maxTokens()) {
+		c.generation(&cp)
 		c.sendBody(http.StatusOK, "application/json", *bp)
 	}
+}
+
+// generation names the answer's generation in X-Generation-Id, as
+// OpenRouter does on every endpoint (OPENROUTER.md 4).
+func (c *call) generation(cp *completion) {
+	c.w.Header()["X-Generation-Id"] = []string{string(cp.id())}
 }
 
 // refuseByDirective answers the error a directive asks for, before the

@@ -75,6 +75,20 @@ func afford402(userID string, asked, afford int64, keyLimit bool) *refusal {
 	return newRefusal(http.StatusPaymentRequired, msg, meta, userID)
 }
 
+// promptLimit402 is the key cap's refusal of a prompt that costs more than
+// the cap has left (OPENROUTER.md 1.5, the key-cap variant): prompt tokens
+// asked, and how many the remainder pays for.
+func promptLimit402(userID string, prompt, afford int64) *refusal {
+	msg := "Prompt tokens limit exceeded: " + strconv.FormatInt(prompt, 10) + " > " + strconv.FormatInt(afford, 10) +
+		". To increase, visit " + keysURL + " and create a key with a higher monthly limit"
+	return newRefusal(http.StatusPaymentRequired, msg, map[string]any{
+		"provider_name": nil,
+		"limit_source":  "openrouter_key_limit",
+		"reason":        "key_limit_exceeded",
+		"remedy_hint":   "Send a shorter prompt, or raise the key's limit.",
+	}, userID)
+}
+
 // inFlight402 is the transient refusal of the in-flight spending budget.
 func inFlight402(userID string, after time.Duration) *refusal {
 	secs := waitSeconds(after)

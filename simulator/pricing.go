@@ -10,10 +10,13 @@ const nanosPerUSD = 1_000_000_000
 
 // Free-model quotas of an account (OpenRouter limits.mdx, free.md).
 const (
-	freePerMinute     = 20
-	freePerDayLow     = 50
-	freePerDayHigh    = 1000
-	highTierPurchased = 10 * nanosPerUSD // credits bought that unlock freePerDayHigh
+	freePerMinute  = 20
+	freePerDayLow  = 50
+	freePerDayHigh = 1000
+	// highTierPurchased is the credits bought that unlock freePerDayHigh:
+	// "1000/day if ≥ 10 (the higher ceiling starts one credit below, at
+	// 9)" (OPENROUTER.md 1.7).
+	highTierPurchased = 9 * nanosPerUSD
 )
 
 // price is what a model costs, in nano-USD per token, and what bounds its

@@ -98,6 +98,7 @@ func (c *call) sendStream(cp *completion, maxTokens int, buf *[]byte) {
 	if !c.admit(cp, maxTokens) {
 		return
 	}
+	c.generation(cp)
 	c.writeEvents(*buf, ends)
 }
 
