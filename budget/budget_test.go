@@ -208,6 +208,7 @@ func TestConfirm(t *testing.T) {
 		{"401 not confirmed: GET /key fine", fault.Verdict{Status: 401, Scope: fault.Key, Reason: fault.Auth}, 0, `{"data":{"limit":null}}`, false, 0},
 		{"key limit confirmed", fault.Verdict{Status: 402, Scope: fault.Key, Reason: fault.KeyLimit}, 0, `{"data":{"limit":1,"limit_remaining":0,"limit_reset":"monthly"}}`, true, fault.KeyLimit},
 		{"key limit confirmed by a cap with little left", fault.Verdict{Status: 402, Scope: fault.Key, Reason: fault.KeyLimit}, 0, `{"data":{"limit":1,"limit_remaining":0.0001,"limit_reset":"daily"}}`, true, fault.KeyLimit},
+		{"key limit not confirmed: the cap has money left (a request too large for it)", fault.Verdict{Status: 402, Scope: fault.Key, Reason: fault.KeyLimit}, 0, `{"data":{"limit":10,"limit_remaining":9.5,"limit_reset":"monthly"}}`, false, 0},
 		{"key limit not confirmed: no cap", fault.Verdict{Status: 402, Scope: fault.Key, Reason: fault.KeyLimit}, 0, `{"data":{"limit":null,"limit_remaining":null}}`, false, 0},
 		{"upstream without GET /key: the fault stands", fault.Verdict{Status: 401, Scope: fault.Key, Reason: fault.Auth}, 404, "", true, fault.Auth},
 		{"credits: a valid key leaves the account's 402 standing", fault.Verdict{Status: 402, Scope: fault.Account, Reason: fault.Credits}, 0, `{"data":{"limit":null,"creator_user_id":"a"}}`, true, fault.Credits},

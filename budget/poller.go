@@ -348,6 +348,10 @@ func (p *Poller) UseFree(k *keyring.Key) {
 	}
 }
 
+// DryUSD is what a key cap may have left and still count as spent when
+// a 402 says so: a tenth of a cent.
+const DryUSD = 0.001
+
 // View is k's budget as /keys and the status page show it; nil while
 // unknown.
 func (p *Poller) View(k *keyring.Key) *View {
@@ -417,10 +421,13 @@ func (p *Poller) decide(k *keyring.Key, v fault.Verdict, f *Figures, err error, 
 		// stands as it came.
 		confirmed = true
 	case v.Reason == fault.KeyLimit:
-		// The 402 said the cap can pay for (next to) nothing; a key
-		// whose GET /key shows a cap at all confirms it. One without a
-		// cap cannot have hit it.
-		if _, confirmed = remaining(f, &p.slots[k.Slot()]); confirmed {
+		// The 402 said the cap can pay for (next to) nothing; GET /key
+		// confirms it when the cap has next to nothing left too. A key
+		// without a cap cannot have hit it, and one with money left was
+		// refused a request too large for it (a prompt a client can make
+		// as large as it likes), which is not the key's fault.
+		if left, capped := remaining(f, &p.slots[k.Slot()]); capped && left <= DryUSD {
+			confirmed = true
 			v.Until = NextReset(f.LimitReset, now)
 		}
 	case v.Reason == fault.Credits:
