@@ -247,14 +247,19 @@ func (s *Set) BlockFree(k *keyring.Key, until time.Time) {
 	b.members(b.acct[slot], func(m int) { b.free[m].Store(a.free) })
 }
 
-// UnblockFree lifts a free-model block of k's account: a budget poll shows
-// free requests left.
-func (s *Set) UnblockFree(k *keyring.Key) {
+// UnblockFree lifts a free-model block of k's account that ends at or
+// after from: a budget poll shows free requests left for the day, which
+// ends a day's block (from: about the next UTC midnight), not a
+// per-minute one, which the day's figures do not show.
+func (s *Set) UnblockFree(k *keyring.Key, from time.Time) {
 	b := s.book
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	slot := k.Slot()
 	if a := b.accountOf(slot); a != nil {
+		if a.free < from.UnixNano() {
+			return
+		}
 		if a.free > s.settings.Now().UnixNano() {
 			s.tell(Fact{Kind: AccountBack, Account: b.acct[slot], Until: time.Unix(0, a.free)})
 		}
@@ -262,7 +267,9 @@ func (s *Set) UnblockFree(k *keyring.Key) {
 		b.members(b.acct[slot], func(m int) { b.free[m].Store(0) })
 		return
 	}
-	b.free[slot].Store(0)
+	if b.free[slot].Load() >= from.UnixNano() {
+		b.free[slot].Store(0)
+	}
 }
 
 // Lift ends k's rests for any of reasons, its own and its account's: a fact

@@ -76,7 +76,15 @@ func TestFreeBlock(t *testing.T) {
 	if ex.Len() != 3 {
 		t.Fatalf("after key 3 joined: %d blocked", ex.Len())
 	}
-	set.UnblockFree(k[1])
+	// A block that ends before from (a per-minute one, against a day's
+	// figures) stays; one that ends at or after it is lifted.
+	set.UnblockFree(k[1], now.Add(2*time.Hour))
+	ex.Reset()
+	set.FreeBlocked(&ex, now.UnixNano())
+	if ex.Len() != 3 {
+		t.Fatalf("an unblock from after the block's end lifted it: %d blocked", ex.Len())
+	}
+	set.UnblockFree(k[1], now.Add(time.Hour))
 	ex.Reset()
 	set.FreeBlocked(&ex, now.UnixNano())
 	if ex.Len() != 0 || !set.FreeBlockedUntil(k[0]).IsZero() {

@@ -65,7 +65,7 @@ func TestSetTellsItsFacts(t *testing.T) {
 		{"a lift of nothing is no news", func() { set.Lift(k[1], fault.Credits) }, nil},
 		{"free block", func() { set.BlockFree(k[0], now.Add(3*time.Hour)) },
 			[]Fact{{Kind: FreeBlocked, Account: label, Reason: fault.FreeQuota, Until: now.Add(3 * time.Hour)}}},
-		{"free unblocked", func() { set.UnblockFree(k[1]) },
+		{"free unblocked", func() { set.UnblockFree(k[1], now) },
 			[]Fact{{Kind: AccountBack, Account: label, Until: now.Add(3 * time.Hour)}}},
 		{"key lifted", func() { set.Lift(k[2], fault.RateLimit) },
 			[]Fact{{Kind: KeyBack, Key: k[2], Until: now.Add(time.Minute)}}},

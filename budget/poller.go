@@ -275,7 +275,9 @@ func (p *Poller) apply(k *keyring.Key, f *Figures, now time.Time) {
 	if free, ok := freeLeft(f, s); ok && free <= 0 {
 		p.set.BlockFree(k, relay.NextUTCMidnight(now))
 	} else if ok {
-		p.set.UnblockFree(k)
+		// Free requests left today: a day's block ends (a per-minute
+		// one, which ends well before midnight, stays).
+		p.set.UnblockFree(k, relay.NextUTCMidnight(now).Add(-time.Minute))
 	}
 }
 

@@ -120,6 +120,8 @@ type keyView struct {
 	State   string `json:"state"`
 	Reason  *string
 	Until   *time.Time `json:"cooldown_until"`
+	// FreeUntil is when the key's account takes free-model calls again.
+	FreeUntil *time.Time `json:"free_blocked_until"`
 }
 
 // keysOf reads base's GET /keys, by key id.
@@ -152,6 +154,13 @@ func keysOf(t testing.TB, base string) map[int]keyView {
 func resting(t testing.TB, base string, id int) bool {
 	v := keysOf(t, base)[id]
 	return v.Until != nil && v.Until.After(time.Now())
+}
+
+// freeBlocked reports whether key id's account takes no free-model call on
+// base now.
+func freeBlocked(t testing.TB, base string, id int) bool {
+	v := keysOf(t, base)[id]
+	return v.FreeUntil != nil && v.FreeUntil.After(time.Now())
 }
 
 // load runs workers goroutines per replica, each sending chat calls one

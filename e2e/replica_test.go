@@ -77,10 +77,10 @@ func TestReplicas(t *testing.T) {
 		}
 	})
 
-	t.Run("an account's 429 on one replica rests the account on all", func(t *testing.T) {
+	t.Run("an account's free-model limit on one replica holds its free calls back on all", func(t *testing.T) {
 		keys := testKeys(4)
 		// The simulator's minute starts now, so that the account's
-		// per-minute rest lasts about a minute, whenever the test runs.
+		// per-minute block lasts about a minute, whenever the test runs.
 		realStart := time.Now()
 		simStart := realStart.Truncate(time.Minute)
 		sim := startSim(t, simulator.Options{Now: func() time.Time { return simStart.Add(time.Since(realStart)) }, Accounts: []simulator.Account{
@@ -127,23 +127,40 @@ func TestReplicas(t *testing.T) {
 			}
 		}
 		for _, r := range fleet {
-			waitFor(t, 5*time.Second, "account A's keys to rest on "+r.url, func() bool {
-				return resting(t, r.url, 1) && resting(t, r.url, 2) && resting(t, r.url, 3)
+			waitFor(t, 5*time.Second, "account A's free calls to stop on "+r.url, func() bool {
+				return freeBlocked(t, r.url, 1) && freeBlocked(t, r.url, 2) && freeBlocked(t, r.url, 3)
 			})
-			if resting(t, r.url, 4) {
-				t.Errorf("%s: key 4 of account B rests too", r.url)
+			if freeBlocked(t, r.url, 4) || resting(t, r.url, 1) {
+				t.Errorf("%s: account B's free calls stop too, or account A's keys rest for paid calls", r.url)
 			}
 		}
 		before := sim.Stats()
+		for _, r := range fleet[1:] {
+			for i := range 4 { // account B takes 20 a minute
+				if code, _ := chat(client, r.url, freeModel); code != http.StatusOK {
+					t.Fatalf("free call %d on %s: %d", i, r.url, code)
+				}
+			}
+		}
+		mid := sim.Stats()
+		for _, k := range keys[:3] {
+			if n := mid.Keys[k].Requests - before.Keys[k].Requests; n != 0 {
+				t.Errorf("replicas 1 and 2 sent %d free calls to a key of account A", n)
+			}
+		}
+		// Paid calls are not held back: the limit is OpenRouter's on free
+		// models only.
 		res := loadFor(fleet[1:], 2, paidModel, 500*time.Millisecond)
 		after := sim.Stats()
 		if res.errors() != 0 {
 			t.Errorf("client-visible errors: %s", res)
 		}
+		var paidOnA int64
 		for _, k := range keys[:3] {
-			if n := after.Keys[k].Requests - before.Keys[k].Requests; n != 0 {
-				t.Errorf("replicas 1 and 2 called a key of the resting account %d times", n)
-			}
+			paidOnA += after.Keys[k].Requests - mid.Keys[k].Requests
+		}
+		if paidOnA == 0 {
+			t.Errorf("no paid call went to account A's keys: its free-model limit held back paid calls (%s)", res)
 		}
 	})
 

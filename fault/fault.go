@@ -123,6 +123,10 @@ type Verdict struct {
 	OnKey bool
 	// UserID is the account id an error body named (top-level user_id).
 	UserID string
+	// FreeOnly: the limit counts against the account's free-model calls
+	// only (free-models-per-min, free-models-per-day): those stop, its
+	// paid calls go on.
+	FreeOnly bool
 	// Parsed: the body was an error object keygate could read; when false
 	// the verdict comes from the status alone.
 	Parsed bool
@@ -181,6 +185,31 @@ func Classify(status int, h http.Header, body []byte, now time.Time) Verdict {
 	return v
 }
 
+// LargeRequest is the request body size from which a 402 saying the
+// account or the key's cap can afford nothing may be the request's own
+// doing: OpenRouter refuses a prompt that alone costs more than what is
+// left, and a client can make a prompt as large as it likes.
+const LargeRequest = 64 << 10
+
+// Sized is v for a request whose body was n bytes: a 402 that would rest
+// an account for its credits, or a key for its cap, answered to a large
+// request, is taken as the request's (Afford 1: the call goes on to
+// another account, or key, and large calls prefer others for a while);
+// nothing rests. A small request still rests them, so a spent account
+// is learned all the same.
+func (v Verdict) Sized(n int) Verdict {
+	if n < LargeRequest || v.Status != http.StatusPaymentRequired {
+		return v
+	}
+	switch v.Reason {
+	case Credits:
+		v.Scope, v.Reason, v.Afford = Request, NoReason, 1
+	case KeyLimit:
+		v.Scope, v.Reason, v.Afford, v.OnKey = Request, NoReason, 1, true
+	}
+	return v
+}
+
 func classify402(v *Verdict, e *errorBody, h http.Header, now time.Time) {
 	v.Retry = true
 	switch {
@@ -224,7 +253,7 @@ func classify429(v *Verdict, e *errorBody, h http.Header, now time.Time) {
 	switch {
 	case perDay || perMin || (rateLimitHeaders(h) && !providerMarked(e)):
 		// OpenRouter's own platform limit: the account's.
-		v.Scope, v.Reason, v.Retry = Account, RateLimit, true
+		v.Scope, v.Reason, v.Retry, v.FreeOnly = Account, RateLimit, true, perDay || perMin
 		limit := MaxMinuteHint
 		if perDay {
 			v.Reason, limit = FreeQuota, MaxDayHint

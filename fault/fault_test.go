@@ -60,19 +60,19 @@ func TestClassify(t *testing.T) {
 		{"403 unparsable", 403, nil, ``, Verdict{Status: 403, Scope: Request}},
 		{"429 free per min", 429, hdr("X-RateLimit-Limit", "20", "X-RateLimit-Remaining", "0", "X-RateLimit-Reset", strconv.FormatInt(nextMin.UnixMilli(), 10)),
 			`{"error":{"code":429,"message":"Rate limit exceeded: free-models-per-min. "}}`,
-			Verdict{Status: 429, Scope: Account, Reason: RateLimit, Retry: true, Parsed: true, Until: nextMin}},
+			Verdict{Status: 429, Scope: Account, Reason: RateLimit, Retry: true, Parsed: true, Until: nextMin, FreeOnly: true}},
 		{"429 free per day", 429, hdr("X-RateLimit-Limit", "50", "X-RateLimit-Remaining", "0", "X-RateLimit-Reset", strconv.FormatInt(midnight.UnixMilli(), 10)),
 			`{"error":{"code":429,"message":"Rate limit exceeded: free-models-per-day. Add 10 credits to unlock 1000 free model requests per day","metadata":{"limit_source":"openrouter_free_tier_daily"}}}`,
-			Verdict{Status: 429, Scope: Account, Reason: FreeQuota, Retry: true, Parsed: true, Until: midnight}},
+			Verdict{Status: 429, Scope: Account, Reason: FreeQuota, Retry: true, Parsed: true, Until: midnight, FreeOnly: true}},
 		{"429 free per day, reset only in body metadata", 429, nil,
 			`{"error":{"code":429,"message":"Rate limit exceeded: free-models-per-day-high-balance.","metadata":{"headers":{"X-RateLimit-Limit":"1000","X-RateLimit-Remaining":"0","X-RateLimit-Reset":"` + strconv.FormatInt(midnight.UnixMilli(), 10) + `"}}}}`,
-			Verdict{Status: 429, Scope: Account, Reason: FreeQuota, Retry: true, Parsed: true, Until: midnight}},
+			Verdict{Status: 429, Scope: Account, Reason: FreeQuota, Retry: true, Parsed: true, Until: midnight, FreeOnly: true}},
 		{"429 per-day reset in seconds", 429, hdr("X-RateLimit-Reset", strconv.FormatInt(midnight.Unix(), 10)),
 			`{"error":{"code":429,"message":"Rate limit exceeded: free-models-per-day."}}`,
-			Verdict{Status: 429, Scope: Account, Reason: FreeQuota, Retry: true, Parsed: true, Until: midnight}},
+			Verdict{Status: 429, Scope: Account, Reason: FreeQuota, Retry: true, Parsed: true, Until: midnight, FreeOnly: true}},
 		{"429 per-minute hint capped", 429, hdr("X-RateLimit-Reset", strconv.FormatInt(now.Add(20*time.Hour).UnixMilli(), 10)),
 			`{"error":{"code":429,"message":"Rate limit exceeded: free-models-per-min."}}`,
-			Verdict{Status: 429, Scope: Account, Reason: RateLimit, Retry: true, Parsed: true, Until: now.Add(MaxMinuteHint)}},
+			Verdict{Status: 429, Scope: Account, Reason: RateLimit, Retry: true, Parsed: true, Until: now.Add(MaxMinuteHint), FreeOnly: true}},
 		{"429 OpenRouter platform headers only", 429, hdr("X-RateLimit-Reset", strconv.FormatInt(nextMin.UnixMilli(), 10)),
 			`{"error":{"code":429,"message":"Rate limit exceeded","metadata":{"error_type":"rate_limit_exceeded"}}}`,
 			Verdict{Status: 429, Scope: Account, Reason: RateLimit, Retry: true, Parsed: true, Until: nextMin}},
@@ -98,7 +98,7 @@ func TestClassify(t *testing.T) {
 		{"404 model", 404, nil, `{"error":{"code":404,"message":"model not found"}}`, Verdict{Status: 404, Parsed: true}},
 		{"200 error object 429 free per day", 200, nil,
 			`{"id":"gen-1","error":{"code":429,"message":"Rate limit exceeded: free-models-per-day."},"choices":[{"finish_reason":"error"}]}`,
-			Verdict{Status: 429, Scope: Account, Reason: FreeQuota, Retry: true, Parsed: true}},
+			Verdict{Status: 429, Scope: Account, Reason: FreeQuota, Retry: true, Parsed: true, FreeOnly: true}},
 		{"200 error object 402 credits", 200, nil, `{"error":{"code":"402","message":"Insufficient credits","metadata":{"limit_source":"openrouter_credits"}}}`,
 			Verdict{Status: 402, Scope: Account, Reason: Credits, Retry: true, Parsed: true}},
 		{"200 error object 502 provider", 200, nil, `{"error":{"code":502,"message":"Provider returned error"}}`,
@@ -188,4 +188,30 @@ func FuzzClassify(f *testing.F) {
 			t.Fatal("negative afford")
 		}
 	})
+}
+
+func TestSized(t *testing.T) {
+	credits := Verdict{Status: 402, Scope: Account, Reason: Credits, Retry: true, Parsed: true, UserID: "u"}
+	keyLimit := Verdict{Status: 402, Scope: Key, Reason: KeyLimit, Retry: true, Parsed: true}
+	inFlight := Verdict{Status: 402, Scope: Account, Reason: InFlightBudget, Retry: true, Parsed: true}
+	rate := Verdict{Status: 429, Scope: Account, Reason: RateLimit, Retry: true, Parsed: true}
+	for _, tt := range []struct {
+		name string
+		v    Verdict
+		n    int
+		want Verdict
+	}{
+		{"credits, small request: the account's", credits, LargeRequest - 1, credits},
+		{"credits, large request: the request's", credits, LargeRequest, Verdict{Status: 402, Scope: Request, Retry: true, Parsed: true, UserID: "u", Afford: 1}},
+		{"key limit, small request: the key's", keyLimit, 100, keyLimit},
+		{"key limit, large request: the request's, on the key", keyLimit, 1 << 20, Verdict{Status: 402, Scope: Request, Retry: true, Parsed: true, Afford: 1, OnKey: true}},
+		{"in-flight budget stays the account's", inFlight, 1 << 20, inFlight},
+		{"a 429 stays as it is", rate, 1 << 20, rate},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.v.Sized(tt.n); got != tt.want {
+				t.Fatalf("Sized(%d) = %+v, want %+v", tt.n, got, tt.want)
+			}
+		})
+	}
 }

@@ -145,8 +145,11 @@ func (o *Observer) AccountCooldown(k *keyring.Key, v fault.Verdict, until time.T
 		what = "API Key #" + k.Label + " (account unknown)"
 	}
 	why := v.Reason.String()
-	if v.Reason == fault.FreeQuota {
+	switch {
+	case v.Reason == fault.FreeQuota:
 		why = "free-models-per-day"
+	case v.FreeOnly:
+		why = "free-models-per-min"
 	}
 	o.log.Info("🧊 "+what+" cooling down until "+untilText(until)+" ("+why+")"+onModel(v.Model),
 		"event", "account_cooldown", "account", acct, "key_id", k.ID, "status", v.Status, "reason", v.Reason.String(),

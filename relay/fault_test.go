@@ -1,6 +1,7 @@
 package relay_test
 
 import (
+	"bytes"
 	"net/http"
 	"strconv"
 	"sync"
@@ -59,14 +60,17 @@ func TestFaultScopes(t *testing.T) {
 	}{
 		{"403 moderation: returned, nobody rests", answer{403, nil, moderation}, false, 1, []int{1, 0, 0, 0}, nil, nil},
 		{"provider 429: returned, nobody rests", answer{429, map[string]string{"Retry-After": "3"}, providerRL}, false, 1, []int{1, 0, 0, 0}, nil, nil},
-		{"account 429 per minute: the account rests, another account answers",
+		{"account 429 per minute, free models: free calls of the account stop, paid ones go on",
 			answer{429, map[string]string{"X-RateLimit-Limit": "20", "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": inAMinute}, freePerMin},
+			true, 3, []int{1, 0, 1, 0}, nil, []int{1, 2}},
+		{"account 429, another platform limit: the account rests, another account answers",
+			answer{429, map[string]string{"X-RateLimit-Limit": "20", "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": inAMinute}, `{"error":{"code":429,"message":"Rate limit exceeded","metadata":{"error_type":"rate_limit_exceeded"}}}`},
 			false, 3, []int{1, 0, 1, 0}, []int{1, 2}, nil},
 		{"account 429 per day: free calls of the account stop, paid ones go on",
 			answer{429, map[string]string{"X-RateLimit-Reset": inAMinute}, freePerDay}, true, 3, []int{1, 0, 1, 0}, nil, []int{1, 2}},
 		{"402 afford M: another account, nobody rests", answer{402, nil, afford}, false, 3, []int{1, 0, 1, 0}, nil, nil},
 		{"200 with an error object: as its code says", answer{200, nil, `{"id":"gen-1","error":{"code":429,"message":"Rate limit exceeded: free-models-per-min."}}`},
-			false, 3, []int{1, 0, 1, 0}, []int{1, 2}, nil},
+			true, 3, []int{1, 0, 1, 0}, nil, []int{1, 2}},
 		{"401 without confirmer: the key rests", answer{401, nil, userUnknown}, false, 2, []int{1, 1, 0, 0}, []int{1}, nil},
 	}
 	for _, tt := range tests {
@@ -310,5 +314,44 @@ func TestAffordNoteSendsLargeCallsElsewhere(t *testing.T) {
 	readAll(t, resp)
 	if c.Key.ID != 1 {
 		t.Fatalf("with key 2 resting the call went to key %d, want key 1 tried anyway", c.Key.ID)
+	}
+}
+
+// TestLargeRequestRestsNoAccount: a 402 "can only afford 0" to a request
+// whose prompt is large may be the prompt's doing, which a client controls:
+// the call goes on to another account and nothing rests; the same answer
+// to a small request rests the account.
+func TestLargeRequestRestsNoAccount(t *testing.T) {
+	broke := `{"error":{"code":402,"message":"This request requires more credits, or fewer max_tokens. You requested up to 100 tokens, but can only afford 0.","metadata":{"limit_source":"openrouter_credits"}}}`
+	for _, tt := range []struct {
+		name    string
+		body    []byte
+		resting []int
+	}{
+		{"large request: nobody rests", bytes.Repeat([]byte("a "), fault.LargeRequest/2+1), nil},
+		{"small request: the account rests", []byte(`{"model":"m","messages":[]}`), []int{1, 2}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, envOptions{keys: 3}, answers(map[int]answer{1: {402, nil, broke}}))
+			e.set.SetAccount(e.key(1), "user_A")
+			e.set.SetAccount(e.key(2), "user_A")
+			e.set.SetAccount(e.key(3), "user_B")
+			c := relay.Call{Client: "c1"}
+			resp, err := e.do(t, tt.body, &c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			readAll(t, resp)
+			if c.Key.ID != 3 {
+				t.Fatalf("answer from key %d, want key 3 of the other account", c.Key.ID)
+			}
+			var resting []int
+			for id := 1; id <= 3; id++ {
+				if !e.pool.Available(e.key(id), e.clock.ns.Load()) {
+					resting = append(resting, id)
+				}
+			}
+			equalEvents(t, "resting", resting, tt.resting)
+		})
 	}
 }

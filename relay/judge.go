@@ -145,7 +145,7 @@ func (r *Relay) settle(l Lease, v fault.Verdict, c *Call) (retry bool) {
 				r.confirm.PollNow(k)
 			}
 		}
-		if v.Scope == fault.Account || v.Reason == fault.FreeQuota {
+		if v.Scope == fault.Account || v.FreeOnly {
 			r.breakers.Siblings(k, &c.skip)
 		}
 		return v.Retry
@@ -174,23 +174,28 @@ func (r *Relay) settle(l Lease, v fault.Verdict, c *Call) (retry bool) {
 }
 
 // rest applies a fault without confirmation: the key's own rest, or its
-// account's. A per-day free quota blocks free-model calls only.
+// account's. A free-model limit blocks free-model calls only.
 func (r *Relay) rest(l Lease, v fault.Verdict) {
 	r.restFor(l.Key, v, func() time.Duration { return l.trial.Fail(v) }, l.trial.Success)
 }
 
 // restFor rests k, or its account, for v: keyRest rests the key itself and
 // returns the rest in force (a call's trial failing, or Set.Confirmed once
-// the answer was committed); a per-day free quota blocks the account's
-// free-model calls only, and settles the key as fine with notFault (may be
-// nil).
+// the answer was committed); a free-model limit (per day, or per minute:
+// a client's own :free calls reach it) blocks the account's free-model
+// calls only, until its reset (without a hint, the next UTC midnight or
+// minute), and settles the key as fine with notFault (may be nil).
 func (r *Relay) restFor(k *keyring.Key, v fault.Verdict, keyRest func() time.Duration, notFault func()) {
 	now := r.breakers.Now()
 	switch {
-	case v.Reason == fault.FreeQuota:
+	case v.FreeOnly || v.Reason == fault.FreeQuota:
 		until := v.Until
-		if until.IsZero() {
+		switch {
+		case !until.IsZero():
+		case v.Reason == fault.FreeQuota:
 			until = NextUTCMidnight(now)
+		default:
+			until = now.Truncate(time.Minute).Add(time.Minute)
 		}
 		if notFault != nil {
 			notFault()

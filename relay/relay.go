@@ -439,7 +439,7 @@ func (r *Relay) attempt(parent context.Context, req *http.Request, body []byte, 
 	resp.Header["X-Keygate-Key"] = r.keyHeader[k.Slot()]
 	wb.rc = resp.Body
 	resp.Body = wb
-	c.Verdict = r.judge(resp, wb)
+	c.Verdict = r.judge(resp, wb).Sized(len(body))
 	c.Verdict.Model = model
 	r.watch.Touch(&wb.entry)
 	switch wb.hold {
