@@ -144,3 +144,27 @@ func TestUnknownPathHint(t *testing.T) {
 		t.Errorf("upstream got %d requests", n)
 	}
 }
+
+// TestKeyInfoIsNotForwarded: GET /key (and /auth/key) would answer about a
+// pool key, naming its account by id: keygate refuses it with a JSON 403,
+// on both prefixes, and no upstream sees it.
+func TestKeyInfoIsNotForwarded(t *testing.T) {
+	up, seen := ptUpstream(t, ptOK)
+	gw := startGateway(t, up.URL+"/api/v1", testKeys(2))
+	for _, path := range []string{"/v1/key", "/api/v1/key", "/v1/auth/key", "/v1/key/", "/v1/KEY?x=1", "/api/v1/auth/key"} {
+		resp, b := do(t, newRequest(t, http.MethodGet, gw.URL+path, nil))
+		if resp.StatusCode != http.StatusForbidden || !strings.Contains(string(b), `"error"`) || !strings.Contains(string(b), "GET /keys") ||
+			resp.Header.Get("X-Keygate-Key") != "none" {
+			t.Errorf("GET %s: %d %s (X-Keygate-Key %q), want a JSON 403 pointing at GET /keys", path, resp.StatusCode, b, resp.Header.Get("X-Keygate-Key"))
+		}
+	}
+	if n := seen.len(); n != 0 {
+		t.Fatalf("upstream got %d requests, want none", n)
+	}
+	// Paths that only start like it go on.
+	for _, path := range []string{"/v1/keys", "/v1/keyring"} {
+		if resp, b := do(t, newRequest(t, http.MethodGet, gw.URL+path, nil)); resp.StatusCode != http.StatusOK {
+			t.Errorf("GET %s: %d %s, want it forwarded", path, resp.StatusCode, b)
+		}
+	}
+}

@@ -175,6 +175,12 @@ func (p *passthrough) prepare(w http.ResponseWriter, r *http.Request, ctx *excha
 		writeAPIError(w, http.StatusBadRequest, "invalid_request_error", "invalid path: "+err.Error())
 		return nil
 	}
+	if describesKey(strings.TrimPrefix(r.URL.Path, v1Prefix(r.URL.Path))) {
+		w.Header()["X-Keygate-Key"] = noKeyHeader
+		writeAPIError(w, http.StatusForbidden, "invalid_request_error",
+			"keygate does not forward GET /key: it would describe one pool key (its account, limit and usage); GET /keys on keygate shows the pool")
+		return nil
+	}
 	if ex.body, err = readBody(w, r, p.body); err != nil {
 		w.Header()["X-Keygate-Key"] = noKeyHeader
 		writeBodyError(err, p.body.max, func(code int, msg string) { writeAPIError(w, code, "invalid_request_error", msg) })
@@ -190,6 +196,15 @@ func (p *passthrough) prepare(w http.ResponseWriter, r *http.Request, ctx *excha
 	ex.call.Blind = !inference(strings.TrimPrefix(r.URL.Path, v1Prefix(r.URL.Path)))
 	ex.call.Client = clientOf(r, p.tokensOn)
 	return ctx
+}
+
+// describesKey reports whether rest (the path after /v1) is OpenRouter's
+// GET /key, or its old name /auth/key, which answers about the key that
+// calls it: through keygate that is a pool key, and its answer names the
+// account by its id, which keygate shows only as a digest.
+func describesKey(rest string) bool {
+	rest = strings.TrimSuffix(rest, "/")
+	return strings.EqualFold(rest, "/key") || strings.EqualFold(rest, "/auth/key")
 }
 
 var noKeyHeader = []string{"none"}
