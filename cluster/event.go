@@ -81,6 +81,11 @@ type Event struct {
 	USD     float64
 }
 
+// freeQuota is the Reason of an AccountRest that blocks the account's
+// free-model calls only (fault.FreeQuota's name, as share publishes free
+// blocks): it is kept beside the account's rest, under a key of its own.
+const freeQuota = "free_quota"
+
 // wire is an Event as Redis stores and pushes it: times in Unix
 // milliseconds, and the publishing replica, so that it skips its own pushes.
 type wire struct {

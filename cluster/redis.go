@@ -149,6 +149,10 @@ func (s *Redis) remember(ev Event) {
 		ended = s.factKey(Event{Kind: KeyRest, Key: ev.Key})
 	case ev.Kind == AccountBack:
 		ended = s.factKey(Event{Kind: AccountRest, Account: ev.Account})
+		free := s.factKey(Event{Kind: AccountRest, Account: ev.Account, Reason: freeQuota})
+		if block, ok := s.mine[free]; ok && !block.Until.After(ev.Until) {
+			delete(s.mine, free)
+		}
 	}
 	if rest, ok := s.mine[ended]; ok && !rest.Until.After(ev.Until) {
 		delete(s.mine, ended)
@@ -221,6 +225,11 @@ func (s *Redis) factKey(ev Event) string {
 	case KeyRest:
 		return s.o.Prefix + "rest:" + string(ev.Key)
 	case AccountRest:
+		if ev.Reason == freeQuota {
+			// A free-model block lives beside the account's rest, not
+			// in its place: each has its own deadline.
+			return s.o.Prefix + "afree:" + ev.Account
+		}
 		return s.o.Prefix + "arest:" + ev.Account
 	case Budget:
 		return s.o.Prefix + "budget:" + string(ev.Key)

@@ -72,7 +72,10 @@ func TestFactsOrderedPerKind(t *testing.T) {
 			c := direct(t, url)
 			for _, ev := range []Event{
 				{Kind: AccountRest, Account: "a1b2", Until: now.Add(time.Hour), Reason: "free_quota", Status: 429},
+				// The account's rest is kept beside its free-model block,
+				// and its later deadline wins over an earlier one.
 				{Kind: AccountRest, Account: "a1b2", Until: now.Add(time.Minute), Reason: "rate_limit", Status: 429},
+				{Kind: AccountRest, Account: "a1b2", Until: now.Add(30 * time.Second), Reason: "in_flight_budget", Status: 402},
 				{Kind: Disable, Key: "2:cd", At: now},
 				{Kind: Enable, Key: "2:cd", At: now.Add(-time.Second)}, // older: a replica reconciling late
 				{Kind: Budget, Key: "3:ef", At: now, Figures: json.RawMessage(`{"limit_remaining":4}`)},
@@ -89,8 +92,10 @@ func TestFactsOrderedPerKind(t *testing.T) {
 					t.Fatalf("Redis holds %q (%v, %v)", raw, err, derr)
 				}
 			}
-			raw, err := c.Get(ctx, "keygate:arest:a1b2").Result()
+			raw, err := c.Get(ctx, "keygate:afree:a1b2").Result()
 			check(raw, err, func(e Event) bool { return e.Reason == "free_quota" && e.Until.Equal(now.Add(time.Hour)) })
+			raw, err = c.Get(ctx, "keygate:arest:a1b2").Result()
+			check(raw, err, func(e Event) bool { return e.Reason == "rate_limit" && e.Until.Equal(now.Add(time.Minute)) })
 			raw, err = c.HGet(ctx, "keygate:manual", "2:cd").Result()
 			check(raw, err, func(e Event) bool { return e.Kind == Disable })
 			raw, err = c.Get(ctx, "keygate:budget:3:ef").Result()
@@ -100,6 +105,20 @@ func TestFactsOrderedPerKind(t *testing.T) {
 			}
 			if ttl := c.PTTL(ctx, "keygate:manual").Val(); ttl >= 0 {
 				t.Fatalf("manual hash PTTL %v: a disable must not expire", ttl)
+			}
+			// The account back until past the rest, not the block: the
+			// rest goes, the block stays; back past both, both go.
+			if err := s.put(ctx, Event{Kind: AccountBack, Account: "a1b2", Until: now.Add(2 * time.Minute)}); err != nil {
+				t.Fatal(err)
+			}
+			if c.Exists(ctx, "keygate:arest:a1b2").Val() != 0 || c.Exists(ctx, "keygate:afree:a1b2").Val() != 1 {
+				t.Fatal("an account back until 2m: want the 1m rest dropped and the 1h free block kept")
+			}
+			if err := s.put(ctx, Event{Kind: AccountBack, Account: "a1b2", Until: now.Add(2 * time.Hour)}); err != nil {
+				t.Fatal(err)
+			}
+			if c.Exists(ctx, "keygate:afree:a1b2").Val() != 0 {
+				t.Fatal("an account back until 2h left the free block")
 			}
 		})
 	}

@@ -203,7 +203,8 @@ func (s *Redis) command(ev Event) (command, bool) {
 	case TrialResult, AccountBack:
 		keys := []string{key, s.index()}
 		if ev.Kind == AccountBack {
-			keys = append(keys, s.o.Prefix+"arest:"+ev.Account)
+			keys = append(keys, s.factKey(Event{Kind: AccountRest, Account: ev.Account}),
+				s.factKey(Event{Kind: AccountRest, Account: ev.Account, Reason: freeQuota}))
 		} else if ev.OK {
 			keys = append(keys, s.o.Prefix+"rest:"+string(ev.Key))
 		}

@@ -4,12 +4,13 @@ import "github.com/redis/go-redis/v9"
 
 // factScript writes a fact only if it is later than the one stored (by the
 // field ARGV[6] of the JSON value: "u" for deadlines, "at" for poll times),
-// with its expiry, notes it in the index, drops the key that the fact
-// supersedes unless that one is later still (a budget poll supersedes the
+// with its expiry, notes it in the index, drops the keys that the fact
+// supersedes unless they are later still (a budget poll supersedes the
 // spend it counts; a key back from rest, the rest it ended, but not a newer
-// one), and pushes it. It answers 1 when it wrote.
+// one; an account back, its rest and its free-model block), and pushes it.
+// It answers 1 when it wrote.
 //
-//	KEYS[1] fact, KEYS[2] index, KEYS[3] superseded key (optional)
+//	KEYS[1] fact, KEYS[2] index, KEYS[3…] superseded keys (optional)
 //	ARGV[1] order, ARGV[2] value, ARGV[3] PXAT or PX, ARGV[4] ms,
 //	ARGV[5] channel, ARGV[6] order field
 var factScript = redis.NewScript(`
@@ -23,12 +24,12 @@ if cur then
 end
 redis.call('SET', KEYS[1], ARGV[2], ARGV[3], ARGV[4])
 redis.call('SADD', KEYS[2], KEYS[1])
-if KEYS[3] then
-  local sup = redis.call('GET', KEYS[3])
+for i = 3, #KEYS do
+  local sup = redis.call('GET', KEYS[i])
   if sup then
     local ok, old = pcall(cjson.decode, sup)
     local o = ok and type(old) == 'table' and tonumber(old[ARGV[6]])
-    if not o or o <= tonumber(ARGV[1]) then redis.call('DEL', KEYS[3]) end
+    if not o or o <= tonumber(ARGV[1]) then redis.call('DEL', KEYS[i]) end
   end
 end
 redis.call('PUBLISH', ARGV[5], ARGV[2])
