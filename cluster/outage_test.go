@@ -143,3 +143,43 @@ func TestAuthAndTLS(t *testing.T) {
 		})
 	}
 }
+
+// TestLostDataIsWrittenAgain: a Redis that loses what it held without
+// being seen down (a FLUSHALL, a restart quicker than the health check
+// notices) gets every replica's facts back at the next re-read, told by
+// its epoch; a rest another replica ended is not among them.
+func TestLostDataIsWrittenAgain(t *testing.T) {
+	srv := redistest.Start(t)
+	o := Options{IOTimeout: 100 * time.Millisecond, HealInterval: 100 * time.Millisecond}
+	a, _, _ := running(t, srv.URL(), o)
+	b, _, _ := running(t, srv.URL(), o)
+	until := time.Now().Add(time.Minute)
+	a.Publish(Event{Kind: KeyRest, Key: "1:ab", Until: until, Reason: "rate_limit", Status: 429})
+	a.Publish(Event{Kind: AccountRest, Account: "a1", Until: until, Reason: "credits", Status: 402})
+	b.Publish(Event{Kind: Disable, Key: "2:cd"})
+	c := direct(t, srv.URL())
+	eventually(t, "written", func() bool {
+		return c.Exists(ctx, "keygate:rest:1:ab", "keygate:arest:a1", "keygate:manual", "keygate:epoch").Val() == 4
+	})
+	// B ends the account's rest; A hears of it.
+	b.Publish(Event{Kind: AccountBack, Account: "a1", Until: until})
+	eventually(t, "the rest ended", func() bool { return c.Exists(ctx, "keygate:arest:a1").Val() == 0 })
+	eventually(t, "A forgot the rest it published", func() bool {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		_, ok := a.mine["keygate:arest:a1"]
+		return !ok
+	})
+	if err := c.FlushAll(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the flushed Redis gets A's and B's facts back", func() bool {
+		return c.Exists(ctx, "keygate:rest:1:ab", "keygate:manual").Val() == 2
+	})
+	if c.Exists(ctx, "keygate:arest:a1").Val() != 0 {
+		t.Fatal("the account rest B ended came back")
+	}
+	if !a.Up() || !b.Up() {
+		t.Fatal("a flush counted as an outage")
+	}
+}

@@ -31,6 +31,7 @@ type Redis struct {
 
 	mu      sync.Mutex
 	mine    map[string]Event   // the latest fact this replica published, per Redis key
+	epoch   string             // the store's epoch at the last re-read; tick only
 	pending map[KeyRef]pending // spend not yet written
 	dirty   bool               // a write failed or an event was dropped: write mine again
 	running bool
@@ -142,26 +143,32 @@ func (s *Redis) Publish(ev Event) {
 // remember keeps ev as this replica's latest fact of its Redis key, so that
 // it can be written again after an outage. Called with s.mu held.
 func (s *Redis) remember(ev Event) {
-	// A rest that is over must not come back with the next reconcile.
-	var ended string
-	switch {
-	case ev.Kind == TrialResult && ev.OK:
-		ended = s.factKey(Event{Kind: KeyRest, Key: ev.Key})
-	case ev.Kind == AccountBack:
-		ended = s.factKey(Event{Kind: AccountRest, Account: ev.Account})
-		free := s.factKey(Event{Kind: AccountRest, Account: ev.Account, Reason: freeQuota})
-		if block, ok := s.mine[free]; ok && !block.Until.After(ev.Until) {
-			delete(s.mine, free)
-		}
-	}
-	if rest, ok := s.mine[ended]; ok && !rest.Until.After(ev.Until) {
-		delete(s.mine, ended)
-	}
+	s.forgetEnded(ev)
 	k := s.factKey(ev)
 	if old, ok := s.mine[k]; ok && later(old, ev) {
 		return
 	}
 	s.mine[k] = ev
+}
+
+// forgetEnded drops from mine the rests that ev (a key back from rest, an
+// account back) ended, so that a reconcile does not bring them back.
+// Called with s.mu held.
+func (s *Redis) forgetEnded(ev Event) {
+	var ended []string
+	switch {
+	case ev.Kind == TrialResult && ev.OK:
+		ended = []string{s.factKey(Event{Kind: KeyRest, Key: ev.Key})}
+	case ev.Kind == AccountBack:
+		ended = []string{s.factKey(Event{Kind: AccountRest, Account: ev.Account}),
+			s.factKey(Event{Kind: AccountRest, Account: ev.Account, Reason: freeQuota})}
+	}
+	for _, k := range ended {
+		// In milliseconds, as facts travel.
+		if rest, ok := s.mine[k]; ok && rest.Until.UnixMilli() <= ev.Until.UnixMilli() {
+			delete(s.mine, k)
+		}
+	}
 }
 
 // later reports whether a is later than b by their kind's order.

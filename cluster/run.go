@@ -3,6 +3,8 @@ package cluster
 import (
 	"cmp"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"net"
 	"os"
@@ -32,6 +34,11 @@ func (s *Redis) Run(ctx context.Context, apply func(Event)) error {
 	s.wg.Add(3)
 	s.mu.Unlock()
 	deliver := func(ev Event) {
+		s.mu.Lock()
+		// Another replica ended a rest this one published: it must not
+		// be written again by a reconcile.
+		s.forgetEnded(ev)
+		s.mu.Unlock()
 		s.applyMu.Lock()
 		defer s.applyMu.Unlock()
 		apply(ev)
@@ -47,6 +54,13 @@ func (s *Redis) Run(ctx context.Context, apply func(Event)) error {
 func (s *Redis) channel() string { return s.o.Prefix + "events" }
 func (s *Redis) index() string   { return s.o.Prefix + "index" }
 func (s *Redis) manual() string  { return s.o.Prefix + "manual" }
+
+// newEpoch is a random value for the store's epoch key.
+func newEpoch() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
 
 func (s *Redis) markDirty() {
 	s.mu.Lock()
@@ -344,12 +358,21 @@ func (s *Redis) flush(ctx context.Context) {
 func (s *Redis) heal(ctx context.Context, deliver func(Event)) {
 	ctx, cancel := context.WithTimeout(ctx, s.o.IOTimeout)
 	defer cancel()
-	res, err := healScript.Run(ctx, s.client, []string{s.index(), s.manual()}).Slice()
-	if s.result(err) != nil || len(res) != 2 {
+	res, err := healScript.Run(ctx, s.client, []string{s.index(), s.manual(), s.o.Prefix + "epoch"}, newEpoch()).Slice()
+	if s.result(err) != nil || len(res) != 3 {
 		return
 	}
 	facts, _ := res[0].([]any)
 	hash, _ := res[1].([]any)
+	if epoch, _ := res[2].(string); epoch != s.epoch {
+		// Redis lost what it held since the last read (or this is the
+		// first): what this replica published goes out again.
+		if s.epoch != "" {
+			s.o.Logger.Info("redis lost its data: writing this replica's facts again", "event", "redis_data_lost")
+		}
+		s.epoch = epoch
+		s.markDirty()
+	}
 	spent := map[KeyRef]float64{}
 	var evs []Event
 	for i := 0; i+1 < len(facts); i += 2 {

@@ -74,7 +74,12 @@ return t
 // list. It reads keys found in the index, so it needs a single Redis (not
 // Redis Cluster), which is what REDIS_URL names.
 //
-//	KEYS[1] index, KEYS[2] manual hash
+// It also answers the store's epoch, a value set once with no expiry:
+// when it is gone (Redis restarted without its data, or was flushed), the
+// first replica to read sets a new one, and every replica seeing the
+// change writes its facts again.
+//
+//	KEYS[1] index, KEYS[2] manual hash, KEYS[3] epoch; ARGV[1] a new epoch
 var healScript = redis.NewScript(`
 local facts = {}
 for _, k in ipairs(redis.call('SMEMBERS', KEYS[1])) do
@@ -86,5 +91,11 @@ for _, k in ipairs(redis.call('SMEMBERS', KEYS[1])) do
     redis.call('SREM', KEYS[1], k)
   end
 end
-return {facts, redis.call('HGETALL', KEYS[2])}
+local epoch = redis.call('GET', KEYS[3])
+if not epoch then
+  epoch = ARGV[1]
+  redis.call('SET', KEYS[3], epoch, 'NX')
+  epoch = redis.call('GET', KEYS[3]) or epoch
+end
+return {facts, redis.call('HGETALL', KEYS[2]), epoch}
 `)
