@@ -126,14 +126,7 @@ func http2Canonical(name string) string {
 var affordRE = regexp.MustCompile(`can only afford (\d{1,12})`)
 
 // affordable reads M of "… but can only afford M …".
-func affordable(msg []byte) (int, bool) {
-	m := affordRE.FindSubmatch(msg)
-	if m == nil {
-		return 0, false
-	}
-	n, err := strconv.Atoi(string(m[1]))
-	return n, err == nil
-}
+func affordable(msg []byte) (int, bool) { return number(affordRE, msg) }
 
 // promptLimitRE is the key-cap refusal of a prompt the cap's remainder
 // cannot pay for: "Prompt tokens limit exceeded: 230799 > 91442".
@@ -141,8 +134,11 @@ var promptLimitRE = regexp.MustCompile(`Prompt tokens limit exceeded: \d{1,12} >
 
 // promptAffordable is the number of prompt tokens a "Prompt tokens limit
 // exceeded: P > Q" message says the key's cap can pay for (Q).
-func promptAffordable(msg []byte) (int, bool) {
-	m := promptLimitRE.FindSubmatch(msg)
+func promptAffordable(msg []byte) (int, bool) { return number(promptLimitRE, msg) }
+
+// number is the number re's first group matched in msg.
+func number(re *regexp.Regexp, msg []byte) (int, bool) {
+	m := re.FindSubmatch(msg)
 	if m == nil {
 		return 0, false
 	}
