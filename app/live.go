@@ -42,6 +42,10 @@ type Live struct {
 	m        *metrics.Metrics
 	log      *slog.Logger
 	redactor *secret.Redactor
+	// retired are the keys reloads removed, by digest: they stay masked
+	// for the life of the process (calls in flight on them, and answers
+	// that quote them later, across any number of reloads).
+	retired map[[32]byte]secret.Key
 	settings breaker.Settings
 	budgetO  budget.Options
 	confirm  bool // faults are confirmed by GET /key (polling on)

@@ -435,3 +435,25 @@ func TestDisableEvents(t *testing.T) {
 		t.Errorf("key 1 with a new secret: %+v, want not disabled", k)
 	}
 }
+
+// TestRemovedKeyStaysMasked: a key a reload removed stays masked across
+// later reloads (a stream on it may outlive several), even one that
+// changes nothing.
+func TestRemovedKeyStaysMasked(t *testing.T) {
+	up := newUpstream(t)
+	a, _ := newLiveApp(t, up.URL, []int{1, 2}, Options{})
+	for _, ids := range [][]int{{2}, {2}, {2, 3}} {
+		if res := a.Live.Apply(entries(ids...), nil, "admin"); res.Refused != "" {
+			t.Fatalf("reload to %v refused: %s", ids, res.Refused)
+		}
+		if got := a.Live.redactor.Redact("x " + liveKeys[1]); strings.Contains(got, liveKeys[1]) {
+			t.Fatalf("after the reload to %v key 1, removed, is not masked: %q", ids, got)
+		}
+	}
+	// Back in the pool and out again: still masked, and once only.
+	a.Live.Apply(entries(1, 2), nil, "admin")
+	a.Live.Apply(entries(2), nil, "admin")
+	if got := a.Live.redactor.Redact("x " + liveKeys[1]); strings.Contains(got, liveKeys[1]) {
+		t.Fatalf("key 1, removed again, is not masked: %q", got)
+	}
+}

@@ -68,13 +68,20 @@ func (l *Live) newSnapshot(pool, oldPool *keyring.Pool, oldSet *breaker.Set, old
 	l.obs.Follow(pool)
 	l.src.Follow(pool, set)
 	if l.redactor != nil {
-		secrets := make([]secret.Key, 0, pool.Len()+oldPool.Len())
-		for _, k := range pool.Keys() {
-			secrets = append(secrets, k.Secret)
+		if l.retired == nil {
+			l.retired = map[[32]byte]secret.Key{}
 		}
 		for _, k := range oldPool.Keys() {
 			// Calls in flight on removed keys may still quote them.
+			l.retired[k.Secret.Digest()] = k.Secret
+		}
+		secrets := make([]secret.Key, 0, pool.Len()+len(l.retired))
+		for _, k := range pool.Keys() {
 			secrets = append(secrets, k.Secret)
+			delete(l.retired, k.Secret.Digest())
+		}
+		for _, k := range l.retired {
+			secrets = append(secrets, k)
 		}
 		l.redactor.Replace(secrets)
 	}
