@@ -45,7 +45,7 @@ type Live struct {
 	// retired are the keys reloads removed, by digest: they stay masked
 	// for the life of the process (calls in flight on them, and answers
 	// that quote them later, across any number of reloads).
-	retired map[[32]byte]secret.Key
+	retired  map[[32]byte]secret.Key
 	settings breaker.Settings
 	budgetO  budget.Options
 	confirm  bool // faults are confirmed by GET /key (polling on)
