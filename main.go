@@ -103,7 +103,7 @@ func runAs(name string, args, environ []string, stdout, stderr io.Writer) int {
 	}
 	explicit := false
 	fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "env-file" })
-	dotenv, err := godotenv.Read(*envFile)
+	dotenv, err := readDotenv(*envFile)
 	// A missing .env is normal; a missing file the user named is a typo.
 	if err != nil && (explicit || !errors.Is(err, os.ErrNotExist)) {
 		fmt.Fprintf(stderr, "keygate: reading %s: %v\n", *envFile, err)
@@ -139,7 +139,7 @@ func runAs(name string, args, environ []string, stdout, stderr io.Writer) int {
 	// Without KEYS_FILE, SIGHUP re-reads the pool from the .env the
 	// gateway started from, under the real environment.
 	reread := func() ([]keyring.Entry, error) {
-		dotenv, err := godotenv.Read(*envFile)
+		dotenv, err := readDotenv(*envFile)
 		if err != nil && (explicit || !errors.Is(err, os.ErrNotExist)) {
 			return nil, fmt.Errorf("reading %s: %w", *envFile, err)
 		}
@@ -276,6 +276,11 @@ func healthcheck(environ []string, stderr io.Writer) int {
 			port = v
 		}
 	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		// Not quoted: a value pasted in the wrong variable may be a key.
+		fmt.Fprintln(stderr, "keygate healthcheck: invalid PORT: want 1-65535")
+		return 1
+	}
 	client := &http.Client{Timeout: 3 * time.Second}
 	resp, err := client.Get("http://127.0.0.1:" + port + "/healthz")
 	if err != nil {
@@ -337,4 +342,18 @@ func lookupEnv(environ []string, name string) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// readDotenv reads a .env file. godotenv's syntax errors quote the rest
+// of the file, whose lines hold keys: they are replaced by keysfile's,
+// which quotes nothing. Other errors (a missing file) pass unchanged.
+func readDotenv(path string) (map[string]string, error) {
+	vars, err := godotenv.Read(path)
+	if err != nil && !errors.Is(err, os.ErrNotExist) && !errors.Is(err, os.ErrPermission) {
+		var pe *os.PathError
+		if !errors.As(err, &pe) {
+			return nil, keysfile.ErrSyntax
+		}
+	}
+	return vars, err
 }

@@ -209,3 +209,26 @@ func TestHealthcheckReadsPortFromDotenv(t *testing.T) {
 		t.Fatalf("exit %d: the environment's PORT=1 must win over .env", code)
 	}
 }
+
+// TestStartupErrorsQuoteNoKey: a .env that does not parse is refused
+// without quoting its lines (they hold keys), and healthcheck refuses a
+// PORT that is not a port without quoting it.
+func TestStartupErrorsQuoteNoKey(t *testing.T) {
+	bad := filepath.Join(t.TempDir(), "bad.env")
+	if err := os.WriteFile(bad, []byte("FOO BAR\nOPENROUTER_API_KEY_1="+shutdownKey+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	if code := run([]string{"-env-file", bad}, nil, &out, &errb); code != 2 {
+		t.Fatalf("exit %d, want 2; stderr %q", code, errb.String())
+	}
+	if strings.Contains(errb.String(), shutdownKey[len(shutdownKey)-12:]) || !strings.Contains(errb.String(), bad) ||
+		!strings.Contains(errb.String(), "not a .env file") {
+		t.Fatalf("stderr %q: want the file named, its lines not quoted", errb.String())
+	}
+	errb.Reset()
+	if code := healthcheck([]string{"PORT=" + shutdownKey}, &errb); code != 1 || strings.Contains(errb.String(), shutdownKey[len(shutdownKey)-12:]) ||
+		!strings.Contains(errb.String(), "invalid PORT") {
+		t.Fatalf("healthcheck with a key as PORT: exit %d, stderr %q", code, errb.String())
+	}
+}
