@@ -100,10 +100,10 @@ func Load(environ []string, dotenv map[string]string, requireKeys bool) (*Config
 	}
 	var c Config
 	if err := env.ParseWithOptions(&c, env.Options{Environment: vars}); err != nil {
-		return nil, explain(err, vars)
+		return nil, masked(explain(err, vars), vars)
 	}
 	if err := c.validate(); err != nil {
-		return nil, err
+		return nil, masked(err, vars)
 	}
 	raw, err := rawPool(vars)
 	if err != nil {
@@ -123,6 +123,30 @@ func Load(environ []string, dotenv map[string]string, requireKeys bool) (*Config
 	c.Keys, c.Duplicates = dedupe(raw)
 	c.ForeignKeys = foreignKeys(raw, c.BaseURL)
 	return &c, nil
+}
+
+// masked is err with every secret vars hold (pool keys, client tokens,
+// ADMIN_TOKEN) masked, as written and lower-cased: the errors that refuse a
+// setting quote its value, and a key pasted into the wrong variable would
+// be printed whole.
+func masked(err error, vars map[string]string) error {
+	var keys []secret.Key
+	add := func(list string) {
+		for _, v := range strings.Split(list, ",") {
+			if k := secret.New(v); !k.IsZero() {
+				keys = append(keys, k, secret.New(strings.ToLower(strings.TrimSpace(v))))
+			}
+		}
+	}
+	for name, v := range vars {
+		if strings.HasPrefix(name, keyVarPrefix) || name == keyListVar || name == "GATEWAY_API_KEYS" || name == "ADMIN_TOKEN" {
+			add(v)
+		}
+	}
+	if msg := secret.NewRedactor(keys).Redact(err.Error()); msg != err.Error() {
+		return errors.New(msg)
+	}
+	return err
 }
 
 func (c *Config) validate() error {

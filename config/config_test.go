@@ -212,3 +212,27 @@ func TestBrowserSettings(t *testing.T) {
 		t.Fatalf("got origins %q hosts %q write timeout %v", c.CORSOrigins, c.AllowedHosts, c.WriteTimeout)
 	}
 }
+
+// TestRefusedSettingQuotesNoSecret: a setting refused for its value is
+// quoted, but a pool key, client token or admin token pasted into it is
+// masked, as written and lower-cased.
+func TestRefusedSettingQuotesNoSecret(t *testing.T) {
+	key := testKey("pasted")
+	tok, admin := "client-token-abcdef0123456789", "admin-token-9876543210fedcba"
+	for _, bad := range []string{"PORT=" + key, "KEY_ROTATION=" + key, "LOG_LEVEL=" + tok, "CORS_ORIGINS=" + admin,
+		"OPENROUTER_BASE_URL=" + key, "ALLOWED_HOSTS=a/" + key, "RATE_LIMIT_COOLDOWN=" + key} {
+		_, err := Load([]string{"OPENROUTER_API_KEY_1=" + key, "GATEWAY_API_KEYS=x-token-0000000000000000," + tok, "ADMIN_TOKEN=" + admin, bad}, nil, true)
+		if err == nil {
+			t.Fatalf("%s accepted", bad)
+		}
+		name, _, _ := strings.Cut(bad, "=")
+		for _, secretText := range []string{key[len(key)-12:], strings.ToLower(key[len(key)-12:]), tok[len(tok)-12:], admin[len(admin)-12:]} {
+			if strings.Contains(err.Error(), secretText) {
+				t.Errorf("%s: error %q quotes a secret", name, err)
+			}
+		}
+		if !strings.Contains(err.Error(), name) {
+			t.Errorf("%s: error %q does not name the setting", name, err)
+		}
+	}
+}
