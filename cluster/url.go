@@ -20,8 +20,14 @@ var ErrURL = errors.New("want redis://[user:pass@]host:port/db, rediss://… (TL
 // dial_timeout) are accepted; the timeouts that keep Redis off the hot path
 // are set by NewRedis over them.
 func ParseURL(raw string) (*redis.Options, error) {
+	shown, hidden := withoutUserinfo(raw)
 	u, err := url.Parse(raw)
 	if err != nil {
+		if hidden {
+			// The reason may quote a piece of the password (a "port"
+			// cut from it at a '#', '/' or '?'): none is given.
+			return nil, fmt.Errorf("%w: %s does not parse", ErrURL, shown)
+		}
 		// url.Error quotes the whole URL; keep only the reason.
 		var ue *url.Error
 		if errors.As(err, &ue) {
@@ -29,7 +35,6 @@ func ParseURL(raw string) (*redis.Options, error) {
 		}
 		return nil, fmt.Errorf("%w: %s", ErrURL, strings.ReplaceAll(err.Error(), raw, "…"))
 	}
-	shown := u.Redacted()
 	switch u.Scheme {
 	case "redis", "rediss":
 		if u.Hostname() == "" {
@@ -63,4 +68,20 @@ func ParseURL(raw string) (*redis.Options, error) {
 		return nil, fmt.Errorf("%w: %s: %s", ErrURL, shown, msg)
 	}
 	return o, nil
+}
+
+// withoutUserinfo is raw as an error may show it: whatever stands between
+// "://" and the last '@' (user and password, as written, even where a '#',
+// '/' or '?' inside the password keeps url.Parse from finding them) is
+// replaced by "…"; hidden reports whether there was any.
+func withoutUserinfo(raw string) (shown string, hidden bool) {
+	scheme, rest, ok := strings.Cut(raw, "://")
+	if !ok {
+		return raw, false
+	}
+	at := strings.LastIndex(rest, "@")
+	if at < 0 {
+		return raw, false
+	}
+	return scheme + "://…@" + rest[at+1:], true
 }

@@ -45,8 +45,8 @@ func TestParseURLErrors(t *testing.T) {
 		{"redis://:" + pw + "@redis:6379/1/2", "database number"},
 		{"unix://relative.sock", "absolute path"},
 		{"redis://:" + pw + "@redis:6379/0?nonsense=1", "nonsense"},
-		{"redis://:" + pw + "@red is:6379", "invalid"},
-		{"redis://u:" + pw + "@[::1", "missing"},
+		{"redis://:" + pw + "@red is:6379", "does not parse"},
+		{"redis://u:" + pw + "@[::1", "does not parse"},
 		{"", "scheme"},
 	} {
 		t.Run(tc.url, func(t *testing.T) {
@@ -62,6 +62,26 @@ func TestParseURLErrors(t *testing.T) {
 				t.Fatalf("error %q prints the password or spans lines", msg)
 			}
 		})
+	}
+}
+
+// TestParseURLErrorsQuoteNoPiece: a password holding '#', '/' or '?' keeps
+// url.Parse from seeing it as one, and its errors would quote a piece of it
+// (as a "port", or as the fragment): none is shown.
+func TestParseURLErrorsQuoteNoPiece(t *testing.T) {
+	for _, tc := range []struct{ url, piece string }{
+		{"redis://:#Rpass1secret@127.0.0.1:6379", "Rpass1"},
+		{"redis://user:Ab/Cd+ef9secret@127.0.0.1:6379/0", `":Ab"`},
+		{"redis://:abc#defsecret@127.0.0.1:6379", `":abc"`},
+		{"redis://u:pa?ss@h:6379", `":pa"`},
+	} {
+		_, err := ParseURL(tc.url)
+		if err == nil {
+			continue // a URL go-redis reads some other way is not an error message
+		}
+		if strings.Contains(err.Error(), tc.piece) || strings.Contains(err.Error(), "secret") {
+			t.Errorf("ParseURL(%q): error %q quotes part of the password", tc.url, err)
+		}
 	}
 }
 

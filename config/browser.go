@@ -44,10 +44,11 @@ func (c *Config) validateBrowser() error {
 // redactURL is raw with the password of its user info, if any, replaced,
 // for error messages: an OPENROUTER_BASE_URL may carry credentials, and an
 // invalid one is quoted back to the operator's terminal and logs.
+//
+// It reads raw as written, not as url.Parse does: a '#', '/' or '?' inside
+// the password makes url.Parse put part of it in the fragment, path or
+// port, where Redacted shows it.
 func redactURL(raw string) string {
-	if u, err := url.Parse(raw); err == nil {
-		return u.Redacted()
-	}
 	scheme, rest, ok := strings.Cut(raw, "://")
 	if !ok {
 		scheme, rest = "", raw

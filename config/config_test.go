@@ -181,6 +181,7 @@ func TestRefusedSettings(t *testing.T) {
 		{name: "CR in listed key", environ: []string{"OPENROUTER_API_KEYS=sk-or-v1-5d8e1f3a9c7b2046e81d5a3f9b0c4e72,sk-or-v1-91c4\rdddddddddddddddd"}, want: "item 2", never: "dddddddd"},
 		{name: "newline in client token", environ: []string{"OPENROUTER_API_KEY_1=sk-or-v1-5d8e1f3a9c7b2046e81d5a3f9b0c4e72", "GATEWAY_API_KEYS=tok\nsecretpart"}, want: "GATEWAY_API_KEYS", never: "secretpart"},
 		{name: "URL password not printed", environ: []string{"OPENROUTER_API_KEY_1=sk-or-v1-aaaaaaaaaaaaaaaa", "OPENROUTER_BASE_URL=https://user:hunter2pass@up.example/v1?x=1"}, want: "OPENROUTER_BASE_URL", never: "hunter2pass"},
+		{name: "URL password with a # not printed", environ: []string{"OPENROUTER_API_KEY_1=sk-or-v1-aaaaaaaaaaaaaaaa", "OPENROUTER_BASE_URL=https://:#hunter2pass@up.example/v1"}, want: "OPENROUTER_BASE_URL", never: "hunter2pass"},
 		{name: "unparsable URL password not printed", environ: []string{"OPENROUTER_API_KEY_1=sk-or-v1-aaaaaaaaaaaaaaaa", "OPENROUTER_BASE_URL=https://user:hunter2pass@up.example:badport/v1"}, want: "OPENROUTER_BASE_URL", never: "hunter2pass"},
 		{name: "bad CORS origin", environ: []string{"OPENROUTER_API_KEY_1=sk-or-v1-5d8e1f3a9c7b2046e81d5a3f9b0c4e72", "CORS_ORIGINS=app.example.com"}, want: "CORS_ORIGINS"},
 		{name: "bad allowed host", environ: []string{"OPENROUTER_API_KEY_1=sk-or-v1-aaaaaaaaaaaaaaaa", "ALLOWED_HOSTS=http://x/"}, want: "ALLOWED_HOSTS"},
