@@ -344,16 +344,12 @@ func lookupEnv(environ []string, name string) (string, bool) {
 	return "", false
 }
 
-// readDotenv reads a .env file. godotenv's syntax errors quote the rest
-// of the file, whose lines hold keys: they are replaced by keysfile's,
-// which quotes nothing. Other errors (a missing file) pass unchanged.
+// readDotenv reads a .env file; a line it cannot read is refused without
+// being quoted (keysfile.ParseEnv), as it may hold a key.
 func readDotenv(path string) (map[string]string, error) {
-	vars, err := godotenv.Read(path)
-	if err != nil && !errors.Is(err, os.ErrNotExist) && !errors.Is(err, os.ErrPermission) {
-		var pe *os.PathError
-		if !errors.As(err, &pe) {
-			return nil, keysfile.ErrSyntax
-		}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
 	}
-	return vars, err
+	return keysfile.ParseEnv(data)
 }

@@ -82,14 +82,23 @@ func readLimited(path string) ([]byte, error) {
 	return data, nil
 }
 
+// ParseEnv reads the variables of a .env file's bytes. A line it cannot
+// read gives ErrSyntax: godotenv's own message quotes the rest of the file
+// from the bad line on, which may hold keys, and is not passed on.
+func ParseEnv(data []byte) (map[string]string, error) {
+	vars, err := godotenv.Parse(bytes.NewReader(data))
+	if err != nil {
+		return nil, ErrSyntax
+	}
+	return vars, nil
+}
+
 // Parse turns the bytes of a keys file into a pool. Variables other than the
 // key variables are ignored, so that a gateway's .env works as is.
 func Parse(data []byte) ([]keyring.Entry, []config.Duplicate, error) {
-	vars, err := godotenv.Parse(bytes.NewReader(data))
+	vars, err := ParseEnv(data)
 	if err != nil {
-		// godotenv's message quotes the rest of the file from the bad
-		// line on, which may be a key: it is not passed on.
-		return nil, nil, ErrSyntax
+		return nil, nil, err
 	}
 	entries, dups, err := config.PoolFrom(vars)
 	if err != nil {
