@@ -44,7 +44,7 @@ type Observer interface {
 	// Cooldown: k's answer v sends it (alone) to rest for rest.
 	Cooldown(k *keyring.Key, v fault.Verdict, rest time.Duration)
 	// AccountCooldown: k's answer v rests its whole account until until
-	// (for free-model calls only, when v.Reason is fault.FreeQuota).
+	// (for free-model calls only, when v.FreeOnly).
 	AccountCooldown(k *keyring.Key, v fault.Verdict, until time.Time)
 	// Retry: a call goes on to another key after the fault v.
 	Retry(v fault.Verdict)

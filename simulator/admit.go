@@ -29,9 +29,10 @@ func (q *ask) tokensAsked() int64 {
 // OpenRouter does before it answers, and charges the answer's cost when the
 // request passes: a negative balance refuses everything; a :free model
 // counts against the account's free-model quotas (per minute and per UTC
-// day) and costs nothing, unless the key's cap is spent; a paid model must fit, with max_tokens, in what
-// the key's cap and the account's balance allow. Check and charge happen
-// under the account's lock, so concurrent requests cannot overspend.
+// day) and costs nothing, unless the key's cap is spent; a paid model must
+// fit, with max_tokens, in what the key's cap and the account's balance
+// allow. Check and charge happen under the account's lock, so concurrent
+// requests cannot overspend.
 func (k *keyState) admit(now time.Time, q *ask) *refusal {
 	a := k.acct
 	a.mu.Lock()
