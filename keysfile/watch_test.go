@@ -67,6 +67,15 @@ func (h *holder) count() int {
 	return len(h.calls)
 }
 
+// keysIn makes the directory name in root, holding a keys.env of body.
+func keysIn(t *testing.T, root, name, body string) {
+	t.Helper()
+	if err := os.Mkdir(filepath.Join(root, name), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(root, name, "keys.env"), body)
+}
+
 func startWatch(t *testing.T, path string, h Handler) *Watcher {
 	t.Helper()
 	w, err := Watch(path, h, Options{Debounce: 20 * time.Millisecond})
@@ -112,12 +121,7 @@ func TestWatchRenameOver(t *testing.T) {
 // an update renames a new ..data symlink over the old one.
 func TestWatchKubernetesSwap(t *testing.T) {
 	dir := t.TempDir()
-	version := func(name, body string) {
-		if err := os.Mkdir(filepath.Join(dir, name), 0o700); err != nil {
-			t.Fatal(err)
-		}
-		writeFile(t, filepath.Join(dir, name, "keys.env"), body)
-	}
+	version := func(name, body string) { keysIn(t, dir, name, body) }
 	version("..2026_12_01_10_00_00.1", "OPENROUTER_API_KEY_1="+k1+"\n")
 	if err := os.Symlink("..2026_12_01_10_00_00.1", filepath.Join(dir, "..data")); err != nil {
 		t.Fatal(err)
@@ -379,12 +383,7 @@ func TestWatchSymlinkElsewhere(t *testing.T) {
 // the new release is then watched where it is.
 func TestWatchDirectorySymlinkSwap(t *testing.T) {
 	root := t.TempDir()
-	release := func(name, body string) {
-		if err := os.Mkdir(filepath.Join(root, name), 0o700); err != nil {
-			t.Fatal(err)
-		}
-		writeFile(t, filepath.Join(root, name, "keys.env"), body)
-	}
+	release := func(name, body string) { keysIn(t, root, name, body) }
 	swap := func(to string) {
 		tmp := filepath.Join(root, "current.new")
 		if err := os.Symlink(to, tmp); err != nil {
