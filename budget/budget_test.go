@@ -110,6 +110,14 @@ func (u *upstream) set(key int, status int, body string) {
 
 func newPoller(t *testing.T, n int) (*Poller, *breaker.Set, *keyring.Pool, *upstream, func() time.Time) {
 	t.Helper()
+	var now atomic.Int64
+	now.Store(epoch.UnixNano())
+	return newPollerAt(t, n, &now)
+}
+
+// newPollerAt is newPoller on the clock now (unix ns), which tests move.
+func newPollerAt(t *testing.T, n int, now *atomic.Int64) (*Poller, *breaker.Set, *keyring.Pool, *upstream, func() time.Time) {
+	t.Helper()
 	entries := make([]keyring.Entry, n)
 	for i := range entries {
 		entries[i] = keyring.Entry{ID: i + 1, Secret: secret.New(fmt.Sprintf("sk-or-v1-%064d", i+1))}
@@ -118,8 +126,6 @@ func newPoller(t *testing.T, n int) (*Poller, *breaker.Set, *keyring.Pool, *upst
 	if err != nil {
 		t.Fatal(err)
 	}
-	var now atomic.Int64
-	now.Store(epoch.UnixNano())
 	clock := func() time.Time { return time.Unix(0, now.Load()) }
 	set := breaker.NewSet(pool, breaker.Settings{Now: clock})
 	u := &upstream{status: map[string]int{}, body: map[string]string{}}
@@ -277,4 +283,48 @@ func TestViewJSONShape(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestRoutinePollLeavesACreditRest: GET /key does not show an account's
+// balance, so a routine poll (of a key with no cap, or with money left on
+// its cap) must not end the account's rest for credits; a check asked for
+// by an operator, who may have added credit, does.
+func TestRoutinePollLeavesACreditRest(t *testing.T) {
+	for _, body := range []string{
+		`{"data":{"limit":null,"limit_remaining":null,"creator_user_id":"acct"}}`,
+		`{"data":{"limit":10,"limit_remaining":9.5,"limit_reset":"monthly","creator_user_id":"acct"}}`,
+	} {
+		noLeaks(t)
+		p, set, pool, u, clock := newPoller(t, 2)
+		u.set(1, 0, body)
+		u.set(2, 0, body)
+		k1, k2 := pool.Keys()[0], pool.Keys()[1]
+		for _, k := range pool.Keys() {
+			if _, err := p.Check(t.Context(), k); err != nil {
+				t.Fatal(err)
+			}
+		}
+		set.RestAccount(k1, fault.Credits, http.StatusPaymentRequired, clock().Add(10*time.Minute))
+		p.settle(k1, p.mustPoll(t, k1), nil)
+		p.settle(k2, p.mustPoll(t, k2), nil)
+		if pool.Available(k1, clock().UnixNano()) || pool.Available(k2, clock().UnixNano()) {
+			t.Fatalf("%s: a routine poll ended the account's rest for credits", body)
+		}
+		if _, err := p.Check(t.Context(), k2); err != nil {
+			t.Fatal(err)
+		}
+		if !pool.Available(k1, clock().UnixNano()) || !pool.Available(k2, clock().UnixNano()) {
+			t.Fatalf("%s: an operator's check left the account resting", body)
+		}
+	}
+}
+
+// mustPoll reads k's GET /key as a routine poll does, for settle.
+func (p *Poller) mustPoll(t *testing.T, k *keyring.Key) *Figures {
+	t.Helper()
+	f, err := p.poll(t.Context(), k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
 }

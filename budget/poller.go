@@ -177,9 +177,15 @@ func (p *Poller) spawn(k *keyring.Key) bool {
 }
 
 // Check polls k now and waits for the answer (POST /admin/keys/{id}/check).
+// A check that reads the key also ends its account's rest for credits:
+// GET /key cannot show the balance, so an operator who added credit says
+// so by asking for a check.
 func (p *Poller) Check(ctx context.Context, k *keyring.Key) (*Figures, error) {
 	f, err := p.poll(ctx, k)
 	p.settle(k, f, err)
+	if f != nil {
+		p.set.Lift(k, fault.Credits)
+	}
 	return f, err
 }
 
@@ -270,7 +276,9 @@ func (p *Poller) apply(k *keyring.Key, f *Figures, now time.Time) {
 		}
 		p.set.RestKey(k, fault.KeyLimit, http.StatusPaymentRequired, until)
 	} else {
-		p.set.Lift(k, fault.KeyLimit, fault.Credits)
+		// The cap has some left (or there is none). An account resting
+		// for credits stays so: GET /key does not show the balance.
+		p.set.Lift(k, fault.KeyLimit)
 	}
 	if free, ok := freeLeft(f, s); ok && free <= 0 {
 		p.set.BlockFree(k, relay.NextUTCMidnight(now))
