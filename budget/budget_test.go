@@ -328,3 +328,91 @@ func (p *Poller) mustPoll(t *testing.T, k *keyring.Key) *Figures {
 	}
 	return f
 }
+
+// TestFiguresOfAPastPeriod: figures read before a key's cap restarts (or
+// before UTC midnight, for the free quota) are not taken as the new
+// period's. A spend or a free call just after the boundary, while GET
+// /key fails, used to rest the key (or block free calls) for a whole
+// period more; and the next poll comes a few seconds after the boundary.
+func TestFiguresOfAPastPeriod(t *testing.T) {
+	at := func(s string) time.Time {
+		v, err := time.Parse(time.RFC3339, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	for _, tt := range []struct {
+		reset         string
+		polled, after string
+	}{
+		{"daily", "2026-12-01T23:59:00Z", "2026-12-02T00:00:05Z"},
+		{"weekly", "2026-12-06T23:59:00Z", "2026-12-07T00:00:05Z"}, // Sunday to Monday
+		{"monthly", "2026-12-31T23:59:00Z", "2027-01-01T00:00:05Z"},
+	} {
+		t.Run(tt.reset, func(t *testing.T) {
+			var now atomic.Int64
+			now.Store(at(tt.polled).UnixNano())
+			p, set, pool, u, clock := newPollerAt(t, 1, &now)
+			p.o.Interval = time.Hour
+			k := pool.Keys()[0]
+			u.set(1, 0, `{"data":{"limit":1,"limit_remaining":0,"limit_reset":"`+tt.reset+`","usage":1,"usage_daily":0.4,"creator_user_id":"u"}}`)
+			if _, err := p.Check(t.Context(), k); err != nil {
+				t.Fatal(err)
+			}
+			boundary := NextReset(tt.reset, clock())
+			if _, _, until := set.Rest(k); !until.Equal(boundary) {
+				t.Fatalf("spent cap rests until %v, want %v", until, boundary)
+			}
+			if next := time.Unix(0, p.slots[0].next.Load()); next.Before(boundary) || next.After(boundary.Add(5*time.Second)) {
+				t.Errorf("next poll at %v, want within 5 s after the cap restarts at %v", next, boundary)
+			}
+			now.Store(at(tt.after).UnixNano())
+			u.set(1, http.StatusBadGateway, "")
+			if _, err := p.Check(t.Context(), k); err == nil {
+				t.Fatal("the failing poll succeeded")
+			}
+			p.Spend(k, "m", 0.01)
+			if !pool.Available(k, clock().UnixNano()) {
+				_, _, until := set.Rest(k)
+				t.Fatalf("one answer after the cap restarted rests the key until %v", until)
+			}
+			v := p.View(k)
+			if v.LimitRemaining == nil || *v.LimitRemaining < 0.989 || *v.LimitRemaining > 0.991 {
+				t.Errorf("limit_remaining after the restart %v, want 0.99", v.LimitRemaining)
+			}
+			if tt.reset == "daily" && (v.UsageDaily < 0.0099 || v.UsageDaily > 0.0101) {
+				t.Errorf("usage_daily after midnight %v, want the new day's 0.01", v.UsageDaily)
+			}
+		})
+	}
+	for _, quota := range []string{`"used":50,"limit":50,"remaining":0`, `"remaining":0`} {
+		t.Run("free "+quota, func(t *testing.T) {
+			var now atomic.Int64
+			now.Store(at("2026-12-01T23:59:00Z").UnixNano())
+			p, set, pool, u, clock := newPollerAt(t, 1, &now)
+			k := pool.Keys()[0]
+			u.set(1, 0, `{"data":{"limit":null,"creator_user_id":"u","free_model_daily_requests":{`+quota+`}}}`)
+			if _, err := p.Check(t.Context(), k); err != nil {
+				t.Fatal(err)
+			}
+			if got := set.FreeBlockedUntil(k); !got.Equal(at("2026-12-02T00:00:00Z")) {
+				t.Fatalf("free calls blocked until %v, want midnight", got)
+			}
+			now.Store(at("2026-12-02T00:00:05Z").UnixNano())
+			u.set(1, http.StatusBadGateway, "")
+			_, _ = p.Check(t.Context(), k)
+			p.UseFree(k)
+			if got := set.FreeBlockedUntil(k); got.After(clock()) {
+				t.Fatalf("one free call after midnight blocks free calls until %v", got)
+			}
+			v := p.View(k)
+			switch {
+			case quota == `"remaining":0` && v.FreeRequestsRemaining != nil:
+				t.Errorf("free requests left %d, want unknown: upstream never said the quota", *v.FreeRequestsRemaining)
+			case quota != `"remaining":0` && (v.FreeRequestsRemaining == nil || *v.FreeRequestsRemaining != 49):
+				t.Errorf("free requests left %v, want the new day's 49", v.FreeRequestsRemaining)
+			}
+		})
+	}
+}

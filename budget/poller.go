@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"math"
-	"math/rand/v2"
 	"net/http"
 	"strconv"
 	"sync"
@@ -229,8 +228,11 @@ func (p *Poller) settle(k *keyring.Key, f *Figures, err error) {
 	s := &p.slots[k.Slot()]
 	now := p.o.Now()
 	if p.o.Interval > 0 {
-		jitter := 0.8 + 0.4*rand.Float64()
-		s.next.Store(now.Add(time.Duration(float64(p.o.Interval) * jitter)).UnixNano())
+		cur := f
+		if cur == nil {
+			cur = s.figures.Load()
+		}
+		s.next.Store(p.due(now, cur))
 	}
 	if errors.Is(err, ErrUnsupported) {
 		p.unsupported.Store(true)
@@ -252,9 +254,9 @@ func (p *Poller) settle(k *keyring.Key, f *Figures, err error) {
 	if o := p.o.Observer; o != nil {
 		o.Budget(k, account, f, err)
 		if f != nil {
-			left, ok := remaining(f, s)
+			left, ok := remaining(f, s, now)
 			o.Remaining(k, left, ok)
-			if free, ok := freeLeft(f, s); ok && account != "" {
+			if free, ok := freeLeft(f, s, now); ok && account != "" {
 				o.FreeRemaining(account, max(0, free))
 			}
 		}
@@ -269,7 +271,7 @@ func (p *Poller) settle(k *keyring.Key, f *Figures, err error) {
 // figures show some left.
 func (p *Poller) apply(k *keyring.Key, f *Figures, now time.Time) {
 	s := &p.slots[k.Slot()]
-	if left, ok := remaining(f, s); ok && left <= 0 {
+	if left, ok := remaining(f, s, now); ok && left <= 0 {
 		until := NextReset(f.LimitReset, now)
 		if until.IsZero() {
 			until = now.Add(24 * time.Hour)
@@ -280,7 +282,7 @@ func (p *Poller) apply(k *keyring.Key, f *Figures, now time.Time) {
 		// for credits stays so: GET /key does not show the balance.
 		p.set.Lift(k, fault.KeyLimit)
 	}
-	if free, ok := freeLeft(f, s); ok && free <= 0 {
+	if free, ok := freeLeft(f, s, now); ok && free <= 0 {
 		p.set.BlockFree(k, relay.NextUTCMidnight(now))
 	} else if ok {
 		// Free requests left today: a day's block ends (a per-minute
@@ -289,18 +291,63 @@ func (p *Poller) apply(k *keyring.Key, f *Figures, now time.Time) {
 	}
 }
 
-func remaining(f *Figures, s *slotState) (float64, bool) {
+// remaining is what is left of f's cap at now, less what was spent since
+// f was read; ok is false without a cap. Figures read before the cap's
+// limit_reset boundary have the whole limit again after it (what was
+// spent since the poll still counts: a little early, never late). A zero
+// now skips that test, for the hot path: callers look again with the
+// clock before acting on nothing left.
+func remaining(f *Figures, s *slotState, now time.Time) (float64, bool) {
 	if f == nil || f.LimitRemaining == nil {
 		return 0, false
 	}
-	return *f.LimitRemaining - math.Float64frombits(s.spent.Load()), true
+	left := *f.LimitRemaining
+	if f.Limit != nil && capRenewed(f, now) {
+		left = *f.Limit
+	}
+	return left - math.Float64frombits(s.spent.Load()), true
 }
 
-func freeLeft(f *Figures, s *slotState) (int, bool) {
+// freeLeft is the account's free-model requests left at now, as remaining
+// is for the cap: after the UTC midnight that followed f's poll the day's
+// whole quota is back (unknown, when upstream did not say the quota).
+func freeLeft(f *Figures, s *slotState, now time.Time) (int, bool) {
 	if f == nil || f.FreeRemaining == nil {
 		return 0, false
 	}
-	return *f.FreeRemaining - int(s.freeUsed.Load()), true
+	free := *f.FreeRemaining
+	if dayRenewed(f, now) {
+		if f.FreeLimit == nil {
+			return 0, false
+		}
+		free = *f.FreeLimit
+	}
+	return free - int(s.freeUsed.Load()), true
+}
+
+// capRenewed reports whether f's cap restarted (limit_reset) by now.
+func capRenewed(f *Figures, now time.Time) bool {
+	return !now.IsZero() && f.LimitReset != "" && !now.Before(NextReset(f.LimitReset, f.CheckedAt))
+}
+
+// dayRenewed reports whether a UTC day began after f was read.
+func dayRenewed(f *Figures, now time.Time) bool {
+	return !now.IsZero() && !now.Before(relay.NextUTCMidnight(f.CheckedAt))
+}
+
+// renewal is the first time after f's poll at which capRenewed or
+// dayRenewed turns true; zero when neither can.
+func renewal(f *Figures) time.Time {
+	var at time.Time
+	if f.Limit != nil && f.LimitReset != "" {
+		at = NextReset(f.LimitReset, f.CheckedAt)
+	}
+	if f.FreeRemaining != nil {
+		if day := relay.NextUTCMidnight(f.CheckedAt); at.IsZero() || day.Before(at) {
+			at = day
+		}
+	}
+	return at
 }
 
 // Spend takes an answer's usage.cost off k's figures. It is called on the
@@ -323,12 +370,17 @@ func (p *Poller) Spend(k *keyring.Key, model string, usd float64) {
 		o.Spent(k, model, usd)
 	}
 	if f := s.figures.Load(); f != nil {
-		left, ok := remaining(f, s)
+		left, ok := remaining(f, s, time.Time{})
+		if ok && left <= 0 {
+			// Only now is the clock read: figures of a past period have
+			// the cap back.
+			now := p.o.Now()
+			if left, _ = remaining(f, s, now); left <= 0 {
+				p.apply(k, f, now)
+			}
+		}
 		if ok && p.o.Observer != nil {
 			p.o.Observer.Remaining(k, left, true)
-		}
-		if ok && left <= 0 {
-			p.apply(k, f, p.o.Now())
 		}
 	}
 }
@@ -346,14 +398,15 @@ func (p *Poller) UseFree(k *keyring.Key) {
 	}
 	s := &p.slots[k.Slot()]
 	if f := s.figures.Load(); f != nil {
-		free, ok := freeLeft(f, s)
+		now := p.o.Now()
+		free, ok := freeLeft(f, s, now)
 		if ok && p.o.Observer != nil {
 			if acct := p.set.Account(k); acct != "" {
 				p.o.Observer.FreeRemaining(acct, max(0, free))
 			}
 		}
 		if ok && free <= 0 {
-			p.set.BlockFree(k, relay.NextUTCMidnight(p.o.Now()))
+			p.set.BlockFree(k, relay.NextUTCMidnight(now))
 		}
 	}
 }
@@ -370,16 +423,21 @@ func (p *Poller) View(k *keyring.Key) *View {
 	if f == nil {
 		return nil
 	}
-	v := &View{Limit: f.Limit, Usage: f.Usage + math.Float64frombits(s.spent.Load()),
-		UsageDaily: f.UsageDaily + math.Float64frombits(s.spent.Load()), CheckedAt: f.CheckedAt.UTC()}
+	now := p.o.Now()
+	spent := math.Float64frombits(s.spent.Load())
+	daily := f.UsageDaily
+	if dayRenewed(f, now) {
+		daily = 0
+	}
+	v := &View{Limit: f.Limit, Usage: f.Usage + spent, UsageDaily: daily + spent, CheckedAt: f.CheckedAt.UTC()}
 	if f.LimitReset != "" {
 		v.LimitReset = &f.LimitReset
 	}
-	if left, ok := remaining(f, s); ok {
+	if left, ok := remaining(f, s, now); ok {
 		left = math.Max(0, left)
 		v.LimitRemaining = &left
 	}
-	if free, ok := freeLeft(f, s); ok {
+	if free, ok := freeLeft(f, s, now); ok {
 		free = max(0, free)
 		v.FreeRequestsRemaining = &free
 	}
@@ -436,7 +494,7 @@ func (p *Poller) decide(k *keyring.Key, v fault.Verdict, f *Figures, err error, 
 		// without a cap cannot have hit it, and one with money left was
 		// refused a request too large for it (a prompt a client can make
 		// as large as it likes), which is not the key's fault.
-		if left, capped := remaining(f, &p.slots[k.Slot()]); capped && left <= DryUSD {
+		if left, capped := remaining(f, &p.slots[k.Slot()], now); capped && left <= DryUSD {
 			confirmed = true
 			v.Until = NextReset(f.LimitReset, now)
 		}

@@ -67,6 +67,22 @@ func (p *Poller) nextTurn(now time.Time) int64 {
 	return now.Add(time.Duration(float64(p.o.Interval) * jitter)).UnixNano()
 }
 
+// due is the time of a key's next periodic poll after one at now whose
+// figures are f (nil when unknown): nextTurn, or a few seconds after f's
+// cap or free quota renews if that comes first, so that the new period's
+// figures are read rather than assumed for an interval.
+func (p *Poller) due(now time.Time, f *Figures) int64 {
+	next := p.nextTurn(now)
+	if f == nil {
+		return next
+	}
+	if r := renewal(f); r.After(now) && r.UnixNano() < next {
+		// Keys renew at the same boundary: their polls spread over 5 s.
+		return r.Add(time.Duration(rand.Int64N(int64(5 * time.Second)))).UnixNano()
+	}
+	return next
+}
+
 // ApplyFigures takes k's figures as another replica polled them, unless
 // this replica's are newer, with spent the fleet's spend on k since that
 // poll. The Share is not told again; k's next poll moves an interval on,
@@ -81,7 +97,7 @@ func (p *Poller) ApplyFigures(k *keyring.Key, f *Figures, spent float64) {
 		s.freeUsed.Store(0)
 		s.figures.Store(f)
 		if p.o.Interval > 0 && !p.unsupported.Load() {
-			s.next.Store(p.nextTurn(f.CheckedAt))
+			s.next.Store(p.due(f.CheckedAt, f))
 		}
 	}
 	if spent >= 0 && !math.IsNaN(spent) && !math.IsInf(spent, 0) {
@@ -103,8 +119,11 @@ func (p *Poller) ApplySpend(k *keyring.Key, usd float64) {
 		}
 	}
 	if f := s.figures.Load(); f != nil {
-		if left, ok := remaining(f, s); ok && left <= 0 {
-			p.apply(k, f, p.o.Now())
+		if left, ok := remaining(f, s, time.Time{}); ok && left <= 0 {
+			now := p.o.Now()
+			if left, _ = remaining(f, s, now); left <= 0 {
+				p.apply(k, f, now)
+			}
 		}
 	}
 }
