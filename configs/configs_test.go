@@ -361,3 +361,30 @@ func TestEnvExample(t *testing.T) {
 		}
 	}
 }
+
+// --- nginx -------------------------------------------------------------
+
+// TestNginxPassesTheHostAsSent: the load balancer must pass the Host the
+// browser sent, port and all ($http_host; $host drops the port). keygate
+// refuses a browser POST whose Origin is not the Host it was sent to, so
+// with $host every status-page button and browser POST /run behind the
+// compose stack got 403 forbidden_origin.
+func TestNginxPassesTheHostAsSent(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join(repoRoot, "configs", "nginx", "nginx.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(strings.TrimSuffix(strings.TrimSpace(line), ";"))
+		if len(f) == 3 && f[0] == "proxy_set_header" && strings.EqualFold(f[1], "Host") {
+			n++
+			if f[2] != "$http_host" {
+				t.Errorf("nginx.conf: proxy_set_header Host %s, want $http_host", f[2])
+			}
+		}
+	}
+	if n == 0 {
+		t.Error("nginx.conf sets no Host header for keygate: nginx would send the upstream's name")
+	}
+}
