@@ -24,13 +24,16 @@ type rsEvent struct {
 // rsEvents splits a streamed /run answer into its events.
 func rsEvents(t testing.TB, body []byte) []rsEvent {
 	t.Helper()
-	var sp sse.Splitter
+	sp := sse.Splitter{Max: 64 << 20}
 	var out []rsEvent
 	for ev, rest, ok := sp.Next(body); ok; ev, rest, ok = sp.Next(rest) {
 		out = append(out, rsEvent{string(ev.Name), string(ev.Data)})
 	}
 	if sp.Pending() {
 		t.Errorf("streamed /run ends inside an event")
+	}
+	if sp.Skipped > 0 {
+		t.Errorf("streamed /run has %d events over 64 MiB", sp.Skipped)
 	}
 	return out
 }
@@ -291,5 +294,86 @@ func TestRunStreamMasksAKeySentInPieces(t *testing.T) {
 	}
 	if len(events) == 0 || json.Unmarshal([]byte(events[len(events)-1].Data), &doc) != nil || len(doc.Responses) != 1 || doc.Responses[0].Output != want {
 		t.Fatalf("done document %+v, want the output %q", doc, want)
+	}
+}
+
+// TestRunStreamLosesNoEvent: a streamed /run answers as the same request
+// without "stream" does when an upstream event does not fit the usual
+// bound (some providers send a whole answer as one chunk) or does not
+// decode. Both used to be dropped without a word: the model came out a
+// success with the text of its other events, or with none.
+func TestRunStreamLosesNoEvent(t *testing.T) {
+	big := strings.Repeat("x", 300<<10)
+	up, _ := ptUpstream(t, func(w http.ResponseWriter, r *http.Request, s ptSeen) {
+		var body struct {
+			Model  string `json:"model"`
+			Stream bool   `json:"stream"`
+		}
+		_ = json.Unmarshal(s.Body, &body)
+		text, bad := "Hello", false
+		switch body.Model {
+		case "m/big":
+			text = big
+		case "m/bad":
+			bad = true
+		}
+		if !body.Stream {
+			w.Header().Set("Content-Type", "application/json")
+			if bad {
+				_, _ = io.WriteString(w, `{"choices":[{"message":{"content":"Hel`)
+				return
+			}
+			_, _ = io.WriteString(w, `{"choices":[{"message":{"role":"assistant","content":"`+text+`"}}]}`)
+			return
+		}
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.WriteHeader(http.StatusOK)
+		ptFlushed(w, `data: {"choices":[{"delta":{"content":"`+text+`"}}]}`+"\n\n")
+		if bad {
+			ptFlushed(w, `data: {"choices":[{"delta":{"content":"lo`+"\n\n")
+		}
+		ptFlushed(w, `data: {"choices":[{"delta":{"content":"!"}}]}`+"\n\ndata: [DONE]\n\n")
+	})
+	g := hdStart(t, up.URL, testKeys(1), newClock())
+	type entry struct {
+		Model, Status, Output, Error string
+	}
+	answer := func(stream bool, model string) entry {
+		t.Helper()
+		body := `{"prompt":"hi","models":["` + model + `"],"stream":` + map[bool]string{true: "true", false: "false"}[stream] + `}`
+		res := hdDo(g.Client, hdRequest(t, http.MethodPost, g.URL+"/run", body))
+		if res.Err != nil || res.Status != http.StatusOK {
+			t.Fatalf("%s stream=%v: %d %v", model, stream, res.Status, res.Err)
+		}
+		doc := res.Body
+		if stream {
+			events := rsEvents(t, res.Body)
+			doc = []byte(events[len(events)-1].Data)
+		}
+		var d struct{ Responses []entry }
+		if err := json.Unmarshal(doc, &d); err != nil || len(d.Responses) != 1 {
+			t.Fatalf("%s stream=%v: %v %s", model, stream, err, doc)
+		}
+		return d.Responses[0]
+	}
+	for _, tt := range []struct {
+		model  string
+		status string
+		output string
+	}{
+		{"m/big", "success", big + "!"},
+		{"m/bad", "error", ""},
+	} {
+		got := answer(true, tt.model)
+		if got.Status != tt.status || (tt.status == "success" && got.Output != tt.output) {
+			t.Errorf("%s streamed: %s, %d characters of output (%.40q), error %q; want %s with %d characters",
+				tt.model, got.Status, len(got.Output), got.Output, got.Error, tt.status, len(tt.output))
+		}
+		if plain := answer(false, tt.model); plain.Status != tt.status {
+			t.Errorf("%s without stream: %s, want %s", tt.model, plain.Status, tt.status)
+		}
+		if tt.status == "error" && got.Error == "" {
+			t.Errorf("%s streamed: no error said", tt.model)
+		}
 	}
 }

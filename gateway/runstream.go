@@ -301,9 +301,11 @@ type chunk struct {
 
 // stream reads an SSE answer to its end or to [DONE]; an error event (an
 // error object, or finish_reason "error") ends it as a failure, and late
-// counts it against the key.
+// counts it against the key. An event that does not decode, or outgrows
+// the answers' bound, fails the model as the same answer whole would:
+// none is dropped without a word.
 func (a *streamAnswer) stream(body io.Reader, late relay.Late, delta func(string)) error {
-	var sp sse.Splitter
+	sp := sse.Splitter{Max: maxRunAnswers}
 	buf := make([]byte, 4<<10)
 	for {
 		n, err := body.Read(buf)
@@ -315,11 +317,18 @@ func (a *streamAnswer) stream(body io.Reader, late relay.Late, delta func(string
 				a.failure = "upstream stream error: " + a.message(ev.Data)
 				return nil
 			}
-			a.take(ev.Data, delta)
+			if !a.take(ev.Data, delta) {
+				a.failure = "upstream returned invalid JSON"
+				return nil
+			}
 			if a.out.Len() > maxRunAnswers {
 				a.failure = "upstream response too large"
 				return nil
 			}
+		}
+		if sp.Skipped > 0 {
+			a.failure = "upstream response too large"
+			return nil
 		}
 		if err == io.EOF {
 			return nil
@@ -350,10 +359,11 @@ func (a *streamAnswer) whole(body io.Reader) error {
 	return nil
 }
 
-func (a *streamAnswer) take(data []byte, delta func(string)) {
+// take adds a chunk's delta to the answer; false when it does not decode.
+func (a *streamAnswer) take(data []byte, delta func(string)) bool {
 	var c chunk
 	if json.Unmarshal(data, &c) != nil {
-		return
+		return false
 	}
 	if len(c.Choices) > 0 && c.Choices[0].Delta.Content != nil {
 		a.content = true
@@ -366,4 +376,5 @@ func (a *streamAnswer) take(data []byte, delta func(string)) {
 		a.usage = c.Usage
 		a.cost, _ = usageCost(topLevel(data, "usage"))
 	}
+	return true
 }

@@ -47,6 +47,9 @@ type Splitter struct {
 	// Comments counts the comment lines seen, for callers that hold a
 	// stream while only comments come.
 	Comments int
+	// Skipped counts the events dropped for outgrowing Max, for callers
+	// that must not lose one without a word.
+	Skipped int
 }
 
 func (s *Splitter) max() int {
@@ -189,6 +192,9 @@ func (s *Splitter) dispatch() (Event, bool) {
 		ev.Data = s.alias
 	}
 	ok := s.hasData && !s.longEvent
+	if s.longEvent {
+		s.Skipped++
+	}
 	s.data, s.name, s.hasData, s.longEvent = s.data[:0], s.name[:0], false, false
 	s.alias, s.aliased = nil, false
 	return ev, ok

@@ -81,6 +81,19 @@ func TestSplitterMax(t *testing.T) {
 			t.Fatalf("cuts %v: %q, want %q (events past Max skipped whole)", cuts, evs, want)
 		}
 	}
+	// Both long events are counted, however the stream is cut.
+	for _, cuts := range [][]int{nil, allCuts(len(stream))} {
+		s := Splitter{Max: 40}
+		prev := 0
+		for _, c := range append(cuts, len(stream)) {
+			for _, rest, ok := s.Next([]byte(stream[prev:c])); ok; _, rest, ok = s.Next(rest) {
+			}
+			prev = c
+		}
+		if s.Skipped != 2 {
+			t.Fatalf("cuts %v: Skipped %d, want 2", cuts, s.Skipped)
+		}
+	}
 }
 
 func TestSplitterComments(t *testing.T) {
