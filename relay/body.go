@@ -37,8 +37,12 @@ type watchedBody struct {
 	// reqBody reads the attempt's request body, kept here to save it an
 	// allocation.
 	reqBody bytes.Reader
-	// rl is the relay, for the stream's late faults.
-	rl *Relay
+	// rl is the relay, for the stream's late faults; client and blind are
+	// the call's (Call.Client, Call.Blind), which bound them as settle
+	// bounds the faults of the answer's head.
+	rl     *Relay
+	client string
+	blind  bool
 	// hold is what the stream hold saw; errBody the JSON error answer of
 	// an error first event.
 	hold    holdOutcome

@@ -300,13 +300,15 @@ type Late struct {
 	rl     *Relay
 	key    *keyring.Key
 	header http.Header
+	client string
+	blind  bool
 }
 
 // LateOf is the Late of an answer the relay returned; call it before
 // wrapping resp.Body.
 func LateOf(resp *http.Response) Late {
 	if wb, ok := resp.Body.(*watchedBody); ok && wb.rl != nil {
-		return Late{rl: wb.rl, key: wb.key, header: resp.Header}
+		return Late{rl: wb.rl, key: wb.key, header: resp.Header, client: wb.client, blind: wb.blind}
 	}
 	return Late{}
 }
@@ -323,15 +325,18 @@ func (l Late) Event(data []byte) bool {
 	if !ok {
 		return false
 	}
-	l.rl.LateFault(l.key, v)
+	l.rl.lateFault(l.key, v, l.client, l.blind)
 	return true
 }
 
-// LateFault acts on a fault that came after its answer was committed (an
+// lateFault acts on a fault that came after its answer was committed (an
 // error event in mid-stream): the key or its account rests as the fault
 // table says (long rests confirmed by GET /key first, as for any fault),
-// and the failure is counted; nothing is retried.
-func (r *Relay) LateFault(k *keyring.Key, v fault.Verdict) {
+// and the failure is counted; nothing is retried. The bounds of settle
+// hold: a blind call's fault rests nothing, and one client's rests are
+// bounded by CLIENT_REST_SHARE, or a client could bench the pool with
+// errors sent after a first chunk.
+func (r *Relay) lateFault(k *keyring.Key, v fault.Verdict, client string, blind bool) {
 	r.obs.Judged(k, v)
 	if v.UserID != "" {
 		r.breakers.SetAccount(k, v.UserID)
@@ -339,10 +344,19 @@ func (r *Relay) LateFault(k *keyring.Key, v fault.Verdict) {
 	if !v.Learns() {
 		return
 	}
+	if blind {
+		if r.confirm != nil && v.Reason == fault.Auth {
+			r.confirm.Confirm(k, v)
+		}
+		return
+	}
 	if r.confirm != nil && needsConfirm(v) {
 		r.breakers.RestKey(k, v.Reason, v.Status, r.breakers.Now().Add(r.confirmHold))
 		r.obs.Cooldown(k, v, r.confirmHold)
 		r.confirm.Confirm(k, v)
+		return
+	}
+	if client != "" && !r.limiter.allow(client, k.Slot(), r.breakers.Now()) {
 		return
 	}
 	r.restFor(k, v, func() time.Duration { return r.breakers.Confirmed(k, v) }, nil)

@@ -359,6 +359,51 @@ func TestLateFault(t *testing.T) {
 	}
 }
 
+// TestLateFaultBounds: an error event after the commit is bounded as the
+// head's faults are: one client rests at most CLIENT_REST_SHARE of the
+// pool with them (a client whose streams end in 429s after a first chunk
+// benched every key), and a blind call's rest nothing.
+func TestLateFaultBounds(t *testing.T) {
+	event := []byte(strings.TrimSuffix(strings.TrimPrefix(keyRL, "data: "), "\n\n"))
+	late := func(e *env, c *relay.Call) {
+		t.Helper()
+		resp, err := e.do(t, nil, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l := relay.LateOf(resp)
+		readAll(t, resp)
+		if !l.Event(event) {
+			t.Fatal("an error event not counted")
+		}
+	}
+	for _, tt := range []struct {
+		name  string
+		calls []relay.Call
+		want  int // keys resting
+	}{
+		{"one client, its share of the pool", []relay.Call{{Client: "c"}, {Client: "c"}, {Client: "c"}}, 2},
+		{"two clients", []relay.Call{{Client: "a"}, {Client: "a"}, {Client: "b"}}, 3},
+		{"blind calls", []relay.Call{{Client: "c", Blind: true}, {Blind: true}}, 0},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, envOptions{keys: 4, share: 0.5}, streams(nil, nil))
+			for _, c := range tt.calls {
+				late(e, &c)
+			}
+			resting := 0
+			for id := 1; id <= 4; id++ {
+				if _, err := e.set.For(e.key(id)).Allow(); err != nil {
+					resting++
+				}
+			}
+			if resting != tt.want {
+				t.Fatalf("%d keys resting after %d late 429s, want %d", resting, len(tt.calls), tt.want)
+			}
+		})
+	}
+}
+
 // TestStreamHoldNoGoroutine: a held stream whose upstream is silent costs
 // no goroutine of the relay's: many at once count as many goroutines as as
 // many committed streams waiting on their next chunk, and none was started

@@ -401,7 +401,8 @@ func (r *Relay) attempt(parent context.Context, req *http.Request, body []byte, 
 	k := l.Key
 	model := c.Model
 	ctx, cancel := context.WithCancelCause(parent)
-	wb := &watchedBody{ctx: ctx, cancel: cancel, watch: r.watch, pool: r.pool, key: k, lease: l, rl: r}
+	wb := &watchedBody{ctx: ctx, cancel: cancel, watch: r.watch, pool: r.pool, key: k, lease: l, rl: r,
+		client: c.Client, blind: c.Blind}
 	r.watch.Add(&wb.entry, wb)
 	out := req.WithContext(ctx)
 	k.Secret.SetAuthorization(out.Header)
