@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -181,7 +182,12 @@ func (r *Relay) holdStream(resp *http.Response, wb *watchedBody, now time.Time) 
 			}
 			return fault.Verdict{Status: resp.StatusCode}
 		}
-		if ev, _, ok := sp.Next(piece); ok {
+		for ev, rest, ok := sp.Next(piece); ok; ev, rest, ok = sp.Next(rest) {
+			if opening(ev) {
+				// The Responses API's opening events say nothing yet:
+				// held as comments are, for an error may follow them.
+				continue
+			}
 			end()
 			if v, body, isErr := streamError(resp.Header, ev.Data, now); isErr {
 				wb.errBody, wb.hold = body, holdError
@@ -220,14 +226,44 @@ func isEventStream(h http.Header) bool {
 	return strings.EqualFold(strings.TrimSpace(ct), "text/event-stream") && (enc == "" || strings.EqualFold(enc, "identity"))
 }
 
+// openingEvents are the Responses API's events that open a stream before
+// any output or error: OpenAI's and OpenRouter's /responses send
+// response.created first, then an error event when the key has no quota
+// (bifrost #5395), so the hold looks past them.
+var openingEvents = [...]string{"response.created", "response.in_progress", "response.queued",
+	"response.output_item.added", "response.content_part.added"}
+
+// opening reports whether ev is one of openingEvents, by its event: name
+// or, without one, by its data's "type".
+func opening(ev sse.Event) bool {
+	if len(ev.Name) > 0 {
+		for _, name := range openingEvents {
+			if string(ev.Name) == name {
+				return true
+			}
+		}
+		return false
+	}
+	if !bytes.Contains(ev.Data, []byte(`"type":"response.`)) {
+		return false
+	}
+	for _, name := range openingEvents {
+		if bytes.Contains(ev.Data, []byte(`"type":"`+name+`"`)) {
+			return true
+		}
+	}
+	return false
+}
+
 // genericStreamError is the answer of a stream whose first event said it
 // failed without an error object.
 var genericStreamError = []byte(`{"error":{"message":"upstream stream ended in error","type":"upstream_error","code":502}}`)
 
 // streamError reads one event's data: whether it is an error (a top-level
-// error object, or choices[0].finish_reason "error" with no content), its
-// verdict by the fault table, and the JSON error answer that stands for it.
-// An error whose code is not an HTTP status counts as a 502 of upstream.
+// error object, or choices[0].finish_reason "error" with no content; on
+// the Responses API an "error" event or response.failed), its verdict by
+// the fault table, and the JSON error answer that stands for it. An error
+// whose code is not an HTTP status counts as a 502 of upstream.
 func streamError(h http.Header, data []byte, now time.Time) (v fault.Verdict, body []byte, ok bool) {
 	if !fault.MaybeError(data) {
 		return fault.Verdict{}, nil, false
@@ -240,16 +276,36 @@ func streamError(h http.Header, data []byte, now time.Time) (v fault.Verdict, bo
 				Content string `json:"content"`
 			} `json:"delta"`
 		} `json:"choices"`
+		// The Responses API's: {"type":"error","code":…,"message":…}, or
+		// {"type":"response.failed","response":{"error":{…}}}.
+		Type     string `json:"type"`
+		Response struct {
+			Error json.RawMessage `json:"error"`
+		} `json:"response"`
 	}
 	if json.Unmarshal(data, &w) != nil {
 		return fault.Verdict{}, nil, false
 	}
+	switch w.Type {
+	case "error":
+		w.Error = data
+	case "response.failed":
+		w.Error = w.Response.Error
+	}
 	hasErr := len(w.Error) > 0 && w.Error[0] == '{'
 	finErr := len(w.Choices) > 0 && w.Choices[0].FinishReason == "error" && w.Choices[0].Delta.Content == ""
-	if !hasErr && !finErr {
+	if !hasErr && !finErr && w.Type != "response.failed" {
 		return fault.Verdict{}, nil, false
 	}
-	v = fault.Classify(http.StatusOK, h, data, now)
+	judged := data
+	if w.Type == "error" || w.Type == "response.failed" {
+		// Judged as the chat form's error object, which it matches.
+		judged = nil
+		if hasErr {
+			judged = append(append(append(judged, `{"error":`...), w.Error...), '}')
+		}
+	}
+	v = fault.Classify(http.StatusOK, h, judged, now)
 	if v.Status == http.StatusOK {
 		v = fault.Verdict{Status: http.StatusBadGateway, Scope: fault.Upstream, Parsed: hasErr}
 	}
