@@ -157,6 +157,17 @@ func (p *Pool) NextAvailable(now int64) time.Time {
 	return time.Unix(0, first)
 }
 
+// AllDisabled reports whether every key is out of rotation with no end to
+// it (disabled by hand): none will come back by itself.
+func (p *Pool) AllDisabled() bool {
+	for _, k := range p.keys {
+		if p.restUntil(k.slot) != math.MaxInt64 {
+			return false
+		}
+	}
+	return len(p.keys) > 0
+}
+
 // Begin marks a call on k as started: one more in flight, one more use.
 func (p *Pool) Begin(k *Key) {
 	p.ledger.AddInFlight(k.slot, 1)

@@ -13,9 +13,15 @@ import (
 type NoKeyError struct {
 	// RetryAfter is the time until the first resting key is back.
 	RetryAfter time.Duration
+	// Disabled: every key is disabled by hand, so none comes back by
+	// itself and there is no time to retry after.
+	Disabled bool
 }
 
 func (e *NoKeyError) Error() string {
+	if e.Disabled {
+		return "no API key available (every key is disabled by an admin)"
+	}
 	if e.RetryAfter <= 0 {
 		// No key rests, yet none was let through: each one back from a
 		// rest is busy with its single trial call.

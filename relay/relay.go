@@ -203,7 +203,7 @@ func (r *Relay) noKey(now int64) error {
 	if !back.IsZero() {
 		wait = time.Duration(back.UnixNano() - now)
 	}
-	return &NoKeyError{RetryAfter: wait}
+	return &NoKeyError{RetryAfter: wait, Disabled: back.IsZero() && r.pool.AllDisabled()}
 }
 
 // Call is one logical upstream call.
