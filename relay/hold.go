@@ -393,27 +393,43 @@ func (l Late) Event(data []byte) bool {
 // bounded by CLIENT_REST_SHARE, or a client could bench the pool with
 // errors sent after a first chunk.
 func (r *Relay) lateFault(k *keyring.Key, v fault.Verdict, client string, blind bool) {
+	if lr, nk := r.inForce(k); lr != nil {
+		// Kept by a reload since the stream began: the pool in force
+		// learns it.
+		r, k = lr, nk
+	}
 	r.obs.Judged(k, v)
 	if v.UserID != "" {
 		r.breakers.SetAccount(k, v.UserID)
 	}
-	if !v.Learns() {
-		return
+	if v.Learns() {
+		r.learn(k, v, client, blind)
 	}
+}
+
+// learn rests k or its account for a key or account fault v that no
+// trial of r's breakers stands for (a late fault, or one of a call begun
+// on an older snapshot), within settle's bounds; it reports false when
+// client's share of rests was used up, and nothing rests.
+func (r *Relay) learn(k *keyring.Key, v fault.Verdict, client string, blind bool) bool {
 	if blind {
 		if r.confirm != nil && v.Reason == fault.Auth {
 			r.confirm.Confirm(k, v)
 		}
-		return
+		return true
 	}
 	if r.confirm != nil && needsConfirm(v) {
 		r.breakers.RestKey(k, v.Reason, v.Status, r.breakers.Now().Add(r.confirmHold))
 		r.obs.Cooldown(k, v, r.confirmHold)
 		r.confirm.Confirm(k, v)
-		return
+		return true
 	}
 	if client != "" && !r.limiter.allow(client, k.Slot(), r.breakers.Now()) {
-		return
+		return false
 	}
 	r.restFor(k, v, func() time.Duration { return r.breakers.Confirmed(k, v) }, nil)
+	if r.confirm != nil && (v.Status == http.StatusPaymentRequired || v.Status == http.StatusTooManyRequests) {
+		r.confirm.PollNow(k)
+	}
+	return true
 }

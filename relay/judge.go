@@ -108,6 +108,24 @@ func decoded(h http.Header, body []byte) []byte {
 func (r *Relay) settle(l Lease, v fault.Verdict, c *Call) (retry bool) {
 	k := l.Key
 	r.obs.Judged(k, v)
+	if v.Learns() {
+		if lr, nk := r.inForce(k); lr != nil {
+			// A reload put another pool in force since the call began,
+			// and kept this key: that pool learns the fault (this one
+			// only finishes its calls). The call goes on here.
+			l.trial.Abandon()
+			if v.UserID != "" {
+				lr.breakers.SetAccount(nk, v.UserID)
+			}
+			if !lr.learn(nk, v, c.Client, c.Blind) {
+				return false
+			}
+			if !c.Blind && (v.Scope == fault.Account || v.FreeOnly) {
+				r.breakers.Siblings(k, &c.skip)
+			}
+			return v.Retry
+		}
+	}
 	if v.UserID != "" {
 		r.breakers.SetAccount(k, v.UserID)
 	}
@@ -171,6 +189,25 @@ func (r *Relay) settle(l Lease, v fault.Verdict, c *Call) (retry bool) {
 		l.trial.Success()
 		return false
 	}
+}
+
+// inForce is the snapshot in force and k in it, when a reload put that
+// snapshot in force after r and kept k (the same secret); nil otherwise.
+// Read on faults only.
+func (r *Relay) inForce(k *keyring.Key) (*Relay, *keyring.Key) {
+	live := r.live.Load()
+	if live == r || live == nil {
+		return nil, nil
+	}
+	if nk := live.pool.ByID(k.ID); nk != nil && nk.Secret.Equal(k.Secret) {
+		return live, nk
+	}
+	for _, nk := range live.pool.Keys() {
+		if nk.Secret.Equal(k.Secret) {
+			return live, nk
+		}
+	}
+	return nil, nil
 }
 
 // rest applies a fault without confirmation: the key's own rest, or its
