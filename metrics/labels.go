@@ -31,7 +31,7 @@ type Reason uint8
 // Reasons, exported as their String values. The first two keep the
 // numbers and names they had before Wave 2.
 const (
-	ReasonAuth           Reason = iota // "auth": 401 (and 402/403 before Wave 2)
+	ReasonAuth           Reason = iota // "auth": 401 only (402 and 403 counted here before Wave 2; a 403 rests nothing now)
 	ReasonRateLimit                    // "rate_limit": a 429 that is not a daily free-model quota
 	ReasonKeyLimit                     // "key_limit": 402 of the key's own spending limit
 	ReasonCredits                      // "credits": 402, the account has no credit left
