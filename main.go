@@ -165,7 +165,7 @@ func runAs(name string, args, environ []string, stdout, stderr io.Writer) int {
 		cfg.Duplicates, cfg.ForeignKeys = nil, nil
 		cfg.KeysFile = ""
 		reread = nil
-		log.Info("🎭 Demo mode: simulated upstream at " + cfg.BaseURL + " with 4 keys in 2 accounts (#2 revoked, #3 near its daily cap, account of #3 and #4 near its free-model quota)")
+		log.Info("🎭 Demo mode: simulated upstream at " + cfg.BaseURL + " with 4 keys in 2 accounts (#1 rate-limited now and then, #2 revoked, #3 near its daily cap, account of #3 and #4 near its free-model quota)")
 	}
 
 	a, err := app.New(cfg, log, app.Options{Reread: reread})
