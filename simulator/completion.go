@@ -291,11 +291,8 @@ func (c *call) serveCompletion() {
 		return
 	}
 	c.model = req.Model
-	if list, ok := strings.CutPrefix(req.Model, "sim/"); ok {
-		if err := parseDirectives(list, &c.f); err != nil {
-			c.sendError(http.StatusBadRequest, err.Error(), hint{})
-			return
-		}
+	if !c.modelDirectives(req.Model) {
+		return
 	}
 	if req.Model == "x/broken" || strings.HasPrefix(req.Model, "x/missing") {
 		c.sendError(http.StatusNotFound, "model not found", hint{})
@@ -328,6 +325,21 @@ func (c *call) serveCompletion() {
 		c.generation(&cp)
 		c.sendBody(http.StatusOK, "application/json", *bp)
 	}
+}
+
+// modelDirectives reads the directives of a "sim/<directives>" model name
+// into c.f, after the header's, on every inference endpoint; on a bad list
+// it answers 400 and reports false.
+func (c *call) modelDirectives(model string) bool {
+	list, ok := strings.CutPrefix(model, "sim/")
+	if !ok {
+		return true
+	}
+	if err := parseDirectives(list, &c.f); err != nil {
+		c.sendError(http.StatusBadRequest, err.Error(), hint{})
+		return false
+	}
+	return true
 }
 
 // generation names the answer's generation in X-Generation-Id, as

@@ -105,7 +105,8 @@
 // inflight) are answered before the account's rules: they cost nothing and
 // count against no quota. inband answers are admitted but cost nothing.
 // On /embeddings and /responses these, status=, delay and the connection
-// directives apply as on completions; chunks, chunkdelay, inband,
+// directives apply as on completions, from the model name as from the
+// header; chunks, chunkdelay, inband,
 // errorafter, nodata and hold apply to streamed responses too.
 //
 // Directives are separated by commas; names are case-insensitive; a later

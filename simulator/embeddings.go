@@ -89,7 +89,7 @@ func (c *call) serveEmbeddings() {
 		return
 	}
 	c.model = req.Model
-	if c.refuseByDirective(req.Model) {
+	if !c.modelDirectives(req.Model) || c.refuseByDirective(req.Model) {
 		return
 	}
 	dims := req.Dimensions

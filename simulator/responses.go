@@ -56,7 +56,7 @@ func (c *call) serveResponses() {
 		return
 	}
 	c.model = req.Model
-	if c.refuseByDirective(req.Model) {
+	if !c.modelDirectives(req.Model) || c.refuseByDirective(req.Model) {
 		return
 	}
 	chat := chatRequest{Model: req.Model, Messages: msgs}
