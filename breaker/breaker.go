@@ -12,6 +12,7 @@ package breaker
 
 import (
 	"errors"
+	"math"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -163,10 +164,21 @@ func (b *Breaker) onStateChange(_ string, from, to gobreaker.State) {
 	}
 }
 
-// State is the key's state now: open while it rests, then half-open until a
-// trial succeeds.
+// State is the key's automatic state now: open while it rests, then
+// half-open until a trial succeeds. A manual disable is apart (Set.Disabled):
+// a disabled key shows the state its own and its account's rests give it,
+// not the ledger's endless deadline, so /keys and keygate_key_state tell a
+// disabled healthy key from a resting one.
 func (b *Breaker) State() State {
-	if b.resting() {
+	until := b.ledger.RestUntil(b.key.Slot())
+	if until == math.MaxInt64 {
+		// Disabled: the book knows the automatic deadline.
+		until = 0
+		if _, _, auto := b.set.Rest(b.key); !auto.IsZero() {
+			until = auto.UnixNano()
+		}
+	}
+	if until != 0 && until > b.settings.Now().UnixNano() {
 		return Open
 	}
 	if b.cb.State() == gobreaker.StateClosed {

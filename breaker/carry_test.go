@@ -127,3 +127,44 @@ func TestDisabled(t *testing.T) {
 		t.Error("enabled key not back after its rest")
 	}
 }
+
+// TestDisabledState: a disabled key's State is its automatic one, by the
+// rests it earned, not the disable's endless deadline in the ledger.
+func TestDisabledState(t *testing.T) {
+	tests := []struct {
+		name  string
+		setup func(set *Set, k *keyring.Key, c *clock)
+		want  State
+	}{
+		{"never rested", func(*Set, *keyring.Key, *clock) {}, Closed},
+		{"resting", func(set *Set, k *keyring.Key, c *clock) {
+			set.Confirmed(k, fault.Verdict{Status: 401, Scope: fault.Key, Reason: fault.Auth})
+		}, Open},
+		{"its account resting", func(set *Set, k *keyring.Key, c *clock) {
+			set.SetAccount(k, "user_1")
+			set.RestAccount(k, fault.RateLimit, 429, c.Now().Add(time.Minute))
+		}, Open},
+		{"rest over, trial due", func(set *Set, k *keyring.Key, c *clock) {
+			set.Confirmed(k, fault.Verdict{Status: 401, Scope: fault.Key, Reason: fault.Auth})
+			c.Add(time.Hour)
+		}, HalfOpen},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			set, p, c := newSet(t, 2, Settings{})
+			k := p.Keys()[0]
+			tt.setup(set, k, c)
+			set.SetDisabled(k, true)
+			if got := set.For(k).State(); got != tt.want {
+				t.Errorf("disabled key %v, want %v", got, tt.want)
+			}
+			if p.Available(k, c.Now().UnixNano()) {
+				t.Error("a disabled key is in rotation")
+			}
+			set.SetDisabled(k, false)
+			if got := set.For(k).State(); got != tt.want {
+				t.Errorf("enabled again %v, want %v", got, tt.want)
+			}
+		})
+	}
+}

@@ -199,3 +199,54 @@ func ptFieldNames(m map[string]json.RawMessage) string {
 	slices.Sort(names)
 	return strings.Join(names, ",")
 }
+
+// TestKeysDisabledState: a key disabled by hand shows "disabled": true
+// beside its automatic state in /keys, and keygate_key_state is that
+// automatic state too: a healthy disabled key is closed, a disabled key
+// resting after a 401 is open, then half-open once the rest is over.
+func TestKeysDisabledState(t *testing.T) {
+	keys := testKeys(3)
+	up, _ := ptUpstream(t, func(w http.ResponseWriter, r *http.Request, s ptSeen) {
+		if s.Key == keys[0] {
+			w.WriteHeader(401)
+			return
+		}
+		ptOK(w, r, s)
+	})
+	gw := startGateway(t, up.URL, keys, "KEY_ROTATION=round-robin", "GATEWAY_API_KEYS=tok", "ADMIN_TOKEN=adm")
+	call := func(method, path, token string) int {
+		req := newRequest(t, method, gw.URL+path, nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, _ := do(t, req)
+		return resp.StatusCode
+	}
+	for range 3 {
+		if code := call(http.MethodGet, "/v1/chat/completions", "tok"); code != 200 {
+			t.Fatalf("GET /v1/chat/completions: %d", code)
+		}
+	}
+	for _, id := range []string{"1", "2"} {
+		if code := call(http.MethodPost, "/admin/keys/"+id+"/disable", "adm"); code != 200 {
+			t.Fatalf("disable key %s: %d", id, code)
+		}
+	}
+	check := func(phase string, want map[int]string) {
+		t.Helper()
+		ks := ptKeys(t, gw)
+		_, mfs := mtScrape(t, gw)
+		series := mtSeries(t, mfs)
+		gauge := map[string]float64{"closed": 0, "half-open": 1, "open": 2}
+		for id, state := range want {
+			k := ks[id]
+			if k.State != state || k.Disabled != (id != 3) {
+				t.Errorf("%s: key %d state %q disabled %v, want %q disabled %v", phase, id, k.State, k.Disabled, state, id != 3)
+			}
+			if s := `keygate_key_state{key="` + strconv.Itoa(id) + `"}`; series[s] != gauge[state] {
+				t.Errorf("%s: %s = %v, want %v", phase, s, series[s], gauge[state])
+			}
+		}
+	}
+	check("resting", map[int]string{1: "open", 2: "closed", 3: "closed"})
+	gw.Clock.Advance(10*time.Minute + time.Millisecond)
+	check("rest over", map[int]string{1: "half-open", 2: "closed", 3: "closed"})
+}

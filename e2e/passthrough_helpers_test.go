@@ -100,6 +100,7 @@ type ptKeyStatus struct {
 	Failures      map[string]uint64 `json:"failures"`
 	OtherErrors   map[string]uint64 `json:"other_errors"`
 	CooldownUntil *time.Time        `json:"cooldown_until"`
+	Disabled      bool              `json:"disabled"`
 }
 
 // ptKeys reads GET /keys, by key id.
