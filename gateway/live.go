@@ -50,6 +50,9 @@ func (s *StatusSource) Snapshot(context.Context) webui.Snapshot {
 			row.RestReason = r.String()
 			row.RestLeft = webui.Seconds(until.Sub(now))
 		}
+		if f := set.FreeBlockedUntil(k); !f.IsZero() {
+			row.FreeBlockedLeft = webui.Seconds(max(f.Sub(now), 0))
+		}
 		switch {
 		case row.Disabled:
 			row.State = webui.StateDisabled

@@ -74,6 +74,7 @@ func TestStatusSource(t *testing.T) {
 	r := relay.New(pool, set, relay.Options{})
 	set.Confirmed(pool.ByID(2), fault.Verdict{Status: 401, Scope: fault.Key, Reason: fault.Auth})
 	set.SetDisabled(pool.ByID(3), true)
+	set.BlockFree(pool.ByID(1), now.Add(58*time.Minute))
 	src := &StatusSource{Relay: r, Strategy: "random", Replica: "r1"}
 	s := src.Snapshot(context.Background())
 	want := map[int]webui.State{1: webui.StateActive, 2: webui.StateResting, 3: webui.StateDisabled}
@@ -87,6 +88,12 @@ func TestStatusSource(t *testing.T) {
 	}
 	if k := s.Keys[1]; k.RestReason != "auth" || time.Duration(k.RestLeft) != 10*time.Minute {
 		t.Errorf("key 2 rest %q %v", k.RestReason, time.Duration(k.RestLeft))
+	}
+	// A free-model block stops :free calls only: the key stays active.
+	for i, want := range []time.Duration{58 * time.Minute, 0, 0} {
+		if got := time.Duration(s.Keys[i].FreeBlockedLeft); got != want {
+			t.Errorf("key %d free models blocked for %v, want %v", s.Keys[i].ID, got, want)
+		}
 	}
 	np := livePool(t, 4)
 	r.Swap(np, breaker.NewSet(np, breaker.Settings{Now: clock}), nil)

@@ -60,6 +60,32 @@ func TestBrowser(t *testing.T) {
 		}
 	})
 
+	t.Run("a free-model block shows in the state, with no free request left", func(t *testing.T) {
+		pool := newFakePool()
+		ctx := browsertest.Tab(t, b)
+		browsertest.Do(t, ctx, chromedp.Navigate(gateway(t, pool, nil)+"/"))
+		browsertest.Until(t, ctx, "all rows", browsertest.RowsJS+` === 4`)
+		// Keys 1 and 2 share account a1b2c3d4: a 429 free-models-per-day
+		// on either blocks both.
+		for _, id := range []int{1, 2} {
+			pool.set(id, func(k *Key) { k.FreeBlockedLeft = Seconds(58*time.Minute + 10*time.Second) })
+		}
+		browsertest.UntilWithin(t, ctx, liveWait, "free models blocked", `(() => {
+			const cell = (sel, label) => document.querySelector(sel + ' td[data-label="' + label + '"]').textContent;
+			return cell('tr[data-key="1"]', 'state').includes('free models blocked 58m10s') &&
+				cell('tr[data-key="2"]', 'state').includes('free models blocked 58m10s') &&
+				cell('tr[data-key="1"]', 'free req. left') === '0' &&
+				cell('tr[data-account="a1b2c3d4"]', 'free req. left') === '0' &&
+				cell('tr[data-account="e5f6a7b8"]', 'free req. left') === '48';
+		})()`)
+		if got := browsertest.Eval[string](t, ctx, `document.querySelector('tr[data-key="1"]').dataset.state`); got != "active" {
+			t.Fatalf("a key whose free models are blocked is %q, want active (its paid calls go on)", got)
+		}
+		if got := browsertest.Eval[string](t, ctx, `document.querySelector('tr[data-key="3"] td[data-label="state"]').textContent`); strings.Contains(got, "free") {
+			t.Fatalf("key 3, of another account, shows %q", got)
+		}
+	})
+
 	t.Run("token prompt; a wrong token shows nothing", func(t *testing.T) {
 		pool := newFakePool()
 		ctx := browsertest.Tab(t, b)

@@ -35,7 +35,11 @@ type Key struct {
 	State      State      `json:"state"`
 	RestReason string     `json:"rest_reason,omitempty"`
 	RestLeft   Seconds    `json:"rest_left"`
-	Disabled   bool       `json:"disabled"`
+	// FreeBlockedLeft is how long the key's account may take no
+	// free-model call (a free-models-per-min or -per-day 429); 0 when it
+	// may. Its paid calls go on, so the state stays what it is.
+	FreeBlockedLeft Seconds `json:"free_blocked_left"`
+	Disabled        bool    `json:"disabled"`
 	// Budget is nil until the key's first budget poll.
 	Budget   *admin.Budget `json:"budget"`
 	InFlight int64         `json:"in_flight"`
@@ -72,9 +76,12 @@ type Account struct {
 	Calls      uint64 `json:"calls"`
 	Failures   uint64 `json:"failures"`
 	// FreeRequestsRemaining is the latest figure any of its keys' polls
-	// gave (the quota is the account's); nil while unknown.
+	// gave (the quota is the account's), 0 while its free-model calls are
+	// blocked (the poll's figure is then stale, or the day's, not the
+	// minute's); nil while unknown.
 	FreeRequestsRemaining *int `json:"free_requests_remaining"`
 	checkedAt             time.Time
+	freeBlocked           bool
 }
 
 // Totals is the whole pool's.
@@ -144,10 +151,16 @@ func newView(s Snapshot) view {
 			n := *b.FreeRequestsRemaining
 			a.FreeRequestsRemaining, a.checkedAt = &n, b.CheckedAt
 		}
+		a.freeBlocked = a.freeBlocked || k.FreeBlockedLeft > 0
 	}
 	slices.Sort(order)
 	for _, name := range order {
-		v.Accounts = append(v.Accounts, *byAccount[name])
+		a := byAccount[name]
+		if a.freeBlocked {
+			none := 0
+			a.FreeRequestsRemaining = &none
+		}
+		v.Accounts = append(v.Accounts, *a)
 	}
 	if v.Keys == nil {
 		v.Keys = []Key{}

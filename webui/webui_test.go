@@ -68,6 +68,22 @@ func TestPageOpen(t *testing.T) {
 	}
 }
 
+// TestPageFreeBlocked: the first paint shows a free-model block as the
+// polls do.
+func TestPageFreeBlocked(t *testing.T) {
+	pool := newFakePool()
+	pool.set(1, func(k *Key) { k.FreeBlockedLeft = Seconds(58*time.Minute + 10*time.Second) })
+	_, body := get(t, New(access.New(nil, secret.Key{}), pool, nil), "/", "")
+	for _, want := range []string{
+		`<span class="reason free-blocked">free models blocked 58m10s</span>`,
+		`<td data-label="free req. left">0</td>`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("page lacks %q", want)
+		}
+	}
+}
+
 func TestPageNeedsToken(t *testing.T) {
 	h := New(access.New([]secret.Key{secret.New(clientTok)}, secret.New(adminTok)), newFakePool(), nil)
 	// Even a request with a valid token gets the shell: the page loads
@@ -172,23 +188,27 @@ func TestView(t *testing.T) {
 		{ID: 1, Account: "aaa", State: StateActive, Calls: 10, Failures: map[string]uint64{"key": 0}, InFlight: 2, Budget: free(7, t0)},
 		{ID: 2, Account: "aaa", State: StateTrial, Calls: 1, Failures: map[string]uint64{"account": 1, "upstream": 1}, Budget: free(4, t0.Add(time.Minute))},
 		{ID: 4, State: StateDisabled, Disabled: true},
+		{ID: 5, Account: "ccc", State: StateActive, Budget: free(9, t0), FreeBlockedLeft: Seconds(58 * time.Minute)},
 	}})
-	if got := [4]int{v.Keys[0].ID, v.Keys[1].ID, v.Keys[2].ID, v.Keys[3].ID}; got != [4]int{1, 2, 3, 4} {
+	if got := [5]int{v.Keys[0].ID, v.Keys[1].ID, v.Keys[2].ID, v.Keys[3].ID, v.Keys[4].ID}; got != [5]int{1, 2, 3, 4, 5} {
 		t.Fatalf("keys not ordered by id: %v", got)
 	}
-	want := Totals{Keys: 4, InRotation: 2, Resting: 1, Disabled: 1, InFlight: 2, Calls: 16, Failures: 4}
+	want := Totals{Keys: 5, InRotation: 3, Resting: 1, Disabled: 1, InFlight: 2, Calls: 16, Failures: 4}
 	if v.Pool != want {
 		t.Fatalf("pool = %+v, want %+v", v.Pool, want)
 	}
-	if len(v.Accounts) != 3 {
+	if len(v.Accounts) != 4 {
 		t.Fatalf("accounts = %+v", v.Accounts)
 	}
 	a := v.Accounts[0]
 	if a.Account != "aaa" || a.Keys != 2 || a.InRotation != 2 || a.Calls != 11 || a.Failures != 2 || a.FreeRequestsRemaining == nil || *a.FreeRequestsRemaining != 4 {
 		t.Fatalf("account aaa = %+v (free: the newest poll's 4)", a)
 	}
-	if v.Accounts[2].Account != "key #4" || v.Accounts[2].InRotation != 0 {
-		t.Fatalf("a key of unknown account = %+v", v.Accounts[2])
+	if c := v.Accounts[2]; c.Account != "ccc" || c.FreeRequestsRemaining == nil || *c.FreeRequestsRemaining != 0 {
+		t.Fatalf("account ccc = %+v (free: 0 while blocked, not the poll's 9)", c)
+	}
+	if v.Accounts[3].Account != "key #4" || v.Accounts[3].InRotation != 0 {
+		t.Fatalf("a key of unknown account = %+v", v.Accounts[3])
 	}
 	if got := v.Keys[1].FailureList(); strings.Join(got, ",") != "account 1,upstream 1" || len(v.Keys[0].FailureList()) != 0 {
 		t.Fatalf("FailureList = %v", got)

@@ -97,11 +97,17 @@
     var st = el('span');
     st.appendChild(el('span', k.state, 'state state-' + k.state));
     if (k.rest_reason) { st.appendChild(document.createTextNode(' ')); st.appendChild(el('span', k.rest_reason, 'reason')); }
+    if (k.free_blocked_left > 0) {
+      st.appendChild(document.createTextNode(' '));
+      st.appendChild(el('span', 'free models blocked ' + dur(k.free_blocked_left), 'reason free-blocked'));
+    }
     cell(tr, 'state', st);
     cell(tr, 'rest left', dur(k.rest_left));
     var b = k.budget;
     cell(tr, 'budget left', b ? usd(b.limit_remaining) + (b.limit !== null ? ' of ' + usd(b.limit) : '') : '—');
-    cell(tr, 'free req. left', b ? count(b.free_requests_remaining) : '—');
+    // While the account's free-model calls are blocked, none is left now
+    // whatever the last poll said.
+    cell(tr, 'free req. left', k.free_blocked_left > 0 ? '0' : (b ? count(b.free_requests_remaining) : '—'));
     var calls = el('span', k.calls);
     if (k.in_flight) { calls.appendChild(document.createTextNode(' ')); calls.appendChild(el('span', '(' + k.in_flight + ' now)', 'inflight')); }
     cell(tr, 'calls', calls);
