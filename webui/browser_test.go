@@ -128,6 +128,60 @@ func TestBrowser(t *testing.T) {
 		}
 	})
 
+	t.Run("rows are updated in place: a selection, a press and a row survive a poll", func(t *testing.T) {
+		pool := newFakePool()
+		ctx := browsertest.Tab(t, b)
+		browsertest.Do(t, ctx, chromedp.Navigate(gateway(t, pool, nil)+"/"))
+		browsertest.Do(t, ctx, chromedp.WaitVisible(chromedp.CSS("#signin")), chromedp.Click(chromedp.CSS("#signin")))
+		browsertest.Login(t, ctx, adminTok)
+		browsertest.Until(t, ctx, "admin buttons", `document.querySelectorAll('button[data-action]').length === 8`)
+		const check3 = `document.querySelector('button[data-action="check"][data-id="3"]')`
+		browsertest.Eval[chromedp.Void](t, ctx, check3+`.__kept = true;
+			document.querySelector('tr[data-key="1"]').__kept = true;
+			const r = document.createRange();
+			r.selectNodeContents(document.querySelector('tr[data-key="1"] code'));
+			getSelection().removeAllRanges();
+			getSelection().addRange(r);`)
+		calls := func(id int) string {
+			return fmt.Sprintf(`document.querySelector('tr[data-key="%d"] td[data-label="calls"]').textContent.startsWith('%d')`, id, 7000+id)
+		}
+		// A poll that changes both rows, key 3's own included.
+		pool.set(1, func(k *Key) { k.Calls = 7001 })
+		pool.set(3, func(k *Key) { k.Calls = 7003 })
+		browsertest.UntilWithin(t, ctx, liveWait, "the new calls", calls(1)+` && `+calls(3))
+		if got := browsertest.Eval[string](t, ctx, `getSelection().toString()`); got != "sk-or-v1-…1111" {
+			t.Errorf("selection after a poll %q, want the masked key", got)
+		}
+		if !browsertest.Eval[bool](t, ctx, check3+`.__kept === true && document.querySelector('tr[data-key="1"]').__kept === true`) {
+			t.Fatal("a poll replaced the Check button or key 1's row")
+		}
+
+		// A click whose press and release straddle a poll.
+		pos := browsertest.Eval[[]float64](t, ctx, `(() => { const b = `+check3+`; b.scrollIntoView(); const r = b.getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2]; })()`)
+		browsertest.Do(t, ctx, chromedp.MouseEvent(chromedp.MousePressed, pos[0], pos[1], chromedp.ButtonLeft, chromedp.ClickCount(1)))
+		pool.set(3, func(k *Key) { k.Calls = 8003 })
+		browsertest.UntilWithin(t, ctx, liveWait, "a poll while pressed", `document.querySelector('tr[data-key="3"] td[data-label="calls"]').textContent.startsWith('8003')`)
+		browsertest.Do(t, ctx, chromedp.MouseEvent(chromedp.MouseReleased, pos[0], pos[1], chromedp.ButtonLeft, chromedp.ClickCount(1)))
+		browsertest.Until(t, ctx, "check answer", `document.getElementById('message').textContent.includes('Key #3:')`)
+
+		// Keys come and go: rows follow, in order, the others kept.
+		order := `Array.from(document.querySelectorAll('#keys tbody tr')).map(tr => tr.dataset.key).join()`
+		pool.remove(2)
+		pool.add(Key{ID: 5, Masked: secret.New("sk-or-v1-4a1b2c3d4e5f60718293a4b5c6d7e8f9eeee5555"), Account: "e5f6a7b8", State: StateActive})
+		browsertest.UntilWithin(t, ctx, liveWait, "key 2 gone, key 5 added", order+` === '1,3,4,5' && document.querySelector('tr[data-key="5"]').innerText.includes('…5555')`)
+		pool.add(Key{ID: 2, Masked: secret.New(rawKeys[1]), Account: "a1b2c3d4", State: StateResting, RestReason: "auth (401)"})
+		browsertest.UntilWithin(t, ctx, liveWait, "key 2 back in its place", order+` === '1,2,3,4,5' && document.querySelector('tr[data-key="2"]').dataset.state === 'resting'`)
+		if !browsertest.Eval[bool](t, ctx, check3+`.__kept === true && document.querySelector('tr[data-key="1"]').__kept === true`) {
+			t.Fatal("a key added or removed replaced the other rows")
+		}
+		if got := browsertest.Eval[string](t, ctx, `Array.from(document.querySelectorAll('#accounts tbody tr')).map(tr => tr.dataset.account + ':' + tr.querySelector('td[data-label="keys"]').textContent).join()`); got != "a1b2c3d4:2,e5f6a7b8:2,key #4:1" {
+			t.Errorf("accounts %s", got)
+		}
+		if got := browsertest.Eval[int](t, ctx, `document.querySelectorAll('button[data-action]').length`); got != 10 {
+			t.Errorf("%d admin buttons for 5 keys, want 10", got)
+		}
+	})
+
 	t.Run("screenshot under load", func(t *testing.T) {
 		pool := newFakePool()
 		load(pool)

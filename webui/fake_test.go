@@ -2,6 +2,7 @@ package webui
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 
@@ -65,6 +66,19 @@ func (p *fakePool) set(id int, fn func(*Key)) {
 			fn(&p.keys[i])
 		}
 	}
+}
+
+// add puts k in the pool; remove takes key id out.
+func (p *fakePool) add(k Key) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.keys = append(p.keys, k)
+}
+
+func (p *fakePool) remove(id int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.keys = slices.DeleteFunc(p.keys, func(k Key) bool { return k.ID == id })
 }
 
 func (p *fakePool) record(call string) {

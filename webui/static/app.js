@@ -65,7 +65,7 @@
 
   function clearData() {
     $('data').hidden = true;
-    ['meta', 'pool'].forEach(function (id) { $(id).replaceChildren(); });
+    ['meta', 'pool', 'at'].forEach(function (id) { $(id).replaceChildren(); $(id)._sig = undefined; });
     document.querySelectorAll('#keys tbody, #accounts tbody').forEach(function (t) { t.replaceChildren(); });
     isAdmin = false;
     setButtons();
@@ -79,87 +79,147 @@
     body.classList.toggle('is-admin', isAdmin);
   }
 
-  function cell(row, label, content) {
-    var td = el('td');
-    td.dataset.label = label;
-    if (content instanceof Node) td.appendChild(content); else td.textContent = content;
-    row.appendChild(td);
-    return td;
+  // The page is updated in place, never redrawn: a row is its key's from
+  // the first poll on, and a cell's nodes change only when its text does.
+  // A redraw every poll lost a click whose press and release straddled it
+  // (the button was another node by the release) and wiped any selection.
+
+  // part is a cell's piece: a string (text) or {t, c, tag} (an element).
+  function partText(p) { return typeof p === 'string' ? p : p.t; }
+  function partNode(p) { return typeof p === 'string' ? document.createTextNode(p) : el(p.tag || 'span', p.t, p.c); }
+
+  // fill gives node the parts, touching it only when they differ from the
+  // last ones; a node the server painted is kept when its text matches.
+  function fill(node, parts) {
+    var sig = JSON.stringify(parts);
+    if (node._sig === sig) return;
+    var known = node._sig !== undefined;
+    node._sig = sig;
+    if (!known && node.textContent === parts.map(partText).join('')) return;
+    if (parts.length === 1 && typeof parts[0] === 'string') node.textContent = parts[0];
+    else node.replaceChildren.apply(node, parts.map(partNode));
   }
 
-  function keyRow(k) {
-    var tr = el('tr');
-    tr.dataset.key = k.id;
-    tr.dataset.state = k.state;
-    cell(tr, 'id', '#' + k.id);
-    cell(tr, 'key', el('code', k.masked));
-    cell(tr, 'account', k.account || '—');
-    var st = el('span');
-    st.appendChild(el('span', k.state, 'state state-' + k.state));
-    if (k.rest_reason) { st.appendChild(document.createTextNode(' ')); st.appendChild(el('span', k.rest_reason, 'reason')); }
-    if (k.free_blocked_left > 0) {
-      st.appendChild(document.createTextNode(' '));
-      st.appendChild(el('span', 'free models blocked ' + dur(k.free_blocked_left), 'reason free-blocked'));
-    }
-    cell(tr, 'state', st);
-    cell(tr, 'rest left', dur(k.rest_left));
-    var b = k.budget;
-    cell(tr, 'budget left', b ? usd(b.limit_remaining) + (b.limit !== null ? ' of ' + usd(b.limit) : '') : '—');
-    // While the account's free-model calls are blocked, none is left now
-    // whatever the last poll said.
-    cell(tr, 'free req. left', k.free_blocked_left > 0 ? '0' : (b ? count(b.free_requests_remaining) : '—'));
-    var calls = el('span', k.calls);
-    if (k.in_flight) { calls.appendChild(document.createTextNode(' ')); calls.appendChild(el('span', '(' + k.in_flight + ' now)', 'inflight')); }
-    cell(tr, 'calls', calls);
-    cell(tr, 'failures', failures(k.failures));
-    cell(tr, 'latency', latency(k.latency_mean));
-    var act = el('td', null, 'admin-col');
-    if (isAdmin) {
-      var toggle = k.disabled ? 'enable' : 'disable';
-      [toggle, 'check'].forEach(function (a) {
-        var btn = el('button', a === 'check' ? 'Check' : (a === 'enable' ? 'Enable' : 'Disable'), 'admin');
-        btn.type = 'button';
-        btn.dataset.action = a;
-        btn.dataset.id = k.id;
-        act.appendChild(btn);
+  // cells returns row's cells by label, made on first use.
+  function cells(tr, labels) {
+    if (!tr._cells) {
+      tr._cells = {};
+      labels.forEach(function (label) {
+        var td = tr.querySelector('td[data-label="' + label + '"]');
+        if (!td) {
+          td = el('td');
+          td.dataset.label = label;
+          tr.appendChild(td);
+        }
+        tr._cells[label] = td;
       });
     }
-    tr.appendChild(act);
-    return tr;
+    return tr._cells;
+  }
+
+  function setData(node, name, value) {
+    value = String(value);
+    if (node.dataset[name] !== value) node.dataset[name] = value;
+  }
+
+  var KEY_CELLS = ['id', 'key', 'account', 'state', 'rest left', 'budget left', 'free req. left', 'calls', 'failures', 'latency'];
+  var ACCOUNT_CELLS = ['account', 'keys', 'in rotation', 'calls', 'failures', 'free req. left'];
+  var LABELS = { enable: 'Enable', disable: 'Disable', check: 'Check' };
+
+  function updateKey(tr, k) {
+    setData(tr, 'state', k.state);
+    var c = cells(tr, KEY_CELLS);
+    fill(c['id'], ['#' + k.id]);
+    fill(c['key'], [{ t: k.masked, tag: 'code' }]);
+    fill(c['account'], [k.account || '—']);
+    var st = [{ t: k.state, c: 'state state-' + k.state }];
+    if (k.rest_reason) st.push(' ', { t: k.rest_reason, c: 'reason' });
+    if (k.free_blocked_left > 0) st.push(' ', { t: 'free models blocked ' + dur(k.free_blocked_left), c: 'reason free-blocked' });
+    fill(c['state'], st);
+    fill(c['rest left'], [dur(k.rest_left)]);
+    var b = k.budget;
+    fill(c['budget left'], [b ? usd(b.limit_remaining) + (b.limit !== null ? ' of ' + usd(b.limit) : '') : '—']);
+    // While the account's free-model calls are blocked, none is left now
+    // whatever the last poll said.
+    fill(c['free req. left'], [k.free_blocked_left > 0 ? '0' : (b ? count(b.free_requests_remaining) : '—')]);
+    var calls = [String(k.calls)];
+    if (k.in_flight) calls.push(' ', { t: '(' + k.in_flight + ' now)', c: 'inflight' });
+    fill(c['calls'], calls);
+    fill(c['failures'], [failures(k.failures)]);
+    fill(c['latency'], [latency(k.latency_mean)]);
+    var act = tr.querySelector('td.admin-col');
+    if (!act) act = tr.appendChild(el('td', null, 'admin-col'));
+    var want = isAdmin ? [k.disabled ? 'enable' : 'disable', 'check'] : [];
+    var btns = act.querySelectorAll('button[data-action]');
+    if (btns.length !== want.length) {
+      act.replaceChildren.apply(act, want.map(function () {
+        var btn = el('button', null, 'admin');
+        btn.type = 'button';
+        return btn;
+      }));
+      btns = act.querySelectorAll('button');
+    }
+    want.forEach(function (a, i) {
+      setData(btns[i], 'action', a);
+      setData(btns[i], 'id', k.id);
+      if (btns[i].textContent !== LABELS[a]) btns[i].textContent = LABELS[a];
+    });
+  }
+
+  function updateAccount(tr, a) {
+    var c = cells(tr, ACCOUNT_CELLS);
+    fill(c['account'], [a.account]);
+    fill(c['keys'], [String(a.keys)]);
+    fill(c['in rotation'], [String(a.in_rotation)]);
+    fill(c['calls'], [String(a.calls)]);
+    fill(c['failures'], [String(a.failures)]);
+    fill(c['free req. left'], [count(a.free_requests_remaining)]);
+  }
+
+  // syncRows makes tbody's rows those of items, in their order: a row
+  // named (data-<attr>) as an item is kept and updated, a new item gets a
+  // new row, a row no item names goes.
+  function syncRows(tbody, items, attr, name, update) {
+    var want = {};
+    items.forEach(function (it) { want[name(it)] = true; });
+    var have = {};
+    Array.prototype.slice.call(tbody.rows).forEach(function (tr) {
+      var n = tr.dataset[attr];
+      if (!want[n] || have[n]) tr.remove(); else have[n] = tr;
+    });
+    items.forEach(function (it, i) {
+      var n = name(it), tr = have[n];
+      if (!tr) {
+        tr = el('tr');
+        tr.dataset[attr] = n;
+      }
+      update(tr, it);
+      if (tbody.rows[i] !== tr) tbody.insertBefore(tr, tbody.rows[i] || null);
+    });
   }
 
   function render(v) {
     isAdmin = !!v.admin;
     var meta = $('meta');
-    meta.replaceChildren(
-      el('span', 'replica ' + v.replica),
-      el('span', v.strategy),
-      el('span', v.redis_up === null ? 'no Redis' : (v.redis_up ? 'Redis up' : 'Redis down'), v.redis_up === false ? 'bad' : ''));
+    fill(meta, [{ t: 'replica ' + v.replica }, { t: v.strategy },
+      { t: v.redis_up === null ? 'no Redis' : (v.redis_up ? 'Redis up' : 'Redis down'), c: v.redis_up === false ? 'bad' : '' }]);
     var pool = $('pool');
-    pool.replaceChildren();
     [['keys', v.pool.keys], ['in rotation', v.pool.in_rotation], ['resting', v.pool.resting],
       ['disabled', v.pool.disabled], ['in flight', v.pool.in_flight], ['calls', v.pool.calls],
-      ['failures', v.pool.failures]].forEach(function (p) {
-      var d = el('div');
-      d.appendChild(el('dt', p[0]));
-      d.appendChild(el('dd', p[1]));
-      pool.appendChild(d);
+      ['failures', v.pool.failures]].forEach(function (p, i) {
+      var d = pool.children[i];
+      if (!d) {
+        d = pool.appendChild(el('div'));
+        d.appendChild(el('dt'));
+        d.appendChild(el('dd'));
+      }
+      fill(d.children[0], [p[0]]);
+      fill(d.children[1], [String(p[1])]);
     });
-    $('keys').tBodies[0].replaceChildren.apply($('keys').tBodies[0], v.keys.map(keyRow));
-    var acc = $('accounts').tBodies[0];
-    acc.replaceChildren.apply(acc, v.accounts.map(function (a) {
-      var tr = el('tr');
-      tr.dataset.account = a.account;
-      cell(tr, 'account', a.account);
-      cell(tr, 'keys', a.keys);
-      cell(tr, 'in rotation', a.in_rotation);
-      cell(tr, 'calls', a.calls);
-      cell(tr, 'failures', a.failures);
-      cell(tr, 'free req. left', count(a.free_requests_remaining));
-      return tr;
-    }));
+    syncRows($('keys').tBodies[0], v.keys, 'key', function (k) { return String(k.id); }, updateKey);
+    syncRows($('accounts').tBodies[0], v.accounts, 'account', function (a) { return a.account; }, updateAccount);
     var at = new Date(v.at);
-    $('at').textContent = isNaN(at) ? '' : at.toISOString().slice(11, 19) + ' UTC';
+    fill($('at'), [isNaN(at) ? '' : at.toISOString().slice(11, 19) + ' UTC']);
     $('data').hidden = false;
     setButtons();
   }
