@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -34,6 +35,29 @@ func gateway(t *testing.T, pool *fakePool, clients []secret.Key) string {
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	return srv.URL
+}
+
+// hangingGateway is gateway with a switch: while hang is set, GET
+// /status.json takes the request and never answers.
+func hangingGateway(t *testing.T, pool *fakePool) (string, *atomic.Bool) {
+	t.Helper()
+	g := access.New(nil, secret.New(adminTok))
+	page := New(g, pool, nil)
+	hang := &atomic.Bool{}
+	stop := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == StatusPath && hang.Load() {
+			select {
+			case <-r.Context().Done():
+			case <-stop:
+			}
+			return
+		}
+		page.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(stop) }) // before Close, which waits for handlers
+	return srv.URL, hang
 }
 
 func TestBrowser(t *testing.T) {
@@ -84,6 +108,19 @@ func TestBrowser(t *testing.T) {
 		if got := browsertest.Eval[string](t, ctx, `document.querySelector('tr[data-key="3"] td[data-label="state"]').textContent`); strings.Contains(got, "free") {
 			t.Fatalf("key 3, of another account, shows %q", got)
 		}
+	})
+
+	t.Run("a keygate that hangs is told, and the page retries", func(t *testing.T) {
+		pool := newFakePool()
+		url, hang := hangingGateway(t, pool)
+		ctx := browsertest.Tab(t, b)
+		browsertest.Do(t, ctx, chromedp.Navigate(url+"/"))
+		browsertest.Until(t, ctx, "all rows", browsertest.RowsJS+` === 4`)
+		hang.Store(true)
+		browsertest.Until(t, ctx, "the warning", `!document.getElementById('message').hidden && document.getElementById('message').textContent.includes('keygate is not answering (no answer in 4.5 s); retrying')`)
+		hang.Store(false)
+		pool.set(1, func(k *Key) { k.Calls = 4242 })
+		browsertest.Until(t, ctx, "back", `document.getElementById('message').hidden && document.querySelector('tr[data-key="1"] td[data-label="calls"]').textContent.startsWith('4242')`)
 	})
 
 	t.Run("token prompt; a wrong token shows nothing", func(t *testing.T) {

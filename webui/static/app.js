@@ -233,7 +233,10 @@
       return;
     }
     try {
-      var res = await fetch('/status.json', { headers: authHeaders(), cache: 'no-store' });
+      // A keygate that takes the request and never answers must not
+      // freeze the page on old figures: after three polls' time the poll
+      // fails, says so, and is tried again.
+      var res = await fetch('/status.json', { headers: authHeaders(), cache: 'no-store', signal: AbortSignal.timeout(3 * pollMs) });
       if (mine !== gen) return;
       if (res.status === 401) {
         sessionStorage.removeItem(STORE);
@@ -253,7 +256,8 @@
       if ($('message').dataset.kind === 'conn') message('');
     } catch (e) {
       if (mine !== gen) return;
-      message('keygate is not answering (' + e.message + '); retrying', 'conn');
+      var why = e.name === 'TimeoutError' ? 'no answer in ' + 3 * pollMs / 1000 + ' s' : e.message;
+      message('keygate is not answering (' + why + '); retrying', 'conn');
     }
     if (mine === gen) timer = setTimeout(refresh, pollMs);
   }
