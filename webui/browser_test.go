@@ -138,9 +138,11 @@ func TestBrowser(t *testing.T) {
 		if got := browsertest.Eval[bool](t, ctx, `document.querySelectorAll('button[data-action]').length === 0 && sessionStorage.getItem('keygate-token') === '`+clientTok+`'`); !got {
 			t.Fatal("admin buttons for a client token, or the token not kept in the session")
 		}
-		// The session keeps the token across a reload of the page.
+		// The session keeps the token across a reload of the page, and
+		// the prompt goes once the data is shown.
 		browsertest.Do(t, ctx, chromedp.Reload())
 		browsertest.Until(t, ctx, "rows after a page reload", browsertest.RowsJS+` === 4`)
+		browsertest.Until(t, ctx, "no prompt after a page reload", browsertest.RowsJS+` === 4 && document.getElementById('login').hidden && !document.getElementById('data').hidden`)
 	})
 
 	t.Run("admin buttons disable and enable a key", func(t *testing.T) {

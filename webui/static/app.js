@@ -253,6 +253,12 @@
         showLogin(true);
       }
       render(v);
+      if (token()) {
+        // Signed in: the prompt the first paint shows (the server cannot
+        // see the session's token) has no business above the data.
+        $('login').hidden = true;
+        $('login-error').hidden = true;
+      }
       if ($('message').dataset.kind === 'conn') message('');
     } catch (e) {
       if (mine !== gen) return;
