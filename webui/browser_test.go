@@ -145,6 +145,31 @@ func TestBrowser(t *testing.T) {
 		browsertest.Until(t, ctx, "no prompt after a page reload", browsertest.RowsJS+` === 4 && document.getElementById('login').hidden && !document.getElementById('data').hidden`)
 	})
 
+	t.Run("a token that is not printable ASCII is refused, typed or stored", func(t *testing.T) {
+		pool := newFakePool()
+		url := gateway(t, pool, []secret.Key{secret.New(clientTok)})
+		refused := `!document.getElementById('login').hidden && !document.getElementById('login-error').hidden &&
+			document.getElementById('login-error').textContent.includes('not accepted') &&
+			sessionStorage.getItem('keygate-token') === null && document.getElementById('message').hidden &&
+			document.getElementById('data').hidden && ` + browsertest.RowsJS + ` === 0`
+		for _, tok := range []string{clientTok + "\u2019", "\u2026" + clientTok, "t\u00f6ken", "tab\there"} {
+			t.Run(tok, func(t *testing.T) {
+				ctx := browsertest.Tab(t, b)
+				browsertest.Do(t, ctx, chromedp.Navigate(url+"/"))
+				browsertest.Until(t, ctx, "prompt", `!document.getElementById('login').hidden`)
+				// Typed (pasted) into the prompt: refused at once.
+				browsertest.Eval[chromedp.Void](t, ctx, `document.getElementById('token').value = '`+tok+`'; document.querySelector('#login button[type="submit"]').click()`)
+				browsertest.Until(t, ctx, "refused at submit", refused)
+				// Stored by an older page: dropped at the first poll.
+				browsertest.Eval[chromedp.Void](t, ctx, `sessionStorage.setItem('keygate-token', '`+tok+`')`)
+				browsertest.Do(t, ctx, chromedp.Reload())
+				browsertest.Until(t, ctx, "refused from the session", refused)
+				browsertest.Login(t, ctx, clientTok)
+				browsertest.Until(t, ctx, "rows with the right token", browsertest.RowsJS+` === 4 && document.getElementById('login').hidden`)
+			})
+		}
+	})
+
 	t.Run("admin buttons disable and enable a key", func(t *testing.T) {
 		pool := newFakePool()
 		ctx := browsertest.Tab(t, b)

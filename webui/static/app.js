@@ -13,9 +13,15 @@
 
   function $(id) { return document.getElementById(id); }
   function token() { return sessionStorage.getItem(STORE) || ''; }
+  // A token is printable ASCII. A header value is bytes: a curly quote or
+  // an ellipsis pasted with the token made fetch throw before any request,
+  // which read as keygate not answering, for ever.
+  var TOKEN_CHARS = /^[\x20-\x7e]+$/;
+  // authHeaders throws for a stored token no request can carry.
   function authHeaders() {
     var t = token();
-    return t ? { 'Authorization': 'Bearer ' + t } : {};
+    if (t && !TOKEN_CHARS.test(t)) throw new TypeError('the token is not printable ASCII');
+    return new Headers(t ? { 'Authorization': 'Bearer ' + t } : {});
   }
   function el(tag, text, cls) {
     var e = document.createElement(tag);
@@ -57,10 +63,25 @@
     m.hidden = !text;
   }
 
-  function showLogin(rejected) {
+  var REFUSED = $('login-error').textContent;
+  var NOT_ASCII = 'That token was not accepted: a token is plain ASCII (a curly quote or an ellipsis pasted with it?).';
+
+  // showLogin asks for a token; rejected says the last one was refused,
+  // why (optional) how.
+  function showLogin(rejected, why) {
     $('login').hidden = false;
+    $('login-error').textContent = why || REFUSED;
     $('login-error').hidden = !rejected;
     $('token').focus();
+  }
+
+  // badToken drops a stored token no request can carry and asks for
+  // another.
+  function badToken() {
+    sessionStorage.removeItem(STORE);
+    isAdmin = false;
+    if (tokenRequired) clearData();
+    showLogin(true, NOT_ASCII);
   }
 
   function clearData() {
@@ -232,11 +253,19 @@
       showLogin(false);
       return;
     }
+    var headers;
+    try {
+      headers = authHeaders();
+    } catch (e) {
+      badToken();
+      if (tokenRequired) return;
+      headers = authHeaders(); // the page is open to all: on without one
+    }
     try {
       // A keygate that takes the request and never answers must not
       // freeze the page on old figures: after three polls' time the poll
       // fails, says so, and is tried again.
-      var res = await fetch('/status.json', { headers: authHeaders(), cache: 'no-store', signal: AbortSignal.timeout(3 * pollMs) });
+      var res = await fetch('/status.json', { headers: headers, cache: 'no-store', signal: AbortSignal.timeout(3 * pollMs) });
       if (mine !== gen) return;
       if (res.status === 401) {
         sessionStorage.removeItem(STORE);
@@ -270,7 +299,14 @@
 
   async function adminCall(path, what) {
     try {
-      var res = await fetch(path, { method: 'POST', headers: authHeaders(), cache: 'no-store' });
+      var headers;
+      try {
+        headers = authHeaders();
+      } catch (e) {
+        badToken();
+        return null;
+      }
+      var res = await fetch(path, { method: 'POST', headers: headers, cache: 'no-store' });
       var v = await res.json();
       if (!res.ok) {
         message(what + ': ' + (v.error && v.error.message || 'HTTP ' + res.status), 'error');
@@ -310,6 +346,10 @@
     var t = $('token').value.trim();
     $('token').value = '';
     if (!t) return;
+    if (!TOKEN_CHARS.test(t)) {
+      showLogin(true, NOT_ASCII);
+      return;
+    }
     sessionStorage.setItem(STORE, t);
     $('login').hidden = true;
     $('login-error').hidden = true;
