@@ -46,14 +46,25 @@ type Budget = budget.View
 type ReloadResult struct {
 	// Keys is the number of keys in the pool after the reload.
 	Keys int `json:"keys"`
-	// Added, Removed and Kept are key ids, ordered. A key whose secret
-	// changed under the same id is both removed and added.
+	// Added, Removed and Kept are key ids, ordered: Added and Kept in the
+	// new pool, Removed in the old one. A key is its secret: one whose id
+	// changed is kept (and listed in Renumbered), and a new secret under
+	// an old id is both removed and added.
 	Added   []int `json:"added"`
 	Removed []int `json:"removed"`
 	Kept    []int `json:"kept"`
+	// Renumbered are the kept keys whose id changed, by new id; absent
+	// when none did.
+	Renumbered []Move `json:"renumbered,omitempty"`
 	// Refused, when not empty, says why the source was refused; the pool
 	// is then unchanged and the lists are empty.
 	Refused string `json:"refused,omitempty"`
+}
+
+// Move is a kept key's id before a reload (from) and after it (to).
+type Move struct {
+	From int `json:"from"`
+	To   int `json:"to"`
 }
 
 // Handler serves /admin/*. Mount it at the /admin/ prefix (all methods).

@@ -4,17 +4,44 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
 
 // LogReloaded writes the console line of a reload that took:
-// "🔁 Key pool reloaded: 5 keys (+1 added, −1 removed, 4 kept)". source
-// says what asked for it ("file", "sighup", "admin").
+// "🔁 Key pool reloaded: 5 keys (+1 added, −1 removed, 4 kept)", and when
+// kept keys changed ids ", 2 renumbered: #2→#1, #3→#2". source says what
+// asked for it ("file", "sighup", "admin").
 func LogReloaded(log *slog.Logger, r ReloadResult, source string) {
-	log.Info("🔁 Key pool reloaded: "+strconv.Itoa(r.Keys)+" keys (+"+strconv.Itoa(len(r.Added))+" added, −"+
-		strconv.Itoa(len(r.Removed))+" removed, "+strconv.Itoa(len(r.Kept))+" kept)",
-		"event", "pool_reloaded", "source", source, "keys", r.Keys, "added", r.Added, "removed", r.Removed, "kept", r.Kept)
+	msg := "🔁 Key pool reloaded: " + strconv.Itoa(r.Keys) + " keys (+" + strconv.Itoa(len(r.Added)) + " added, −" +
+		strconv.Itoa(len(r.Removed)) + " removed, " + strconv.Itoa(len(r.Kept)) + " kept)"
+	attrs := []any{"event", "pool_reloaded", "source", source, "keys", r.Keys, "added", r.Added, "removed", r.Removed, "kept", r.Kept}
+	if len(r.Renumbered) > 0 {
+		msg += ", " + strconv.Itoa(len(r.Renumbered)) + " renumbered: " + moves(r.Renumbered)
+		attrs = append(attrs, "renumbered", r.Renumbered)
+	}
+	log.Info(msg, attrs...)
+}
+
+// maxMoves is how many renumbered keys the reload line names; the attribute
+// has them all.
+const maxMoves = 8
+
+// moves words renumbered keys as "#2→#1, #3→#2".
+func moves(ms []Move) string {
+	var b strings.Builder
+	for i, m := range ms {
+		if i == maxMoves {
+			b.WriteString(", …")
+			break
+		}
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString("#" + strconv.Itoa(m.From) + "→#" + strconv.Itoa(m.To))
+	}
+	return b.String()
 }
 
 // LogReloadRefused writes the warning of a refused reload; the pool keeps

@@ -171,8 +171,8 @@ func New(cfg *config.Config, log *slog.Logger, o Options) (*App, error) {
 	rl := relay.New(pool, breakers, ro)
 	obs.SetAccounts(func(k *keyring.Key) string { return accountOf(rl, k) })
 	live := &Live{relay: rl, obs: obs, src: src, m: m, log: log, redactor: redactor, settings: settings,
-		budgetO: budgetO, confirm: ro.Confirmer != nil, entries: cfg.Keys, disabled: map[KeyRef]bool{},
-		toggled: map[KeyRef]time.Time{}, read: o.Reread}
+		budgetO: budgetO, confirm: ro.Confirmer != nil, entries: cfg.Keys, disabled: map[string]bool{},
+		toggled: map[string]time.Time{}, read: o.Reread}
 	var redisUp func() *bool
 	if cfg.RedisURL != "" {
 		// Manual disables outlive snapshots in the live pool, which

@@ -22,8 +22,9 @@ import (
 )
 
 // KeyRef names a key across reloads and replicas: its id and a digest of
-// its secret (cluster.RefOf), so that a disable follows the key, not a
-// number a new secret may take.
+// its secret (cluster.RefOf). A disable is held by the digest alone
+// (KeyRef.Digest), so that it follows the key, not a number: a new secret
+// under the id is another key, and a key a reload renumbered is the same.
 type KeyRef = cluster.KeyRef
 
 // RefOf is k's KeyRef.
@@ -51,11 +52,13 @@ type Live struct {
 	confirm  bool // faults are confirmed by GET /key (polling on)
 	entries  []keyring.Entry
 	budgets  atomic.Pointer[budget.Poller]
-	// disabled holds the keys disabled by hand; it outlives snapshots.
-	disabled map[KeyRef]bool
-	// toggled is when each key was last disabled or enabled: of two
-	// toggles (one from another replica) the later wins.
-	toggled map[KeyRef]time.Time
+	// disabled holds the keys disabled by hand, by KeyRef.Digest; it
+	// outlives snapshots.
+	disabled map[string]bool
+	// toggled is when each key (by KeyRef.Digest) was last disabled or
+	// enabled: of two toggles (one from another replica, perhaps under
+	// the key's id before a reload renumbered it) the later wins.
+	toggled map[string]time.Time
 	// read re-reads the pool's source; nil refuses reloads.
 	read func() ([]keyring.Entry, error)
 	// run is the poller's loop, while Run runs.
@@ -105,17 +108,13 @@ func (l *Live) View(k *keyring.Key) *budget.View {
 	return nil
 }
 
-// resolve finds k in the pool in force: k itself, or the same key (id and
-// secret) in a newer snapshot; nil when a reload removed it. The poller and
-// the pool are read in that order and swapped in the other, so the key
-// found always has a slot in the poller.
+// resolve finds k in the pool in force: k itself, or the same key (its
+// secret, under any id) in a newer snapshot; nil when a reload removed it.
+// The poller and the pool are read in that order and swapped in the other,
+// so the key found always has a slot in the poller.
 func (l *Live) resolve(k *keyring.Key) (*budget.Poller, *keyring.Key) {
 	p := l.budgets.Load()
-	pool := p.Pool()
-	if s := k.Slot(); s < pool.Len() && pool.Keys()[s] == k {
-		return p, k
-	}
-	if nk := pool.ByID(k.ID); nk != nil && nk.Secret.Equal(k.Secret) {
+	if nk := p.Pool().Find(k); nk != nil {
 		return p, nk
 	}
 	return nil, nil
@@ -180,7 +179,7 @@ func (l *Live) toggle(id int, on bool) error {
 		return err
 	}
 	ref, at := RefOf(k), time.Now()
-	l.toggled[ref] = at
+	l.toggled[ref.Digest()] = at
 	l.setDisabled(ref, on)
 	if l.notify != nil {
 		l.notify(ref, on, at)
@@ -189,9 +188,9 @@ func (l *Live) toggle(id int, on bool) error {
 }
 
 // SetDisabled records that the key ref is disabled by hand (on) or not, and
-// applies it to the pool in force if the key is in it. It is what an event
-// from another replica calls; a key not in the pool is remembered for when
-// a reload brings it.
+// applies it to the pool in force if the key is in it, under ref's id or
+// another. It is what an event from another replica calls; a key not in the
+// pool is remembered for when a reload brings it.
 func (l *Live) SetDisabled(ref KeyRef, on bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -207,22 +206,24 @@ func (l *Live) ApplyEvent(ev cluster.Event) {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if last, ok := l.toggled[ev.Key]; ok && !ev.At.After(last) {
+	d := ev.Key.Digest()
+	if last, ok := l.toggled[d]; ok && !ev.At.After(last) {
 		return
 	}
-	l.toggled[ev.Key] = ev.At
+	l.toggled[d] = ev.At
 	l.setDisabled(ev.Key, ev.Kind == cluster.Disable)
 }
 
 func (l *Live) setDisabled(ref KeyRef, on bool) {
+	d := ref.Digest()
 	if on {
-		l.disabled[ref] = true
+		l.disabled[d] = true
 	} else {
-		delete(l.disabled, ref)
+		delete(l.disabled, d)
 	}
 	snap := l.relay.Snapshot()
 	for _, k := range snap.Pool().Keys() {
-		if RefOf(k) == ref {
+		if RefOf(k).Digest() == d {
 			snap.Breakers().SetDisabled(k, on)
 		}
 	}
@@ -291,11 +292,7 @@ func (l *Live) Apply(entries []keyring.Entry, err error, source string) admin.Re
 // longer in it), for console lines.
 func accountOf(rl *relay.Relay, k *keyring.Key) string {
 	snap := rl.Snapshot()
-	pool := snap.Pool()
-	if s := k.Slot(); s < pool.Len() && pool.Keys()[s] == k {
-		return snap.Breakers().Account(k)
-	}
-	if nk := pool.ByID(k.ID); nk != nil && nk.Secret.Equal(k.Secret) {
+	if nk := snap.Pool().Find(k); nk != nil {
 		return snap.Breakers().Account(nk)
 	}
 	return ""

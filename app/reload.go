@@ -13,8 +13,10 @@ import (
 )
 
 // swap builds a snapshot of entries and puts it in force; l.mu is held.
-// Kept keys carry their state over; new keys start closed; removed keys'
-// calls in flight finish on the old snapshot, and their metric series go.
+// Kept keys (by secret, under their old id or a new one) carry their state
+// over; new keys start closed; removed keys' calls in flight finish on the
+// old snapshot. The metric series of every id whose key changed (removed,
+// renumbered away, a new secret) go: a key's series are its id's.
 func (l *Live) swap(entries []keyring.Entry, readErr error) (admin.ReloadResult, error) {
 	if readErr != nil {
 		return admin.ReloadResult{}, readErr
@@ -31,16 +33,32 @@ func (l *Live) swap(entries []keyring.Entry, readErr error) (admin.ReloadResult,
 	change := keysfile.Diff(l.entries, entries)
 	kept := make([]breaker.Pair, 0, len(change.Kept))
 	for _, id := range change.Kept {
-		kept = append(kept, breaker.Pair{New: pool.ByID(id), Old: oldPool.ByID(id)})
+		kept = append(kept, breaker.Pair{New: pool.ByID(id), Old: oldPool.ByID(change.Was(id))})
 	}
 	l.newSnapshot(pool, oldPool, old.Breakers(), oldPoller, kept)
 	l.entries = entries
-	for _, id := range change.Removed {
-		if l.m != nil {
-			l.m.DeleteKey(id)
+	if l.m != nil {
+		for _, k := range oldPool.Keys() {
+			if nk := pool.ByID(k.ID); nk == nil || pool.Find(k) != nk {
+				l.m.DeleteKey(k.ID)
+			}
 		}
 	}
-	return admin.ReloadResult{Keys: pool.Len(), Added: change.Added, Removed: change.Removed, Kept: change.Kept}, nil
+	if l.m != nil {
+		// A renumbered key's budget gauge, dropped with its old id's
+		// series, is its new id's at once, not at the next poll.
+		for _, m := range change.Renumbered {
+			nk := pool.ByID(m.To)
+			if v := l.budgets.Load().View(nk); v != nil && v.LimitRemaining != nil {
+				l.m.SetKeyBudget(nk.ID, *v.LimitRemaining)
+			}
+		}
+	}
+	res := admin.ReloadResult{Keys: pool.Len(), Added: change.Added, Removed: change.Removed, Kept: change.Kept}
+	for _, m := range change.Renumbered {
+		res.Renumbered = append(res.Renumbered, admin.Move{From: m.From, To: m.To})
+	}
+	return res, nil
 }
 
 // newSnapshot builds breakers and a budget poller for pool, carries kept
@@ -53,7 +71,7 @@ func (l *Live) newSnapshot(pool, oldPool *keyring.Pool, oldSet *breaker.Set, old
 		pool.CarryUsed(p.New, oldPool, p.Old)
 	}
 	for _, k := range pool.Keys() {
-		if l.disabled[RefOf(k)] {
+		if l.disabled[RefOf(k).Digest()] {
 			set.SetDisabled(k, true)
 		}
 	}

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/keygate/keygate/secret"
@@ -64,6 +65,14 @@ type KeyRef string
 func RefOf(id int, k secret.Key) KeyRef {
 	d := k.Digest()
 	return KeyRef(strconv.Itoa(id) + ":" + hex.EncodeToString(d[:8]))
+}
+
+// Digest is the part of r that names the secret, whatever the id: a
+// reload may renumber a key (one taken out of a list moves the others up),
+// and a manual disable follows the key, even one written under its old id.
+func (r KeyRef) Digest() string {
+	_, d, _ := strings.Cut(string(r), ":")
+	return d
 }
 
 // Event is one fact a replica learned, published to the others. Which

@@ -100,7 +100,8 @@ type statsTable struct {
 }
 
 // Follow binds the observer's counts to pool: a key of the previous pool
-// with the same id and secret keeps its counts; a new key starts at zero;
+// with the same secret keeps its counts, under its id or a new one; a new
+// key starts at zero;
 // a removed key's counts are dropped, and calls still in flight on it
 // count nowhere.
 func (o *Observer) Follow(pool *keyring.Pool) {
@@ -109,7 +110,7 @@ func (o *Observer) Follow(pool *keyring.Pool) {
 	for _, k := range pool.Keys() {
 		var st *keyStats
 		if prev.pool != nil {
-			if pk := prev.pool.ByID(k.ID); pk != nil && pk.Secret.Equal(k.Secret) {
+			if pk := prev.pool.Find(k); pk != nil {
 				st = prev.stats[pk.Slot()]
 			}
 		} else if k.Slot() < len(prev.stats) {
@@ -134,10 +135,7 @@ func (o *Observer) of(k *keyring.Key) *keyStats {
 		}
 		return nil
 	}
-	if slot < len(t.stats) && t.pool.Keys()[slot] == k {
-		return t.stats[slot]
-	}
-	if nk := t.pool.ByID(k.ID); nk != nil && nk.Secret.Equal(k.Secret) {
+	if nk := t.pool.Find(k); nk != nil {
 		return t.stats[nk.Slot()]
 	}
 	return nil

@@ -279,3 +279,31 @@ func TestNextAvailableSkipsDisabled(t *testing.T) {
 		t.Errorf("NextAvailable with every key disabled = %v, want zero", got)
 	}
 }
+
+// TestFind: a pool finds its own key, and the key of another snapshot by
+// its secret whatever its id there; not a key it does not hold.
+func TestFind(t *testing.T) {
+	old := testPool(t, 3)
+	e := testEntries(3)
+	// Key 1 is gone, 2 and 3 are renumbered 1 and 2; a new 3.
+	next, err := New([]Entry{{ID: 1, Secret: e[1].Secret}, {ID: 2, Secret: e[2].Secret},
+		{ID: 3, Secret: secret.New("sk-or-v1-new")}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		k    *Key
+		want *Key
+	}{
+		{"its own", next.ByID(3), next.ByID(3)},
+		{"renumbered", old.ByID(2), next.ByID(1)},
+		{"renumbered too", old.ByID(3), next.ByID(2)},
+		{"removed, its id taken", old.ByID(1), nil},
+	}
+	for _, tt := range tests {
+		if got := next.Find(tt.k); got != tt.want {
+			t.Errorf("%s: Find(#%d) = %v, want %v", tt.name, tt.k.ID, got, tt.want)
+		}
+	}
+}

@@ -29,6 +29,9 @@ type Key struct {
 	// Label is ID in decimal, computed once for headers and metric labels.
 	Label string
 	slot  int
+	// digest is the secret's SHA-256: what names the key across reloads,
+	// whatever its id (Find).
+	digest [32]byte
 }
 
 // Slot is the key's index in its pool, 0..Len()-1.
@@ -36,9 +39,10 @@ func (k *Key) Slot() int { return k.slot }
 
 // Pool is a fixed set of keys and their live state.
 type Pool struct {
-	keys   []*Key
-	byID   map[int]*Key
-	ledger Ledger
+	keys     []*Key
+	byID     map[int]*Key
+	bySecret map[[32]byte]*Key
+	ledger   Ledger
 	// mem is ledger when it is a MemoryLedger: strategies read its slices
 	// directly, inlined loads instead of interface calls, which would be
 	// most of a pick's cost.
@@ -60,7 +64,8 @@ func New(entries []Entry, ledger Ledger) (*Pool, error) {
 	if ledger == nil {
 		ledger = NewMemoryLedger(len(entries))
 	}
-	p := &Pool{keys: make([]*Key, len(entries)), byID: make(map[int]*Key, len(entries)), ledger: ledger}
+	p := &Pool{keys: make([]*Key, len(entries)), byID: make(map[int]*Key, len(entries)),
+		bySecret: make(map[[32]byte]*Key, len(entries)), ledger: ledger}
 	if m, ok := ledger.(*MemoryLedger); ok {
 		if m.Len() < len(entries) {
 			return nil, fmt.Errorf("keyring: ledger holds %d keys, pool has %d", m.Len(), len(entries))
@@ -77,9 +82,12 @@ func New(entries []Entry, ledger Ledger) (*Pool, error) {
 		if _, dup := p.byID[e.ID]; dup {
 			return nil, fmt.Errorf("keyring: key id %d: duplicate", e.ID)
 		}
-		k := &Key{ID: e.ID, Secret: e.Secret, Label: strconv.Itoa(e.ID), slot: i}
+		k := &Key{ID: e.ID, Secret: e.Secret, Label: strconv.Itoa(e.ID), slot: i, digest: e.Secret.Digest()}
 		p.keys[i] = k
 		p.byID[e.ID] = k
+		if _, dup := p.bySecret[k.digest]; !dup {
+			p.bySecret[k.digest] = k
+		}
 	}
 	return p, nil
 }
@@ -92,6 +100,17 @@ func (p *Pool) Len() int { return len(p.keys) }
 
 // ByID returns the key with the given id, or nil.
 func (p *Pool) ByID(id int) *Key { return p.byID[id] }
+
+// Find is k when k is a key of p, or else p's key with k's secret: the same
+// key in another snapshot of the pool, whatever its id there (a reload that
+// took a key out of a list renumbers the keys after it). Nil when p does not
+// hold k's secret. A key of p costs a compare; another a map look-up.
+func (p *Pool) Find(k *Key) *Key {
+	if s := k.slot; s < len(p.keys) && p.keys[s] == k {
+		return k
+	}
+	return p.bySecret[k.digest]
+}
 
 // Ledger returns the pool's per-key state store.
 func (p *Pool) Ledger() Ledger { return p.ledger }

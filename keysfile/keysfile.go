@@ -114,36 +114,64 @@ func Parse(data []byte) ([]keyring.Entry, []config.Duplicate, error) {
 	return entries, dups, nil
 }
 
-// Change is what a new pool does to the old one, by id. A key is kept when
-// its id and its secret are both unchanged; an id whose secret changed is
-// both removed (the old key) and added (the new one).
+// Change is what a new pool does to the old one. A key is the same key when
+// its secret is: it is kept even when its id changed (taking a key out of
+// OPENROUTER_API_KEYS renumbers the ones after it), and a new secret under
+// an old id is both removed (the old key) and added (the new one).
 type Change struct {
+	// Added and Kept are ids in the new pool, Removed ids in the old one.
 	Added, Removed, Kept []int
+	// Renumbered are the kept keys whose id changed, ordered by new id.
+	Renumbered []Move
 }
 
-// Diff compares two pools; the lists are ordered by id.
+// Move is a kept key's id before a reload and after it.
+type Move struct{ From, To int }
+
+// Was is the id the kept key id of the new pool had in the old one.
+func (c Change) Was(id int) int {
+	for _, m := range c.Renumbered {
+		if m.To == id {
+			return m.From
+		}
+	}
+	return id
+}
+
+// Diff compares two pools; the lists are ordered by id. Keys are matched by
+// secret, each old key to one new key at most.
 func Diff(old, next []keyring.Entry) Change {
 	var c Change
-	oldByID := make(map[int]keyring.Entry, len(old))
+	oldBySecret := make(map[[32]byte]int, len(old))
 	for _, e := range old {
-		oldByID[e.ID] = e
+		d := e.Secret.Digest()
+		if _, dup := oldBySecret[d]; !dup {
+			oldBySecret[d] = e.ID
+		}
 	}
-	nextByID := make(map[int]keyring.Entry, len(next))
+	matched := make(map[int]bool, len(next))
 	for _, e := range next {
-		nextByID[e.ID] = e
-		if o, ok := oldByID[e.ID]; ok && o.Secret.Equal(e.Secret) {
-			c.Kept = append(c.Kept, e.ID)
-		} else {
+		d := e.Secret.Digest()
+		id, ok := oldBySecret[d]
+		if !ok {
 			c.Added = append(c.Added, e.ID)
+			continue
+		}
+		delete(oldBySecret, d)
+		matched[id] = true
+		c.Kept = append(c.Kept, e.ID)
+		if id != e.ID {
+			c.Renumbered = append(c.Renumbered, Move{From: id, To: e.ID})
 		}
 	}
 	for _, e := range old {
-		if n, ok := nextByID[e.ID]; !ok || !n.Secret.Equal(e.Secret) {
+		if !matched[e.ID] {
 			c.Removed = append(c.Removed, e.ID)
 		}
 	}
 	slices.Sort(c.Added)
 	slices.Sort(c.Removed)
 	slices.Sort(c.Kept)
+	slices.SortFunc(c.Renumbered, func(a, b Move) int { return a.To - b.To })
 	return c
 }

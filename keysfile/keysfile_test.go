@@ -145,12 +145,24 @@ func TestDiff(t *testing.T) {
 		{"secret rotated", entries(1, k1, 2, k2), entries(1, k1, 2, k3), Change{Added: []int{2}, Removed: []int{2}, Kept: []int{1}}},
 		{"from nothing", nil, entries(3, k3, 1, k1), Change{Added: []int{1, 3}}},
 		{"all replaced", entries(1, k1), entries(2, k2), Change{Added: []int{2}, Removed: []int{1}}},
+		// A key is its secret: one taken out of OPENROUTER_API_KEYS
+		// renumbers the keys after it, which are kept.
+		{"taken out of a list", entries(1, k1, 2, k2, 3, k3), entries(1, k2, 2, k3),
+			Change{Removed: []int{1}, Kept: []int{1, 2}, Renumbered: []Move{{From: 2, To: 1}, {From: 3, To: 2}}}},
+		{"moved", entries(1, k1, 3, k3), entries(1, k1, 7, k3), Change{Kept: []int{1, 7}, Renumbered: []Move{{From: 3, To: 7}}}},
+		{"swapped", entries(1, k1, 2, k2), entries(1, k2, 2, k1), Change{Kept: []int{1, 2}, Renumbered: []Move{{From: 2, To: 1}, {From: 1, To: 2}}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got := Diff(tt.old, tt.next)
-			if !slices.Equal(got.Added, tt.want.Added) || !slices.Equal(got.Removed, tt.want.Removed) || !slices.Equal(got.Kept, tt.want.Kept) {
+			if !slices.Equal(got.Added, tt.want.Added) || !slices.Equal(got.Removed, tt.want.Removed) || !slices.Equal(got.Kept, tt.want.Kept) ||
+				!slices.Equal(got.Renumbered, tt.want.Renumbered) {
 				t.Fatalf("Diff = %+v, want %+v", got, tt.want)
+			}
+			for _, m := range tt.want.Renumbered {
+				if w := got.Was(m.To); w != m.From {
+					t.Errorf("Was(%d) = %d, want %d", m.To, w, m.From)
+				}
 			}
 		})
 	}
