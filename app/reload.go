@@ -43,6 +43,7 @@ func (l *Live) swap(entries []keyring.Entry, readErr error) (admin.ReloadResult,
 				l.m.DeleteKey(k.ID)
 			}
 		}
+		l.dropAccounts(oldPool, old.Breakers(), pool, l.relay.Snapshot().Breakers())
 	}
 	if l.m != nil {
 		// A renumbered key's budget gauge, dropped with its old id's
@@ -59,6 +60,22 @@ func (l *Live) swap(entries []keyring.Entry, readErr error) (admin.ReloadResult,
 		res.Renumbered = append(res.Renumbered, admin.Move{From: m.From, To: m.To})
 	}
 	return res, nil
+}
+
+// dropAccounts removes the account series
+// (keygate_account_free_requests_remaining) of every account that a key of
+// the old pool belonged to and no key of the new one does.
+func (l *Live) dropAccounts(oldPool *keyring.Pool, oldSet *breaker.Set, pool *keyring.Pool, set *breaker.Set) {
+	now := make(map[string]bool, pool.Len())
+	for _, k := range pool.Keys() {
+		now[set.Account(k)] = true
+	}
+	for _, k := range oldPool.Keys() {
+		if a := oldSet.Account(k); a != "" && !now[a] {
+			now[a] = true // once
+			l.m.DeleteAccount(a)
+		}
+	}
 }
 
 // newSnapshot builds breakers and a budget poller for pool, carries kept
