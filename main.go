@@ -138,16 +138,16 @@ func runAs(name string, args, environ []string, stdout, stderr io.Writer) int {
 	}
 	// Without KEYS_FILE, SIGHUP re-reads the pool from the .env the
 	// gateway started from, under the real environment.
-	reread := func() ([]keyring.Entry, error) {
+	reread := func() ([]keyring.Entry, []config.Duplicate, error) {
 		dotenv, err := readDotenv(*envFile)
 		if err != nil && (explicit || !errors.Is(err, os.ErrNotExist)) {
-			return nil, fmt.Errorf("reading %s: %w", *envFile, err)
+			return nil, nil, fmt.Errorf("reading %s: %w", *envFile, err)
 		}
 		c, err := config.Load(environ, dotenv, true)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		return c.Keys, nil
+		return c.Keys, c.Duplicates, nil
 	}
 
 	if *demo {

@@ -82,7 +82,7 @@ type Options struct {
 	// Reread re-reads the pool for SIGHUP and POST /admin/reload when
 	// KEYS_FILE is not set (main re-reads the .env under the real
 	// environment); nil refuses those reloads.
-	Reread func() ([]keyring.Entry, error)
+	Reread func() ([]keyring.Entry, []config.Duplicate, error)
 	// Replica names this gateway on the status page; default the host
 	// name.
 	Replica string
@@ -189,9 +189,9 @@ func New(cfg *config.Config, log *slog.Logger, o Options) (*App, error) {
 	live.budgets.Store(budgets)
 	live.attach = shared.Attach
 	if cfg.KeysFile != "" {
-		live.read = func() ([]keyring.Entry, error) {
+		live.read = func() ([]keyring.Entry, []config.Duplicate, error) {
 			f, err := keysfile.Read(cfg.KeysFile)
-			return f.Entries, err
+			return f.Entries, f.Duplicates, err
 		}
 	}
 	guard := access.New(cfg.GatewayAPIKeys, cfg.AdminToken)
@@ -356,11 +356,7 @@ func (a *App) Close() error { return a.Share.Store().Close() }
 
 // Warnings logs what a user should know at start-up.
 func (a *App) Warnings() {
-	for _, d := range a.Config.Duplicates {
-		// Key ids name keys in every log line, whether they came numbered
-		// or from the OPENROUTER_API_KEYS list.
-		a.Log.Warn("⚠️  API Key #" + strconv.Itoa(d.ID) + " repeats API Key #" + strconv.Itoa(d.SameAs) + "; using it once")
-	}
+	LogDuplicates(a.Log, a.Config.Duplicates)
 	if len(a.Config.GatewayAPIKeys) == 0 {
 		a.Log.Warn("⚠️  GATEWAY_API_KEYS is not set: anyone who reaches this port spends your API keys")
 	}

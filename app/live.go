@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/keygate/keygate/breaker"
 	"github.com/keygate/keygate/budget"
 	"github.com/keygate/keygate/cluster"
+	"github.com/keygate/keygate/config"
 	"github.com/keygate/keygate/gateway"
 	"github.com/keygate/keygate/keyring"
 	"github.com/keygate/keygate/keysfile"
@@ -59,8 +61,9 @@ type Live struct {
 	// enabled: of two toggles (one from another replica, perhaps under
 	// the key's id before a reload renumbered it) the later wins.
 	toggled map[string]time.Time
-	// read re-reads the pool's source; nil refuses reloads.
-	read func() ([]keyring.Entry, error)
+	// read re-reads the pool's source, and the ids whose key repeats an
+	// earlier one's (dropped, with a warning); nil refuses reloads.
+	read func() ([]keyring.Entry, []config.Duplicate, error)
 	// run is the poller's loop, while Run runs.
 	runCtx  context.Context
 	stopRun func()
@@ -260,13 +263,31 @@ func (l *Live) ReloadFrom(source string) admin.ReloadResult {
 	if read == nil {
 		return l.Apply(nil, errors.New("no source to reload from"), source)
 	}
-	entries, err := read()
+	entries, dups, err := read()
+	if err == nil {
+		LogDuplicates(l.log, dups)
+	}
 	return l.Apply(entries, err, source)
 }
 
 // KeysChanged implements keysfile.Handler: the watched KEYS_FILE changed.
 func (l *Live) KeysChanged(f keysfile.File, err error) {
+	if err == nil {
+		LogDuplicates(l.log, f.Duplicates)
+	}
 	l.Apply(f.Entries, err, "file")
+}
+
+// LogDuplicates warns of each key that repeats an earlier one, which the
+// pool uses once: at start-up and at every reload that reads it, so that a
+// key pasted twice into KEYS_FILE is told, not dropped silently.
+func LogDuplicates(log *slog.Logger, dups []config.Duplicate) {
+	for _, d := range dups {
+		// Key ids name keys in every log line, whether they came numbered
+		// or from the OPENROUTER_API_KEYS list.
+		log.Warn("⚠️  API Key #"+strconv.Itoa(d.ID)+" repeats API Key #"+strconv.Itoa(d.SameAs)+"; using it once",
+			"event", "key_repeated", "key_id", d.ID, "same_as", d.SameAs)
+	}
 }
 
 // Apply puts entries in force as the pool, or, when err is set or entries
@@ -309,9 +330,9 @@ func (a *App) WatchKeysFile() (stop func(), err error) {
 	}
 	l := a.Live
 	l.mu.Lock()
-	l.read = func() ([]keyring.Entry, error) {
+	l.read = func() ([]keyring.Entry, []config.Duplicate, error) {
 		f, err := w.ReadNow()
-		return f.Entries, err
+		return f.Entries, f.Duplicates, err
 	}
 	l.mu.Unlock()
 	return func() {
