@@ -84,9 +84,6 @@ func (l *Live) dropAccounts(oldPool *keyring.Pool, oldSet *breaker.Set, pool *ke
 func (l *Live) newSnapshot(pool, oldPool *keyring.Pool, oldSet *breaker.Set, oldPoller *budget.Poller, kept []breaker.Pair) {
 	set := breaker.NewSet(pool, l.settings)
 	set.CarryFrom(oldSet, kept)
-	for _, p := range kept {
-		pool.CarryUsed(p.New, oldPool, p.Old)
-	}
 	for _, k := range pool.Keys() {
 		if l.disabled[RefOf(k).Digest()] {
 			set.SetDisabled(k, true)
@@ -126,6 +123,9 @@ func (l *Live) newSnapshot(pool, oldPool *keyring.Pool, oldSet *breaker.Set, old
 	if l.confirm {
 		confirm = poller
 	}
+	// Kept keys' calls in flight and made count on the new pool from
+	// now on, those still on the old one too.
+	oldPool.Forward(pool)
 	l.relay.Swap(pool, set, confirm)
 	l.startPoller()
 }

@@ -307,3 +307,67 @@ func TestFind(t *testing.T) {
 		}
 	}
 }
+
+// TestForward: calls in flight on a pool a reload replaced count on the
+// new one, for the keys it kept (by secret, renumbered or not), whether
+// they began before Forward or after, on whichever goroutine; a key the
+// new pool does not hold keeps its counts.
+func TestForward(t *testing.T) {
+	old := testPool(t, 3)
+	e := testEntries(3)
+	// Key 1 is gone; 2 is renumbered 1; 3 stays.
+	next, err := New([]Entry{{ID: 1, Secret: e[1].Secret}, {ID: 3, Secret: e[2].Secret}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const calls = 200
+	var started, forwarded, ended sync.WaitGroup
+	gate := make(chan struct{})
+	forwarded.Add(1)
+	for i := range calls {
+		started.Add(1)
+		ended.Add(1)
+		go func() {
+			defer ended.Done()
+			k := old.Keys()[i%3]
+			old.Begin(k)
+			started.Done()
+			if i%2 == 0 {
+				<-gate // half end after Forward
+			}
+			old.End(k)
+		}()
+		if i == calls/2 {
+			go func() { old.Forward(next); forwarded.Done() }()
+		}
+	}
+	started.Wait()
+	forwarded.Wait()
+	// The odd calls may be over; the even ones are in flight.
+	for _, k := range old.Keys()[1:] {
+		nk := next.Find(k)
+		if n := next.Ledger().InFlight(nk.Slot()); n < calls/6 {
+			t.Errorf("key #%d (was #%d): %d in flight on the new pool, want the even calls'", nk.ID, k.ID, n)
+		}
+	}
+	close(gate)
+	ended.Wait()
+	for _, tt := range []struct {
+		p    *Pool
+		k    *Key
+		used uint64
+	}{
+		{old, old.ByID(1), 67}, // removed: its counts stay
+		{next, next.ByID(1), 67},
+		{next, next.ByID(3), 66},
+		{old, old.ByID(2), 0},
+		{old, old.ByID(3), 0},
+	} {
+		if n := tt.p.Ledger().InFlight(tt.k.Slot()); n != 0 {
+			t.Errorf("key #%d: %d in flight after every call ended", tt.k.ID, n)
+		}
+		if u := tt.p.Ledger().Used(tt.k.Slot()); u != tt.used {
+			t.Errorf("key #%d: %d calls, want %d", tt.k.ID, u, tt.used)
+		}
+	}
+}

@@ -117,12 +117,3 @@ func (l *MemoryLedger) AddUsed(slot int) { l.counts[slot].used.Add(1) }
 
 // Cursor implements Ledger.
 func (l *MemoryLedger) Cursor() uint64 { return l.cursor.v.Add(1) - 1 }
-
-// usedAdder is a Ledger that takes a count of calls at once: a reload
-// carries a kept key's count into its new pool.
-type usedAdder interface {
-	AddUsedN(slot int, n uint64)
-}
-
-// AddUsedN adds n calls to the key's count.
-func (l *MemoryLedger) AddUsedN(slot int, n uint64) { l.counts[slot].used.Add(n) }

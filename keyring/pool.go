@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/keygate/keygate/secret"
@@ -43,6 +44,9 @@ type Pool struct {
 	byID     map[int]*Key
 	bySecret map[[32]byte]*Key
 	ledger   Ledger
+	// next is the pool a reload put in force after this one (Forward):
+	// the counts of calls on a key it kept move there.
+	next atomic.Pointer[Pool]
 	// mem is ledger when it is a MemoryLedger: strategies read its slices
 	// directly, inlined loads instead of interface calls, which would be
 	// most of a pick's cost.
@@ -191,20 +195,56 @@ func (p *Pool) AllDisabled() bool {
 func (p *Pool) Begin(k *Key) {
 	p.ledger.AddInFlight(k.slot, 1)
 	p.ledger.AddUsed(k.slot)
+	if p.next.Load() != nil {
+		p.move(k)
+	}
 }
 
 // End marks a call on k as finished.
-func (p *Pool) End(k *Key) { p.ledger.AddInFlight(k.slot, -1) }
+func (p *Pool) End(k *Key) {
+	p.ledger.AddInFlight(k.slot, -1)
+	if p.next.Load() != nil {
+		p.move(k)
+	}
+}
 
-// CarryUsed adds the calls made on from (a key of an older pool, src) to k's
-// count: a reload keeps the counters of a key it keeps. Calls in flight are
-// not carried; they end on the pool they began on. A ledger that cannot
-// add a count at once (AddUsedN) keeps its own counts: one shared by
-// replicas names keys by id and needs no carrying.
-func (p *Pool) CarryUsed(k *Key, src *Pool, from *Key) {
-	if a, ok := p.ledger.(usedAdder); ok {
-		if n := src.used(from.slot); n > 0 {
-			a.AddUsedN(k.slot, n)
-		}
+// Forward makes next, the pool a reload puts in force after p, the one
+// that counts the calls on every key it keeps (by secret, whatever its id):
+// the counts p holds move there, and so does each Begin and End of a call
+// still on p, so that a kept key's calls in flight and calls made stay
+// right across reloads (least-busy weighs the first). A key next does not
+// hold keeps its counts in p. Call it once, before next serves a call.
+// Both pools need a MemoryLedger; one shared by replicas names keys by id
+// and needs no forwarding.
+func (p *Pool) Forward(next *Pool) {
+	if p.mem == nil || next.mem == nil || next == p {
+		return
+	}
+	p.next.Store(next)
+	for _, k := range p.keys {
+		p.move(k)
+	}
+}
+
+// move hands what p counts of k to the pool p forwards to, if it holds k.
+// Each delta is added to p first and then taken by an atomic swap, by the
+// call that added it or by Forward, whichever comes later: none is lost
+// or moved twice.
+func (p *Pool) move(k *Key) {
+	next := p.next.Load()
+	nk := next.Find(k)
+	if nk == nil {
+		return
+	}
+	c := &p.mem.counts[k.slot]
+	n, u := c.inFlight.Swap(0), c.used.Swap(0)
+	if n == 0 && u == 0 {
+		return
+	}
+	nc := &next.mem.counts[nk.slot]
+	nc.inFlight.Add(n)
+	nc.used.Add(u)
+	if next.next.Load() != nil {
+		next.move(nk)
 	}
 }
