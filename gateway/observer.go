@@ -74,17 +74,48 @@ func NewObserver(m *metrics.Metrics, log *slog.Logger, n int) *Observer {
 // console lines.
 func (o *Observer) SetAccounts(account func(k *keyring.Key) string) { o.account = account }
 
+// inForce is k as the pool in force holds it, with its counts: k itself,
+// or the same key (its secret) of another snapshot under the id it has now;
+// nil when a reload removed it or gave its id another secret. A call still
+// in flight on such a key then records in no series and no count of the key
+// now under its id. Before Follow every key is in force. For a key of the
+// pool in force it costs an atomic load and a compare.
+func (o *Observer) inForce(k *keyring.Key) (*keyring.Key, *keyStats) {
+	t := o.stats.Load()
+	if t.pool == nil {
+		if s := k.Slot(); s < len(t.stats) {
+			return k, t.stats[s]
+		}
+		return k, nil
+	}
+	nk := t.pool.Find(k)
+	if nk == nil {
+		return nil, nil
+	}
+	return nk, t.stats[nk.Slot()]
+}
+
+// removedName names a key no longer in the pool for a console line: by the
+// id it had and its masked secret, as its id may name another key now.
+func removedName(k *keyring.Key) string {
+	return "API Key #" + k.Label + " (" + k.Secret.String() + ", removed by a reload)"
+}
+
 // KeySelected implements relay.Observer.
 func (o *Observer) KeySelected(k *keyring.Key, strategy string) {
-	if o.m != nil {
-		o.m.KeySelected(k.ID, strategy)
+	if o.m == nil {
+		return
+	}
+	if nk, _ := o.inForce(k); nk != nil {
+		o.m.KeySelected(nk.ID, strategy)
 	}
 }
 
 // Upstream implements relay.Observer.
 func (o *Observer) Upstream(k *keyring.Key, model string, code int, d time.Duration) {
-	if o.m != nil {
-		o.m.Upstream(k.ID, o.modelLabel(model, code), code, d)
+	nk, st := o.inForce(k)
+	if o.m != nil && nk != nil {
+		o.m.Upstream(nk.ID, o.modelLabel(model, code), code, d)
 	}
 	// One line per upstream attempt at debug level; the check keeps the
 	// default level free of its cost.
@@ -92,10 +123,13 @@ func (o *Observer) Upstream(k *keyring.Key, model string, code int, d time.Durat
 		if model == "" {
 			model = "request"
 		}
-		o.log.Debug("↪️ "+model+" on API Key #"+k.Label+": "+upstreamCode(code)+" in "+strconv.FormatInt(d.Milliseconds(), 10)+"ms",
-			"event", "upstream", "model", model, "key_id", k.ID, "status", code, "duration_ms", d.Milliseconds())
+		who, id := removedName(k), k.ID
+		if nk != nil {
+			who, id = "API Key #"+nk.Label, nk.ID
+		}
+		o.log.Debug("↪️ "+model+" on "+who+": "+upstreamCode(code)+" in "+strconv.FormatInt(d.Milliseconds(), 10)+"ms",
+			"event", "upstream", "model", model, "key_id", id, "status", code, "duration_ms", d.Milliseconds())
 	}
-	st := o.of(k)
 	if st == nil {
 		return
 	}
@@ -123,16 +157,36 @@ func (o *Observer) Judged(k *keyring.Key, v fault.Verdict) {
 
 // Cooldown implements relay.Observer.
 func (o *Observer) Cooldown(k *keyring.Key, v fault.Verdict, rest time.Duration) {
-	if o.m != nil {
-		o.m.Cooldown(k.ID, metricsReason(v.Reason))
+	nk, _ := o.inForce(k)
+	if nk == nil {
+		o.removedFault(k, v)
+		return
 	}
-	o.log.Info("🧊 API Key #"+k.Label+" cooling down for "+humanDuration(rest)+" ("+strconv.Itoa(v.Status)+")"+onModel(v.Model),
-		"event", "key_cooldown", "key_id", k.ID, "key", k.Secret, "status", v.Status, "reason", v.Reason.String(),
+	if o.m != nil {
+		o.m.Cooldown(nk.ID, metricsReason(v.Reason))
+	}
+	o.log.Info("🧊 API Key #"+nk.Label+" cooling down for "+humanDuration(rest)+" ("+strconv.Itoa(v.Status)+")"+onModel(v.Model),
+		"event", "key_cooldown", "key_id", nk.ID, "key", k.Secret, "status", v.Status, "reason", v.Reason.String(),
 		"scope", v.Scope.String(), "cooldown_ms", rest.Milliseconds())
+}
+
+// removedFault tells, at debug level, of a fault on a key a reload removed
+// while a call on it was in flight: it rests nothing in force, and the key
+// now under its id, if any, is another.
+func (o *Observer) removedFault(k *keyring.Key, v fault.Verdict) {
+	o.log.Debug("🧊 "+removedName(k)+" answered "+strconv.Itoa(v.Status)+" to a call begun before the reload"+onModel(v.Model),
+		"event", "removed_key_fault", "key_id", k.ID, "key", k.Secret, "status", v.Status, "reason", v.Reason.String(),
+		"scope", v.Scope.String())
 }
 
 // AccountCooldown implements relay.Observer.
 func (o *Observer) AccountCooldown(k *keyring.Key, v fault.Verdict, until time.Time) {
+	nk, _ := o.inForce(k)
+	if nk == nil {
+		o.removedFault(k, v)
+		return
+	}
+	k = nk
 	if o.m != nil {
 		o.m.Cooldown(k.ID, metricsReason(v.Reason))
 	}
