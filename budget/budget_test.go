@@ -17,6 +17,7 @@ import (
 	"github.com/keygate/keygate/breaker"
 	"github.com/keygate/keygate/fault"
 	"github.com/keygate/keygate/keyring"
+	"github.com/keygate/keygate/relay"
 	"github.com/keygate/keygate/secret"
 )
 
@@ -412,6 +413,69 @@ func TestFiguresOfAPastPeriod(t *testing.T) {
 				t.Errorf("free requests left %d, want unknown: upstream never said the quota", *v.FreeRequestsRemaining)
 			case quota != `"remaining":0` && (v.FreeRequestsRemaining == nil || *v.FreeRequestsRemaining != 49):
 				t.Errorf("free requests left %v, want the new day's 49", v.FreeRequestsRemaining)
+			}
+		})
+	}
+}
+
+// cooldowns records the rests a Poller tells, as the console and the
+// metrics learn them.
+type cooldowns struct {
+	relay.Observer
+	mu    sync.Mutex
+	rests []fault.Verdict
+}
+
+func (c *cooldowns) Cooldown(_ *keyring.Key, v fault.Verdict, _ time.Duration) {
+	c.mu.Lock()
+	c.rests = append(c.rests, v)
+	c.mu.Unlock()
+}
+
+func (c *cooldowns) told() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.rests)
+}
+
+// TestRejectedPollRestsTheKey: a poll of a revoked key (GET /key answers
+// 401 or 403) rests it for auth with nothing pending, as a confirmed 401
+// would, and tells it once, not at every poll; the first request would
+// otherwise pay a failover. A key GET /key accepts stays in rotation.
+func TestRejectedPollRestsTheKey(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		status  int
+		resting bool
+	}{
+		{"401", http.StatusUnauthorized, true},
+		{"403", http.StatusForbidden, true},
+		{"accepted", 0, false},
+		{"unreachable", http.StatusBadGateway, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			noLeaks(t)
+			p, set, pool, u, clock := newPoller(t, 2)
+			obs := &cooldowns{}
+			p.o.Cooldowns = obs
+			k := pool.Keys()[0]
+			u.set(1, tc.status, `{"data":{"limit":null}}`)
+			for range 2 {
+				_, err := p.poll(t.Context(), k)
+				p.settle(k, nil, err)
+			}
+			if got := !pool.Available(k, clock().UnixNano()); got != tc.resting {
+				t.Fatalf("resting %v after the polls, want %v", got, tc.resting)
+			}
+			want := 0
+			if tc.resting {
+				want = 1
+				if r, _, until := set.Rest(k); r != fault.Auth || until.Sub(clock()) <= 5*time.Second {
+					t.Fatalf("rest %v until %v, want auth past a hold", r, until)
+				}
+			}
+			if obs.told() != want {
+				t.Fatalf("told %d rests, want %d", obs.told(), want)
 			}
 		})
 	}

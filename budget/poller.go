@@ -263,7 +263,21 @@ func (p *Poller) settle(k *keyring.Key, f *Figures, err error) {
 	}
 	if v := s.pending.Swap(nil); v != nil {
 		p.decide(k, *v, f, err, now)
+	} else if errors.Is(err, ErrKeyRejected) {
+		p.rejected(k, now)
 	}
+}
+
+// rejected rests k, whose own GET /key was refused with nothing pending
+// (a start-up or routine poll of a revoked key), as a confirmed 401
+// would: left in rotation, it would cost the next request a failover. A
+// key already resting for that is left as it is, so that each poll of a
+// revoked key does not tell its rest again.
+func (p *Poller) rejected(k *keyring.Key, now time.Time) {
+	if r, _, until := p.set.Rest(k); r == fault.Auth && until.After(now) {
+		return
+	}
+	p.decide(k, fault.Verdict{Status: http.StatusUnauthorized, Scope: fault.Key, Reason: fault.Auth, Retry: true}, nil, ErrKeyRejected, now)
 }
 
 // apply rests k while its cap is spent and blocks its account's free-model
