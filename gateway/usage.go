@@ -12,8 +12,8 @@ import (
 	"github.com/keygate/keygate/sse"
 )
 
-// maxUsageScan bounds how much of a plain JSON answer is kept to read its
-// usage; larger answers are passed on without counting tokens.
+// maxUsageScan bounds how much of a plain JSON answer is kept whole to
+// read its usage; of a larger one only the tail (usageTail) is kept.
 const maxUsageScan = 256 << 10
 
 // TokenCounter receives the token usage found in an upstream answer.
@@ -36,11 +36,11 @@ type CostCounter interface {
 type usageTap struct {
 	rc     io.ReadCloser
 	stream bool
-	buf    *bytes.Buffer // JSON: the answer so far
+	buf    *bytes.Buffer // JSON: the answer so far, or its tail
 	sp     *sse.Splitter // SSE: the events
 	last   []byte        // SSE: the data of the last event with a usage field
 	eof    bool
-	over   bool
+	tail   bool // JSON: past maxUsageScan, buf keeps only the end
 	// counter may be nil: the tap then only watches for late errors.
 	counter TokenCounter
 	late    relay.Late
@@ -72,14 +72,12 @@ func tapUsageIn(t *usageTap, resp *http.Response, counter TokenCounter, keyID in
 	case counter == nil:
 		return
 	case strings.EqualFold(ct, "application/json"):
-		if resp.ContentLength > maxUsageScan {
-			return
-		}
 	default:
 		return
 	}
 	// Answers reach the tap unencoded (normalizeEncoding): it never
-	// decodes, so it holds at most maxUsageScan bytes of any answer.
+	// decodes, so it holds at most maxUsageScan bytes of any answer
+	// (2*usageTail of one that declares itself larger).
 	if _, ok := resp.Header["Content-Encoding"]; ok {
 		return
 	}
@@ -94,18 +92,21 @@ func tapUsageIn(t *usageTap, resp *http.Response, counter TokenCounter, keyID in
 	} else {
 		t.buf = tapBuffers.Get().(*bytes.Buffer)
 		t.buf.Reset()
+		t.tail = resp.ContentLength > maxUsageScan
 	}
 	resp.Body = t
 }
 
 func (t *usageTap) Read(p []byte) (int, error) {
 	n, err := t.rc.Read(p)
-	if n > 0 && !t.over {
-		if t.stream {
+	if n > 0 {
+		switch {
+		case t.stream:
 			t.scanEvents(p[:n])
-		} else if t.buf.Len()+n > maxUsageScan {
-			t.over = true
-		} else {
+		case t.tail || t.buf.Len()+n > maxUsageScan:
+			t.tail = true
+			t.keepTail(p[:n])
+		default:
 			t.buf.Write(p[:n])
 		}
 	}
@@ -132,14 +133,20 @@ func (t *usageTap) Close() error {
 	if t.buf == nil && t.sp == nil {
 		return err
 	}
-	if t.eof && !t.over && t.counter != nil {
-		var doc []byte
-		if t.stream {
-			doc = bytes.TrimSpace(t.last)
-		} else {
-			doc = t.buf.Bytes()
+	if t.eof && t.counter != nil {
+		var raw []byte
+		switch {
+		case t.stream:
+			raw = topLevel(bytes.TrimSpace(t.last), "usage")
+		case t.tail:
+			// Only the last usageTail bytes: what is read must not
+			// depend on how the answer was cut into reads.
+			b := t.buf.Bytes()
+			raw = lastUsage(b[max(0, len(b)-usageTail):])
+		default:
+			raw = topLevel(t.buf.Bytes(), "usage")
 		}
-		if raw := topLevel(doc, "usage"); len(raw) > 0 && raw[0] == '{' {
+		if len(raw) > 0 && raw[0] == '{' {
 			var v [len(usageFields)][]byte
 			topLevels(raw, usageFields[:], v[:])
 			prompt, ok1 := countOf(v[0])

@@ -180,8 +180,9 @@ func usageAnswer(prompt, completion int, content string, pad int, stream, crlf b
 
 // FuzzUsageTapSplit builds answers around a valid usage object and checks
 // that the tap counts exactly that usage (when the answer is within the
-// documented limits: a JSON answer of at most maxUsageScan bytes, SSE lines
-// of at most maxUsageScan bytes), and that, at any size, it counts the same
+// documented limits: a JSON answer of at most maxUsageScan bytes or whose
+// usage is in its last usageTail, SSE lines of at most maxUsageScan
+// bytes), and that, at any size, it counts the same
 // whether the answer comes whole or split at random chunk boundaries.
 func FuzzUsageTapSplit(f *testing.F) {
 	for _, s := range []struct {
@@ -200,6 +201,10 @@ func FuzzUsageTapSplit(f *testing.F) {
 		// Just under maxUsageScan: the answer, or its usage line, fits.
 		{9, 1, "near the limit", maxUsageScan/5 - 40, false, false, 7},
 		{9, 1, "near the limit", maxUsageScan/5 - 40, true, true, 8},
+		// Past it: the usage is read from the tail, unless too much
+		// comes after it.
+		{9, 1, strings.Repeat("long ", maxUsageScan/5), 100, false, false, 9},
+		{9, 1, strings.Repeat("long ", maxUsageScan/5), usageTail / 5, false, false, 10},
 	} {
 		f.Add(s.prompt, s.completion, s.content, s.pad, s.stream, s.crlf, s.seed)
 	}
@@ -208,7 +213,9 @@ func FuzzUsageTapSplit(f *testing.F) {
 		// pad spans 0 to a little over maxUsageScan (327,675 bytes).
 		body, longest := usageAnswer(p, c, content, int(pad)*5, stream, crlf)
 		whole := tapCounts(t, body, stream, nil)
-		within := len(body) <= maxUsageScan
+		// A larger JSON answer is read from its last usageTail bytes:
+		// the usage key and the comma before it must be in them.
+		within := len(body) <= maxUsageScan || len(body)-strings.LastIndex(body, `"usage":{`)+1 <= usageTail
 		if stream {
 			within = longest <= maxUsageScan
 		}

@@ -37,6 +37,7 @@ func TestUsageTap(t *testing.T) {
 		encoding          string
 		readAll           bool
 		oneByte           bool
+		length            int64 // -2: the body's; else unknown
 		want              []tokenRecord
 	}{
 		{name: "json", ctype: "application/json", body: `{"id":"x","usage":{"prompt_tokens":5,"completion_tokens":2}}`, status: 200, readAll: true,
@@ -57,7 +58,21 @@ func TestUsageTap(t *testing.T) {
 		{name: "br", ctype: "application/json", body: `{"usage":{"prompt_tokens":5,"completion_tokens":2}}`, status: 200, encoding: "br", readAll: true},
 		{name: "gzip stream", ctype: "text/event-stream", body: string(gz(sse)), status: 200, encoding: "gzip", readAll: true},
 		{name: "other type", ctype: "text/plain", body: `{"usage":{"prompt_tokens":5,"completion_tokens":2}}`, status: 200, readAll: true},
-		{name: "too large", ctype: "application/json", body: `{"pad":"` + strings.Repeat("x", maxUsageScan) + `","usage":{"prompt_tokens":5,"completion_tokens":2}}`, status: 200, readAll: true},
+		// Past maxUsageScan the usage is read from the answer's tail,
+		// where OpenRouter puts it, however the length is known.
+		{name: "large", ctype: "application/json", body: large(`,"usage":{"prompt_tokens":5,"completion_tokens":2}}`), status: 200, readAll: true,
+			want: []tokenRecord{{3, "m", 5, 2}}},
+		{name: "large, length declared", ctype: "application/json", body: large(`,"usage":{"prompt_tokens":5,"completion_tokens":2}}`), length: -2, status: 200, readAll: true,
+			want: []tokenRecord{{3, "m", 5, 2}}},
+		{name: "large, byte by byte", ctype: "application/json", body: large(`,"usage":{"prompt_tokens":5,"completion_tokens":2}}`), status: 200, readAll: true, oneByte: true,
+			want: []tokenRecord{{3, "m", 5, 2}}},
+		{name: "large, usage quoted in a later string", ctype: "application/json",
+			body:   large(`,"usage":{"prompt_tokens":5,"completion_tokens":2},"note":"\",\"usage\":{\"prompt_tokens\":99,\"completion_tokens\":99}}"}`),
+			status: 200, readAll: true, want: []tokenRecord{{3, "m", 5, 2}}},
+		{name: "large, usage only quoted in a string", ctype: "application/json",
+			body:   large(`,"note":"\",\"usage\":{\"prompt_tokens\":99,\"completion_tokens\":99}}"}`),
+			status: 200, readAll: true},
+		{name: "large, not read to the end", ctype: "application/json", body: large(`,"usage":{"prompt_tokens":5,"completion_tokens":2}}`), status: 200},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var body io.Reader = strings.NewReader(tc.body)
@@ -65,6 +80,9 @@ func TestUsageTap(t *testing.T) {
 				body = iotest.OneByteReader(body)
 			}
 			resp := &http.Response{StatusCode: tc.status, Header: http.Header{"Content-Type": {tc.ctype}}, Body: io.NopCloser(body), ContentLength: -1}
+			if tc.length == -2 {
+				resp.ContentLength = int64(len(tc.body))
+			}
 			if tc.encoding != "" {
 				resp.Header.Set("Content-Encoding", tc.encoding)
 			}
@@ -143,4 +161,10 @@ func TestUsageTapCost(t *testing.T) {
 			}
 		})
 	}
+}
+
+// large is a JSON answer over maxUsageScan, its content a long string,
+// that ends with end.
+func large(end string) string {
+	return `{"id":"gen-1","choices":[{"message":{"content":"` + strings.Repeat("x", maxUsageScan) + `"}}]` + end
 }
