@@ -137,7 +137,7 @@ func (t *usageTap) Close() error {
 		var raw []byte
 		switch {
 		case t.stream:
-			raw = topLevel(bytes.TrimSpace(t.last), "usage")
+			raw = eventUsage(bytes.TrimSpace(t.last))
 		case t.tail:
 			// Only the last usageTail bytes: what is read must not
 			// depend on how the answer was cut into reads.
@@ -146,20 +146,7 @@ func (t *usageTap) Close() error {
 		default:
 			raw = topLevel(t.buf.Bytes(), "usage")
 		}
-		if len(raw) > 0 && raw[0] == '{' {
-			var v [len(usageFields)][]byte
-			topLevels(raw, usageFields[:], v[:])
-			prompt, ok1 := countOf(v[0])
-			completion, ok2 := countOf(v[1])
-			if ok1 && ok2 && (prompt > 0 || completion > 0) {
-				t.counter.Tokens(t.keyID, t.model, prompt, completion)
-			}
-			if cc, ok := t.counter.(CostCounter); ok {
-				if usd, ok := costOf(v[2]); ok {
-					cc.Cost(t.keyID, t.model, usd)
-				}
-			}
-		}
+		t.count(raw)
 	}
 	switch {
 	case t.sp != nil:
@@ -170,6 +157,44 @@ func (t *usageTap) Close() error {
 	}
 	t.buf, t.sp = nil, nil
 	return err
+}
+
+// eventUsage is the usage object of a stream event's data: top-level in
+// a chat completion chunk, under "response" in the Responses API's
+// response.completed (its response.created has a null one there).
+func eventUsage(data []byte) []byte {
+	if raw := topLevel(data, "usage"); len(raw) > 0 && raw[0] == '{' {
+		return raw
+	}
+	return topLevel(topLevel(data, "response"), "usage")
+}
+
+// count hands the tokens and the cost of the usage object raw (nil when
+// the answer had none) to the counter.
+func (t *usageTap) count(raw []byte) {
+	if len(raw) == 0 || raw[0] != '{' {
+		return
+	}
+	var v [len(usageFields)][]byte
+	topLevels(raw, usageFields[:], v[:])
+	// Chat completions name the counts prompt and completion, the
+	// Responses API input and output.
+	if v[0] == nil {
+		v[0] = v[3]
+	}
+	if v[1] == nil {
+		v[1] = v[4]
+	}
+	prompt, ok1 := countOf(v[0])
+	completion, ok2 := countOf(v[1])
+	if ok1 && ok2 && (prompt > 0 || completion > 0) {
+		t.counter.Tokens(t.keyID, t.model, prompt, completion)
+	}
+	if cc, ok := t.counter.(CostCounter); ok {
+		if usd, ok := costOf(v[2]); ok {
+			cc.Cost(t.keyID, t.model, usd)
+		}
+	}
 }
 
 // mediaType is a Content-Type without its parameters, as sent (compare it
@@ -186,8 +211,10 @@ func eventStream(h http.Header) bool {
 	return strings.EqualFold(mediaType(h.Get("Content-Type")), "text/event-stream")
 }
 
-// usageFields are the fields of a usage object the tap reads, in one scan.
-var usageFields = [...]string{"prompt_tokens", "completion_tokens", "cost"}
+// usageFields are the fields of a usage object the tap reads, in one scan:
+// the counts as chat completions name them, the cost, and the counts as
+// the Responses API names them.
+var usageFields = [...]string{"prompt_tokens", "completion_tokens", "cost", "input_tokens", "output_tokens"}
 
 // countOf reads the raw JSON value of a token count (topLevels' form)
 // without decoding it; an absent (nil) or null value is 0. ok is false

@@ -120,6 +120,7 @@ func FuzzUsageTapChunks(f *testing.F) {
 		{"data:{\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":1}}", true},
 		{"data: {\"usage\":{\"prompt_tokens\":2,\"completion_tokens\":2}}\ndata: {\"usage\":null}\n", true},
 		{"data: {\"usage\":{\"prompt_tokens\":2,\"completion_tokens\":2}}\n\ndata: {\"x\":\"usage\"}\n\n", true},
+		{"event: response.completed\ndata: {\"type\":\"response.completed\",\"response\":{\"usage\":{\"input_tokens\":3,\"output_tokens\":2}}}\n\n", true},
 		{"\n\n\ndata:\n", true},
 		{"", true},
 		{"", false},

@@ -144,6 +144,14 @@ func TestUsageTapCost(t *testing.T) {
 		{"stream", "text/event-stream", "data: {\"choices\":[{\"delta\":{\"content\":\"hi\"}}]}\n\n" +
 			"data: {\"choices\":[],\"usage\":{\"prompt_tokens\":7,\"completion_tokens\":3,\"cost\":0.01}}\n\ndata: [DONE]\n\n",
 			[]tokenRecord{{3, "m", 7, 3}}, []float64{0.01}},
+		{"responses", "application/json", `{"id":"resp_1","object":"response","status":"completed","usage":{"input_tokens":9,"output_tokens":4,"total_tokens":13,"cost":0.002}}`,
+			[]tokenRecord{{3, "m", 9, 4}}, []float64{0.002}},
+		// The Responses API's stream: usage is null in response.created
+		// and sits under "response" in response.completed.
+		{"responses stream", "text/event-stream", "event: response.created\ndata: {\"type\":\"response.created\",\"response\":{\"id\":\"resp_1\",\"usage\":null}}\n\n" +
+			"event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"delta\":\"hi\"}\n\n" +
+			"event: response.completed\ndata: {\"type\":\"response.completed\",\"response\":{\"id\":\"resp_1\",\"status\":\"completed\",\"usage\":{\"input_tokens\":9,\"input_tokens_details\":{\"cached_tokens\":0},\"output_tokens\":4,\"cost\":0.003}},\"sequence_number\":5}\n\n",
+			[]tokenRecord{{3, "m", 9, 4}}, []float64{0.003}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			resp := &http.Response{StatusCode: 200, Header: http.Header{"Content-Type": {tc.ctype}},
