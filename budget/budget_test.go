@@ -306,8 +306,8 @@ func TestRoutinePollLeavesACreditRest(t *testing.T) {
 			}
 		}
 		set.RestAccount(k1, fault.Credits, http.StatusPaymentRequired, clock().Add(10*time.Minute))
-		p.settle(k1, p.mustPoll(t, k1), nil)
-		p.settle(k2, p.mustPoll(t, k2), nil)
+		p.settle(k1, p.mustPoll(t, k1), counted{}, nil)
+		p.settle(k2, p.mustPoll(t, k2), counted{}, nil)
 		if pool.Available(k1, clock().UnixNano()) || pool.Available(k2, clock().UnixNano()) {
 			t.Fatalf("%s: a routine poll ended the account's rest for credits", body)
 		}
@@ -323,7 +323,7 @@ func TestRoutinePollLeavesACreditRest(t *testing.T) {
 // mustPoll reads k's GET /key as a routine poll does, for settle.
 func (p *Poller) mustPoll(t *testing.T, k *keyring.Key) *Figures {
 	t.Helper()
-	f, err := p.poll(t.Context(), k)
+	f, _, err := p.poll(t.Context(), k)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -461,8 +461,8 @@ func TestRejectedPollRestsTheKey(t *testing.T) {
 			k := pool.Keys()[0]
 			u.set(1, tc.status, `{"data":{"limit":null}}`)
 			for range 2 {
-				_, err := p.poll(t.Context(), k)
-				p.settle(k, nil, err)
+				_, c, err := p.poll(t.Context(), k)
+				p.settle(k, nil, c, err)
 			}
 			if got := !pool.Available(k, clock().UnixNano()); got != tc.resting {
 				t.Fatalf("resting %v after the polls, want %v", got, tc.resting)

@@ -169,8 +169,8 @@ func (p *Poller) spawn(k *keyring.Key) bool {
 	go func() {
 		defer p.wg.Done()
 		defer s.polling.Store(false)
-		f, err := p.poll(p.ctx, k)
-		p.settle(k, f, err)
+		f, c, err := p.poll(p.ctx, k)
+		p.settle(k, f, c, err)
 	}()
 	return true
 }
@@ -180,51 +180,61 @@ func (p *Poller) spawn(k *keyring.Key) bool {
 // GET /key cannot show the balance, so an operator who added credit says
 // so by asking for a check.
 func (p *Poller) Check(ctx context.Context, k *keyring.Key) (*Figures, error) {
-	f, err := p.poll(ctx, k)
-	p.settle(k, f, err)
+	f, c, err := p.poll(ctx, k)
+	p.settle(k, f, c, err)
 	if f != nil {
 		p.set.Lift(k, fault.Credits)
 	}
 	return f, err
 }
 
-// poll reads k's GET /key.
-func (p *Poller) poll(ctx context.Context, k *keyring.Key) (*Figures, error) {
+// counted is what answers had taken off a key's figures when its poll was
+// sent: upstream's answer to the poll holds that spend already, not what
+// answers take off while it travels.
+type counted struct {
+	spent float64
+	free  int64
+}
+
+// poll reads k's GET /key, and what was counted on k when it was sent.
+func (p *Poller) poll(ctx context.Context, k *keyring.Key) (*Figures, counted, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.o.URL, nil)
 	if err != nil {
-		return nil, fmt.Errorf("budget: building GET /key: %w", err)
+		return nil, counted{}, fmt.Errorf("budget: building GET /key: %w", err)
 	}
 	k.Secret.SetAuthorization(req.Header)
+	s := &p.slots[k.Slot()]
+	c := counted{spent: math.Float64frombits(s.spent.Load()), free: s.freeUsed.Load()}
 	resp, err := p.o.Client.Do(req)
 	if err != nil {
 		// The error may quote the URL, never the key (it is a header).
-		return nil, fmt.Errorf("budget: GET /key for key %d: %w", k.ID, err)
+		return nil, c, fmt.Errorf("budget: GET /key for key %d: %w", k.ID, err)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	if err != nil {
-		return nil, fmt.Errorf("budget: reading GET /key for key %d: %w", k.ID, err)
+		return nil, c, fmt.Errorf("budget: reading GET /key for key %d: %w", k.ID, err)
 	}
 	switch {
 	case resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusMethodNotAllowed:
-		return nil, ErrUnsupported
+		return nil, c, ErrUnsupported
 	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
-		return nil, fmt.Errorf("%w (status %d)", ErrKeyRejected, resp.StatusCode)
+		return nil, c, fmt.Errorf("%w (status %d)", ErrKeyRejected, resp.StatusCode)
 	case resp.StatusCode != http.StatusOK:
-		return nil, fmt.Errorf("budget: GET /key for key %d: status %d", k.ID, resp.StatusCode)
+		return nil, c, fmt.Errorf("budget: GET /key for key %d: status %d", k.ID, resp.StatusCode)
 	}
 	f, err := ParseKey(body, p.o.Now())
 	if err != nil {
-		return nil, err
+		return nil, c, err
 	}
-	return &f, nil
+	return &f, c, nil
 }
 
 // settle keeps a poll's result and acts on it and on a fault waiting for
-// it to be confirmed.
-func (p *Poller) settle(k *keyring.Key, f *Figures, err error) {
+// it to be confirmed; c is what was counted on k when the poll was sent.
+func (p *Poller) settle(k *keyring.Key, f *Figures, c counted, err error) {
 	s := &p.slots[k.Slot()]
 	now := p.o.Now()
 	if p.o.Interval > 0 {
@@ -241,12 +251,13 @@ func (p *Poller) settle(k *keyring.Key, f *Figures, err error) {
 	account := ""
 	if f != nil {
 		account = p.set.SetAccount(k, f.account)
-		s.spent.Store(0)
-		s.freeUsed.Store(0)
+		// What was spent while the poll was out is not in f: only what
+		// was counted when it was sent goes.
+		carried := s.uncount(c)
 		s.figures.Store(f)
 		p.apply(k, f, now)
 		if p.o.Share != nil {
-			p.o.Share.Polled(k, account, f)
+			p.o.Share.Polled(k, account, f, carried)
 		}
 	} else if err != nil && !errors.Is(err, ErrUnsupported) {
 		p.o.Log.Debug("budget poll failed", "key_id", k.ID, "err", err)
@@ -278,6 +289,23 @@ func (p *Poller) rejected(k *keyring.Key, now time.Time) {
 		return
 	}
 	p.decide(k, fault.Verdict{Status: http.StatusUnauthorized, Scope: fault.Key, Reason: fault.Auth, Retry: true}, nil, ErrKeyRejected, now)
+}
+
+// uncount takes c off what s counts, never below 0 (another replica's
+// figures may have set it meanwhile), and returns the spend left.
+func (s *slotState) uncount(c counted) float64 {
+	for {
+		old := s.spent.Load()
+		left := math.Max(0, math.Float64frombits(old)-c.spent)
+		if s.spent.CompareAndSwap(old, math.Float64bits(left)) {
+			for {
+				n := s.freeUsed.Load()
+				if s.freeUsed.CompareAndSwap(n, max(0, n-c.free)) {
+					return left
+				}
+			}
+		}
+	}
 }
 
 // apply rests k while its cap is spent and blocks its account's free-model

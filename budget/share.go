@@ -15,8 +15,9 @@ import (
 // holds that key's lease, so that the fleet reads each key about once per
 // interval.
 type Share interface {
-	// Polled: k's figures were read; account is its label.
-	Polled(k *keyring.Key, account string, f *Figures)
+	// Polled: k's figures were read; account is its label, and spent what
+	// answers on k took while the poll was out, which f does not hold.
+	Polled(k *keyring.Key, account string, f *Figures, spent float64)
 	// Spent: an answer on k cost usd. Called on the hot path: it must
 	// not block.
 	Spent(k *keyring.Key, usd float64)
@@ -56,8 +57,8 @@ func (p *Poller) scheduled(k *keyring.Key) {
 			return
 		}
 		defer s.polling.Store(false)
-		f, err := p.poll(p.ctx, k)
-		p.settle(k, f, err)
+		f, c, err := p.poll(p.ctx, k)
+		p.settle(k, f, c, err)
 	}()
 }
 
@@ -84,8 +85,8 @@ func (p *Poller) due(now time.Time, f *Figures) int64 {
 }
 
 // ApplyFigures takes k's figures as another replica polled them, unless
-// this replica's are newer, with spent the fleet's spend on k since that
-// poll. The Share is not told again; k's next poll moves an interval on,
+// this replica's are newer, with spent the fleet's spend on k that they do
+// not hold (since that poll was sent). The Share is not told again; k's next poll moves an interval on,
 // as if this replica had polled.
 func (p *Poller) ApplyFigures(k *keyring.Key, f *Figures, spent float64) {
 	s := &p.slots[k.Slot()]

@@ -2,13 +2,19 @@ package budget
 
 import (
 	"context"
+	"fmt"
+	"math"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/keygate/keygate/breaker"
 	"github.com/keygate/keygate/keyring"
+	"github.com/keygate/keygate/secret"
 )
 
 // share records what a Poller tells and answers its lease asks.
@@ -17,12 +23,15 @@ type share struct {
 	asked  atomic.Int32
 	mu     sync.Mutex
 	polled []*Figures
-	spent  float64
+	// carried is each poll's spend while it was out.
+	carried []float64
+	spent   float64
 }
 
-func (s *share) Polled(_ *keyring.Key, _ string, f *Figures) {
+func (s *share) Polled(_ *keyring.Key, _ string, f *Figures, spent float64) {
 	s.mu.Lock()
 	s.polled = append(s.polled, f)
+	s.carried = append(s.carried, spent)
 	s.mu.Unlock()
 }
 
@@ -111,5 +120,75 @@ func TestSharedFiguresRoundTrip(t *testing.T) {
 	}
 	if g, err := UnmarshalFigures([]byte(`{"LimitRemaining":2,"FreeRemaining":-3}`), epoch); err != nil || g.LimitRemaining != nil || g.FreeRemaining != nil {
 		t.Errorf("remaining without a cap or negative free requests kept: %+v", g)
+	}
+}
+
+// TestSpendWhilePollIsOut: GET /key's figures hold what was spent before
+// the poll was sent, not what answers took while its answer travelled.
+// Those are kept (and told to the Share as the poll's carried spend);
+// settling used to wipe them, so that keygate showed more left than
+// upstream until the next poll.
+func TestSpendWhilePollIsOut(t *testing.T) {
+	noLeaks(t)
+	computed, release := make(chan struct{}), make(chan struct{})
+	var remaining atomic.Int64 // upstream's limit_remaining, micro-USD
+	var freeLeft atomic.Int64
+	remaining.Store(1_000_000)
+	freeLeft.Store(40)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body := fmt.Sprintf(`{"data":{"limit":1,"limit_remaining":%g,"limit_reset":"daily","creator_user_id":"u",`+
+			`"free_model_daily_requests":{"used":%d,"limit":50,"remaining":%d}}}`,
+			float64(remaining.Load())/1e6, 50-freeLeft.Load(), freeLeft.Load())
+		computed <- struct{}{}
+		<-release
+		fmt.Fprint(w, body)
+	}))
+	defer srv.Close()
+	defer srv.Client().CloseIdleConnections()
+	pool, err := keyring.New([]keyring.Entry{{ID: 1, Secret: secret.New(fmt.Sprintf("sk-or-v1-%064d", 1))}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	set := breaker.NewSet(pool, breaker.Settings{})
+	sh := &share{lease: true}
+	p := New(pool, set, Options{URL: srv.URL + "/key", Client: srv.Client(), Share: sh})
+	k := pool.Keys()[0]
+	spend := func(n int) {
+		for range n {
+			remaining.Add(-100_000)
+			p.Spend(k, "m", 0.10)
+			freeLeft.Add(-1)
+			p.UseFree(k)
+		}
+	}
+	for round := range 2 {
+		// Round 0 has no figures yet; round 1 spends before the poll
+		// too, which its figures hold.
+		spend(round * 2)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			if _, err := p.Check(context.Background(), k); err != nil {
+				t.Error(err)
+			}
+		}()
+		<-computed
+		spend(3) // while the answer travels
+		close(release)
+		<-done
+		release = make(chan struct{})
+		v := p.View(k)
+		if want := float64(remaining.Load()) / 1e6; v == nil || math.Abs(*v.LimitRemaining-want) > 1e-9 {
+			t.Fatalf("round %d: limit_remaining %v, upstream's %v", round, *v.LimitRemaining, want)
+		}
+		if want := int(freeLeft.Load()); *v.FreeRequestsRemaining != want {
+			t.Fatalf("round %d: free_requests_remaining %d, upstream's %d", round, *v.FreeRequestsRemaining, want)
+		}
+		sh.mu.Lock()
+		carried := sh.carried[len(sh.carried)-1]
+		sh.mu.Unlock()
+		if math.Abs(carried-0.3) > 1e-9 {
+			t.Fatalf("round %d: the Share was told %v spent while the poll was out, want 0.3", round, carried)
+		}
 	}
 }

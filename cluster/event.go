@@ -32,8 +32,10 @@ const (
 	Disable Kind = "disable"
 	// Enable: Key was brought back by hand at At.
 	Enable Kind = "enable"
-	// Budget: Key's (and its Account's) budget figures as polled at At.
-	// Delivered by a re-read, USD is what the fleet spent on Key since.
+	// Budget: Key's (and its Account's) budget figures as polled at At,
+	// USD what the publisher spent on Key while the poll was out (which
+	// the figures do not hold). Delivered by a re-read, USD is what the
+	// fleet spent on Key since the poll was sent.
 	Budget Kind = "budget"
 	// Spend: USD was spent on Key (of Account) since the last report.
 	Spend Kind = "spend"

@@ -105,7 +105,8 @@ func (s *Redis) Up() bool { return s.health.isUp() }
 
 // Publish queues ev for the writer, dropping the oldest queued event when
 // the queue is full (the dropped fact is written again later, from the
-// replica's own record). Spend only adds to a local sum.
+// replica's own record). Spend only adds to a local sum; a Budget drops
+// that sum of its key.
 func (s *Redis) Publish(ev Event) {
 	if (ev.Kind == Disable || ev.Kind == Enable) && ev.At.IsZero() {
 		ev.At = s.o.Now()
@@ -121,6 +122,12 @@ func (s *Redis) Publish(ev Event) {
 		s.pending[ev.Key] = p
 		s.mu.Unlock()
 		return
+	}
+	if ev.Kind == Budget {
+		// The poll's figures hold this replica's spend from before it,
+		// and its USD what was spent while it was out: written after the
+		// poll, that spend would count twice.
+		delete(s.pending, ev.Key)
 	}
 	s.remember(ev)
 	s.mu.Unlock()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"math"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -463,5 +464,36 @@ func TestQueuedFactsGoOutTogether(t *testing.T) {
 	})
 	if l, p := rt.lone.Load(), rt.pipelines.Load(); l != 0 || p != 1 {
 		t.Fatalf("five queued facts took %d lone commands and %d pipelines, want one pipeline", l, p)
+	}
+}
+
+// TestBudgetCarriesSpendWhileOut: a Budget fact's USD (what was spent
+// while its poll was out) reaches every replica's re-read, plus what was
+// spent after it was written; the publisher's unwritten spend from before
+// the poll, which the figures hold already, is dropped rather than counted
+// a second time.
+func TestBudgetCarriesSpendWhileOut(t *testing.T) {
+	for name, start := range backends(t) {
+		t.Run(name, func(t *testing.T) {
+			url := start(t)
+			a := newStore(t, url, Options{})
+			a.Publish(Event{Kind: Spend, Key: "1:ab", Account: "a1", USD: 0.25}) // before the poll: not yet written
+			a.Publish(Event{Kind: Budget, Key: "1:ab", Account: "a1", At: time.Now(), Figures: json.RawMessage(`{"limit":5}`), USD: 0.5})
+			done := make(chan error, 1)
+			go func() { done <- a.Run(context.Background(), func(Event) {}) }()
+			defer func() { _ = a.Close(); <-done }()
+			c := direct(t, url)
+			eventually(t, "A wrote its budget", func() bool { return c.Exists(ctx, "keygate:budget:1:ab").Val() == 1 })
+			_, rec, _ := running(t, url, Options{})
+			usd := func(want float64) func() bool {
+				return func() bool {
+					b, ok := rec.find(func(e Event) bool { return e.Kind == Budget && e.Key == "1:ab" })
+					return ok && math.Abs(b.USD-want) < 1e-9
+				}
+			}
+			eventually(t, "B re-reads the budget with the spend while its poll was out", usd(0.5))
+			a.Publish(Event{Kind: Spend, Key: "1:ab", Account: "a1", USD: 0.125})
+			eventually(t, "B re-reads it with the spend since, too", usd(0.625))
+		})
 	}
 }

@@ -401,7 +401,9 @@ func (s *Redis) heal(ctx context.Context, deliver func(Event)) {
 	s.mu.Lock()
 	for i, ev := range evs {
 		if ev.Kind == Budget {
-			evs[i].USD = spent[ev.Key] + s.pending[ev.Key].usd
+			// The fact's own USD is what was spent while its poll was
+			// out; the spend key, what was spent after it was written.
+			evs[i].USD = ev.USD + spent[ev.Key] + s.pending[ev.Key].usd
 		}
 	}
 	s.mu.Unlock()

@@ -137,14 +137,15 @@ func (a *Adapter) TryTrial(k *keyring.Key, restUntil time.Time) bool {
 	return a.store.TryTrial(context.Background(), a.Ref(k), restUntil)
 }
 
-// Polled implements budget.Share: the figures go to the other replicas.
-func (a *Adapter) Polled(k *keyring.Key, account string, f *budget.Figures) {
+// Polled implements budget.Share: the figures go to the other replicas,
+// with what was spent on k while the poll was out.
+func (a *Adapter) Polled(k *keyring.Key, account string, f *budget.Figures, spent float64) {
 	b, err := budget.MarshalFigures(f)
 	if err != nil {
 		a.log.Warn("budget figures not shared", "key_id", k.ID, "err", err)
 		return
 	}
-	a.store.Publish(cluster.Event{Kind: cluster.Budget, Key: a.Ref(k), Account: account, At: f.CheckedAt, Figures: b})
+	a.store.Publish(cluster.Event{Kind: cluster.Budget, Key: a.Ref(k), Account: account, At: f.CheckedAt, Figures: b, USD: spent})
 }
 
 // Spent implements budget.Share; on the hot path, without a lock.

@@ -109,7 +109,7 @@ func TestFactsReachTheOtherReplica(t *testing.T) {
 		do    func()
 		check func() error
 	}{
-		{"budget figures and the account", func() { a.ad.Polled(ka[0], label, fig) }, func() error {
+		{"budget figures and the account", func() { a.ad.Polled(ka[0], label, fig, 0) }, func() error {
 			v := b.poller.View(kb[0])
 			if v == nil || v.LimitRemaining == nil || *v.LimitRemaining != 4 || b.set.Account(kb[0]) != label {
 				return fmt.Errorf("view %+v, account %q", v, b.set.Account(kb[0]))
