@@ -103,6 +103,13 @@ func (l *Live) UseFree(k *keyring.Key) {
 	}
 }
 
+// PollSoon implements gateway.Spender.
+func (l *Live) PollSoon(k *keyring.Key) {
+	if p, nk := l.resolve(k); p != nil {
+		p.PollSoon(nk)
+	}
+}
+
 // View implements gateway.BudgetViewer.
 func (l *Live) View(k *keyring.Key) *budget.View {
 	if p, nk := l.resolve(k); p != nil {

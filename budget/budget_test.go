@@ -480,3 +480,50 @@ func TestRejectedPollRestsTheKey(t *testing.T) {
 		})
 	}
 }
+
+// TestPollSoon: an answer that ended without its usage brings the key's
+// next poll to within SoonPoll, once per SoonPoll however many such
+// answers come, and only while polling is on.
+func TestPollSoon(t *testing.T) {
+	var now atomic.Int64
+	now.Store(epoch.UnixNano())
+	for _, tc := range []struct {
+		name     string
+		interval time.Duration
+		moved    bool
+	}{
+		{"polling on", time.Hour, true},
+		{"polling off", 0, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			noLeaks(t)
+			p, _, pool, u, clock := newPollerAt(t, 1, &now)
+			p.o.Interval = tc.interval
+			k := pool.Keys()[0]
+			u.set(1, 0, `{"data":{"limit":1,"limit_remaining":0.5,"limit_reset":"monthly","creator_user_id":"u"}}`)
+			if _, err := p.Check(t.Context(), k); err != nil {
+				t.Fatal(err)
+			}
+			s := &p.slots[0]
+			far := clock().Add(time.Hour).UnixNano()
+			s.next.Store(far)
+			for round := range 3 {
+				p.PollSoon(k)
+				p.PollSoon(k) // a second cut stream at once moves nothing more
+				soon := s.next.Load() <= clock().Add(SoonPoll).UnixNano()
+				// Round 1 comes within SoonPoll of round 0: nothing
+				// moves; round 2 is past it.
+				want := tc.moved && round != 1
+				if soon != want {
+					t.Fatalf("round %d: next poll in %v, want within %v: %v", round, time.Duration(s.next.Load()-clock().UnixNano()), SoonPoll, want)
+				}
+				s.next.Store(far)
+				if round == 0 {
+					now.Add(int64(SoonPoll / 2))
+				} else {
+					now.Add(int64(SoonPoll))
+				}
+			}
+		})
+	}
+}

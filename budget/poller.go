@@ -90,6 +90,7 @@ type slotState struct {
 	spent    atomic.Uint64 // float64 bits
 	freeUsed atomic.Int64
 	next     atomic.Int64 // unix ns of the next periodic poll
+	soon     atomic.Int64 // unix ns of the last PollSoon that moved next
 	pending  atomic.Pointer[fault.Verdict]
 }
 
@@ -150,6 +151,34 @@ func (p *Poller) Run(ctx context.Context) {
 // PollNow polls k soon, unless a poll of it is out already: right after a
 // 402 or 429, when its figures may have changed.
 func (p *Poller) PollNow(k *keyring.Key) { p.start(k) }
+
+// SoonPoll is how soon PollSoon has a key polled, and the least time
+// between two of its polls of one key.
+const SoonPoll = 5 * time.Second
+
+// PollSoon brings k's next scheduled poll to within SoonPoll, at most
+// once per SoonPoll: an answer on k ended without its usage (a stream cut
+// before its last event), and upstream may charge it all the same. It
+// does nothing while polling is off or before k's first poll. Called on
+// the usage tap's close of such an answer: atomics only.
+func (p *Poller) PollSoon(k *keyring.Key) {
+	if p.o.Interval <= 0 || p.unsupported.Load() {
+		return
+	}
+	s := &p.slots[k.Slot()]
+	now := p.o.Now().UnixNano()
+	last := s.soon.Load()
+	if now-last < int64(SoonPoll) || !s.soon.CompareAndSwap(last, now) {
+		return
+	}
+	at := now + int64(SoonPoll)
+	for {
+		n := s.next.Load()
+		if n == 0 || n <= at || s.next.CompareAndSwap(n, at) {
+			return
+		}
+	}
+}
 
 // start runs one poll of k on its own goroutine; never two at a time.
 func (p *Poller) start(k *keyring.Key) {

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keygate/keygate/budget"
 	"github.com/keygate/keygate/simulator"
 )
 
@@ -110,5 +111,41 @@ func TestSpendOfEveryAnswer(t *testing.T) {
 				t.Errorf("keygate_tokens_total is %v after the answer", n)
 			}
 		})
+	}
+}
+
+// TestCutStreamsArePolledSoon: streams the client abandons end without
+// their usage, but upstream charges them (the simulator at admission).
+// Such an answer brings its key's budget poll to within a few seconds,
+// so that keygate's figures come back to upstream's without waiting for
+// the interval.
+func TestCutStreamsArePolledSoon(t *testing.T) {
+	k := testKeys(1)
+	at := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	sim := spSim(t, k, at)
+	gw := spGateway(t, sim, k, at, "BUDGET_POLL_INTERVAL=1h")
+	key := gw.Pool.ByID(1)
+	polled := gw.Budgets.View(key).CheckedAt
+	body := `{"model":"openai/gpt-4o-mini","max_tokens":16,"stream":true,"messages":[{"role":"user","content":"hello there"}]}`
+	for range 5 {
+		ctx, cancel := context.WithCancel(context.Background())
+		req := newRequest(t, http.MethodPost, gw.URL+"/v1/chat/completions", []byte(body)).WithContext(ctx)
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set(simulator.HeaderFault, "chunks=10,chunkdelay=50ms")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = resp.Body.Read(make([]byte, 64)) // the first bytes, then the client goes away
+		cancel()
+		resp.Body.Close()
+	}
+	ptIdle(t, gw)
+	gw.Clock.Advance(budget.SoonPoll + time.Second)
+	ptEventually(t, "a poll after the cut streams", func() bool { return gw.Budgets.View(key).CheckedAt.After(polled) })
+	info, _ := sim.KeyInfo(k[0])
+	v := gw.Budgets.View(key)
+	if math.Abs(*v.LimitRemaining-*info.LimitRemaining) > 1e-9 {
+		t.Errorf("keygate's limit_remaining %.7f after the poll, upstream's %.7f (charged $%.7f)", *v.LimitRemaining, *info.LimitRemaining, sim.Spent(k[0]))
 	}
 }

@@ -42,6 +42,13 @@ func (ex *exchange) Cost(keyID int, model string, usd float64) {
 	}
 }
 
+// NoUsage implements MissCounter: only an inference answer is charged.
+func (ex *exchange) NoUsage(keyID int) {
+	if mc, ok := ex.counter.(MissCounter); ok && !ex.call.Blind {
+		mc.NoUsage(keyID)
+	}
+}
+
 // finish records the metrics of a /v1 request and writes its access line;
 // ex is the passthrough's exchange, nil when the request never reached it
 // (turned away, or refused before its body was read).

@@ -55,6 +55,9 @@ type Spender interface {
 	Spend(k *keyring.Key, model string, usd float64)
 	// UseFree counts one free-model request of k's account.
 	UseFree(k *keyring.Key)
+	// PollSoon reads k's budget again soon: an answer on it ended
+	// without its usage, which upstream may charge all the same.
+	PollSoon(k *keyring.Key)
 }
 
 // tokenTag is a short digest of a client token: enough to tell clients
@@ -85,5 +88,12 @@ func (u *usageSink) Tokens(keyID int, model string, prompt, completion int) {
 func (u *usageSink) Cost(keyID int, model string, usd float64) {
 	if k := u.relay.Pool().ByID(keyID); k != nil {
 		u.spend.Spend(k, model, usd)
+	}
+}
+
+// NoUsage implements MissCounter.
+func (u *usageSink) NoUsage(keyID int) {
+	if k := u.relay.Pool().ByID(keyID); k != nil {
+		u.spend.PollSoon(k)
 	}
 }

@@ -27,9 +27,17 @@ type CostCounter interface {
 	Cost(keyID int, model string, usd float64)
 }
 
+// MissCounter is a TokenCounter that also learns of an answer that ended
+// without a usage object: cut before its end (a client gone, a connection
+// lost), which upstream may still charge, so the key's budget is worth
+// reading again soon.
+type MissCounter interface {
+	NoUsage(keyID int)
+}
+
 // usageTap watches an answer pass to the client and counts its tokens when
-// it ends: the usage object of a JSON answer, or of the last SSE event that
-// carries one. It never holds data back from the client; parsing happens on
+// it ends: the usage object of a JSON answer read to its end, or of the
+// last SSE event that carries one (a stream cut after it counts too). It never holds data back from the client; parsing happens on
 // Close, after the body was forwarded. On a stream it also hands every
 // error event (after the relay's hold committed the answer) to late, which
 // counts it against the key.
@@ -133,9 +141,11 @@ func (t *usageTap) Close() error {
 	if t.buf == nil && t.sp == nil {
 		return err
 	}
-	if t.eof && t.counter != nil {
+	if t.counter != nil {
 		var raw []byte
 		switch {
+		case !t.eof && !t.stream:
+			// A JSON answer cut short: its usage never came.
 		case t.stream:
 			raw = eventUsage(bytes.TrimSpace(t.last))
 		case t.tail:
@@ -146,7 +156,11 @@ func (t *usageTap) Close() error {
 		default:
 			raw = topLevel(t.buf.Bytes(), "usage")
 		}
-		t.count(raw)
+		if !t.count(raw) {
+			if mc, ok := t.counter.(MissCounter); ok {
+				mc.NoUsage(t.keyID)
+			}
+		}
 	}
 	switch {
 	case t.sp != nil:
@@ -170,10 +184,10 @@ func eventUsage(data []byte) []byte {
 }
 
 // count hands the tokens and the cost of the usage object raw (nil when
-// the answer had none) to the counter.
-func (t *usageTap) count(raw []byte) {
+// the answer had none) to the counter; false when raw is no object.
+func (t *usageTap) count(raw []byte) bool {
 	if len(raw) == 0 || raw[0] != '{' {
-		return
+		return false
 	}
 	var v [len(usageFields)][]byte
 	topLevels(raw, usageFields[:], v[:])
@@ -195,6 +209,7 @@ func (t *usageTap) count(raw []byte) {
 			cc.Cost(t.keyID, t.model, usd)
 		}
 	}
+	return true
 }
 
 // mediaType is a Content-Type without its parameters, as sent (compare it

@@ -176,3 +176,54 @@ func TestUsageTapCost(t *testing.T) {
 func large(end string) string {
 	return `{"id":"gen-1","choices":[{"message":{"content":"` + strings.Repeat("x", maxUsageScan) + `"}}]` + end
 }
+
+// missCounter records the answers a tap saw end without usage.
+type missCounter struct {
+	fakeCostCounter
+	misses int
+}
+
+func (m *missCounter) NoUsage(int) { m.misses++ }
+
+// TestUsageTapCutShort: a stream cut after its usage event (the client
+// gone before [DONE], a connection lost) is counted all the same, as
+// upstream charges it; an answer that ends without usage, cut before it
+// or whole, is reported as such, so that the key's budget is read again.
+func TestUsageTapCutShort(t *testing.T) {
+	usage := "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":7,\"completion_tokens\":3,\"cost\":0.01}}\n\n"
+	delta := "data: {\"choices\":[{\"delta\":{\"content\":\"hi\"}}]}\n\n"
+	for _, tc := range []struct {
+		name, ctype, body string
+		cut               bool
+		tokens            []tokenRecord
+		costs             []float64
+		misses            int
+	}{
+		{"stream cut after its usage", "text/event-stream", delta + usage, true, []tokenRecord{{3, "m", 7, 3}}, []float64{0.01}, 0},
+		{"stream cut before its usage", "text/event-stream", delta + delta, true, nil, nil, 1},
+		{"stream cut inside its usage event", "text/event-stream", delta + usage[:len(usage)-2], true, nil, nil, 1},
+		{"whole stream", "text/event-stream", delta + usage + "data: [DONE]\n\n", false, []tokenRecord{{3, "m", 7, 3}}, []float64{0.01}, 0},
+		{"whole stream without usage", "text/event-stream", delta + "data: [DONE]\n\n", false, nil, nil, 1},
+		{"json cut", "application/json", `{"usage":{"prompt_tokens":5,"completion_tokens":2,"cost":0.5}}`, true, nil, nil, 1},
+		{"json", "application/json", `{"usage":{"prompt_tokens":5,"completion_tokens":2,"cost":0.5}}`, false, []tokenRecord{{3, "m", 5, 2}}, []float64{0.5}, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var body io.Reader = strings.NewReader(tc.body)
+			if tc.cut {
+				body = io.MultiReader(body, iotest.ErrReader(io.ErrUnexpectedEOF))
+			}
+			resp := &http.Response{StatusCode: 200, Header: http.Header{"Content-Type": {tc.ctype}}, Body: io.NopCloser(body), ContentLength: -1}
+			c := &missCounter{}
+			tapUsage(resp, c, 3, "m")
+			if _, err := io.ReadAll(resp.Body); (err != nil) != tc.cut {
+				t.Fatalf("read: %v", err)
+			}
+			if err := resp.Body.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(c.got, tc.tokens) || !slices.Equal(c.costs, tc.costs) || c.misses != tc.misses {
+				t.Fatalf("tokens %v, costs %v, %d misses; want %v, %v, %d", c.got, c.costs, c.misses, tc.tokens, tc.costs, tc.misses)
+			}
+		})
+	}
+}
