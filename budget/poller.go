@@ -457,14 +457,22 @@ func (p *Poller) Spend(k *keyring.Key, model string, usd float64) {
 }
 
 // UseFree counts one free-model request of k's account, on each of its
-// keys' figures.
+// keys' figures, and tells the Share.
 func (p *Poller) UseFree(k *keyring.Key) {
-	// The quota is the account's: every key of it has one fewer left.
+	p.useFree(k, 1)
+	if p.o.Share != nil {
+		p.o.Share.UsedFree(k)
+	}
+}
+
+// useFree counts n free-model requests of k's account.
+func (p *Poller) useFree(k *keyring.Key, n int64) {
+	// The quota is the account's: every key of it has n fewer left.
 	var sib keyring.Exclude
 	p.set.Siblings(k, &sib)
 	for _, m := range p.pool.Keys() {
 		if sib.Has(m.Slot()) {
-			p.slots[m.Slot()].freeUsed.Add(1)
+			p.slots[m.Slot()].freeUsed.Add(n)
 		}
 	}
 	s := &p.slots[k.Slot()]

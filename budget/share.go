@@ -21,6 +21,9 @@ type Share interface {
 	// Spent: an answer on k cost usd. Called on the hot path: it must
 	// not block.
 	Spent(k *keyring.Key, usd float64)
+	// UsedFree: a free-model request was made on k, one fewer left to its
+	// account today. Called on the hot path: it must not block.
+	UsedFree(k *keyring.Key)
 	// Lease reports whether this replica polls k now (for ttl); true when
 	// it cannot tell.
 	Lease(k *keyring.Key, ttl time.Duration) bool
@@ -126,6 +129,15 @@ func (p *Poller) ApplySpend(k *keyring.Key, usd float64) {
 				p.apply(k, f, now)
 			}
 		}
+	}
+}
+
+// ApplyFreeUse counts n free-model requests that another replica made on
+// k against k's account, and blocks the account's free-model calls when
+// none are left, as UseFree does. The Share is not told again.
+func (p *Poller) ApplyFreeUse(k *keyring.Key, n int) {
+	if n > 0 {
+		p.useFree(k, int64(n))
 	}
 }
 

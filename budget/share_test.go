@@ -26,6 +26,7 @@ type share struct {
 	// carried is each poll's spend while it was out.
 	carried []float64
 	spent   float64
+	free    int
 }
 
 func (s *share) Polled(_ *keyring.Key, _ string, f *Figures, spent float64) {
@@ -38,6 +39,12 @@ func (s *share) Polled(_ *keyring.Key, _ string, f *Figures, spent float64) {
 func (s *share) Spent(_ *keyring.Key, usd float64) {
 	s.mu.Lock()
 	s.spent += usd
+	s.mu.Unlock()
+}
+
+func (s *share) UsedFree(*keyring.Key) {
+	s.mu.Lock()
+	s.free++
 	s.mu.Unlock()
 }
 
@@ -190,5 +197,41 @@ func TestSpendWhilePollIsOut(t *testing.T) {
 		if math.Abs(carried-0.3) > 1e-9 {
 			t.Fatalf("round %d: the Share was told %v spent while the poll was out, want 0.3", round, carried)
 		}
+	}
+}
+
+// TestFreeUseIsShared: a free-model request made here is told to the
+// Share; one another replica made counts here against the account (each
+// of its keys), and the last one blocks its free-model calls, without
+// being told back. Free requests used to stay on the replica that made
+// them until the next poll.
+func TestFreeUseIsShared(t *testing.T) {
+	noLeaks(t)
+	p, set, pool, u, _ := newPoller(t, 2)
+	sh := &share{lease: true}
+	p.o.Share = sh
+	body := `{"data":{"limit":null,"creator_user_id":"acct","free_model_daily_requests":{"used":47,"limit":50,"remaining":3}}}`
+	u.set(1, 0, body)
+	u.set(2, 0, body)
+	k1, k2 := pool.Keys()[0], pool.Keys()[1]
+	for _, k := range pool.Keys() {
+		if _, err := p.Check(t.Context(), k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p.UseFree(k1)
+	if sh.free != 1 {
+		t.Fatalf("told the Share of %d free requests, want 1", sh.free)
+	}
+	p.ApplyFreeUse(k1, 1) // another replica's, on key 1
+	if v := p.View(k2); *v.FreeRequestsRemaining != 1 || !set.FreeBlockedUntil(k2).IsZero() {
+		t.Fatalf("key 2 sees %d free requests left, blocked until %v; want 1, not blocked", *v.FreeRequestsRemaining, set.FreeBlockedUntil(k2))
+	}
+	p.ApplyFreeUse(k2, 1)
+	if v := p.View(k1); *v.FreeRequestsRemaining != 0 || set.FreeBlockedUntil(k1).IsZero() {
+		t.Fatalf("key 1 sees %d free requests left, blocked until %v; want none and blocked", *v.FreeRequestsRemaining, set.FreeBlockedUntil(k1))
+	}
+	if sh.free != 1 {
+		t.Fatalf("another replica's free use was told back to the Share (%d)", sh.free)
 	}
 }

@@ -39,6 +39,10 @@ const (
 	Budget Kind = "budget"
 	// Spend: USD was spent on Key (of Account) since the last report.
 	Spend Kind = "spend"
+	// FreeUse: N free-model requests of Account were made on Key since
+	// the last report. Pushed only, like Spend, never stored: a replica
+	// that missed one reads the quota at its next poll.
+	FreeUse Kind = "free"
 	// TrialResult: the trial call after Key's rest until Until came back
 	// OK (the key is in rotation again: a rest of Key that ends no later
 	// than Until is over) or not (a KeyRest follows). A budget poll that
@@ -51,7 +55,7 @@ const (
 
 func (k Kind) valid() bool {
 	switch k {
-	case KeyRest, AccountRest, Disable, Enable, Budget, Spend, TrialResult, AccountBack:
+	case KeyRest, AccountRest, Disable, Enable, Budget, Spend, FreeUse, TrialResult, AccountBack:
 		return true
 	}
 	return false
@@ -90,6 +94,7 @@ type Event struct {
 	Figures json.RawMessage // Budget: the budget package's own JSON
 	At      time.Time       // Budget: when polled; Disable/Enable: when done (Publish fills it in)
 	USD     float64
+	N       int // FreeUse: the requests
 }
 
 // freeQuota is the Reason of an AccountRest that blocks the account's
@@ -110,6 +115,7 @@ type wire struct {
 	F      json.RawMessage `json:"f,omitempty"`
 	At     int64           `json:"at,omitempty"`
 	USD    float64         `json:"usd,omitempty"`
+	N      int             `json:"n,omitempty"`
 	Origin string          `json:"o,omitempty"`
 }
 
@@ -120,7 +126,7 @@ func encode(ev Event, origin string) ([]byte, error) {
 	if err := check(ev); err != nil {
 		return nil, err
 	}
-	w := wire{K: ev.Kind, Key: ev.Key, A: ev.Account, R: ev.Reason, S: ev.Status, OK: ev.OK, F: ev.Figures, USD: ev.USD, Origin: origin}
+	w := wire{K: ev.Kind, Key: ev.Key, A: ev.Account, R: ev.Reason, S: ev.Status, OK: ev.OK, F: ev.Figures, USD: ev.USD, N: ev.N, Origin: origin}
 	if !ev.Until.IsZero() {
 		w.U = ev.Until.UnixMilli()
 	}
@@ -141,7 +147,7 @@ func decode(b []byte) (Event, string, error) {
 	if err := json.Unmarshal(b, &w); err != nil {
 		return Event{}, "", fmt.Errorf("%w: %w", errEvent, err)
 	}
-	ev := Event{Kind: w.K, Key: w.Key, Account: w.A, Reason: w.R, Status: w.S, OK: w.OK, USD: w.USD}
+	ev := Event{Kind: w.K, Key: w.Key, Account: w.A, Reason: w.R, Status: w.S, OK: w.OK, USD: w.USD, N: w.N}
 	ev.Figures = w.F
 	if w.U != 0 {
 		ev.Until = time.UnixMilli(w.U)
@@ -169,6 +175,9 @@ func check(ev Event) error {
 	}
 	if (ev.Kind == KeyRest || ev.Kind == AccountRest || ev.Kind == TrialResult || ev.Kind == AccountBack) && ev.Until.IsZero() {
 		return fmt.Errorf("%w: %s without a deadline", errEvent, ev.Kind)
+	}
+	if ev.Kind == FreeUse && ev.N <= 0 {
+		return fmt.Errorf("%w: free use of no request", errEvent)
 	}
 	if ev.Kind == Budget && (ev.At.IsZero() || (len(ev.Figures) > 0 && !json.Valid(ev.Figures))) {
 		return fmt.Errorf("%w: budget without a poll time or with figures that are not JSON", errEvent)

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -32,7 +33,7 @@ type Redis struct {
 	mu      sync.Mutex
 	mine    map[string]Event   // the latest fact this replica published, per Redis key
 	epoch   string             // the store's epoch at the last re-read; tick only
-	pending map[KeyRef]pending // spend not yet written
+	pending map[KeyRef]pending // spend and free use not yet written
 	dirty   bool               // a write failed or an event was dropped: write mine again
 	running bool
 	closed  bool
@@ -42,10 +43,11 @@ type Redis struct {
 	applyMu sync.Mutex
 }
 
-// pending is spend waiting for the next flush.
+// pending is spend and free-model use waiting for the next flush.
 type pending struct {
 	account string
 	usd     float64
+	free    int
 }
 
 // NewRedis connects lazily to o.URL (see ParseURL): a Redis that is down at
@@ -105,8 +107,8 @@ func (s *Redis) Up() bool { return s.health.isUp() }
 
 // Publish queues ev for the writer, dropping the oldest queued event when
 // the queue is full (the dropped fact is written again later, from the
-// replica's own record). Spend only adds to a local sum; a Budget drops
-// that sum of its key.
+// replica's own record). Spend and FreeUse only add to a local sum; a
+// Budget drops the spend of its key.
 func (s *Redis) Publish(ev Event) {
 	if (ev.Kind == Disable || ev.Kind == Enable) && ev.At.IsZero() {
 		ev.At = s.o.Now()
@@ -116,18 +118,20 @@ func (s *Redis) Publish(ev Event) {
 		return
 	}
 	s.mu.Lock()
-	if ev.Kind == Spend {
+	if ev.Kind == Spend || ev.Kind == FreeUse {
 		p := s.pending[ev.Key]
-		p.account, p.usd = ev.Account, p.usd+ev.USD
+		p.account, p.usd, p.free = cmp.Or(ev.Account, p.account), p.usd+ev.USD, p.free+ev.N
 		s.pending[ev.Key] = p
 		s.mu.Unlock()
 		return
 	}
-	if ev.Kind == Budget {
+	if p, ok := s.pending[ev.Key]; ok && ev.Kind == Budget {
 		// The poll's figures hold this replica's spend from before it,
 		// and its USD what was spent while it was out: written after the
-		// poll, that spend would count twice.
-		delete(s.pending, ev.Key)
+		// poll, that spend would count twice. (Free use is not carried:
+		// it goes out still.)
+		p.usd = 0
+		s.pending[ev.Key] = p
 	}
 	s.remember(ev)
 	s.mu.Unlock()

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"math"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -494,6 +495,34 @@ func TestBudgetCarriesSpendWhileOut(t *testing.T) {
 			eventually(t, "B re-reads the budget with the spend while its poll was out", usd(0.5))
 			a.Publish(Event{Kind: Spend, Key: "1:ab", Account: "a1", USD: 0.125})
 			eventually(t, "B re-reads it with the spend since, too", usd(0.625))
+		})
+	}
+}
+
+// TestFreeUseReachesOtherReplica: free-model requests go out summed per
+// key, like spend, and reach another replica as one FreeUse; nothing of
+// them is stored.
+func TestFreeUseReachesOtherReplica(t *testing.T) {
+	for name, start := range backends(t) {
+		t.Run(name, func(t *testing.T) {
+			url := start(t)
+			a := newStore(t, url, Options{})
+			a.Publish(Event{Kind: FreeUse, Key: "1:ab", Account: "a1", N: 1})
+			a.Publish(Event{Kind: FreeUse, Key: "1:ab", Account: "a1", N: 1})
+			a.Publish(Event{Kind: FreeUse, Key: "1:ab", N: 0}) // not an event: dropped
+			_, rec, _ := running(t, url, Options{HealInterval: time.Hour})
+			c := direct(t, url)
+			eventually(t, "B subscribed", func() bool { return c.PubSubNumSub(ctx, "keygate:events").Val()["keygate:events"] == 1 })
+			done := make(chan error, 1)
+			go func() { done <- a.Run(context.Background(), func(Event) {}) }()
+			defer func() { _ = a.Close(); <-done }()
+			eventually(t, "B applies A's free use", func() bool {
+				ev, ok := rec.find(func(e Event) bool { return e.Kind == FreeUse })
+				return ok && ev.Key == "1:ab" && ev.Account == "a1" && ev.N == 2
+			})
+			if keys := c.Keys(ctx, "keygate:*").Val(); slices.ContainsFunc(keys, func(k string) bool { return strings.Contains(k, "1:ab") }) {
+				t.Fatalf("free use stored: %v", keys)
+			}
 		})
 	}
 }

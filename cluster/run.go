@@ -230,6 +230,8 @@ func (s *Redis) command(ev Event) (command, bool) {
 		return command{manualScript, []string{s.manual()}, []any{string(ev.Key), val, ev.At.UnixMilli(), s.channel()}}, true
 	case Spend:
 		return command{spendScript, []string{key, s.index()}, []any{strconv.FormatFloat(ev.USD, 'f', -1, 64), s.o.BudgetTTL.Milliseconds(), s.channel(), val}}, true
+	case FreeUse:
+		return command{pushScript, nil, []any{s.channel(), val}}, true
 	}
 	return command{}, false
 }
@@ -323,8 +325,8 @@ func (s *Redis) expired(ev Event, now time.Time) bool {
 	return false
 }
 
-// flush writes the spend summed since the last flush; what fails to go out
-// is kept for the next.
+// flush writes the spend and pushes the free use summed since the last
+// flush; what fails to go out is kept for the next.
 func (s *Redis) flush(ctx context.Context) {
 	s.mu.Lock()
 	if len(s.pending) == 0 {
@@ -336,7 +338,12 @@ func (s *Redis) flush(ctx context.Context) {
 	s.mu.Unlock()
 	evs := make([]Event, 0, len(out))
 	for ref, p := range out {
-		evs = append(evs, Event{Kind: Spend, Key: ref, Account: p.account, USD: p.usd})
+		if p.usd > 0 {
+			evs = append(evs, Event{Kind: Spend, Key: ref, Account: p.account, USD: p.usd})
+		}
+		if p.free > 0 {
+			evs = append(evs, Event{Kind: FreeUse, Key: ref, Account: p.account, N: p.free})
+		}
 	}
 	if ctx.Err() == nil && s.health.isUp() {
 		evs = s.putAll(ctx, evs)
@@ -347,7 +354,7 @@ func (s *Redis) flush(ctx context.Context) {
 	s.mu.Lock()
 	for _, ev := range evs {
 		q := s.pending[ev.Key]
-		q.account, q.usd = ev.Account, q.usd+ev.USD
+		q.account, q.usd, q.free = ev.Account, q.usd+ev.USD, q.free+ev.N
 		s.pending[ev.Key] = q
 	}
 	s.mu.Unlock()

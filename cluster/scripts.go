@@ -68,6 +68,14 @@ redis.call('PUBLISH', ARGV[3], ARGV[4])
 return t
 `)
 
+// pushScript pushes an event that is not stored (a FreeUse).
+//
+//	ARGV[1] channel, ARGV[2] message
+var pushScript = redis.NewScript(`
+redis.call('PUBLISH', ARGV[1], ARGV[2])
+return 1
+`)
+
 // healScript reads every live fact in one round trip: the index's keys
 // with their values (forgetting those that expired) and the manual hash.
 // It answers {key1, value1, key2, value2, …} and the hash's field/value

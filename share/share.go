@@ -158,6 +158,16 @@ func (a *Adapter) Spent(k *keyring.Key, usd float64) {
 	a.store.Publish(ev)
 }
 
+// UsedFree implements budget.Share; on the hot path, without a lock.
+func (a *Adapter) UsedFree(k *keyring.Key) {
+	n := a.nameOf(k)
+	ev := cluster.Event{Kind: cluster.FreeUse, Key: n.ref, N: 1}
+	if acct := n.account.Load(); acct != nil {
+		ev.Account = *acct
+	}
+	a.store.Publish(ev)
+}
+
 // leaseWait is how long after its start a replica's lease asks wait for a
 // store it has not reached yet (the first polls go out together with the
 // first connection); a poll's goroutine waits, never a pick. Later, a store
@@ -251,6 +261,10 @@ func (a *Adapter) Apply(ev cluster.Event) {
 	case cluster.Spend:
 		if poller != nil {
 			poller.ApplySpend(k, ev.USD)
+		}
+	case cluster.FreeUse:
+		if poller != nil {
+			poller.ApplyFreeUse(k, ev.N)
 		}
 	}
 }

@@ -122,6 +122,12 @@ func TestFactsReachTheOtherReplica(t *testing.T) {
 			}
 			return nil
 		}},
+		{"free-model use between polls", func() { a.ad.UsedFree(ka[0]) }, func() error {
+			if v := b.poller.View(kb[0]); *v.FreeRequestsRemaining != 6 {
+				return fmt.Errorf("free requests remaining %v, want 6", *v.FreeRequestsRemaining)
+			}
+			return nil
+		}},
 		{"a key's rest", func() { a.set.RestKey(ka[1], fault.Auth, 401, start.Add(time.Minute)) }, func() error {
 			if b.pool.Available(kb[1], ns) || b.set.For(kb[1]).State() == breaker.Closed {
 				return fmt.Errorf("key 2 available or its breaker closed")
