@@ -8,6 +8,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/keygate/keygate/console"
+	"github.com/keygate/keygate/keyring"
 	"github.com/keygate/keygate/metrics"
 )
 
@@ -30,6 +31,10 @@ const maxLoggedModel = 128
 // count for the access line and passes the usage on.
 func (ex *exchange) Tokens(keyID int, model string, prompt, completion int) {
 	ex.tokens = prompt + completion
+	if kc, ok := ex.counter.(keyedCounter); ok && ex.call.Key != nil {
+		kc.TokensOf(ex.call.Key, model, prompt, completion)
+		return
+	}
 	if ex.counter != nil {
 		ex.counter.Tokens(keyID, model, prompt, completion)
 	}
@@ -37,6 +42,10 @@ func (ex *exchange) Tokens(keyID int, model string, prompt, completion int) {
 
 // Cost implements CostCounter: an answer's cost goes on to the counter.
 func (ex *exchange) Cost(keyID int, model string, usd float64) {
+	if kc, ok := ex.counter.(keyedCounter); ok && ex.call.Key != nil {
+		kc.CostOf(ex.call.Key, model, usd)
+		return
+	}
 	if cc, ok := ex.counter.(CostCounter); ok {
 		cc.Cost(keyID, model, usd)
 	}
@@ -44,9 +53,25 @@ func (ex *exchange) Cost(keyID int, model string, usd float64) {
 
 // NoUsage implements MissCounter: only an inference answer is charged.
 func (ex *exchange) NoUsage(keyID int) {
-	if mc, ok := ex.counter.(MissCounter); ok && !ex.call.Blind {
+	if ex.call.Blind {
+		return
+	}
+	if kc, ok := ex.counter.(keyedCounter); ok && ex.call.Key != nil {
+		kc.NoUsageOf(ex.call.Key)
+		return
+	}
+	if mc, ok := ex.counter.(MissCounter); ok {
 		mc.NoUsage(keyID)
 	}
+}
+
+// keyedCounter is a counter that takes an answer's key itself rather than
+// its id: the id of an answer that ends after a reload may name another
+// key by then (usageSink).
+type keyedCounter interface {
+	TokensOf(k *keyring.Key, model string, prompt, completion int)
+	CostOf(k *keyring.Key, model string, usd float64)
+	NoUsageOf(k *keyring.Key)
 }
 
 // finish records the metrics of a /v1 request and writes its access line;

@@ -91,6 +91,30 @@ func (u *usageSink) Cost(keyID int, model string, usd float64) {
 	}
 }
 
+// TokensOf, CostOf and NoUsageOf implement keyedCounter: the answer's key
+// is found in the pool in force by its secret, so that an answer that ends
+// after a reload renumbered its key counts under the key's new id, and one
+// whose id now names another secret (or none) counts for nobody.
+func (u *usageSink) TokensOf(k *keyring.Key, model string, prompt, completion int) {
+	if nk := u.relay.Pool().Find(k); nk != nil && u.m != nil {
+		u.m.Tokens(nk.ID, model, prompt, completion)
+	}
+}
+
+// CostOf implements keyedCounter.
+func (u *usageSink) CostOf(k *keyring.Key, model string, usd float64) {
+	if nk := u.relay.Pool().Find(k); nk != nil {
+		u.spend.Spend(nk, model, usd)
+	}
+}
+
+// NoUsageOf implements keyedCounter.
+func (u *usageSink) NoUsageOf(k *keyring.Key) {
+	if nk := u.relay.Pool().Find(k); nk != nil {
+		u.spend.PollSoon(nk)
+	}
+}
+
 // NoUsage implements MissCounter.
 func (u *usageSink) NoUsage(keyID int) {
 	if k := u.relay.Pool().ByID(keyID); k != nil {
