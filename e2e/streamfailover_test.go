@@ -293,8 +293,13 @@ func TestStreamHoldSimulatorDirectives(t *testing.T) {
 		calls  int64
 		check  func(res hdResult) bool
 	}{
-		{"sim/inband=400", 400, 1, func(r hdResult) bool { return r.Header.Get("Content-Type") == "application/json" }},
-		{"sim/inband=429", 429, 2, func(r hdResult) bool { return r.Header.Get("Content-Type") == "application/json" }},
+		// A JSON error answer announces none of the stream's trailers.
+		{"sim/inband=400", 400, 1, func(r hdResult) bool {
+			return r.Header.Get("Content-Type") == "application/json" && r.Header.Get("Trailer") == ""
+		}},
+		{"sim/inband=429", 429, 2, func(r hdResult) bool {
+			return r.Header.Get("Content-Type") == "application/json" && r.Header.Get("Trailer") == ""
+		}},
 		{"sim/nodata", 502, 2, func(r hdResult) bool { return r.Header.Get("Content-Type") == "application/json" }},
 		{"sim/hold=400ms,chunks=3", 200, 1, func(r hdResult) bool { return r.Err == nil && r.Intact() }},
 		{"sim/errorafter=2", 200, 1, func(r hdResult) bool {

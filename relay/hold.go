@@ -343,6 +343,8 @@ func asErrorAnswer(resp *http.Response, v fault.Verdict) *http.Response {
 	h.Set("Content-Type", "application/json")
 	h.Set("Content-Length", strconv.Itoa(len(wb.errBody)))
 	h.Del("Content-Encoding")
+	// The stream's trailers will never come: a JSON answer announces none.
+	resp.Trailer = nil
 	resp.ContentLength = int64(len(wb.errBody))
 	resp.TransferEncoding = nil
 	resp.Uncompressed = false
