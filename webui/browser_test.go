@@ -185,7 +185,7 @@ func TestBrowser(t *testing.T) {
 		browsertest.Do(t, ctx, chromedp.WaitVisible(btn("check")), chromedp.Click(btn("check")))
 		browsertest.Until(t, ctx, "check answer", `document.getElementById('message').textContent.includes('Key #3: $2.20 of $5.00 left')`)
 		browsertest.Do(t, ctx, chromedp.Click(chromedp.CSS("#reload")))
-		browsertest.Until(t, ctx, "reload answer", `document.getElementById('message').textContent.includes('4 kept')`)
+		browsertest.Until(t, ctx, "reload answer", `document.getElementById('message').textContent.includes('4 kept), 1 renumbered: #5→#4')`)
 		want := []string{"disable 3", "enable 3", "check 3", "reload"}
 		if got := pool.called(); !slices.Equal(got, want) {
 			t.Fatalf("admin calls = %v, want %v", got, want)

@@ -131,5 +131,5 @@ func (p *fakePool) Check(_ context.Context, id int) (admin.Budget, error) {
 
 func (p *fakePool) Reload(context.Context) (admin.ReloadResult, error) {
 	p.record("reload")
-	return admin.ReloadResult{Keys: 4, Kept: []int{1, 2, 3, 4}}, nil
+	return admin.ReloadResult{Keys: 4, Kept: []int{1, 2, 3, 4}, Renumbered: []admin.Move{{From: 5, To: 4}}}, nil
 }

@@ -338,7 +338,13 @@
 
   $('reload').addEventListener('click', async function () {
     var v = await adminCall('/admin/reload', 'reload');
-    if (v) message('Reloaded: ' + v.keys + ' keys (+' + v.added.length + ' added, −' + v.removed.length + ' removed, ' + v.kept.length + ' kept)');
+    if (!v) return;
+    var text = 'Reloaded: ' + v.keys + ' keys (+' + v.added.length + ' added, −' + v.removed.length + ' removed, ' + v.kept.length + ' kept)';
+    if (v.renumbered && v.renumbered.length) {
+      // As the console says it: kept keys whose id changed.
+      text += ', ' + v.renumbered.length + ' renumbered: ' + v.renumbered.map(function (m) { return '#' + m.from + '→#' + m.to; }).join(', ');
+    }
+    message(text);
   });
 
   $('login').addEventListener('submit', function (ev) {
