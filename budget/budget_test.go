@@ -527,3 +527,37 @@ func TestPollSoon(t *testing.T) {
 		})
 	}
 }
+
+// TestPollAcrossABoundary: a poll sent just before a cap's reset (or UTC
+// midnight) and answered just after holds the old period's figures; they
+// are as of the send, so they count as renewed. Taken as of the answer,
+// they rested the key (or blocked free calls) until the next boundary.
+func TestPollAcrossABoundary(t *testing.T) {
+	sent := time.Date(2026, 12, 1, 23, 59, 59, 950e6, time.UTC)
+	got := time.Date(2026, 12, 2, 0, 0, 0, 50e6, time.UTC)
+	for _, body := range []string{
+		`{"data":{"limit":1,"limit_remaining":0,"limit_reset":"daily","usage":1,"creator_user_id":"u"}}`,
+		`{"data":{"limit":null,"creator_user_id":"u","free_model_daily_requests":{"used":50,"limit":50,"remaining":0}}}`,
+	} {
+		var now atomic.Int64
+		now.Store(sent.UnixNano())
+		p, set, pool, _, clock := newPollerAt(t, 1, &now)
+		p.o.Interval = time.Minute
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			now.Store(got.UnixNano()) // the answer lands after midnight
+			_, _ = w.Write([]byte(body))
+		}))
+		t.Cleanup(srv.Close)
+		p.o.URL, p.o.Client = srv.URL+"/key", srv.Client()
+		k := pool.Keys()[0]
+		if _, err := p.Check(t.Context(), k); err != nil {
+			t.Fatal(err)
+		}
+		if r, _, until := set.Rest(k); !until.IsZero() {
+			t.Errorf("%s: the key rests (%v) until %v", body, r, until)
+		}
+		if u := set.FreeBlockedUntil(k); u.After(clock()) {
+			t.Errorf("%s: free calls blocked until %v", body, u)
+		}
+	}
+}

@@ -236,6 +236,10 @@ func (p *Poller) poll(ctx context.Context, k *keyring.Key) (*Figures, counted, e
 	k.Secret.SetAuthorization(req.Header)
 	s := &p.slots[k.Slot()]
 	c := counted{spent: math.Float64frombits(s.spent.Load()), free: s.freeUsed.Load()}
+	// The figures are as of the send, not the answer: one sent before a
+	// cap's reset (or midnight) and answered after it holds the old
+	// period's, which count as renewed from then on.
+	sent := p.o.Now()
 	resp, err := p.o.Client.Do(req)
 	if err != nil {
 		// The error may quote the URL, never the key (it is a header).
@@ -254,7 +258,7 @@ func (p *Poller) poll(ctx context.Context, k *keyring.Key) (*Figures, counted, e
 	case resp.StatusCode != http.StatusOK:
 		return nil, c, fmt.Errorf("budget: GET /key for key %d: status %d", k.ID, resp.StatusCode)
 	}
-	f, err := ParseKey(body, p.o.Now())
+	f, err := ParseKey(body, sent)
 	if err != nil {
 		return nil, c, err
 	}
@@ -477,15 +481,19 @@ func (p *Poller) useFree(k *keyring.Key, n int64) {
 	}
 	s := &p.slots[k.Slot()]
 	if f := s.figures.Load(); f != nil {
-		now := p.o.Now()
-		free, ok := freeLeft(f, s, now)
+		free, ok := freeLeft(f, s, time.Time{})
+		if ok && free <= 0 {
+			// Only now is the clock read: figures of a past day have the
+			// quota back.
+			now := p.o.Now()
+			if free, ok = freeLeft(f, s, now); ok && free <= 0 {
+				p.set.BlockFree(k, relay.NextUTCMidnight(now))
+			}
+		}
 		if ok && p.o.Observer != nil {
 			if acct := p.set.Account(k); acct != "" {
 				p.o.Observer.FreeRemaining(acct, max(0, free))
 			}
-		}
-		if ok && free <= 0 {
-			p.set.BlockFree(k, relay.NextUTCMidnight(now))
 		}
 	}
 }
