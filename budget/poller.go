@@ -27,6 +27,10 @@ var ErrUnsupported = errors.New("budget: upstream has no GET /key")
 // revoked or unknown.
 var ErrKeyRejected = errors.New("budget: GET /key refused the key")
 
+// errKeyUnauthorized is the 401 form of ErrKeyRejected, the one OpenRouter
+// answers for a revoked key.
+var errKeyUnauthorized = errors.New("status 401")
+
 // Observer learns what the poller finds, for console lines and metrics.
 type Observer interface {
 	// Budget: k's figures were read (f) or, when err is set, not.
@@ -253,8 +257,10 @@ func (p *Poller) poll(ctx context.Context, k *keyring.Key) (*Figures, counted, e
 	switch {
 	case resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusMethodNotAllowed:
 		return nil, c, ErrUnsupported
-	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
-		return nil, c, fmt.Errorf("%w (status %d)", ErrKeyRejected, resp.StatusCode)
+	case resp.StatusCode == http.StatusUnauthorized:
+		return nil, c, fmt.Errorf("%w: %w", ErrKeyRejected, errKeyUnauthorized)
+	case resp.StatusCode == http.StatusForbidden:
+		return nil, c, fmt.Errorf("%w (status 403)", ErrKeyRejected)
 	case resp.StatusCode != http.StatusOK:
 		return nil, c, fmt.Errorf("budget: GET /key for key %d: status %d", k.ID, resp.StatusCode)
 	}
@@ -307,16 +313,18 @@ func (p *Poller) settle(k *keyring.Key, f *Figures, c counted, err error) {
 	}
 	if v := s.pending.Swap(nil); v != nil {
 		p.decide(k, *v, f, err, now)
-	} else if errors.Is(err, ErrKeyRejected) {
+	} else if errors.Is(err, errKeyUnauthorized) {
 		p.rejected(k, now)
 	}
 }
 
-// rejected rests k, whose own GET /key was refused with nothing pending
+// rejected rests k, whose own GET /key answered 401 with nothing pending
 // (a start-up or routine poll of a revoked key), as a confirmed 401
 // would: left in rotation, it would cost the next request a failover. A
-// key already resting for that is left as it is, so that each poll of a
-// revoked key does not tell its rest again.
+// 403 does not: a firewall or an API that forbids paths it does not serve
+// answers every key so, and would bench the pool. A key already resting
+// for that is left as it is, so that each poll of a revoked key does not
+// tell its rest again.
 func (p *Poller) rejected(k *keyring.Key, now time.Time) {
 	if r, _, until := p.set.Rest(k); r == fault.Auth && until.After(now) {
 		return
