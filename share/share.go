@@ -34,11 +34,14 @@ type Adapter struct {
 	leaseMu sync.Mutex
 	born    time.Time
 
-	mu       sync.Mutex // guards what follows; never held while calling out
-	set      *breaker.Set
-	poller   *budget.Poller
-	byRef    map[cluster.KeyRef]*keyring.Key
-	manualAt map[cluster.KeyRef]time.Time
+	mu     sync.Mutex // guards what follows; never held while calling out
+	set    *breaker.Set
+	poller *budget.Poller
+	// byRef and manualAt are by the ref's digest: replicas may number a
+	// key differently for a while after a reload renumbers it, and a fact
+	// of the key under another id is still the key's.
+	byRef    map[string]*keyring.Key
+	manualAt map[string]time.Time
 	onManual func(set *breaker.Set, k *keyring.Key, disabled bool)
 }
 
@@ -53,7 +56,7 @@ func New(store cluster.Store, log *slog.Logger) *Adapter {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	a := &Adapter{store: store, log: log, born: time.Now(), byRef: map[cluster.KeyRef]*keyring.Key{}, manualAt: map[cluster.KeyRef]time.Time{}}
+	a := &Adapter{store: store, log: log, born: time.Now(), byRef: map[string]*keyring.Key{}, manualAt: map[string]time.Time{}}
 	a.names.Store(&map[*keyring.Key]*name{})
 	return a
 }
@@ -72,14 +75,14 @@ func (a *Adapter) Attach(set *breaker.Set, poller *budget.Poller, keys []*keyrin
 	for k, n := range old {
 		names[k] = n
 	}
-	byRef := make(map[cluster.KeyRef]*keyring.Key, len(keys))
+	byRef := make(map[string]*keyring.Key, len(keys))
 	for _, k := range keys {
 		n := names[k]
 		if n == nil {
 			n = &name{ref: cluster.RefOf(k.ID, k.Secret)}
 			names[k] = n
 		}
-		byRef[n.ref] = k
+		byRef[n.ref.Digest()] = k
 	}
 	a.names.Store(&names)
 	a.mu.Lock()
@@ -192,7 +195,7 @@ func (a *Adapter) Manual(k *keyring.Key, disabled bool) {
 	ref := a.Ref(k)
 	now := time.Now()
 	a.mu.Lock()
-	a.manualAt[ref] = now
+	a.manualAt[ref.Digest()] = now
 	a.mu.Unlock()
 	kind := cluster.Enable
 	if disabled {
@@ -205,7 +208,7 @@ func (a *Adapter) Manual(k *keyring.Key, disabled bool) {
 // at a time). Events about keys this replica does not hold are dropped.
 func (a *Adapter) Apply(ev cluster.Event) {
 	a.mu.Lock()
-	set, poller, k, onManual := a.set, a.poller, a.byRef[ev.Key], a.onManual
+	set, poller, k, onManual := a.set, a.poller, a.byRef[ev.Key.Digest()], a.onManual
 	a.mu.Unlock()
 	if set == nil {
 		return // not attached yet: the next re-read brings it again
@@ -234,10 +237,10 @@ func (a *Adapter) Apply(ev cluster.Event) {
 		}
 	case cluster.Disable, cluster.Enable:
 		a.mu.Lock()
-		at, ok := a.manualAt[ev.Key]
+		at, ok := a.manualAt[ev.Key.Digest()]
 		newer := !ok || ev.At.After(at)
 		if newer {
-			a.manualAt[ev.Key] = ev.At
+			a.manualAt[ev.Key.Digest()] = ev.At
 		}
 		a.mu.Unlock()
 		if newer && onManual != nil {

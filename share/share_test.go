@@ -78,6 +78,12 @@ func newSide(t testing.TB, b *bus, ad *Adapter) *side {
 	for i := range entries {
 		entries[i] = keyring.Entry{ID: i + 1, Secret: secret.New(fmt.Sprintf("sk-or-v1-%064d", i))}
 	}
+	return newSideOf(t, b, ad, entries)
+}
+
+// newSideOf is newSide with a pool of entries.
+func newSideOf(t testing.TB, b *bus, ad *Adapter, entries []keyring.Entry) *side {
+	t.Helper()
 	pool, err := keyring.New(entries, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -237,5 +243,31 @@ func TestManualAppliedAgainAfterAttach(t *testing.T) {
 	b.ad.Apply(ev) // the same re-read after a reload: the new set needs it
 	if fmt.Sprint(got) != "[true true]" {
 		t.Fatalf("applied %v, want the disable once per attached set", got)
+	}
+}
+
+// TestFactsOfARenumberedKey: a replica that numbers a key differently
+// (another replica's reload took a key out of the list before it) still
+// takes that key's facts: they name it by id and digest, and the digest is
+// the key. Its rest used to be dropped, the revoked key left in rotation.
+func TestFactsOfARenumberedKey(t *testing.T) {
+	ba, bb := &bus{reply: true}, &bus{reply: true}
+	a := newSide(t, ba, New(ba, nil))
+	// b's pool after a reload dropped the first key: the others move up.
+	b := newSideOf(t, bb, New(bb, nil), []keyring.Entry{
+		{ID: 1, Secret: secret.New(fmt.Sprintf("sk-or-v1-%064d", 1))},
+		{ID: 2, Secret: secret.New(fmt.Sprintf("sk-or-v1-%064d", 2))},
+	})
+	ba.peer, bb.peer = b.ad, a.ad
+	a.set.RestKey(a.pool.ByID(2), fault.Auth, 401, start.Add(time.Hour))
+	if b.pool.Available(b.pool.ByID(1), start.UnixNano()) {
+		t.Fatal("the key a rested (its #2, b's #1) is in rotation on b")
+	}
+	if !b.pool.Available(b.pool.ByID(2), start.UnixNano()) {
+		t.Fatal("b's #2 (a's #3) rests for a's #2")
+	}
+	b.set.RestKey(b.pool.ByID(2), fault.RateLimit, 429, start.Add(time.Minute))
+	if a.pool.Available(a.pool.ByID(3), start.UnixNano()) {
+		t.Fatal("the key b rested (its #2, a's #3) is in rotation on a")
 	}
 }
