@@ -421,8 +421,8 @@ func (r *Relay) learn(k *keyring.Key, v fault.Verdict, client string, blind bool
 		return true
 	}
 	if r.confirm != nil && needsConfirm(v) {
+		// Held, not rested yet: the confirmation counts and tells it.
 		r.breakers.RestKey(k, v.Reason, v.Status, r.breakers.Now().Add(r.confirmHold))
-		r.obs.Cooldown(k, v, r.confirmHold)
 		r.confirm.Confirm(k, v)
 		return true
 	}

@@ -149,8 +149,9 @@ func (r *Relay) settle(l Lease, v fault.Verdict, c *Call) (retry bool) {
 			// A long rest is confirmed by the key's own GET /key first
 			// (its outcome is a fact, not bounded per client); until then
 			// the key alone is held for a few seconds.
+			// The hold is no rest yet: the confirmation counts and tells
+			// the rest, or that the key is back, once.
 			l.trial.Hold(v.Reason, v.Status, r.breakers.Now().Add(r.confirmHold))
-			r.obs.Cooldown(k, v, r.confirmHold)
 			r.confirm.Confirm(k, v)
 		} else if c.Client != "" && !r.limiter.allow(c.Client, k.Slot(), r.breakers.Now()) {
 			// This client caused its share of rests for now: the answer
