@@ -305,6 +305,8 @@ func TestRoutinePollLeavesACreditRest(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
+		// As a confirmed credit 402 of key 1 rests it: the key, and its account.
+		set.Confirmed(k1, fault.Verdict{Status: http.StatusPaymentRequired, Scope: fault.Account, Reason: fault.Credits})
 		set.RestAccount(k1, fault.Credits, http.StatusPaymentRequired, clock().Add(10*time.Minute))
 		p.settle(k1, p.mustPoll(t, k1), counted{}, nil)
 		p.settle(k2, p.mustPoll(t, k2), counted{}, nil)

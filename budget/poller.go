@@ -216,7 +216,15 @@ func (p *Poller) Check(ctx context.Context, k *keyring.Key) (*Figures, error) {
 	f, c, err := p.poll(ctx, k)
 	p.settle(k, f, c, err)
 	if f != nil {
-		p.set.Lift(k, fault.Credits)
+		// The account's rest, and each of its keys' own: a confirmed
+		// credit 402 rests the key that got it too.
+		var sib keyring.Exclude
+		p.set.Siblings(k, &sib)
+		for _, m := range p.pool.Keys() {
+			if sib.Has(m.Slot()) {
+				p.set.Lift(m, fault.Credits)
+			}
+		}
 	}
 	return f, err
 }
