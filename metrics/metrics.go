@@ -27,7 +27,7 @@ const DefaultMaxModels = 200
 // Options tunes New; the zero value is the contract's behaviour without Redis.
 type Options struct {
 	// MaxModels bounds the distinct `model` label values kept over the
-	// process lifetime (an empty model counts as "unknown" and takes a slot);
+	// process lifetime (an empty model counts as "unknown", which takes none);
 	// later models are recorded as "other". Zero or less means
 	// DefaultMaxModels.
 	MaxModels int

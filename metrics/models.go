@@ -35,8 +35,10 @@ func newModelSet(max int) *modelSet {
 // label returns the label value for model. A known name costs a lock-free
 // map hit; a new one is copied, so the set never pins a caller's buffer.
 func (s *modelSet) label(model string) string {
-	if model == "" {
-		model = modelUnknown
+	if model == "" || model == modelUnknown {
+		// Fixed, and what made-up names fail as: it takes no slot, so a
+		// full set does not turn it into other.
+		return modelUnknown
 	}
 	if v, ok := s.known.Load(model); ok {
 		return v.(string)

@@ -106,3 +106,19 @@ func TestModelLabelDoesNotPinCallerMemory(t *testing.T) {
 		t.Error("kept model shares the caller's backing array")
 	}
 }
+
+// TestUnknownOutsideTheBound: "unknown" (what a call without a model, or
+// with a made-up one that fails, counts as) takes no slot of the bound,
+// so a full set keeps it apart from other: it used to become other once
+// MaxModels names were in.
+func TestUnknownOutsideTheBound(t *testing.T) {
+	m, reg := newTestMetrics(t, newFakeSource(1), Options{MaxModels: 2})
+	for _, model := range []string{"a/1", "a/2", "a/3", "", "unknown"} {
+		m.Upstream(1, model, 200, 0)
+	}
+	got := labelValues(t, reg, "keygate_upstream_requests_total", "model")
+	slices.Sort(got)
+	if want := []string{"a/1", "a/2", "other", "unknown"}; !slices.Equal(got, want) {
+		t.Fatalf("model labels = %q, want %q", got, want)
+	}
+}
