@@ -105,7 +105,7 @@ func (g *browserGuard) allowedOrigin(origin string) bool {
 }
 
 // exposed are the answer headers a browser app may read.
-const exposed = "X-Keygate-Key, Retry-After, X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset, X-Request-Id"
+const exposed = "X-Keygate-Key, Retry-After, X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset, X-Request-Id, X-Generation-Id"
 
 // serve answers r itself and reports true when it is refused (403) or is
 // an allowed preflight; it sets the CORS headers of an allowed browser

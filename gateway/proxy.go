@@ -235,6 +235,14 @@ func (p *passthrough) forward(w http.ResponseWriter, r *http.Request, xc *exchan
 // gives them in resp.Trailer, not in a Trailer header).
 func answerHead(h http.Header, resp *http.Response) {
 	removeHopByHop(resp.Header)
+	if _, ok := h["Access-Control-Allow-Origin"]; ok {
+		// keygate answered the browser's CORS itself (CORS_ORIGINS):
+		// upstream's own (OpenRouter allows "*") would give it two
+		// values, and a browser refuses the answer then.
+		for _, name := range corsHeaders {
+			delete(resp.Header, name)
+		}
+	}
 	addHeader(h, resp.Header)
 	if len(resp.Trailer) > 0 {
 		names := make([]string, 0, len(resp.Trailer))
@@ -292,6 +300,12 @@ func (p *passthrough) copyBody(w http.ResponseWriter, body io.Reader, buf []byte
 		}
 	}
 }
+
+// corsHeaders are the answer headers of CORS, which keygate sets itself
+// for an allowed origin.
+var corsHeaders = [...]string{"Access-Control-Allow-Origin", "Access-Control-Allow-Credentials",
+	"Access-Control-Allow-Methods", "Access-Control-Allow-Headers", "Access-Control-Max-Age",
+	"Access-Control-Expose-Headers"}
 
 // addHeader adds src's values to dst. A name dst does not have yet takes
 // src's slice itself: src is an answer's header, used once, and nothing

@@ -225,3 +225,30 @@ func BenchmarkOutboundHeader(b *testing.B) {
 		outboundHeader(sdkHeader)
 	}
 }
+
+// TestAnswerHeadOneCORSAnswer: with keygate's own CORS headers set for an
+// allowed origin, upstream's (OpenRouter answers "*") are not added: a
+// browser refuses an answer whose Access-Control-Allow-Origin has two
+// values. Without keygate's, upstream's pass as they are.
+func TestAnswerHeadOneCORSAnswer(t *testing.T) {
+	upstream := func() *http.Response {
+		return &http.Response{Header: http.Header{"Access-Control-Allow-Origin": {"*"},
+			"Access-Control-Expose-Headers": {"X-Upstream"}, "Content-Type": {"application/json"}}}
+	}
+	h := http.Header{"Access-Control-Allow-Origin": {"https://app.example"}, "Access-Control-Expose-Headers": {exposed}}
+	answerHead(h, upstream())
+	if got := h.Values("Access-Control-Allow-Origin"); len(got) != 1 || got[0] != "https://app.example" {
+		t.Errorf("Access-Control-Allow-Origin %q, want keygate's alone", got)
+	}
+	if got := h.Values("Access-Control-Expose-Headers"); len(got) != 1 || got[0] != exposed {
+		t.Errorf("Access-Control-Expose-Headers %q, want keygate's alone", got)
+	}
+	if h.Get("Content-Type") != "application/json" {
+		t.Errorf("the answer's own headers lost: %v", h)
+	}
+	plain := http.Header{}
+	answerHead(plain, upstream())
+	if plain.Get("Access-Control-Allow-Origin") != "*" {
+		t.Errorf("without keygate's CORS, upstream's is gone: %v", plain)
+	}
+}
