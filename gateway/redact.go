@@ -34,7 +34,9 @@ func redactErrorBody(resp *http.Response, r *secret.Redactor) {
 		return
 	}
 	redactHeader(resp.Header, r)
-	if resp.Body == nil || resp.Body == http.NoBody {
+	if resp.Body == nil || resp.Body == http.NoBody || (resp.Request != nil && resp.Request.Method == http.MethodHead) {
+		// A HEAD answer has no body to mask, and keeps the length the
+		// GET's would have.
 		return
 	}
 	orig := resp.Body
@@ -46,7 +48,7 @@ func redactErrorBody(resp *http.Response, r *secret.Redactor) {
 		// Upstream broke off: pass on what came, masked, then the error.
 		resp.Body = bodyOf(io.MultiReader(strings.NewReader(r.Redact(string(head))), errReader{err}), orig)
 	case len(head) <= maxRedactWhole:
-		setRedacted(resp, head, r.Redact(string(head)), orig)
+		setRedacted(resp, head, maskAccountIDs(r.Redact(string(head))), orig)
 	default:
 		resp.Body = &redactingReader{src: orig, r: r, pending: head}
 		resp.ContentLength = -1
