@@ -202,9 +202,37 @@ func (p *passthrough) prepare(w http.ResponseWriter, r *http.Request, ctx *excha
 // GET /key, or its old name /auth/key, which answers about the key that
 // calls it: through keygate that is a pool key, and its answer names the
 // account by its id, which keygate shows only as a digest.
+// The path is read as servers may clean it: repeated slashes as one
+// (r.URL.Path has %2F decoded already), ;parameters dropped, a trailing
+// slash ignored; otherwise /v1//key or /v1/key;x reached upstream.
 func describesKey(rest string) bool {
-	rest = strings.TrimSuffix(rest, "/")
-	return strings.EqualFold(rest, "/key") || strings.EqualFold(rest, "/auth/key")
+	if len(rest) > 64 {
+		return false
+	}
+	var segs [3]string
+	n := 0
+	for more := true; more; {
+		var s string
+		s, rest, more = strings.Cut(rest, "/")
+		if i := strings.IndexByte(s, ';'); i >= 0 {
+			s = s[:i]
+		}
+		if s == "" {
+			continue
+		}
+		if n == len(segs) {
+			return false
+		}
+		segs[n] = s
+		n++
+	}
+	switch n {
+	case 1:
+		return strings.EqualFold(segs[0], "key")
+	case 2:
+		return strings.EqualFold(segs[0], "auth") && strings.EqualFold(segs[1], "key")
+	}
+	return false
 }
 
 var noKeyHeader = []string{"none"}

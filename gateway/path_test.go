@@ -116,3 +116,12 @@ func FuzzMapPath(f *testing.F) {
 		}
 	})
 }
+
+// TestDescribesKeyAllocatesNothing: it runs on every /v1 request.
+func TestDescribesKeyAllocatesNothing(t *testing.T) {
+	for _, p := range []string{"/chat/completions", "/auth//key;x"} {
+		if n := testing.AllocsPerRun(100, func() { describesKey(p) }); n != 0 {
+			t.Errorf("describesKey(%q): %v allocations", p, n)
+		}
+	}
+}
