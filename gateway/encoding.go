@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"bufio"
+	"compress/flate"
 	"compress/gzip"
 	"compress/zlib"
 	"errors"
@@ -68,7 +70,7 @@ func (b *decodingBody) Read(p []byte) (int, error) {
 		if b.enc == "gzip" {
 			b.dec, b.err = gzip.NewReader(b.src)
 		} else {
-			b.dec, b.err = zlib.NewReader(b.src)
+			b.dec, b.err = inflater(b.src)
 		}
 		if b.err != nil {
 			b.err = errUndecodable
@@ -85,6 +87,22 @@ func (b *decodingBody) Read(p []byte) (int, error) {
 }
 
 func (b *decodingBody) Close() error { return b.src.Close() }
+
+// inflater reads a deflate body: zlib-wrapped, as RFC 9110 says, or raw
+// DEFLATE, which many servers send instead (browsers take both).
+func inflater(src io.Reader) (io.Reader, error) {
+	br := bufio.NewReaderSize(src, 64)
+	h, err := br.Peek(2)
+	if err != nil && len(h) < 2 {
+		return nil, errUndecodable
+	}
+	// A zlib header: compression method 8, and the two bytes a multiple
+	// of 31 (RFC 1950).
+	if h[0]&0x0f == 8 && (uint16(h[0])<<8|uint16(h[1]))%31 == 0 {
+		return zlib.NewReader(br)
+	}
+	return flate.NewReader(br), nil
+}
 
 // errUndecodable words a broken encoded body without quoting its bytes.
 var errUndecodable = errors.New("upstream answer does not decode as its Content-Encoding says")

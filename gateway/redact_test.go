@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bytes"
+	"compress/flate"
 	"compress/gzip"
 	"compress/zlib"
 	"encoding/hex"
@@ -42,6 +43,14 @@ func zl(s string) []byte {
 	zw := zlib.NewWriter(&b)
 	_, _ = io.WriteString(zw, s)
 	_ = zw.Close()
+	return b.Bytes()
+}
+
+func rawDeflate(s string) []byte {
+	var b bytes.Buffer
+	fw, _ := flate.NewWriter(&b, flate.DefaultCompression)
+	_, _ = io.WriteString(fw, s)
+	_ = fw.Close()
 	return b.Bytes()
 }
 
@@ -87,6 +96,9 @@ func TestRedactErrorBody(t *testing.T) {
 		{"deflate with key: decoded and masked", 401, zl(quoting), []string{"Content-Encoding", "deflate"},
 			strings.ReplaceAll(quoting, redactTestKey, masked), strconv.Itoa(len(strings.ReplaceAll(quoting, redactTestKey, masked))), ""},
 		{"deflate without key: decoded", 429, zl(plain), []string{"Content-Encoding", "Deflate"}, plain, "", ""},
+		// Raw DEFLATE, as many servers send "deflate": decoded too.
+		{"raw deflate with key: decoded and masked", 401, rawDeflate(quoting), []string{"Content-Encoding", "deflate"},
+			strings.ReplaceAll(quoting, redactTestKey, masked), strconv.Itoa(len(strings.ReplaceAll(quoting, redactTestKey, masked))), ""},
 		{"identity twice: as it came", 429, []byte(plain), []string{"Content-Encoding", "identity"}, plain, "", ""},
 		{"br: withheld", 401, []byte(quoting), []string{"Content-Encoding", "br"}, withheld(401, "its Content-Encoding (br) is not one keygate can read"),
 			strconv.Itoa(len(withheld(401, "its Content-Encoding (br) is not one keygate can read"))), ""},
