@@ -35,14 +35,17 @@ func (l *Live) swap(entries []keyring.Entry, readErr error) (admin.ReloadResult,
 	for _, id := range change.Kept {
 		kept = append(kept, breaker.Pair{New: pool.ByID(id), Old: oldPool.ByID(change.Was(id))})
 	}
-	l.newSnapshot(pool, oldPool, old.Breakers(), oldPoller, kept)
+	// The series of every id whose key changed (removed, renumbered away,
+	// a new secret) go.
+	var dropped []int
+	for _, k := range oldPool.Keys() {
+		if nk := pool.ByID(k.ID); nk == nil || pool.Find(k) != nk {
+			dropped = append(dropped, k.ID)
+		}
+	}
+	l.newSnapshot(pool, oldPool, old.Breakers(), oldPoller, kept, dropped)
 	l.entries = entries
 	if l.m != nil {
-		for _, k := range oldPool.Keys() {
-			if nk := pool.ByID(k.ID); nk == nil || pool.Find(k) != nk {
-				l.m.DeleteKey(k.ID)
-			}
-		}
 		l.dropAccounts(oldPool, old.Breakers(), pool, l.relay.Snapshot().Breakers())
 	}
 	if l.m != nil {
@@ -79,9 +82,9 @@ func (l *Live) dropAccounts(oldPool *keyring.Pool, oldSet *breaker.Set, pool *ke
 }
 
 // newSnapshot builds breakers and a budget poller for pool, carries kept
-// keys' state from the old ones, and puts the snapshot in force; l.mu is
-// held.
-func (l *Live) newSnapshot(pool, oldPool *keyring.Pool, oldSet *breaker.Set, oldPoller *budget.Poller, kept []breaker.Pair) {
+// keys' state from the old ones, drops the metric series of the ids in
+// dropped, and puts the snapshot in force; l.mu is held.
+func (l *Live) newSnapshot(pool, oldPool *keyring.Pool, oldSet *breaker.Set, oldPoller *budget.Poller, kept []breaker.Pair, dropped []int) {
 	set := breaker.NewSet(pool, l.settings)
 	set.CarryFrom(oldSet, kept)
 	for _, k := range pool.Keys() {
@@ -98,6 +101,14 @@ func (l *Live) newSnapshot(pool, oldPool *keyring.Pool, oldSet *breaker.Set, old
 	// new snapshot finds its key in them; the poller before the pool, so
 	// that a key resolved in the pool has its budget slot.
 	l.obs.Follow(pool)
+	if l.m != nil {
+		// Right after the observer follows the new pool: from then on it
+		// records kept keys under their new ids, and what it records must
+		// not be dropped (stopping the poller below may take a while).
+		for _, id := range dropped {
+			l.m.DeleteKey(id)
+		}
+	}
 	l.src.Follow(pool, set)
 	if l.redactor != nil {
 		if l.retired == nil {
