@@ -300,11 +300,11 @@ func (p *Poller) settle(k *keyring.Key, f *Figures, c counted, err error) {
 		account = p.set.SetAccount(k, f.account)
 		// What was spent while the poll was out is not in f: only what
 		// was counted when it was sent goes.
-		carried := s.uncount(c)
+		carried, free := s.uncount(c)
 		s.figures.Store(f)
 		p.apply(k, f, now)
 		if p.o.Share != nil {
-			p.o.Share.Polled(k, account, f, carried)
+			p.o.Share.Polled(k, account, f, carried, int(free))
 		}
 	} else if err != nil && !errors.Is(err, ErrUnsupported) {
 		p.o.Log.Debug("budget poll failed", "key_id", k.ID, "err", err)
@@ -341,16 +341,17 @@ func (p *Poller) rejected(k *keyring.Key, now time.Time) {
 }
 
 // uncount takes c off what s counts, never below 0 (another replica's
-// figures may have set it meanwhile), and returns the spend left.
-func (s *slotState) uncount(c counted) float64 {
+// figures may have set it meanwhile), and returns the spend and free use
+// left: what was taken while the poll was out.
+func (s *slotState) uncount(c counted) (float64, int64) {
 	for {
 		old := s.spent.Load()
 		left := math.Max(0, math.Float64frombits(old)-c.spent)
 		if s.spent.CompareAndSwap(old, math.Float64bits(left)) {
 			for {
 				n := s.freeUsed.Load()
-				if s.freeUsed.CompareAndSwap(n, max(0, n-c.free)) {
-					return left
+				if free := max(0, n-c.free); s.freeUsed.CompareAndSwap(n, free) {
+					return left, free
 				}
 			}
 		}

@@ -15,9 +15,10 @@ import (
 // holds that key's lease, so that the fleet reads each key about once per
 // interval.
 type Share interface {
-	// Polled: k's figures were read; account is its label, and spent what
-	// answers on k took while the poll was out, which f does not hold.
-	Polled(k *keyring.Key, account string, f *Figures, spent float64)
+	// Polled: k's figures were read; account is its label, and spent and
+	// free what answers on k took while the poll was out (US dollars,
+	// free-model requests of the account), which f does not hold.
+	Polled(k *keyring.Key, account string, f *Figures, spent float64, free int)
 	// Spent: an answer on k cost usd. Called on the hot path: it must
 	// not block.
 	Spent(k *keyring.Key, usd float64)
@@ -88,17 +89,18 @@ func (p *Poller) due(now time.Time, f *Figures) int64 {
 }
 
 // ApplyFigures takes k's figures as another replica polled them, unless
-// this replica's are newer, with spent the fleet's spend on k that they do
-// not hold (since that poll was sent). The Share is not told again; k's next poll moves an interval on,
-// as if this replica had polled.
-func (p *Poller) ApplyFigures(k *keyring.Key, f *Figures, spent float64) {
+// this replica's are newer, with spent and free the fleet's spend on k and
+// free-model requests of its account that they do not hold (since that
+// poll was sent). The Share is not told again; k's next poll moves an
+// interval on, as if this replica had polled.
+func (p *Poller) ApplyFigures(k *keyring.Key, f *Figures, spent float64, free int) {
 	s := &p.slots[k.Slot()]
 	cur := s.figures.Load()
 	if cur != nil && cur.CheckedAt.UnixMilli() > f.CheckedAt.UnixMilli() {
 		return
 	}
 	if cur == nil || cur.CheckedAt.UnixMilli() < f.CheckedAt.UnixMilli() {
-		s.freeUsed.Store(0)
+		s.freeUsed.Store(int64(max(0, free)))
 		s.figures.Store(f)
 		if p.o.Interval > 0 && !p.unsupported.Load() {
 			s.next.Store(p.due(f.CheckedAt, f))

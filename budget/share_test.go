@@ -23,16 +23,19 @@ type share struct {
 	asked  atomic.Int32
 	mu     sync.Mutex
 	polled []*Figures
-	// carried is each poll's spend while it was out.
-	carried []float64
-	spent   float64
-	free    int
+	// carried and carriedFree are each poll's spend and free use while
+	// it was out.
+	carried     []float64
+	carriedFree []int
+	spent       float64
+	free        int
 }
 
-func (s *share) Polled(_ *keyring.Key, _ string, f *Figures, spent float64) {
+func (s *share) Polled(_ *keyring.Key, _ string, f *Figures, spent float64, free int) {
 	s.mu.Lock()
 	s.polled = append(s.polled, f)
 	s.carried = append(s.carried, spent)
+	s.carriedFree = append(s.carriedFree, free)
 	s.mu.Unlock()
 }
 
@@ -92,7 +95,7 @@ func TestScheduledPollsNeedTheLease(t *testing.T) {
 			if !tc.lease {
 				// Another replica's figures come in instead.
 				limit, left := 5.0, 3.0
-				p.ApplyFigures(pool.Keys()[0], &Figures{Limit: &limit, LimitRemaining: &left, CheckedAt: epoch}, 0.5)
+				p.ApplyFigures(pool.Keys()[0], &Figures{Limit: &limit, LimitRemaining: &left, CheckedAt: epoch}, 0.5, 0)
 				p.ApplySpend(pool.Keys()[0], 0.25)
 				if v := p.View(pool.Keys()[0]); v == nil || *v.LimitRemaining != 2.25 {
 					t.Fatalf("view %+v, want 2.25 left", v)
@@ -192,10 +195,13 @@ func TestSpendWhilePollIsOut(t *testing.T) {
 			t.Fatalf("round %d: free_requests_remaining %d, upstream's %d", round, *v.FreeRequestsRemaining, want)
 		}
 		sh.mu.Lock()
-		carried := sh.carried[len(sh.carried)-1]
+		carried, free := sh.carried[len(sh.carried)-1], sh.carriedFree[len(sh.carriedFree)-1]
 		sh.mu.Unlock()
 		if math.Abs(carried-0.3) > 1e-9 {
 			t.Fatalf("round %d: the Share was told %v spent while the poll was out, want 0.3", round, carried)
+		}
+		if free != 3 {
+			t.Fatalf("round %d: the Share was told %d free requests used while the poll was out, want 3", round, free)
 		}
 	}
 }
@@ -233,5 +239,33 @@ func TestFreeUseIsShared(t *testing.T) {
 	}
 	if sh.free != 1 {
 		t.Fatalf("another replica's free use was told back to the Share (%d)", sh.free)
+	}
+}
+
+// TestAppliedFiguresKeepFreeUseWhileOut: another replica's figures come
+// with the free-model requests used while its poll was out, which they do
+// not hold; those count here as used, where taking the figures used to
+// forget them (free requests seemed left that were not).
+func TestAppliedFiguresKeepFreeUseWhileOut(t *testing.T) {
+	free, limit := 10, 50
+	for _, tc := range []struct {
+		name    string
+		carried int
+		want    int
+	}{
+		{"none while out", 0, 10},
+		{"three while out", 3, 7},
+		{"a damaged count", -2, 10},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, _, pool, _, _ := newPoller(t, 1)
+			k := pool.Keys()[0]
+			p.ApplyFigures(k, &Figures{FreeRemaining: &free, FreeLimit: &limit, CheckedAt: epoch.Add(-time.Minute)}, 0, 0)
+			p.ApplyFreeUse(k, 4) // counted against the older figures
+			p.ApplyFigures(k, &Figures{FreeRemaining: &free, FreeLimit: &limit, CheckedAt: epoch}, 0, tc.carried)
+			if v := p.View(k); v == nil || v.FreeRequestsRemaining == nil || *v.FreeRequestsRemaining != tc.want {
+				t.Fatalf("view %+v, want %d free requests left", v, tc.want)
+			}
+		})
 	}
 }

@@ -33,9 +33,10 @@ const (
 	// Enable: Key was brought back by hand at At.
 	Enable Kind = "enable"
 	// Budget: Key's (and its Account's) budget figures as polled at At,
-	// USD what the publisher spent on Key while the poll was out (which
-	// the figures do not hold). Delivered by a re-read, USD is what the
-	// fleet spent on Key since the poll was sent.
+	// USD what the publisher spent on Key and N the free-model requests
+	// it knew used of the Account while the poll was out (which the
+	// figures do not hold). Delivered by a re-read, USD is what the fleet
+	// spent on Key since the poll was sent.
 	Budget Kind = "budget"
 	// Spend: USD was spent on Key (of Account) since the last report.
 	Spend Kind = "spend"
@@ -94,7 +95,7 @@ type Event struct {
 	Figures json.RawMessage // Budget: the budget package's own JSON
 	At      time.Time       // Budget: when polled; Disable/Enable: when done (Publish fills it in)
 	USD     float64
-	N       int // FreeUse: the requests
+	N       int // FreeUse: the requests; Budget: the free-model requests used while the poll was out
 }
 
 // freeQuota is the Reason of an AccountRest that blocks the account's

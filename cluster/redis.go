@@ -125,13 +125,24 @@ func (s *Redis) Publish(ev Event) {
 		s.mu.Unlock()
 		return
 	}
-	if p, ok := s.pending[ev.Key]; ok && ev.Kind == Budget {
+	if ev.Kind == Budget {
 		// The poll's figures hold this replica's spend from before it,
 		// and its USD what was spent while it was out: written after the
-		// poll, that spend would count twice. (Free use is not carried:
-		// it goes out still.)
-		p.usd = 0
-		s.pending[ev.Key] = p
+		// poll, that spend would count twice. So with the free-model
+		// requests of its account, on any of the account's keys: the
+		// figures hold the account's quota, N what was used since.
+		if p, ok := s.pending[ev.Key]; ok {
+			p.usd, p.free = 0, 0
+			s.pending[ev.Key] = p
+		}
+		if ev.Account != "" {
+			for ref, p := range s.pending {
+				if p.account == ev.Account && p.free != 0 {
+					p.free = 0
+					s.pending[ref] = p
+				}
+			}
+		}
 	}
 	s.remember(ev)
 	s.mu.Unlock()

@@ -526,3 +526,44 @@ func TestFreeUseReachesOtherReplica(t *testing.T) {
 		})
 	}
 }
+
+// TestBudgetCarriesFreeUseWhileOut: a Budget fact's N (the free-model
+// requests used while its poll was out) reaches the other replicas with
+// it, and the publisher's unsent free use of that account, on any of its
+// keys, is dropped: the figures hold the account's quota from before the
+// poll, N what was used since. Sent after the fact, it counted twice.
+func TestBudgetCarriesFreeUseWhileOut(t *testing.T) {
+	for name, start := range backends(t) {
+		t.Run(name, func(t *testing.T) {
+			url := start(t)
+			a := newStore(t, url, Options{})
+			a.Publish(Event{Kind: FreeUse, Key: "1:ab", Account: "a1", N: 2})
+			a.Publish(Event{Kind: FreeUse, Key: "2:cd", Account: "a1", N: 1}) // the same account's other key
+			a.Publish(Event{Kind: FreeUse, Key: "3:ef", Account: "a2", N: 1}) // another account's
+			a.Publish(Event{Kind: Budget, Key: "1:ab", Account: "a1", At: time.Now(), Figures: json.RawMessage(`{"limit":5}`), N: 4})
+			_, rec, _ := running(t, url, Options{})
+			c := direct(t, url)
+			eventually(t, "B subscribed", func() bool { return c.PubSubNumSub(ctx, "keygate:events").Val()["keygate:events"] == 1 })
+			done := make(chan error, 1)
+			go func() { done <- a.Run(context.Background(), func(Event) {}) }()
+			defer func() { _ = a.Close(); <-done }()
+			eventually(t, "B gets the budget with the free use while its poll was out", func() bool {
+				b, ok := rec.find(func(e Event) bool { return e.Kind == Budget && e.Key == "1:ab" })
+				return ok && b.N == 4
+			})
+			eventually(t, "B gets the other account's free use", func() bool {
+				ev, ok := rec.find(func(e Event) bool { return e.Kind == FreeUse && e.Account == "a2" })
+				return ok && ev.N == 1
+			})
+			// A fact sent after the flush comes after all of it.
+			a.Publish(Event{Kind: KeyRest, Key: "9:zz", Until: time.Now().Add(time.Minute)})
+			eventually(t, "B gets a later fact", func() bool {
+				_, ok := rec.find(func(e Event) bool { return e.Kind == KeyRest && e.Key == "9:zz" })
+				return ok
+			})
+			if ev, ok := rec.find(func(e Event) bool { return e.Kind == FreeUse && e.Account == "a1" }); ok {
+				t.Fatalf("the polled account's free use went out after its budget: %+v", ev)
+			}
+		})
+	}
+}

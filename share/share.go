@@ -141,14 +141,15 @@ func (a *Adapter) TryTrial(k *keyring.Key, restUntil time.Time) bool {
 }
 
 // Polled implements budget.Share: the figures go to the other replicas,
-// with what was spent on k while the poll was out.
-func (a *Adapter) Polled(k *keyring.Key, account string, f *budget.Figures, spent float64) {
+// with what was spent on k, and the free-model requests used of its
+// account, while the poll was out.
+func (a *Adapter) Polled(k *keyring.Key, account string, f *budget.Figures, spent float64, free int) {
 	b, err := budget.MarshalFigures(f)
 	if err != nil {
 		a.log.Warn("budget figures not shared", "key_id", k.ID, "err", err)
 		return
 	}
-	a.store.Publish(cluster.Event{Kind: cluster.Budget, Key: a.Ref(k), Account: account, At: f.CheckedAt, Figures: b, USD: spent})
+	a.store.Publish(cluster.Event{Kind: cluster.Budget, Key: a.Ref(k), Account: account, At: f.CheckedAt, Figures: b, USD: spent, N: free})
 }
 
 // Spent implements budget.Share; on the hot path, without a lock.
@@ -260,7 +261,7 @@ func (a *Adapter) Apply(ev cluster.Event) {
 			a.log.Debug("shared budget figures not read", "key_id", k.ID, "err", err)
 			return
 		}
-		poller.ApplyFigures(k, f, ev.USD)
+		poller.ApplyFigures(k, f, ev.USD, ev.N)
 	case cluster.Spend:
 		if poller != nil {
 			poller.ApplySpend(k, ev.USD)

@@ -115,7 +115,7 @@ func TestFactsReachTheOtherReplica(t *testing.T) {
 		do    func()
 		check func() error
 	}{
-		{"budget figures and the account", func() { a.ad.Polled(ka[0], label, fig, 0) }, func() error {
+		{"budget figures and the account", func() { a.ad.Polled(ka[0], label, fig, 0, 0) }, func() error {
 			v := b.poller.View(kb[0])
 			if v == nil || v.LimitRemaining == nil || *v.LimitRemaining != 4 || b.set.Account(kb[0]) != label {
 				return fmt.Errorf("view %+v, account %q", v, b.set.Account(kb[0]))
@@ -269,5 +269,19 @@ func TestFactsOfARenumberedKey(t *testing.T) {
 	b.set.RestKey(b.pool.ByID(2), fault.RateLimit, 429, start.Add(time.Minute))
 	if a.pool.Available(a.pool.ByID(3), start.UnixNano()) {
 		t.Fatal("the key b rested (its #2, a's #3) is in rotation on a")
+	}
+}
+
+// TestPolledCarriesFreeUse: the free-model requests a poll's replica saw
+// used while the poll was out reach the other replica with its figures,
+// which do not hold them.
+func TestPolledCarriesFreeUse(t *testing.T) {
+	a, b := pair(t)
+	free, limit := 7, 50
+	fig := &budget.Figures{FreeRemaining: &free, FreeLimit: &limit, CheckedAt: start}
+	a.ad.Polled(a.pool.Keys()[0], breaker.AccountLabel("user_A"), fig, 0.25, 2)
+	v := b.poller.View(b.pool.Keys()[0])
+	if v == nil || v.FreeRequestsRemaining == nil || *v.FreeRequestsRemaining != 5 || v.Usage != 0.25 {
+		t.Fatalf("view %+v, want 5 free requests left and 0.25 spent", v)
 	}
 }
