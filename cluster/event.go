@@ -78,8 +78,10 @@ func RefOf(id int, k secret.Key) KeyRef {
 // reload may renumber a key (one taken out of a list moves the others up),
 // and a manual disable follows the key, even one written under its old id.
 func (r KeyRef) Digest() string {
-	_, d, _ := strings.Cut(string(r), ":")
-	return d
+	if _, d, ok := strings.Cut(string(r), ":"); ok {
+		return d
+	}
+	return string(r)
 }
 
 // Event is one fact a replica learned, published to the others. Which

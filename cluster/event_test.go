@@ -18,6 +18,12 @@ func TestRefOf(t *testing.T) {
 	if RefOf(3, secret.New(raw+"x")) == ref || RefOf(4, secret.New(raw)) == ref {
 		t.Fatal("RefOf does not tell keys apart")
 	}
+	if d := ref.Digest(); d != string(ref)[2:] || RefOf(4, secret.New(raw)).Digest() != d {
+		t.Fatalf("Digest = %q, want the secret's part, whatever the id", d)
+	}
+	if d := KeyRef("ab").Digest(); d != "ab" {
+		t.Fatalf("Digest of a ref without an id = %q, want all of it", d)
+	}
 }
 
 func TestEventRoundTrip(t *testing.T) {

@@ -203,8 +203,11 @@ func later(a, b Event) bool {
 }
 
 // TryTrial takes the trial token of key's rest that ended at restUntil.
+// The token is named by the key's digest: replicas that number the key
+// differently for a while (one reloaded a renumbering keys file, the
+// other not yet) still send one trial between them.
 func (s *Redis) TryTrial(ctx context.Context, key KeyRef, restUntil time.Time) bool {
-	return s.try(ctx, s.o.Prefix+"trial:"+string(key)+":"+strconv.FormatInt(restUntil.UnixMilli(), 10), s.o.TrialTTL)
+	return s.try(ctx, s.o.Prefix+"trial:"+key.Digest()+":"+strconv.FormatInt(restUntil.UnixMilli(), 10), s.o.TrialTTL)
 }
 
 // TryLease takes the lease name for ttl.

@@ -180,14 +180,16 @@ const leaseWait = time.Second
 
 // Lease implements budget.Share. Asks go one at a time, so that the polls
 // a replica starts together share one connection instead of each dialling
-// within the store's few milliseconds.
+// within the store's few milliseconds. The lease is named by the key's
+// digest, as its trials are: replicas that number it differently still
+// poll it once between them.
 func (a *Adapter) Lease(k *keyring.Key, ttl time.Duration) bool {
 	a.leaseMu.Lock()
 	defer a.leaseMu.Unlock()
 	for deadline := a.born.Add(leaseWait); !a.store.Up() && time.Now().Before(deadline); {
 		time.Sleep(10 * time.Millisecond)
 	}
-	return a.store.TryLease(context.Background(), "budget:"+string(a.Ref(k)), ttl)
+	return a.store.TryLease(context.Background(), "budget:"+a.Ref(k).Digest(), ttl)
 }
 
 // Manual shares a disable (true) or enable (false) of k by hand; the admin

@@ -222,7 +222,7 @@ func TestAttachAgainAndAsk(t *testing.T) {
 	if a.ad.TryTrial(a.pool.Keys()[1], start) || a.ad.Lease(a.pool.Keys()[1], time.Minute) {
 		t.Fatal("the store's no was not passed on")
 	}
-	want := fmt.Sprint([]string{"trial:" + ref + ":" + fmt.Sprint(start.UnixMilli()), "lease:budget:" + ref})
+	want := fmt.Sprint([]string{"trial:" + ref + ":" + fmt.Sprint(start.UnixMilli()), "lease:budget:" + cluster.KeyRef(ref).Digest()})
 	if fmt.Sprint(a.bus.asked) != want {
 		t.Fatalf("asked %v, want %v", a.bus.asked, want)
 	}
@@ -283,5 +283,26 @@ func TestPolledCarriesFreeUse(t *testing.T) {
 	v := b.poller.View(b.pool.Keys()[0])
 	if v == nil || v.FreeRequestsRemaining == nil || *v.FreeRequestsRemaining != 5 || v.Usage != 0.25 {
 		t.Fatalf("view %+v, want 5 free requests left and 0.25 spent", v)
+	}
+}
+
+// TestLeaseFollowsTheKey: a key two replicas number differently (one has
+// reloaded a keys file that renumbered it) asks for one budget lease, so
+// that it is polled once between them.
+func TestLeaseFollowsTheKey(t *testing.T) {
+	entries := func(ids ...int) []keyring.Entry {
+		var es []keyring.Entry
+		for i, id := range ids {
+			es = append(es, keyring.Entry{ID: id, Secret: secret.New(fmt.Sprintf("sk-or-v1-%064d", i))})
+		}
+		return es
+	}
+	ba, bb := &bus{reply: true}, &bus{reply: true}
+	a := newSideOf(t, ba, New(ba, nil), entries(1, 2))
+	b := newSideOf(t, bb, New(bb, nil), entries(7, 8))
+	a.ad.Lease(a.pool.Keys()[1], time.Minute)
+	b.ad.Lease(b.pool.Keys()[1], time.Minute)
+	if len(ba.asked) != 1 || len(bb.asked) != 1 || ba.asked[0] != bb.asked[0] {
+		t.Fatalf("leases asked %v and %v, want one name for the key", ba.asked, bb.asked)
 	}
 }
