@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/keygate/keygate/relay"
 	"github.com/keygate/keygate/secret"
 )
 
@@ -42,7 +43,7 @@ func redactErrorBody(resp *http.Response, r *secret.Redactor) {
 	orig := resp.Body
 	head, err := io.ReadAll(io.LimitReader(orig, maxRedactWhole+1))
 	switch {
-	case errors.Is(err, errUndecodable):
+	case errors.Is(err, relay.ErrUndecodable):
 		withhold(resp, "it does not decode as its Content-Encoding says")
 	case err != nil:
 		// Upstream broke off: pass on what came, masked, then the error.

@@ -216,14 +216,19 @@ func (r *Relay) holdStream(resp *http.Response, wb *watchedBody, now time.Time) 
 }
 
 // isEventStream reports whether an answer is a server-sent event stream the
-// hold can read: text/event-stream, not encoded.
+// hold can read: text/event-stream, not encoded (decodeAhead decoded it).
 func isEventStream(h http.Header) bool {
+	enc := h.Get("Content-Encoding")
+	return eventStreamType(h) && (enc == "" || strings.EqualFold(enc, "identity"))
+}
+
+// eventStreamType reports whether h declares text/event-stream.
+func eventStreamType(h http.Header) bool {
 	ct := h.Get("Content-Type")
 	if i := strings.IndexByte(ct, ';'); i >= 0 {
 		ct = ct[:i]
 	}
-	enc := h.Get("Content-Encoding")
-	return strings.EqualFold(strings.TrimSpace(ct), "text/event-stream") && (enc == "" || strings.EqualFold(enc, "identity"))
+	return strings.EqualFold(strings.TrimSpace(ct), "text/event-stream")
 }
 
 // openingEvents are the Responses API's events that open a stream before

@@ -38,6 +38,9 @@ var peekBuffers = sync.Pool{New: func() any { b := make([]byte, peekSize); retur
 // that may need it (the rule, a JSON 200, does not).
 func (r *Relay) judge(resp *http.Response, wb *watchedBody) fault.Verdict {
 	status := resp.StatusCode
+	if status == http.StatusOK {
+		decodeAhead(resp, wb)
+	}
 	switch {
 	case status == http.StatusOK && r.hold > 0 && isEventStream(resp.Header):
 		return r.holdStream(resp, wb, r.breakers.Now())
