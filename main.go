@@ -162,7 +162,7 @@ func runAs(name string, args, environ []string, stdout, stderr io.Writer) int {
 		for i, k := range simulator.DemoKeys() {
 			cfg.Keys = append(cfg.Keys, keyring.Entry{ID: i + 1, Secret: secret.New(k)})
 		}
-		cfg.Duplicates, cfg.ForeignKeys = nil, nil
+		cfg.Duplicates, cfg.ForeignKeys, cfg.OffAPIPath = nil, nil, ""
 		cfg.KeysFile = ""
 		reread = nil
 		log.Info("🎭 Demo mode: simulated upstream at " + cfg.BaseURL + " with 4 keys in 2 accounts (#1 rate-limited now and then, #2 revoked, #3 near its daily cap, account of #3 and #4 near its free-model quota)")
@@ -182,6 +182,10 @@ func runAs(name string, args, environ []string, stdout, stderr io.Writer) int {
 	for _, id := range cfg.ForeignKeys {
 		log.Warn("⚠️  API Key #"+strconv.Itoa(id)+" does not look like an OpenRouter key (sk-or-v1-…), and OPENROUTER_BASE_URL is OpenRouter's: it will likely be refused (401)",
 			"key_id", id)
+	}
+	if p := cfg.OffAPIPath; p != "" {
+		log.Warn("⚠️  OPENROUTER_BASE_URL is OpenRouter's host with the path "+strconv.Quote(p)+", which is not its API: calls will likely get 404 (OpenRouter's API is https://openrouter.ai/api/v1)",
+			"event", "base_url_off_api", "path", p)
 	}
 	if n := len(cfg.GatewayAPIKeys); n > 0 {
 		log.Info("🔒 Client auth is on: requests need Authorization: Bearer <one of the "+plural(n, "token")+" in GATEWAY_API_KEYS>",

@@ -176,6 +176,32 @@ func TestStartupLines(t *testing.T) {
 	}
 }
 
+// TestStartupWarnsOffAPIBase: a base URL on OpenRouter's host but not on
+// its API (a common slip: https://openrouter.ai/v1) is warned of at
+// start-up, since every call would get 404; OpenRouter's own base is not.
+func TestStartupWarnsOffAPIBase(t *testing.T) {
+	const warning = "⚠️  OPENROUTER_BASE_URL is OpenRouter's host with the path"
+	for _, tc := range []struct {
+		base string
+		want bool
+	}{
+		{"https://openrouter.ai/v1", true},
+		{"https://openrouter.ai/api/v1", false},
+	} {
+		t.Run(tc.base, func(t *testing.T) {
+			// No budget poll: the test makes no call off this machine.
+			p := startProcess(t, "OPENROUTER_BASE_URL="+tc.base, "BUDGET_POLL_INTERVAL=0")
+			out := p.out.String()
+			if got := strings.Contains(out, warning+` "/v1", which is not its API`); got != tc.want {
+				t.Fatalf("warned %v, want %v:\n%s", got, tc.want, out)
+			}
+			if !tc.want && strings.Contains(out, warning) {
+				t.Fatalf("warned of OpenRouter's own base:\n%s", out)
+			}
+		})
+	}
+}
+
 func TestHealthcheckFailsWithoutServer(t *testing.T) {
 	var errb bytes.Buffer
 	if code := healthcheck([]string{"PORT=1"}, &errb); code != 1 {

@@ -70,6 +70,10 @@ type Config struct {
 	// (sk-or-v1-…) while BaseURL is OpenRouter's, which would refuse it:
 	// start-up warns about each.
 	ForeignKeys []int `env:"-"`
+	// OffAPIPath is BaseURL's path ("/" for none) when BaseURL is
+	// OpenRouter's host but not its API (/api/v1): every call would get
+	// 404, and start-up warns. Empty otherwise.
+	OffAPIPath string `env:"-"`
 }
 
 // Duplicate names a key given twice.
@@ -122,6 +126,7 @@ func Load(environ []string, dotenv map[string]string, requireKeys bool) (*Config
 	}
 	c.Keys, c.Duplicates = dedupe(raw)
 	c.ForeignKeys = foreignKeys(raw, c.BaseURL)
+	c.OffAPIPath = offAPIPath(c.BaseURL)
 	return &c, nil
 }
 

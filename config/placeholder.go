@@ -2,6 +2,7 @@ package config
 
 import (
 	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -137,6 +138,33 @@ func openRouterBase(base string) bool {
 	}
 	h := strings.ToLower(u.Hostname())
 	return h == "openrouter.ai" || strings.HasSuffix(h, ".openrouter.ai")
+}
+
+// apiPath is the path of an OpenRouter API version: /api/v1, or a later
+// /api/v<N>.
+var apiPath = regexp.MustCompile(`^/api/v[0-9]+$`)
+
+// offAPIPath returns base's path ("/" for none) when base is OpenRouter's
+// host but not its API, as in https://openrouter.ai, …/v1 or
+// …/api/v1/chat/completions (a base URL copied with the route in it):
+// /v1/<rest> goes to <base>/<rest>, which OpenRouter does not serve. It
+// returns "" for any other base.
+func offAPIPath(base string) string {
+	if !openRouterBase(base) {
+		return ""
+	}
+	u, err := url.Parse(base)
+	if err != nil {
+		return ""
+	}
+	p := strings.TrimRight(u.Path, "/")
+	if apiPath.MatchString(p) {
+		return ""
+	}
+	if p == "" {
+		return "/"
+	}
+	return p
 }
 
 // openRouterKey reports whether raw is shaped like an OpenRouter key:

@@ -214,3 +214,33 @@ func TestPlaceholdersOfVars(t *testing.T) {
 		t.Fatalf("a bad name is PoolFrom's to report: %v", err)
 	}
 }
+
+// TestOffAPIPath: a base URL on OpenRouter's host but off its API (the
+// host alone, /v1, a route copied with it) is named for start-up to warn
+// about; OpenRouter's API versions and other upstreams are not.
+func TestOffAPIPath(t *testing.T) {
+	for _, tc := range []struct {
+		base, want string
+	}{
+		{"https://openrouter.ai/api/v1", ""},
+		{"https://openrouter.ai/api/v1/", ""},
+		{"https://openrouter.ai/api/v2", ""},
+		{"https://openrouter.ai", "/"},
+		{"https://openrouter.ai/", "/"},
+		{"https://openrouter.ai/v1", "/v1"},
+		{"https://openrouter.ai/api", "/api"},
+		{"https://OpenRouter.ai/api/v1/chat/completions", "/api/v1/chat/completions"},
+		{"https://api.openai.com/v1", ""},
+		{"http://127.0.0.1:8080", ""},
+	} {
+		t.Run(tc.base, func(t *testing.T) {
+			c, err := Load([]string{"OPENROUTER_BASE_URL=" + tc.base, "OPENROUTER_API_KEY_1=" + testKey("1")}, nil, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.OffAPIPath != tc.want {
+				t.Fatalf("OffAPIPath %q, want %q", c.OffAPIPath, tc.want)
+			}
+		})
+	}
+}
