@@ -1,9 +1,12 @@
 package budget
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -563,5 +566,24 @@ func TestPollAcrossABoundary(t *testing.T) {
 		if u := set.FreeBlockedUntil(k); u.After(clock()) {
 			t.Errorf("%s: free calls blocked until %v", body, u)
 		}
+	}
+}
+
+// TestUnsupportedSaidOnce: an upstream without GET /key (404) stops the
+// polls, and the log says so once, however many keys were polled: a user
+// whose base URL is wrong sees why budgets stay unknown.
+func TestUnsupportedSaidOnce(t *testing.T) {
+	noLeaks(t)
+	p, _, pool, u, _ := newPoller(t, 2)
+	var logs bytes.Buffer
+	p.o.Log = slog.New(slog.NewTextHandler(&logs, nil))
+	for i, k := range pool.Keys() {
+		u.set(i+1, http.StatusNotFound, "")
+		if _, err := p.Check(t.Context(), k); !errors.Is(err, ErrUnsupported) {
+			t.Fatalf("key %d: %v, want ErrUnsupported", k.ID, err)
+		}
+	}
+	if n := strings.Count(logs.String(), "GET /key answered 404"); n != 1 {
+		t.Fatalf("said %d times, want once:\n%s", n, logs.String())
 	}
 }

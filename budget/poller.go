@@ -292,7 +292,12 @@ func (p *Poller) settle(k *keyring.Key, f *Figures, c counted, err error) {
 		s.next.Store(p.due(now, cur))
 	}
 	if errors.Is(err, ErrUnsupported) {
-		p.unsupported.Store(true)
+		// Said once: budgets stay unknown from here on, which a wrong
+		// base URL (every call a 404) shows first.
+		if !p.unsupported.Swap(true) {
+			p.o.Log.Info("ℹ️  GET /key answered 404: this upstream has no budgets keygate can read, so none are polled and faults act without GET /key confirming them (at OpenRouter, OPENROUTER_BASE_URL is wrong: its API is https://openrouter.ai/api/v1)",
+				"event", "budget_unsupported", "key_id", k.ID)
+		}
 		s.next.Store(0)
 	}
 	account := ""
