@@ -17,6 +17,8 @@ import (
 	"io"
 	"os"
 	"slices"
+	"strconv"
+	"strings"
 
 	"github.com/joho/godotenv"
 
@@ -31,7 +33,9 @@ const MaxSize = 1 << 20
 // Errors a refusal wraps, for callers that branch on the cause. Their text
 // never quotes the file: a line that does not parse may hold a key.
 var (
-	// ErrSyntax: a line is neither KEY=value, a comment nor blank.
+	// ErrSyntax: a line is neither KEY=value, a comment nor blank. The
+	// error ParseEnv returns wraps it and names the line by its number
+	// when it can tell.
 	ErrSyntax = errors.New("not a .env file: a line is neither KEY=value, a # comment nor blank (the line is not quoted here, as it may hold a key)")
 	// ErrNoKeys: the file parses but would leave the pool empty.
 	ErrNoKeys = errors.New("no key in it: want OPENROUTER_API_KEY_<N>=<key> lines (or OPENROUTER_API_KEYS=<k1>,<k2>)")
@@ -83,14 +87,46 @@ func readLimited(path string) ([]byte, error) {
 }
 
 // ParseEnv reads the variables of a .env file's bytes. A line it cannot
-// read gives ErrSyntax: godotenv's own message quotes the rest of the file
-// from the bad line on, which may hold keys, and is not passed on.
+// read gives an error wrapping ErrSyntax that names the line by its
+// number (a file of many lines with one typo is otherwise a hunt):
+// godotenv's own message quotes the rest of the file from the bad line
+// on, which may hold keys, and is not passed on.
 func ParseEnv(data []byte) (map[string]string, error) {
 	vars, err := godotenv.Parse(bytes.NewReader(data))
 	if err != nil {
+		if n := badLine(data, err); n > 0 {
+			return nil, fmt.Errorf("line %d: %w", n, ErrSyntax)
+		}
 		return nil, ErrSyntax
 	}
 	return vars, nil
+}
+
+// badLine is the number (from 1) of the line of data where godotenv's
+// parse error err arose, or 0 when err does not tell. godotenv (v1.5)
+// quotes what it read from: for a bad variable name, the rest of the
+// input from that statement on, a suffix of data; for a quote never
+// closed, the value's first line, whose opening quote is then the last
+// unescaped one of its kind in data.
+func badLine(data []byte, err error) int {
+	src := bytes.ReplaceAll(data, []byte("\r\n"), []byte("\n")) // as godotenv reads it
+	line := func(at int) int { return 1 + bytes.Count(src[:at], []byte("\n")) }
+	msg := err.Error()
+	if _, near, ok := strings.Cut(msg, " in variable name near "); ok {
+		if rest, err := strconv.Unquote(near); err == nil && bytes.HasSuffix(src, []byte(rest)) {
+			return line(len(src) - len(rest))
+		}
+		return 0
+	}
+	if v, ok := strings.CutPrefix(msg, "unterminated quoted value "); ok && v != "" {
+		q := v[0]
+		for i := len(src) - 1; i >= 0; i-- {
+			if src[i] == q && (i == 0 || src[i-1] != '\\') {
+				return line(i)
+			}
+		}
+	}
+	return 0
 }
 
 // Parse turns the bytes of a keys file into a pool. Variables other than the
