@@ -115,7 +115,7 @@ func Load(environ []string, dotenv map[string]string, requireKeys bool) (*Config
 	}
 	if requireKeys {
 		if len(raw) == 0 {
-			return nil, ErrNoKeys
+			return nil, noKeys(vars)
 		}
 		if err := checkPlaceholders(raw); err != nil {
 			return nil, err

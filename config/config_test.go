@@ -118,6 +118,38 @@ func TestNoKeys(t *testing.T) {
 	}
 }
 
+// TestNoKeysNamesNearMisses: with no key variable set, variables that look
+// meant as one (a typo, the singular OPENROUTER_API_KEY other tools read)
+// are named by the error, never their values; other variables are not.
+func TestNoKeysNamesNearMisses(t *testing.T) {
+	k := testKey("1")
+	for _, tc := range []struct {
+		name    string
+		environ []string
+		dotenv  map[string]string
+		want    string
+	}{
+		{"no underscore", []string{"OPENROUTER_API_KEY1=" + k}, nil, "(OPENROUTER_API_KEY1 is set, but is not one of these)"},
+		{"singular, from .env", nil, map[string]string{"OPENROUTER_API_KEY": k}, "(OPENROUTER_API_KEY is set, but is not one of these)"},
+		{"two, lower case", []string{"openrouter_api_key_1=" + k, "OPENROUTER_KEY_2=" + k}, nil, "(OPENROUTER_KEY_2 and openrouter_api_key_1 are set, but are not among these)"},
+		{"blank and unrelated", []string{"OPENROUTER_API_KEY1=", "OPENROUTER_BASE_URL=https://openrouter.ai/api/v1", "KEYS_FILE_X=1", "GATEWAY_API_KEYS=tok"}, nil, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Load(tc.environ, tc.dotenv, true)
+			if !errors.Is(err, ErrNoKeys) {
+				t.Fatalf("err = %v, want ErrNoKeys", err)
+			}
+			msg := err.Error()
+			if tc.want == "" && msg != ErrNoKeys.Error() {
+				t.Fatalf("err = %q, want the bare %q", msg, ErrNoKeys)
+			}
+			if !strings.Contains(msg, tc.want) || strings.Contains(msg, k[9:]) {
+				t.Fatalf("err = %q, want it to hold %q and no key", msg, tc.want)
+			}
+		})
+	}
+}
+
 func TestUsageListsEverySetting(t *testing.T) {
 	var b bytes.Buffer
 	Usage(&b)

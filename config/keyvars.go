@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"sort"
 	"strings"
 
@@ -39,4 +40,29 @@ func KeyVarNames(environ []string, dotenv map[string]string) []string {
 	}
 	sort.Strings(names)
 	return names
+}
+
+// noKeys is ErrNoKeys for a pool that vars leave empty, naming the
+// variables set that look meant as key variables but are none (a typo like
+// OPENROUTER_API_KEY1, or OPENROUTER_API_KEY, which other tools read): the
+// bare error would leave the user sure the key is set. Names only, never
+// values.
+func noKeys(vars map[string]string) error {
+	var near []string
+	for name, v := range vars {
+		u := strings.ToUpper(name)
+		if strings.TrimSpace(v) != "" && strings.Contains(u, "OPENROUTER") && strings.Contains(u, "KEY") &&
+			!strings.HasPrefix(name, keyVarPrefix) && name != keyListVar {
+			near = append(near, name)
+		}
+	}
+	if len(near) == 0 {
+		return ErrNoKeys
+	}
+	sort.Strings(near)
+	verb := " is set, but is not one of these"
+	if len(near) > 1 {
+		verb = " are set, but are not among these"
+	}
+	return fmt.Errorf("%w (%s%s)", ErrNoKeys, joinNames(near), verb)
 }
