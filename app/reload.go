@@ -108,6 +108,10 @@ func (l *Live) newSnapshot(pool, oldPool *keyring.Pool, oldSet *breaker.Set, old
 		for _, id := range dropped {
 			l.m.DeleteKey(id)
 		}
+		// New and renumbered ids start at 0, as at start-up.
+		for _, k := range pool.Keys() {
+			l.m.AddKey(k.ID)
+		}
 	}
 	l.src.Follow(pool, set)
 	if l.redactor != nil {

@@ -68,6 +68,13 @@ func (m *Metrics) key(id int) *keyMetrics {
 	return km
 }
 
+// AddKey makes the zero series of key id (a key a reload added, or
+// renumbered to id), as New does for the keys of start-up: a counter born
+// at its first event shows no increase in rate() or increase(), so the
+// key's first selection or rest would not show. Call it once id is in the
+// KeySource; an id it does not list is ignored.
+func (m *Metrics) AddKey(id int) { m.key(id) }
+
 // DeleteKey drops every series of key id (a key a reload removed), so the
 // dashboard stops showing it. Call it once id is gone from the KeySource:
 // a call still in flight on the key then records nothing, where it would
