@@ -239,6 +239,7 @@ func checkExample(t *testing.T, block string, out []byte) {
 		if json.Unmarshal(out, &keys) != nil || keys.Strategy != "random" || len(keys.Keys) != 4 {
 			t.Fatalf("/keys example printed:\n%s", text)
 		}
+		checkKeysFields(t, out)
 	case strings.Contains(block, "for prompt in"):
 		lines := strings.Split(text, "\n")
 		if len(lines) != 3 {
@@ -282,5 +283,47 @@ func checkExample(t *testing.T, block string, out []byte) {
 		}
 	default:
 		t.Fatalf("no check for this example:\n%s", block)
+	}
+}
+
+// checkKeysFields: every field of the /keys answer out is named in the
+// README's description of it, the paragraph before the example, so that a
+// field added to /keys is documented where users look.
+func checkKeysFields(t *testing.T, out []byte) {
+	t.Helper()
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := strings.Index(string(readme), "```bash\ncurl -s http://localhost:4000/keys\n")
+	if at < 0 {
+		t.Fatal("README has no /keys example")
+	}
+	para := string(readme[:at])
+	para = para[strings.LastIndex(strings.TrimRight(para, "\n"), "\n\n")+1:]
+	named := map[string]bool{}
+	for _, m := range regexp.MustCompile("`([a-z_]+)`").FindAllStringSubmatch(para, -1) {
+		named[m[1]] = true
+	}
+	var answer struct {
+		Keys []map[string]json.RawMessage `json:"keys"`
+	}
+	var top map[string]json.RawMessage
+	if json.Unmarshal(out, &answer) != nil || json.Unmarshal(out, &top) != nil {
+		t.Fatalf("/keys printed no JSON:\n%s", out)
+	}
+	fields := map[string]bool{}
+	for f := range top {
+		fields[f] = f != "keys"
+	}
+	for _, k := range answer.Keys {
+		for f := range k {
+			fields[f] = true
+		}
+	}
+	for f, check := range fields {
+		if check && !named[f] {
+			t.Errorf("/keys answers a field %q that the README's description of /keys does not name:\n%s", f, para)
+		}
 	}
 }
