@@ -91,7 +91,16 @@ func readLimited(path string) ([]byte, error) {
 // number (a file of many lines with one typo is otherwise a hunt):
 // godotenv's own message quotes the rest of the file from the bad line
 // on, which may hold keys, and is not passed on.
+//
+// A UTF-8 byte order mark (Notepad's, or Windows PowerShell's
+// Set-Content -Encoding UTF8) is skipped; godotenv reads it as part of the
+// first name, refusing a file whose lines are all good. A UTF-16 file
+// (Windows PowerShell's > and Out-File) is refused as such.
 func ParseEnv(data []byte) (map[string]string, error) {
+	if bytes.HasPrefix(data, []byte{0xff, 0xfe}) || bytes.HasPrefix(data, []byte{0xfe, 0xff}) {
+		return nil, fmt.Errorf("%w: the file is UTF-16 (as Windows PowerShell's > and Out-File write it); save it as UTF-8", ErrSyntax)
+	}
+	data = bytes.TrimPrefix(data, []byte("\ufeff"))
 	vars, err := godotenv.Parse(bytes.NewReader(data))
 	if err != nil {
 		if n := badLine(data, err); n > 0 {

@@ -43,6 +43,11 @@ func TestParse(t *testing.T) {
 		{name: "numbered win over the list", in: "OPENROUTER_API_KEYS=" + k1 + "\nOPENROUTER_API_KEY_7=" + k2 + "\n", want: []int{7}},
 		{name: "duplicate dropped", in: "OPENROUTER_API_KEY_1=" + k1 + "\nOPENROUTER_API_KEY_2=" + k1 + "\n", want: []int{1}, dups: []config.Duplicate{{ID: 2, SameAs: 1}}},
 		{name: "crlf", in: "OPENROUTER_API_KEY_1=" + k1 + "\r\nOPENROUTER_API_KEY_2=" + k2 + "\r\n", want: []int{1, 2}},
+		// Notepad and Windows PowerShell's Set-Content -Encoding UTF8
+		// start a file with a byte order mark.
+		{name: "utf-8 byte order mark", in: "\ufeffOPENROUTER_API_KEY_1=" + k1 + "\r\nOPENROUTER_API_KEY_2=" + k2 + "\r\n", want: []int{1, 2}},
+		// Windows PowerShell's > and Out-File write UTF-16.
+		{name: "utf-16", in: "\xff\xfeO\x00=\x00", wantErr: ErrSyntax, errHas: "UTF-16"},
 		{name: "empty file", in: "", wantErr: ErrNoKeys},
 		{name: "comments only", in: "# nothing yet\n\n", wantErr: ErrNoKeys},
 		{name: "empty values", in: "OPENROUTER_API_KEY_1=\nOPENROUTER_API_KEY_2=  \n", wantErr: ErrNoKeys},
