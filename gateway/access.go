@@ -19,7 +19,9 @@ import (
 //
 // With LOG_FORMAT=json the same line carries the fields event ("access"),
 // method, path, model, status, key_id, attempts, duration_ms and tokens.
-// A key shows as its id only; the path (without its query, which may hold
+// A key shows as its id only, as the pool in force names it (a call that
+// ended after a reload renumbered its key, by the new id; one whose key the
+// reload removed, as "removed key #1 sk-or-v1-…c0de"); the path (without its query, which may hold
 // anything) and the model are the client's and are masked like upstream
 // text, and the console escapes their control characters.
 
@@ -95,14 +97,25 @@ func (s *Server) logAccess(r *http.Request, code int, now time.Time, d time.Dura
 		return
 	}
 	path := s.redact(r.URL.EscapedPath())
-	var model, label string
+	var model, label, removed string
 	keyID := slog.Any("key_id", nil)
 	attempts, tokens := 0, 0
 	if ex != nil {
 		model = s.clip(ex.call.Model, maxLoggedModel)
 		if k := ex.call.Key; k != nil {
-			label = k.Label
-			keyID = slog.Int("key_id", k.ID)
+			// The key as the pool in force names it: a call that ended
+			// after a reload is counted under its key's new id, and its
+			// old id may name another key now.
+			nk := k
+			if o := s.o.Observer; o != nil {
+				nk, _ = o.inForce(k)
+			}
+			if nk != nil {
+				label = nk.Label
+				keyID = slog.Int("key_id", nk.ID)
+			} else {
+				removed = "s (removed key #" + k.Label + " " + k.Secret.String()
+			}
 		}
 		attempts, tokens = ex.call.Tried.Len(), ex.tokens
 	}
@@ -120,9 +133,12 @@ func (s *Server) logAccess(r *http.Request, code int, now time.Time, d time.Dura
 	b = strconv.AppendInt(b, int64(code), 10)
 	b = append(b, " in "...)
 	b = strconv.AppendFloat(b, d.Seconds(), 'f', 2, 64)
-	if label == "" {
+	switch {
+	case removed != "":
+		b = append(b, removed...)
+	case label == "":
 		b = append(b, "s (no key"...)
-	} else {
+	default:
 		b = append(b, "s (key #"...)
 		b = append(b, label...)
 	}
