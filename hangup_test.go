@@ -151,7 +151,7 @@ func TestHangupKeysFile(t *testing.T) {
 	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, "the refusal", func() bool { return strings.Contains(out.String(), "reload refused, keeping 1 keys") }, out)
+	waitUntil(t, "the refusal", func() bool { return strings.Contains(out.String(), "reload refused, keeping 1 key:") }, out)
 	if got := keyIDs(t, url); len(got) != 1 {
 		t.Fatalf("a refused file changed the pool: %v", got)
 	}

@@ -197,6 +197,15 @@ func TestConsoleLines(t *testing.T) {
 	if buf.String() != want {
 		t.Fatalf("console:\n%s\nwant:\n%s", buf.String(), want)
 	}
+	// One key is "1 key", not "1 keys".
+	buf.Reset()
+	LogReloaded(log, ReloadResult{Keys: 1, Kept: []int{1}}, "file")
+	LogReloadRefused(log, "no key in it", 1, "file")
+	want = "🔁 Key pool reloaded: 1 key (+0 added, −0 removed, 1 kept)\n" +
+		"WARN ⚠️ Key pool reload refused, keeping 1 key: no key in it\n"
+	if buf.String() != want {
+		t.Fatalf("console:\n%s\nwant:\n%s", buf.String(), want)
+	}
 	buf.Reset()
 	LogReloaded(slog.New(slog.NewJSONHandler(&buf, nil)), ReloadResult{Keys: 1, Kept: []int{1}}, "admin")
 	var rec map[string]any

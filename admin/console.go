@@ -14,7 +14,7 @@ import (
 // kept keys changed ids ", 2 renumbered: #2→#1, #3→#2". source says what
 // asked for it ("file", "sighup", "admin").
 func LogReloaded(log *slog.Logger, r ReloadResult, source string) {
-	msg := "🔁 Key pool reloaded: " + strconv.Itoa(r.Keys) + " keys (+" + strconv.Itoa(len(r.Added)) + " added, −" +
+	msg := "🔁 Key pool reloaded: " + keysWord(r.Keys) + " (+" + strconv.Itoa(len(r.Added)) + " added, −" +
 		strconv.Itoa(len(r.Removed)) + " removed, " + strconv.Itoa(len(r.Kept)) + " kept)"
 	attrs := []any{"event", "pool_reloaded", "source", source, "keys", r.Keys, "added", r.Added, "removed", r.Removed, "kept", r.Kept}
 	if len(r.Renumbered) > 0 {
@@ -47,8 +47,16 @@ func moves(ms []Move) string {
 // LogReloadRefused writes the warning of a refused reload; the pool keeps
 // its keys keys.
 func LogReloadRefused(log *slog.Logger, reason string, keys int, source string) {
-	log.Warn("⚠️ Key pool reload refused, keeping "+strconv.Itoa(keys)+" keys: "+reason,
+	log.Warn("⚠️ Key pool reload refused, keeping "+keysWord(keys)+": "+reason,
 		"event", "pool_reload_refused", "source", source, "reason", reason, "keys", keys)
+}
+
+// keysWord is "1 key" or "n keys".
+func keysWord(n int) string {
+	if n == 1 {
+		return "1 key"
+	}
+	return strconv.Itoa(n) + " keys"
 }
 
 // LogDisabled writes "🚫 API Key #3 disabled by admin".
