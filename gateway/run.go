@@ -320,10 +320,14 @@ func (s *Server) completion(client *http.Request, req *runRequest, call *relay.C
 	ctx := client.Context()
 	defer resp.Body.Close()
 	data, err := io.ReadAll(budgetReader{r: resp.Body, b: budget})
+	ok := resp.StatusCode >= 200 && resp.StatusCode <= 299
 	if err != nil {
+		if ok {
+			s.charge(call, nil, 0)
+		}
 		return runResult{Status: "error", Error: describeCallError(ctx, err)}
 	}
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+	if !ok {
 		return runResult{Status: "error", Error: "upstream " + strconv.Itoa(resp.StatusCode) + ": " + s.upstreamMessage(data)}
 	}
 	var cc struct {
@@ -335,25 +339,49 @@ func (s *Server) completion(client *http.Request, req *runRequest, call *relay.C
 		Usage *usage `json:"usage"`
 	}
 	if err := json.Unmarshal(data, &cc); err != nil {
+		s.charge(call, nil, 0)
 		return runResult{Status: "error", Error: "upstream returned invalid JSON"}
 	}
+	usd, _ := usageCost(topLevel(data, "usage"))
+	s.charge(call, cc.Usage, usd)
 	if len(cc.Choices) == 0 || cc.Choices[0].Message.Content == nil {
 		return runResult{Status: "error", Error: "upstream returned no message", Usage: cc.Usage}
-	}
-	if cc.Usage != nil && s.o.Metrics != nil && call.Key != nil {
-		s.o.Metrics.Tokens(call.Key.ID, call.Model, cc.Usage.PromptTokens, cc.Usage.CompletionTokens)
-	}
-	if sp := s.o.Spender; sp != nil && call.Key != nil {
-		if usd, ok := usageCost(topLevel(data, "usage")); ok {
-			sp.Spend(call.Key, call.Model, usd)
-		}
-		if call.Free {
-			sp.UseFree(call.Key)
-		}
 	}
 	// /run writes its own document, so unlike the passthrough's successful
 	// answers, its outputs are masked too.
 	return runResult{Status: "success", Output: s.redact(*cc.Choices[0].Message.Content), Usage: cc.Usage}
+}
+
+// charge counts one model's 2xx answer as the passthrough counts its
+// answers, whatever /run makes of it (a tool call's answer has no message,
+// yet costs as much): u's tokens and the cost usd (0 when unknown), or,
+// when u is nil (the answer was cut short or upstream left its usage out),
+// a budget poll soon, since upstream may charge it all the same; and a
+// free model's request against its account's quota. Through the
+// passthrough's counter, so that an answer ending after a reload counts
+// for its key's secret, not its old id.
+func (s *Server) charge(call *relay.Call, u *usage, usd float64) {
+	k := call.Key
+	if k == nil {
+		return
+	}
+	if sp := s.o.Spender; sp != nil && call.Free {
+		sp.UseFree(k)
+	}
+	switch c := s.pass.tokens.(type) {
+	case nil:
+	case keyedCounter:
+		if u == nil {
+			c.NoUsageOf(k)
+			return
+		}
+		c.TokensOf(k, call.Model, u.PromptTokens, u.CompletionTokens)
+		c.CostOf(k, call.Model, usd)
+	default:
+		if u != nil {
+			c.Tokens(k.ID, call.Model, u.PromptTokens, u.CompletionTokens)
+		}
+	}
 }
 
 // upstreamMessage finds the human message of an upstream error body, at

@@ -203,7 +203,9 @@ func (s *Server) streamCompletion(client *http.Request, req *runRequest, index i
 	body := budgetReader{r: resp.Body, b: budget}
 	if !eventStream(resp.Header) {
 		// Upstream answered whole: one delta of it all.
-		if err := acc.whole(body); err != nil {
+		err := acc.whole(body)
+		s.charge(call, acc.usage, acc.cost)
+		if err != nil {
 			return runResult{Status: "error", Error: describeCallError(ctx, err)}
 		}
 		if acc.out.Len() > 0 {
@@ -213,6 +215,7 @@ func (s *Server) streamCompletion(client *http.Request, req *runRequest, index i
 		d := deltas{s: s, send: func(content string) { send(deltaEvent(index, call.Model, content)) }}
 		err := acc.stream(body, late, d.add)
 		d.end()
+		s.charge(call, acc.usage, acc.cost)
 		if err != nil {
 			return runResult{Status: "error", Error: describeCallError(ctx, err), Usage: acc.usage}
 		}
@@ -222,17 +225,6 @@ func (s *Server) streamCompletion(client *http.Request, req *runRequest, index i
 	}
 	if !acc.content {
 		return runResult{Status: "error", Error: "upstream returned no message", Usage: acc.usage}
-	}
-	if acc.usage != nil && s.o.Metrics != nil && call.Key != nil {
-		s.o.Metrics.Tokens(call.Key.ID, call.Model, acc.usage.PromptTokens, acc.usage.CompletionTokens)
-	}
-	if sp := s.o.Spender; sp != nil && call.Key != nil {
-		if acc.cost > 0 {
-			sp.Spend(call.Key, call.Model, acc.cost)
-		}
-		if call.Free {
-			sp.UseFree(call.Key)
-		}
 	}
 	return runResult{Status: "success", Output: s.redact(acc.out.String()), Usage: acc.usage}
 }
