@@ -131,7 +131,7 @@ func Load(environ []string, dotenv map[string]string, requireKeys bool) (*Config
 }
 
 // masked is err with every secret vars hold (pool keys, client tokens,
-// ADMIN_TOKEN) masked, as written and lower-cased: the errors that refuse a
+// ADMIN_TOKEN, and any value that starts like an API key) masked, as written and lower-cased: the errors that refuse a
 // setting quote its value, and a key pasted into the wrong variable would
 // be printed whole.
 func masked(err error, vars map[string]string) error {
@@ -146,6 +146,14 @@ func masked(err error, vars map[string]string) error {
 	for name, v := range vars {
 		if strings.HasPrefix(name, keyVarPrefix) || name == keyListVar || name == "GATEWAY_API_KEYS" || name == "ADMIN_TOKEN" {
 			add(v)
+			continue
+		}
+		// A key pasted into another setting, and into no key variable,
+		// is a key all the same: API keys start with "sk-".
+		for _, item := range strings.Split(v, ",") {
+			if item = strings.TrimSpace(item); strings.HasPrefix(strings.ToLower(item), "sk-") {
+				add(item)
+			}
 		}
 	}
 	if msg := secret.NewRedactor(keys).Redact(err.Error()); msg != err.Error() {

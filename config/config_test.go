@@ -269,3 +269,21 @@ func TestRefusedSettingQuotesNoSecret(t *testing.T) {
 		}
 	}
 }
+
+// TestRefusedSettingQuotesNoStrayKey: a key pasted into a setting, and
+// into no key variable (the pool holds others, or none yet), is masked in
+// the refusal too: it is a key all the same.
+func TestRefusedSettingQuotesNoStrayKey(t *testing.T) {
+	stray := testKey("stray")
+	for _, bad := range []string{"PORT=" + stray, "UPSTREAM_TIMEOUT=" + stray, "KEY_ROTATION=" + stray, "LOG_LEVEL= " + stray} {
+		for _, pool := range [][]string{{"OPENROUTER_API_KEY_1=" + testKey("pool")}, nil} {
+			_, err := Load(append(pool, bad), nil, pool != nil)
+			if err == nil {
+				t.Fatalf("%s accepted", bad)
+			}
+			if strings.Contains(err.Error(), stray[len(stray)-12:]) {
+				t.Errorf("error %q quotes the key", err)
+			}
+		}
+	}
+}
