@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -314,6 +315,49 @@ func TestAffordNoteSendsLargeCallsElsewhere(t *testing.T) {
 	readAll(t, resp)
 	if c.Key.ID != 1 {
 		t.Fatalf("with key 2 resting the call went to key %d, want key 1 tried anyway", c.Key.ID)
+	}
+}
+
+// TestAffordNoteYieldsToABusyTrial: a key noted as unable to afford a
+// call is left out only while another key can take the call. A key back
+// from a rest is in rotation, but while its one trial call is out it
+// takes no other: the noted key is tried then, rather than the call
+// failing with no key at all.
+func TestAffordNoteYieldsToABusyTrial(t *testing.T) {
+	capped := `{"error":{"code":402,"message":"You requested up to 16384 tokens, but can only afford 5000. To increase, visit https://openrouter.ai/settings/keys and create a key with a higher limit","metadata":{"limit_source":"openrouter_key_limit"}}}`
+	var calls atomic.Int32
+	e := newEnv(t, envOptions{keys: 2}, func(w http.ResponseWriter, r *http.Request, id int) {
+		w.Header().Set("Content-Type", "application/json")
+		if id == 1 && calls.Add(1) == 1 {
+			w.WriteHeader(http.StatusPaymentRequired)
+			_, _ = w.Write([]byte(capped))
+			return
+		}
+		_, _ = w.Write([]byte(`{"choices":[]}`))
+	})
+	c := relay.Call{}
+	resp, err := e.do(t, nil, &c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	readAll(t, resp) // key 1 noted at 5000 tokens; key 2 answered
+	e.rest(t, 2, http.StatusTooManyRequests, time.Second)
+	e.clock.Add(2 * time.Second)
+	var ex keyring.Exclude
+	ex.Add(e.key(1).Slot())
+	trial, err := e.relay.Acquire(first, &ex)
+	if err != nil || trial.Key.ID != 2 {
+		t.Fatalf("key 2's trial: %v", err)
+	}
+	defer e.relay.Release(trial)
+	c = relay.Call{MaxTokens: 10000}
+	resp, err = e.do(t, nil, &c)
+	if err != nil {
+		t.Fatalf("with key 2's trial out: %v; want the call on key 1", err)
+	}
+	readAll(t, resp)
+	if c.Key.ID != 1 {
+		t.Fatalf("answered by key %d, want 1", c.Key.ID)
 	}
 }
 

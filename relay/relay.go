@@ -264,8 +264,11 @@ func (r *Relay) do(req *http.Request, body []byte, c *Call) (*http.Response, err
 	lease := c.First
 	c.First = Lease{}
 	c.skip.CopyFrom(&c.Tried)
-	r.avoid(c, &c.skip)
-	if lease.Key != nil && c.skip.Has(lease.Key.Slot()) {
+	// poor: the keys left out as noted unable to afford the call, kept
+	// apart from skip so that they can be let back (pick).
+	var poor keyring.Exclude
+	r.avoid(c, &c.skip, &poor)
+	if lease.Key != nil && (c.skip.Has(lease.Key.Slot()) || poor.Has(lease.Key.Slot())) {
 		r.Release(lease)
 		lease = Lease{}
 	}
@@ -278,7 +281,7 @@ func (r *Relay) do(req *http.Request, body []byte, c *Call) (*http.Response, err
 	for {
 		if lease.Key == nil {
 			var err error
-			lease, err = r.acquire(c.Strategy, &c.skip)
+			lease, err = r.pick(c, &poor)
 			if err != nil {
 				switch {
 				case prev != nil:
@@ -355,19 +358,24 @@ func (r *Relay) do(req *http.Request, body []byte, c *Call) (*http.Response, err
 // lease taken outside them is the one Do sends on; /run leases so, or Do
 // would give the lease back and pick again without the request's other
 // models' keys in mind.
-func (r *Relay) Avoid(c *Call, ex *keyring.Exclude) { r.cur().avoid(c, ex) }
+func (r *Relay) Avoid(c *Call, ex *keyring.Exclude) { r.cur().avoid(c, ex, nil) }
 
-func (r *Relay) avoid(c *Call, ex *keyring.Exclude) {
+// avoid is Avoid, but the keys unable to afford the call go to poor
+// instead of ex when poor is not nil.
+func (r *Relay) avoid(c *Call, ex, poor *keyring.Exclude) {
 	if r.breakers.AffordNoted() {
 		now := r.breakers.Now().UnixNano()
-		var poor keyring.Exclude
-		r.breakers.SkipUnaffordable(&poor, c.MaxTokens, now)
+		var noted keyring.Exclude
+		r.breakers.SkipUnaffordable(&noted, c.MaxTokens, now)
 		// Only while another key can take the call: a note is about one
 		// model's price, and a cheaper call may still fit.
-		if r.anyOutside(ex, &poor, now) {
+		if r.anyOutside(ex, &noted, now) {
+			if poor == nil {
+				poor = ex
+			}
 			for _, k := range r.pool.Keys() {
-				if poor.Has(k.Slot()) {
-					ex.Add(k.Slot())
+				if noted.Has(k.Slot()) && !ex.Has(k.Slot()) {
+					poor.Add(k.Slot())
 				}
 			}
 		}
@@ -375,6 +383,26 @@ func (r *Relay) avoid(c *Call, ex *keyring.Exclude) {
 	if c.Free {
 		r.breakers.FreeBlocked(ex, r.breakers.Now().UnixNano())
 	}
+}
+
+// pick leases c's next key outside its skip set and outside poor, the keys
+// noted unable to afford it. When only poor's are left, poor is emptied
+// and they are let back: they were left out for keys in rotation (avoid)
+// whose breakers may then refuse the call (a trial out), and a note is
+// about one call's price, so the call goes to them after all, as when no
+// other key is in rotation.
+func (r *Relay) pick(c *Call, poor *keyring.Exclude) (Lease, error) {
+	if poor.Len() == 0 {
+		return r.acquire(c.Strategy, &c.skip)
+	}
+	var ex keyring.Exclude
+	ex.CopyFrom(&c.skip)
+	ex.Union(poor)
+	if l, err := r.acquire(c.Strategy, &ex); err == nil {
+		return l, nil
+	}
+	poor.Reset()
+	return r.acquire(c.Strategy, &c.skip)
 }
 
 // anyOutside reports whether a key in rotation at now is in neither a nor b.
