@@ -118,10 +118,25 @@ func (t *usageTap) Read(p []byte) (int, error) {
 			t.buf.Write(p[:n])
 		}
 	}
-	if err == io.EOF {
+	if err == io.EOF && !t.eof {
 		t.eof = true
+		if t.stream && t.sp.Pending() {
+			t.endEvent()
+		}
 	}
 	return n, err
+}
+
+// streamEnd ends a last event that the stream ended before its blank line.
+var streamEnd = []byte("\n\n")
+
+// endEvent takes the usage of an event the stream ended before its blank
+// line: SSE readers drop such an event, but upstream billed what it says.
+// It goes to no late fault, which a client never saw either.
+func (t *usageTap) endEvent() {
+	if ev, _, ok := t.sp.Next(streamEnd); ok && bytes.Contains(ev.Data, []byte(`"usage"`)) {
+		t.last = append(t.last[:0], ev.Data...)
+	}
 }
 
 // scanEvents keeps the data of the last SSE event that mentions usage, and

@@ -31,6 +31,9 @@ func TestUsageTap(t *testing.T) {
 	sse := "data: {\"choices\":[{\"delta\":{\"content\":\"hi\"}}]}\n\n" +
 		"data: {\"choices\":[],\"usage\":{\"prompt_tokens\":7,\"completion_tokens\":3,\"total_tokens\":10}}\n\n" +
 		"data: [DONE]\n\n"
+	// unended is the stream up to its usage event, without the event's
+	// line end and blank line.
+	unended := strings.TrimRight(sse[:strings.Index(sse, "data: [DONE]")], "\n")
 	for _, tc := range []struct {
 		name, ctype, body string
 		status            int
@@ -46,6 +49,12 @@ func TestUsageTap(t *testing.T) {
 			want: []tokenRecord{{3, "m", 1, 1}}},
 		{name: "sse", ctype: "text/event-stream", body: sse, status: 200, readAll: true, want: []tokenRecord{{3, "m", 7, 3}}},
 		{name: "sse byte by byte", ctype: "text/event-stream", body: sse, status: 200, readAll: true, oneByte: true, want: []tokenRecord{{3, "m", 7, 3}}},
+		// The upstream billed a last event that the stream ended before its
+		// blank line: its usage counts, however the line ended.
+		{name: "sse usage event unended", ctype: "text/event-stream", body: unended, status: 200, readAll: true, want: []tokenRecord{{3, "m", 7, 3}}},
+		{name: "sse usage event, one line end", ctype: "text/event-stream", body: unended + "\n", status: 200, readAll: true, want: []tokenRecord{{3, "m", 7, 3}}},
+		{name: "sse usage event unended, CR", ctype: "text/event-stream", body: unended + "\r", status: 200, readAll: true, oneByte: true, want: []tokenRecord{{3, "m", 7, 3}}},
+		{name: "sse cut in its usage event", ctype: "text/event-stream", body: sse[:strings.Index(sse, "\"total_tokens")], status: 200, readAll: true},
 		{name: "no usage", ctype: "application/json", body: `{"id":"x"}`, status: 200, readAll: true},
 		{name: "zero usage", ctype: "application/json", body: `{"usage":{"prompt_tokens":0,"completion_tokens":0}}`, status: 200, readAll: true},
 		{name: "error status", ctype: "application/json", body: `{"usage":{"prompt_tokens":5,"completion_tokens":2}}`, status: 500, readAll: true},
