@@ -206,6 +206,7 @@ func New(cfg *config.Config, log *slog.Logger, o Options) (*App, error) {
 		Rand:            o.Rand,
 		BaseURL:         base,
 		Tokens:          cfg.GatewayAPIKeys,
+		Viewer:          guard.Viewer,
 		MaxBodyBytes:    cfg.MaxBodyBytes,
 		ReadBodyTimeout: cfg.ReadBodyTimeout,
 		MaxInFlight:     cfg.MaxInFlight,

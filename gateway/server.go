@@ -38,6 +38,10 @@ type Options struct {
 	BaseURL *url.URL
 	// Tokens are the client tokens (GATEWAY_API_KEYS); none means open.
 	Tokens []secret.Key
+	// Viewer, when set, decides who reads GET /keys, as it decides who
+	// reads the status page (a client token or ADMIN_TOKEN); nil lets in
+	// the client tokens alone.
+	Viewer func(*http.Request) bool
 	// MaxBodyBytes caps request bodies (MAX_BODY_BYTES).
 	MaxBodyBytes int64
 	// ReadBodyTimeout bounds the time a request body takes to arrive
@@ -145,7 +149,7 @@ func New(o Options) *Server {
 	// catch-all route that answers 404 where the router would answer 405
 	// (GET /run). measure comes first so that the requests limit and auth
 	// turn away (503, 401) are counted too.
-	e.GET("/keys", chain(s.keys, s.limit, s.auth))
+	e.GET("/keys", chain(s.keys, s.limit, s.viewerAuth))
 	e.POST("/run", chain(s.run, s.measure(metrics.RouteRun), s.limit, s.auth))
 	if o.Admin != nil {
 		e.Any("/admin/*", echo.WrapHandler(o.Admin))
@@ -266,6 +270,21 @@ func (s *Server) leave() {
 func (s *Server) auth(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		if !s.authorized(c.Request()) {
+			writeUnauthorized(c.Response(), c.Request())
+			return nil
+		}
+		return next(c)
+	}
+}
+
+// viewerAuth lets in those who may read the pool's state: Options.Viewer's,
+// or auth's without one.
+func (s *Server) viewerAuth(next echo.HandlerFunc) echo.HandlerFunc {
+	if s.o.Viewer == nil {
+		return s.auth(next)
+	}
+	return func(c echo.Context) error {
+		if !s.o.Viewer(c.Request()) {
 			writeUnauthorized(c.Response(), c.Request())
 			return nil
 		}
