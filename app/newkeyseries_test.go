@@ -30,3 +30,23 @@ func TestReloadNewKeySeriesAtZero(t *testing.T) {
 		}
 	}
 }
+
+// TestReloadAddedIDSeriesAtZero: an id the old pool did not have starts at
+// 0 too; AddKey ran while the gauges' source still listed the old ids only,
+// so the new id's series were born at its first event.
+func TestReloadAddedIDSeriesAtZero(t *testing.T) {
+	up := newUpstream(t)
+	a, _ := newLiveApp(t, up.URL, []int{1, 2}, Options{})
+	if res := a.Live.Apply(entries(1, 2, 3), nil, "file"); res.Refused != "" {
+		t.Fatalf("reload refused: %s", res.Refused)
+	}
+	for _, tt := range []struct{ metric, series string }{
+		{"keygate_key_selected_total", `keygate_key_selected_total{key="3",strategy="random"} 0`},
+		{"keygate_key_cooldowns_total", `keygate_key_cooldowns_total{key="3",reason="auth"} 0`},
+		{"keygate_upstream_request_duration_seconds_count", `keygate_upstream_request_duration_seconds_count{key="3"} 0`},
+	} {
+		if got := scrape(t, a, tt.metric); !slices.Contains(got, tt.series) {
+			t.Errorf("no %s after the reload; have %v", tt.series, got)
+		}
+	}
+}

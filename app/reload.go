@@ -108,12 +108,15 @@ func (l *Live) newSnapshot(pool, oldPool *keyring.Pool, oldSet *breaker.Set, old
 		for _, id := range dropped {
 			l.m.DeleteKey(id)
 		}
-		// New and renumbered ids start at 0, as at start-up.
+	}
+	l.src.Follow(pool, set)
+	if l.m != nil {
+		// New and renumbered ids start at 0, as at start-up; only once the
+		// gauges' source lists them, as AddKey ignores an id it does not.
 		for _, k := range pool.Keys() {
 			l.m.AddKey(k.ID)
 		}
 	}
-	l.src.Follow(pool, set)
 	if l.redactor != nil {
 		if l.retired == nil {
 			l.retired = map[[32]byte]secret.Key{}
