@@ -318,6 +318,7 @@ func (s *Server) completion(client *http.Request, req *runRequest, call *relay.C
 		return *failed
 	}
 	ctx := client.Context()
+	late := relay.LateOf(resp)
 	defer resp.Body.Close()
 	data, err := io.ReadAll(budgetReader{r: resp.Body, b: budget})
 	ok := resp.StatusCode >= 200 && resp.StatusCode <= 299
@@ -330,20 +331,18 @@ func (s *Server) completion(client *http.Request, req *runRequest, call *relay.C
 	if !ok {
 		return runResult{Status: "error", Error: "upstream " + strconv.Itoa(resp.StatusCode) + ": " + s.upstreamMessage(data)}
 	}
-	var cc struct {
-		Choices []struct {
-			Message struct {
-				Content *string `json:"content"`
-			} `json:"message"`
-		} `json:"choices"`
-		Usage *usage `json:"usage"`
-	}
+	var cc chunk
 	if err := json.Unmarshal(data, &cc); err != nil {
 		s.charge(call, nil, 0)
 		return runResult{Status: "error", Error: "upstream returned invalid JSON"}
 	}
 	usd, _ := usageCost(topLevel(data, "usage"))
 	s.charge(call, cc.Usage, usd)
+	if cc.failed() {
+		// Counted against the key as the same error in a stream is.
+		late.Event(data)
+		return runResult{Status: "error", Error: "upstream error: " + s.errorMessage(data), Usage: cc.Usage}
+	}
 	if len(cc.Choices) == 0 || cc.Choices[0].Message.Content == nil {
 		return runResult{Status: "error", Error: "upstream returned no message", Usage: cc.Usage}
 	}
@@ -412,6 +411,32 @@ func (s *Server) upstreamMessage(data []byte) string {
 	}
 	return text
 }
+
+// errorMessage words the error a 2xx answer or stream event carried: its
+// top-level error object's message, else its first choice's, where
+// OpenRouter puts an error met while the model wrote.
+func (s *Server) errorMessage(data []byte) string {
+	var w struct {
+		Error   json.RawMessage `json:"error"`
+		Choices []struct {
+			Error json.RawMessage `json:"error"`
+		} `json:"choices"`
+	}
+	if json.Unmarshal(data, &w) == nil {
+		switch {
+		case len(w.Error) > 0:
+		case len(w.Choices) > 0 && isObject(w.Choices[0].Error):
+			data = append(append([]byte(`{"error":`), w.Choices[0].Error...), '}')
+		default:
+			// finish_reason "error" alone: the body is no message.
+			return "no details"
+		}
+	}
+	return s.upstreamMessage(data)
+}
+
+// isObject reports whether raw is a JSON object.
+func isObject(raw json.RawMessage) bool { return len(raw) > 0 && raw[0] == '{' }
 
 // maxUpstreamMessage bounds the upstream text quoted in a /run error.
 const maxUpstreamMessage = 200

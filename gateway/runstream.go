@@ -198,12 +198,12 @@ func (s *Server) streamCompletion(client *http.Request, req *runRequest, index i
 		data, _ := io.ReadAll(io.LimitReader(resp.Body, maxRunErrorBody))
 		return runResult{Status: "error", Error: "upstream " + strconv.Itoa(resp.StatusCode) + ": " + s.upstreamMessage(data)}
 	}
-	acc := streamAnswer{message: s.upstreamMessage}
+	acc := streamAnswer{message: s.errorMessage}
 	// What all models' answers may total, as for the plain form.
 	body := budgetReader{r: resp.Body, b: budget}
 	if !eventStream(resp.Header) {
 		// Upstream answered whole: one delta of it all.
-		err := acc.whole(body)
+		err := acc.whole(body, late)
 		s.charge(call, acc.usage, acc.cost)
 		if err != nil {
 			return runResult{Status: "error", Error: describeCallError(ctx, err)}
@@ -287,8 +287,19 @@ type chunk struct {
 		Message struct {
 			Content *string `json:"content"`
 		} `json:"message"`
+		FinishReason string          `json:"finish_reason"`
+		Error        json.RawMessage `json:"error"`
 	} `json:"choices"`
-	Usage *usage `json:"usage"`
+	Usage *usage          `json:"usage"`
+	Error json.RawMessage `json:"error"`
+}
+
+// failed reports whether a whole answer (not a stream's chunk) is an
+// error, whatever text came with it: a 200 may carry an error met while
+// the model wrote (OpenRouter: choices[0].error, finish_reason "error"),
+// or an error object past what the relay peeked at.
+func (c *chunk) failed() bool {
+	return isObject(c.Error) || len(c.Choices) > 0 && (c.Choices[0].FinishReason == "error" || isObject(c.Choices[0].Error))
 }
 
 // stream reads an SSE answer to its end or to [DONE]; an error event (an
@@ -331,8 +342,9 @@ func (a *streamAnswer) stream(body io.Reader, late relay.Late, delta func(string
 	}
 }
 
-// whole reads a JSON answer given instead of a stream.
-func (a *streamAnswer) whole(body io.Reader) error {
+// whole reads a JSON answer given instead of a stream; an error in it is
+// counted against the key by late, as in a stream.
+func (a *streamAnswer) whole(body io.Reader, late relay.Late) error {
 	data, err := io.ReadAll(io.LimitReader(body, maxRunAnswers+1))
 	if err != nil {
 		return err
@@ -342,12 +354,17 @@ func (a *streamAnswer) whole(body io.Reader) error {
 		a.failure = "upstream returned invalid JSON"
 		return nil
 	}
+	a.usage = c.Usage
+	a.cost, _ = usageCost(topLevel(data, "usage"))
+	if c.failed() {
+		late.Event(data)
+		a.failure = "upstream error: " + a.message(data)
+		return nil
+	}
 	if len(c.Choices) > 0 && c.Choices[0].Message.Content != nil {
 		a.out.WriteString(*c.Choices[0].Message.Content)
 		a.content = true
 	}
-	a.usage = c.Usage
-	a.cost, _ = usageCost(topLevel(data, "usage"))
 	return nil
 }
 
