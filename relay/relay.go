@@ -39,7 +39,8 @@ type Observer interface {
 	KeySelected(k *keyring.Key, strategy string)
 	// Upstream: an attempt on k got status code after d, the time to
 	// response headers; code is 0 for a transport error and
-	// StatusClientClosed when the client went away first.
+	// StatusClientClosed when the client went away first, and a 200 is
+	// reported as it was judged (judgedCode: an error object's code).
 	Upstream(k *keyring.Key, model string, code int, d time.Duration)
 	// Cooldown: k's answer v sends it (alone) to rest for rest.
 	Cooldown(k *keyring.Key, v fault.Verdict, rest time.Duration)
@@ -464,12 +465,12 @@ func (r *Relay) attempt(parent context.Context, req *http.Request, body []byte, 
 		r.obs.Upstream(k, model, code, elapsed)
 		return nil, &AttemptError{Key: k, Err: err}
 	}
-	r.obs.Upstream(k, model, resp.StatusCode, elapsed)
 	resp.Header["X-Keygate-Key"] = r.keyHeader[k.Slot()]
 	wb.rc = resp.Body
 	resp.Body = wb
 	c.Verdict = r.judge(resp, wb).Sized(len(body))
 	c.Verdict.Model = model
+	r.obs.Upstream(k, model, judgedCode(resp.StatusCode, c.Verdict, wb.hold), elapsed)
 	r.watch.Touch(&wb.entry)
 	switch wb.hold {
 	case holdGone:
@@ -480,6 +481,21 @@ func (r *Relay) attempt(parent context.Context, req *http.Request, body []byte, 
 		r.obs.StreamFailover(FailoverHoldTimeout)
 	}
 	return resp, nil
+}
+
+// judgedCode is the status an attempt is reported with: the one its answer
+// was judged by. A 200 whose body or first stream event is an error object
+// is that error's code, a stream that ended before any data the 502 it
+// counts as, a client gone during the hold StatusClientClosed; else the
+// answer's own status.
+func judgedCode(status int, v fault.Verdict, hold holdOutcome) int {
+	switch {
+	case hold == holdGone:
+		return StatusClientClosed
+	case status == http.StatusOK && v.Status > 0:
+		return v.Status
+	}
+	return status
 }
 
 type nopObserver struct{}
