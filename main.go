@@ -162,7 +162,7 @@ func runAs(name string, args, environ []string, stdout, stderr io.Writer) int {
 		for i, k := range simulator.DemoKeys() {
 			cfg.Keys = append(cfg.Keys, keyring.Entry{ID: i + 1, Secret: secret.New(k)})
 		}
-		cfg.Duplicates, cfg.ForeignKeys, cfg.OffAPIPath = nil, nil, ""
+		cfg.Duplicates, cfg.ForeignKeys, cfg.OffAPIPath, cfg.UnreadKeyVars = nil, nil, "", nil
 		cfg.KeysFile = ""
 		reread = nil
 		log.Info("🎭 Demo mode: simulated upstream at " + cfg.BaseURL + " with 4 keys in 2 accounts (#1 rate-limited now and then, #2 revoked, #3 near its daily cap, account of #3 and #4 near its free-model quota)")
@@ -182,6 +182,16 @@ func runAs(name string, args, environ []string, stdout, stderr io.Writer) int {
 	for _, id := range cfg.ForeignKeys {
 		log.Warn("⚠️  API Key #"+strconv.Itoa(id)+" does not look like an OpenRouter key (sk-or-v1-…), and OPENROUTER_BASE_URL is OpenRouter's: it will likely be refused (401)",
 			"key_id", id)
+	}
+	if cfg.KeysFile == "" {
+		// With KEYS_FILE, app.Warnings names the key variables it ignores.
+		for _, v := range cfg.UnreadKeyVars {
+			reason := " is set but is not a key variable (OPENROUTER_API_KEY_<N>): its key is not in the pool"
+			if v.Shadowed {
+				reason = " is set but is not read, as numbered OPENROUTER_API_KEY_<N> are set too: its keys are not in the pool"
+			}
+			log.Warn("⚠️  "+v.Name+reason, "event", "key_variable_unread", "variable", v.Name)
+		}
 	}
 	if p := cfg.OffAPIPath; p != "" {
 		log.Warn("⚠️  OPENROUTER_BASE_URL is OpenRouter's host with the path "+strconv.Quote(p)+", which is not its API: calls will likely get 404 (OpenRouter's API is https://openrouter.ai/api/v1)",

@@ -176,6 +176,21 @@ func TestStartupLines(t *testing.T) {
 	}
 }
 
+// TestStartupWarnsUnreadKeyVar: a key variable misnamed beside others
+// that load (OPENROUTER_API_KEY2) is named at start-up, never its value:
+// the pool started a key short without a word.
+func TestStartupWarnsUnreadKeyVar(t *testing.T) {
+	const typo = "sk-or-v1-0000000000000000000000000000000000000000000000000000000000c0ffee"
+	p := startProcess(t, "OPENROUTER_API_KEY2="+typo, "BUDGET_POLL_INTERVAL=0")
+	out := p.out.String()
+	if !strings.Contains(out, "⚠️  OPENROUTER_API_KEY2 is set but is not a key variable (OPENROUTER_API_KEY_<N>): its key is not in the pool") {
+		t.Errorf("console does not name OPENROUTER_API_KEY2:\n%s", out)
+	}
+	if strings.Contains(out, "0000c0ffee") {
+		t.Errorf("console prints the variable's value:\n%s", out)
+	}
+}
+
 // TestStartupWarnsOffAPIBase: a base URL on OpenRouter's host but not on
 // its API (a common slip: https://openrouter.ai/v1) is warned of at
 // start-up, since every call would get 404; OpenRouter's own base is not.

@@ -74,6 +74,9 @@ type Config struct {
 	// OpenRouter's host but not its API (/api/v1): every call would get
 	// 404, and start-up warns. Empty otherwise.
 	OffAPIPath string `env:"-"`
+	// UnreadKeyVars are variables set that look meant for the pool but
+	// are not read into it: start-up warns about each.
+	UnreadKeyVars []UnreadKeyVar `env:"-"`
 }
 
 // Duplicate names a key given twice.
@@ -127,6 +130,7 @@ func Load(environ []string, dotenv map[string]string, requireKeys bool) (*Config
 	c.Keys, c.Duplicates = dedupe(raw)
 	c.ForeignKeys = foreignKeys(raw, c.BaseURL)
 	c.OffAPIPath = offAPIPath(c.BaseURL)
+	c.UnreadKeyVars = unreadKeyVars(vars, raw)
 	return &c, nil
 }
 

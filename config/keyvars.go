@@ -48,6 +48,20 @@ func KeyVarNames(environ []string, dotenv map[string]string) []string {
 // bare error would leave the user sure the key is set. Names only, never
 // values.
 func noKeys(vars map[string]string) error {
+	near := nearKeyVars(vars)
+	if len(near) == 0 {
+		return ErrNoKeys
+	}
+	verb := " is set, but is not one of these"
+	if len(near) > 1 {
+		verb = " are set, but are not among these"
+	}
+	return fmt.Errorf("%w (%s%s)", ErrNoKeys, joinNames(near), verb)
+}
+
+// nearKeyVars lists, sorted, the variables set in vars whose names look
+// meant as key variables but are none.
+func nearKeyVars(vars map[string]string) []string {
 	var near []string
 	for name, v := range vars {
 		u := strings.ToUpper(name)
@@ -56,13 +70,33 @@ func noKeys(vars map[string]string) error {
 			near = append(near, name)
 		}
 	}
-	if len(near) == 0 {
-		return ErrNoKeys
-	}
 	sort.Strings(near)
-	verb := " is set, but is not one of these"
-	if len(near) > 1 {
-		verb = " are set, but are not among these"
+	return near
+}
+
+// UnreadKeyVar is a variable set beside a pool that loaded, whose key is
+// not in it: a typo among sibling variables (OPENROUTER_API_KEY2 beside
+// OPENROUTER_API_KEY_1), or OPENROUTER_API_KEYS beside numbered ones. The
+// pool starts without it, so start-up says so rather than drop it quietly.
+type UnreadKeyVar struct {
+	Name string
+	// Shadowed: OPENROUTER_API_KEYS, read only when no numbered
+	// variable is set.
+	Shadowed bool
+}
+
+// unreadKeyVars lists the UnreadKeyVars of vars, whose pool (raw) came
+// from other variables: names only, never values.
+func unreadKeyVars(vars map[string]string, raw []rawKey) []UnreadKeyVar {
+	if len(raw) == 0 {
+		return nil
 	}
-	return fmt.Errorf("%w (%s%s)", ErrNoKeys, joinNames(near), verb)
+	var out []UnreadKeyVar
+	if strings.TrimSpace(vars[keyListVar]) != "" && strings.HasPrefix(raw[0].name, keyVarPrefix) {
+		out = append(out, UnreadKeyVar{Name: keyListVar, Shadowed: true})
+	}
+	for _, name := range nearKeyVars(vars) {
+		out = append(out, UnreadKeyVar{Name: name})
+	}
+	return out
 }
