@@ -270,8 +270,11 @@ func (d *deltas) end() {
 type streamAnswer struct {
 	out     strings.Builder
 	content bool // a message came (possibly empty)
-	usage   *usage
-	cost    float64
+	// finished: a chunk said why the answer ended (finish_reason), so
+	// that a stream ending after it is whole even without its [DONE].
+	finished bool
+	usage    *usage
+	cost     float64
 	// failure is the error an error event carried, worded by message
 	// (Server.upstreamMessage).
 	failure string
@@ -302,17 +305,27 @@ func (c *chunk) failed() bool {
 	return isObject(c.Error) || len(c.Choices) > 0 && (c.Choices[0].FinishReason == "error" || isObject(c.Choices[0].Error))
 }
 
+// cutShort is the error entry of a stream that ended mid-answer.
+const cutShort = "upstream stream ended before the answer was complete"
+
 // stream reads an SSE answer to its end or to [DONE]; an error event (an
 // error object, or finish_reason "error") ends it as a failure, and late
 // counts it against the key. An event that does not decode, or outgrows
 // the answers' bound, fails the model as the same answer whole would:
-// none is dropped without a word.
+// none is dropped without a word. A stream that ends with neither [DONE]
+// nor a finish_reason was cut short (a connection closed mid-answer that
+// looked like an end): a failure, as the same answer whole cut short is.
 func (a *streamAnswer) stream(body io.Reader, late relay.Late, delta func(string)) error {
 	sp := sse.Splitter{Max: maxRunAnswers}
 	buf := make([]byte, 4<<10)
 	for {
 		n, err := body.Read(buf)
-		for ev, rest, ok := sp.Next(buf[:n]); ok; ev, rest, ok = sp.Next(rest) {
+		piece := buf[:n]
+		if err == io.EOF {
+			// The last event still counts without its blank line.
+			piece = append(piece, "\n\n"...)
+		}
+		for ev, rest, ok := sp.Next(piece); ok; ev, rest, ok = sp.Next(rest) {
 			if bytes.Equal(ev.Data, []byte("[DONE]")) {
 				return nil
 			}
@@ -322,6 +335,10 @@ func (a *streamAnswer) stream(body io.Reader, late relay.Late, delta func(string
 			}
 			if !a.take(ev.Data, delta) {
 				a.failure = "upstream returned invalid JSON"
+				if err == io.EOF {
+					// Most likely the event the stream was cut in.
+					a.failure = cutShort
+				}
 				return nil
 			}
 			if a.out.Len() > maxRunAnswers {
@@ -334,6 +351,9 @@ func (a *streamAnswer) stream(body io.Reader, late relay.Late, delta func(string
 			return nil
 		}
 		if err == io.EOF {
+			if !a.finished {
+				a.failure = cutShort
+			}
 			return nil
 		}
 		if err != nil {
@@ -373,6 +393,9 @@ func (a *streamAnswer) take(data []byte, delta func(string)) bool {
 	var c chunk
 	if json.Unmarshal(data, &c) != nil {
 		return false
+	}
+	if len(c.Choices) > 0 && c.Choices[0].FinishReason != "" {
+		a.finished = true
 	}
 	if len(c.Choices) > 0 && c.Choices[0].Delta.Content != nil {
 		a.content = true
