@@ -1,14 +1,15 @@
 package gateway
 
 import (
-	"github.com/keygate/keygate/secret"
-
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/keygate/keygate/access"
+	"github.com/keygate/keygate/secret"
 )
 
-// bearerWellFormed is the grammar bearerToken documents, written out
+// bearerWellFormed is the grammar access.Bearer documents, written out
 // independently: the scheme "Bearer" in any ASCII case, one space, then a
 // token after optional further spaces; surrounding white space is not part
 // of the token, and a token must not be empty (RFC 6750: 1*b64token).
@@ -40,14 +41,14 @@ func schemeCase(bits uint8) string {
 // FuzzBearerToken checks the client token parser. Properties, for any
 // Authorization value v:
 //
-//   - bearerToken never panics;
+//   - access.Bearer never panics;
 //   - it accepts v exactly when v is well formed ("Bearer", any case, a
 //     space, a non-empty token): garbage, an empty token included, is
 //     rejected, and a rejected value yields no token;
 //   - an accepted token round-trips: scheme (any case) + one or more
 //     spaces + token parses back to that very token;
 //   - Server.authorized, with that token configured, lets v in exactly when
-//     bearerToken accepts it with the configured token.
+//     access.Bearer accepts it with the configured token.
 func FuzzBearerToken(f *testing.F) {
 	for _, s := range []struct {
 		v    string
@@ -70,17 +71,17 @@ func FuzzBearerToken(f *testing.F) {
 		f.Add(s.v, s.bits)
 	}
 	f.Fuzz(func(t *testing.T, v string, bits uint8) {
-		tok, ok := bearerToken(v)
+		tok, ok := access.Bearer(v)
 		want, wantOK := bearerWellFormed(v)
 		if ok != wantOK || tok != want {
-			t.Fatalf("bearerToken(%q) = %q, %v; want %q, %v", v, tok, ok, want, wantOK)
+			t.Fatalf("access.Bearer(%q) = %q, %v; want %q, %v", v, tok, ok, want, wantOK)
 		}
 		if !ok {
 			return
 		}
 		scheme := schemeCase(bits)
 		for _, sp := range []string{" ", "   "} {
-			if got, ok := bearerToken(scheme + sp + tok); !ok || got != tok {
+			if got, ok := access.Bearer(scheme + sp + tok); !ok || got != tok {
 				t.Fatalf("token %q does not round-trip: %q parses to %q, %v", tok, scheme+sp+tok, got, ok)
 			}
 		}

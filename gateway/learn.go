@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/keygate/keygate/access"
 	"github.com/keygate/keygate/keyring"
 	"github.com/keygate/keygate/metrics"
 	"github.com/keygate/keygate/relay"
@@ -39,7 +40,7 @@ func freeModel(model string) bool { return strings.HasSuffix(model, ":free") }
 // address never starts with "t:").
 func clientOf(r *http.Request, tokens bool) string {
 	if tokens {
-		if tok, ok := bearerToken(r.Header.Get("Authorization")); ok {
+		if tok, ok := access.Bearer(r.Header.Get("Authorization")); ok {
 			return "t:" + tokenTag(tok)
 		}
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/keygate/keygate/access"
 	"github.com/keygate/keygate/console"
 	"github.com/keygate/keygate/keyring"
 	"github.com/keygate/keygate/metrics"
@@ -298,20 +299,8 @@ func (s *Server) authorized(r *http.Request) bool {
 	if s.tokens == nil {
 		return true
 	}
-	got, ok := bearerToken(r.Header.Get("Authorization"))
+	got, ok := access.Bearer(r.Header.Get("Authorization"))
 	return ok && validToken(s.tokens, got)
-}
-
-// bearerToken returns the token of an "Authorization: Bearer <token>"
-// value. The scheme is case-insensitive (RFC 7235) and may be followed by
-// more than one space; the token itself is compared exactly.
-func bearerToken(v string) (string, bool) {
-	scheme, token, ok := strings.Cut(v, " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return "", false
-	}
-	token = strings.TrimSpace(token)
-	return token, token != ""
 }
 
 // validToken compares got with every token in constant time. Digests are
