@@ -116,6 +116,11 @@ func decodeRunRequest(body []byte, maxModels int) (*runRequest, error) {
 		if strings.TrimSpace(req.Models[i]) == "" {
 			return nil, fmt.Errorf(`"models[%d]" must not be empty`, i)
 		}
+		// A model id is printed whole in each of its call's console
+		// lines: one of megabytes would write them many times over.
+		if len(req.Models[i]) > maxModelName {
+			return nil, fmt.Errorf(`"models[%d]" is %d bytes long; a model name has at most %d`, i, len(req.Models[i]), maxModelName)
+		}
 		// A model id is printed in console lines: a newline in it would
 		// forge a line of its own.
 		if strings.ContainsFunc(req.Models[i], unicode.IsControl) {
@@ -208,6 +213,10 @@ func (r *runRequest) chatBodyStream(model string, stream bool) ([]byte, error) {
 }
 
 var streamUsage = json.RawMessage(`{"include_usage":true}`)
+
+// maxModelName bounds a /run model name, in bytes: model ids are tens of
+// characters ("meta-llama/llama-3.3-70b-instruct:free").
+const maxModelName = 256
 
 // maxMessages bounds a /run messages array.
 const maxMessages = 1024
