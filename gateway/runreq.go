@@ -51,7 +51,11 @@ func isGatewayOwned(name string) bool {
 // decodeRunRequest validates a /run body. Its errors name the field at
 // fault and are meant for the client as they are.
 func decodeRunRequest(body []byte, maxModels int) (*runRequest, error) {
-	body = bytes.TrimSpace(body)
+	// A UTF-8 byte order mark is forgiven, as RFC 8259 allows: Windows
+	// tools write one at the start of a file (PowerShell's Out-File and
+	// Set-Content -Encoding UTF8, older Notepad), and curl -d @file sends
+	// it, where the request was refused as not a JSON object.
+	body = bytes.TrimSpace(bytes.TrimPrefix(body, utf8BOM))
 	if len(body) == 0 {
 		return nil, errors.New(`request body is empty: want a JSON object with "prompt" and "models"`)
 	}
@@ -148,6 +152,8 @@ func decodeRunRequest(body []byte, maxModels int) (*runRequest, error) {
 	}
 	return req, nil
 }
+
+var utf8BOM = []byte("\xef\xbb\xbf")
 
 // present returns a field's raw value; JSON null counts as absent.
 func present(fields map[string]json.RawMessage, name string) (json.RawMessage, bool) {

@@ -21,6 +21,7 @@ func TestDecodeRunRequestValid(t *testing.T) {
 		params     string // JSON of the params kept, "" for none
 	}{
 		{"minimal", `{"prompt":"hi","models":["a/b"]}`, "hi", []string{"a/b"}, nil, ""},
+		{"UTF-8 byte order mark", "\xef\xbb\xbf{\"prompt\":\"hi\",\"models\":[\"a/b\"]}\r\n", "hi", []string{"a/b"}, nil, ""},
 		{"white space", " \n\t{\"prompt\" : \"hi\", \"models\" : [ \"a/b\" , \"c/d\" ]}\r\n", "hi", []string{"a/b", "c/d"}, nil, ""},
 		{"random_key true", `{"prompt":"hi","models":["a"],"random_key":true}`, "hi", []string{"a"}, &yes, ""},
 		{"random_key false", `{"prompt":"hi","models":["a"],"random_key":false}`, "hi", []string{"a"}, &no, ""},
@@ -58,6 +59,8 @@ func TestDecodeRunRequestValid(t *testing.T) {
 var badRunBodies = []struct{ body, want string }{
 	{``, "empty"},
 	{"  \n", "empty"},
+	{"\xef\xbb\xbf", "empty"},
+	{"\xef\xbb\xbf\xef\xbb\xbf{}", "must be a JSON object"},
 	{`prompt=hi`, "JSON object"},
 	{`{"prompt":"hi","models":[`, "not valid JSON"},
 	{`{"prompt":"hi","models":["a"]} x`, "not valid JSON"},
@@ -193,9 +196,9 @@ func checkChatBody(t testing.TB, req *runRequest, model string) {
 
 // acceptable is an independent reading of the /run request rules: it says
 // whether body is a valid request. White space around the body, Unicode's
-// included, is forgiven.
+// included, is forgiven, and so is a UTF-8 byte order mark before it.
 func acceptable(body []byte, maxModels int) bool {
-	body = bytes.TrimSpace(body)
+	body = bytes.TrimSpace(bytes.TrimPrefix(body, []byte("\ufeff")))
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
 	var v any
