@@ -153,6 +153,43 @@ func (o *Observer) Judged(k *keyring.Key, v fault.Verdict) {
 	if st := o.of(k); st != nil {
 		st.count(strconv.Itoa(code), v.Learns(), failureClass(v.Scope))
 	}
+	if v.Scope == fault.Request && v.Afford > 0 {
+		o.unaffordable(k, v)
+	}
+}
+
+// unaffordable tells that k could not pay for a call (a 402 "can only
+// afford M"), which rests nothing: without it the console showed the
+// call's retry on another key with no reason.
+func (o *Observer) unaffordable(k *keyring.Key, v fault.Verdict) {
+	nk, _ := o.inForce(k)
+	if nk == nil {
+		return
+	}
+	payer, pay, have := "its account's credits", " pay", " have"
+	if v.OnKey {
+		payer, pay, have = "its credit cap", " pays", " has"
+	} else if o.account != nil {
+		if acct := o.account(nk); acct != "" {
+			payer = "the credits of account " + acct + "…"
+		}
+	}
+	why := payer + pay + " for at most " + strconv.Itoa(v.Afford) + " tokens"
+	if v.Afford == 1 {
+		// Sized: a large request's 402, which smaller ones may not get.
+		why = "a large request, more than " + payer + have + " left"
+	}
+	o.log.Info("💸 API Key #"+nk.Label+" cannot afford this call"+toModel(v.Model)+" ("+strconv.Itoa(v.Status)+": "+why+"); nothing rests",
+		"event", "key_unaffordable", "key_id", nk.ID, "key", k.Secret, "status", v.Status, "afford_tokens", v.Afford,
+		"on_key", v.OnKey)
+}
+
+// toModel names the model a call was to, when known.
+func toModel(model string) string {
+	if model == "" {
+		return ""
+	}
+	return " to " + model
 }
 
 // Cooldown implements relay.Observer.

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/keygate/keygate/console"
+	"github.com/keygate/keygate/fault"
 	"github.com/keygate/keygate/keyring"
 	"github.com/keygate/keygate/secret"
 )
@@ -78,5 +79,46 @@ func TestModelLabelOnlyAfterSuccess(t *testing.T) {
 		if got := o.modelLabel(tc.model, tc.code); got != tc.want {
 			t.Errorf("modelLabel(%q, %d) = %q, want %q", tc.model, tc.code, got, tc.want)
 		}
+	}
+}
+
+// TestUnaffordableLine: a 402 "can only afford M" tells on the console
+// which key could not pay and why; it rests nothing, and the call's retry
+// on another key had no reason beside it. Other verdicts print no such
+// line.
+func TestUnaffordableLine(t *testing.T) {
+	pool, err := keyring.New([]keyring.Entry{{ID: 3, Secret: secret.New("sk-or-v1-observer-test-key-0123456789")}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := pool.ByID(3)
+	for _, tt := range []struct {
+		name    string
+		v       fault.Verdict
+		account string
+		want    string
+	}{
+		{"account", fault.Verdict{Status: 402, Scope: fault.Request, Afford: 120, Model: "a/b"}, "4c5a3a9d",
+			"💸 API Key #3 cannot afford this call to a/b (402: the credits of account 4c5a3a9d… pay for at most 120 tokens); nothing rests\n"},
+		{"account unknown", fault.Verdict{Status: 402, Scope: fault.Request, Afford: 120}, "",
+			"💸 API Key #3 cannot afford this call (402: its account's credits pay for at most 120 tokens); nothing rests\n"},
+		{"key cap", fault.Verdict{Status: 402, Scope: fault.Request, Afford: 50, OnKey: true, Model: "a/b"}, "4c5a3a9d",
+			"💸 API Key #3 cannot afford this call to a/b (402: its credit cap pays for at most 50 tokens); nothing rests\n"},
+		{"large request, key cap", fault.Verdict{Status: 402, Scope: fault.Request, Afford: 1, OnKey: true, Model: "a/b"}, "",
+			"💸 API Key #3 cannot afford this call to a/b (402: a large request, more than its credit cap has left); nothing rests\n"},
+		{"a request fault", fault.Verdict{Status: 400, Scope: fault.Request, Model: "a/b"}, "", ""},
+		{"a key fault", fault.Verdict{Status: 402, Scope: fault.Key, Reason: fault.KeyLimit, Retry: true}, "", ""},
+		{"success", fault.Verdict{Status: 200}, "", ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var out strings.Builder
+			o := NewObserver(nil, console.New(&out, "text", slog.LevelInfo), pool.Len())
+			o.SetAccounts(func(*keyring.Key) string { return tt.account })
+			o.Follow(pool)
+			o.Judged(k, tt.v)
+			if out.String() != tt.want {
+				t.Errorf("logged %q, want %q", out.String(), tt.want)
+			}
+		})
 	}
 }
