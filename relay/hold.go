@@ -22,8 +22,9 @@ import (
 // another key.
 var ErrClosedBeforeData = errors.New("upstream stream ended before any data")
 
-// errClientLeft is the cause of an attempt whose client left during the hold.
-var errClientLeft = errors.New("client went away during the stream hold")
+// errClientLeft is the cause of an attempt whose client left while its
+// answer was being judged (the stream hold, an error answer's body).
+var errClientLeft = errors.New("client went away before the answer was judged")
 
 // Stream failover reasons, as Observer.StreamFailover names them.
 const (
@@ -55,7 +56,8 @@ const (
 	holdTimeout
 	// holdFull: holdMax bytes came without a data event; committed.
 	holdFull
-	// holdGone: the client went away during the hold.
+	// holdGone: the client went away during the hold, or while an error
+	// answer's body was read.
 	holdGone
 )
 

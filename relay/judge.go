@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/flate"
 	"compress/gzip"
+	"context"
 	"errors"
 	"io"
 	"net/http"
@@ -53,6 +54,13 @@ func (r *Relay) judge(resp *http.Response, wb *watchedBody) fault.Verdict {
 		wb.head = head
 		if err != nil {
 			wb.headErr = err
+			if clientGone(wb) {
+				// The body was cut by the client's leaving, not by
+				// upstream: judged by its status alone, a provider's
+				// 429 would rest the key as its own.
+				wb.hold = holdGone
+				return fault.Verdict{Status: status, Scope: fault.Upstream}
+			}
 		}
 		return fault.Classify(status, resp.Header, decoded(resp.Header, head), r.breakers.Now())
 	case status == http.StatusOK && isJSON(resp.Header):
@@ -73,6 +81,13 @@ func (r *Relay) judge(resp *http.Response, wb *watchedBody) fault.Verdict {
 		return fault.Classify(status, resp.Header, wb.head, r.breakers.Now())
 	}
 	return fault.Verdict{Status: status}
+}
+
+// clientGone reports whether wb's attempt was cancelled because its client
+// went away, rather than for upstream's silence or a stalled body.
+func clientGone(wb *watchedBody) bool {
+	cause := context.Cause(wb.ctx)
+	return wb.ctx.Err() != nil && !errors.Is(cause, ErrUpstreamTimeout) && !errors.Is(cause, errStalledBody)
 }
 
 func isJSON(h http.Header) bool {
