@@ -167,7 +167,8 @@ func present(fields map[string]json.RawMessage, name string) (json.RawMessage, b
 // buildShared encodes, once per /run, everything of the chat-completion
 // body but the model: the messages (the prompt, escaped, or the client's
 // messages), the params, and whether it streams (a stream asks for its
-// usage chunk unless params set stream_options themselves). Every model's
+// usage chunk unless params set stream_options themselves; a plain call
+// drops theirs). Every model's
 // body is its model and these bytes.
 func (r *runRequest) buildShared(stream bool) error {
 	type message struct {
@@ -184,7 +185,13 @@ func (r *runRequest) buildShared(stream bool) error {
 		body["messages"] = []message{{Role: "user", Content: r.Prompt}}
 	}
 	body["stream"] = stream
-	if _, set := body["stream_options"]; stream && !set {
+	switch _, set := body["stream_options"]; {
+	case !stream:
+		// A plain call takes none: OpenAI and others refuse
+		// stream_options beside "stream": false (400), and /run sets
+		// stream itself, so params shared with streamed /runs hold it.
+		delete(body, "stream_options")
+	case !set:
 		body["stream_options"] = streamUsage
 	}
 	shared, err := json.Marshal(body)

@@ -173,6 +173,42 @@ func TestChatBody(t *testing.T) {
 	}
 }
 
+// TestChatBodyStreamOptions: params' stream_options go out with a stream
+// only. Beside "stream": false OpenAI refuses them (400 "The
+// 'stream_options' parameter is only allowed when 'stream' is enabled"),
+// so params shared by a client's plain and streamed /runs failed every
+// model of the plain ones.
+func TestChatBodyStreamOptions(t *testing.T) {
+	for _, tc := range []struct {
+		name, params string
+		stream       bool
+		want         string // the stream_options sent, "" for none
+	}{
+		{"plain, none", `{}`, false, ""},
+		{"plain, the client's", `{"stream_options":{"include_usage":true}}`, false, ""},
+		{"streamed, none", `{}`, true, `{"include_usage":true}`},
+		{"streamed, the client's", `{"stream_options":{"include_usage":false}}`, true, `{"include_usage":false}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req, err := decodeRunRequest([]byte(`{"prompt":"hi","models":["a"],"params":`+tc.params+`}`), testMaxModels)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, err := req.chatBodyStream("a", tc.stream)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got map[string]json.RawMessage
+			if err := json.Unmarshal(body, &got); err != nil {
+				t.Fatalf("chat body %s: %v", body, err)
+			}
+			if string(got["stream_options"]) != tc.want || string(got["stream"]) != map[bool]string{true: "true", false: "false"}[tc.stream] {
+				t.Errorf("chat body %s: want stream %v, stream_options %q", body, tc.stream, tc.want)
+			}
+		})
+	}
+}
+
 // checkChatBody checks the chat-completion body of req for model.
 func checkChatBody(t testing.TB, req *runRequest, model string) {
 	t.Helper()
