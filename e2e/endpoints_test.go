@@ -40,6 +40,19 @@ func TestHealthAndReadiness(t *testing.T) {
 	}
 	probe("/healthz", 200)
 	probe("/readyz", 200)
+	// HEAD of /keys and /metrics answered 405; /keys still needs a token.
+	probe("/keys", 401)
+	for _, method := range []string{http.MethodGet, http.MethodHead} {
+		req := newRequest(t, method, gw.URL+"/keys", nil)
+		req.Header.Set("Authorization", "Bearer tok")
+		if resp, _ := do(t, req); resp.StatusCode != 200 {
+			t.Errorf("%s /keys with the token: %d, want 200", method, resp.StatusCode)
+		}
+		resp, body := do(t, newRequest(t, method, gw.URL+"/metrics", nil))
+		if resp.StatusCode != 200 || (method == http.MethodHead) != (len(body) == 0) {
+			t.Errorf("%s /metrics: %d with %d bytes", method, resp.StatusCode, len(body))
+		}
+	}
 
 	req := newRequest(t, http.MethodGet, gw.URL+"/v1/chat/completions", nil)
 	req.Header.Set("Authorization", "Bearer tok")

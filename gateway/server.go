@@ -144,13 +144,17 @@ func New(o Options) *Server {
 		e.Add(m, "/readyz", s.readyz)
 	}
 	if o.Gatherer != nil {
-		e.GET("/metrics", echo.WrapHandler(metrics.Handler(o.Gatherer)))
+		mh := echo.WrapHandler(metrics.Handler(o.Gatherer))
+		e.GET("/metrics", mh)
+		e.HEAD("/metrics", mh)
 	}
 	// Guarded per route, not by a group: a group's middleware comes with a
 	// catch-all route that answers 404 where the router would answer 405
 	// (GET /run). measure comes first so that the requests limit and auth
 	// turn away (503, 401) are counted too.
-	e.GET("/keys", chain(s.keys, s.limit, s.viewerAuth))
+	keys := chain(s.keys, s.limit, s.viewerAuth)
+	e.GET("/keys", keys)
+	e.HEAD("/keys", keys) // as GET, without the body, as / and /status.json
 	e.POST("/run", chain(s.run, s.measure(metrics.RouteRun), s.limit, s.auth))
 	if o.Admin != nil {
 		e.Any("/admin/*", echo.WrapHandler(o.Admin))
