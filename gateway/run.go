@@ -348,7 +348,7 @@ func (s *Server) completion(client *http.Request, req *runRequest, call *relay.C
 	}
 	// /run writes its own document, so unlike the passthrough's successful
 	// answers, its outputs are masked too.
-	return runResult{Status: "success", Output: s.redact(*cc.Choices[0].Message.Content), Usage: cc.Usage}
+	return runResult{Status: "success", Output: s.redact(string(*cc.Choices[0].Message.Content)), Usage: cc.Usage}
 }
 
 // charge counts one model's 2xx answer as the passthrough counts its

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -285,16 +286,43 @@ type streamAnswer struct {
 type chunk struct {
 	Choices []struct {
 		Delta struct {
-			Content *string `json:"content"`
+			Content *content `json:"content"`
 		} `json:"delta"`
 		Message struct {
-			Content *string `json:"content"`
+			Content *content `json:"content"`
 		} `json:"message"`
 		FinishReason string          `json:"finish_reason"`
 		Error        json.RawMessage `json:"error"`
 	} `json:"choices"`
 	Usage *usage          `json:"usage"`
 	Error json.RawMessage `json:"error"`
+}
+
+// content is a message's or delta's text: a string, or an array of
+// content parts, the text of its "text" parts, as some OpenAI-compatible
+// APIs answer (Mistral's reasoning models: a "thinking" part, then "text"
+// parts); /run called such an answer invalid JSON.
+type content string
+
+func (c *content) UnmarshalJSON(b []byte) error {
+	if len(b) == 0 || b[0] != '[' {
+		return json.Unmarshal(b, (*string)(c))
+	}
+	var parts []struct {
+		Type string `json:"type"`
+		Text string `json:"text"`
+	}
+	if err := json.Unmarshal(b, &parts); err != nil {
+		return fmt.Errorf("content parts: %w", err)
+	}
+	var text strings.Builder
+	for _, p := range parts {
+		if p.Type == "text" {
+			text.WriteString(p.Text)
+		}
+	}
+	*c = content(text.String())
+	return nil
 }
 
 // failed reports whether a whole answer (not a stream's chunk) is an
@@ -382,7 +410,7 @@ func (a *streamAnswer) whole(body io.Reader, late relay.Late) error {
 		return nil
 	}
 	if len(c.Choices) > 0 && c.Choices[0].Message.Content != nil {
-		a.out.WriteString(*c.Choices[0].Message.Content)
+		a.out.WriteString(string(*c.Choices[0].Message.Content))
 		a.content = true
 	}
 	return nil
@@ -399,7 +427,7 @@ func (a *streamAnswer) take(data []byte, delta func(string)) bool {
 	}
 	if len(c.Choices) > 0 && c.Choices[0].Delta.Content != nil {
 		a.content = true
-		if text := *c.Choices[0].Delta.Content; text != "" {
+		if text := string(*c.Choices[0].Delta.Content); text != "" {
 			a.out.WriteString(text)
 			delta(text)
 		}
