@@ -373,7 +373,15 @@ func (p *Poller) apply(k *keyring.Key, f *Figures, now time.Time) {
 		if until.IsZero() {
 			until = now.Add(24 * time.Hour)
 		}
+		_, _, was := p.set.Rest(k)
 		p.set.RestKey(k, fault.KeyLimit, http.StatusPaymentRequired, until)
+		// A rest learned with no 402 is told as a confirmed one is, once:
+		// not while the key already rests that long, nor for a 402 whose
+		// confirmation (decide, after this) tells it.
+		pending := s.pending.Load()
+		if c := p.o.Cooldowns; c != nil && was.Before(until) && (pending == nil || pending.Reason != fault.KeyLimit) {
+			c.Cooldown(k, fault.Verdict{Status: http.StatusPaymentRequired, Scope: fault.Key, Reason: fault.KeyLimit}, until.Sub(now))
+		}
 	} else {
 		// The cap has some left (or there is none). An account resting
 		// for credits stays so: GET /key does not show the balance.
