@@ -56,9 +56,19 @@ type ReloadResult struct {
 	// Renumbered are the kept keys whose id changed, by new id; absent
 	// when none did.
 	Renumbered []Move `json:"renumbered,omitempty"`
+	// Repeated are the source's ids whose key repeats an earlier id's,
+	// used once under the earlier; absent when none does.
+	Repeated []Repeat `json:"repeated,omitempty"`
 	// Refused, when not empty, says why the source was refused; the pool
 	// is then unchanged and the lists are empty.
 	Refused string `json:"refused,omitempty"`
+}
+
+// Repeat is a key given twice in the pool's source: under id, and first
+// under same_as, whose id it has.
+type Repeat struct {
+	ID     int `json:"id"`
+	SameAs int `json:"same_as"`
 }
 
 // Move is a kept key's id before a reload (from) and after it (to).

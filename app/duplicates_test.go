@@ -1,11 +1,14 @@
 package app
 
 import (
+	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/keygate/keygate/admin"
 	"github.com/keygate/keygate/keysfile"
 )
 
@@ -48,5 +51,34 @@ func TestReloadWarnsOfRepeatedKeys(t *testing.T) {
 				t.Errorf("no %q in:\n%s", warning, logs)
 			}
 		})
+	}
+}
+
+// TestReloadAnswerListsRepeatedKeys: POST /admin/reload's answer names the
+// ids whose key repeats an earlier one, as the console warns; the operator
+// who asked saw "keys": 2 for a file of three and no word why.
+func TestReloadAnswerListsRepeatedKeys(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "keys.env")
+	if err := os.WriteFile(path, []byte("OPENROUTER_API_KEY_1="+liveKeys[1]+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a, _ := newLiveApp(t, newUpstream(t).URL, nil, Options{}, "KEYS_FILE="+path)
+	for _, tt := range []struct {
+		file string
+		want []admin.Repeat
+	}{
+		{"OPENROUTER_API_KEYS=" + liveKeys[1] + "," + liveKeys[2] + "," + liveKeys[1] + "\n", []admin.Repeat{{ID: 3, SameAs: 1}}},
+		{"OPENROUTER_API_KEYS=" + liveKeys[1] + "," + liveKeys[2] + "\n", nil},
+	} {
+		if err := os.WriteFile(path, []byte(tt.file), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		res, err := a.Live.Reload(context.Background())
+		if err != nil || res.Refused != "" {
+			t.Fatalf("reload: %v %q", err, res.Refused)
+		}
+		if !slices.Equal(res.Repeated, tt.want) || res.Keys != 2 {
+			t.Errorf("reload of %q: %d keys, repeated %v; want 2, %v", tt.file, res.Keys, res.Repeated, tt.want)
+		}
 	}
 }

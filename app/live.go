@@ -274,7 +274,14 @@ func (l *Live) ReloadFrom(source string) admin.ReloadResult {
 	if err == nil {
 		LogDuplicates(l.log, dups)
 	}
-	return l.Apply(entries, err, source)
+	res := l.Apply(entries, err, source)
+	if res.Refused == "" {
+		// The operator who asked sees what the console warns of.
+		for _, d := range dups {
+			res.Repeated = append(res.Repeated, admin.Repeat{ID: d.ID, SameAs: d.SameAs})
+		}
+	}
+	return res
 }
 
 // KeysChanged implements keysfile.Handler: the watched KEYS_FILE changed.
