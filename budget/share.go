@@ -109,6 +109,20 @@ func (p *Poller) ApplyFigures(k *keyring.Key, f *Figures, spent float64, free in
 	if spent >= 0 && !math.IsNaN(spent) && !math.IsInf(spent, 0) {
 		s.spent.Store(math.Float64bits(spent))
 	}
+	// The gauges follow the shared figures as they follow this replica's
+	// polls: the dashboard takes their max over the replicas.
+	if o := p.o.Observer; o != nil {
+		if f := s.figures.Load(); f != nil {
+			now := p.o.Now()
+			left, ok := remaining(f, s, now)
+			o.Remaining(k, left, ok)
+			if free, ok := freeLeft(f, s, now); ok {
+				if acct := p.set.Account(k); acct != "" {
+					o.FreeRemaining(acct, max(0, free))
+				}
+			}
+		}
+	}
 }
 
 // ApplySpend takes usd that another replica spent on k off its figures,
@@ -125,11 +139,15 @@ func (p *Poller) ApplySpend(k *keyring.Key, usd float64) {
 		}
 	}
 	if f := s.figures.Load(); f != nil {
-		if left, ok := remaining(f, s, time.Time{}); ok && left <= 0 {
+		left, ok := remaining(f, s, time.Time{})
+		if ok && left <= 0 {
 			now := p.o.Now()
 			if left, _ = remaining(f, s, now); left <= 0 {
 				p.apply(k, f, now)
 			}
+		}
+		if ok && p.o.Observer != nil {
+			p.o.Observer.Remaining(k, left, true)
 		}
 	}
 }
