@@ -28,6 +28,10 @@ type Pool interface {
 	Enable(ctx context.Context, id int) error
 	// Check polls key id's budget upstream now and returns it.
 	Check(ctx context.Context, id int) (Budget, error)
+	// Masked is the key under id as /keys shows it (its prefix and last
+	// 4 characters); false when there is none. A call that names the key
+	// it means (?key=) is refused when a reload put another under its id.
+	Masked(id int) (string, bool)
 	// Reload re-reads the pool's source (KEYS_FILE, or the .env) and swaps
 	// the pool. A file that is refused is not an error: the result's
 	// Refused says why and the pool stays as it was.
@@ -144,7 +148,35 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "invalid_request_error", fmt.Sprintf("invalid key id %q: want a positive number", parts[1]))
 		return
 	}
+	if want, ok := r.URL.Query()["key"]; ok && !h.sameKey(w, id, want[0]) {
+		return
+	}
 	do(w, r, id)
+}
+
+// sameKey reports whether the key under id is still want (masked), as the
+// caller saw it; else it answers 409 (404 for no key). Ids follow the
+// source's numbering: after a reload that renumbered the pool, a button
+// drawn before it would act on another key.
+func (h *Handler) sameKey(w http.ResponseWriter, id int, want string) bool {
+	got, ok := h.pool.Masked(id)
+	switch {
+	case !ok:
+		writePoolError(w, id, "", ErrUnknownKey)
+		return false
+	case got != want:
+		writeError(w, http.StatusConflict, "key_changed", fmt.Sprintf("key #%d is now %s, not %s: the pool was reloaded since; nothing was done", id, got, clip(want)))
+		return false
+	}
+	return true
+}
+
+// clip bounds a caller's text quoted in an answer.
+func clip(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "…"
+	}
+	return s
 }
 
 const routesHint = "not found: the admin API has POST /admin/reload and POST /admin/keys/{id}/disable, /enable and /check"

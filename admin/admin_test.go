@@ -47,6 +47,12 @@ func (f *fakePool) note(call string, id int) error {
 	return nil
 }
 
+func (f *fakePool) Masked(id int) (string, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return fmt.Sprintf("sk-or-v1-…%04d", id), f.known[id]
+}
+
 func (f *fakePool) Disable(_ context.Context, id int) error { return f.note("disable", id) }
 func (f *fakePool) Enable(_ context.Context, id int) error  { return f.note("enable", id) }
 
@@ -93,6 +99,14 @@ func TestHandler(t *testing.T) {
 		{name: "disable", path: "/admin/keys/3/disable", want: 200, wantBody: `{"id":3,"disabled":true}`, calls: []string{"disable 3"}},
 		{name: "enable", path: "/admin/keys/3/enable", want: 200, wantBody: `{"id":3,"disabled":false}`, calls: []string{"enable 3"}},
 		{name: "disable unknown", path: "/admin/keys/9/disable", want: 404, wantBody: "no key #9", calls: []string{"disable 9"}},
+		// ?key= names the key the caller means: a reload may have put
+		// another under the id since the caller looked.
+		{name: "disable, the key named", path: "/admin/keys/3/disable?key=sk-or-v1-%E2%80%A60003", want: 200, wantBody: `{"id":3,"disabled":true}`, calls: []string{"disable 3"}},
+		{name: "disable, another key under the id", path: "/admin/keys/3/disable?key=sk-or-v1-%E2%80%A60007", want: 409, wantType: "key_changed",
+			wantBody: "key #3 is now sk-or-v1-…0003, not sk-or-v1-…0007"},
+		{name: "enable, another key under the id", path: "/admin/keys/3/enable?key=", want: 409, wantType: "key_changed"},
+		{name: "check, another key under the id", path: "/admin/keys/3/check?key=sk-or-v1-%E2%80%A60007", want: 409, wantType: "key_changed"},
+		{name: "disable unknown, a key named", path: "/admin/keys/9/disable?key=sk-or-v1-%E2%80%A60009", want: 404, wantBody: "no key #9"},
 		{name: "bad id", path: "/admin/keys/x1/disable", want: 400, wantType: "invalid_request_error"},
 		{name: "leading zero id", path: "/admin/keys/03/disable", want: 400},
 		{name: "zero id", path: "/admin/keys/0/enable", want: 400},

@@ -175,6 +175,15 @@ func (l *Live) key(id int) (*keyring.Key, *breaker.Set, error) {
 	return k, snap.Breakers(), nil
 }
 
+// Masked implements admin.Pool.
+func (l *Live) Masked(id int) (string, bool) {
+	k := l.relay.Snapshot().Pool().ByID(id)
+	if k == nil {
+		return "", false
+	}
+	return k.Secret.String(), true
+}
+
 // Disable implements admin.Pool.
 func (l *Live) Disable(_ context.Context, id int) error { return l.toggle(id, true) }
 

@@ -192,6 +192,25 @@ func TestBrowser(t *testing.T) {
 		}
 	})
 
+	t.Run("a button drawn before a renumbering reload acts on no other key", func(t *testing.T) {
+		pool := newFakePool()
+		ctx := browsertest.Tab(t, b)
+		browsertest.Do(t, ctx, chromedp.Navigate(gateway(t, pool, []secret.Key{secret.New(clientTok)})+"/"))
+		browsertest.Login(t, ctx, adminTok)
+		btn := chromedp.CSS(`button[data-action="disable"][data-id="3"]`)
+		browsertest.Do(t, ctx, chromedp.WaitVisible(btn))
+		// A reload put another key under id 3; the page has not polled
+		// since (the fake answers so until the end of the test).
+		pool.mu.Lock()
+		pool.renamed = map[int]string{3: "sk-or-v1-…9999"}
+		pool.mu.Unlock()
+		browsertest.Do(t, ctx, chromedp.Click(btn))
+		browsertest.Until(t, ctx, "the refusal", `document.getElementById('message').textContent.includes('key #3 is now sk-or-v1-…9999, not sk-or-v1-…3333')`)
+		if got := pool.called(); len(got) != 0 {
+			t.Fatalf("admin calls = %v, want none", got)
+		}
+	})
+
 	t.Run("rows are updated in place: a selection, a press and a row survive a poll", func(t *testing.T) {
 		pool := newFakePool()
 		ctx := browsertest.Tab(t, b)

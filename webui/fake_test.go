@@ -21,9 +21,10 @@ var rawKeys = []string{
 // fakePool is a Source and an admin.Pool over the same keys, whose state the
 // test changes while the page watches.
 type fakePool struct {
-	mu    sync.Mutex
-	keys  []Key
-	calls []string
+	mu      sync.Mutex
+	keys    []Key
+	calls   []string
+	renamed map[int]string // Masked's answer, when set
 }
 
 func newFakePool() *fakePool {
@@ -107,6 +108,22 @@ func (p *fakePool) toggle(id int, off bool) error {
 		return admin.ErrUnknownKey
 	}
 	return nil
+}
+
+// Masked is key id's masked form, or what renamed says: a reload the page
+// has not polled since.
+func (p *fakePool) Masked(id int) (string, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if m, ok := p.renamed[id]; ok {
+		return m, true
+	}
+	for _, k := range p.keys {
+		if k.ID == id {
+			return k.Masked.String(), true
+		}
+	}
+	return "", false
 }
 
 func (p *fakePool) Disable(_ context.Context, id int) error {

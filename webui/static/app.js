@@ -183,6 +183,7 @@
     want.forEach(function (a, i) {
       setData(btns[i], 'action', a);
       setData(btns[i], 'id', k.id);
+      setData(btns[i], 'key', k.masked);
       if (btns[i].textContent !== LABELS[a]) btns[i].textContent = LABELS[a];
     });
   }
@@ -325,7 +326,9 @@
     var btn = ev.target.closest('button[data-action]');
     if (!btn) return;
     var id = btn.dataset.id, a = btn.dataset.action;
-    var v = await adminCall('/admin/keys/' + encodeURIComponent(id) + '/' + a, a + ' key #' + id);
+    // The key as this page shows it: after a reload that renumbered the
+    // pool, the id may name another key, and keygate refuses (409).
+    var v = await adminCall('/admin/keys/' + encodeURIComponent(id) + '/' + a + '?key=' + encodeURIComponent(btn.dataset.key), a + ' key #' + id);
     if (!v) return;
     if (a === 'check') {
       var b = v.budget;
