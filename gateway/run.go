@@ -205,6 +205,12 @@ func (s *Server) leaseModels(r *http.Request, req *runRequest, st keyring.Strate
 		logKey(log, model, lease.Key, false)
 		log.Info("⏳ Calling "+model+"...", "event", "model_call", "model", model, "key_id", lease.Key.ID)
 	}
+	if distinct {
+		// A model's retry keeps off the others' keys too, while it can.
+		for i := range calls {
+			calls[i].Spread = &spread
+		}
+	}
 	return calls, results
 }
 

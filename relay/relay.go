@@ -236,6 +236,12 @@ type Call struct {
 	// Client names who sent the call (a token digest, or an address), for
 	// the bound on the rests one client may cause.
 	Client string
+	// Spread, when set, holds the keys the other calls of the same client
+	// request went out on (/run's models, in random mode): a retry goes
+	// outside them while another key can take it, so that the models keep
+	// distinct keys past a key's fault. Read only; it must not change
+	// while the call runs.
+	Spread *keyring.Exclude
 	// Verdict is the fault judgement of the last attempt's answer.
 	Verdict fault.Verdict
 	// skip is Tried plus the keys of accounts the call must not use.
@@ -387,12 +393,22 @@ func (r *Relay) avoid(c *Call, ex, poor *keyring.Exclude) {
 }
 
 // pick leases c's next key outside its skip set and outside poor, the keys
-// noted unable to afford it. When only poor's are left, poor is emptied
+// noted unable to afford it, and first outside c.Spread, the keys of its
+// request's other calls. When only poor's are left, poor is emptied
 // and they are let back: they were left out for keys in rotation (avoid)
 // whose breakers may then refuse the call (a trial out), and a note is
 // about one call's price, so the call goes to them after all, as when no
 // other key is in rotation.
 func (r *Relay) pick(c *Call, poor *keyring.Exclude) (Lease, error) {
+	if c.Spread != nil && c.Spread.Len() > 0 {
+		var ex keyring.Exclude
+		ex.CopyFrom(&c.skip)
+		ex.Union(poor)
+		ex.Union(c.Spread)
+		if l, err := r.acquire(c.Strategy, &ex); err == nil {
+			return l, nil
+		}
+	}
 	if poor.Len() == 0 {
 		return r.acquire(c.Strategy, &c.skip)
 	}
