@@ -433,7 +433,7 @@ func (r *Relay) learn(k *keyring.Key, v fault.Verdict, client string, blind bool
 		r.confirm.Confirm(k, v)
 		return true
 	}
-	if client != "" && !r.limiter.allow(client, k.Slot(), r.breakers.Now()) {
+	if client != "" && !r.limiter.allow(client, k.Slot(), r.breakers.Now(), r.resting) {
 		return false
 	}
 	r.restFor(k, v, func() time.Duration { return r.breakers.Confirmed(k, v) }, nil)

@@ -171,7 +171,7 @@ func (r *Relay) settle(l Lease, v fault.Verdict, c *Call) (retry bool) {
 			// the rest, or that the key is back, once.
 			l.trial.Hold(v.Reason, v.Status, r.breakers.Now().Add(r.confirmHold))
 			r.confirm.Confirm(k, v)
-		} else if c.Client != "" && !r.limiter.allow(c.Client, k.Slot(), r.breakers.Now()) {
+		} else if c.Client != "" && !r.limiter.allow(c.Client, k.Slot(), r.breakers.Now(), r.resting) {
 			// This client caused its share of rests for now: the answer
 			// goes back as it is, and nobody rests.
 			l.trial.Success()
@@ -292,16 +292,22 @@ type Confirmer interface {
 	PollNow(k *keyring.Key)
 }
 
-// restLimiter bounds the share of the pool one client's requests may rest
-// in a window: a client that makes upstream answer 429 for reasons of its
-// own must not bench the pool. Faults that GET /key confirms do not pass
-// through it, and resting a key the client rested already costs nothing.
+// restLimiter bounds the share of the pool one client's requests may rest:
+// a client that makes upstream answer 429 for reasons of its own must not
+// bench the pool. A rest the client caused counts against it for the
+// window and after it while the key still rests, so that rests longer than
+// the window (a Retry-After of minutes, a doubled rest) do not add up, a
+// share per window, to the whole pool. Faults that GET /key confirms do not
+// pass through it, and resting a key the client rested already costs
+// nothing.
 type restLimiter struct {
 	mu     sync.Mutex
 	limit  int
 	window time.Duration
-	start  time.Time
-	rested map[string]*keyring.Exclude
+	// swept is when every client's record was last pruned.
+	swept time.Time
+	// rested holds, per client, when it last rested each slot.
+	rested map[string]map[int]time.Time
 }
 
 func newRestLimiter(share float64, window time.Duration, poolLen int) *restLimiter {
@@ -312,29 +318,51 @@ func newRestLimiter(share float64, window time.Duration, poolLen int) *restLimit
 		window = time.Minute
 	}
 	limit := max(1, int(share*float64(poolLen)))
-	return &restLimiter{limit: limit, window: window, rested: map[string]*keyring.Exclude{}}
+	return &restLimiter{limit: limit, window: window, rested: map[string]map[int]time.Time{}}
 }
 
 // allow counts the rest of slot caused by client and reports whether it is
-// within the bound. Called only on faults, never on a successful call.
-func (l *restLimiter) allow(client string, slot int, now time.Time) bool {
+// within the bound; resting reports whether a slot is still out of
+// rotation. Called only on faults, never on a successful call.
+func (l *restLimiter) allow(client string, slot int, now time.Time, resting func(slot int) bool) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if now.Sub(l.start) >= l.window || now.Before(l.start) {
-		l.start = now
-		clear(l.rested)
+	if now.Sub(l.swept) >= l.window || now.Before(l.swept) {
+		// Clients that do not come back are forgotten.
+		l.swept = now
+		for c, m := range l.rested {
+			if l.prune(m, now, resting); len(m) == 0 {
+				delete(l.rested, c)
+			}
+		}
 	}
-	ex := l.rested[client]
-	if ex == nil {
-		ex = new(keyring.Exclude)
-		l.rested[client] = ex
+	m := l.rested[client]
+	if m == nil {
+		m = map[int]time.Time{}
+		l.rested[client] = m
+	} else {
+		l.prune(m, now, resting)
 	}
-	if ex.Has(slot) {
-		return true
-	}
-	if ex.Len() >= l.limit {
+	if _, ok := m[slot]; !ok && len(m) >= l.limit {
 		return false
 	}
-	ex.Add(slot)
+	m[slot] = now
 	return true
+}
+
+// prune drops from m the rests that no longer count at now: the window
+// since them is over and their key is back in rotation.
+func (l *restLimiter) prune(m map[int]time.Time, now time.Time, resting func(slot int) bool) {
+	for slot, at := range m {
+		if now.Before(at) || now.Sub(at) >= l.window && !resting(slot) {
+			delete(m, slot)
+		}
+	}
+}
+
+// resting reports whether the key in slot is out of rotation now, for the
+// limiter.
+func (r *Relay) resting(slot int) bool {
+	keys := r.pool.Keys()
+	return slot < len(keys) && !r.pool.Available(keys[slot], r.breakers.Now().UnixNano())
 }
