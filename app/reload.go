@@ -99,7 +99,11 @@ func (l *Live) newSnapshot(pool, oldPool *keyring.Pool, oldSet *breaker.Set, old
 	}
 	// Counts, gauges and the redactor follow first, so that a call on the
 	// new snapshot finds its key in them; the poller before the pool, so
-	// that a key resolved in the pool has its budget slot.
+	// that a key resolved in the pool has its budget slot. The poller is
+	// in force (Spend, View) before the observer follows, so that a call
+	// ending before the relay swaps spends where it counts: on its key as
+	// the new pool names it (the old poller's loop is stopped below).
+	l.budgets.Store(poller)
 	l.obs.Follow(pool)
 	if l.m != nil {
 		// Right after the observer follows the new pool: from then on it
@@ -136,7 +140,6 @@ func (l *Live) newSnapshot(pool, oldPool *keyring.Pool, oldSet *breaker.Set, old
 		l.redactor.Replace(secrets)
 	}
 	l.stopPoller()
-	l.budgets.Store(poller)
 	var confirm relay.Confirmer
 	if l.confirm {
 		confirm = poller

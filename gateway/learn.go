@@ -76,6 +76,11 @@ type usageSink struct {
 	// relay gives the pool in force: the key of an answer that ends after
 	// a reload is looked up there, and a removed key spends nothing.
 	relay *relay.Relay
+	// obs, when set, names the pool in force for the tokens: a reload
+	// has it follow the new pool before the relay does, as the upstream
+	// counts do, so that a call ending in between counts its tokens
+	// where its upstream call counts.
+	obs *Observer
 }
 
 // Tokens implements TokenCounter.
@@ -97,7 +102,16 @@ func (u *usageSink) Cost(keyID int, model string, usd float64) {
 // after a reload renumbered its key counts under the key's new id, and one
 // whose id now names another secret (or none) counts for nobody.
 func (u *usageSink) TokensOf(k *keyring.Key, model string, prompt, completion int) {
-	if nk := u.relay.Pool().Find(k); nk != nil && u.m != nil {
+	if u.m == nil {
+		return
+	}
+	var nk *keyring.Key
+	if u.obs != nil {
+		nk, _ = u.obs.inForce(k)
+	} else {
+		nk = u.relay.Pool().Find(k)
+	}
+	if nk != nil {
 		u.m.Tokens(nk.ID, model, prompt, completion)
 	}
 }

@@ -127,7 +127,7 @@ func New(o Options) *Server {
 	var tokens TokenCounter
 	switch {
 	case o.Spender != nil:
-		tokens = &usageSink{m: o.Metrics, spend: o.Spender, relay: o.Relay}
+		tokens = &usageSink{m: o.Metrics, spend: o.Spender, relay: o.Relay, obs: o.Observer}
 	case o.Metrics != nil:
 		tokens = o.Metrics
 	}
