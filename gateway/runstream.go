@@ -106,12 +106,26 @@ func (s *Server) runStream(c echo.Context, req *runRequest) error {
 			events <- modelDoneEvent(i, &results[i])
 		}()
 	}
+	// While every model is silent (a reasoning model thinking, a stream
+	// held for its first event) a comment goes out now and then, as
+	// OpenRouter sends its own: proxies and clients that cut an idle
+	// connection (60 s at nginx's and AWS load balancers' defaults) would
+	// cut the /run. Only after a tick with nothing written.
+	keepAlive := time.NewTicker(runKeepAlive)
+	defer keepAlive.Stop()
 	for running > 0 {
-		ev := <-events
-		if ev.name == "model_done" {
-			running--
+		select {
+		case ev := <-events:
+			if ev.name == "model_done" {
+				running--
+			}
+			out.write(ev)
+		case <-keepAlive.C:
+			if !out.wrote {
+				out.raw(keepAliveComment)
+			}
+			out.wrote = false
 		}
-		out.write(ev)
 	}
 	wg.Wait()
 
@@ -141,22 +155,37 @@ func modelDoneEvent(i int, res *runResult) runEvent {
 	return runEvent{name: "model_done", data: data}
 }
 
+// runKeepAlive is how often a streamed /run whose models are all silent
+// sends a comment; a variable for the tests.
+var runKeepAlive = 15 * time.Second
+
+// keepAliveComment is that comment, which SSE readers skip.
+var keepAliveComment = []byte(": keep-alive\n\n")
+
 // runWriter writes a streamed /run's events; once a write fails it writes
 // no more and cancels the model calls.
 type runWriter struct {
 	w      http.ResponseWriter
 	cancel context.CancelFunc
 	failed bool
-	buf    []byte
+	// wrote: an event went out since the last keep-alive tick.
+	wrote bool
+	buf   []byte
 }
 
 func (o *runWriter) write(ev runEvent) {
+	o.buf = append(append(append(append(o.buf[:0], "event: "...), ev.name...), "\ndata: "...), ev.data...)
+	o.buf = append(o.buf, "\n\n"...)
+	o.raw(o.buf)
+	o.wrote = true
+}
+
+// raw writes p as it is, and flushes it.
+func (o *runWriter) raw(p []byte) {
 	if o.failed {
 		return
 	}
-	o.buf = append(append(append(append(o.buf[:0], "event: "...), ev.name...), "\ndata: "...), ev.data...)
-	o.buf = append(o.buf, "\n\n"...)
-	if _, err := o.w.Write(o.buf); err != nil {
+	if _, err := o.w.Write(p); err != nil {
 		o.failed = true
 		o.cancel()
 		return
