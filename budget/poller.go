@@ -307,7 +307,7 @@ func (p *Poller) settle(k *keyring.Key, f *Figures, c counted, err error) {
 		// was counted when it was sent goes.
 		carried, free := s.uncount(c)
 		s.figures.Store(f)
-		p.apply(k, f, now)
+		p.apply(k, f, now, true)
 		if p.o.Share != nil {
 			p.o.Share.Polled(k, account, f, carried, int(free))
 		}
@@ -365,8 +365,10 @@ func (s *slotState) uncount(c counted) (float64, int64) {
 
 // apply rests k while its cap is spent and blocks its account's free-model
 // calls while its free requests are used up, and lifts both when the
-// figures show some left.
-func (p *Poller) apply(k *keyring.Key, f *Figures, now time.Time) {
+// figures show some left. tell says that this replica learned it (its
+// poll, its answers): a new rest or block is then told to Cooldowns, once.
+// Another replica's spend tells it there, as each replica counts its own.
+func (p *Poller) apply(k *keyring.Key, f *Figures, now time.Time, tell bool) {
 	s := &p.slots[k.Slot()]
 	if left, ok := remaining(f, s, now); ok && left <= 0 {
 		until := NextReset(f.LimitReset, now)
@@ -379,7 +381,7 @@ func (p *Poller) apply(k *keyring.Key, f *Figures, now time.Time) {
 		// not while the key already rests that long, nor for a 402 whose
 		// confirmation (decide, after this) tells it.
 		pending := s.pending.Load()
-		if c := p.o.Cooldowns; c != nil && was.Before(until) && (pending == nil || pending.Reason != fault.KeyLimit) {
+		if c := p.o.Cooldowns; c != nil && tell && was.Before(until) && (pending == nil || pending.Reason != fault.KeyLimit) {
 			c.Cooldown(k, fault.Verdict{Status: http.StatusPaymentRequired, Scope: fault.Key, Reason: fault.KeyLimit}, until.Sub(now))
 		}
 	} else {
@@ -388,11 +390,24 @@ func (p *Poller) apply(k *keyring.Key, f *Figures, now time.Time) {
 		p.set.Lift(k, fault.KeyLimit)
 	}
 	if free, ok := freeLeft(f, s, now); ok && free <= 0 {
-		p.set.BlockFree(k, relay.NextUTCMidnight(now))
+		p.blockFree(k, relay.NextUTCMidnight(now), tell)
 	} else if ok {
 		// Free requests left today: a day's block ends (a per-minute
 		// one, which ends well before midnight, stays).
 		p.set.UnblockFree(k, relay.NextUTCMidnight(now).Add(-time.Minute))
+	}
+}
+
+// blockFree blocks the free-model calls of k's account until until, its
+// free requests for the day used up as its figures show, and tells it as
+// a 429 free-models-per-day is told (a free_quota cooldown of the account),
+// once (not while a block that long is in force), when tell.
+func (p *Poller) blockFree(k *keyring.Key, until time.Time, tell bool) {
+	was := p.set.FreeBlockedUntil(k)
+	p.set.BlockFree(k, until)
+	if c := p.o.Cooldowns; c != nil && tell && was.Before(until) {
+		c.AccountCooldown(k, fault.Verdict{Status: http.StatusTooManyRequests, Scope: fault.Account,
+			Reason: fault.FreeQuota, FreeOnly: true}, until)
 	}
 }
 
@@ -481,7 +496,7 @@ func (p *Poller) Spend(k *keyring.Key, model string, usd float64) {
 			// the cap back.
 			now := p.o.Now()
 			if left, _ = remaining(f, s, now); left <= 0 {
-				p.apply(k, f, now)
+				p.apply(k, f, now, true)
 			}
 		}
 		if ok && p.o.Observer != nil {
@@ -493,14 +508,14 @@ func (p *Poller) Spend(k *keyring.Key, model string, usd float64) {
 // UseFree counts one free-model request of k's account, on each of its
 // keys' figures, and tells the Share.
 func (p *Poller) UseFree(k *keyring.Key) {
-	p.useFree(k, 1)
+	p.useFree(k, 1, true)
 	if p.o.Share != nil {
 		p.o.Share.UsedFree(k)
 	}
 }
 
-// useFree counts n free-model requests of k's account.
-func (p *Poller) useFree(k *keyring.Key, n int64) {
+// useFree counts n free-model requests of k's account; tell as for apply.
+func (p *Poller) useFree(k *keyring.Key, n int64, tell bool) {
 	// The quota is the account's: every key of it has n fewer left.
 	var sib keyring.Exclude
 	p.set.Siblings(k, &sib)
@@ -517,7 +532,7 @@ func (p *Poller) useFree(k *keyring.Key, n int64) {
 			// quota back.
 			now := p.o.Now()
 			if free, ok = freeLeft(f, s, now); ok && free <= 0 {
-				p.set.BlockFree(k, relay.NextUTCMidnight(now))
+				p.blockFree(k, relay.NextUTCMidnight(now), tell)
 			}
 		}
 		if ok && p.o.Observer != nil {

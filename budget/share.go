@@ -143,7 +143,7 @@ func (p *Poller) ApplySpend(k *keyring.Key, usd float64) {
 		if ok && left <= 0 {
 			now := p.o.Now()
 			if left, _ = remaining(f, s, now); left <= 0 {
-				p.apply(k, f, now)
+				p.apply(k, f, now, false)
 			}
 		}
 		if ok && p.o.Observer != nil {
@@ -157,7 +157,7 @@ func (p *Poller) ApplySpend(k *keyring.Key, usd float64) {
 // none are left, as UseFree does. The Share is not told again.
 func (p *Poller) ApplyFreeUse(k *keyring.Key, n int) {
 	if n > 0 {
-		p.useFree(k, int64(n))
+		p.useFree(k, int64(n), false)
 	}
 }
 
