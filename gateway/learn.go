@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 
 	"github.com/keygate/keygate/access"
@@ -35,19 +36,29 @@ func inference(rest string) bool {
 func freeModel(model string) bool { return strings.HasSuffix(model, ":free") }
 
 // clientOf names who sent r, for the bound on the rests one client may
-// cause: "t:" and its token's digest when tokens are set, else its address
-// as it is, a part of RemoteAddr (no new string on every request; an IP
-// address never starts with "t:").
+// cause: "t:" and its token's digest when tokens are set, else its IPv4
+// address as it is, a part of RemoteAddr (no new string on every request;
+// an IP address never starts with "t:"), or its IPv6 address's /64: one
+// host picks any address of its /64 at will (privacy addresses), and a
+// bound per address would bound nothing.
 func clientOf(r *http.Request, tokens bool) string {
 	if tokens {
 		if tok, ok := access.Bearer(r.Header.Get("Authorization")); ok {
 			return "t:" + tokenTag(tok)
 		}
 	}
-	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-		return host
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
 	}
-	return r.RemoteAddr
+	if strings.IndexByte(host, ':') >= 0 {
+		if a, err := netip.ParseAddr(host); err == nil && a.Is6() && !a.Is4In6() {
+			if p, err := a.WithZone("").Prefix(64); err == nil {
+				return p.String()
+			}
+		}
+	}
+	return host
 }
 
 // Spender takes what answers cost off the keys' budgets.
