@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 )
 
 // runRequest is a decoded, valid POST /run body.
@@ -58,6 +59,12 @@ func decodeRunRequest(body []byte, maxModels int) (*runRequest, error) {
 	body = bytes.TrimSpace(bytes.TrimPrefix(body, utf8BOM))
 	if len(body) == 0 {
 		return nil, errors.New(`request body is empty: want a JSON object with "prompt" and "models"`)
+	}
+	// Go's decoder would take bytes that are not UTF-8 as U+FFFD, and
+	// the models would get a prompt with its accents gone: Windows
+	// PowerShell sends a body as ISO-8859-1 unless told the charset.
+	if !utf8.Valid(body) {
+		return nil, errors.New(`request body is not UTF-8, as JSON must be: send it UTF-8 encoded (from PowerShell: -ContentType 'application/json; charset=utf-8')`)
 	}
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(body, &fields); err != nil {

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 	"unicode"
+	"unicode/utf8"
 )
 
 const testMaxModels = 32
@@ -61,6 +62,8 @@ var badRunBodies = []struct{ body, want string }{
 	{"  \n", "empty"},
 	{"\xef\xbb\xbf", "empty"},
 	{"\xef\xbb\xbf\xef\xbb\xbf{}", "must be a JSON object"},
+	{"{\"prompt\":\"Erkl\xe4re Rekursion\",\"models\":[\"a\"]}", "not UTF-8"},
+	{"{\"prompt\":\"hi\",\"models\":[\"a\"],\"params\":{\"user\":\"\xff\"}}", "not UTF-8"},
 	{`prompt=hi`, "JSON object"},
 	{`{"prompt":"hi","models":[`, "not valid JSON"},
 	{`{"prompt":"hi","models":["a"]} x`, "not valid JSON"},
@@ -235,6 +238,9 @@ func checkChatBody(t testing.TB, req *runRequest, model string) {
 // included, is forgiven, and so is a UTF-8 byte order mark before it.
 func acceptable(body []byte, maxModels int) bool {
 	body = bytes.TrimSpace(bytes.TrimPrefix(body, []byte("\ufeff")))
+	if !utf8.Valid(body) {
+		return false
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
 	var v any
