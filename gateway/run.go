@@ -349,8 +349,11 @@ func (s *Server) completion(client *http.Request, req *runRequest, call *relay.C
 		late.Event(data)
 		return runResult{Status: "error", Error: "upstream error: " + s.errorMessage(data), Usage: cc.Usage}
 	}
-	if len(cc.Choices) == 0 || cc.Choices[0].Message.Content == nil {
-		return runResult{Status: "error", Error: "upstream returned no message", Usage: cc.Usage}
+	if len(cc.Choices) == 0 {
+		return runResult{Status: "error", Error: s.noMessage("", false), Usage: cc.Usage}
+	}
+	if m := &cc.Choices[0].Message; m.Content == nil || *m.Content == "" && m.Refusal != "" {
+		return runResult{Status: "error", Error: s.noMessage(m.Refusal, m.tools()), Usage: cc.Usage}
 	}
 	// /run writes its own document, so unlike the passthrough's successful
 	// answers, its outputs are masked too.
@@ -416,6 +419,19 @@ func (s *Server) upstreamMessage(data []byte) string {
 		return "no details"
 	}
 	return text
+}
+
+// noMessage words the error of an answer without text: what came in its
+// place, a model's refusal (OpenAI's structured outputs send one instead
+// of content) quoted, or tool calls, which /run does not show.
+func (s *Server) noMessage(refusal string, tools bool) string {
+	switch {
+	case strings.TrimSpace(refusal) != "":
+		return "the model refused: " + s.clip(strings.TrimSpace(refusal), maxUpstreamMessage)
+	case tools:
+		return "upstream returned no message: the model called tools, which /run does not show"
+	}
+	return "upstream returned no message"
 }
 
 // errorMessage words the error a 2xx answer or stream event carried: its

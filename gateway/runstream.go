@@ -253,8 +253,10 @@ func (s *Server) streamCompletion(client *http.Request, req *runRequest, index i
 	if acc.failure != "" {
 		return runResult{Status: "error", Error: acc.failure, Usage: acc.usage}
 	}
-	if !acc.content {
-		return runResult{Status: "error", Error: "upstream returned no message", Usage: acc.usage}
+	// A refusal may follow an empty content, as a stream's first chunk
+	// often carries one.
+	if !acc.content || acc.out.Len() == 0 && acc.refusal.Len() > 0 {
+		return runResult{Status: "error", Error: s.noMessage(acc.refusal.String(), acc.tools), Usage: acc.usage}
 	}
 	return runResult{Status: "success", Output: s.redact(acc.out.String()), Usage: acc.usage}
 }
@@ -305,6 +307,9 @@ type streamAnswer struct {
 	finished bool
 	usage    *usage
 	cost     float64
+	// refusal and tools are what came in place of a message.
+	refusal strings.Builder
+	tools   bool
 	// failure is the error an error event carried, worded by message
 	// (Server.upstreamMessage).
 	failure string
@@ -314,18 +319,25 @@ type streamAnswer struct {
 // chunk is what /run reads of a chat-completion chunk or answer.
 type chunk struct {
 	Choices []struct {
-		Delta struct {
-			Content *content `json:"content"`
-		} `json:"delta"`
-		Message struct {
-			Content *content `json:"content"`
-		} `json:"message"`
+		Delta        said            `json:"delta"`
+		Message      said            `json:"message"`
 		FinishReason string          `json:"finish_reason"`
 		Error        json.RawMessage `json:"error"`
 	} `json:"choices"`
 	Usage *usage          `json:"usage"`
 	Error json.RawMessage `json:"error"`
 }
+
+// said is what /run reads of a message or a delta: its text, or in its
+// place a refusal (OpenAI's structured outputs) or tool calls.
+type said struct {
+	Content   *content        `json:"content"`
+	Refusal   string          `json:"refusal"`
+	ToolCalls json.RawMessage `json:"tool_calls"`
+}
+
+// tools reports whether s calls tools.
+func (s *said) tools() bool { return len(s.ToolCalls) > 0 && string(s.ToolCalls) != "null" }
 
 // content is a message's or delta's text: a string, or an array of
 // content parts, the text of its "text" parts, as some OpenAI-compatible
@@ -438,9 +450,14 @@ func (a *streamAnswer) whole(body io.Reader, late relay.Late) error {
 		a.failure = "upstream error: " + a.message(data)
 		return nil
 	}
-	if len(c.Choices) > 0 && c.Choices[0].Message.Content != nil {
-		a.out.WriteString(string(*c.Choices[0].Message.Content))
-		a.content = true
+	if len(c.Choices) > 0 {
+		m := &c.Choices[0].Message
+		if m.Content != nil {
+			a.out.WriteString(string(*m.Content))
+			a.content = true
+		}
+		a.refusal.WriteString(m.Refusal)
+		a.tools = m.tools()
 	}
 	return nil
 }
@@ -453,6 +470,10 @@ func (a *streamAnswer) take(data []byte, delta func(string)) bool {
 	}
 	if len(c.Choices) > 0 && c.Choices[0].FinishReason != "" {
 		a.finished = true
+	}
+	if len(c.Choices) > 0 {
+		a.refusal.WriteString(c.Choices[0].Delta.Refusal)
+		a.tools = a.tools || c.Choices[0].Delta.tools()
 	}
 	if len(c.Choices) > 0 && c.Choices[0].Delta.Content != nil {
 		a.content = true
