@@ -189,11 +189,15 @@ func (p *passthrough) prepare(w http.ResponseWriter, r *http.Request, ctx *excha
 	ex.call.Strategy = p.strategy
 	ex.call.Model, ex.stream = requestOf(ex.body)
 	ex.counter = p.tokens
-	ex.call.Free = freeModel(ex.call.Model)
+	ex.call.Blind = !inference(strings.TrimPrefix(r.URL.Path, v1Prefix(r.URL.Path)))
+	// Only an inference call is a free-model request: a ":free" model in
+	// the body of GET /v1/models or a made-up path costs upstream's quota
+	// nothing, and counting it would use up an account's free requests
+	// as keygate counts them.
+	ex.call.Free = !ex.call.Blind && freeModel(ex.call.Model)
 	if p.relay != nil && p.relay.Breakers().AffordNoted() {
 		ex.call.MaxTokens = maxTokensOf(ex.body)
 	}
-	ex.call.Blind = !inference(strings.TrimPrefix(r.URL.Path, v1Prefix(r.URL.Path)))
 	ex.call.Client = clientOf(r, p.tokensOn)
 	return ctx
 }
