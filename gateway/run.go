@@ -402,11 +402,24 @@ func (s *Server) upstreamMessage(data []byte) string {
 	text := ""
 	if json.Unmarshal(data, &e) == nil && len(e.Error) > 0 {
 		var obj struct {
-			Message string `json:"message"`
+			Message  string `json:"message"`
+			Metadata struct {
+				ProviderName string          `json:"provider_name"`
+				Raw          json.RawMessage `json:"raw"`
+			} `json:"metadata"`
 		}
 		var str string
 		if json.Unmarshal(e.Error, &obj) == nil && obj.Message != "" {
 			text = obj.Message
+			// OpenRouter's "Provider returned error" says what only in
+			// metadata.raw, the provider's own error.
+			if d := rawDetail(obj.Metadata.Raw); d != "" && !strings.Contains(text, d) {
+				who := obj.Metadata.ProviderName
+				if who != "" {
+					who += ": "
+				}
+				text += " (" + who + d + ")"
+			}
 		} else if json.Unmarshal(e.Error, &str) == nil && str != "" {
 			text = str
 		}
@@ -432,6 +445,29 @@ func (s *Server) noMessage(refusal string, tools bool) string {
 		return "upstream returned no message: the model called tools, which /run does not show"
 	}
 	return "upstream returned no message"
+}
+
+// rawDetail is the message of a provider's raw error as OpenRouter passes
+// it on (metadata.raw): a JSON text in a string, or JSON itself, its
+// error.message or message read, else the string as it is.
+func rawDetail(raw json.RawMessage) string {
+	var text string
+	if json.Unmarshal(raw, &text) == nil {
+		raw = json.RawMessage(text)
+	}
+	var e struct {
+		Message string `json:"message"`
+		Error   struct {
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	switch {
+	case json.Unmarshal(raw, &e) != nil:
+		return strings.TrimSpace(text)
+	case e.Error.Message != "":
+		return strings.TrimSpace(e.Error.Message)
+	}
+	return strings.TrimSpace(e.Message)
 }
 
 // errorMessage words the error a 2xx answer or stream event carried: its
