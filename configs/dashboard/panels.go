@@ -116,7 +116,7 @@ func rows() []row {
 		}},
 		{"Retries/cooldowns", []panel{
 			{series("Retries by reason",
-				"Requests sent again on another key per second, by the fault of the previous key or its account (auth, rate_limit, key_limit, credits, free_quota, in_flight_budget).",
+				"Requests sent again on another key per second, by the fault of the previous key or its account (auth, rate_limit, key_limit, credits, free_quota, in_flight_budget), or afford: a request too large for what the previous key's cap or account had left, which rests nothing.",
 				"reqps",
 				query{"sum by (reason) (rate(keygate_retries_total" + rate + "))", "{{reason}}"}), 8},
 			{bars("Cooldowns started per key",
