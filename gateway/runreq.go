@@ -137,6 +137,11 @@ func decodeRunRequest(body []byte, maxModels int) (*runRequest, error) {
 		if strings.ContainsFunc(req.Models[i], unicode.IsControl) {
 			return nil, fmt.Errorf(`"models[%d]" must not contain control characters`, i)
 		}
+		// No model id has blanks around it, and upstream's "not a valid
+		// model ID" quotes one pasted with them without showing them.
+		if strings.TrimSpace(req.Models[i]) != req.Models[i] {
+			return nil, fmt.Errorf(`"models[%d]" has blanks around it: %q`, i, req.Models[i])
+		}
 	}
 
 	if raw, ok = present(fields, "random_key"); ok {

@@ -98,6 +98,8 @@ var badRunBodies = []struct{ body, want string }{
 	{`{"prompt":"hi","models":["a","b\n✅ forged line"]}`, `"models[1]" must not contain control characters`},
 	{`{"prompt":"hi","models":["a\u001b[31m"]}`, `"models[0]" must not contain control characters`},
 	{`{"prompt":"hi","models":["a\rb"]}`, `"models[0]" must not contain control characters`},
+	{`{"prompt":"hi","models":["a","openai/gpt-4o "]}`, `"models[1]" has blanks around it: "openai/gpt-4o "`},
+	{`{"prompt":"hi","models":["\u00a0openai/gpt-4o"]}`, `"models[0]" has blanks around it`},
 	{`{"prompt":"hi","models":["a","m/` + strings.Repeat("x", 255) + `"]}`, `"models[1]" is 257 bytes long; a model name has at most 256`},
 	{`{"prompt":"hi","models":[` + strings.Repeat(`"a",`, 32) + `"a"]}`, `"models" has 33 entries; at most 32`},
 	{`{"prompt":"hi","models":["a"],"random_key":"true"}`, `"random_key"`},
@@ -281,7 +283,7 @@ func acceptable(body []byte, maxModels int) bool {
 		return false
 	}
 	for _, x := range models {
-		if s, ok := x.(string); !ok || strings.TrimSpace(s) == "" || len(s) > 256 || strings.ContainsFunc(s, unicode.IsControl) {
+		if s, ok := x.(string); !ok || strings.TrimSpace(s) != s || s == "" || len(s) > 256 || strings.ContainsFunc(s, unicode.IsControl) {
 			return false
 		}
 	}
