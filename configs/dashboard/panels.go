@@ -134,7 +134,7 @@ func rows() []row {
 				"reqps",
 				query{"sum by (reason) (rate(keygate_stream_failovers_total" + rate + "))", "{{reason}}"}), 8},
 			{bars("Pool reloads",
-				"Reloads of KEYS_FILE in each interval: ok (the new pool was taken) or refused (the file did not parse or held no key; the last good pool stays).",
+				"Reloads of the key pool in each interval (KEYS_FILE changed, SIGHUP, POST /admin/reload): ok (the new pool was taken) or refused (the source did not parse, held no key, or there is none to re-read, as in -demo; the last good pool stays).",
 				"short",
 				query{"sum by (result) (increase(keygate_pool_reloads_total" + rate + "))", "{{result}}"}), 8},
 			{timeline("Redis up per replica",
