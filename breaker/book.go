@@ -49,8 +49,10 @@ type book struct {
 	free []atomic.Int64
 	// afford is the tokens each slot was last said to afford, until
 	// affordUntil (unix ns); affordNotes: some slot ever had a note.
+	// affordLarge marks a note that binds large requests only.
 	afford      []atomic.Int64
 	affordUntil []atomic.Int64
+	affordLarge []atomic.Bool
 	affordNotes atomic.Bool
 	// disabled marks the slots an operator took out of rotation: a cause
 	// of its own that never ends by itself, beside the automatic ones.
@@ -60,7 +62,7 @@ type book struct {
 func newBook(n int) *book {
 	b := &book{own: make([]cause, n), acct: make([]string, n), accts: map[string]*account{},
 		group: make([]atomic.Int32, n), free: make([]atomic.Int64, n), disabled: make([]bool, n),
-		afford: make([]atomic.Int64, n), affordUntil: make([]atomic.Int64, n)}
+		afford: make([]atomic.Int64, n), affordUntil: make([]atomic.Int64, n), affordLarge: make([]atomic.Bool, n)}
 	for i := range b.group {
 		b.group[i].Store(int32(i))
 	}
@@ -354,8 +356,11 @@ func (s *Set) NextFreeAvailable(now int64) time.Time {
 // NoteAfford records that k's account (or, with onKey, k's own cap) can
 // afford about m tokens of a request until until: upstream said so in a 402
 // "can only afford m". Calls that may ask for more (SkipUnaffordable) go to
-// other keys meanwhile, instead of being refused there first.
-func (s *Set) NoteAfford(k *keyring.Key, m int, onKey bool, until time.Time) {
+// other keys meanwhile, instead of being refused there first. With large,
+// the 402 answered a large request (fault.LargeRequest) and may be about
+// its prompt: the note binds large requests only, and smaller ones still
+// go to k.
+func (s *Set) NoteAfford(k *keyring.Key, m int, onKey, large bool, until time.Time) {
 	var ex keyring.Exclude
 	if onKey {
 		ex.Add(k.Slot())
@@ -365,6 +370,7 @@ func (s *Set) NoteAfford(k *keyring.Key, m int, onKey bool, until time.Time) {
 	for i := range s.book.afford {
 		if ex.Has(i) {
 			s.book.afford[i].Store(int64(m))
+			s.book.affordLarge[i].Store(large)
 			s.book.affordUntil[i].Store(until.UnixNano())
 		}
 	}
@@ -377,10 +383,10 @@ func (s *Set) AffordNoted() bool { return s.book.affordNotes.Load() }
 
 // SkipUnaffordable adds to ex every key noted at now (unix ns) as unable to
 // afford a request of maxTokens (0: not said, so the model's default, which
-// is large).
-func (s *Set) SkipUnaffordable(ex *keyring.Exclude, maxTokens int, now int64) {
+// is large); a note that binds large requests only, for a large one.
+func (s *Set) SkipUnaffordable(ex *keyring.Exclude, maxTokens int, large bool, now int64) {
 	for i := range s.book.afford {
-		if s.book.affordUntil[i].Load() <= now {
+		if s.book.affordUntil[i].Load() <= now || !large && s.book.affordLarge[i].Load() {
 			continue
 		}
 		if m := s.book.afford[i].Load(); maxTokens == 0 || int64(maxTokens) > m {

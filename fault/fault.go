@@ -121,6 +121,9 @@ type Verdict struct {
 	// OnKey: Afford is what the key's own cap can pay for, not the
 	// account; the call goes on to any other key.
 	OnKey bool
+	// Large: the verdict is about a large request (Sized), whose prompt
+	// it may be about: Afford binds large requests only.
+	Large bool
 	// UserID is the account id an error body named (top-level user_id).
 	UserID string
 	// FreeOnly: the limit counts against the account's free-model calls
@@ -193,9 +196,9 @@ const LargeRequest = 64 << 10
 
 // Sized is v for a request whose body was n bytes: a 402 that would rest
 // an account for its credits, or a key for its cap, answered to a large
-// request, is taken as the request's (Afford 1: the call goes on to
-// another account, or key, and large calls prefer others for a while);
-// nothing rests. A small request still rests them, so a spent account
+// request, is taken as the request's (Afford 1 and Large: the call goes on
+// to another account, or key, and large calls prefer others for a while,
+// smaller ones not); nothing rests. A small request still rests them, so a spent account
 // is learned all the same.
 func (v Verdict) Sized(n int) Verdict {
 	if n < LargeRequest || v.Status != http.StatusPaymentRequired {
@@ -203,9 +206,9 @@ func (v Verdict) Sized(n int) Verdict {
 	}
 	switch v.Reason {
 	case Credits:
-		v.Scope, v.Reason, v.Afford = Request, NoReason, 1
+		v.Scope, v.Reason, v.Afford, v.Large = Request, NoReason, 1, true
 	case KeyLimit:
-		v.Scope, v.Reason, v.Afford, v.OnKey = Request, NoReason, 1, true
+		v.Scope, v.Reason, v.Afford, v.OnKey, v.Large = Request, NoReason, 1, true, true
 	}
 	return v
 }

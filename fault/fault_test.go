@@ -202,9 +202,9 @@ func TestSized(t *testing.T) {
 		want Verdict
 	}{
 		{"credits, small request: the account's", credits, LargeRequest - 1, credits},
-		{"credits, large request: the request's", credits, LargeRequest, Verdict{Status: 402, Scope: Request, Retry: true, Parsed: true, UserID: "u", Afford: 1}},
+		{"credits, large request: the request's", credits, LargeRequest, Verdict{Status: 402, Scope: Request, Retry: true, Parsed: true, UserID: "u", Afford: 1, Large: true}},
 		{"key limit, small request: the key's", keyLimit, 100, keyLimit},
-		{"key limit, large request: the request's, on the key", keyLimit, 1 << 20, Verdict{Status: 402, Scope: Request, Retry: true, Parsed: true, Afford: 1, OnKey: true}},
+		{"key limit, large request: the request's, on the key", keyLimit, 1 << 20, Verdict{Status: 402, Scope: Request, Retry: true, Parsed: true, Afford: 1, OnKey: true, Large: true}},
 		{"in-flight budget stays the account's", inFlight, 1 << 20, inFlight},
 		{"a 429 stays as it is", rate, 1 << 20, rate},
 	} {

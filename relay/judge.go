@@ -195,7 +195,7 @@ func (r *Relay) settle(l Lease, v fault.Verdict, c *Call) (retry bool) {
 			if !v.OnKey {
 				r.breakers.Siblings(k, &c.skip)
 			}
-			r.breakers.NoteAfford(k, v.Afford, v.OnKey, r.breakers.Now().Add(affordNote))
+			r.breakers.NoteAfford(k, v.Afford, v.OnKey, v.Large, r.breakers.Now().Add(affordNote))
 			if r.confirm != nil {
 				// What the key and its account have left is read now,
 				// as after any other 402 of the key.

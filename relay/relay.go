@@ -246,6 +246,10 @@ type Call struct {
 	Verdict fault.Verdict
 	// skip is Tried plus the keys of accounts the call must not use.
 	skip keyring.Exclude
+	// large: the call's body is of fault.LargeRequest bytes or more, set
+	// by Do; the notes of what keys afford that are about large requests
+	// (fault.Verdict.Large) bind it only then.
+	large bool
 	// snap is the snapshot the call runs on, from its first Do (or its
 	// First lease) on.
 	snap *Relay
@@ -271,6 +275,7 @@ func (r *Relay) do(req *http.Request, body []byte, c *Call) (*http.Response, err
 	lease := c.First
 	c.First = Lease{}
 	c.skip.CopyFrom(&c.Tried)
+	c.large = len(body) >= fault.LargeRequest
 	// poor: the keys left out as noted unable to afford the call, kept
 	// apart from skip so that they can be let back (pick).
 	var poor keyring.Exclude
@@ -373,7 +378,7 @@ func (r *Relay) avoid(c *Call, ex, poor *keyring.Exclude) {
 	if r.breakers.AffordNoted() {
 		now := r.breakers.Now().UnixNano()
 		var noted keyring.Exclude
-		r.breakers.SkipUnaffordable(&noted, c.MaxTokens, now)
+		r.breakers.SkipUnaffordable(&noted, c.MaxTokens, c.large, now)
 		// Only while another key can take the call: a note is about one
 		// model's price, and a cheaper call may still fit.
 		if r.anyOutside(ex, &noted, now) {
