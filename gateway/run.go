@@ -352,7 +352,7 @@ func (s *Server) completion(client *http.Request, req *runRequest, call *relay.C
 	if len(cc.Choices) == 0 {
 		return runResult{Status: "error", Error: s.noMessage("", false), Usage: cc.Usage}
 	}
-	if m := &cc.Choices[0].Message; m.Content == nil || *m.Content == "" && m.Refusal != "" {
+	if m := &cc.Choices[0].Message; m.Content == nil || *m.Content == "" && (m.Refusal != "" || m.tools()) {
 		return runResult{Status: "error", Error: s.noMessage(m.Refusal, m.tools()), Usage: cc.Usage}
 	}
 	// /run writes its own document, so unlike the passthrough's successful

@@ -253,9 +253,9 @@ func (s *Server) streamCompletion(client *http.Request, req *runRequest, index i
 	if acc.failure != "" {
 		return runResult{Status: "error", Error: acc.failure, Usage: acc.usage}
 	}
-	// A refusal may follow an empty content, as a stream's first chunk
-	// often carries one.
-	if !acc.content || acc.out.Len() == 0 && acc.refusal.Len() > 0 {
+	// A refusal or tool calls may come beside an empty content, as a
+	// stream's first chunk often carries one.
+	if !acc.content || acc.out.Len() == 0 && (acc.refusal.Len() > 0 || acc.tools) {
 		return runResult{Status: "error", Error: s.noMessage(acc.refusal.String(), acc.tools), Usage: acc.usage}
 	}
 	return runResult{Status: "success", Output: s.redact(acc.out.String()), Usage: acc.usage}
