@@ -180,8 +180,7 @@ func present(fields map[string]json.RawMessage, name string) (json.RawMessage, b
 // body but the model: the messages (the prompt, escaped, or the client's
 // messages), the params, and whether it streams (a stream asks for its
 // usage chunk unless params set stream_options themselves; a plain call
-// drops theirs). Every model's
-// body is its model and these bytes.
+// drops theirs). Every model's body is its model and these bytes.
 func (r *runRequest) buildShared(stream bool) error {
 	type message struct {
 		Role    string `json:"role"`

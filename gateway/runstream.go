@@ -311,7 +311,7 @@ type streamAnswer struct {
 	refusal strings.Builder
 	tools   bool
 	// failure is the error an error event carried, worded by message
-	// (Server.upstreamMessage).
+	// (Server.errorMessage).
 	failure string
 	message func([]byte) string
 }
