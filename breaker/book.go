@@ -357,9 +357,8 @@ func (s *Set) NextFreeAvailable(now int64) time.Time {
 // afford about m tokens of a request until until: upstream said so in a 402
 // "can only afford m". Calls that may ask for more (SkipUnaffordable) go to
 // other keys meanwhile, instead of being refused there first. With large,
-// the 402 answered a large request (fault.LargeRequest) and may be about
-// its prompt: the note binds large requests only, and smaller ones still
-// go to k.
+// the 402 is about the request's prompt (fault.Verdict.Large): the note
+// binds large requests only, and smaller ones still go to k.
 func (s *Set) NoteAfford(k *keyring.Key, m int, onKey, large bool, until time.Time) {
 	var ex keyring.Exclude
 	if onKey {
@@ -383,10 +382,17 @@ func (s *Set) AffordNoted() bool { return s.book.affordNotes.Load() }
 
 // SkipUnaffordable adds to ex every key noted at now (unix ns) as unable to
 // afford a request of maxTokens (0: not said, so the model's default, which
-// is large); a note that binds large requests only, for a large one.
+// is large); a note that binds large requests only (about their prompt,
+// whatever max_tokens), for a large one.
 func (s *Set) SkipUnaffordable(ex *keyring.Exclude, maxTokens int, large bool, now int64) {
 	for i := range s.book.afford {
-		if s.book.affordUntil[i].Load() <= now || !large && s.book.affordLarge[i].Load() {
+		if s.book.affordUntil[i].Load() <= now {
+			continue
+		}
+		if s.book.affordLarge[i].Load() {
+			if large {
+				ex.Add(i)
+			}
 			continue
 		}
 		if m := s.book.afford[i].Load(); maxTokens == 0 || int64(maxTokens) > m {

@@ -121,8 +121,9 @@ type Verdict struct {
 	// OnKey: Afford is what the key's own cap can pay for, not the
 	// account; the call goes on to any other key.
 	OnKey bool
-	// Large: the verdict is about a large request (Sized), whose prompt
-	// it may be about: Afford binds large requests only.
+	// Large: Afford is about the request's prompt, not its max_tokens (a
+	// large request's 402, Sized; "Prompt tokens limit exceeded"): what
+	// it notes binds large requests (LargeRequest bytes or more) only.
 	Large bool
 	// UserID is the account id an error body named (top-level user_id).
 	UserID string
@@ -224,16 +225,20 @@ func classify402(v *Verdict, e *errorBody, h http.Header, now time.Time) {
 		v.Until = hintUntil(h, e, now, MaxMinuteHint)
 	case e.limitSource == "openrouter_key_limit" || (e.limitSource == "" && keyLimitMessage(e.message)):
 		m, ok := affordable(e.message)
+		prompt := false
 		if !ok {
 			// A prompt larger than what the cap has left: a smaller one
 			// still fits.
 			m, ok = promptAffordable(e.message)
+			prompt = ok
 		}
 		if ok && m >= NearlyDry {
 			// The key's cap still pays for smaller requests: this one is
-			// too big for it, which a client can choose to make.
+			// too big for it, which a client can choose to make. A
+			// prompt's refusal says nothing of max_tokens: it binds
+			// large requests only.
 			v.Scope, v.Afford = Request, m
-			v.OnKey = true
+			v.OnKey, v.Large = true, prompt
 			return
 		}
 		v.Scope, v.Reason, v.Afford = Key, KeyLimit, 0

@@ -11,11 +11,13 @@ import (
 )
 
 // TestLargeRequestNoteBindsLargeCallsOnly: after a large request's 402
-// "can only afford 0" (its prompt costs more than the account, or the
-// key's cap, has left), large calls go elsewhere for a while, smaller ones
-// still to that account or key, which can pay for them. The note bound
-// every call, whatever its size, so that one oversized request sent all
-// traffic off a healthy account for five minutes.
+// "can only afford 0" or "Prompt tokens limit exceeded" (its prompt costs
+// more than the account, or the key's cap, has left), large calls go
+// elsewhere for a while, smaller ones still to that account or key, which
+// can pay for them. The note bound every call (without max_tokens, or
+// with more than the prompt tokens the cap pays for), so that one
+// oversized request sent all traffic off a healthy account or key for
+// five minutes.
 func TestLargeRequestNoteBindsLargeCallsOnly(t *testing.T) {
 	large := bytes.Repeat([]byte("a "), fault.LargeRequest/2+1)
 	small := []byte(`{"model":"m","max_tokens":50,"messages":[]}`)
@@ -29,6 +31,8 @@ func TestLargeRequestNoteBindsLargeCallsOnly(t *testing.T) {
 		{"account's credits", `{"error":{"code":402,"message":"This request requires more credits, or fewer max_tokens. You requested up to 100 tokens, but can only afford 0.","metadata":{"limit_source":"openrouter_credits"}}}`,
 			[3]int{1, 1, 3}},
 		{"key's cap", `{"error":{"code":402,"message":"This request requires more credits, or fewer max_tokens. You requested up to 100 tokens, but can only afford 0. To increase, visit https://openrouter.ai/settings/keys and create a key with a higher monthly limit","metadata":{"limit_source":"openrouter_key_limit"}}}`,
+			[3]int{1, 1, 2}},
+		{"key's cap, for the prompt alone", `{"error":{"code":402,"message":"Prompt tokens limit exceeded: 32769 > 5000. To increase, visit https://openrouter.ai/settings/keys and create a key with a higher monthly limit","metadata":{"limit_source":"openrouter_key_limit"}}}`,
 			[3]int{1, 1, 2}},
 	}
 	for _, tt := range tests {
