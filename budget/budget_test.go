@@ -587,3 +587,39 @@ func TestUnsupportedSaidOnce(t *testing.T) {
 		t.Fatalf("said %d times, want once:\n%s", n, logs.String())
 	}
 }
+
+// TestPollNowBounded: PollNow polls at most once per SoonPoll a key: a
+// client sending requests too large for an account gets a 402 for each,
+// and each sent GET /key upstream (40 such requests made 35 polls).
+func TestPollNowBounded(t *testing.T) {
+	noLeaks(t)
+	var now atomic.Int64
+	now.Store(epoch.UnixNano())
+	p, _, pool, u, _ := newPollerAt(t, 2, &now)
+	k, other := pool.Keys()[0], pool.Keys()[1]
+	for _, id := range []int{1, 2} {
+		u.set(id, 0, `{"data":{"limit":1,"limit_remaining":0.5,"limit_reset":"monthly","creator_user_id":"u"}}`)
+	}
+	settle := func(want int32) {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); u.polls.Load() < want && time.Now().Before(deadline); {
+			time.Sleep(time.Millisecond)
+		}
+		time.Sleep(20 * time.Millisecond) // room for a poll too many
+		for p.slots[0].polling.Load() || p.slots[1].polling.Load() {
+			time.Sleep(time.Millisecond)
+		}
+		if got := u.polls.Load(); got != want {
+			t.Fatalf("%d polls, want %d", got, want)
+		}
+	}
+	for range 40 {
+		p.PollNow(k)
+		settle(1)
+	}
+	p.PollNow(other) // another key's bound is its own
+	settle(2)
+	now.Add(int64(SoonPoll))
+	p.PollNow(k)
+	settle(3)
+}

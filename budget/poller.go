@@ -95,6 +95,7 @@ type slotState struct {
 	freeUsed atomic.Int64
 	next     atomic.Int64 // unix ns of the next periodic poll
 	soon     atomic.Int64 // unix ns of the last PollSoon that moved next
+	now      atomic.Int64 // unix ns of the last PollNow that polled
 	pending  atomic.Pointer[fault.Verdict]
 }
 
@@ -152,9 +153,20 @@ func (p *Poller) Run(ctx context.Context) {
 	}
 }
 
-// PollNow polls k soon, unless a poll of it is out already: right after a
-// 402 or 429, when its figures may have changed.
-func (p *Poller) PollNow(k *keyring.Key) { p.start(k) }
+// PollNow polls k soon, unless a poll of it is out already or PollNow
+// started one less than SoonPoll ago: right after a 402 or 429, when its
+// figures may have changed. The bound is a client's: each request it makes
+// too large for an account gets a 402, and each polled at once sent GET
+// /key upstream as fast as the client sent requests.
+func (p *Poller) PollNow(k *keyring.Key) {
+	s := &p.slots[k.Slot()]
+	now := p.o.Now().UnixNano()
+	last := s.now.Load()
+	if last != 0 && now-last < int64(SoonPoll) || !s.now.CompareAndSwap(last, now) {
+		return
+	}
+	p.start(k)
+}
 
 // SoonPoll is how soon PollSoon has a key polled, and the least time
 // between two of its polls of one key.
