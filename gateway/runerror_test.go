@@ -41,26 +41,9 @@ func TestRunAnswerCarryingAnError(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := newChargeServer(t, chargeTransport{ctype: tc.ctype, body: tc.body}, &fakeSpender{})
-			body := `{"prompt":"hi","models":["a/b"]}`
-			if tc.stream {
-				body = `{"prompt":"hi","models":["a/b"],"stream":true}`
-			}
-			w := httptest.NewRecorder()
-			s.ServeHTTP(w, httptest.NewRequest(http.MethodPost, "/run", strings.NewReader(body)))
-			if w.Code != http.StatusOK {
-				t.Fatalf("status %d: %s", w.Code, w.Body)
-			}
-			doc := w.Body.String()
-			if tc.stream {
-				i := strings.LastIndex(doc, "event: done\ndata: ")
-				if i < 0 {
-					t.Fatalf("no done event: %s", doc)
-				}
-				doc = strings.TrimSpace(doc[i+len("event: done\ndata: "):])
-			}
-			var out runResponse
-			if err := json.Unmarshal([]byte(doc), &out); err != nil || len(out.Responses) != 1 {
-				t.Fatalf("answer %s: %v", doc, err)
+			code, out := runOneModel(t, s, tc.stream)
+			if code != http.StatusOK {
+				t.Fatalf("status %d", code)
 			}
 			res := out.Responses[0]
 			if res.Status != tc.status || res.Error != tc.err || (res.Usage != nil) != tc.usage {
@@ -71,4 +54,30 @@ func TestRunAnswerCarryingAnError(t *testing.T) {
 			}
 		})
 	}
+}
+
+// runOneModel posts a /run of the one model "a/b" to s, plain or streamed,
+// and returns the status and the answer (a stream's done event), which
+// must hold one entry.
+func runOneModel(t *testing.T, s http.Handler, stream bool) (int, runResponse) {
+	t.Helper()
+	body := `{"prompt":"hi","models":["a/b"]}`
+	if stream {
+		body = `{"prompt":"hi","models":["a/b"],"stream":true}`
+	}
+	w := httptest.NewRecorder()
+	s.ServeHTTP(w, httptest.NewRequest(http.MethodPost, "/run", strings.NewReader(body)))
+	doc := w.Body.String()
+	if stream {
+		i := strings.LastIndex(doc, "event: done\ndata: ")
+		if i < 0 {
+			t.Fatalf("no done event: %s", doc)
+		}
+		doc = strings.TrimSpace(doc[i+len("event: done\ndata: "):])
+	}
+	var out runResponse
+	if err := json.Unmarshal([]byte(doc), &out); err != nil || len(out.Responses) != 1 {
+		t.Fatalf("answer %s: %v", doc, err)
+	}
+	return w.Code, out
 }

@@ -1,9 +1,6 @@
 package gateway
 
 import (
-	"encoding/json"
-	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 )
@@ -43,24 +40,7 @@ func TestRunNoMessageSaysWhy(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := newChargeServer(t, chargeTransport{ctype: tc.ctype, body: tc.body}, &fakeSpender{})
-			body := `{"prompt":"hi","models":["a/b"]}`
-			if tc.stream {
-				body = `{"prompt":"hi","models":["a/b"],"stream":true}`
-			}
-			w := httptest.NewRecorder()
-			s.ServeHTTP(w, httptest.NewRequest(http.MethodPost, "/run", strings.NewReader(body)))
-			doc := w.Body.String()
-			if tc.stream {
-				i := strings.LastIndex(doc, "event: done\ndata: ")
-				if i < 0 {
-					t.Fatalf("no done event: %s", doc)
-				}
-				doc = strings.TrimSpace(doc[i+len("event: done\ndata: "):])
-			}
-			var out runResponse
-			if err := json.Unmarshal([]byte(doc), &out); err != nil || len(out.Responses) != 1 {
-				t.Fatalf("answer %s: %v", doc, err)
-			}
+			_, out := runOneModel(t, s, tc.stream)
 			if res := out.Responses[0]; res.Status != "error" || res.Error != tc.err || res.Output != "" {
 				t.Errorf("entry %+v; want an error %q", res, tc.err)
 			}

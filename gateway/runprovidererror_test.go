@@ -1,10 +1,8 @@
 package gateway
 
 import (
-	"encoding/json"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 )
@@ -42,24 +40,7 @@ func TestRunProviderErrorDetail(t *testing.T) {
 		for _, stream := range []bool{false, true} {
 			t.Run(tc.name+map[bool]string{true: ", streamed"}[stream], func(t *testing.T) {
 				s := newChargeServer(t, errorTransport{400, strings.Replace(generic, "%s", tc.raw, 1)}, &fakeSpender{})
-				body := `{"prompt":"hi","models":["a/b"]}`
-				if stream {
-					body = `{"prompt":"hi","models":["a/b"],"stream":true}`
-				}
-				w := httptest.NewRecorder()
-				s.ServeHTTP(w, httptest.NewRequest(http.MethodPost, "/run", strings.NewReader(body)))
-				doc := w.Body.String()
-				if stream {
-					i := strings.LastIndex(doc, "event: done\ndata: ")
-					if i < 0 {
-						t.Fatalf("no done event: %s", doc)
-					}
-					doc = strings.TrimSpace(doc[i+len("event: done\ndata: "):])
-				}
-				var out runResponse
-				if err := json.Unmarshal([]byte(doc), &out); err != nil || len(out.Responses) != 1 {
-					t.Fatalf("answer %s: %v", doc, err)
-				}
+				_, out := runOneModel(t, s, stream)
 				if res := out.Responses[0]; res.Status != "error" || res.Error != tc.want {
 					t.Errorf("error %q, want %q", res.Error, tc.want)
 				}
