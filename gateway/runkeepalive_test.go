@@ -41,7 +41,6 @@ func (s slowStream) RoundTrip(r *http.Request) (*http.Response, error) {
 // thinks; it swallowed OpenRouter's own and sent nothing at all. A /run
 // whose models write sends none.
 func TestRunStreamKeepAlive(t *testing.T) {
-	defer func(d time.Duration) { runKeepAlive = d }(runKeepAlive)
 	for _, tc := range []struct {
 		name      string
 		every     time.Duration
@@ -52,8 +51,8 @@ func TestRunStreamKeepAlive(t *testing.T) {
 		{"writing model", 250 * time.Millisecond, slowStream{gap: 2 * time.Millisecond, chunks: 150}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			runKeepAlive = tc.every
 			s := newChargeServer(t, tc.upstream, &fakeSpender{})
+			s.o.RunKeepAlive = tc.every
 			w := httptest.NewRecorder()
 			s.ServeHTTP(w, httptest.NewRequest(http.MethodPost, "/run", strings.NewReader(`{"prompt":"hi","models":["a/b"],"stream":true}`)))
 			body := w.Body.String()

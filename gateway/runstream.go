@@ -111,7 +111,7 @@ func (s *Server) runStream(c echo.Context, req *runRequest) error {
 	// OpenRouter sends its own: proxies and clients that cut an idle
 	// connection (60 s at nginx's and AWS load balancers' defaults) would
 	// cut the /run. Only after a tick with nothing written.
-	keepAlive := time.NewTicker(runKeepAlive)
+	keepAlive := time.NewTicker(s.o.RunKeepAlive)
 	defer keepAlive.Stop()
 	for running > 0 {
 		select {
@@ -154,10 +154,6 @@ func modelDoneEvent(i int, res *runResult) runEvent {
 		KeyID: res.KeyID, Usage: res.Usage, Error: res.Error})
 	return runEvent{name: "model_done", data: data}
 }
-
-// runKeepAlive is how often a streamed /run whose models are all silent
-// sends a comment; a variable for the tests.
-var runKeepAlive = 15 * time.Second
 
 // keepAliveComment is that comment, which SSE readers skip.
 var keepAliveComment = []byte(": keep-alive\n\n")

@@ -53,6 +53,9 @@ type Options struct {
 	MaxInFlight int
 	// RunMaxModels caps models per /run (RUN_MAX_MODELS). Default 32.
 	RunMaxModels int
+	// RunKeepAlive is how often a streamed /run whose models are all
+	// silent sends a comment. Default 15s.
+	RunKeepAlive time.Duration
 	// Metrics records request metrics; nil records none.
 	Metrics *metrics.Metrics
 	// Gatherer serves /metrics; nil serves 404.
@@ -109,6 +112,9 @@ type Server struct {
 func New(o Options) *Server {
 	if o.RunMaxModels <= 0 {
 		o.RunMaxModels = 32
+	}
+	if o.RunKeepAlive <= 0 {
+		o.RunKeepAlive = 15 * time.Second
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
