@@ -205,7 +205,7 @@ func (r *Relay) holdStream(resp *http.Response, wb *watchedBody, now time.Time) 
 			end()
 			release()
 			switch {
-			case wb.ctx.Err() != nil && !errors.Is(context.Cause(wb.ctx), ErrUpstreamTimeout):
+			case clientGone(wb):
 				wb.hold = holdGone
 			case errors.Is(err, io.EOF):
 				wb.hold = holdClosed
