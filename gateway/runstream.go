@@ -385,29 +385,14 @@ func (a *streamAnswer) stream(body io.Reader, late relay.Late, delta func(string
 	buf := make([]byte, 4<<10)
 	for {
 		n, err := body.Read(buf)
-		piece := buf[:n]
+		for ev, rest, ok := sp.Next(buf[:n]); ok; ev, rest, ok = sp.Next(rest) {
+			if a.event(ev.Data, late, delta, err == io.EOF) {
+				return nil
+			}
+		}
 		if err == io.EOF {
 			// The last event still counts without its blank line.
-			piece = append(piece, "\n\n"...)
-		}
-		for ev, rest, ok := sp.Next(piece); ok; ev, rest, ok = sp.Next(rest) {
-			if bytes.Equal(ev.Data, []byte("[DONE]")) {
-				return nil
-			}
-			if late.Event(ev.Data) {
-				a.failure = "upstream stream error: " + a.message(ev.Data)
-				return nil
-			}
-			if !a.take(ev.Data, delta) {
-				a.failure = "upstream returned invalid JSON"
-				if err == io.EOF {
-					// Most likely the event the stream was cut in.
-					a.failure = cutShort
-				}
-				return nil
-			}
-			if a.out.Len() > maxRunAnswers {
-				a.failure = "upstream response too large"
+			if ev, ok := sp.End(); ok && a.event(ev.Data, late, delta, true) {
 				return nil
 			}
 		}
@@ -425,6 +410,31 @@ func (a *streamAnswer) stream(body io.Reader, late relay.Late, delta func(string
 			return err
 		}
 	}
+}
+
+// event takes one event of the stream and reports whether the answer ends
+// there; last: the stream ended in the read that brought it.
+func (a *streamAnswer) event(data []byte, late relay.Late, delta func(string), last bool) bool {
+	if bytes.Equal(data, []byte("[DONE]")) {
+		return true
+	}
+	if late.Event(data) {
+		a.failure = "upstream stream error: " + a.message(data)
+		return true
+	}
+	if !a.take(data, delta) {
+		a.failure = "upstream returned invalid JSON"
+		if last {
+			// Most likely the event the stream was cut in.
+			a.failure = cutShort
+		}
+		return true
+	}
+	if a.out.Len() > maxRunAnswers {
+		a.failure = "upstream response too large"
+		return true
+	}
+	return false
 }
 
 // whole reads a JSON answer given instead of a stream; an error in it is

@@ -127,14 +127,11 @@ func (t *usageTap) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// streamEnd ends a last event that the stream ended before its blank line.
-var streamEnd = []byte("\n\n")
-
 // endEvent takes the usage of an event the stream ended before its blank
 // line: SSE readers drop such an event, but upstream billed what it says.
 // It goes to no late fault, which a client never saw either.
 func (t *usageTap) endEvent() {
-	if ev, _, ok := t.sp.Next(streamEnd); ok && bytes.Contains(ev.Data, []byte(`"usage"`)) {
+	if ev, ok := t.sp.End(); ok && bytes.Contains(ev.Data, []byte(`"usage"`)) {
 		t.last = append(t.last[:0], ev.Data...)
 	}
 }

@@ -204,6 +204,18 @@ func (s *Splitter) dispatch() (Event, bool) {
 // at the end of a stream, its data is dropped, as the rules say.
 func (s *Splitter) Pending() bool { return s.hasData || len(s.line) > 0 || s.longEvent || s.longLine }
 
+// End returns the event a stream ended in before its blank line, as if
+// the line had come: SSE readers drop such an event, but a gateway that
+// counts what upstream billed, or reads an answer cut short, needs it.
+// ok is false when no event was in progress.
+func (s *Splitter) End() (ev Event, ok bool) {
+	ev, _, ok = s.Next(eventEnd)
+	return ev, ok
+}
+
+// eventEnd ends a line and the event in progress; Next only reads it.
+var eventEnd = []byte("\n\n")
+
 // keepCap is the largest buffer Reset keeps: a splitter pooled after one
 // long event must not hold its size for ever.
 const keepCap = 4 << 10

@@ -224,3 +224,29 @@ func reference(stream []byte, max int) []got {
 	}
 	return out
 }
+
+// TestEnd: End hands over the event a stream ended in before its blank
+// line, and nothing when none was in progress.
+func TestEnd(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want string
+		ok   bool
+	}{
+		{"", "", false},
+		{"data: x\n\n", "", false},
+		{"data: x", "x", true},
+		{"data: x\r", "x", true},
+		{"data: x\n", "x", true},
+		{"data: a\ndata: b", "a\nb", true},
+		{": comment", "", false},
+	} {
+		var s Splitter
+		for _, _, ok := s.Next([]byte(tc.in)); ok; _, _, ok = s.Next(nil) {
+		}
+		ev, ok := s.End()
+		if ok != tc.ok || string(ev.Data) != tc.want {
+			t.Errorf("%q: End() = %q, %v; want %q, %v", tc.in, ev.Data, ok, tc.want, tc.ok)
+		}
+	}
+}
