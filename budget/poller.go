@@ -159,13 +159,17 @@ func (p *Poller) Run(ctx context.Context) {
 // too large for an account gets a 402, and each polled at once sent GET
 // /key upstream as fast as the client sent requests.
 func (p *Poller) PollNow(k *keyring.Key) {
-	s := &p.slots[k.Slot()]
-	now := p.o.Now().UnixNano()
-	last := s.now.Load()
-	if last != 0 && now-last < int64(SoonPoll) || !s.now.CompareAndSwap(last, now) {
+	if !spaced(&p.slots[k.Slot()].now, p.o.Now().UnixNano()) {
 		return
 	}
 	p.start(k)
+}
+
+// spaced reports whether SoonPoll has passed since last (unix ns), and
+// moves it to now if so: of calls at once, one wins.
+func spaced(last *atomic.Int64, now int64) bool {
+	at := last.Load()
+	return (at == 0 || now-at >= int64(SoonPoll)) && last.CompareAndSwap(at, now)
 }
 
 // SoonPoll is how soon PollSoon has a key polled, and the least time
@@ -183,8 +187,7 @@ func (p *Poller) PollSoon(k *keyring.Key) {
 	}
 	s := &p.slots[k.Slot()]
 	now := p.o.Now().UnixNano()
-	last := s.soon.Load()
-	if now-last < int64(SoonPoll) || !s.soon.CompareAndSwap(last, now) {
+	if !spaced(&s.soon, now) {
 		return
 	}
 	at := now + int64(SoonPoll)
