@@ -165,6 +165,20 @@ func (p *Poller) PollNow(k *keyring.Key) {
 	p.start(k)
 }
 
+// gauge reports to the Observer what f, with what was spent since, leaves
+// k's cap at now, and its account's free requests (with account known).
+func (p *Poller) gauge(k *keyring.Key, s *slotState, f *Figures, account string, now time.Time) {
+	o := p.o.Observer
+	if o == nil {
+		return
+	}
+	left, ok := remaining(f, s, now)
+	o.Remaining(k, left, ok)
+	if free, ok := freeLeft(f, s, now); ok && account != "" {
+		o.FreeRemaining(account, max(0, free))
+	}
+}
+
 // spaced reports whether SoonPoll has passed since last (unix ns), and
 // moves it to now if so: of calls at once, one wins.
 func spaced(last *atomic.Int64, now int64) bool {
@@ -332,11 +346,7 @@ func (p *Poller) settle(k *keyring.Key, f *Figures, c counted, err error) {
 	if o := p.o.Observer; o != nil {
 		o.Budget(k, account, f, err)
 		if f != nil {
-			left, ok := remaining(f, s, now)
-			o.Remaining(k, left, ok)
-			if free, ok := freeLeft(f, s, now); ok && account != "" {
-				o.FreeRemaining(account, max(0, free))
-			}
+			p.gauge(k, s, f, account, now)
 		}
 	}
 	if v := s.pending.Swap(nil); v != nil {

@@ -111,17 +111,8 @@ func (p *Poller) ApplyFigures(k *keyring.Key, f *Figures, spent float64, free in
 	}
 	// The gauges follow the shared figures as they follow this replica's
 	// polls: the dashboard takes their max over the replicas.
-	if o := p.o.Observer; o != nil {
-		if f := s.figures.Load(); f != nil {
-			now := p.o.Now()
-			left, ok := remaining(f, s, now)
-			o.Remaining(k, left, ok)
-			if free, ok := freeLeft(f, s, now); ok {
-				if acct := p.set.Account(k); acct != "" {
-					o.FreeRemaining(acct, max(0, free))
-				}
-			}
-		}
+	if f := s.figures.Load(); f != nil && p.o.Observer != nil {
+		p.gauge(k, s, f, string(p.set.Account(k)), p.o.Now())
 	}
 }
 
