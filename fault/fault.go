@@ -137,6 +137,11 @@ type Verdict struct {
 	// Model is the model of the call the answer was for, when the caller
 	// knows it (Classify leaves it empty): console lines name it.
 	Model string
+	// Spared: the answer blamed the key or its account but the pool
+	// learnt nothing from it (a call to a path that teaches nothing of
+	// keys, or a client over its CLIENT_REST_SHARE), so it is not counted
+	// as the key's failure. Set by the relay; Classify leaves it false.
+	Spared bool
 }
 
 // Learns reports whether the verdict rests a key or an account.

@@ -34,7 +34,8 @@ type keyStatus struct {
 	Requests uint64 `json:"requests"`
 	// Failures are the answers that were the key's or its account's
 	// fault, by status; OtherErrors the failed answers that were not
-	// (a model's 404, a provider's 429, a 5xx, no answer at all).
+	// (a model's 404, a provider's 429, a 5xx, no answer at all, and a
+	// key's fault that rested nothing, fault.Verdict.Spared).
 	Failures      map[string]uint64 `json:"failures"`
 	OtherErrors   map[string]uint64 `json:"other_errors"`
 	CooldownUntil *time.Time        `json:"cooldown_until"`

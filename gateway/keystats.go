@@ -78,8 +78,13 @@ func (s *keyStats) classes() map[string]uint64 {
 }
 
 // failureClass names whose fault a failed answer was, for the status page.
-func failureClass(sc fault.Scope) string {
-	switch sc {
+func failureClass(v fault.Verdict) string {
+	if v.Spared {
+		// The key's by its answer, but nothing rested: shown apart, as
+		// /keys counts it among the other errors.
+		return "spared"
+	}
+	switch v.Scope {
 	case fault.Key:
 		return "key"
 	case fault.Account:

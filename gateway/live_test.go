@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"log/slog"
+	"strconv"
 	"testing"
 	"time"
 
@@ -61,6 +62,34 @@ func TestObserverFollow(t *testing.T) {
 	}
 	if keys, _ := o.Failures(old.ByID(2)); len(keys) != 0 {
 		t.Errorf("removed key counted: %v", keys)
+	}
+}
+
+// TestObserverSpared: a key's fault that rested nothing (a blind call, a
+// client over CLIENT_REST_SHARE) is one of the key's other errors in /keys
+// and of class "spared" on the status page, not one of its failures; one
+// that rested is a failure of class "key".
+func TestObserverSpared(t *testing.T) {
+	pool := livePool(t, 1)
+	o := NewObserver(nil, slog.New(slog.DiscardHandler), pool.Len())
+	o.Follow(pool)
+	k := pool.ByID(1)
+	for _, tt := range []struct {
+		v                     fault.Verdict
+		keys429, other, class uint64 // counts so far: failures "429", other errors of v's status, class "spared"
+	}{
+		{fault.Verdict{Status: 429, Scope: fault.Key}, 1, 0, 0},
+		{fault.Verdict{Status: 429, Scope: fault.Key, Spared: true}, 1, 1, 1},
+		{fault.Verdict{Status: 401, Scope: fault.Key, Spared: true}, 1, 1, 2},
+	} {
+		o.Judged(k, tt.v)
+		keys, other := o.Failures(k)
+		if keys["429"] != tt.keys429 || other[strconv.Itoa(tt.v.Status)] != tt.other {
+			t.Errorf("after %+v: failures %v, other errors %v", tt.v, keys, other)
+		}
+		if classes, _ := o.Stats(k); classes["key"] != 1 || classes["spared"] != tt.class {
+			t.Errorf("after %+v: classes %v", tt.v, classes)
+		}
 	}
 }
 

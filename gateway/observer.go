@@ -151,7 +151,7 @@ func (o *Observer) Judged(k *keyring.Key, v fault.Verdict) {
 		return
 	}
 	if st := o.of(k); st != nil {
-		st.count(strconv.Itoa(code), v.Learns(), failureClass(v.Scope))
+		st.count(strconv.Itoa(code), v.Learns() && !v.Spared, failureClass(v))
 	}
 	if v.Scope == fault.Request && v.Afford > 0 {
 		o.unaffordable(k, v)

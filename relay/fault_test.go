@@ -161,6 +161,9 @@ func TestBlindCallsTeachNothing(t *testing.T) {
 		if !e.pool.Available(e.key(1), e.clock.ns.Load()) {
 			t.Errorf("%d on a blind call rested the key", st)
 		}
+		if n := spared(e); n != 1 {
+			t.Errorf("%d: %d verdicts spared, want the one that rested nothing", st, n)
+		}
 	}
 }
 
@@ -180,6 +183,11 @@ func TestOneClientRestsABoundedShare(t *testing.T) {
 	}
 	if n := e.pool.CountAvailable(e.clock.ns.Load()); n != 2 {
 		t.Fatalf("%d keys available after the attacker, want 2 (half the pool)", n)
+	}
+	// Each 429 after its share (one per call: the answer goes back as it
+	// is) rested nothing, and is not counted as a key's failure.
+	if n := spared(e); n != 3 {
+		t.Errorf("%d verdicts spared, want 3", n)
 	}
 	c := relay.Call{Client: "other"}
 	resp, err := e.do(t, nil, &c)

@@ -407,13 +407,13 @@ func (r *Relay) lateFault(k *keyring.Key, v fault.Verdict, client string, blind 
 		// learns it.
 		r, k = lr, nk
 	}
-	r.obs.Judged(k, v)
 	if v.UserID != "" {
 		r.breakers.SetAccount(k, v.UserID)
 	}
 	if v.Learns() {
-		r.learn(k, v, client, blind)
+		v.Spared = !r.learn(k, v, client, blind) || blind
 	}
+	r.obs.Judged(k, v)
 }
 
 // learn rests k or its account for a key or account fault v that no

@@ -400,8 +400,26 @@ func TestLateFaultBounds(t *testing.T) {
 			if resting != tt.want {
 				t.Fatalf("%d keys resting after %d late 429s, want %d", resting, len(tt.calls), tt.want)
 			}
+			// The 429s that rested nothing are not the key's failures in
+			// /keys (fault.Verdict.Spared).
+			if got := spared(e); got != len(tt.calls)-tt.want {
+				t.Errorf("%d verdicts spared, want %d", got, len(tt.calls)-tt.want)
+			}
 		})
 	}
+}
+
+// spared counts the key faults e's relay judged that rested nothing.
+func spared(e *env) int {
+	e.obs.mu.Lock()
+	defer e.obs.mu.Unlock()
+	n := 0
+	for _, v := range e.obs.judged {
+		if v.Learns() && v.Spared {
+			n++
+		}
+	}
+	return n
 }
 
 // TestStreamHoldNoGoroutine: a held stream whose upstream is silent costs

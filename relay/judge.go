@@ -125,7 +125,8 @@ func decoded(h http.Header, body []byte) []byte {
 // skip set, and says whether the call goes on to another key.
 func (r *Relay) settle(l Lease, v fault.Verdict, c *Call) (retry bool) {
 	k := l.Key
-	r.obs.Judged(k, v)
+	// Counted once the branches below know whether anything rests.
+	defer func() { r.obs.Judged(k, v) }()
 	if v.Learns() {
 		if lr, nk := r.inForce(k); lr != nil {
 			// A reload put another pool in force since the call began,
@@ -136,8 +137,10 @@ func (r *Relay) settle(l Lease, v fault.Verdict, c *Call) (retry bool) {
 				lr.breakers.SetAccount(nk, v.UserID)
 			}
 			if !lr.learn(nk, v, c.Client, c.Blind) {
+				v.Spared = true
 				return false
 			}
+			v.Spared = c.Blind
 			if !c.Blind && (v.Scope == fault.Account || v.FreeOnly) {
 				r.breakers.Siblings(k, &c.skip)
 			}
@@ -152,6 +155,7 @@ func (r *Relay) settle(l Lease, v fault.Verdict, c *Call) (retry bool) {
 		// the key, and a client must not be able to rest keys with it.
 		// Another key may still answer it. A 401 is worth asking the
 		// key's own GET /key about: only its answer can rest the key.
+		v.Spared = true
 		l.trial.Abandon()
 		if r.confirm != nil && v.Reason == fault.Auth {
 			r.confirm.Confirm(k, v)
@@ -174,6 +178,7 @@ func (r *Relay) settle(l Lease, v fault.Verdict, c *Call) (retry bool) {
 		} else if c.Client != "" && !r.limiter.allow(c.Client, k.Slot(), r.breakers.Now(), r.resting) {
 			// This client caused its share of rests for now: the answer
 			// goes back as it is, and nobody rests.
+			v.Spared = true
 			l.trial.Success()
 			return false
 		} else {
