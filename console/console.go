@@ -14,7 +14,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode"
 	"unicode/utf8"
 )
 
@@ -178,11 +177,20 @@ func needsQuote(s string) bool {
 		return true
 	}
 	for _, c := range s {
-		if c <= ' ' || c == '"' || c == '=' {
+		if c <= ' ' || c == '"' || c == '=' || unprintable(c) {
 			return true
 		}
 	}
 	return false
+}
+
+// unprintable reports a rune that does not show as itself on a terminal:
+// besides control characters (a newline, ESC, U+0085), line separators
+// (U+2028) start a line in some viewers, and format characters such as the
+// bidi override U+202E reorder the rest of it, so a client's text could
+// forge or disguise a console line. Such runes are escaped; the space stays.
+func unprintable(r rune) bool {
+	return r != ' ' && !strconv.IsPrint(r)
 }
 
 // WithAttrs implements slog.Handler.
@@ -211,15 +219,15 @@ func (h *Handler) WithGroup(name string) slog.Handler {
 	return &h2
 }
 
-// appendMessage appends msg with control characters escaped (\n as "\\n"):
-// messages quote client input, such as a model id, and a raw newline in one
-// would start a forged line.
+// appendMessage appends msg with its unprintable runes escaped (\n as
+// "\\n"): messages quote client input, such as a model id, and a raw newline
+// in one would start a forged line.
 func appendMessage(buf []byte, msg string) []byte {
-	if !strings.ContainsFunc(msg, unicode.IsControl) {
+	if !strings.ContainsFunc(msg, unprintable) {
 		return append(buf, msg...)
 	}
 	for _, r := range msg {
-		if unicode.IsControl(r) {
+		if unprintable(r) {
 			q := strconv.QuoteRune(r) // e.g. '\n' or '\x1b'
 			buf = append(buf, q[1:len(q)-1]...)
 			continue

@@ -64,6 +64,12 @@ func TestText(t *testing.T) {
 		{"control characters escaped", func(l *slog.Logger) {
 			l.Info("⏳ Calling a\n✅ forged\x1b[31m\rx...", "event", "model_call")
 		}, `⏳ Calling a\n✅ forged\x1b[31m\rx...` + "\n"},
+		{"separators and format characters escaped", func(l *slog.Logger) {
+			l.Info("⏳ Calling a\u2028✅ forged \u202egnp.\u200bx\u0085y\u00a0z", "event", "model_call")
+		}, `⏳ Calling a\u2028✅ forged \u202egnp.\u200bx\u0085y\u00a0z` + "\n"},
+		{"unprintable attr values quoted", func(l *slog.Logger) {
+			l.Info("m", "model", "a\u202eb", "sep", "c\u2028d", "nel", "e\u0085f")
+		}, `m model="a\u202eb" sep="c\u2028d" nel="e\u0085f"` + "\n"},
 		{"attrs", func(l *slog.Logger) {
 			l.Info("upstream request failed", "path", "/v1/chat", "status", 502, "ok", false,
 				"ratio", 0.5, "took", 1500*time.Millisecond, "at", at, "err", errors.New("dial tcp: refused"))

@@ -137,6 +137,13 @@ func decodeRunRequest(body []byte, maxModels int) (*runRequest, error) {
 		if strings.ContainsFunc(req.Models[i], unicode.IsControl) {
 			return nil, fmt.Errorf(`"models[%d]" must not contain control characters`, i)
 		}
+		// Nor invisible ones: a zero-width space pasted with an id, or a
+		// bidi override that shows it as another, would name a model the
+		// user cannot see.
+		if j := strings.IndexFunc(req.Models[i], invisible); j >= 0 {
+			r, _ := utf8.DecodeRuneInString(req.Models[i][j:])
+			return nil, fmt.Errorf(`"models[%d]" must not contain invisible characters (U+%04X)`, i, r)
+		}
 		// No model id has blanks around it, and upstream's "not a valid
 		// model ID" quotes one pasted with them without showing them.
 		if strings.TrimSpace(req.Models[i]) != req.Models[i] {
@@ -237,6 +244,12 @@ func (r *runRequest) chatBodyStream(model string, stream bool) ([]byte, error) {
 }
 
 var streamUsage = json.RawMessage(`{"include_usage":true}`)
+
+// invisible reports a format character (zero-width, bidi) or a line or
+// paragraph separator.
+func invisible(r rune) bool {
+	return r >= 0x80 && (unicode.In(r, unicode.Cf, unicode.Zl, unicode.Zp))
+}
 
 // maxModelName bounds a /run model name, in bytes: model ids are tens of
 // characters ("meta-llama/llama-3.3-70b-instruct:free").

@@ -98,6 +98,9 @@ var badRunBodies = []struct{ body, want string }{
 	{`{"prompt":"hi","models":["a","b\n✅ forged line"]}`, `"models[1]" must not contain control characters`},
 	{`{"prompt":"hi","models":["a\u001b[31m"]}`, `"models[0]" must not contain control characters`},
 	{`{"prompt":"hi","models":["a\rb"]}`, `"models[0]" must not contain control characters`},
+	{`{"prompt":"hi","models":["a","openai/gpt-4o\u200b"]}`, `"models[1]" must not contain invisible characters (U+200B)`},
+	{`{"prompt":"hi","models":["m/\u202eo4-tpg"]}`, `"models[0]" must not contain invisible characters (U+202E)`},
+	{`{"prompt":"hi","models":["a\u2028b"]}`, `"models[0]" must not contain invisible characters (U+2028)`},
 	{`{"prompt":"hi","models":["a","openai/gpt-4o "]}`, `"models[1]" has blanks around it: "openai/gpt-4o "`},
 	{`{"prompt":"hi","models":["\u00a0openai/gpt-4o"]}`, `"models[0]" has blanks around it`},
 	{`{"prompt":"hi","models":["a","m/` + strings.Repeat("x", 255) + `"]}`, `"models[1]" is 257 bytes long; a model name has at most 256`},
@@ -283,7 +286,8 @@ func acceptable(body []byte, maxModels int) bool {
 		return false
 	}
 	for _, x := range models {
-		if s, ok := x.(string); !ok || strings.TrimSpace(s) != s || s == "" || len(s) > 256 || strings.ContainsFunc(s, unicode.IsControl) {
+		if s, ok := x.(string); !ok || strings.TrimSpace(s) != s || s == "" || len(s) > 256 || strings.ContainsFunc(s, unicode.IsControl) ||
+			strings.ContainsFunc(s, func(r rune) bool { return unicode.In(r, unicode.Cf, unicode.Zl, unicode.Zp) }) {
 			return false
 		}
 	}
