@@ -15,7 +15,8 @@
 // before the first refusal (-only economy,budgets runs just those). Every
 // phase is bounded in time; the whole run takes about three minutes on two
 // cores. A phase puts the upstream behind TLS and HTTP/2; -streams 10000
-// adds the scale phase; -charts DIR writes SVG charts of the figures. BENCHMARKS.md explains the method and holds a run's results.
+// adds the scale phase; -charts DIR writes SVG charts of the figures.
+// BENCHMARKS.md explains the method and holds a run's results.
 package main
 
 import (

@@ -135,7 +135,8 @@ func Load(environ []string, dotenv map[string]string, requireKeys bool) (*Config
 }
 
 // masked is err with every secret vars hold (pool keys, client tokens,
-// ADMIN_TOKEN, and any value that starts like an API key) masked, as written and lower-cased: the errors that refuse a
+// ADMIN_TOKEN, and any value that starts like an API key) masked, as
+// written and lower-cased: the errors that refuse a
 // setting quote its value, and a key pasted into the wrong variable would
 // be printed whole.
 func masked(err error, vars map[string]string) error {

@@ -21,7 +21,8 @@ import (
 // method, path, model, status, key_id, attempts, duration_ms and tokens.
 // A key shows as its id only, as the pool in force names it (a call that
 // ended after a reload renumbered its key, by the new id; one whose key the
-// reload removed, as "removed key #1 sk-or-v1-…c0de"); the path (without its query, which may hold
+// reload removed, as "removed key #1 sk-or-v1-…c0de"); the path (without
+// its query, which may hold
 // anything) and the model are the client's and are masked like upstream
 // text, and the console escapes their control characters.
 

@@ -37,7 +37,8 @@ type MissCounter interface {
 
 // usageTap watches an answer pass to the client and counts its tokens when
 // it ends: the usage object of a JSON answer read to its end, or of the
-// last SSE event that carries one (a stream cut after it counts too). It never holds data back from the client; parsing happens on
+// last SSE event that carries one (a stream cut after it counts too). It
+// never holds data back from the client; parsing happens on
 // Close, after the body was forwarded. On a stream it also hands every
 // error event (after the relay's hold committed the answer) to late, which
 // counts it against the key.
