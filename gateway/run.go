@@ -68,7 +68,11 @@ type runResult struct {
 	Duration string `json:"duration"`
 	KeyID    *int   `json:"key_id"`
 	Usage    *usage `json:"usage,omitempty"`
-	Error    string `json:"error,omitempty"`
+	// FinishReason is why a successful answer ended, as upstream said
+	// ("stop", "length" at max_tokens, "content_filter"): an output cut
+	// at max_tokens is a success, and without it looks whole.
+	FinishReason string `json:"finish_reason,omitempty"`
+	Error        string `json:"error,omitempty"`
 }
 
 type usage struct {
@@ -279,8 +283,8 @@ func (s *Server) callModel(client *http.Request, req *runRequest, call *relay.Ca
 // logDone tells how a model's call ended.
 func (s *Server) logDone(res *runResult, d time.Duration) {
 	if res.Status == "success" {
-		s.o.Logger.Info("✅ "+res.Model+" completed in "+res.Duration+"s", "event", "model_done", "model", res.Model,
-			"key_id", res.KeyID, "duration_ms", d.Milliseconds(), "status", res.Status)
+		s.o.Logger.Info("✅ "+res.Model+" completed in "+res.Duration+"s"+stopNote(res.FinishReason), "event", "model_done", "model", res.Model,
+			"key_id", res.KeyID, "duration_ms", d.Milliseconds(), "status", res.Status, "finish_reason", res.FinishReason)
 		return
 	}
 	s.o.Logger.Info("❌ "+res.Model+" failed in "+res.Duration+"s: "+res.Error, "event", "model_done", "model", res.Model,
@@ -357,7 +361,40 @@ func (s *Server) completion(client *http.Request, req *runRequest, call *relay.C
 	}
 	// /run writes its own document, so unlike the passthrough's successful
 	// answers, its outputs are masked too.
-	return runResult{Status: "success", Output: s.redact(string(*cc.Choices[0].Message.Content)), Usage: cc.Usage}
+	return runResult{Status: "success", Output: s.redact(string(*cc.Choices[0].Message.Content)), Usage: cc.Usage,
+		FinishReason: s.finishReason(cc.Choices[0].FinishReason)}
+}
+
+// maxFinishReason bounds the finish_reason /run repeats: OpenAI's and
+// OpenRouter's are single words, and anything longer is no reason.
+const maxFinishReason = 64
+
+// finishReason is upstream's finish_reason as /run repeats it: masked as
+// every other text of its document, and dropped when it is no word of
+// letters, digits, '_' and '-' of at most maxFinishReason bytes, as every
+// provider's is ("stop", "tool_calls", "MAX_TOKENS", "end_turn").
+func (s *Server) finishReason(r string) string {
+	if len(r) > maxFinishReason {
+		return ""
+	}
+	for i := 0; i < len(r); i++ {
+		if c := r[i]; !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			return ""
+		}
+	}
+	return s.redact(r)
+}
+
+// stopNote is what a model's console line adds for its finish_reason: why
+// an output may look cut.
+func stopNote(reason string) string {
+	switch reason {
+	case "length":
+		return " (cut at max_tokens)"
+	case "content_filter":
+		return " (stopped by a content filter)"
+	}
+	return ""
 }
 
 // charge counts one model's 2xx answer as the passthrough counts its

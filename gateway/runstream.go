@@ -41,7 +41,9 @@ type runModelDone struct {
 	Duration string `json:"duration"`
 	KeyID    *int   `json:"key_id"`
 	Usage    *usage `json:"usage,omitempty"`
-	Error    string `json:"error,omitempty"`
+	// FinishReason is runResult's.
+	FinishReason string `json:"finish_reason,omitempty"`
+	Error        string `json:"error,omitempty"`
 }
 
 // maxRunErrorBody bounds the error answer a streamed model call reads.
@@ -151,7 +153,7 @@ func (s *Server) runStrategy(req *runRequest) keyring.Strategy {
 
 func modelDoneEvent(i int, res *runResult) runEvent {
 	data, _ := json.Marshal(runModelDone{Index: i, Model: res.Model, Status: res.Status, Duration: res.Duration,
-		KeyID: res.KeyID, Usage: res.Usage, Error: res.Error})
+		KeyID: res.KeyID, Usage: res.Usage, FinishReason: res.FinishReason, Error: res.Error})
 	return runEvent{name: "model_done", data: data}
 }
 
@@ -254,7 +256,7 @@ func (s *Server) streamCompletion(client *http.Request, req *runRequest, index i
 	if !acc.content || acc.out.Len() == 0 && (acc.refusal.Len() > 0 || acc.tools) {
 		return runResult{Status: "error", Error: s.noMessage(acc.refusal.String(), acc.tools), Usage: acc.usage}
 	}
-	return runResult{Status: "success", Output: s.redact(acc.out.String()), Usage: acc.usage}
+	return runResult{Status: "success", Output: s.redact(acc.out.String()), Usage: acc.usage, FinishReason: s.finishReason(acc.reason)}
 }
 
 // deltaEvent is a delta event of content, masked already.
@@ -301,8 +303,10 @@ type streamAnswer struct {
 	// finished: a chunk said why the answer ended (finish_reason), so
 	// that a stream ending after it is whole even without its [DONE].
 	finished bool
-	usage    *usage
-	cost     float64
+	// reason is the last finish_reason given.
+	reason string
+	usage  *usage
+	cost   float64
 	// refusal and tools are what came in place of a message.
 	refusal strings.Builder
 	tools   bool
@@ -464,6 +468,7 @@ func (a *streamAnswer) whole(body io.Reader, late relay.Late) error {
 		}
 		a.refusal.WriteString(m.Refusal)
 		a.tools = m.tools()
+		a.reason = c.Choices[0].FinishReason
 	}
 	return nil
 }
@@ -476,6 +481,7 @@ func (a *streamAnswer) take(data []byte, delta func(string)) bool {
 	}
 	if len(c.Choices) > 0 && c.Choices[0].FinishReason != "" {
 		a.finished = true
+		a.reason = c.Choices[0].FinishReason
 	}
 	if len(c.Choices) > 0 {
 		a.refusal.WriteString(c.Choices[0].Delta.Refusal)
