@@ -28,7 +28,7 @@ func TestCapSpentRestIsTold(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		wantTold(t, obs, fault.KeyLimit)
+		wantTold(t, obs, fault.KeyLimit, true)
 	})
 	t.Run("spend", func(t *testing.T) {
 		noLeaks(t)
@@ -49,7 +49,7 @@ func TestCapSpentRestIsTold(t *testing.T) {
 		if pool.Available(k, clock().UnixNano()) {
 			t.Fatal("not rested with its cap spent")
 		}
-		wantTold(t, obs, fault.KeyLimit)
+		wantTold(t, obs, fault.KeyLimit, true)
 	})
 	t.Run("a 402 confirmed by the poll is told once", func(t *testing.T) {
 		noLeaks(t)
@@ -74,15 +74,17 @@ func TestCapSpentRestIsTold(t *testing.T) {
 		}
 		cancel()
 		<-done
-		wantTold(t, obs, fault.KeyLimit)
+		wantTold(t, obs, fault.KeyLimit, false)
 	})
 }
 
-func wantTold(t *testing.T, obs *cooldowns, r fault.Reason) {
+// wantTold checks that obs was told one rest for r, standing for a 402,
+// and read from the key's figures (polled) or from a 402 a call got.
+func wantTold(t *testing.T, obs *cooldowns, r fault.Reason, polled bool) {
 	t.Helper()
 	obs.mu.Lock()
 	defer obs.mu.Unlock()
-	if len(obs.rests) != 1 || obs.rests[0].Reason != r || obs.rests[0].Status != 402 {
-		t.Fatalf("told %+v, want one %v rest (402)", obs.rests, r)
+	if len(obs.rests) != 1 || obs.rests[0].Reason != r || obs.rests[0].Status != 402 || obs.rests[0].Polled != polled {
+		t.Fatalf("told %+v, want one %v rest (402, polled %v)", obs.rests, r, polled)
 	}
 }

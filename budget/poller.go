@@ -407,7 +407,7 @@ func (p *Poller) apply(k *keyring.Key, f *Figures, now time.Time, tell bool) {
 		// confirmation (decide, after this) tells it.
 		pending := s.pending.Load()
 		if c := p.o.Cooldowns; c != nil && tell && was.Before(until) && (pending == nil || pending.Reason != fault.KeyLimit) {
-			c.Cooldown(k, fault.Verdict{Status: http.StatusPaymentRequired, Scope: fault.Key, Reason: fault.KeyLimit}, until.Sub(now))
+			c.Cooldown(k, fault.Verdict{Status: http.StatusPaymentRequired, Scope: fault.Key, Reason: fault.KeyLimit, Polled: true}, until.Sub(now))
 		}
 	} else {
 		// The cap has some left (or there is none). An account resting

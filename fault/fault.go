@@ -142,6 +142,11 @@ type Verdict struct {
 	// keys, or a client over its CLIENT_REST_SHARE), so it is not counted
 	// as the key's failure. Set by the relay; Classify leaves it false.
 	Spared bool
+	// Polled: the verdict was read from the key's figures (a cap found
+	// spent by GET /key or by the spend counted since), not from an
+	// answer; Status is the answer it stands for, which no call got, so
+	// console lines word it apart.
+	Polled bool
 }
 
 // Learns reports whether the verdict rests a key or an account.

@@ -202,7 +202,13 @@ func (o *Observer) Cooldown(k *keyring.Key, v fault.Verdict, rest time.Duration)
 	if o.m != nil {
 		o.m.Cooldown(nk.ID, metricsReason(v.Reason))
 	}
-	o.log.Info("🧊 API Key #"+nk.Label+" cooling down for "+humanDuration(rest)+" ("+strconv.Itoa(v.Status)+")"+onModel(v.Model),
+	why := strconv.Itoa(v.Status)
+	if v.Polled {
+		// No call got a 402: the key's figures (its GET /key and the
+		// spend counted since) show its cap spent.
+		why = "cap spent"
+	}
+	o.log.Info("🧊 API Key #"+nk.Label+" cooling down for "+humanDuration(rest)+" ("+why+")"+onModel(v.Model),
 		"event", "key_cooldown", "key_id", nk.ID, "key", k.Secret, "status", v.Status, "reason", v.Reason.String(),
 		"scope", v.Scope.String(), "cooldown_ms", rest.Milliseconds())
 }

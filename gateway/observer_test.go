@@ -122,3 +122,37 @@ func TestUnaffordableLine(t *testing.T) {
 		})
 	}
 }
+
+// TestCooldownLineWordsItsCause: a rest an answer caused names its status,
+// as the contract's line does; one the key's figures found (a cap spent by
+// GET /key or by the spend counted since, no call refused) says so, where it
+// printed "(402)" though no call got one.
+func TestCooldownLineWordsItsCause(t *testing.T) {
+	pool, err := keyring.New([]keyring.Entry{{ID: 3, Secret: secret.New("sk-or-v1-observer-test-key-0123456789")}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := pool.ByID(3)
+	for _, tt := range []struct {
+		name string
+		v    fault.Verdict
+		want string
+	}{
+		{"an answer's 429", fault.Verdict{Status: 429, Scope: fault.Key, Reason: fault.RateLimit, Model: "a/b"},
+			"🧊 API Key #3 cooling down for 30s (429) after a/b\n"},
+		{"an answer's 402", fault.Verdict{Status: 402, Scope: fault.Key, Reason: fault.KeyLimit},
+			"🧊 API Key #3 cooling down for 30s (402)\n"},
+		{"a poll's spent cap", fault.Verdict{Status: 402, Scope: fault.Key, Reason: fault.KeyLimit, Polled: true},
+			"🧊 API Key #3 cooling down for 30s (cap spent)\n"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var out strings.Builder
+			o := NewObserver(nil, console.New(&out, "text", slog.LevelInfo), pool.Len())
+			o.Follow(pool)
+			o.Cooldown(k, tt.v, 30*time.Second)
+			if out.String() != tt.want {
+				t.Errorf("logged %q, want %q", out.String(), tt.want)
+			}
+		})
+	}
+}
