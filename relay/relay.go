@@ -186,7 +186,6 @@ func (r *Relay) acquire(st keyring.Strategy, ex *keyring.Exclude) (Lease, error)
 			skip.Add(k.Slot())
 			continue
 		}
-		r.obs.KeySelected(k, st.Name())
 		return Lease{Key: k, trial: t, snap: r}, nil
 	}
 }
@@ -469,6 +468,10 @@ func (r *Relay) attempt(parent context.Context, req *http.Request, body []byte, 
 		out.ContentLength = 0
 		out.GetBody = nil
 	}
+	// Counted here, not at the pick: a lease given back unused (a /run
+	// over MAX_IN_FLIGHT, a key noted unable to afford the call) made no
+	// call.
+	r.obs.KeySelected(k, c.Strategy.Name())
 	r.pool.Begin(k)
 	start := time.Now()
 	resp, err := r.transport.RoundTrip(out)

@@ -307,7 +307,9 @@ func TestAcquire(t *testing.T) {
 		t.Errorf("Acquire with the only key's trial out = %v, want *NoKeyError, RetryAfter 0, saying the key is busy", err)
 	}
 	e.relay.Release(busy)
-	e.obs.check(t, []int{1, 2, 2, 1, 1}, nil, nil)
+	// Leases given back unused made no call: none counts as a selection
+	// (keygate_key_selected_total), which counted all five.
+	e.obs.check(t, []int{}, nil, nil)
 	for _, k := range e.pool.Keys() {
 		if e.inFlight(k.ID) != 0 {
 			t.Errorf("key %d in flight %d after leases only", k.ID, e.inFlight(k.ID))
@@ -474,4 +476,23 @@ func TestRetryDoesNotWaitForAStalledFault(t *testing.T) {
 	case <-time.After(30 * time.Second): // a hang guard, far beyond any honest run
 		t.Fatal("the retry waited on the stalled body of the failed answer")
 	}
+}
+
+// TestSelectedCountsCalls: a selection is counted for a call made on the
+// key, not for a lease: a first lease Do gives back (its key already
+// tried) counts nothing, the key the call goes out on once.
+func TestSelectedCountsCalls(t *testing.T) {
+	e := newEnv(t, envOptions{keys: 3}, func(http.ResponseWriter, *http.Request, int) {})
+	lease, err := e.relay.Acquire(first, nil)
+	if err != nil || lease.Key.ID != 1 {
+		t.Fatalf("Acquire = %v, %v; want key 1", lease.Key, err)
+	}
+	c := relay.Call{First: lease}
+	c.Tried.Add(e.key(1).Slot())
+	resp, err := e.do(t, nil, &c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	readAll(t, resp)
+	e.obs.check(t, []int{2}, []upstreamEvent{{2, 200}}, nil)
 }
