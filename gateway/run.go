@@ -330,8 +330,19 @@ func (s *Server) completion(client *http.Request, req *runRequest, call *relay.C
 	ctx := client.Context()
 	late := relay.LateOf(resp)
 	defer resp.Body.Close()
-	data, err := io.ReadAll(budgetReader{r: resp.Body, b: budget})
 	ok := resp.StatusCode >= 200 && resp.StatusCode <= 299
+	if ok && eventStream(resp.Header) {
+		// Some OpenAI-compatible servers stream whatever was asked: read
+		// it as the streamed /run does, where it was "invalid JSON".
+		acc := streamAnswer{message: s.errorMessage}
+		err := acc.stream(budgetReader{r: resp.Body, b: budget}, late, func(string) {})
+		s.charge(call, acc.usage, acc.cost)
+		if err != nil {
+			return runResult{Status: "error", Error: describeCallError(ctx, err), Usage: acc.usage}
+		}
+		return s.streamed(&acc)
+	}
+	data, err := io.ReadAll(budgetReader{r: resp.Body, b: budget})
 	if err != nil {
 		if ok {
 			s.charge(call, nil, 0)

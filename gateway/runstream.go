@@ -248,6 +248,11 @@ func (s *Server) streamCompletion(client *http.Request, req *runRequest, index i
 			return runResult{Status: "error", Error: describeCallError(ctx, err), Usage: acc.usage}
 		}
 	}
+	return s.streamed(&acc)
+}
+
+// streamed is the entry of a model whose answer acc gathered to its end.
+func (s *Server) streamed(acc *streamAnswer) runResult {
 	if acc.failure != "" {
 		return runResult{Status: "error", Error: acc.failure, Usage: acc.usage}
 	}
