@@ -210,6 +210,7 @@ func chatError(w http.ResponseWriter, code int, msg string) {
 var (
 	durationRE      = regexp.MustCompile(`^\d+\.\d{2}$`)
 	totalDurationRE = regexp.MustCompile(`^\d+\.\d{2}s$`)
+	finishReasonRE  = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 )
 
 // runReply is POST /run's answer.
@@ -231,6 +232,8 @@ type runEntry struct {
 	KeyID    *int      `json:"key_id"`
 	Usage    *runUsage `json:"usage"`
 	Error    string    `json:"error"`
+	// FinishReason is why a successful answer ended ("stop", "length").
+	FinishReason string `json:"finish_reason"`
 }
 
 type runUsage struct {
@@ -328,6 +331,14 @@ func checkRunShape(t testing.TB, body []byte) {
 		want := "duration,key_id,model,output,status,usage"
 		switch status {
 		case "success":
+			// finish_reason is there when upstream said why the answer ended.
+			if raw, ok := e["finish_reason"]; ok {
+				var fr string
+				if err := json.Unmarshal(raw, &fr); err != nil || !finishReasonRE.MatchString(fr) {
+					t.Fatalf("responses[%d].finish_reason %s, want a short token such as \"stop\"", i, raw)
+				}
+				want = "duration,finish_reason,key_id,model,output,status,usage"
+			}
 		case "error":
 			want = "duration,error,key_id,model,output,status"
 			if _, ok := e["usage"]; ok {
