@@ -106,6 +106,36 @@ type completion struct {
 	price     price
 	flagged   bool   // the last user message asks for a moderation flag
 	noise     uint64 // where processing comments go, drawn from the seed
+	// limit, when above 0, is the words of the reply kept before the
+	// padding: max_tokens cut the reply there (see capAt).
+	limit int
+	cut   bool // max_tokens cut the reply: finish_reason "length"
+}
+
+// capAt cuts the reply, padding included, to maxTokens tokens (words), as
+// a model stops at max_tokens with finish_reason "length". Call it after
+// fit: a cut reply is shorter than big= asked.
+func (cp *completion) capAt(maxTokens int) {
+	if maxTokens <= 0 || cp.completionTokens() <= maxTokens {
+		return
+	}
+	cp.cut = true
+	if cp.words >= maxTokens {
+		cp.limit, cp.words = maxTokens, maxTokens
+		cp.pad, cp.padTokens = 0, 0
+		return
+	}
+	cp.padTokens = maxTokens - cp.words
+	cp.pad = fillerBytes(cp.padTokens)
+}
+
+// finishReason is the reply's finish_reason: "length" when max_tokens cut
+// it, else "stop".
+func (cp *completion) finishReason() string {
+	if cp.cut {
+		return "length"
+	}
+	return "stop"
 }
 
 // flagWord in the last user message makes the moderation flag the prompt
@@ -166,6 +196,10 @@ func (cp *completion) id() []byte { return cp.idBuf[:cp.idLen] }
 // eachPiece calls fn with the pieces of the reply text, in order, without
 // building it: `Hello from <model>: you said "<echo>"`.
 func (cp *completion) eachPiece(fn func(string)) {
+	if cp.limit > 0 {
+		w := wordLimit{left: cp.limit, fn: fn}
+		fn = w.add
+	}
 	fn("Hello from ")
 	fn(cp.model)
 	if cp.hasUser {
@@ -228,7 +262,11 @@ func (cp *completion) appendUsage(dst []byte) []byte {
 // appendBody appends the non-streamed reply (object "chat.completion").
 func (cp *completion) appendBody(dst []byte) []byte {
 	dst = cp.appendHead(dst, "chat.completion")
-	dst = append(dst, `,"system_fingerprint":null,"choices":[{"logprobs":null,"finish_reason":"stop","native_finish_reason":"stop","index":0,"message":{"role":"assistant","content":"`...)
+	dst = append(dst, `,"system_fingerprint":null,"choices":[{"logprobs":null,"finish_reason":"`...)
+	dst = append(dst, cp.finishReason()...)
+	dst = append(dst, `","native_finish_reason":"`...)
+	dst = append(dst, cp.finishReason()...)
+	dst = append(dst, `","index":0,"message":{"role":"assistant","content":"`...)
 	cp.eachPiece(func(s string) { dst = appendEscaped(dst, s) })
 	dst = appendFiller(dst, cp.pad)
 	dst = append(dst, `","refusal":null,"reasoning":null}}]`...)
@@ -320,6 +358,7 @@ func (c *call) serveCompletion() {
 		*bp = cp.appendBody((*bp)[:0])
 		return len(*bp)
 	})
+	cp.capAt(req.maxTokens())
 	*bp = cp.appendBody((*bp)[:0])
 	if c.admit(&cp, req.maxTokens()) {
 		c.generation(&cp)

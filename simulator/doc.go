@@ -42,7 +42,9 @@
 // Streams start with ": OPENROUTER PROCESSING" and repeat it now and then
 // between events; the usage chunk, with its cost, comes just before
 // [DONE] and repeats finish_reason. Replies carry "provider"; completions
-// carry "system_fingerprint": null.
+// carry "system_fingerprint": null. A chat reply longer than max_tokens
+// (padding included) stops at its max_tokens-th word, with finish_reason
+// "length", and costs only what it kept; otherwise finish_reason is "stop".
 //
 // The models x/broken and x/missing... get 404 "model not found". Every
 // reply carries HeaderBodySHA256, a header or (on streams) a trailer, and

@@ -69,16 +69,30 @@ func (cp *completion) appendStream(dst []byte, pieces []string, f *fault) ([]byt
 	}
 	dst = append(dst, "data: "...)
 	dst = cp.appendHead(dst, "chat.completion.chunk")
-	dst = append(dst, `,"choices":[{"index":0,"delta":{},"finish_reason":"stop","native_finish_reason":"stop","logprobs":null}]}`+"\n\n"...)
+	dst = append(dst, `,"choices":[{"index":0,"delta":{},`...)
+	dst = cp.appendFinish(dst)
+	dst = append(dst, `,"logprobs":null}]}`+"\n\n"...)
 	if cp.usage {
 		dst = append(dst, "data: "...)
 		dst = cp.appendHead(dst, "chat.completion.chunk")
-		dst = append(dst, `,"choices":[{"index":0,"delta":{"content":""},"finish_reason":"stop","native_finish_reason":"stop","logprobs":null}],`...)
+		dst = append(dst, `,"choices":[{"index":0,"delta":{"content":""},`...)
+		dst = cp.appendFinish(dst)
+		dst = append(dst, `,"logprobs":null}],`...)
 		dst = cp.appendUsage(dst)
 		dst = append(dst, "}\n\n"...)
 	}
 	dst = append(dst, "data: [DONE]\n\n"...)
 	return dst, append(ends, len(dst))
+}
+
+// appendFinish appends a last chunk's finish_reason and
+// native_finish_reason.
+func (cp *completion) appendFinish(dst []byte) []byte {
+	dst = append(dst, `"finish_reason":"`...)
+	dst = append(dst, cp.finishReason()...)
+	dst = append(dst, `","native_finish_reason":"`...)
+	dst = append(dst, cp.finishReason()...)
+	return append(dst, '"')
 }
 
 // sendStream streams the reply cp, once the account has admitted it. buf is
@@ -94,6 +108,7 @@ func (c *call) sendStream(cp *completion, maxTokens int, buf *[]byte) {
 		return len(*buf)
 	}
 	cp.fit(c.f.big, build)
+	cp.capAt(maxTokens)
 	build()
 	if !c.admit(cp, maxTokens) {
 		return

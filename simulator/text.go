@@ -83,6 +83,37 @@ func (c *wordCounter) add(s string) {
 	}
 }
 
+// wordLimit passes on pieces of text to fn up to the end of their left-th
+// word, as one text, and nothing after it.
+type wordLimit struct {
+	left   int
+	inWord bool
+	fn     func(string)
+}
+
+func (w *wordLimit) add(s string) {
+	if w.left < 0 {
+		return
+	}
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case ' ', '\t', '\n', '\r', '\v', '\f':
+			if w.inWord && w.left == 0 {
+				w.left = -1
+				w.fn(s[:i])
+				return
+			}
+			w.inWord = false
+		default:
+			if !w.inWord {
+				w.left--
+				w.inWord = true
+			}
+		}
+	}
+	w.fn(s)
+}
+
 // filler is what big= pads the content with: ASCII that JSON keeps as is,
 // so that n bytes of filler add exactly n bytes to the body.
 const filler = " lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor"
@@ -104,6 +135,24 @@ func fillerWords(n int) int {
 	whole := n / len(filler)
 	c.add(filler[:n%len(filler)])
 	return whole*per + c.n
+}
+
+// fillerBytes is the length of the filler that holds its first n words,
+// up to the end of the n-th: fillerWords(fillerBytes(n)) == n.
+func fillerBytes(n int) int {
+	if n <= 0 {
+		return 0
+	}
+	per := strings.Count(strings.TrimSpace(filler), " ") + 1
+	whole := (n - 1) / per
+	var c wordCounter
+	for i := 0; i < len(filler); i++ {
+		c.add(filler[i : i+1])
+		if c.n == n-whole*per && (i+1 == len(filler) || filler[i+1] == ' ') {
+			return whole*len(filler) + i + 1
+		}
+	}
+	return (whole + 1) * len(filler)
 }
 
 // excerpt is the start of s, at most limit bytes cut at a rune boundary,

@@ -1,0 +1,126 @@
+package simulator
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+// maxTokensBody is a chat request for model with max_tokens set.
+func maxTokensBody(model, prompt string, stream bool, maxTokens int) string {
+	b, _ := json.Marshal(map[string]any{
+		"model":      model,
+		"stream":     stream,
+		"max_tokens": maxTokens,
+		"messages":   []map[string]string{{"role": "user", "content": prompt}},
+	})
+	return string(b)
+}
+
+// TestMaxTokensCutsTheReply: a reply longer than max_tokens stops at its
+// max_tokens-th word with finish_reason "length", in both forms, and is
+// charged only what it kept; one that fits is whole and "stop".
+func TestMaxTokensCutsTheReply(t *testing.T) {
+	h := startSim(t, testOptions())
+	const model = "openai/gpt-4o-mini"
+	whole := `Hello from openai/gpt-4o-mini: you said "tell me a long story"`
+	tests := []struct {
+		name      string
+		model     string
+		maxTokens int
+		want      string // content; "" means check only the word count
+		words     int
+		reason    string
+	}{
+		{"fits", model, 100, whole, 10, "stop"},
+		{"exactly", model, 10, whole, 10, "stop"},
+		{"one word short", model, 9, `Hello from openai/gpt-4o-mini: you said "tell me a long`, 9, "length"},
+		{"mid-piece", model, 4, `Hello from openai/gpt-4o-mini: you`, 4, "length"},
+		{"at a piece's end", model, 3, `Hello from openai/gpt-4o-mini:`, 3, "length"},
+		{"one", model, 1, `Hello`, 1, "length"},
+		{"into the padding", "sim/big=3000", 40, "", 40, "length"},
+		{"before the padding", "sim/big=3000", 2, "Hello from", 2, "length"},
+	}
+	for _, tt := range tests {
+		for _, stream := range []bool{false, true} {
+			name := tt.name
+			if stream {
+				name += "/stream"
+			}
+			t.Run(name, func(t *testing.T) {
+				r := h.do(http.MethodPost, "/chat/completions", keyOK, maxTokensBody(tt.model, "tell me a long story", stream, tt.maxTokens), nil)
+				if r.status != http.StatusOK || r.err != nil {
+					t.Fatalf("status %d, err %v: %s", r.status, r.err, r.body)
+				}
+				content, reason, tokens := readReply(t, r.body, stream)
+				if tt.want != "" && content != tt.want {
+					t.Errorf("content %q, want %q", content, tt.want)
+				}
+				if n := len(strings.Fields(content)); n != tt.words {
+					t.Errorf("content of %d words, want %d: %q", n, tt.words, content)
+				}
+				if content != strings.TrimRight(content, " ") {
+					t.Errorf("content %q ends in a space", content)
+				}
+				if reason != tt.reason {
+					t.Errorf("finish_reason %q, want %q", reason, tt.reason)
+				}
+				if tokens != tt.words {
+					t.Errorf("usage.completion_tokens %d, want %d", tokens, tt.words)
+				}
+			})
+		}
+	}
+}
+
+// readReply is a chat reply's content, finish_reason (the usage chunk's
+// must agree with the finish chunk's) and completion tokens.
+func readReply(t *testing.T, body []byte, stream bool) (content, reason string, tokens int) {
+	t.Helper()
+	if !stream {
+		var c oaCompletion
+		if err := json.Unmarshal(body, &c); err != nil || len(c.Choices) != 1 || c.Usage == nil || c.Choices[0].FinishReason == nil {
+			t.Fatalf("reply %s: %v", body, err)
+		}
+		return c.Choices[0].Message.Content, *c.Choices[0].FinishReason, c.Usage.CompletionTokens
+	}
+	var b strings.Builder
+	for _, ev := range parseEvents(t, body) {
+		if ev == "[DONE]" {
+			break
+		}
+		var c oaCompletion
+		if err := json.Unmarshal([]byte(ev), &c); err != nil {
+			t.Fatalf("event %q: %v", ev, err)
+		}
+		if len(c.Choices) == 1 {
+			b.WriteString(c.Choices[0].Delta.Content)
+			if f := c.Choices[0].FinishReason; f != nil {
+				if reason != "" && *f != reason {
+					t.Errorf("finish_reason %q, then %q", reason, *f)
+				}
+				reason = *f
+			}
+		}
+		if c.Usage != nil {
+			tokens = c.Usage.CompletionTokens
+		}
+	}
+	return b.String(), reason, tokens
+}
+
+// TestFillerBytes: fillerBytes(n) holds n words of filler, ending on the
+// n-th.
+func TestFillerBytes(t *testing.T) {
+	for n := 0; n < 100; n++ {
+		b := fillerBytes(n)
+		if got := fillerWords(b); got != n {
+			t.Fatalf("fillerWords(fillerBytes(%d) = %d) = %d", n, b, got)
+		}
+		f := appendFiller(nil, b+1)
+		if n > 0 && (f[b-1] == ' ' || f[b] != ' ') {
+			t.Fatalf("fillerBytes(%d) = %d does not end on a word's end: %q", n, b, f)
+		}
+	}
+}
