@@ -45,6 +45,8 @@
 // carry "system_fingerprint": null. A chat reply longer than max_tokens
 // (padding included) stops at its max_tokens-th word, with finish_reason
 // "length", and costs only what it kept; otherwise finish_reason is "stop".
+// A Responses API reply cut at max_output_tokens is "incomplete" (reason
+// max_output_tokens), its stream ending on response.incomplete.
 //
 // The models x/broken and x/missing... get 404 "model not found". Every
 // reply carries HeaderBodySHA256, a header or (on streams) a trailer, and

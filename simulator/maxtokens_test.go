@@ -3,6 +3,7 @@ package simulator
 import (
 	"encoding/json"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -122,5 +123,76 @@ func TestFillerBytes(t *testing.T) {
 		if n > 0 && (f[b-1] == ' ' || f[b] != ' ') {
 			t.Fatalf("fillerBytes(%d) = %d does not end on a word's end: %q", n, b, f)
 		}
+	}
+}
+
+// TestResponsesCutAtMaxOutputTokens: the Responses API tells a reply cut
+// at max_output_tokens as OpenAI's does: status "incomplete" with
+// incomplete_details.reason, the item "incomplete", a stream ending on
+// response.incomplete; one that fits is "completed".
+func TestResponsesCutAtMaxOutputTokens(t *testing.T) {
+	h := startSim(t, testOptions())
+	for _, tc := range []struct {
+		max            int
+		text, status   string
+		last, itemStat string
+		tokens         int
+	}{
+		{3, "Hello from openai/gpt-4o:", "incomplete", "response.incomplete", "incomplete", 3},
+		{50, `Hello from openai/gpt-4o: you said "Say hi"`, "completed", "response.completed", "completed", 7},
+	} {
+		body := `{"model":"openai/gpt-4o","input":"Say hi","max_output_tokens":` + strconv.Itoa(tc.max)
+		r := h.do(http.MethodPost, "/responses", keyOK, body+`}`, nil)
+		if r.status != http.StatusOK {
+			t.Fatalf("status %d: %s", r.status, r.body)
+		}
+		checkResponse(t, r.body, tc.text, tc.status, tc.itemStat, tc.tokens)
+
+		r = h.do(http.MethodPost, "/responses", keyOK, body+`,"stream":true}`, nil)
+		evs := parseEvents(t, r.body)
+		var text strings.Builder
+		var last struct {
+			Type     string          `json:"type"`
+			Delta    string          `json:"delta"`
+			Response json.RawMessage `json:"response"`
+		}
+		for _, ev := range evs {
+			last.Delta = ""
+			if err := json.Unmarshal([]byte(ev), &last); err != nil {
+				t.Fatalf("event %q: %v", ev, err)
+			}
+			if last.Type == "response.output_text.delta" {
+				text.WriteString(last.Delta)
+			}
+		}
+		if last.Type != tc.last || text.String() != tc.text {
+			t.Errorf("max_output_tokens %d: stream ends on %s with deltas %q; want %s, %q", tc.max, last.Type, text.String(), tc.last, tc.text)
+		}
+		checkResponse(t, last.Response, tc.text, tc.status, tc.itemStat, tc.tokens)
+	}
+}
+
+// checkResponse checks a finished Responses API object.
+func checkResponse(t *testing.T, b []byte, text, status, itemStatus string, tokens int) {
+	t.Helper()
+	var o struct {
+		Status     string `json:"status"`
+		Incomplete *struct {
+			Reason string `json:"reason"`
+		} `json:"incomplete_details"`
+		OutputText string `json:"output_text"`
+		Output     []struct {
+			Status string `json:"status"`
+		} `json:"output"`
+		Usage struct {
+			OutputTokens int `json:"output_tokens"`
+		} `json:"usage"`
+	}
+	if err := json.Unmarshal(b, &o); err != nil || len(o.Output) != 1 {
+		t.Fatalf("response %s: %v", b, err)
+	}
+	cut := o.Incomplete != nil && o.Incomplete.Reason == "max_output_tokens"
+	if o.Status != status || cut != (status == "incomplete") || o.OutputText != text || o.Output[0].Status != itemStatus || o.Usage.OutputTokens != tokens {
+		t.Errorf("response %s; want status %s, text %q, item %s, %d output tokens", b, status, text, itemStatus, tokens)
 	}
 }

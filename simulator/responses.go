@@ -70,6 +70,7 @@ func (c *call) serveResponses() {
 		cp.padTokens = fillerWords(cp.pad)
 	}
 	maxTokens := max(req.MaxOutputTokens, 0)
+	cp.capAt(maxTokens)
 	if !c.admit(&cp, maxTokens) {
 		return
 	}
@@ -112,6 +113,11 @@ func (c *call) responseObject(cp *completion, req *responsesRequest, done bool) 
 	}
 	out := cp.completionTokens()
 	o["status"], o["completed_at"] = "completed", cp.created
+	if cp.cut {
+		// Cut at max_output_tokens, as OpenAI's Responses API tells it.
+		o["status"], o["completed_at"] = "incomplete", nil
+		o["incomplete_details"] = map[string]string{"reason": "max_output_tokens"}
+	}
 	o["output"] = []any{messageItem(cp, text, true)}
 	o["output_text"] = text
 	o["usage"] = map[string]any{
@@ -132,6 +138,9 @@ func messageItem(cp *completion, text string, done bool) map[string]any {
 	it := map[string]any{"type": "message", "id": "msg_" + string(cp.id()), "role": "assistant", "status": "in_progress", "content": []any{}}
 	if done {
 		it["status"] = "completed"
+		if cp.cut {
+			it["status"] = "incomplete"
+		}
 		it["content"] = []any{textPart(text)}
 	}
 	return it
@@ -193,6 +202,10 @@ func (c *call) responseEvents(cp *completion, req *responsesRequest) ([]byte, []
 	ev("response.output_text.done", loc(map[string]any{"text": text, "logprobs": []any{}}))
 	ev("response.content_part.done", loc(map[string]any{"part": textPart(text)}))
 	ev("response.output_item.done", map[string]any{"output_index": 0, "item": messageItem(cp, text, true)})
-	ev("response.completed", map[string]any{"response": c.responseObject(cp, req, true)})
+	last := "response.completed"
+	if cp.cut {
+		last = "response.incomplete"
+	}
+	ev(last, map[string]any{"response": c.responseObject(cp, req, true)})
 	return b, append(ends, len(b))
 }
