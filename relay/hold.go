@@ -203,6 +203,19 @@ func (r *Relay) holdStream(resp *http.Response, wb *watchedBody, now time.Time) 
 		}
 		if err != nil {
 			end()
+			if data := wholeJSON(h.buf); data != nil && errors.Is(err, io.EOF) && !clientGone(wb) {
+				// A JSON answer where an event stream was announced (some
+				// OpenAI-compatible servers answer so whatever was asked):
+				// an error object is judged as a first event's, anything
+				// else goes to the client as it came.
+				if v, body, isErr := streamError(resp.Header, data, now); isErr {
+					wb.errBody, wb.hold = body, holdError
+					release()
+					return v
+				}
+				wb.headErr = err
+				return commit(holdData)
+			}
 			release()
 			switch {
 			case clientGone(wb):
@@ -215,6 +228,16 @@ func (r *Relay) holdStream(resp *http.Response, wb *watchedBody, now time.Time) 
 			return fault.Verdict{Status: http.StatusBadGateway, Scope: fault.Upstream}
 		}
 	}
+}
+
+// wholeJSON is b without its surrounding blanks when that is a JSON
+// object (by its first and last bytes), else nil.
+func wholeJSON(b []byte) []byte {
+	b = bytes.TrimSpace(b)
+	if len(b) < 2 || b[0] != '{' || b[len(b)-1] != '}' {
+		return nil
+	}
+	return b
 }
 
 // isEventStream reports whether an answer is a server-sent event stream the
