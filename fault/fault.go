@@ -172,14 +172,19 @@ const MaxBody = 16 << 10
 // Classify judges one upstream answer: its status, headers and (the first
 // MaxBody bytes of) its body, which may be nil. For a 200, body is the
 // answer's first bytes or its first stream event's data; a 200 whose body is
-// not an error object is None.
+// not an error object is None, and one whose error object has no HTTP
+// error status for a code ("server_error", none, 200) is a 502 of upstream: no answer
+// came, and passed on as a 200 it reads to an SDK as an empty completion.
 func Classify(status int, h http.Header, body []byte, now time.Time) Verdict {
 	e, parsed := parseError(body)
 	if status == http.StatusOK {
-		if !parsed || e.code == 0 {
+		if !parsed {
 			return Verdict{Status: status}
 		}
 		status = e.code
+		if status < 400 {
+			status = http.StatusBadGateway
+		}
 	}
 	v := Verdict{Status: status, Parsed: parsed, UserID: e.userID}
 	switch {

@@ -329,16 +329,25 @@ func TestStreamHoldClientGone(t *testing.T) {
 }
 
 // TestJSONErrorInOK: a non-streamed 200 whose body is an error object that
-// is not retried reaches the client with the error's status.
+// is not retried reaches the client with the error's status, or as a 502
+// when its code is no error status.
 func TestJSONErrorInOK(t *testing.T) {
-	body := `{"error":{"code":500,"message":"provider failed"}}`
-	e := newEnv(t, envOptions{keys: 2}, answers(map[int]answer{1: {status: 200, body: body}}))
-	resp, err := e.do(t, nil, &relay.Call{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := readAll(t, resp); resp.StatusCode != 500 || got != body {
-		t.Fatalf("%d %q, want 500 %q", resp.StatusCode, got, body)
+	for _, tc := range []struct {
+		body   string
+		status int
+	}{
+		{`{"error":{"code":500,"message":"provider failed"}}`, 500},
+		{`{"error":{"code":"server_error","message":"provider failed"}}`, 502},
+		{`{"error":{"message":"provider failed"}}`, 502},
+	} {
+		e := newEnv(t, envOptions{keys: 2}, answers(map[int]answer{1: {status: 200, body: tc.body}}))
+		resp, err := e.do(t, nil, &relay.Call{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := readAll(t, resp); resp.StatusCode != tc.status || got != tc.body {
+			t.Fatalf("%d %q, want %d %q", resp.StatusCode, got, tc.status, tc.body)
+		}
 	}
 }
 

@@ -32,6 +32,9 @@ func TestUpstreamCodeAsJudged(t *testing.T) {
 		{"JSON error in a 200", answers(map[int]answer{1: {status: 200, body: `{"error":{"code":500,"message":"provider failed"}}`}}), []upstreamEvent{{1, 500}}},
 		{"JSON 429 in a 200", answers(map[int]answer{1: {status: 200, body: `{"error":{"code":429,"message":"Rate limit exceeded"}}`}}), []upstreamEvent{{1, 429}, {2, 200}}},
 		{"JSON 200", answers(nil), []upstreamEvent{{1, 200}}},
+		{"JSON 429 for a stream", streams(map[int][]string{1: {`{"error":{"code":429,"message":"Rate limit exceeded"}}`}}, nil), []upstreamEvent{{1, 429}, {2, 200}}},
+		{"JSON answer for a stream", streams(map[int][]string{1: {`{"choices":[]}`}}, nil), []upstreamEvent{{1, 200}}},
+		{"JSON error without a status in a 200", answers(map[int]answer{1: {status: 200, body: `{"error":{"code":"server_error","message":"provider failed"}}`}}), []upstreamEvent{{1, 502}}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newEnv(t, envOptions{keys: 2}, tt.h)
