@@ -335,7 +335,7 @@ func (s *Server) completion(client *http.Request, req *runRequest, call *relay.C
 		// Some OpenAI-compatible servers stream whatever was asked: read
 		// it as the streamed /run does, where it was "invalid JSON".
 		acc := streamAnswer{message: s.errorMessage}
-		err := acc.stream(budgetReader{r: resp.Body, b: budget}, late, func(string) {})
+		err := acc.read(budgetReader{r: resp.Body, b: budget}, true, late, func(string) {})
 		s.charge(call, acc.usage, acc.cost)
 		if err != nil {
 			return runResult{Status: "error", Error: describeCallError(ctx, err), Usage: acc.usage}

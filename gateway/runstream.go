@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -229,26 +230,52 @@ func (s *Server) streamCompletion(client *http.Request, req *runRequest, index i
 	acc := streamAnswer{message: s.errorMessage}
 	// What all models' answers may total, as for the plain form.
 	body := budgetReader{r: resp.Body, b: budget}
-	if !eventStream(resp.Header) {
-		// Upstream answered whole: one delta of it all.
-		err := acc.whole(body, late)
-		s.charge(call, acc.usage, acc.cost)
-		if err != nil {
-			return runResult{Status: "error", Error: describeCallError(ctx, err)}
-		}
-		if acc.out.Len() > 0 {
-			send(deltaEvent(index, call.Model, s.redact(acc.out.String())))
-		}
-	} else {
-		d := deltas{s: s, send: func(content string) { send(deltaEvent(index, call.Model, content)) }}
-		err := acc.stream(body, late, d.add)
-		d.end()
-		s.charge(call, acc.usage, acc.cost)
-		if err != nil {
-			return runResult{Status: "error", Error: describeCallError(ctx, err), Usage: acc.usage}
-		}
+	d := deltas{s: s, send: func(content string) { send(deltaEvent(index, call.Model, content)) }}
+	err := acc.read(body, eventStream(resp.Header), late, d.add)
+	d.end()
+	s.charge(call, acc.usage, acc.cost)
+	if err != nil {
+		return runResult{Status: "error", Error: describeCallError(ctx, err), Usage: acc.usage}
 	}
 	return s.streamed(&acc)
+}
+
+// read gathers an answer, giving its content to delta as it comes: as a
+// stream when it is announced as one, unless its body is one JSON object
+// (some OpenAI-compatible servers answer whole whatever was asked, or say
+// an error so), and whole otherwise, as one delta.
+func (a *streamAnswer) read(body io.Reader, stream bool, late relay.Late, delta func(string)) error {
+	if stream {
+		br := bufio.NewReader(body)
+		if !jsonFirst(br) {
+			return a.stream(br, late, delta)
+		}
+		body = br
+	}
+	if err := a.whole(body, late); err != nil {
+		return err
+	}
+	if a.out.Len() > 0 {
+		delta(a.out.String())
+	}
+	return nil
+}
+
+// jsonFirst reports whether what br holds starts, past blanks, with a
+// JSON object's '{' (an event stream starts with a field or a comment).
+func jsonFirst(br *bufio.Reader) bool {
+	for {
+		c, err := br.ReadByte()
+		if err != nil {
+			return false
+		}
+		switch c {
+		case ' ', '\t', '\r', '\n':
+			continue
+		}
+		_ = br.UnreadByte()
+		return c == '{'
+	}
 }
 
 // streamed is the entry of a model whose answer acc gathered to its end.
