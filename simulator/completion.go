@@ -344,13 +344,17 @@ func (c *call) serveCompletion() {
 		c.sendRefusal(moderation403(c.ks.acct.id, cp.model, cp.provider, cp.echo))
 		return
 	}
-	if req.Stream {
+	if req.Stream && !c.f.jsonStream {
 		c.sendStream(&cp, req.maxTokens(), bp)
 		return
 	}
+	ctype := "application/json"
+	if c.f.jsonStream {
+		ctype = "text/event-stream"
+	}
 	if c.f.inband != 0 {
 		if c.admit(&cp, req.maxTokens()) {
-			c.sendBody(http.StatusOK, "application/json", inbandBody(c.f.inband))
+			c.sendBody(http.StatusOK, ctype, inbandBody(c.f.inband))
 		}
 		return
 	}
@@ -362,7 +366,7 @@ func (c *call) serveCompletion() {
 	*bp = cp.appendBody((*bp)[:0])
 	if c.admit(&cp, req.maxTokens()) {
 		c.generation(&cp)
-		c.sendBody(http.StatusOK, "application/json", *bp)
+		c.sendBody(http.StatusOK, ctype, *bp)
 	}
 }
 

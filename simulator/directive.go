@@ -34,6 +34,7 @@ type fault struct {
 	inband        int // status of the error a 200 carries; 0 for none
 	errAfter      int // content chunks before a stream's in-band error
 	noData        bool
+	jsonStream    bool
 	holdSet       bool
 	hold          time.Duration
 }
@@ -105,6 +106,8 @@ func (f *fault) apply(name, value string, hasValue bool) error {
 		return flag(&f.badJSON)
 	case "nousage":
 		return flag(&f.noUsage)
+	case "jsonstream":
+		return flag(&f.jsonStream)
 	case "moderation":
 		return flag(&f.moderation)
 	case "guardrail":

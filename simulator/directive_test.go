@@ -33,6 +33,8 @@ func TestParseDirectives(t *testing.T) {
 		{"errorafter=3", fault{inband: 502, errAfter: 3}, nil},
 		{"inband=500,errorafter=0", fault{inband: 500}, nil},
 		{"hold=2s", fault{holdSet: true, hold: 2 * time.Second}, nil},
+		{"jsonStream", fault{jsonStream: true}, nil},
+		{"jsonstream=1", fault{}, errBadDirective},
 		{"inband=200", fault{}, errBadDirective},
 		{"errorafter=-1", fault{}, errBadDirective},
 		{"moderation=yes", fault{}, errBadDirective},

@@ -104,6 +104,10 @@
 //	                  data event
 //	hold=<duration>   a stream that sends only processing comments (one every
 //	                  250ms) for this long before its first data event
+//	jsonstream        on /chat/completions, the plain JSON answer (inband=
+//	                  included) whether or not a stream was asked,
+//	                  labelled Content-Type text/event-stream, as some
+//	                  OpenAI-compatible servers answer (not OpenRouter)
 //
 // The directive errors (status=, moderation, guardrail, provider429,
 // inflight) are answered before the account's rules: they cost nothing and

@@ -196,3 +196,30 @@ func checkResponse(t *testing.T, b []byte, text, status, itemStatus string, toke
 		t.Errorf("response %s; want status %s, text %q, item %s, %d output tokens", b, status, text, itemStatus, tokens)
 	}
 }
+
+// TestJSONStream: the jsonstream directive answers the plain JSON reply,
+// asked for as a stream or not, labelled text/event-stream, and charges it
+// as the plain reply is.
+func TestJSONStream(t *testing.T) {
+	h := startSim(t, testOptions())
+	for _, stream := range []bool{false, true} {
+		t.Run(strconv.FormatBool(stream), func(t *testing.T) {
+			r := h.do(http.MethodPost, "/chat/completions", keyOK, maxTokensBody("sim/jsonstream", "hi", stream, 100), nil)
+			if r.status != http.StatusOK || r.err != nil {
+				t.Fatalf("status %d, err %v: %s", r.status, r.err, r.body)
+			}
+			if ct := r.header.Get("Content-Type"); ct != "text/event-stream" {
+				t.Errorf("Content-Type %q", ct)
+			}
+			var v struct {
+				Object string `json:"object"`
+				Usage  struct {
+					Cost float64 `json:"cost"`
+				} `json:"usage"`
+			}
+			if err := json.Unmarshal(r.body, &v); err != nil || v.Object != "chat.completion" || v.Usage.Cost <= 0 {
+				t.Errorf("body %s (%v): want the plain reply with its usage", r.body, err)
+			}
+		})
+	}
+}
