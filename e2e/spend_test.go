@@ -66,9 +66,9 @@ func spTokens(t *testing.T, gw *gateway) float64 {
 }
 
 // TestSpendOfEveryAnswer: whatever the shape of an answer (a JSON answer
-// over the tap's 256 KiB, the Responses API streamed or not), keygate
-// takes off the key exactly what upstream charged for it, and counts its
-// tokens.
+// over the tap's 256 KiB, a JSON answer labelled an event stream, the
+// Responses API streamed or not), keygate takes off the key exactly what
+// upstream charged for it, and counts its tokens.
 func TestSpendOfEveryAnswer(t *testing.T) {
 	const chat = `{"model":"openai/gpt-4o-mini","max_tokens":16,"stream":%v,"messages":[{"role":"user","content":"hello there"}]}`
 	const responses = `{"model":"openai/gpt-4o-mini","max_output_tokens":16,"stream":%v,"input":"hello there"}`
@@ -79,6 +79,7 @@ func TestSpendOfEveryAnswer(t *testing.T) {
 		{"chat", "/v1/chat/completions", chat, "", false},
 		{"chat over 256 KiB", "/v1/chat/completions", chat, "big=300KB", false},
 		{"chat streamed over 256 KiB", "/v1/chat/completions", chat, "big=300KB", true},
+		{"chat streamed, answered with one JSON object", "/v1/chat/completions", chat, "jsonstream", true},
 		{"responses", "/v1/responses", responses, "", false},
 		{"responses streamed", "/v1/responses", responses, "", true},
 	} {

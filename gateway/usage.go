@@ -50,6 +50,10 @@ type usageTap struct {
 	last   []byte        // SSE: the data of the last event with a usage field
 	eof    bool
 	tail   bool // JSON: past maxUsageScan, buf keeps only the end
+	// sniff: an SSE answer whose first byte past blanks is not read yet.
+	// A '{' there makes it a JSON answer under an event-stream label (the
+	// relay's hold passes such a body on as it came), read as JSON is.
+	sniff bool
 	// counter may be nil: the tap then only watches for late errors.
 	counter TokenCounter
 	late    relay.Late
@@ -98,6 +102,7 @@ func tapUsageIn(t *usageTap, resp *http.Response, counter TokenCounter, keyID in
 		t.late = relay.LateOf(resp)
 		t.sp = tapSplitters.Get().(*sse.Splitter)
 		t.sp.Reset()
+		t.sniff = counter != nil
 	} else {
 		t.buf = tapBuffers.Get().(*bytes.Buffer)
 		t.buf.Reset()
@@ -109,14 +114,18 @@ func tapUsageIn(t *usageTap, resp *http.Response, counter TokenCounter, keyID in
 func (t *usageTap) Read(p []byte) (int, error) {
 	n, err := t.rc.Read(p)
 	if n > 0 {
+		got := p[:n]
+		if t.sniff {
+			got = got[t.sniffJSON(got):]
+		}
 		switch {
 		case t.stream:
-			t.scanEvents(p[:n])
-		case t.tail || t.buf.Len()+n > maxUsageScan:
+			t.scanEvents(got)
+		case t.tail || t.buf.Len()+len(got) > maxUsageScan:
 			t.tail = true
-			t.keepTail(p[:n])
+			t.keepTail(got)
 		default:
-			t.buf.Write(p[:n])
+			t.buf.Write(got)
 		}
 	}
 	if err == io.EOF && !t.eof {
@@ -126,6 +135,32 @@ func (t *usageTap) Read(p []byte) (int, error) {
 		}
 	}
 	return n, err
+}
+
+// sniffJSON turns a stream tap into a JSON one when p's first byte past
+// blanks opens an object: no event stream starts so (a line opens with a
+// field name or a colon), and the splitter would find no data in it. It
+// returns where the JSON starts in p (0 when it stays a stream), so that
+// blanks before it count nowhere, however the answer was cut into reads.
+func (t *usageTap) sniffJSON(p []byte) int {
+	i := 0
+	for i < len(p) && (p[i] == ' ' || p[i] == '\t' || p[i] == '\r' || p[i] == '\n') {
+		i++
+	}
+	if i == len(p) {
+		return 0
+	}
+	t.sniff = false
+	if p[i] != '{' {
+		return 0
+	}
+	// What the splitter saw so far was blanks only.
+	t.sp.Reset()
+	tapSplitters.Put(t.sp)
+	t.sp, t.stream = nil, false
+	t.buf = tapBuffers.Get().(*bytes.Buffer)
+	t.buf.Reset()
+	return i
 }
 
 // endEvent takes the usage of an event the stream ended before its blank

@@ -122,6 +122,9 @@ func FuzzUsageTapChunks(f *testing.F) {
 		{"data: {\"usage\":{\"prompt_tokens\":2,\"completion_tokens\":2}}\n\ndata: {\"x\":\"usage\"}\n\n", true},
 		{"event: response.completed\ndata: {\"type\":\"response.completed\",\"response\":{\"usage\":{\"input_tokens\":3,\"output_tokens\":2}}}\n\n", true},
 		{"\n\n\ndata:\n", true},
+		{`{"usage":{"prompt_tokens":5,"completion_tokens":2}}`, true},
+		{"  \r\n\t{\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":2}}\n", true},
+		{"  data: {\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":2}}\n\n", true},
 		{"", true},
 		{"", false},
 	} {

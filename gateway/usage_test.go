@@ -51,6 +51,8 @@ func TestUsageTap(t *testing.T) {
 		{name: "sse byte by byte", ctype: "text/event-stream", body: sse, status: 200, readAll: true, oneByte: true, want: []tokenRecord{{3, "m", 7, 3}}},
 		// The upstream billed a last event that the stream ended before its
 		// blank line: its usage counts, however the line ended.
+		{name: "json labelled an event stream", ctype: "text/event-stream", body: `{"usage":{"prompt_tokens":5,"completion_tokens":2}}`, status: 200, readAll: true, want: []tokenRecord{{3, "m", 5, 2}}},
+		{name: "json labelled an event stream, byte by byte after blanks", ctype: "text/event-stream", body: "\r\n\n" + `{"usage":{"prompt_tokens":5,"completion_tokens":2}}`, status: 200, readAll: true, oneByte: true, want: []tokenRecord{{3, "m", 5, 2}}},
 		{name: "sse usage event unended", ctype: "text/event-stream", body: unended, status: 200, readAll: true, want: []tokenRecord{{3, "m", 7, 3}}},
 		{name: "sse usage event, one line end", ctype: "text/event-stream", body: unended + "\n", status: 200, readAll: true, want: []tokenRecord{{3, "m", 7, 3}}},
 		{name: "sse usage event unended, CR", ctype: "text/event-stream", body: unended + "\r", status: 200, readAll: true, oneByte: true, want: []tokenRecord{{3, "m", 7, 3}}},
@@ -215,6 +217,10 @@ func TestUsageTapCutShort(t *testing.T) {
 		{"whole stream without usage", "text/event-stream", delta + "data: [DONE]\n\n", false, nil, nil, 1},
 		{"json cut", "application/json", `{"usage":{"prompt_tokens":5,"completion_tokens":2,"cost":0.5}}`, true, nil, nil, 1},
 		{"json", "application/json", `{"usage":{"prompt_tokens":5,"completion_tokens":2,"cost":0.5}}`, false, []tokenRecord{{3, "m", 5, 2}}, []float64{0.5}, 0},
+		{"json labelled an event stream", "text/event-stream", "\n {\"choices\":[{\"message\":{\"content\":\"hi\"}}],\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":2,\"cost\":0.5}}\n", false, []tokenRecord{{3, "m", 5, 2}}, []float64{0.5}, 0},
+		{"json labelled an event stream, cut", "text/event-stream", `{"usage":{"prompt_tokens":5,"completion_tokens":2,"cost":0.5}}`, true, nil, nil, 1},
+		{"json labelled an event stream, without usage", "text/event-stream", `{"choices":[]}`, false, nil, nil, 1},
+		{"stream opening with a comment", "text/event-stream", ": OPENROUTER PROCESSING\n\n" + delta + usage, false, []tokenRecord{{3, "m", 7, 3}}, []float64{0.01}, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var body io.Reader = strings.NewReader(tc.body)
