@@ -88,6 +88,12 @@ var attribution = [...]string{"HTTP-Referer", "X-Title"}
 // run sends one prompt to several models at once.
 func (s *Server) run(c echo.Context) error {
 	r, w := c.Request(), c.Response()
+	if encoded(r.Header) {
+		// RFC 7694: a 415 names the codings the server reads.
+		w.Header().Set("Accept-Encoding", "identity")
+		writeJSON(w, http.StatusUnsupportedMediaType, runError{Error: "request body has a Content-Encoding: /run reads only an unencoded JSON body; send it without Content-Encoding"})
+		return nil
+	}
 	body, err := readBody(w, r, bodyLimits{max: s.o.MaxBodyBytes, timeout: s.o.ReadBodyTimeout})
 	if err != nil {
 		writeBodyError(err, s.o.MaxBodyBytes, func(code int, msg string) { writeJSON(w, code, runError{Error: msg}) })
@@ -569,3 +575,17 @@ func describeCallError(ctx context.Context, err error) string {
 
 // seconds renders d as seconds with two decimals.
 func seconds(d time.Duration) string { return strconv.FormatFloat(d.Seconds(), 'f', 2, 64) }
+
+// encoded reports whether a request body comes with a Content-Encoding
+// other than identity, which /run does not decode: read as it came, a
+// gzip'd prompt would be refused as "not UTF-8".
+func encoded(h http.Header) bool {
+	for _, v := range h.Values("Content-Encoding") {
+		for c := range strings.SplitSeq(v, ",") {
+			if c = strings.TrimSpace(c); c != "" && !strings.EqualFold(c, "identity") {
+				return true
+			}
+		}
+	}
+	return false
+}

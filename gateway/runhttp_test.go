@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bytes"
+	"compress/gzip"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -114,5 +115,52 @@ func TestRunHandlerGetIs405(t *testing.T) {
 	}
 	if tr.calls.Load() != 0 {
 		t.Fatal("upstream called")
+	}
+}
+
+// TestRunRefusesEncodedBody: a /run body with a Content-Encoding gets 415
+// saying so (it was "not UTF-8" for a gzip'd one) and reaches no upstream;
+// identity is no encoding.
+func TestRunRefusesEncodedBody(t *testing.T) {
+	plain := `{"prompt":"hi","models":["a/b"]}`
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	_, _ = zw.Write([]byte(plain))
+	_ = zw.Close()
+	for _, tc := range []struct {
+		name     string
+		encoding []string
+		body     []byte
+		want     int
+	}{
+		{"gzip", []string{"gzip"}, gz.Bytes(), http.StatusUnsupportedMediaType},
+		{"gzip, case and blanks", []string{" GZip "}, gz.Bytes(), http.StatusUnsupportedMediaType},
+		{"identity then br", []string{"identity, br"}, []byte(plain), http.StatusUnsupportedMediaType},
+		{"in a second header", []string{"identity", "deflate"}, []byte(plain), http.StatusUnsupportedMediaType},
+		{"identity", []string{"identity"}, []byte(plain), http.StatusOK},
+		{"empty", []string{""}, []byte(plain), http.StatusOK},
+		{"none", nil, []byte(plain), http.StatusOK},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tr := &chatTransport{}
+			s := newRunServer(t, tr)
+			req := httptest.NewRequest(http.MethodPost, "/run", bytes.NewReader(tc.body))
+			req.Header["Content-Encoding"] = tc.encoding
+			w := httptest.NewRecorder()
+			s.ServeHTTP(w, req)
+			if w.Code != tc.want {
+				t.Fatalf("status %d, want %d: %s", w.Code, tc.want, w.Body)
+			}
+			if tc.want == http.StatusOK {
+				return
+			}
+			var e map[string]string
+			if json.Unmarshal(w.Body.Bytes(), &e) != nil || !strings.Contains(e["error"], "Content-Encoding") || tr.calls.Load() != 0 {
+				t.Errorf("body %s, %d upstream calls: want an error naming Content-Encoding and none", w.Body, tr.calls.Load())
+			}
+			if got := w.Header().Get("Accept-Encoding"); got != "identity" {
+				t.Errorf("Accept-Encoding %q, want identity", got)
+			}
+		})
 	}
 }
