@@ -173,8 +173,9 @@ const MaxBody = 16 << 10
 // MaxBody bytes of) its body, which may be nil. For a 200, body is the
 // answer's first bytes or its first stream event's data; a 200 whose body is
 // not an error object is None, and one whose error object has no HTTP
-// error status for a code ("server_error", none, 200) is a 502 of upstream: no answer
-// came, and passed on as a 200 it reads to an SDK as an empty completion.
+// error status for a code ("server_error", none, 200) is a 502 of
+// upstream: no answer came, and passed on as a 200 it would read to an SDK
+// as an empty completion.
 func Classify(status int, h http.Header, body []byte, now time.Time) Verdict {
 	e, parsed := parseError(body)
 	if status == http.StatusOK {
