@@ -125,8 +125,7 @@ func (s *Server) run(c echo.Context) error {
 
 	start := time.Now()
 	log := s.o.Logger
-	log.Info("🔄 Processing "+strconv.Itoa(len(req.Models))+" models...", "event", "run_start", "models", len(req.Models))
-	log.Info("🔀 Key rotation mode: "+strings.ToUpper(st.Name()), "event", "key_rotation", "strategy", st.Name())
+	logRunStart(log, len(req.Models), st)
 
 	calls, results := s.leaseModels(r, req, st, nil)
 
@@ -588,4 +587,21 @@ func encoded(h http.Header) bool {
 		}
 	}
 	return false
+}
+
+// logRunStart tells a /run's start, in both forms: how many models, and the
+// rotation its keys are picked by.
+func logRunStart(log *slog.Logger, models int, st keyring.Strategy) {
+	log.Info(processingLine(models), "event", "run_start", "models", models)
+	log.Info("🔀 Key rotation mode: "+strings.ToUpper(st.Name()), "event", "key_rotation", "strategy", st.Name())
+}
+
+// processingLine is the console line of a /run's start: "🔄 Processing 4
+// models...", and "1 model" for one.
+func processingLine(models int) string {
+	noun := " models..."
+	if models == 1 {
+		noun = " model..."
+	}
+	return "🔄 Processing " + strconv.Itoa(models) + noun
 }

@@ -164,3 +164,13 @@ func TestRunRefusesEncodedBody(t *testing.T) {
 		})
 	}
 }
+
+// TestProcessingLine: a /run's start line counts its models in words, "1
+// model" for one (it said "1 models").
+func TestProcessingLine(t *testing.T) {
+	for n, want := range map[int]string{1: "🔄 Processing 1 model...", 2: "🔄 Processing 2 models...", 32: "🔄 Processing 32 models..."} {
+		if got := processingLine(n); got != want {
+			t.Errorf("processingLine(%d) = %q, want %q", n, got, want)
+		}
+	}
+}

@@ -68,8 +68,7 @@ func (s *Server) runStream(c echo.Context, req *runRequest) error {
 	st := s.runStrategy(req)
 	start := time.Now()
 	log := s.o.Logger
-	log.Info("🔄 Processing "+strconv.Itoa(len(req.Models))+" models...", "event", "run_start", "models", len(req.Models))
-	log.Info("🔀 Key rotation mode: "+strings.ToUpper(st.Name()), "event", "key_rotation", "strategy", st.Name())
+	logRunStart(log, len(req.Models), st)
 
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
