@@ -160,13 +160,16 @@ func (f *flushSignal) FlushError() error {
 
 func (f *flushSignal) Unwrap() http.ResponseWriter { return f.ResponseWriter }
 
-// closeNotingConn calls closed when the connection is closed.
+// closeNotingConn calls closed once the connection is closed: after, not
+// before, or the upstream's rest of the stream could reach the transport's
+// read loop in between and make the bare proxy's stream whole by chance.
 type closeNotingConn struct {
 	net.Conn
 	closed func()
 }
 
 func (c *closeNotingConn) Close() error {
+	err := c.Conn.Close()
 	c.closed()
-	return c.Conn.Close()
+	return err
 }
