@@ -137,10 +137,7 @@ func (b *LineBuffer) Close() error {
 func (b *LineBuffer) tick() {
 	b.wmu.Lock()
 	defer b.wmu.Unlock()
-	b.mu.Lock()
-	b.armed, b.kicked = false, false
-	b.mu.Unlock()
-	if err := b.flushHeld(); err != nil {
+	if err := b.flush(true); err != nil {
 		b.mu.Lock()
 		b.err = err
 		b.mu.Unlock()
@@ -150,8 +147,16 @@ func (b *LineBuffer) tick() {
 // flushHeld writes the lines gathered so far; b.wmu is held. The batch is
 // swapped out under b.mu and written without it, and its buffer becomes
 // the spare again once written (a fresh one when a backlog grew it).
-func (b *LineBuffer) flushHeld() error {
+func (b *LineBuffer) flushHeld() error { return b.flush(false) }
+
+// flush is flushHeld; from the timer it also disarms it in the same hold
+// of b.mu as the swap, so that a line gathered in between cannot find the
+// full batch still there and kick a second write of its last lines.
+func (b *LineBuffer) flush(tick bool) error {
 	b.mu.Lock()
+	if tick {
+		b.armed, b.kicked = false, false
+	}
 	out := b.buf
 	if len(out) == 0 {
 		b.mu.Unlock()
