@@ -88,7 +88,7 @@ var attribution = [...]string{"HTTP-Referer", "X-Title"}
 // run sends one prompt to several models at once.
 func (s *Server) run(c echo.Context) error {
 	r, w := c.Request(), c.Response()
-	if encoded(r.Header) {
+	if len(relay.Codings(r.Header)) > 0 {
 		// RFC 7694: a 415 names the codings the server reads.
 		w.Header().Set("Accept-Encoding", "identity")
 		writeJSON(w, http.StatusUnsupportedMediaType, runError{Error: "request body has a Content-Encoding: /run reads only an unencoded JSON body; send it without Content-Encoding"})
@@ -574,20 +574,6 @@ func describeCallError(ctx context.Context, err error) string {
 
 // seconds renders d as seconds with two decimals.
 func seconds(d time.Duration) string { return strconv.FormatFloat(d.Seconds(), 'f', 2, 64) }
-
-// encoded reports whether a request body comes with a Content-Encoding
-// other than identity, which /run does not decode: read as it came, a
-// gzip'd prompt would be refused as "not UTF-8".
-func encoded(h http.Header) bool {
-	for _, v := range h.Values("Content-Encoding") {
-		for c := range strings.SplitSeq(v, ",") {
-			if c = strings.TrimSpace(c); c != "" && !strings.EqualFold(c, "identity") {
-				return true
-			}
-		}
-	}
-	return false
-}
 
 // logRunStart tells a /run's start, in both forms: how many models, and the
 // rotation its keys are picked by.
