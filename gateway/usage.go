@@ -143,10 +143,7 @@ func (t *usageTap) Read(p []byte) (int, error) {
 // returns where the JSON starts in p (0 when it stays a stream), so that
 // blanks before it count nowhere, however the answer was cut into reads.
 func (t *usageTap) sniffJSON(p []byte) int {
-	i := 0
-	for i < len(p) && (p[i] == ' ' || p[i] == '\t' || p[i] == '\r' || p[i] == '\n') {
-		i++
-	}
+	i := skipSpace(p, 0)
 	if i == len(p) {
 		return 0
 	}

@@ -49,10 +49,10 @@ func TestUsageTap(t *testing.T) {
 			want: []tokenRecord{{3, "m", 1, 1}}},
 		{name: "sse", ctype: "text/event-stream", body: sse, status: 200, readAll: true, want: []tokenRecord{{3, "m", 7, 3}}},
 		{name: "sse byte by byte", ctype: "text/event-stream", body: sse, status: 200, readAll: true, oneByte: true, want: []tokenRecord{{3, "m", 7, 3}}},
-		// The upstream billed a last event that the stream ended before its
-		// blank line: its usage counts, however the line ended.
 		{name: "json labelled an event stream", ctype: "text/event-stream", body: `{"usage":{"prompt_tokens":5,"completion_tokens":2}}`, status: 200, readAll: true, want: []tokenRecord{{3, "m", 5, 2}}},
 		{name: "json labelled an event stream, byte by byte after blanks", ctype: "text/event-stream", body: "\r\n\n" + `{"usage":{"prompt_tokens":5,"completion_tokens":2}}`, status: 200, readAll: true, oneByte: true, want: []tokenRecord{{3, "m", 5, 2}}},
+		// The upstream billed a last event that the stream ended before its
+		// blank line: its usage counts, however the line ended.
 		{name: "sse usage event unended", ctype: "text/event-stream", body: unended, status: 200, readAll: true, want: []tokenRecord{{3, "m", 7, 3}}},
 		{name: "sse usage event, one line end", ctype: "text/event-stream", body: unended + "\n", status: 200, readAll: true, want: []tokenRecord{{3, "m", 7, 3}}},
 		{name: "sse usage event unended, CR", ctype: "text/event-stream", body: unended + "\r", status: 200, readAll: true, oneByte: true, want: []tokenRecord{{3, "m", 7, 3}}},
