@@ -13,7 +13,8 @@ import (
 // silent. The proxy then writes the rest of the body after them; its own
 // header write finds them sent (clientWriter writes a final status once).
 // The held bytes also prime the usage tap's splitter, which so reads the
-// body from where the client's copy of it is.
+// body from where the client's copy of it is; held blanks alone leave the
+// tap as it starts, still looking for a JSON answer's '{'.
 func (ex *exchange) CommitHeld(resp *http.Response, held []byte) {
 	w := ex.w
 	normalizeEncoding(resp)
@@ -23,6 +24,9 @@ func (ex *exchange) CommitHeld(resp *http.Response, held []byte) {
 		_, _ = w.Write(held)
 	}
 	_ = flushWriter(w)
+	if skipSpace(held, 0) == len(held) {
+		return
+	}
 	sp := tapSplitters.Get().(*sse.Splitter)
 	sp.Reset()
 	for _, rest, ok := sp.Next(held); ok; _, rest, ok = sp.Next(rest) {
@@ -31,11 +35,12 @@ func (ex *exchange) CommitHeld(resp *http.Response, held []byte) {
 }
 
 // resumeTap hands a stream's usage tap, if resp.Body is one, the splitter
-// that read what the hold's timeout sent ahead of the body.
+// that read what the hold's timeout sent ahead of the body. The answer is
+// a stream then, whatever its body starts with: the held bytes were SSE.
 func resumeTap(resp *http.Response, sp *sse.Splitter) {
 	if t, ok := resp.Body.(*usageTap); ok && t.sp != nil {
 		tapSplitters.Put(t.sp)
-		t.sp = sp
+		t.sp, t.sniff = sp, false
 		return
 	}
 	sp.Reset()
