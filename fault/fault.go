@@ -134,6 +134,11 @@ type Verdict struct {
 	// Parsed: the body was an error object keygate could read; when false
 	// the verdict comes from the status alone.
 	Parsed bool
+	// Uncoded: a 200's error object had no HTTP error status for a code,
+	// and Status says 502 of upstream. On a path that fetches resources
+	// rather than answers, such an object is the resource's own field (a
+	// failed response fetched by id), and the caller keeps the 200.
+	Uncoded bool
 	// Model is the model of the call the answer was for, when the caller
 	// knows it (Classify leaves it empty): console lines name it.
 	Model string
@@ -178,6 +183,7 @@ const MaxBody = 16 << 10
 // as an empty completion.
 func Classify(status int, h http.Header, body []byte, now time.Time) Verdict {
 	e, parsed := parseError(body)
+	uncoded := false
 	if status == http.StatusOK {
 		if !parsed {
 			return Verdict{Status: status}
@@ -185,9 +191,10 @@ func Classify(status int, h http.Header, body []byte, now time.Time) Verdict {
 		status = e.code
 		if status < 400 {
 			status = http.StatusBadGateway
+			uncoded = true
 		}
 	}
-	v := Verdict{Status: status, Parsed: parsed, UserID: e.userID}
+	v := Verdict{Status: status, Parsed: parsed, Uncoded: uncoded, UserID: e.userID}
 	switch {
 	case status == http.StatusUnauthorized:
 		v.Scope, v.Reason, v.Retry = Key, Auth, true

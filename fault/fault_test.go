@@ -103,9 +103,9 @@ func TestClassify(t *testing.T) {
 			Verdict{Status: 402, Scope: Account, Reason: Credits, Retry: true, Parsed: true}},
 		{"200 error object 502 provider", 200, nil, `{"error":{"code":502,"message":"Provider returned error"}}`,
 			Verdict{Status: 502, Scope: Upstream, Parsed: true}},
-		{"200 error without code", 200, nil, `{"error":{"message":"odd"}}`, Verdict{Status: 502, Scope: Upstream, Parsed: true}},
-		{"200 error with a code not a status", 200, nil, `{"error":{"code":"server_error","message":"odd"}}`, Verdict{Status: 502, Scope: Upstream, Parsed: true}},
-		{"200 error with code 200", 200, nil, `{"error":{"code":200,"message":"odd"}}`, Verdict{Status: 502, Scope: Upstream, Parsed: true}},
+		{"200 error without code", 200, nil, `{"error":{"message":"odd"}}`, Verdict{Status: 502, Scope: Upstream, Parsed: true, Uncoded: true}},
+		{"200 error with a code not a status", 200, nil, `{"error":{"code":"server_error","message":"odd"}}`, Verdict{Status: 502, Scope: Upstream, Parsed: true, Uncoded: true}},
+		{"200 error with code 200", 200, nil, `{"error":{"code":200,"message":"odd"}}`, Verdict{Status: 502, Scope: Upstream, Parsed: true, Uncoded: true}},
 		{"200 error null", 200, nil, `{"id":"gen-1","error":null,"choices":[]}`, Verdict{Status: 200}},
 		{"200 not an error", 200, nil, `{"id":"gen-1","choices":[]}`, Verdict{Status: 200}},
 	}

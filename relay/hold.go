@@ -206,10 +206,11 @@ func (r *Relay) holdStream(resp *http.Response, wb *watchedBody, now time.Time) 
 			if data := wholeJSON(h.buf); data != nil && errors.Is(err, io.EOF) && !clientGone(wb) {
 				// A JSON answer where an event stream was announced (some
 				// OpenAI-compatible servers answer so whatever was asked):
-				// an error object is judged as a first event's, anything
-				// else goes to the client as it came.
-				if v, body, isErr := streamError(resp.Header, data, now); isErr {
-					wb.errBody, wb.hold = body, holdError
+				// judged as the same answer labelled application/json is,
+				// an error object answered as itself; anything else goes
+				// to the client as it came.
+				if v := judgeObject(resp.Header, data, wb.blind, now); v.Status != http.StatusOK {
+					wb.errBody, wb.hold = bytes.Clone(data), holdError
 					release()
 					return v
 				}

@@ -330,23 +330,42 @@ func TestStreamHoldClientGone(t *testing.T) {
 
 // TestJSONErrorInOK: a non-streamed 200 whose body is an error object that
 // is not retried reaches the client with the error's status, or as a 502
-// when its code is no error status.
+// when its code is no error status; the same body under an event-stream
+// label is judged the same. On a blind call (GET /v1/responses/{id} of a
+// failed response) an error object without an error status is the
+// resource's own field, and the 200 stands. A completion whose
+// finish_reason is "error" but that has its text passes as it came.
 func TestJSONErrorInOK(t *testing.T) {
+	const failed = `{"id":"resp_1","object":"response","status":"failed","error":{"code":"server_error","message":"The model failed"},"output":[]}`
 	for _, tc := range []struct {
-		body   string
-		status int
+		body          string
+		status, blind int
 	}{
-		{`{"error":{"code":500,"message":"provider failed"}}`, 500},
-		{`{"error":{"code":"server_error","message":"provider failed"}}`, 502},
-		{`{"error":{"message":"provider failed"}}`, 502},
+		{`{"error":{"code":500,"message":"provider failed"}}`, 500, 500},
+		{`{"error":{"code":"server_error","message":"provider failed"}}`, 502, 200},
+		{`{"error":{"message":"provider failed"}}`, 502, 200},
+		{failed, 502, 200},
+		{`{"id":"gen-1","choices":[{"index":0,"finish_reason":"error","message":{"role":"assistant","content":"partial answer"}}]}`, 200, 200},
 	} {
-		e := newEnv(t, envOptions{keys: 2}, answers(map[int]answer{1: {status: 200, body: tc.body}}))
-		resp, err := e.do(t, nil, &relay.Call{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := readAll(t, resp); resp.StatusCode != tc.status || got != tc.body {
-			t.Fatalf("%d %q, want %d %q", resp.StatusCode, got, tc.status, tc.body)
+		for _, label := range []string{"application/json", "text/event-stream"} {
+			for _, blind := range []bool{false, true} {
+				h := answers(map[int]answer{1: {status: 200, body: tc.body}})
+				if label == "text/event-stream" {
+					h = streams(map[int][]string{1: {tc.body}}, nil)
+				}
+				e := newEnv(t, envOptions{keys: 2}, h)
+				resp, err := e.do(t, nil, &relay.Call{Blind: blind})
+				if err != nil {
+					t.Fatal(err)
+				}
+				want := tc.status
+				if blind {
+					want = tc.blind
+				}
+				if got := readAll(t, resp); resp.StatusCode != want || got != tc.body {
+					t.Errorf("%.40s as %s, blind %v: %d %q, want %d and the body as it came", tc.body, label, blind, resp.StatusCode, got, want)
+				}
+			}
 		}
 	}
 }

@@ -78,9 +78,22 @@ func (r *Relay) judge(resp *http.Response, wb *watchedBody) fault.Verdict {
 		wb.head = append(bytes.Clone(wb.head), rest...)
 		peekBuffers.Put(bp)
 		wb.peek = nil
-		return fault.Classify(status, resp.Header, wb.head, r.breakers.Now())
+		return judgeObject(resp.Header, wb.head, wb.blind, r.breakers.Now())
 	}
 	return fault.Verdict{Status: status}
+}
+
+// judgeObject is the verdict on a 200 whose body is (or opens with) the
+// JSON object b, as Classify gives it, except on a blind call: there an
+// error object without an HTTP error status for a code is the fetched
+// resource's own field (a failed response fetched by id, a failed
+// fine-tuning job), and the 200 stands.
+func judgeObject(h http.Header, b []byte, blind bool, now time.Time) fault.Verdict {
+	v := fault.Classify(http.StatusOK, h, b, now)
+	if blind && v.Uncoded {
+		return fault.Verdict{Status: http.StatusOK}
+	}
+	return v
 }
 
 // clientGone reports whether wb's attempt was cancelled because its client
