@@ -203,7 +203,8 @@ type span struct {
 
 // scan appends to found the keys in s, left to right, and returns it with
 // how much of s is final: from there on, s may end in a key (or an escape)
-// cut short, unless final.
+// cut short, unless final. r is the redactor in force (live): scan does
+// not follow a Replace itself.
 func (r *Redactor) scan(s string, final bool, found []span) ([]span, int) {
 	if strings.Contains(s, `\u`) || strings.Contains(s, `\/`) || (!final && strings.HasSuffix(s, `\`)) {
 		return r.scanEscaped(s, final, found)

@@ -1,6 +1,7 @@
 package secret
 
 import (
+	"bytes"
 	"strings"
 	"testing"
 )
@@ -24,6 +25,16 @@ func TestRedactorReplace(t *testing.T) {
 	r.MaskInPlace(buf, true)
 	if strings.Contains(string(buf), b.v.raw) {
 		t.Errorf("MaskInPlace after Replace: %q", buf)
+	}
+	// A Writer on r, the redactor made at start-up that every response's
+	// writer holds, masks the new keys too, on its no-copy path and after.
+	var out bytes.Buffer
+	w := NewWriter(r, &out)
+	_, _ = w.Write([]byte(`{"echo":"Bearer ` + b.v.raw + `"}`))
+	_, _ = w.Write([]byte(`{"again":"` + b.v.raw + `"}`))
+	_ = w.Close()
+	if strings.Contains(out.String(), b.v.raw) {
+		t.Errorf("Writer after Replace: %q", out.String())
 	}
 	if r.Empty() || !r.HoldsKeyFold(strings.ToUpper(b.v.raw)) || r.HoldsKeyFold(strings.ToUpper(a.v.raw)) {
 		t.Error("Empty/HoldsKeyFold do not follow Replace")

@@ -26,14 +26,16 @@ func (x *Writer) Reset(r *Redactor, w io.Writer) { x.r, x.w, x.buf = r, w, x.buf
 // Write masks p and writes what is final of it. It reports len(p) when
 // every byte was taken, written or held.
 func (x *Writer) Write(p []byte) (int, error) {
-	if x.r.Empty() {
+	// The pool in force now: a Writer may outlive a reload (Replace).
+	r := x.r.live()
+	if r.Empty() {
 		return x.w.Write(p)
 	}
 	if len(x.buf) == 0 {
 		// The common case: p holds no key. It is scanned where it is
 		// and goes out without a copy.
 		var small [4]span
-		found, n := x.r.scan(unsafeString(p), false, small[:0])
+		found, n := r.scan(unsafeString(p), false, small[:0])
 		if len(found) == 0 {
 			if _, err := x.write(p[:n]); err != nil {
 				return 0, err
@@ -43,7 +45,7 @@ func (x *Writer) Write(p []byte) (int, error) {
 		}
 	}
 	x.buf = append(x.buf, p...)
-	n := x.r.MaskInPlace(x.buf, false)
+	n := r.MaskInPlace(x.buf, false)
 	if _, err := x.write(x.buf[:n]); err != nil {
 		return 0, err
 	}
