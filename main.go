@@ -9,6 +9,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	stdlog "log"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -173,6 +175,7 @@ func runAs(name string, args, environ []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "keygate: %v\n", err)
 		return 2
 	}
+	defer routeStdLog(a.Log)()
 	ln, err := net.Listen("tcp", ":"+strconv.Itoa(cfg.Port))
 	if err != nil {
 		fmt.Fprintf(stderr, "keygate: %v%s\n", err, listenHint(err, cfg.Port))
@@ -366,4 +369,21 @@ func readDotenv(path string) (map[string]string, error) {
 		return nil, err
 	}
 	return keysfile.ParseEnv(data)
+}
+
+// routeStdLog sends the standard logger's lines, which Go's own packages
+// write (net/http's transport quotes the bytes of a malformed upstream
+// answer, an error body with a pool key in it among them), through l and
+// so through its redactor, at warning level. It returns what puts the
+// standard logger back as it was.
+func routeStdLog(l *slog.Logger) (restore func()) {
+	w, flags, prefix := stdlog.Writer(), stdlog.Flags(), stdlog.Prefix()
+	stdlog.SetOutput(slog.NewLogLogger(l.Handler(), slog.LevelWarn).Writer())
+	stdlog.SetFlags(0)
+	stdlog.SetPrefix("")
+	return func() {
+		stdlog.SetOutput(w)
+		stdlog.SetFlags(flags)
+		stdlog.SetPrefix(prefix)
+	}
 }
