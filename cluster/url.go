@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/keygate/keygate/secret"
 )
 
 // ErrURL is wrapped by every error of ParseURL; none of them holds the
@@ -20,7 +22,7 @@ var ErrURL = errors.New("want redis://[user:pass@]host:port/db, rediss://… (TL
 // dial_timeout) are accepted; the timeouts that keep Redis off the hot path
 // are set by NewRedis over them.
 func ParseURL(raw string) (*redis.Options, error) {
-	shown, hidden := withoutUserinfo(raw)
+	shown, hidden := secret.HideUserinfo(raw)
 	u, err := url.Parse(raw)
 	if err != nil {
 		if hidden {
@@ -68,20 +70,4 @@ func ParseURL(raw string) (*redis.Options, error) {
 		return nil, fmt.Errorf("%w: %s: %s", ErrURL, shown, msg)
 	}
 	return o, nil
-}
-
-// withoutUserinfo is raw as an error may show it: whatever stands between
-// "://" and the last '@' (user and password, as written, even where a '#',
-// '/' or '?' inside the password keeps url.Parse from finding them) is
-// replaced by "…"; hidden reports whether there was any.
-func withoutUserinfo(raw string) (shown string, hidden bool) {
-	scheme, rest, ok := strings.Cut(raw, "://")
-	if !ok {
-		return raw, false
-	}
-	at := strings.LastIndex(rest, "@")
-	if at < 0 {
-		return raw, false
-	}
-	return scheme + "://…@" + rest[at+1:], true
 }

@@ -48,6 +48,12 @@ func TestParseURLErrors(t *testing.T) {
 		{"redis://:" + pw + "@red is:6379", "does not parse"},
 		{"redis://u:" + pw + "@[::1", "does not parse"},
 		{"", "scheme"},
+		// A scheme typed without its two slashes: url.Parse finds no user
+		// info, so only a rule that reads raw as written hides it.
+		{"redis:/:" + pw + "@redis:6379", "no host"},
+		{"redis:u:" + pw + "@redis:6379", "no host"},
+		{"rediss:/u:" + pw + "@redis", "no host"},
+		{"unix:u:" + pw + "@redis.sock", "absolute path"},
 	} {
 		t.Run(tc.url, func(t *testing.T) {
 			_, err := ParseURL(tc.url)

@@ -40,30 +40,3 @@ func (c *Config) validateBrowser() error {
 	c.AllowedHosts = hosts
 	return nil
 }
-
-// redactURL is raw with the password of its user info, if any, replaced,
-// for error messages: an OPENROUTER_BASE_URL may carry credentials, and an
-// invalid one is quoted back to the operator's terminal and logs.
-//
-// It reads raw as written, not as url.Parse does: a '#', '/' or '?' inside
-// the password makes url.Parse put part of it in the fragment, path or
-// port, where Redacted shows it.
-func redactURL(raw string) string {
-	scheme, rest, ok := strings.Cut(raw, "://")
-	if !ok {
-		scheme, rest = "", raw
-	}
-	at := strings.LastIndex(rest, "@")
-	if at < 0 {
-		return raw
-	}
-	user, _, hasPass := strings.Cut(rest[:at], ":")
-	if !hasPass {
-		return raw
-	}
-	out := user + ":xxxxx" + rest[at:]
-	if ok {
-		out = scheme + "://" + out
-	}
-	return out
-}

@@ -170,7 +170,8 @@ func masked(err error, vars map[string]string) error {
 func (c *Config) validate() error {
 	u, err := url.Parse(c.BaseURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
-		return fmt.Errorf("invalid OPENROUTER_BASE_URL=%q: want an absolute http(s) URL without query, like https://openrouter.ai/api/v1", redactURL(c.BaseURL))
+		shown, _ := secret.HideUserinfo(c.BaseURL)
+		return fmt.Errorf("invalid OPENROUTER_BASE_URL=%q: want an absolute http(s) URL without query, like https://openrouter.ai/api/v1", shown)
 	}
 	c.BaseURL = strings.TrimRight(c.BaseURL, "/")
 	if c.Port < 1 || c.Port > 65535 {

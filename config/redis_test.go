@@ -23,6 +23,9 @@ func TestRedisSettings(t *testing.T) {
 		{"REDIS_URL=redis://:" + pw + "@redis:notaport", "REDIS_URL"},
 		{"REDIS_URL=localhost:6379", "REDIS_URL"},
 		{"REDIS_URL=http://:" + pw + "@redis", "REDIS_URL"},
+		{"REDIS_URL=redis:/:" + pw + "@redis:6379", "REDIS_URL"},
+		{"REDIS_URL=redis:app:" + pw + "@redis:6379", "REDIS_URL"},
+		{"OPENROUTER_BASE_URL=https:/" + pw + "@up.example/v1", "OPENROUTER_BASE_URL"},
 		{"REDIS_PREFIX=two words", "REDIS_PREFIX"},
 	} {
 		t.Run(tc.env, func(t *testing.T) {
