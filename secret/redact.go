@@ -2,6 +2,7 @@ package secret
 
 import (
 	"cmp"
+	"net/url"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -13,14 +14,16 @@ import (
 // answers (headers, trailers, bodies of every status), log records, /run's
 // document. Besides a key as it is, it finds a key written with JSON
 // escapes (`\u002d` for "-", `\/` for "/"), the form a JSON encoder upstream
-// may give it. A nil Redactor masks nothing.
+// may give it, and a key percent-encoded, as a URL in a Location header or
+// a body quotes a key holding '+', '/' or '=' (a base64 key of an
+// upstream other than OpenRouter). A nil Redactor masks nothing.
 type Redactor struct {
-	keys     []Key
-	lower    []string // the keys in lower case
+	keys     []form   // every form of every key, longest first
+	lower    []string // the forms in lower case
 	longest  int
 	shortest int
 	first    [256]bool // the first bytes of the keys
-	// common is what every key starts with, when that is long enough
+	// common is what every form starts with, when that is long enough
 	// to search for ("sk-or-v1-" in an OpenRouter pool); else "".
 	common string
 	// commonOff is where in common the search starts: at its first byte
@@ -54,27 +57,31 @@ func NewRedactor(keys []Key) *Redactor {
 			ks = append(ks, k)
 		}
 	}
+	fs := make([]form, 0, len(ks))
+	for _, k := range ks {
+		fs = appendForms(fs, k)
+	}
 	// Longest first: a key that extends another must not be cut at the
 	// shorter one's end, leaving its own secret tail in the clear.
-	slices.SortStableFunc(ks, func(a, b Key) int { return cmp.Compare(len(b.v.raw), len(a.v.raw)) })
-	r := &Redactor{keys: ks}
-	for _, k := range ks {
-		r.lower = append(r.lower, strings.ToLower(k.v.raw))
-		r.first[k.v.raw[0]] = true
+	slices.SortStableFunc(fs, func(a, b form) int { return cmp.Compare(len(b.text), len(a.text)) })
+	r := &Redactor{keys: fs}
+	for _, f := range fs {
+		r.lower = append(r.lower, strings.ToLower(f.text))
+		r.first[f.text[0]] = true
 	}
-	if len(ks) > 0 {
-		r.longest, r.shortest = len(ks[0].v.raw), len(ks[len(ks)-1].v.raw)
-		common := ks[0].v.raw
-		for _, k := range ks[1:] {
+	if len(fs) > 0 {
+		r.longest, r.shortest = len(fs[0].text), len(fs[len(fs)-1].text)
+		common := fs[0].text
+		for _, f := range fs[1:] {
 			n := 0
-			for n < len(common) && n < len(k.v.raw) && common[n] == k.v.raw[n] {
+			for n < len(common) && n < len(f.text) && common[n] == f.text[n] {
 				n++
 			}
 			common = common[:n]
 		}
-		// A single key is searched as it is (indexKey); a prefix
+		// A single form is searched as it is (indexKey); a prefix
 		// shorter than "sk-" is too common in text to be worth it.
-		if len(ks) > 1 && len(common) >= 3 {
+		if len(fs) > 1 && len(common) >= 3 {
 			r.common = common
 			for i := 0; i < len(common); i++ {
 				if c := common[i]; !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9') {
@@ -85,6 +92,50 @@ func NewRedactor(keys []Key) *Redactor {
 		}
 	}
 	return r
+}
+
+// form is one way a key is written in text: as it is, or percent-encoded.
+type form struct {
+	text string
+	k    Key
+}
+
+// appendForms appends k's forms to fs: k as it is, and each distinct way a
+// URL encoder writes it (url.QueryEscape and url.PathEscape, with the
+// hex digits of their escapes in upper and in lower case).
+func appendForms(fs []form, k Key) []form {
+	start := len(fs)
+	fs = append(fs, form{k.v.raw, k})
+	for _, e := range [...]string{url.QueryEscape(k.v.raw), url.PathEscape(k.v.raw)} {
+		for _, t := range [...]string{e, lowerEscapes(e)} {
+			if !slices.ContainsFunc(fs[start:], func(f form) bool { return f.text == t }) {
+				fs = append(fs, form{t, k})
+			}
+		}
+	}
+	return fs
+}
+
+// lowerEscapes is e with the hex digits of its %XX escapes in lower case.
+func lowerEscapes(e string) string {
+	if !strings.Contains(e, "%") {
+		return e
+	}
+	b := []byte(e)
+	for i := 0; i+2 < len(b); i++ {
+		if b[i] == '%' {
+			b[i+1], b[i+2] = toLowerHex(b[i+1]), toLowerHex(b[i+2])
+			i += 2
+		}
+	}
+	return string(b)
+}
+
+func toLowerHex(c byte) byte {
+	if 'A' <= c && c <= 'F' {
+		return c + 'a' - 'A'
+	}
+	return c
 }
 
 // HoldsKeyFold reports whether s holds a key with its letters' case
@@ -314,7 +365,7 @@ func (r *Redactor) scanPlain(s string, final bool, found []span) ([]span, int) {
 		next = append(next, -2) // not searched yet
 	}
 	for {
-		at, k := r.nextKey(s, last, next)
+		at, f := r.nextKey(s, last, next)
 		if at < 0 {
 			break
 		}
@@ -325,8 +376,8 @@ func (r *Redactor) scanPlain(s string, final bool, found []span) ([]span, int) {
 				return found, h
 			}
 		}
-		found = append(found, span{at: at, end: at + len(k.v.raw), k: k})
-		last = at + len(k.v.raw)
+		found = append(found, span{at: at, end: at + len(f.text), k: f.k})
+		last = at + len(f.text)
 	}
 	if !final {
 		return found, r.holdFrom(s, last)
@@ -335,8 +386,8 @@ func (r *Redactor) scanPlain(s string, final bool, found []span) ([]span, int) {
 }
 
 // nextKey is where the first key at or after last starts in s, and that
-// key (the longest where several start there); -1 when none is left.
-func (r *Redactor) nextKey(s string, last int, next []int) (int, Key) {
+// key's form (the longest where several start there); -1 when none is left.
+func (r *Redactor) nextKey(s string, last int, next []int) (int, form) {
 	if r.common != "" {
 		// One search for what all keys start with, then the keys at
 		// each place it occurs: one pass for the whole pool.
@@ -347,35 +398,35 @@ func (r *Redactor) nextKey(s string, last int, next []int) (int, Key) {
 				break
 			}
 			p := i + x - r.commonOff
-			for _, key := range r.keys { // longest first: it wins a tie
-				if strings.HasPrefix(s[p:], key.v.raw) {
-					return p, key
+			for _, f := range r.keys { // longest first: it wins a tie
+				if strings.HasPrefix(s[p:], f.text) {
+					return p, f
 				}
 			}
 			i += x + 1
 		}
-		return -1, Key{}
+		return -1, form{}
 	}
-	at, k := -1, Key{}
-	for i, key := range r.keys { // longest first: it wins a tie
+	at, found := -1, form{}
+	for i, f := range r.keys { // longest first: it wins a tie
 		if next[i] == -2 || (next[i] >= 0 && next[i] < last) {
 			next[i] = -1
-			if x := indexKey(s[last:], key.v.raw); x >= 0 {
+			if x := indexKey(s[last:], f.text); x >= 0 {
 				next[i] = last + x
 			}
 		}
 		if x := next[i]; x >= 0 && (at < 0 || x < at) {
-			at, k = x, key
+			at, found = x, f
 		}
 	}
-	return at, k
+	return at, found
 }
 
 // cutKey reports whether t is a proper prefix of a key: the start of one
 // that the end of the text cut.
 func (r *Redactor) cutKey(t string) bool {
-	for _, key := range r.keys {
-		if len(t) < len(key.v.raw) && strings.HasPrefix(key.v.raw, t) {
+	for _, f := range r.keys {
+		if len(t) < len(f.text) && strings.HasPrefix(f.text, t) {
 			return true
 		}
 	}

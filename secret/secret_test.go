@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 )
@@ -329,5 +330,44 @@ func BenchmarkRedactManyQuotes(b *testing.B) {
 	b.ResetTimer()
 	for range b.N {
 		r.Redact(text)
+	}
+}
+
+// TestRedactURLEncoded: a key holding '+', '/' or '=' (a base64 key of an
+// upstream other than OpenRouter) is masked where a URL quotes it
+// percent-encoded, with upper or lower hex digits, whole or cut between
+// two writes; a key without such characters has no other form.
+func TestRedactURLEncoded(t *testing.T) {
+	b64 := "gsk_Ab3+Cd4/Ef5+Gh6/Ij7+Kl8/Mn9=="
+	lowHex := strings.NewReplacer("%2B", "%2b", "%2F", "%2f", "%3D", "%3d")
+	r := NewRedactor([]Key{New(b64), New(orKey)})
+	for _, in := range []string{
+		"https://up.example/auth?key=" + url.QueryEscape(b64) + "&x=1",
+		"https://up.example/keys/" + url.PathEscape(b64) + "/usage",
+		"key=" + lowHex.Replace(url.QueryEscape(b64)),
+		"/keys/" + lowHex.Replace(url.PathEscape(b64)),
+		`{"next":"` + url.QueryEscape(b64) + `"}`,
+	} {
+		var buf bytes.Buffer
+		w := NewWriter(r, &buf)
+		for _, piece := range []string{in[:len(in)/3], in[len(in)/3 : 2*len(in)/3], in[2*len(in)/3:]} {
+			if _, err := w.Write([]byte(piece)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		for _, out := range []string{r.Redact(in), buf.String()} {
+			if strings.Contains(out, "Cd4") || strings.Contains(out, "Mn9") {
+				t.Errorf("%q: masked to %q, which still shows the key", in, out)
+			}
+		}
+		if buf.Len() != len(in) {
+			t.Errorf("%q: the Writer's mask changed the length to %d", in, buf.Len())
+		}
+	}
+	if got := len(NewRedactor([]Key{New(orKey)}).keys); got != 1 {
+		t.Errorf("an OpenRouter key has %d forms, want 1", got)
 	}
 }
