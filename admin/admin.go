@@ -16,6 +16,7 @@ import (
 
 	"github.com/keygate/keygate/access"
 	"github.com/keygate/keygate/budget"
+	"github.com/keygate/keygate/secret"
 )
 
 // Pool is what the admin API needs of the live key pool. Implementations
@@ -161,22 +162,18 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) sameKey(w http.ResponseWriter, id int, want string) bool {
 	got, ok := h.pool.Masked(id)
 	switch {
+	case !secret.IsMask(want):
+		// Perhaps a raw key pasted in: it is not quoted back.
+		writeError(w, http.StatusBadRequest, "invalid_request_error", "invalid ?key=: want the key masked as /keys shows it, like sk-or-v1-…3f2a; nothing was done")
+		return false
 	case !ok:
 		writePoolError(w, id, "", ErrUnknownKey)
 		return false
 	case got != want:
-		writeError(w, http.StatusConflict, "key_changed", fmt.Sprintf("key #%d is now %s, not %s: the pool was reloaded since; nothing was done", id, got, clip(want)))
+		writeError(w, http.StatusConflict, "key_changed", fmt.Sprintf("key #%d is now %s, not %s: the pool was reloaded since; nothing was done", id, got, want))
 		return false
 	}
 	return true
-}
-
-// clip bounds a caller's text quoted in an answer.
-func clip(s string) string {
-	if len(s) > 64 {
-		return s[:64] + "…"
-	}
-	return s
 }
 
 const routesHint = "not found: the admin API has POST /admin/reload and POST /admin/keys/{id}/disable, /enable and /check"

@@ -88,6 +88,7 @@ func TestHandler(t *testing.T) {
 		want     int
 		wantType string
 		wantBody string
+		never    string
 		calls    []string
 	}{
 		{name: "admin off", noAdmin: true, path: "/admin/reload", auth: "Bearer " + adminTok, want: 404, wantType: "invalid_request_error"},
@@ -104,7 +105,15 @@ func TestHandler(t *testing.T) {
 		{name: "disable, the key named", path: "/admin/keys/3/disable?key=sk-or-v1-%E2%80%A60003", want: 200, wantBody: `{"id":3,"disabled":true}`, calls: []string{"disable 3"}},
 		{name: "disable, another key under the id", path: "/admin/keys/3/disable?key=sk-or-v1-%E2%80%A60007", want: 409, wantType: "key_changed",
 			wantBody: "key #3 is now sk-or-v1-…0003, not sk-or-v1-…0007"},
-		{name: "enable, another key under the id", path: "/admin/keys/3/enable?key=", want: 409, wantType: "key_changed"},
+		{name: "enable, an empty key named", path: "/admin/keys/3/enable?key=", want: 400, wantType: "invalid_request_error"},
+		// A raw key pasted in is no mask: a 400 that quotes none of it,
+		// not a 409 saying the pool was reloaded.
+		{name: "disable, a raw key named", path: "/admin/keys/3/disable?key=sk-or-v1-7c1e94b2d05fa8e3916c4b7d2a08f5e1c3b96a74d82e0f15aa", want: 400, wantType: "invalid_request_error",
+			wantBody: "masked as /keys shows it", never: "7c1e94b2"},
+		{name: "disable, two ellipses", path: "/admin/keys/3/disable?key=sk-or-v1-%E2%80%A6%E2%80%A6", want: 400},
+		{name: "disable, a long tail", path: "/admin/keys/3/disable?key=sk-or-v1-%E2%80%A6000300", want: 400},
+		{name: "disable, an unknown prefix", path: "/admin/keys/3/disable?key=gsk_%E2%80%A60003", want: 400},
+		{name: "disable, no prefix", path: "/admin/keys/3/disable?key=%E2%80%A60003", want: 409, wantType: "key_changed"},
 		{name: "check, another key under the id", path: "/admin/keys/3/check?key=sk-or-v1-%E2%80%A60007", want: 409, wantType: "key_changed"},
 		{name: "disable unknown, a key named", path: "/admin/keys/9/disable?key=sk-or-v1-%E2%80%A60009", want: 404, wantBody: "no key #9"},
 		{name: "bad id", path: "/admin/keys/x1/disable", want: 400, wantType: "invalid_request_error"},
@@ -176,6 +185,9 @@ func TestHandler(t *testing.T) {
 			}
 			if tt.wantBody != "" && !strings.Contains(body, tt.wantBody) {
 				t.Fatalf("body = %s, want it to hold %s", body, tt.wantBody)
+			}
+			if tt.never != "" && strings.Contains(body, tt.never) {
+				t.Fatalf("body = %s quotes %s", body, tt.never)
 			}
 			if !slices.Equal(pool.calls, tt.calls) {
 				t.Fatalf("pool calls = %v, want %v", pool.calls, tt.calls)

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -63,6 +64,17 @@ func Mask(raw string) string {
 		return prefix + "…"
 	}
 	return prefix + "…" + rest[len(rest)-4:]
+}
+
+// IsMask reports whether s has the form Mask gives (a known public prefix
+// or none, an ellipsis, at most four characters): text a caller names a key
+// by. Anything else may be a raw key, and is quoted nowhere.
+func IsMask(s string) bool {
+	prefix, last, ok := strings.Cut(s, "…")
+	if !ok || len(last) > 4 || strings.Contains(last, "…") {
+		return false
+	}
+	return prefix == "" || slices.Contains(knownPrefixes[:], prefix)
 }
 
 // IsZero reports whether the key is empty.

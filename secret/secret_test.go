@@ -307,6 +307,9 @@ func FuzzMask(f *testing.F) {
 			t.Fatalf("Mask(%q) = %q: shows a tail with fewer than 8 bytes hidden", in, out)
 		}
 		if !strings.Contains(in, "…") {
+			if !IsMask(out) {
+				t.Fatalf("Mask(%q) = %q: IsMask says it is none", in, out)
+			}
 			if w, leak := leaks(out, in); leak {
 				t.Fatalf("Mask(%q) = %q: shares %q", in, out, w)
 			}
