@@ -307,7 +307,7 @@ func rawPool(vars map[string]string) ([]rawKey, error) {
 		}
 		id, err := strconv.Atoi(num)
 		if err != nil || id <= 0 || strconv.Itoa(id) != num {
-			return nil, fmt.Errorf("invalid variable name %s: want %s<N> with N a positive number", name, keyVarPrefix)
+			return nil, fmt.Errorf("invalid variable name %s: want %s<N> with N a positive number", shownName(name), keyVarPrefix)
 		}
 		raw = append(raw, rawKey{id: id, name: name, raw: strings.TrimSpace(v)})
 	}

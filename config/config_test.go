@@ -92,6 +92,7 @@ func TestBadSettings(t *testing.T) {
 		{"log level", "LOG_LEVEL=loud", "LOG_LEVEL"},
 		{"key name", "OPENROUTER_API_KEY_X=abc", "OPENROUTER_API_KEY_X"},
 		{"key zero", "OPENROUTER_API_KEY_0=abc", "OPENROUTER_API_KEY_0"},
+		{"a key as the name", "OPENROUTER_API_KEY_7c1e94b2d05fa8e3916c4b7d2a08f5e1c3b96a74d82e0f15=1", "invalid variable name OPENROUTER_API_KEY_…: want"},
 		{"tokens all blank", "GATEWAY_API_KEYS= , ,", "GATEWAY_API_KEYS"},
 		{"body timeout", "READ_BODY_TIMEOUT=0s", "READ_BODY_TIMEOUT"},
 	} {
@@ -132,6 +133,7 @@ func TestNoKeysNamesNearMisses(t *testing.T) {
 		{"no underscore", []string{"OPENROUTER_API_KEY1=" + k}, nil, "(OPENROUTER_API_KEY1 is set, but is not one of these)"},
 		{"singular, from .env", nil, map[string]string{"OPENROUTER_API_KEY": k}, "(OPENROUTER_API_KEY is set, but is not one of these)"},
 		{"two, lower case", []string{"openrouter_api_key_1=" + k, "OPENROUTER_KEY_2=" + k}, nil, "(OPENROUTER_KEY_2 and openrouter_api_key_1 are set, but are not among these)"},
+		{"a key in the name", []string{"OPENROUTER_KEY_" + k + "=1"}, nil, "(OPENROUTER_KEY_… is set, but is not one of these)"},
 		{"blank and unrelated", []string{"OPENROUTER_API_KEY1=", "OPENROUTER_BASE_URL=https://openrouter.ai/api/v1", "KEYS_FILE_X=1", "GATEWAY_API_KEYS=tok"}, nil, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -67,11 +67,31 @@ func nearKeyVars(vars map[string]string) []string {
 		u := strings.ToUpper(name)
 		if strings.TrimSpace(v) != "" && strings.Contains(u, "OPENROUTER") && strings.Contains(u, "KEY") &&
 			!strings.HasPrefix(name, keyVarPrefix) && name != keyListVar {
-			near = append(near, name)
+			near = append(near, shownName(name))
 		}
 	}
 	sort.Strings(near)
 	return near
+}
+
+// shownName is a variable's name as a message may quote it. A key pasted
+// into the name (OPENROUTER_API_KEY_7c1e…=1, a keys file's line written
+// the wrong way round) must not be printed: the name is quoted up to its
+// first '_'-separated part longer than 12 characters (no setting's name
+// has one; a key is one), and "…" for the rest.
+func shownName(name string) string {
+	start := 0
+	for start < len(name) {
+		end := strings.IndexByte(name[start:], '_')
+		if end < 0 {
+			end = len(name) - start
+		}
+		if end > 12 {
+			return name[:start] + "…"
+		}
+		start += end + 1
+	}
+	return name
 }
 
 // UnreadKeyVar is a variable set beside a pool that loaded, whose key is
