@@ -66,6 +66,16 @@ func (r *Relay) judge(resp *http.Response, wb *watchedBody) fault.Verdict {
 	case status == http.StatusOK && isJSON(resp.Header):
 		bp := peekBuffers.Get().(*[]byte)
 		n, err := io.ReadAtLeast(wb.rc, (*bp)[:peekSize], 1)
+		// Blanks may come first, alone in their read (a keep-alive while
+		// the model works): the peek waits for the body's first byte.
+		for err == nil && n < peekSize && onlyBlanks((*bp)[:n]) {
+			var m int
+			m, err = wb.rc.Read((*bp)[n:peekSize])
+			if m > 0 {
+				r.watch.Touch(&wb.entry)
+				n += m
+			}
+		}
 		wb.head, wb.peek, wb.headErr = (*bp)[:n], bp, err
 		if err == io.ErrUnexpectedEOF {
 			wb.headErr = io.EOF
@@ -94,6 +104,16 @@ func judgeObject(h http.Header, b []byte, blind bool, now time.Time) fault.Verdi
 		return fault.Verdict{Status: http.StatusOK}
 	}
 	return v
+}
+
+// onlyBlanks reports whether b is JSON white space alone.
+func onlyBlanks(b []byte) bool {
+	for _, c := range b {
+		if c != ' ' && c != '\n' && c != '\r' && c != '\t' {
+			return false
+		}
+	}
+	return true
 }
 
 // clientGone reports whether wb's attempt was cancelled because its client
