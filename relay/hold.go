@@ -191,7 +191,9 @@ func (r *Relay) holdStream(resp *http.Response, wb *watchedBody, now time.Time) 
 				continue
 			}
 			end()
-			if v, body, isErr := streamError(resp.Header, ev.Data, now); isErr {
+			// On a blind call an error without an HTTP code is the
+			// fetched resource's state (judgeObject): the stream stands.
+			if v, body, isErr := streamError(resp.Header, ev.Data, now); isErr && !(wb.blind && v.Uncoded) {
 				wb.errBody, wb.hold = body, holdError
 				release()
 				return v
@@ -294,7 +296,7 @@ var genericStreamError = []byte(`{"error":{"message":"upstream stream ended in e
 // error object, or choices[0].finish_reason "error" with no content; on
 // the Responses API an "error" event or response.failed), its verdict by
 // the fault table, and the JSON error answer that stands for it. An error
-// whose code is not an HTTP status counts as a 502 of upstream.
+// whose code is not an HTTP status counts as a 502 of upstream, Uncoded.
 func streamError(h http.Header, data []byte, now time.Time) (v fault.Verdict, body []byte, ok bool) {
 	if !fault.MaybeError(data) {
 		return fault.Verdict{}, nil, false
@@ -338,7 +340,7 @@ func streamError(h http.Header, data []byte, now time.Time) (v fault.Verdict, bo
 	}
 	v = fault.Classify(http.StatusOK, h, judged, now)
 	if v.Status == http.StatusOK {
-		v = fault.Verdict{Status: http.StatusBadGateway, Scope: fault.Upstream, Parsed: hasErr}
+		v = fault.Verdict{Status: http.StatusBadGateway, Scope: fault.Upstream, Parsed: hasErr, Uncoded: true}
 	}
 	body = genericStreamError
 	if hasErr {
@@ -411,8 +413,8 @@ func (l Late) Event(data []byte) bool {
 		return false
 	}
 	v, _, ok := streamError(l.header, data, l.rl.breakers.Now())
-	if !ok {
-		return false
+	if !ok || (l.blind && v.Uncoded) {
+		return false // on a blind call, the resource's state (judgeObject)
 	}
 	l.rl.lateFault(l.key, v, l.client, l.blind)
 	return true

@@ -519,3 +519,50 @@ func TestStreamHoldNoGoroutine(t *testing.T) {
 		t.Fatalf("%.2f goroutines per held stream, %.2f per committed one", held, committed)
 	}
 }
+
+// TestBlindStreamUncoded: a stream fetched rather than asked for (GET
+// /v1/responses/{id}?stream=true of a failed response) whose first event
+// is an error without an HTTP code is the resource's own state: the 200
+// and its events stand, as for the same object in a JSON answer. An
+// inference stream's is a 502 of upstream; a coded error is one on both.
+func TestBlindStreamUncoded(t *testing.T) {
+	const failed = "event: response.failed\ndata: {\"type\":\"response.failed\",\"response\":{\"id\":\"resp_1\",\"status\":\"failed\",\"error\":{\"code\":\"server_error\",\"message\":\"The model failed\"}}}\n\n"
+	const finErr = "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"\"},\"finish_reason\":\"error\"}]}\n\n"
+	for _, tc := range []struct {
+		event         string
+		status, blind int
+	}{
+		{failed, 502, 200},
+		{finErr, 502, 200},
+		{keyRL, 429, 429},
+	} {
+		for _, blind := range []bool{false, true} {
+			e := newEnv(t, envOptions{keys: 1}, streams(map[int][]string{1: {tc.event}}, nil))
+			resp, err := e.do(t, nil, &relay.Call{Blind: blind})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := readAll(t, resp)
+			want := tc.status
+			if blind {
+				want = tc.blind
+			}
+			if resp.StatusCode != want || (want == 200 && got != tc.event) {
+				t.Errorf("%.40q, blind %v: %d %q, want %d", tc.event, blind, resp.StatusCode, got, want)
+			}
+		}
+	}
+	// Later in the stream, the same: on a blind call it is no error.
+	for _, blind := range []bool{false, true} {
+		e := newEnv(t, envOptions{keys: 1}, streams(nil, nil))
+		resp, err := e.do(t, nil, &relay.Call{Blind: blind})
+		if err != nil {
+			t.Fatal(err)
+		}
+		late := relay.LateOf(resp)
+		readAll(t, resp)
+		if got := late.Event([]byte(`{"error":{"code":"server_error","message":"The model failed"}}`)); got == blind {
+			t.Errorf("blind %v: a late uncoded error counted %v", blind, got)
+		}
+	}
+}
