@@ -65,21 +65,21 @@ func (r *Relay) judge(resp *http.Response, wb *watchedBody) fault.Verdict {
 		return fault.Classify(status, resp.Header, decoded(resp.Header, head), r.breakers.Now())
 	case status == http.StatusOK && isJSON(resp.Header):
 		bp := peekBuffers.Get().(*[]byte)
-		n, err := io.ReadAtLeast(wb.rc, (*bp)[:peekSize], 1)
-		// Blanks may come first, alone in their read (a keep-alive while
-		// the model works): the peek waits for the body's first byte.
-		for err == nil && n < peekSize && onlyBlanks((*bp)[:n]) {
+		peek := (*bp)[:peekSize]
+		// One read may bring only a piece of the body's start (blanks,
+		// a keep-alive while the model works; a lone "{"): the peek reads
+		// on to its size or the body's end, unless an error shows first.
+		// An answer read whole comes with its io.EOF, in one read.
+		n, err := 0, error(nil)
+		for err == nil && n < peekSize && (n == 0 || !fault.MaybeError(peek[:n])) {
 			var m int
-			m, err = wb.rc.Read((*bp)[n:peekSize])
-			if m > 0 {
+			m, err = wb.rc.Read(peek[n:])
+			if m > 0 && n > 0 {
 				r.watch.Touch(&wb.entry)
-				n += m
 			}
+			n += m
 		}
-		wb.head, wb.peek, wb.headErr = (*bp)[:n], bp, err
-		if err == io.ErrUnexpectedEOF {
-			wb.headErr = io.EOF
-		}
+		wb.head, wb.peek, wb.headErr = peek[:n], bp, err
 		if !fault.MaybeError(wb.head) || resp.Header.Get("Content-Encoding") != "" {
 			return fault.Verdict{Status: status}
 		}
@@ -104,16 +104,6 @@ func judgeObject(h http.Header, b []byte, blind bool, now time.Time) fault.Verdi
 		return fault.Verdict{Status: http.StatusOK}
 	}
 	return v
-}
-
-// onlyBlanks reports whether b is JSON white space alone.
-func onlyBlanks(b []byte) bool {
-	for _, c := range b {
-		if c != ' ' && c != '\n' && c != '\r' && c != '\t' {
-			return false
-		}
-	}
-	return true
 }
 
 // clientGone reports whether wb's attempt was cancelled because its client
