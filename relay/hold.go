@@ -148,6 +148,21 @@ func (r *Relay) holdStream(resp *http.Response, wb *watchedBody, now time.Time) 
 		wb.head, wb.peek, wb.hold = h.buf, bp, o
 		return fault.Verdict{Status: resp.StatusCode}
 	}
+	// decide ends the hold on its first data event, the read that brought
+	// it having met err; the hold is over (end).
+	decide := func(ev sse.Event, err error) fault.Verdict {
+		// On a blind call an error without an HTTP code is the
+		// fetched resource's state (judgeObject): the stream stands.
+		if v, body, isErr := streamError(resp.Header, ev.Data, now); isErr && !(wb.blind && v.Uncoded) {
+			wb.errBody, wb.hold = body, holdError
+			release()
+			return v
+		}
+		if err != nil {
+			wb.headErr = err
+		}
+		return commit(holdData)
+	}
 	for {
 		buf := h.buf
 		if cap(buf)-len(buf) < holdChunk/4 {
@@ -191,17 +206,7 @@ func (r *Relay) holdStream(resp *http.Response, wb *watchedBody, now time.Time) 
 				continue
 			}
 			end()
-			// On a blind call an error without an HTTP code is the
-			// fetched resource's state (judgeObject): the stream stands.
-			if v, body, isErr := streamError(resp.Header, ev.Data, now); isErr && !(wb.blind && v.Uncoded) {
-				wb.errBody, wb.hold = body, holdError
-				release()
-				return v
-			}
-			if err != nil {
-				wb.headErr = err
-			}
-			return commit(holdData)
+			return decide(ev, err)
 		}
 		if err != nil {
 			end()
@@ -218,6 +223,14 @@ func (r *Relay) holdStream(resp *http.Response, wb *watchedBody, now time.Time) 
 				}
 				wb.headErr = err
 				return commit(holdData)
+			}
+			if errors.Is(err, io.EOF) && !clientGone(wb) {
+				// The stream ended in an event without its blank line:
+				// that event is its first, as the usage tap and /run
+				// read it too, when it is whole (a JSON value), not cut.
+				if ev, ok := sp.End(); ok && !opening(ev) && json.Valid(ev.Data) {
+					return decide(ev, err)
+				}
 			}
 			release()
 			switch {
@@ -393,13 +406,16 @@ type Late struct {
 	header http.Header
 	client string
 	blind  bool
+	// size is the call's request body length: a late 402 is judged by
+	// it as the answer's head was (fault.Verdict.Sized).
+	size int
 }
 
 // LateOf is the Late of an answer the relay returned; call it before
 // wrapping resp.Body.
 func LateOf(resp *http.Response) Late {
 	if wb, ok := resp.Body.(*watchedBody); ok && wb.rl != nil {
-		return Late{rl: wb.rl, key: wb.key, header: resp.Header, client: wb.client, blind: wb.blind}
+		return Late{rl: wb.rl, key: wb.key, header: resp.Header, client: wb.client, blind: wb.blind, size: int(wb.reqBody.Size())}
 	}
 	return Late{}
 }
@@ -416,6 +432,7 @@ func (l Late) Event(data []byte) bool {
 	if !ok || (l.blind && v.Uncoded) {
 		return false // on a blind call, the resource's state (judgeObject)
 	}
+	v = v.Sized(l.size)
 	l.rl.lateFault(l.key, v, l.client, l.blind)
 	return true
 }
