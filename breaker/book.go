@@ -263,7 +263,7 @@ func (s *Set) UnblockFree(k *keyring.Key, from time.Time) {
 			return
 		}
 		if a.free > s.settings.Now().UnixNano() {
-			s.tell(Fact{Kind: AccountBack, Account: b.acct[slot], Until: time.Unix(0, a.free)})
+			s.tell(Fact{Kind: AccountBack, Account: b.acct[slot], Reason: fault.FreeQuota, Until: time.Unix(0, a.free)})
 		}
 		a.free = 0
 		b.members(b.acct[slot], func(m int) { b.free[m].Store(0) })

@@ -21,8 +21,10 @@ const (
 	// KeyBack: Key's rest that ended at Until is over: its trial call
 	// succeeded, or a budget poll lifted it early.
 	KeyBack
-	// AccountBack: Account's rest or free-model block that ends no later
-	// than Until is over early (a budget poll showed it is not due).
+	// AccountBack: Account's rest (Reason other than fault.FreeQuota) or
+	// its free-model block (fault.FreeQuota) that ends no later than Until
+	// is over early (a budget poll showed it is not due). Each ends only
+	// its own: free requests left say nothing of the account's credits.
 	AccountBack
 	// AccountKnown: Key belongs to Account (its label); nothing to share,
 	// but a sink may want the label without asking the Set.
@@ -116,14 +118,16 @@ func (s *Set) ApplyKeyRest(k *keyring.Key, r fault.Reason, status int, until tim
 	}
 }
 
-// ApplyKeyBack ends k's own rest if it ends no later than until (another
-// replica's trial after it succeeded, or its poll lifted it) and closes the
-// key's breaker: the fleet's one trial was sent.
+// ApplyKeyBack ends k's own rest if it is the one that ends at until
+// (another replica's trial after it succeeded, or its poll lifted it) and
+// closes the key's breaker: the fleet's one trial was sent. Only that rest:
+// a back stays in Redis a while and is read again, and a rest learned after
+// it, though shorter, is not the one it ended.
 func (s *Set) ApplyKeyBack(k *keyring.Key, until time.Time) {
 	b := s.book
 	b.mu.Lock()
 	slot := k.Slot()
-	back := millis(b.own[slot].until) <= until.UnixMilli()
+	back := b.own[slot].until != 0 && millis(b.own[slot].until) == until.UnixMilli()
 	if back {
 		b.own[slot] = cause{}
 		b.sync(s.pool.Ledger(), slot)
@@ -169,9 +173,10 @@ func (s *Set) ApplyFreeBlock(label string, until time.Time) {
 	b.members(label, func(m int) { b.free[m].Store(a.free) })
 }
 
-// ApplyAccountBack ends the account's rest and its free-model block where
-// they end no later than until: another replica's budget poll lifted them.
-func (s *Set) ApplyAccountBack(label string, until time.Time) {
+// ApplyAccountBack ends the account's free-model block (free) or its rest
+// (not free) if it is the one that ends at until: another replica's budget
+// poll lifted it. Not a later-learned one, as ApplyKeyBack.
+func (s *Set) ApplyAccountBack(label string, until time.Time, free bool) {
 	b := s.book
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -180,10 +185,10 @@ func (s *Set) ApplyAccountBack(label string, until time.Time) {
 		return
 	}
 	u := until.UnixMilli()
-	if a.rest.until != 0 && millis(a.rest.until) <= u {
+	if !free && a.rest.until != 0 && millis(a.rest.until) == u {
 		a.rest = cause{}
 	}
-	if a.free != 0 && millis(a.free) <= u {
+	if free && a.free != 0 && millis(a.free) == u {
 		a.free = 0
 	}
 	b.members(label, func(m int) { b.sync(s.pool.Ledger(), m) })

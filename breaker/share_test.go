@@ -66,7 +66,7 @@ func TestSetTellsItsFacts(t *testing.T) {
 		{"free block", func() { set.BlockFree(k[0], now.Add(3*time.Hour)) },
 			[]Fact{{Kind: FreeBlocked, Account: label, Reason: fault.FreeQuota, Until: now.Add(3 * time.Hour)}}},
 		{"free unblocked", func() { set.UnblockFree(k[1], now) },
-			[]Fact{{Kind: AccountBack, Account: label, Until: now.Add(3 * time.Hour)}}},
+			[]Fact{{Kind: AccountBack, Account: label, Reason: fault.FreeQuota, Until: now.Add(3 * time.Hour)}}},
 		{"key lifted", func() { set.Lift(k[2], fault.RateLimit) },
 			[]Fact{{Kind: KeyBack, Key: k[2], Until: now.Add(time.Minute)}}},
 	}
@@ -119,9 +119,19 @@ func TestAppliedFactsAreNotToldAgain(t *testing.T) {
 	if !p.Available(k[2], ns) || set.For(k[2]).State() != Closed {
 		t.Fatalf("key 3 after its key back: available %v, state %v", p.Available(k[2], ns), set.For(k[2]).State())
 	}
-	set.ApplyAccountBack(label, now.Add(time.Hour))
+	// A free block's end leaves the account's rest (free requests left
+	// say nothing of its credits), though the rest ends before it.
+	set.ApplyAccountBack(label, now.Add(2*time.Hour), true)
+	if !set.FreeBlockedUntil(k[0]).IsZero() {
+		t.Fatal("a free block's end did not lift the free block")
+	}
+	if p.Available(k[0], ns) {
+		t.Fatal("a free block's end ended the account's credit rest")
+	}
+	set.ApplyFreeBlock(label, now.Add(2*time.Hour))
+	set.ApplyAccountBack(label, now.Add(time.Hour), false)
 	if set.FreeBlockedUntil(k[0]).IsZero() {
-		t.Fatal("account back lifted the later free block")
+		t.Fatal("a rest's end lifted the free block")
 	}
 	if !p.Available(k[0], ns) {
 		t.Fatal("account back did not end the account's rest")

@@ -182,8 +182,7 @@ func (s *Redis) forgetEnded(ev Event) {
 	case ev.Kind == TrialResult && ev.OK:
 		ended = []string{s.factKey(Event{Kind: KeyRest, Key: ev.Key})}
 	case ev.Kind == AccountBack:
-		ended = []string{s.factKey(Event{Kind: AccountRest, Account: ev.Account}),
-			s.factKey(Event{Kind: AccountRest, Account: ev.Account, Reason: freeQuota})}
+		ended = []string{s.factKey(Event{Kind: AccountRest, Account: ev.Account, Reason: ev.Reason})}
 	}
 	for _, k := range ended {
 		// In milliseconds, as facts travel.
@@ -268,6 +267,11 @@ func (s *Redis) factKey(ev Event) string {
 	case TrialResult:
 		return s.o.Prefix + "trialres:" + string(ev.Key)
 	case AccountBack:
+		if ev.Reason == freeQuota {
+			// The end of a free-model block, kept apart from the end of
+			// the account's rest: each ends only its own.
+			return s.o.Prefix + "afreeback:" + ev.Account
+		}
 		return s.o.Prefix + "aback:" + ev.Account
 	case Disable, Enable:
 		return s.o.Prefix + "manual:" + string(ev.Key)

@@ -108,19 +108,27 @@ func TestFactsOrderedPerKind(t *testing.T) {
 			if ttl := c.PTTL(ctx, "keygate:manual").Val(); ttl >= 0 {
 				t.Fatalf("manual hash PTTL %v: a disable must not expire", ttl)
 			}
-			// The account back until past the rest, not the block: the
-			// rest goes, the block stays; back past both, both go.
-			if err := s.put(ctx, Event{Kind: AccountBack, Account: "a1b2", Until: now.Add(2 * time.Minute)}); err != nil {
+			// A free block's end, however late, drops the block and
+			// leaves the rest: free requests left say nothing of credits.
+			if err := s.put(ctx, Event{Kind: AccountBack, Account: "a1b2", Reason: freeQuota, Until: now.Add(2 * time.Hour)}); err != nil {
 				t.Fatal(err)
 			}
-			if c.Exists(ctx, "keygate:arest:a1b2").Val() != 0 || c.Exists(ctx, "keygate:afree:a1b2").Val() != 1 {
-				t.Fatal("an account back until 2m: want the 1m rest dropped and the 1h free block kept")
+			if c.Exists(ctx, "keygate:arest:a1b2").Val() != 1 || c.Exists(ctx, "keygate:afree:a1b2").Val() != 0 {
+				t.Fatal("a free block's end until 2h: want the 1h free block dropped and the 1m rest kept")
+			}
+			// A rest's end drops the rest only, and sits under a key of
+			// its own beside the free block's end.
+			if err := s.put(ctx, Event{Kind: AccountRest, Account: "a1b2", Reason: freeQuota, Until: now.Add(time.Hour)}); err != nil {
+				t.Fatal(err)
 			}
 			if err := s.put(ctx, Event{Kind: AccountBack, Account: "a1b2", Until: now.Add(2 * time.Hour)}); err != nil {
 				t.Fatal(err)
 			}
-			if c.Exists(ctx, "keygate:afree:a1b2").Val() != 0 {
-				t.Fatal("an account back until 2h left the free block")
+			if c.Exists(ctx, "keygate:arest:a1b2").Val() != 0 || c.Exists(ctx, "keygate:afree:a1b2").Val() != 1 {
+				t.Fatal("a rest's end until 2h: want the 1m rest dropped and the 1h free block kept")
+			}
+			if c.Exists(ctx, "keygate:aback:a1b2").Val() != 1 || c.Exists(ctx, "keygate:afreeback:a1b2").Val() != 1 {
+				t.Fatal("want the rest's end and the free block's end under keys of their own")
 			}
 		})
 	}

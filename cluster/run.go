@@ -217,8 +217,9 @@ func (s *Redis) command(ev Event) (command, bool) {
 	case TrialResult, AccountBack:
 		keys := []string{key, s.index()}
 		if ev.Kind == AccountBack {
-			keys = append(keys, s.factKey(Event{Kind: AccountRest, Account: ev.Account}),
-				s.factKey(Event{Kind: AccountRest, Account: ev.Account, Reason: freeQuota}))
+			// A free block's end (Reason free_quota) supersedes the
+			// free block only, a rest's end the rest only.
+			keys = append(keys, s.factKey(Event{Kind: AccountRest, Account: ev.Account, Reason: ev.Reason}))
 		} else if ev.OK {
 			keys = append(keys, s.o.Prefix+"rest:"+string(ev.Key))
 		}

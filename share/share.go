@@ -131,7 +131,11 @@ func (a *Adapter) Fact(f breaker.Fact) {
 	case breaker.KeyBack:
 		a.store.Publish(cluster.Event{Kind: cluster.TrialResult, Key: a.Ref(f.Key), Until: f.Until, OK: true})
 	case breaker.AccountBack:
-		a.store.Publish(cluster.Event{Kind: cluster.AccountBack, Account: f.Account, Until: f.Until})
+		ev := cluster.Event{Kind: cluster.AccountBack, Account: f.Account, Until: f.Until}
+		if f.Reason == fault.FreeQuota {
+			ev.Reason = f.Reason.String()
+		}
+		a.store.Publish(ev)
 	}
 }
 
@@ -225,7 +229,7 @@ func (a *Adapter) Apply(ev cluster.Event) {
 		}
 		return
 	case cluster.AccountBack:
-		set.ApplyAccountBack(ev.Account, ev.Until)
+		set.ApplyAccountBack(ev.Account, ev.Until, ev.Reason == fault.FreeQuota.String())
 		return
 	}
 	if k == nil {
