@@ -22,9 +22,9 @@ const (
 	// succeeded, or a budget poll lifted it early.
 	KeyBack
 	// AccountBack: Account's rest (Reason other than fault.FreeQuota) or
-	// its free-model block (fault.FreeQuota) that ends no later than Until
-	// is over early (a budget poll showed it is not due). Each ends only
-	// its own: free requests left say nothing of the account's credits.
+	// its free-model block (fault.FreeQuota) that ends at Until is over
+	// early (a budget poll showed it is not due). Each ends only its own:
+	// free requests left say nothing of the account's credits.
 	AccountBack
 	// AccountKnown: Key belongs to Account (its label); nothing to share,
 	// but a sink may want the label without asking the Set.
