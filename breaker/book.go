@@ -101,11 +101,26 @@ func (b *book) sync(l keyring.Ledger, slot int) {
 		until = math.MaxInt64
 	}
 	l.SetRest(slot, until)
+	// A key whose account is not known yet keeps its own free-model
+	// block (BlockFree), which join carries into the account once known.
 	if a := b.accountOf(slot); a != nil {
 		b.free[slot].Store(a.free)
-	} else {
-		b.free[slot].Store(0)
 	}
+}
+
+// join puts slot in the account with label, and carries a free-model block
+// the slot learned while its account was unknown into the account, whose
+// other keys are blocked as long. It reports whether that made the
+// account's block longer. Call with mu held.
+func (b *book) join(slot int, label string) (a *account, longer bool) {
+	prev := b.acct[slot]
+	b.acct[slot] = label
+	a = b.account(label)
+	if f := b.free[slot].Load(); prev == "" && f > a.free {
+		a.free, longer = f, true
+		b.members(label, func(m int) { b.free[m].Store(f) })
+	}
+	return a, longer
 }
 
 // members calls f for every slot of label's account. Call with mu held.
@@ -132,13 +147,13 @@ func (s *Set) SetAccount(k *keyring.Key, id string) string {
 	if b.acct[slot] == label {
 		return label
 	}
-	b.acct[slot] = label
-	if b.accts[label] == nil {
-		b.accts[label] = &account{}
-	}
+	a, longer := b.join(slot, label)
 	b.regroup()
 	b.sync(s.pool.Ledger(), slot)
 	s.tell(Fact{Kind: AccountKnown, Key: k, Account: label})
+	if longer {
+		s.tell(Fact{Kind: FreeBlocked, Account: label, Reason: fault.FreeQuota, Until: time.Unix(0, a.free)})
+	}
 	return label
 }
 

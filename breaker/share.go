@@ -207,8 +207,7 @@ func (s *Set) ApplyAccount(k *keyring.Key, label string) {
 	if b.acct[slot] == label {
 		return
 	}
-	b.acct[slot] = label
-	b.account(label)
+	b.join(slot, label)
 	b.regroup()
 	b.sync(s.pool.Ledger(), slot)
 }
