@@ -230,11 +230,22 @@ func (p *Poller) spawn(k *keyring.Key) bool {
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
-		defer s.polling.Store(false)
 		f, c, err := p.poll(p.ctx, k)
 		p.settle(k, f, c, err)
+		p.polled(k)
 	}()
 	return true
+}
+
+// polled ends k's poll. A fault that came to be confirmed after settle
+// looked for one (Confirm saw this poll out and left it to it) gets a
+// poll of its own, or it would wait for the next turn, past its hold.
+func (p *Poller) polled(k *keyring.Key) {
+	s := &p.slots[k.Slot()]
+	s.polling.Store(false)
+	if s.pending.Load() != nil {
+		p.spawn(k)
+	}
 }
 
 // Check polls k now and waits for the answer (POST /admin/keys/{id}/check).
@@ -395,7 +406,9 @@ func (s *slotState) uncount(c counted) (float64, int64) {
 // Another replica's spend tells it there, as each replica counts its own.
 func (p *Poller) apply(k *keyring.Key, f *Figures, now time.Time, tell bool) {
 	s := &p.slots[k.Slot()]
-	if left, ok := remaining(f, s, now); ok && left <= 0 {
+	left, capped := remaining(f, s, now)
+	switch {
+	case capped && left <= 0:
 		until := NextReset(f.LimitReset, now)
 		if until.IsZero() {
 			until = now.Add(24 * time.Hour)
@@ -409,7 +422,11 @@ func (p *Poller) apply(k *keyring.Key, f *Figures, now time.Time, tell bool) {
 		if c := p.o.Cooldowns; c != nil && tell && was.Before(until) && (pending == nil || pending.Reason != fault.KeyLimit) {
 			c.Cooldown(k, fault.Verdict{Status: http.StatusPaymentRequired, Scope: fault.Key, Reason: fault.KeyLimit, Polled: true}, until.Sub(now))
 		}
-	} else {
+	case capped && left <= DryUSD:
+		// As good as spent: a 402's rest confirmed at this much (decide)
+		// stays, but none starts without a 402, as a cheap call may
+		// still fit.
+	default:
 		// The cap has some left (or there is none). An account resting
 		// for credits stays so: GET /key does not show the balance.
 		p.set.Lift(k, fault.KeyLimit)
@@ -662,6 +679,15 @@ func (p *Poller) decide(k *keyring.Key, v fault.Verdict, f *Figures, err error, 
 	}
 	if !confirmed {
 		p.set.Lift(k, v.Reason)
+		if v.Reason == fault.KeyLimit && v.Afford > 0 {
+			// A nearly dry cap with more than next to nothing left: the
+			// calls that may ask for more than it can pay go elsewhere
+			// for a while, as after a larger "can only afford M".
+			p.set.NoteAfford(k, v.Afford, true, v.Large, now.Add(relay.AffordNote))
+			p.o.Log.Info("💸 API Key #"+k.Label+" answered 402: its cap pays for at most "+strconv.Itoa(v.Afford)+" tokens; larger calls go to other keys for "+relay.AffordNote.String(),
+				"event", "fault_not_confirmed", "key_id", k.ID, "status", v.Status, "reason", v.Reason.String(), "afford_tokens", v.Afford)
+			return
+		}
 		p.o.Log.Info("✅ API Key #"+k.Label+" answered "+strconv.Itoa(v.Status)+" but its GET /key shows it fine: back in rotation",
 			"event", "fault_not_confirmed", "key_id", k.ID, "status", v.Status, "reason", v.Reason.String())
 		return

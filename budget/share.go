@@ -52,17 +52,14 @@ func (p *Poller) scheduled(k *keyring.Key) {
 		// that its holder gets it again on its next turn.
 		if s.pending.Load() == nil && !p.o.Share.Lease(k, p.o.Interval*3/4) {
 			s.next.Store(p.nextTurn(p.o.Now()))
-			s.polling.Store(false)
-			if s.pending.Load() != nil {
-				// A fault came to be confirmed while the lease was
-				// asked: its poll is due now.
-				p.spawn(k)
-			}
+			// A fault that came to be confirmed while the lease was
+			// asked has its poll now.
+			p.polled(k)
 			return
 		}
-		defer s.polling.Store(false)
 		f, c, err := p.poll(p.ctx, k)
 		p.settle(k, f, c, err)
+		p.polled(k)
 	}()
 }
 

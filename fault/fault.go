@@ -116,7 +116,8 @@ type Verdict struct {
 	// gave no usable hint.
 	Until time.Time
 	// Afford is the number of tokens the account can still afford, from a
-	// 402 "can only afford M" with M > 0; 0 otherwise.
+	// 402 "can only afford M" with M > 0; 0 otherwise. With Reason
+	// KeyLimit it is a nearly dry cap's M (below NearlyDry).
 	Afford int
 	// OnKey: Afford is what the key's own cap can pay for, not the
 	// account; the call goes on to any other key.
@@ -264,7 +265,13 @@ func classify402(v *Verdict, e *errorBody, h http.Header, now time.Time) {
 			v.OnKey, v.Large = true, prompt
 			return
 		}
-		v.Scope, v.Reason, v.Afford = Key, KeyLimit, 0
+		// Nearly dry: the key's, once its GET /key shows the cap as good
+		// as spent; M stays for the case it does not (budget.Poller's
+		// confirmation notes it then, as for a larger M).
+		v.Scope, v.Reason = Key, KeyLimit
+		if ok && m > 0 {
+			v.Afford, v.OnKey, v.Large = m, true, prompt
+		}
 	default:
 		if m, ok := affordable(e.message); ok && m > 0 {
 			v.Scope, v.Afford = Request, m

@@ -16,9 +16,9 @@ import (
 	"github.com/keygate/keygate/keyring"
 )
 
-// affordNote is how long a 402 "can only afford M" keeps calls that may ask
+// AffordNote is how long a 402 "can only afford M" keeps calls that may ask
 // for more off that key or account: credit may be added, caps reset.
-const affordNote = 5 * time.Minute
+const AffordNote = 5 * time.Minute
 
 // errorBodyWait bounds the wait for an error answer's body.
 const errorBodyWait = 2 * time.Second
@@ -223,7 +223,7 @@ func (r *Relay) settle(l Lease, v fault.Verdict, c *Call) (retry bool) {
 			if !v.OnKey {
 				r.breakers.Siblings(k, &c.skip)
 			}
-			r.breakers.NoteAfford(k, v.Afford, v.OnKey, v.Large, r.breakers.Now().Add(affordNote))
+			r.breakers.NoteAfford(k, v.Afford, v.OnKey, v.Large, r.breakers.Now().Add(AffordNote))
 			if r.confirm != nil {
 				// What the key and its account have left is read now,
 				// as after any other 402 of the key.
