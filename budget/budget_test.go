@@ -2,7 +2,6 @@ package budget
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -229,21 +228,7 @@ func TestConfirm(t *testing.T) {
 			p, set, pool, u, clock := newPoller(t, 2)
 			u.set(1, tt.status, tt.body)
 			k := pool.Keys()[0]
-			tr, err := set.For(k).Allow()
-			if err != nil {
-				t.Fatal(err)
-			}
-			tr.Hold(tt.v.Reason, tt.v.Status, clock().Add(5*time.Second))
-			ctx, cancel := context.WithCancel(t.Context())
-			done := make(chan struct{})
-			go func() { p.Run(ctx); close(done) }()
-			p.Confirm(k, tt.v)
-			deadline := time.Now().Add(5 * time.Second)
-			for (u.polls.Load() == 0 || p.slots[0].polling.Load()) && time.Now().Before(deadline) {
-				time.Sleep(time.Millisecond)
-			}
-			cancel()
-			<-done // Run waits for the polls it started
+			confirmNow(t, p, k, tt.v, clock(), u)
 			r, _, until := set.Rest(k)
 			long := until.Sub(clock()) > 5*time.Second
 			if long != tt.resting || (tt.resting && r != tt.reason) {

@@ -1,9 +1,7 @@
 package budget
 
 import (
-	"context"
 	"testing"
-	"time"
 
 	"github.com/keygate/keygate/fault"
 )
@@ -53,27 +51,12 @@ func TestCapSpentRestIsTold(t *testing.T) {
 	})
 	t.Run("a 402 confirmed by the poll is told once", func(t *testing.T) {
 		noLeaks(t)
-		p, set, pool, u, clock := newPoller(t, 2)
+		p, _, pool, u, clock := newPoller(t, 2)
 		obs := &cooldowns{}
 		p.o.Cooldowns = obs
 		k := pool.Keys()[0]
 		u.set(1, 0, `{"data":{"limit":1,"limit_remaining":0,"limit_reset":"daily","usage":1}}`)
-		tr, err := set.For(k).Allow()
-		if err != nil {
-			t.Fatal(err)
-		}
-		v := fault.Verdict{Status: 402, Scope: fault.Key, Reason: fault.KeyLimit}
-		tr.Hold(v.Reason, v.Status, clock().Add(5*time.Second))
-		ctx, cancel := context.WithCancel(t.Context())
-		done := make(chan struct{})
-		go func() { p.Run(ctx); close(done) }()
-		p.Confirm(k, v)
-		deadline := time.Now().Add(5 * time.Second)
-		for (u.polls.Load() == 0 || p.slots[0].polling.Load()) && time.Now().Before(deadline) {
-			time.Sleep(time.Millisecond)
-		}
-		cancel()
-		<-done
+		confirmNow(t, p, k, fault.Verdict{Status: 402, Scope: fault.Key, Reason: fault.KeyLimit}, clock(), u)
 		wantTold(t, obs, fault.KeyLimit, false)
 	})
 }
