@@ -29,14 +29,25 @@ type Pool interface {
 	Enable(ctx context.Context, id int) error
 	// Check polls key id's budget upstream now and returns it.
 	Check(ctx context.Context, id int) (Budget, error)
-	// Masked is the key under id as /keys shows it (its prefix and last
-	// 4 characters); false when there is none. A call that names the key
-	// it means (?key=) is refused when a reload put another under its id.
-	Masked(id int) (string, bool)
+	// Named is how a caller may name the key under id (?key=), as /keys
+	// shows it; false when there is none. A call that names the key it
+	// means is refused when a reload put another under its id.
+	Named(id int) (KeyName, bool)
 	// Reload re-reads the pool's source (KEYS_FILE, or the .env) and swaps
 	// the pool. A file that is refused is not an error: the result's
 	// Refused says why and the pool stays as it was.
 	Reload(ctx context.Context) (ReloadResult, error)
+}
+
+// KeyName is what names one key to an admin call: its mask, or its
+// fingerprint, which two keys never share.
+type KeyName struct {
+	Masked      string
+	Fingerprint string
+	// MaskShared is set when another key with the same mask was under the
+	// id before (a reload put this one there): the mask alone does not
+	// tell which of them the caller saw.
+	MaskShared bool
 }
 
 // ErrUnknownKey is returned by Pool methods for an id not in the pool; the
@@ -155,22 +166,32 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	do(w, r, id)
 }
 
-// sameKey reports whether the key under id is still want (masked), as the
-// caller saw it; else it answers 409 (404 for no key). Ids follow the
-// source's numbering: after a reload that renumbered the pool, a button
-// drawn before it would act on another key.
+// sameKey reports whether the key under id is still want (its mask or its
+// fingerprint), as the caller saw it; else it answers 409 (404 for no key).
+// Ids follow the source's numbering: after a reload that renumbered the
+// pool, a button drawn before it would act on another key. The 409 does
+// not name the key now in force by its fingerprint, so that a stale caller
+// cannot just retry with it.
 func (h *Handler) sameKey(w http.ResponseWriter, id int, want string) bool {
-	got, ok := h.pool.Masked(id)
-	switch {
-	case !secret.IsMask(want):
+	byPrint := secret.IsFingerprint(want)
+	if !byPrint && !secret.IsMask(want) {
 		// Perhaps a raw key pasted in: it is not quoted back.
-		writeError(w, http.StatusBadRequest, "invalid_request_error", "invalid ?key=: want the key masked as /keys shows it, like sk-or-v1-…3f2a; nothing was done")
+		writeError(w, http.StatusBadRequest, "invalid_request_error", "invalid ?key=: want the key's mask or fingerprint as /keys shows it, like sk-or-v1-…3f2a or fp-0123456789abcdef; nothing was done")
 		return false
+	}
+	got, ok := h.pool.Named(id)
+	switch {
 	case !ok:
 		writePoolError(w, id, "", ErrUnknownKey)
 		return false
-	case got != want:
-		writeError(w, http.StatusConflict, "key_changed", fmt.Sprintf("key #%d is now %s, not %s: the pool was reloaded since; nothing was done", id, got, want))
+	case byPrint && got.Fingerprint != want:
+		writeError(w, http.StatusConflict, "key_changed", fmt.Sprintf("key #%d is now %s, not the key with fingerprint %s: the pool was reloaded since; nothing was done", id, got.Masked, want))
+		return false
+	case !byPrint && got.Masked != want:
+		writeError(w, http.StatusConflict, "key_changed", fmt.Sprintf("key #%d is now %s, not %s: the pool was reloaded since; nothing was done", id, got.Masked, want))
+		return false
+	case !byPrint && got.MaskShared:
+		writeError(w, http.StatusConflict, "key_changed", fmt.Sprintf("key #%d is %s, but a reload put it in place of another key masked the same: name it by its fingerprint (?key=fp-…) as /keys shows it now; nothing was done", id, got.Masked))
 		return false
 	}
 	return true

@@ -29,6 +29,7 @@ type fakePool struct {
 	mu       sync.Mutex
 	calls    []string
 	known    map[int]bool
+	shared   map[int]bool
 	checkErr error
 	reload   ReloadResult
 	failAll  error
@@ -47,10 +48,12 @@ func (f *fakePool) note(call string, id int) error {
 	return nil
 }
 
-func (f *fakePool) Masked(id int) (string, bool) {
+// Named names key id by its id: its mask ends in it, its fingerprint is it
+// in hex; the mask is shared for the ids in shared.
+func (f *fakePool) Named(id int) (KeyName, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return fmt.Sprintf("sk-or-v1-…%04d", id), f.known[id]
+	return KeyName{Masked: fmt.Sprintf("sk-or-v1-…%04d", id), Fingerprint: fmt.Sprintf("fp-%016x", id), MaskShared: f.shared[id]}, f.known[id]
 }
 
 func (f *fakePool) Disable(_ context.Context, id int) error { return f.note("disable", id) }
@@ -79,17 +82,19 @@ const adminTok = "admin-secret-token"
 
 func TestHandler(t *testing.T) {
 	tests := []struct {
-		name     string
-		noAdmin  bool
-		method   string
-		path     string
-		auth     string
-		pool     *fakePool
-		want     int
-		wantType string
-		wantBody string
-		never    string
-		calls    []string
+		name    string
+		noAdmin bool
+		// sharedMask: a reload put key 3 in place of another with its mask.
+		sharedMask bool
+		method     string
+		path       string
+		auth       string
+		pool       *fakePool
+		want       int
+		wantType   string
+		wantBody   string
+		never      string
+		calls      []string
 	}{
 		{name: "admin off", noAdmin: true, path: "/admin/reload", auth: "Bearer " + adminTok, want: 404, wantType: "invalid_request_error"},
 		{name: "admin off, key path", noAdmin: true, path: "/admin/keys/1/disable", want: 404},
@@ -109,7 +114,18 @@ func TestHandler(t *testing.T) {
 		// A raw key pasted in is no mask: a 400 that quotes none of it,
 		// not a 409 saying the pool was reloaded.
 		{name: "disable, a raw key named", path: "/admin/keys/3/disable?key=sk-or-v1-7c1e94b2d05fa8e3916c4b7d2a08f5e1c3b96a74d82e0f15aa", want: 400, wantType: "invalid_request_error",
-			wantBody: "masked as /keys shows it", never: "7c1e94b2"},
+			wantBody: "mask or fingerprint as /keys shows it", never: "7c1e94b2"},
+		// The fingerprint tells apart keys that share a mask: a short
+		// key's (its prefix alone), or two with the same last four.
+		{name: "disable, the fingerprint named", path: "/admin/keys/3/disable?key=fp-0000000000000003", want: 200, calls: []string{"disable 3"}},
+		{name: "check, another fingerprint", path: "/admin/keys/3/check?key=fp-0000000000000007", want: 409, wantType: "key_changed",
+			wantBody: "key #3 is now sk-or-v1-…0003, not the key with fingerprint fp-0000000000000007", never: "fp-0000000000000003"},
+		{name: "disable, a fingerprint in capitals", path: "/admin/keys/3/disable?key=fp-000000000000000A", want: 400},
+		{name: "disable, a short fingerprint", path: "/admin/keys/3/disable?key=fp-0003", want: 400},
+		{name: "disable, a mask another key shared", sharedMask: true, path: "/admin/keys/3/disable?key=sk-or-v1-%E2%80%A60003", want: 409, wantType: "key_changed",
+			wantBody: "name it by its fingerprint", never: "fp-0000000000000003"},
+		{name: "enable, the fingerprint of a key whose mask was shared", sharedMask: true, path: "/admin/keys/3/enable?key=fp-0000000000000003", want: 200, calls: []string{"enable 3"}},
+		{name: "enable, no key named, its mask shared", sharedMask: true, path: "/admin/keys/3/enable", want: 200, calls: []string{"enable 3"}},
 		{name: "disable, two ellipses", path: "/admin/keys/3/disable?key=sk-or-v1-%E2%80%A6%E2%80%A6", want: 400},
 		{name: "disable, a long tail", path: "/admin/keys/3/disable?key=sk-or-v1-%E2%80%A6000300", want: 400},
 		{name: "disable, an unknown prefix", path: "/admin/keys/3/disable?key=gsk_%E2%80%A60003", want: 400},
@@ -146,6 +162,9 @@ func TestHandler(t *testing.T) {
 				pool = &fakePool{}
 			}
 			pool.known = map[int]bool{3: true}
+			if tt.sharedMask {
+				pool.shared = map[int]bool{3: true}
+			}
 			h := New(access.New([]secret.Key{secret.New("client-token")}, adm), pool, nil)
 			method := tt.method
 			if method == "" {

@@ -173,6 +173,7 @@ func New(cfg *config.Config, log *slog.Logger, o Options) (*App, error) {
 	live := &Live{relay: rl, obs: obs, src: src, m: m, log: log, redactor: redactor, settings: settings,
 		budgetO: budgetO, confirm: ro.Confirmer != nil, entries: cfg.Keys, disabled: map[string]bool{},
 		toggled: map[string]time.Time{}, read: o.Reread}
+	live.seeMasks(pool)
 	var redisUp func() *bool
 	if cfg.RedisURL != "" {
 		// Manual disables outlive snapshots in the live pool, which

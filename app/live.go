@@ -70,6 +70,10 @@ type Live struct {
 	// notify, when set, learns of every disable and enable asked of this
 	// replica (not those SetDisabled brings from elsewhere).
 	notify func(ref KeyRef, on bool, at time.Time)
+	// masks is every mask each id has had, for Named: after a reload put
+	// another key with the same mask under an id, the mask alone names
+	// neither.
+	masks map[idMask]maskSeen
 	// attach, when set, hands each new snapshot's breakers and poller to
 	// what shares their facts with other replicas.
 	attach func(set *breaker.Set, poller *budget.Poller, keys []*keyring.Key)
@@ -175,13 +179,46 @@ func (l *Live) key(id int) (*keyring.Key, *breaker.Set, error) {
 	return k, snap.Breakers(), nil
 }
 
-// Masked implements admin.Pool.
-func (l *Live) Masked(id int) (string, bool) {
+// Named implements admin.Pool.
+func (l *Live) Named(id int) (admin.KeyName, bool) {
 	k := l.relay.Snapshot().Pool().ByID(id)
 	if k == nil {
-		return "", false
+		return admin.KeyName{}, false
 	}
-	return k.Secret.String(), true
+	l.mu.Lock()
+	shared := l.masks[idMask{id, k.Secret.String()}].shared
+	l.mu.Unlock()
+	return admin.KeyName{Masked: k.Secret.String(), Fingerprint: k.Secret.Fingerprint(), MaskShared: shared}, true
+}
+
+// idMask is a mask under an id.
+type idMask struct {
+	id   int
+	mask string
+}
+
+// maskSeen is what an id's mask has named: the first key seen with it
+// (by digest), and whether another has been seen with it since.
+type maskSeen struct {
+	first  [32]byte
+	shared bool
+}
+
+// seeMasks records the masks of pool's keys under their ids; l.mu is held
+// (or l not yet shared).
+func (l *Live) seeMasks(pool *keyring.Pool) {
+	if l.masks == nil {
+		l.masks = map[idMask]maskSeen{}
+	}
+	for _, k := range pool.Keys() {
+		at, d := idMask{k.ID, k.Secret.String()}, k.Secret.Digest()
+		switch m, ok := l.masks[at]; {
+		case !ok:
+			l.masks[at] = maskSeen{first: d}
+		case m.first != d && !m.shared:
+			l.masks[at] = maskSeen{first: m.first, shared: true}
+		}
+	}
 }
 
 // Disable implements admin.Pool.

@@ -45,6 +45,7 @@ func (l *Live) swap(entries []keyring.Entry, readErr error) (admin.ReloadResult,
 	}
 	l.newSnapshot(pool, oldPool, old.Breakers(), oldPoller, kept, dropped)
 	l.entries = entries
+	l.seeMasks(pool)
 	if l.m != nil {
 		l.dropAccounts(oldPool, old.Breakers(), pool, l.relay.Snapshot().Breakers())
 	}

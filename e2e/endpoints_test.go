@@ -133,7 +133,7 @@ func TestKeysEndpoint(t *testing.T) {
 	}
 	for i, e := range entries {
 		w := want[i]
-		if got := ptFieldNames(e); got != "account,budget,cooldown_until,disabled,failures,id,in_flight,masked,other_errors,requests,rest_reason,state" {
+		if got := ptFieldNames(e); got != "account,budget,cooldown_until,disabled,failures,fingerprint,id,in_flight,masked,other_errors,requests,rest_reason,state" {
 			t.Errorf("key fields %s", got)
 		}
 		raw := keys[i]

@@ -22,10 +22,13 @@ type keysResponse struct {
 }
 
 type keyStatus struct {
-	ID      int        `json:"id"`
-	Masked  secret.Key `json:"masked"`
-	Account string     `json:"account"`
-	State   string     `json:"state"`
+	ID     int        `json:"id"`
+	Masked secret.Key `json:"masked"`
+	// Fingerprint tells apart keys that share a mask; admin calls take
+	// it as ?key= (secret.Key.Fingerprint).
+	Fingerprint string `json:"fingerprint"`
+	Account     string `json:"account"`
+	State       string `json:"state"`
 	// Disabled is set while an operator keeps the key out of rotation
 	// (POST /admin/keys/{id}/disable); its automatic state goes on
 	// beside it.
@@ -57,6 +60,7 @@ func (s *Server) keys(c echo.Context) error {
 		st := keyStatus{
 			ID:          k.ID,
 			Masked:      k.Secret,
+			Fingerprint: k.Secret.Fingerprint(),
 			Account:     set.Account(k),
 			State:       set.For(k).State().String(),
 			Disabled:    set.Disabled(k),

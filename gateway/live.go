@@ -38,12 +38,13 @@ func (s *StatusSource) Snapshot(context.Context) webui.Snapshot {
 	}
 	for _, k := range pool.Keys() {
 		row := webui.Key{
-			ID:       k.ID,
-			Masked:   k.Secret,
-			Account:  set.Account(k),
-			Disabled: set.Disabled(k),
-			InFlight: ledger.InFlight(k.Slot()),
-			Calls:    ledger.Used(k.Slot()),
+			ID:          k.ID,
+			Masked:      k.Secret,
+			Fingerprint: k.Secret.Fingerprint(),
+			Account:     set.Account(k),
+			Disabled:    set.Disabled(k),
+			InFlight:    ledger.InFlight(k.Slot()),
+			Calls:       ledger.Used(k.Slot()),
 		}
 		r, _, until := set.Rest(k)
 		if !until.IsZero() {

@@ -8,6 +8,7 @@ package secret
 
 import (
 	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -75,6 +76,39 @@ func IsMask(s string) bool {
 		return false
 	}
 	return prefix == "" || slices.Contains(knownPrefixes[:], prefix)
+}
+
+// fingerprintPrefix starts every Fingerprint, so that one is told apart
+// from a mask or a raw key.
+const fingerprintPrefix = "fp-"
+
+// Fingerprint names the key without showing it: "fp-" and 16 hex digits of
+// a SHA-256 of the key, apart from Digest's. Two keys may share a mask (its
+// last four characters, or nothing of a short key); their fingerprints
+// differ, so an admin call made from a page drawn before a reload can be
+// refused. It is the same on every replica and across restarts, like the
+// digest that names a key in Redis, and tells nothing of the key. The zero
+// Key has none ("").
+func (k Key) Fingerprint() string {
+	if k.v == nil {
+		return ""
+	}
+	sum := sha256.Sum256([]byte("keygate key fingerprint\x00" + k.v.raw))
+	return fingerprintPrefix + hex.EncodeToString(sum[:8])
+}
+
+// IsFingerprint reports whether s has the form Fingerprint gives.
+func IsFingerprint(s string) bool {
+	h, ok := strings.CutPrefix(s, fingerprintPrefix)
+	if !ok || len(h) != 16 {
+		return false
+	}
+	for i := 0; i < len(h); i++ {
+		if c := h[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // IsZero reports whether the key is empty.

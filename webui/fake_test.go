@@ -24,7 +24,7 @@ type fakePool struct {
 	mu      sync.Mutex
 	keys    []Key
 	calls   []string
-	renamed map[int]string // Masked's answer, when set
+	renamed map[int]secret.Key // the key Named finds under an id, when set
 }
 
 func newFakePool() *fakePool {
@@ -55,6 +55,10 @@ func (p *fakePool) Snapshot(context.Context) Snapshot {
 	up := true
 	keys := make([]Key, len(p.keys))
 	copy(keys, p.keys)
+	for i := range keys {
+		// As gateway.StatusSource fills it in.
+		keys[i].Fingerprint = keys[i].Masked.Fingerprint()
+	}
 	return Snapshot{Replica: "test-1", Strategy: "round-robin", RedisUp: &up, At: time.Now(), Keys: keys}
 }
 
@@ -110,20 +114,20 @@ func (p *fakePool) toggle(id int, off bool) error {
 	return nil
 }
 
-// Masked is key id's masked form, or what renamed says: a reload the page
+// Named names key id, or the key renamed puts under it: a reload the page
 // has not polled since.
-func (p *fakePool) Masked(id int) (string, bool) {
+func (p *fakePool) Named(id int) (admin.KeyName, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if m, ok := p.renamed[id]; ok {
-		return m, true
+	if k, ok := p.renamed[id]; ok {
+		return admin.KeyName{Masked: k.String(), Fingerprint: k.Fingerprint()}, true
 	}
 	for _, k := range p.keys {
 		if k.ID == id {
-			return k.Masked.String(), true
+			return admin.KeyName{Masked: k.Masked.String(), Fingerprint: k.Masked.Fingerprint()}, true
 		}
 	}
-	return "", false
+	return admin.KeyName{}, false
 }
 
 func (p *fakePool) Disable(_ context.Context, id int) error {

@@ -29,12 +29,15 @@ const (
 // Key is one key's row. Masked is a secret.Key so that nothing but its mask
 // can reach the page, by construction.
 type Key struct {
-	ID         int        `json:"id"`
-	Masked     secret.Key `json:"masked"`
-	Account    string     `json:"account"` // the short digest, never the id
-	State      State      `json:"state"`
-	RestReason string     `json:"rest_reason,omitempty"`
-	RestLeft   Seconds    `json:"rest_left"`
+	ID     int        `json:"id"`
+	Masked secret.Key `json:"masked"`
+	// Fingerprint names the key to the admin buttons (?key=): unlike the
+	// mask, no two keys share it.
+	Fingerprint string  `json:"fingerprint"`
+	Account     string  `json:"account"` // the short digest, never the id
+	State       State   `json:"state"`
+	RestReason  string  `json:"rest_reason,omitempty"`
+	RestLeft    Seconds `json:"rest_left"`
 	// FreeBlockedLeft is how long the key's account may take no
 	// free-model call (a free-models-per-min or -per-day 429); 0 when it
 	// may. Its paid calls go on, so the state stays what it is.

@@ -183,7 +183,7 @@
     want.forEach(function (a, i) {
       setData(btns[i], 'action', a);
       setData(btns[i], 'id', k.id);
-      setData(btns[i], 'key', k.masked);
+      setData(btns[i], 'key', k.fingerprint);
       if (btns[i].textContent !== LABELS[a]) btns[i].textContent = LABELS[a];
     });
   }
