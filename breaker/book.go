@@ -192,6 +192,18 @@ func (s *Set) Siblings(k *keyring.Key, ex *keyring.Exclude) {
 	}
 }
 
+// SiblingSlots appends to dst the slot of every key of k's account, k's
+// included (k's alone while its account is unknown).
+func (s *Set) SiblingSlots(k *keyring.Key, dst []int) []int {
+	g := s.book.group[k.Slot()].Load()
+	for i := range s.book.group {
+		if s.book.group[i].Load() == g {
+			dst = append(dst, i)
+		}
+	}
+	return dst
+}
+
 // FreeBlocked adds to ex every key whose account may not take a free-model
 // call at now (unix ns): its free requests for the day are used up.
 func (s *Set) FreeBlocked(ex *keyring.Exclude, now int64) {

@@ -470,14 +470,14 @@ func (r *Relay) learn(k *keyring.Key, v fault.Verdict, client string, blind bool
 		}
 		return true
 	}
+	if client != "" && r.bounded(v) && !r.limiter.allow(client, r.restSlots(k, v), r.breakers.Now(), r.resting) {
+		return false
+	}
 	if r.confirm != nil && needsConfirm(v) {
 		// Held, not rested yet: the confirmation counts and tells it.
 		r.breakers.RestKey(k, v.Reason, v.Status, r.breakers.Now().Add(r.confirmHold))
 		r.confirm.Confirm(k, v)
 		return true
-	}
-	if client != "" && !r.limiter.allow(client, k.Slot(), r.breakers.Now(), r.resting) {
-		return false
 	}
 	r.restFor(k, v, func() time.Duration { return r.breakers.Confirmed(k, v) }, nil)
 	if r.confirm != nil && (v.Status == http.StatusPaymentRequired || v.Status == http.StatusTooManyRequests) {

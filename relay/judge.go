@@ -190,20 +190,20 @@ func (r *Relay) settle(l Lease, v fault.Verdict, c *Call) (retry bool) {
 		l.trial.Abandon()
 		return false
 	case fault.Key, fault.Account:
-		if r.confirm != nil && needsConfirm(v) {
-			// A long rest is confirmed by the key's own GET /key first
-			// (its outcome is a fact, not bounded per client); until then
-			// the key alone is held for a few seconds.
-			// The hold is no rest yet: the confirmation counts and tells
-			// the rest, or that the key is back, once.
-			l.trial.Hold(v.Reason, v.Status, r.breakers.Now().Add(r.confirmHold))
-			r.confirm.Confirm(k, v)
-		} else if c.Client != "" && !r.limiter.allow(c.Client, k.Slot(), r.breakers.Now(), r.resting) {
+		if c.Client != "" && r.bounded(v) && !r.limiter.allow(c.Client, r.restSlots(k, v), r.breakers.Now(), r.resting) {
 			// This client caused its share of rests for now: the answer
 			// goes back as it is, and nobody rests.
 			v.Spared = true
 			l.trial.Success()
 			return false
+		}
+		if r.confirm != nil && needsConfirm(v) {
+			// A long rest is confirmed by the key's own GET /key first;
+			// until then the key alone is held for a few seconds.
+			// The hold is no rest yet: the confirmation counts and tells
+			// the rest, or that the key is back, once.
+			l.trial.Hold(v.Reason, v.Status, r.breakers.Now().Add(r.confirmHold))
+			r.confirm.Confirm(k, v)
 		} else {
 			r.rest(l, v)
 			if r.confirm != nil && (v.Status == http.StatusPaymentRequired || v.Status == http.StatusTooManyRequests) {
@@ -325,7 +325,8 @@ type Confirmer interface {
 // bench the pool. A rest the client caused counts against it for the
 // window and after it while the key still rests, so that rests longer than
 // the window (a Retry-After of minutes, a doubled rest) do not add up, a
-// share per window, to the whole pool. Faults that GET /key confirms do not
+// share per window, to the whole pool. An account's rest counts all its
+// keys. Faults that GET /key confirms (a key's 401, its cap's 402) do not
 // pass through it, and resting a key the client rested already costs
 // nothing.
 type restLimiter struct {
@@ -352,7 +353,7 @@ func newRestLimiter(share float64, window time.Duration, poolLen int) *restLimit
 // allow counts the rest of slot caused by client and reports whether it is
 // within the bound; resting reports whether a slot is still out of
 // rotation. Called only on faults, never on a successful call.
-func (l *restLimiter) allow(client string, slot int, now time.Time, resting func(slot int) bool) bool {
+func (l *restLimiter) allow(client string, slots []int, now time.Time, resting func(slot int) bool) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if now.Sub(l.swept) >= l.window || now.Before(l.swept) {
@@ -371,11 +372,38 @@ func (l *restLimiter) allow(client string, slot int, now time.Time, resting func
 	} else {
 		l.prune(m, now, resting)
 	}
-	if _, ok := m[slot]; !ok && len(m) >= l.limit {
+	fresh := 0
+	for _, slot := range slots {
+		if _, ok := m[slot]; !ok {
+			fresh++
+		}
+	}
+	// A client's first rest is allowed even when it rests more keys than
+	// the bound (an account of many keys), so that a spent account is
+	// learned all the same.
+	if fresh > 0 && len(m) > 0 && len(m)+fresh > l.limit {
 		return false
 	}
-	m[slot] = now
+	for _, slot := range slots {
+		m[slot] = now
+	}
 	return true
+}
+
+// restSlots are the slots a rest for v of k puts out of rotation: the
+// account's for an account's fault, else k's alone.
+func (r *Relay) restSlots(k *keyring.Key, v fault.Verdict) []int {
+	if v.Scope == fault.Account && !v.FreeOnly {
+		return r.breakers.SiblingSlots(k, make([]int, 0, 4))
+	}
+	return []int{k.Slot()}
+}
+
+// bounded reports whether a rest for v is bounded per client: all but those
+// the key's GET /key confirms, which are facts. GET /key cannot show an
+// account's balance, so a 402 for credits stays a client's word.
+func (r *Relay) bounded(v fault.Verdict) bool {
+	return r.confirm == nil || !needsConfirm(v) || v.Reason == fault.Credits
 }
 
 // prune drops from m the rests that no longer count at now: the window
