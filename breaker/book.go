@@ -407,11 +407,21 @@ func (s *Set) NoteAfford(k *keyring.Key, m int, onKey, large bool, until time.Ti
 // that callers read a request's max_tokens only then.
 func (s *Set) AffordNoted() bool { return s.book.affordNotes.Load() }
 
+// unsaidMaxTokens is what a request without max_tokens is taken to ask for:
+// OpenRouter checks it against the model's default output limit, which is
+// tens of thousands of tokens (65,536 often, more for a few models). Taken
+// as more than any note, one call's "can only afford 8000000" (an absurd
+// max_tokens) would keep every such call off a rich account for minutes.
+const unsaidMaxTokens = 1 << 18
+
 // SkipUnaffordable adds to ex every key noted at now (unix ns) as unable to
-// afford a request of maxTokens (0: not said, so the model's default, which
-// is large); a note that binds large requests only (about their prompt,
-// whatever max_tokens), for a large one.
+// afford a request of maxTokens (0: not said, unsaidMaxTokens); a note that
+// binds large requests only (about their prompt, whatever max_tokens), for
+// a large one.
 func (s *Set) SkipUnaffordable(ex *keyring.Exclude, maxTokens int, large bool, now int64) {
+	if maxTokens <= 0 {
+		maxTokens = unsaidMaxTokens
+	}
 	for i := range s.book.afford {
 		if s.book.affordUntil[i].Load() <= now {
 			continue
@@ -422,7 +432,7 @@ func (s *Set) SkipUnaffordable(ex *keyring.Exclude, maxTokens int, large bool, n
 			}
 			continue
 		}
-		if m := s.book.afford[i].Load(); maxTokens == 0 || int64(maxTokens) > m {
+		if m := s.book.afford[i].Load(); int64(maxTokens) > m {
 			ex.Add(i)
 		}
 	}
