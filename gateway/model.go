@@ -98,6 +98,51 @@ func topLevels(body []byte, names []string, vals [][]byte) {
 	}
 }
 
+// repeatsKey reports whether the top-level object of body has more than one
+// key that reads as name, an escaped one ("mod\u0065l") included: upstream
+// reads the last, keygate's scan the first. It scans the whole object, so
+// it is asked only when the difference would cost (a free-model call).
+func repeatsKey(body []byte, name string) bool {
+	seen := false
+	i := skipSpace(body, 0)
+	if i >= len(body) || body[i] != '{' {
+		return false
+	}
+	i++
+	for {
+		i = skipSpace(body, i)
+		if i >= len(body) || body[i] != '"' {
+			return false
+		}
+		keyStart := i
+		if i = skipString(body, i); i < 0 {
+			return false
+		}
+		key := body[keyStart:i]
+		if string(key[1:len(key)-1]) == name || bytes.IndexByte(key, '\\') >= 0 && unquote(key) == name {
+			if seen {
+				return true
+			}
+			seen = true
+		}
+		i = skipSpace(body, i)
+		if i >= len(body) || body[i] != ':' {
+			return false
+		}
+		if i = skipSpace(body, i+1); i >= len(body) {
+			return false
+		}
+		if i = skipValue(body, i); i < 0 {
+			return false
+		}
+		i = skipSpace(body, i)
+		if i >= len(body) || body[i] != ',' {
+			return false
+		}
+		i++
+	}
+}
+
 func unquote(q []byte) string {
 	for _, c := range q[1 : len(q)-1] {
 		if c == '\\' || c < 0x20 || c >= 0x80 {

@@ -195,6 +195,15 @@ func (p *passthrough) prepare(w http.ResponseWriter, r *http.Request, ctx *excha
 	// nothing, and counting it would use up an account's free requests
 	// as keygate counts them.
 	ex.call.Free = !ex.call.Blind && freeModel(ex.call.Model)
+	if ex.call.Free && repeatsKey(ex.body, "model") {
+		// Upstream would call the last model named, perhaps a paid one,
+		// while keygate counts a free request of the account: its count
+		// would reach the day's quota and block free calls that upstream
+		// still takes.
+		w.Header()["X-Keygate-Key"] = noKeyHeader
+		writeAPIError(w, http.StatusBadRequest, "invalid_request_error", `invalid body: "model" is given more than once; name one model`)
+		return nil
+	}
 	if p.relay != nil && p.relay.Breakers().AffordNoted() {
 		ex.call.MaxTokens = maxTokensOf(ex.body)
 	}
