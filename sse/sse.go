@@ -1,10 +1,11 @@
 // Package sse splits a server-sent events stream into its events as the
 // bytes arrive, in whatever pieces the reads cut them: the stream hold of
 // the relay, the streamed POST /run and the usage tap all read streams
-// through it. It follows the WHATWG event-stream rules: lines end in "\n",
-// "\r\n" or "\r"; a line starting with ":" is a comment; "data:" lines (one
-// space after the colon dropped) join with "\n"; a blank line ends an event,
-// which is dispatched only if it had a data line.
+// through it. It follows the WHATWG event-stream rules: one byte order mark
+// at the start is dropped; lines end in "\n", "\r\n" or "\r"; a line
+// starting with ":" is a comment; "data:" lines (one space after the colon
+// dropped) join with "\n"; a blank line ends an event, which is dispatched
+// only if it had a data line.
 package sse
 
 import "bytes"
@@ -38,6 +39,11 @@ type Splitter struct {
 	aliased bool
 	name    []byte
 	hasData bool
+	// begun: the stream's first bytes are read, past a leading BOM
+	// (U+FEFF, which the rules drop); bom counts the bytes of one read so
+	// far, while it may be split across pieces.
+	begun bool
+	bom   int8
 	// cr: the last byte seen ended a line with "\r", so a "\n" right
 	// after it belongs to the same line end.
 	cr bool
@@ -65,6 +71,9 @@ func (s *Splitter) max() int {
 //
 //	for ev, rest, ok := s.Next(p); ok; ev, rest, ok = s.Next(rest) { … }
 func (s *Splitter) Next(p []byte) (ev Event, rest []byte, ok bool) {
+	if !s.begun {
+		p = s.skipBOM(p)
+	}
 	for len(p) > 0 {
 		if s.cr {
 			s.cr = false
@@ -105,6 +114,26 @@ func (s *Splitter) Next(p []byte) (ev Event, rest []byte, ok bool) {
 	}
 	s.unalias()
 	return Event{}, nil, false
+}
+
+// utf8BOM is U+FEFF in UTF-8: one at the very start of a stream is dropped.
+const utf8BOM = "\xEF\xBB\xBF"
+
+// skipBOM drops from p what continues a leading BOM. Bytes that began one
+// but are followed by something else are the first line's start.
+func (s *Splitter) skipBOM(p []byte) []byte {
+	for len(p) > 0 && int(s.bom) < len(utf8BOM) {
+		if p[0] != utf8BOM[s.bom] {
+			s.begun = true
+			if s.bom > 0 {
+				s.keep([]byte(utf8BOM[:s.bom]))
+			}
+			return p
+		}
+		p, s.bom = p[1:], s.bom+1
+	}
+	s.begun = int(s.bom) == len(utf8BOM)
+	return p
 }
 
 // unalias copies an aliased data line into data, before its piece goes.
