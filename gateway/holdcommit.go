@@ -15,10 +15,10 @@ import (
 // The held bytes also prime the usage tap's splitter, which so reads the
 // body from where the client's copy of it is; held blanks alone leave the
 // tap as it starts, still looking for a JSON answer's '{'.
-func (ex *exchange) CommitHeld(resp *http.Response, held []byte) {
+func (ex *exchange) CommitHeld(resp *http.Response, trailer http.Header, held []byte) {
 	w := ex.w
 	normalizeEncoding(resp)
-	answerHead(w.Header(), resp)
+	answerHead(w.Header(), resp, trailer)
 	w.WriteHeader(resp.StatusCode)
 	if len(held) > 0 {
 		_, _ = w.Write(held)

@@ -32,7 +32,7 @@ func TestCommitHeld(t *testing.T) {
 				resp := &http.Response{StatusCode: 200, Body: io.NopCloser(strings.NewReader(tc.rest)), ContentLength: -1, Header: http.Header{
 					"Content-Type": {"text/event-stream"}, "Connection": {"X-Hop"}, "X-Hop": {"1"}, "Keep-Alive": {"timeout=5"},
 					"X-Keygate-Key": {"2"}}}
-				ex.CommitHeld(resp, []byte(tc.held))
+				ex.CommitHeld(resp, resp.Trailer, []byte(tc.held))
 				if rec.Code != 200 || !rec.Flushed || rec.Body.String() != tc.held {
 					t.Fatalf("client got %d %q (flushed %v), want 200 and the held bytes flushed", rec.Code, rec.Body.String(), rec.Flushed)
 				}

@@ -185,7 +185,7 @@ func (p *passthrough) forward(w http.ResponseWriter, r *http.Request, xc *exchan
 		return
 	}
 	h := w.Header()
-	answerHead(h, resp)
+	answerHead(h, resp, resp.Trailer)
 	announced := len(resp.Trailer)
 	w.WriteHeader(resp.StatusCode)
 	// Server-sent events, and answers of unknown length (which may be
@@ -231,9 +231,9 @@ func (p *passthrough) forward(w http.ResponseWriter, r *http.Request, xc *exchan
 }
 
 // answerHead puts resp's headers into h as the client gets them: without
-// the hop-by-hop ones, and with its trailers announced (the transport
-// gives them in resp.Trailer, not in a Trailer header).
-func answerHead(h http.Header, resp *http.Response) {
+// the hop-by-hop ones, and with the trailers in trailer announced (the
+// transport gives them in resp.Trailer, not in a Trailer header).
+func answerHead(h http.Header, resp *http.Response, trailer http.Header) {
 	removeHopByHop(resp.Header)
 	if _, ok := h["Access-Control-Allow-Origin"]; ok {
 		// keygate answered the browser's CORS itself (CORS_ORIGINS):
@@ -244,9 +244,9 @@ func answerHead(h http.Header, resp *http.Response) {
 		}
 	}
 	addHeader(h, resp.Header)
-	if len(resp.Trailer) > 0 {
-		names := make([]string, 0, len(resp.Trailer))
-		for name := range resp.Trailer {
+	if len(trailer) > 0 {
+		names := make([]string, 0, len(trailer))
+		for name := range trailer {
 			names = append(names, name)
 		}
 		h.Add("Trailer", strings.Join(names, ", "))

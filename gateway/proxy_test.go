@@ -236,7 +236,7 @@ func TestAnswerHeadOneCORSAnswer(t *testing.T) {
 			"Access-Control-Expose-Headers": {"X-Upstream"}, "Content-Type": {"application/json"}}}
 	}
 	h := http.Header{"Access-Control-Allow-Origin": {"https://app.example"}, "Access-Control-Expose-Headers": {exposed}}
-	answerHead(h, upstream())
+	answerHead(h, upstream(), upstream().Trailer)
 	if got := h.Values("Access-Control-Allow-Origin"); len(got) != 1 || got[0] != "https://app.example" {
 		t.Errorf("Access-Control-Allow-Origin %q, want keygate's alone", got)
 	}
@@ -247,7 +247,7 @@ func TestAnswerHeadOneCORSAnswer(t *testing.T) {
 		t.Errorf("the answer's own headers lost: %v", h)
 	}
 	plain := http.Header{}
-	answerHead(plain, upstream())
+	answerHead(plain, upstream(), upstream().Trailer)
 	if plain.Get("Access-Control-Allow-Origin") != "*" {
 		t.Errorf("without keygate's CORS, upstream's is gone: %v", plain)
 	}

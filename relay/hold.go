@@ -79,9 +79,11 @@ type Committer interface {
 	// CommitHeld runs at most once, on a timer's goroutine, while the
 	// call's goroutine waits on upstream and writes nothing: it sends
 	// resp's status and headers and held (the bytes that came, comments),
-	// and flushes them. It must not read resp.Body nor keep held. The
-	// answer the call then returns goes on after held.
-	CommitHeld(resp *http.Response, held []byte)
+	// and flushes them. It must not read resp.Body nor resp.Trailer (the
+	// transport fills in the trailers in the Read under way), nor keep
+	// held: trailer is a copy of what resp.Trailer declared before the
+	// body was read. The answer the call then returns goes on after held.
+	CommitHeld(resp *http.Response, trailer http.Header, held []byte)
 }
 
 // CommitterKey is the context key of a call's Committer.
@@ -101,7 +103,9 @@ type holdState struct {
 	// over: the hold ended before its timeout, which then does nothing.
 	over bool
 	resp *http.Response
-	ctx  context.Context
+	// trailer is resp.Trailer as declared, copied before the first read.
+	trailer http.Header
+	ctx     context.Context
 }
 
 // timeout commits the answer with what came, through the request's
@@ -114,7 +118,7 @@ func (h *holdState) timeout() {
 	}
 	h.committed = true
 	if c, ok := h.ctx.Value(CommitterKey{}).(Committer); ok {
-		c.CommitHeld(h.resp, h.buf)
+		c.CommitHeld(h.resp, h.trailer, h.buf)
 		h.sent = len(h.buf)
 	}
 }
@@ -129,6 +133,9 @@ func (h *holdState) timeout() {
 func (r *Relay) holdStream(resp *http.Response, wb *watchedBody, now time.Time) fault.Verdict {
 	bp := peekBuffers.Get().(*[]byte)
 	h := &holdState{buf: (*bp)[:0], resp: resp, ctx: wb.ctx}
+	if len(resp.Trailer) > 0 {
+		h.trailer = resp.Trailer.Clone()
+	}
 	var sp sse.Splitter
 	sp.Max = holdMax
 	h.mu.Lock()

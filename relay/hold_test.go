@@ -189,7 +189,7 @@ func (c *committer) Value(key any) any {
 	return c.Context.Value(key)
 }
 
-func (c *committer) CommitHeld(resp *http.Response, held []byte) {
+func (c *committer) CommitHeld(resp *http.Response, _ http.Header, held []byte) {
 	c.status, c.held = resp.StatusCode, string(held)
 	c.done <- struct{}{}
 }
