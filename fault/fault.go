@@ -298,7 +298,11 @@ func classify429(v *Verdict, e *errorBody, h http.Header, now time.Time) {
 		}
 		v.Until = hintUntil(h, e, now, limit)
 	case providerMarked(e):
+		// The model's, behind one provider: nothing rests, but its hint
+		// goes back to the client (a 200's error event carries it only in
+		// its metadata, which SDKs do not read).
 		v.Scope = Provider
+		v.Until = hintUntil(h, e, now, MaxMinuteHint)
 	default:
 		v.Scope, v.Reason, v.Retry = Key, RateLimit, true
 		v.Until = hintUntil(h, e, now, MaxMinuteHint)

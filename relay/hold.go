@@ -373,8 +373,9 @@ func streamError(h http.Header, data []byte, now time.Time) (v fault.Verdict, bo
 // asErrorAnswer turns an answer whose 200 carried an error object (a JSON
 // body, or a held stream's first event) into the ordinary JSON error answer
 // of the error's status, so that clients and SDKs raise their usual error.
-// Other answers are left alone.
-func asErrorAnswer(resp *http.Response, v fault.Verdict) *http.Response {
+// Other answers are left alone. A wait the error hinted at (v.Until, from
+// its metadata) becomes the answer's Retry-After when it has none.
+func asErrorAnswer(resp *http.Response, v fault.Verdict, now time.Time) *http.Response {
 	if resp.StatusCode != http.StatusOK || v.Status < 400 || v.Status > 599 {
 		return resp
 	}
@@ -384,6 +385,9 @@ func asErrorAnswer(resp *http.Response, v fault.Verdict) *http.Response {
 	}
 	resp.StatusCode = v.Status
 	resp.Status = strconv.Itoa(v.Status) + " " + http.StatusText(v.Status)
+	if wait := v.Until.Sub(now); wait > 0 && resp.Header.Get("Retry-After") == "" {
+		resp.Header.Set("Retry-After", strconv.FormatInt(int64((wait+time.Second-1)/time.Second), 10))
+	}
 	if wb.hold != holdError {
 		return resp // a JSON body, its status now the error's
 	}

@@ -296,7 +296,7 @@ func (r *Relay) do(req *http.Request, body []byte, c *Call) (*http.Response, err
 			if err != nil {
 				switch {
 				case prev != nil:
-					return asErrorAnswer(prev, c.Verdict), nil
+					return asErrorAnswer(prev, c.Verdict, r.breakers.Now()), nil
 				case closed != nil:
 					return nil, closed
 				}
@@ -354,11 +354,11 @@ func (r *Relay) do(req *http.Request, body []byte, c *Call) (*http.Response, err
 			continue
 		}
 		if !r.settle(l, c.Verdict, c) {
-			return asErrorAnswer(resp, c.Verdict), nil
+			return asErrorAnswer(resp, c.Verdict, r.breakers.Now()), nil
 		}
 		prev = resp
 		if c.skip.Len() >= r.pool.Len() {
-			return asErrorAnswer(prev, c.Verdict), nil
+			return asErrorAnswer(prev, c.Verdict, r.breakers.Now()), nil
 		}
 	}
 }
