@@ -350,9 +350,10 @@ func newRestLimiter(share float64, window time.Duration, poolLen int) *restLimit
 	return &restLimiter{limit: limit, window: window, rested: map[string]map[int]time.Time{}}
 }
 
-// allow counts the rest of slot caused by client and reports whether it is
-// within the bound; resting reports whether a slot is still out of
-// rotation. Called only on faults, never on a successful call.
+// allow counts the rest of slots (one key's, or an account's) caused by
+// client and reports whether it is within the bound; resting reports
+// whether a slot is still out of rotation. Called only on faults, never on
+// a successful call.
 func (l *restLimiter) allow(client string, slots []int, now time.Time, resting func(slot int) bool) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
