@@ -180,8 +180,13 @@ func (c *Config) validate() error {
 	if !slices.Contains(keyring.Names[:], c.KeyRotation) {
 		return fmt.Errorf("invalid KEY_ROTATION=%q: want random, round-robin or least-busy", c.KeyRotation)
 	}
-	if c.BudgetPollInterval < 0 {
-		return fmt.Errorf("invalid BUDGET_POLL_INTERVAL=%s: want 0 (off) or a positive duration like 60s", c.BudgetPollInterval)
+	if c.BudgetPollInterval < 0 || c.BudgetPollInterval > 0 && c.BudgetPollInterval < time.Second {
+		// Below a second every key's GET /key would be asked many
+		// times a second.
+		return fmt.Errorf("invalid BUDGET_POLL_INTERVAL=%s: want 0 (off) or at least 1s, like 60s", c.BudgetPollInterval)
+	}
+	if c.StreamHoldTimeout < 0 {
+		return fmt.Errorf("invalid STREAM_HOLD_TIMEOUT=%s: want 0 (off) or a positive duration like 15s", c.StreamHoldTimeout)
 	}
 	if c.ClientRestShare <= 0 || c.ClientRestShare > 1 {
 		return fmt.Errorf("invalid CLIENT_REST_SHARE=%v: want a share of the pool above 0 and at most 1, like 0.5", c.ClientRestShare)
