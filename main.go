@@ -103,6 +103,17 @@ func runAs(name string, args, environ []string, stdout, stderr io.Writer) int {
 		usage(stderr)
 		return 2
 	}
+	if fs.NArg() > 0 {
+		// "keygate demo", or a flag after a word, which flag parsing
+		// would silently drop.
+		arg := strconv.Quote(fs.Arg(0))
+		if len(fs.Arg(0)) > 16 || strings.HasPrefix(fs.Arg(0), "sk-") {
+			arg = "(not quoted: it may be a key)"
+		}
+		fmt.Fprintf(stderr, "keygate: unexpected argument %s: flags start with -, like -demo\n\n", arg)
+		usage(stderr)
+		return 2
+	}
 	explicit := false
 	fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "env-file" })
 	dotenv, err := readDotenv(*envFile)
