@@ -374,6 +374,9 @@ func TestSecondSignalExitsAtOnce(t *testing.T) {
 	if code := p.wait(t, 30*time.Second); code == 0 {
 		t.Errorf("exit status 0 after a forced stop\n%s", p.out)
 	}
+	if out := p.out.String(); !strings.Contains(out, "1 cut by a second signal") || strings.Contains(out, "cut after") {
+		t.Errorf("the exit line does not say the second signal cut the request:\n%s", out)
+	}
 	if _, err := io.ReadAll(br); err == nil {
 		t.Error("the open stream ended cleanly: it should have been cut")
 	}
@@ -393,7 +396,7 @@ func TestShutdownTimeoutCutsAndExitsNonZero(t *testing.T) {
 	if code := p.wait(t, 30*time.Second); code == 0 {
 		t.Errorf("exit status 0 after SHUTDOWN_TIMEOUT cut a stream\n%s", p.out)
 	}
-	if !strings.Contains(p.out.String(), "1 requests in flight were cut") {
+	if !strings.Contains(p.out.String(), "1 request in flight was cut") {
 		t.Errorf("the log does not say how many were cut:\n%s", p.out)
 	}
 	if _, err := io.ReadAll(br); err == nil {

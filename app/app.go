@@ -337,7 +337,11 @@ func (a *App) Serve(ctx context.Context, ln net.Listener, force <-chan struct{})
 	if err != nil {
 		cut = a.active.Load()
 		_ = srv.Close()
-		a.Log.Warn("shutdown cut short: "+strconv.FormatInt(cut, 10)+" requests in flight were cut; open connections closed",
+		what := " requests in flight were cut"
+		if cut == 1 {
+			what = " request in flight was cut"
+		}
+		a.Log.Warn("shutdown cut short: "+strconv.FormatInt(cut, 10)+what+"; open connections closed",
 			"event", "shutdown_cut", "cut", cut, "err", err)
 	}
 	if serr := <-errc; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
@@ -345,6 +349,9 @@ func (a *App) Serve(ctx context.Context, ln net.Listener, force <-chan struct{})
 	}
 	if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("shutting down: %w", err)
+	}
+	if errors.Is(err, context.Canceled) {
+		return fmt.Errorf("%w: %d cut by a second signal", ErrShutdownCut, cut)
 	}
 	if err != nil {
 		return fmt.Errorf("%w: %d cut after %s", ErrShutdownCut, cut, a.Config.ShutdownTimeout)
