@@ -13,7 +13,7 @@ import (
 func TestStrayArgumentsAreRefused(t *testing.T) {
 	const key = "sk-or-v1-7c1e94b2d05fa8e3916c4b7d2a08f5e1c3b96a74d82e0f15"
 	for _, tt := range []struct {
-		args       []string
+		args        []string
 		want, never string
 	}{
 		{[]string{"demo"}, `unexpected argument "demo"`, ""},
