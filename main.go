@@ -175,7 +175,7 @@ func runAs(name string, args, environ []string, stdout, stderr io.Writer) int {
 		for i, k := range simulator.DemoKeys() {
 			cfg.Keys = append(cfg.Keys, keyring.Entry{ID: i + 1, Secret: secret.New(k)})
 		}
-		cfg.Duplicates, cfg.ForeignKeys, cfg.OffAPIPath, cfg.UnreadKeyVars = nil, nil, "", nil
+		cfg.Duplicates, cfg.ForeignKeys, cfg.ShortKeys, cfg.OffAPIPath, cfg.UnreadKeyVars = nil, nil, nil, "", nil
 		cfg.KeysFile = ""
 		reread = nil
 		log.Info("🎭 Demo mode: simulated upstream at " + cfg.BaseURL + " with 4 keys in 2 accounts (#1 rate-limited now and then, #2 revoked, #3 near its daily cap, account of #3 and #4 near its free-model quota)")
@@ -196,6 +196,10 @@ func runAs(name string, args, environ []string, stdout, stderr io.Writer) int {
 	for _, id := range cfg.ForeignKeys {
 		log.Warn("⚠️  API Key #"+strconv.Itoa(id)+" does not look like an OpenRouter key (sk-or-v1-…), and OPENROUTER_BASE_URL is OpenRouter's: it will likely be refused (401)",
 			"key_id", id)
+	}
+	for _, id := range cfg.ShortKeys {
+		log.Warn("⚠️  API Key #"+strconv.Itoa(id)+" is shorter than "+strconv.Itoa(config.ShortKey)+" characters: keygate masks a key wherever it appears, answers included, so a model's text that holds it (a word like EMPTY) reaches clients masked",
+			"event", "key_short", "key_id", id)
 	}
 	if cfg.KeysFile == "" {
 		// With KEYS_FILE, app.Warnings names the key variables it ignores.

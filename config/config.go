@@ -70,6 +70,11 @@ type Config struct {
 	// (sk-or-v1-…) while BaseURL is OpenRouter's, which would refuse it:
 	// start-up warns about each.
 	ForeignKeys []int `env:"-"`
+	// ShortKeys are ids whose key is shorter than ShortKey characters (a
+	// local server's "EMPTY" or "ollama"): keygate masks a key wherever
+	// it appears, answers included, so start-up warns that text holding
+	// such a word reaches clients masked.
+	ShortKeys []int `env:"-"`
 	// OffAPIPath is BaseURL's path ("/" for none) when BaseURL is
 	// OpenRouter's host but not its API (/api/v1): every call would get
 	// 404, and start-up warns. Empty otherwise.
@@ -129,6 +134,7 @@ func Load(environ []string, dotenv map[string]string, requireKeys bool) (*Config
 	}
 	c.Keys, c.Duplicates = dedupe(raw)
 	c.ForeignKeys = foreignKeys(raw, c.BaseURL)
+	c.ShortKeys = shortKeys(raw)
 	c.OffAPIPath = offAPIPath(c.BaseURL)
 	c.UnreadKeyVars = unreadKeyVars(vars, raw)
 	return &c, nil
@@ -283,6 +289,20 @@ func (c *Config) LogLevelValue() slog.Level {
 
 // rawKey is one key as its variable gives it, before it becomes a
 // secret.Key.
+// ShortKey is the length below which a key may be a word an answer holds.
+const ShortKey = 16
+
+// shortKeys are the ids of the keys in raw shorter than ShortKey.
+func shortKeys(raw []rawKey) []int {
+	var ids []int
+	for _, k := range raw {
+		if len(k.raw) < ShortKey && !slices.Contains(ids, k.id) {
+			ids = append(ids, k.id)
+		}
+	}
+	return ids
+}
+
 type rawKey struct {
 	id   int
 	name string // the variable, for messages: OPENROUTER_API_KEY_3, OPENROUTER_API_KEYS (item 3)

@@ -244,3 +244,31 @@ func TestOffAPIPath(t *testing.T) {
 		})
 	}
 }
+
+// TestShortKeys: a key shorter than ShortKey (a local server's "EMPTY")
+// is named, so that start-up warns that answers holding the word reach
+// clients masked.
+func TestShortKeys(t *testing.T) {
+	local := "OPENROUTER_BASE_URL=http://127.0.0.1:8000/v1"
+	for _, tc := range []struct {
+		name    string
+		environ []string
+		want    []int
+	}{
+		{"OpenRouter keys", []string{"OPENROUTER_API_KEY_1=" + testKey("1")}, nil},
+		{"vLLM's EMPTY", []string{local, "OPENROUTER_API_KEY_1=EMPTY", "OPENROUTER_API_KEY_2=" + testKey("2")}, []int{1}},
+		{"in a list", []string{local, "OPENROUTER_API_KEYS=" + testKey("1") + ",ollama"}, []int{2}},
+		{"15 characters", []string{local, "OPENROUTER_API_KEY_1=abcdefghijklmno"}, []int{1}},
+		{"16 characters", []string{local, "OPENROUTER_API_KEY_1=abcdefghijklmnop"}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := Load(tc.environ, nil, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(c.ShortKeys, tc.want) {
+				t.Fatalf("ShortKeys %v, want %v", c.ShortKeys, tc.want)
+			}
+		})
+	}
+}
