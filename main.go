@@ -179,6 +179,9 @@ func runAs(name string, args, environ []string, stdout, stderr io.Writer) int {
 		cfg.KeysFile = ""
 		reread = nil
 		log.Info("🎭 Demo mode: simulated upstream at " + cfg.BaseURL + " with 4 keys in 2 accounts (#1 rate-limited now and then, #2 revoked, #3 near its daily cap, account of #3 and #4 near its free-model quota)")
+		if cfg.AdminToken.IsZero() {
+			log.Info("🎭 The admin API and the status page's buttons are off: set ADMIN_TOKEN to try them (ADMIN_TOKEN=demo-admin-token go run . -demo)")
+		}
 	}
 
 	a, err := app.New(cfg, log, app.Options{Reread: reread})
