@@ -287,8 +287,6 @@ func (c *Config) LogLevelValue() slog.Level {
 	return lvl
 }
 
-// rawKey is one key as its variable gives it, before it becomes a
-// secret.Key.
 // ShortKey is the length below which a key may be a word an answer holds.
 const ShortKey = 16
 
@@ -303,6 +301,8 @@ func shortKeys(raw []rawKey) []int {
 	return ids
 }
 
+// rawKey is one key as its variable gives it, before it becomes a
+// secret.Key.
 type rawKey struct {
 	id   int
 	name string // the variable, for messages: OPENROUTER_API_KEY_3, OPENROUTER_API_KEYS (item 3)
