@@ -184,24 +184,24 @@ func (s *Set) Account(k *keyring.Key) string {
 
 // Siblings adds to ex every key of k's account, k included.
 func (s *Set) Siblings(k *keyring.Key, ex *keyring.Exclude) {
-	g := s.book.group[k.Slot()].Load()
-	for i := range s.book.group {
-		if s.book.group[i].Load() == g {
-			ex.Add(i)
-		}
-	}
+	s.siblings(k, ex.Add)
 }
 
 // SiblingSlots appends to dst the slot of every key of k's account, k's
 // included (k's alone while its account is unknown).
 func (s *Set) SiblingSlots(k *keyring.Key, dst []int) []int {
+	s.siblings(k, func(slot int) { dst = append(dst, slot) })
+	return dst
+}
+
+// siblings calls f with the slot of every key of k's account, k's included.
+func (s *Set) siblings(k *keyring.Key, f func(slot int)) {
 	g := s.book.group[k.Slot()].Load()
 	for i := range s.book.group {
 		if s.book.group[i].Load() == g {
-			dst = append(dst, i)
+			f(i)
 		}
 	}
-	return dst
 }
 
 // FreeBlocked adds to ex every key whose account may not take a free-model
