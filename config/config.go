@@ -292,13 +292,7 @@ const ShortKey = 16
 
 // shortKeys are the ids of the keys in raw shorter than ShortKey.
 func shortKeys(raw []rawKey) []int {
-	var ids []int
-	for _, k := range raw {
-		if len(k.raw) < ShortKey && !slices.Contains(ids, k.id) {
-			ids = append(ids, k.id)
-		}
-	}
-	return ids
+	return idsOf(raw, func(key string) bool { return len(key) < ShortKey })
 }
 
 // rawKey is one key as its variable gives it, before it becomes a

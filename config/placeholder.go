@@ -193,9 +193,14 @@ func foreignKeys(raw []rawKey, base string) []int {
 	if !openRouterBase(base) {
 		return nil
 	}
+	return idsOf(raw, func(key string) bool { return !openRouterKey(key) })
+}
+
+// idsOf returns the ids of the keys of raw that pick picks, each once.
+func idsOf(raw []rawKey, pick func(key string) bool) []int {
 	var ids []int
 	for _, k := range raw {
-		if !openRouterKey(k.raw) && !slices.Contains(ids, k.id) {
+		if pick(k.raw) && !slices.Contains(ids, k.id) {
 			ids = append(ids, k.id)
 		}
 	}
