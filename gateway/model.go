@@ -101,7 +101,10 @@ func topLevels(body []byte, names []string, vals [][]byte) {
 // repeatsKey reports whether the top-level object of body has more than one
 // key that reads as name, an escaped one ("mod\u0065l") included: upstream
 // reads the last, keygate's scan the first. It scans the whole object, so
-// it is asked only when the difference would cost (a free-model call).
+// it is asked only when the difference would cost (a free-model call). It
+// walks the object as topLevels does; one walker with a callback for both
+// cost topLevels, which every request runs, about 15 ns a call
+// (BenchmarkRequestOf 104 → 120 ns).
 func repeatsKey(body []byte, name string) bool {
 	seen := false
 	i := skipSpace(body, 0)
