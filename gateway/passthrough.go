@@ -175,10 +175,24 @@ func (p *passthrough) prepare(w http.ResponseWriter, r *http.Request, ctx *excha
 		writeAPIError(w, http.StatusBadRequest, "invalid_request_error", "invalid path: "+err.Error())
 		return nil
 	}
-	if describesKey(strings.TrimPrefix(r.URL.Path, v1Prefix(r.URL.Path))) {
+	rest := strings.TrimPrefix(r.URL.Path, v1Prefix(r.URL.Path))
+	if describesKey(rest) {
 		w.Header()["X-Keygate-Key"] = noKeyHeader
 		writeAPIError(w, http.StatusForbidden, "invalid_request_error",
 			"keygate does not forward GET /key: it would describe one pool key (its account, limit and usage); GET /keys on keygate shows the pool")
+		return nil
+	}
+	infer := inference(rest)
+	if infer && len(r.Header["Content-Encoding"]) > 0 && len(relay.Codings(r.Header)) > 0 {
+		// keygate reads an inference body for its model (free-model
+		// quotas, afford notes) and measures it for the large-request
+		// rule; an encoded one would pass as a small body naming no
+		// model, and a gzip of a huge prompt could rest an account for
+		// being too poor. RFC 7694: a 415 names the codings read.
+		w.Header()["X-Keygate-Key"] = noKeyHeader
+		w.Header().Set("Accept-Encoding", "identity")
+		writeAPIError(w, http.StatusUnsupportedMediaType, "invalid_request_error",
+			"request body has a Content-Encoding: keygate reads inference bodies only unencoded; send it without Content-Encoding")
 		return nil
 	}
 	if ex.body, err = readBody(w, r, p.body); err != nil {
@@ -189,7 +203,7 @@ func (p *passthrough) prepare(w http.ResponseWriter, r *http.Request, ctx *excha
 	ex.call.Strategy = p.strategy
 	ex.call.Model, ex.stream = requestOf(ex.body)
 	ex.counter = p.tokens
-	ex.call.Blind = !inference(strings.TrimPrefix(r.URL.Path, v1Prefix(r.URL.Path)))
+	ex.call.Blind = !infer
 	// Only an inference call is a free-model request: a ":free" model in
 	// the body of GET /v1/models or a made-up path costs upstream's quota
 	// nothing, and counting it would use up an account's free requests
