@@ -22,8 +22,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/joho/godotenv"
-
 	"github.com/keygate/keygate/app"
 	"github.com/keygate/keygate/cluster"
 	"github.com/keygate/keygate/config"
@@ -77,7 +75,7 @@ func isHex(s string) bool {
 // runAs is run for a program invoked as name.
 func runAs(name string, args, environ []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "healthcheck" {
-		return healthcheck(environ, stderr)
+		return healthcheckAs(name, args[1:], environ, stderr)
 	}
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr) // the error of a bad flag
@@ -86,7 +84,7 @@ func runAs(name string, args, environ []string, stdout, stderr io.Writer) int {
 	envFile := fs.String("env-file", ".env", "file of settings read under the real environment")
 	usage := func(w io.Writer) {
 		fmt.Fprintf(w, "keygate — one endpoint over a pool of LLM API keys\n\n")
-		fmt.Fprintf(w, "usage: %s [-demo] [-env-file FILE]\n       %s healthcheck\n\nflags:\n", name, name)
+		fmt.Fprintf(w, "usage: %s [-demo] [-env-file FILE]\n       %s healthcheck [-env-file FILE]\n\nflags:\n", name, name)
 		fs.SetOutput(w)
 		fs.PrintDefaults()
 		fmt.Fprintf(w, "\nsettings (environment, or the env file; the real environment wins):\n")
@@ -298,13 +296,42 @@ func runAs(name string, args, environ []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
+// healthcheckAs parses healthcheck's flags (-env-file, as the gateway's)
+// and runs it.
+func healthcheckAs(name string, args, environ []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet(name+" healthcheck", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	envFile := fs.String("env-file", ".env", "file of settings the gateway was started with")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "keygate healthcheck: unexpected argument: usage: %s healthcheck [-env-file FILE]\n", name)
+		return 2
+	}
+	explicit := false
+	fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "env-file" })
+	return healthcheck(environ, *envFile, explicit, stderr)
+}
+
 // healthcheck asks the local gateway's /healthz: exit 0 when it answers 200.
 // It is the container HEALTHCHECK, which has no shell or curl. It finds the
-// port as the gateway does: PORT from the environment, else from .env.
-func healthcheck(environ []string, stderr io.Writer) int {
+// port as the gateway does: PORT from the environment, else from the env
+// file, read by the gateway's own parser (a file it reads and godotenv
+// does not, one with a byte-order mark, would otherwise send the check to
+// the default port).
+func healthcheck(environ []string, envFile string, explicit bool, stderr io.Writer) int {
 	port := "4000"
-	if dotenv, err := godotenv.Read(".env"); err == nil && dotenv["PORT"] != "" {
+	dotenv, err := readDotenv(envFile)
+	switch {
+	case err == nil && dotenv["PORT"] != "":
 		port = dotenv["PORT"]
+	case err != nil && (explicit || !errors.Is(err, os.ErrNotExist)):
+		fmt.Fprintf(stderr, "keygate healthcheck: reading %s: %v\n", envFile, err)
+		return 1
 	}
 	for _, kv := range environ {
 		if v, ok := strings.CutPrefix(kv, "PORT="); ok && v != "" {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -219,7 +220,7 @@ func TestStartupWarnsOffAPIBase(t *testing.T) {
 
 func TestHealthcheckFailsWithoutServer(t *testing.T) {
 	var errb bytes.Buffer
-	if code := healthcheck([]string{"PORT=1"}, &errb); code != 1 {
+	if code := healthcheck([]string{"PORT=1"}, ".env", false, &errb); code != 1 {
 		t.Fatalf("exit %d, want 1", code)
 	}
 }
@@ -243,11 +244,54 @@ func TestHealthcheckReadsPortFromDotenv(t *testing.T) {
 	}
 	t.Chdir(dir)
 	var errb bytes.Buffer
-	if code := healthcheck(nil, &errb); code != 0 {
+	if code := healthcheck(nil, ".env", false, &errb); code != 0 {
 		t.Fatalf("exit %d with PORT=%s in .env: %s", code, port, errb.String())
 	}
-	if code := healthcheck([]string{"PORT=1"}, &errb); code != 1 {
+	if code := healthcheck([]string{"PORT=1"}, ".env", false, &errb); code != 1 {
 		t.Fatalf("exit %d: the environment's PORT=1 must win over .env", code)
+	}
+}
+
+// TestHealthcheckEnvFile: healthcheck reads the env file as the gateway
+// does: the one -env-file names, and one with a byte-order mark (Windows
+// editors write it), which godotenv alone read as no PORT at all. A file
+// named that is missing, or one that does not parse, fails the check
+// rather than sending it to the default port.
+func TestHealthcheckEnvFile(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer srv.Close()
+	_, port, err := net.SplitHostPort(strings.TrimPrefix(srv.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	write := func(name, data string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(data), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	named := write("gateway.env", "PORT="+port+"\n")
+	bom := write("bom.env", "\ufeffPORT="+port+"\r\n")
+	bad := write("bad.env", "FOO BAR\nPORT="+port+"\n")
+	for _, tt := range []struct {
+		name string
+		args []string
+		want int
+	}{
+		{"named file", []string{"-env-file", named}, 0},
+		{"byte-order mark", []string{"-env-file", bom}, 0},
+		{"missing named file", []string{"-env-file", filepath.Join(dir, "none.env")}, 1},
+		{"unparsable file", []string{"-env-file", bad}, 1},
+		{"stray argument", []string{"now"}, 2},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var errb bytes.Buffer
+			if code := runAs("keygate", append([]string{"healthcheck"}, tt.args...), nil, io.Discard, &errb); code != tt.want {
+				t.Fatalf("exit %d, want %d; stderr %q", code, tt.want, errb.String())
+			}
+		})
 	}
 }
 
@@ -268,7 +312,7 @@ func TestStartupErrorsQuoteNoKey(t *testing.T) {
 		t.Fatalf("stderr %q: want the file named, its lines not quoted", errb.String())
 	}
 	errb.Reset()
-	if code := healthcheck([]string{"PORT=" + shutdownKey}, &errb); code != 1 || strings.Contains(errb.String(), shutdownKey[len(shutdownKey)-12:]) ||
+	if code := healthcheck([]string{"PORT=" + shutdownKey}, ".env", false, &errb); code != 1 || strings.Contains(errb.String(), shutdownKey[len(shutdownKey)-12:]) ||
 		!strings.Contains(errb.String(), "invalid PORT") {
 		t.Fatalf("healthcheck with a key as PORT: exit %d, stderr %q", code, errb.String())
 	}
