@@ -126,6 +126,28 @@ func TestHangupRereadsDotenv(t *testing.T) {
 	waitUntil(t, "the reload line", func() bool {
 		return strings.Contains(out.String(), "🔁 Key pool reloaded: 3 keys (+1 added, −0 removed, 2 kept)")
 	}, out)
+	if strings.Contains(out.String(), "settings") {
+		t.Fatalf("a reload of keys alone warned of settings:\n%s", out)
+	}
+	// Settings beside the keys are not applied: the operator is told
+	// which, by name (a token's value is never quoted), and keygate
+	// serves on as it was.
+	const token = "client-token-changed-by-hand"
+	if err := os.WriteFile(env, []byte(keyLines(3)+"GATEWAY_API_KEYS="+token+"\nRATE_LIMIT_COOLDOWN=45s\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the warning of unapplied settings", func() bool {
+		return strings.Contains(out.String(), "GATEWAY_API_KEYS, RATE_LIMIT_COOLDOWN changed in "+env+": a reload applies the keys only; restart keygate for the rest")
+	}, out)
+	if strings.Contains(out.String(), token) {
+		t.Fatalf("the warning quotes the token:\n%s", out)
+	}
+	if got := keyIDs(t, url); len(got) != 3 {
+		t.Fatalf("after the second SIGHUP keys %v, still served without a token", got)
+	}
 }
 
 // TestHangupKeysFile: with KEYS_FILE the pool comes from the file alone

@@ -148,7 +148,9 @@ func runAs(name string, args, environ []string, stdout, stderr io.Writer) int {
 		}
 	}
 	// Without KEYS_FILE, SIGHUP re-reads the pool from the .env the
-	// gateway started from, under the real environment.
+	// gateway started from, under the real environment; the settings
+	// that changed beside it are named, as a reload leaves them.
+	started := *cfg
 	reread := func() ([]keyring.Entry, []config.Duplicate, error) {
 		dotenv, err := readDotenv(*envFile)
 		if err != nil && (explicit || !errors.Is(err, os.ErrNotExist)) {
@@ -157,6 +159,10 @@ func runAs(name string, args, environ []string, stdout, stderr io.Writer) int {
 		c, err := config.Load(environ, dotenv, true)
 		if err != nil {
 			return nil, nil, err
+		}
+		if names := config.Unapplied(&started, c); len(names) > 0 {
+			log.Warn("⚠️  "+strings.Join(names, ", ")+" changed in "+*envFile+": a reload applies the keys only; restart keygate for the rest",
+				"event", "settings_unapplied", "settings", names)
 		}
 		return c.Keys, c.Duplicates, nil
 	}

@@ -420,3 +420,25 @@ func Usage(w io.Writer) {
 	}
 	_ = tw.Flush()
 }
+
+// Unapplied names the settings (their variables) whose values differ
+// between was, the configuration the gateway started with, and now, one
+// read later: a reload applies the key pool alone, so an operator who
+// changed PORT or GATEWAY_API_KEYS and sent SIGHUP is told they need a
+// restart rather than left to believe them in force. Names only: a value
+// may be a token.
+func Unapplied(was, now *Config) []string {
+	var names []string
+	a, b := reflect.ValueOf(was).Elem(), reflect.ValueOf(now).Elem()
+	t := a.Type()
+	for i := range t.NumField() {
+		name := t.Field(i).Tag.Get("env")
+		if name == "" || name == "-" {
+			continue
+		}
+		if !reflect.DeepEqual(a.Field(i).Interface(), b.Field(i).Interface()) {
+			names = append(names, name)
+		}
+	}
+	return names
+}

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -290,5 +291,38 @@ func TestRefusedSettingQuotesNoStrayKey(t *testing.T) {
 				t.Errorf("error %q quotes the key", err)
 			}
 		}
+	}
+}
+
+// TestUnapplied: the settings a reload would leave as they were are named,
+// tokens included (by name alone); the key pool and derived fields are not
+// settings a reload leaves.
+func TestUnapplied(t *testing.T) {
+	load := func(env ...string) *Config {
+		t.Helper()
+		c, err := Load(append([]string{"OPENROUTER_API_KEY_1=" + testKey("1")}, env...), nil, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	for _, tt := range []struct {
+		name     string
+		was, now []string
+		want     []string
+	}{
+		{"nothing changed", nil, nil, nil},
+		{"keys only", nil, []string{"OPENROUTER_API_KEY_2=" + testKey("2")}, nil},
+		{"port", nil, []string{"PORT=4001"}, []string{"PORT"}},
+		{"same value spelt out", nil, []string{"PORT=4000", "UPSTREAM_TIMEOUT=2m"}, nil},
+		{"client token and level", []string{"GATEWAY_API_KEYS=client-token-aaaaaaaa"},
+			[]string{"GATEWAY_API_KEYS=client-token-bbbbbbbb", "LOG_LEVEL=debug"}, []string{"GATEWAY_API_KEYS", "LOG_LEVEL"}},
+		{"admin token removed", []string{"ADMIN_TOKEN=admin-token-aaaaaaaa"}, nil, []string{"ADMIN_TOKEN"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := Unapplied(load(tt.was...), load(tt.now...)); !slices.Equal(got, tt.want) {
+				t.Fatalf("Unapplied = %v, want %v", got, tt.want)
+			}
+		})
 	}
 }
