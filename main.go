@@ -182,9 +182,9 @@ func runAs(name string, args, environ []string, stdout, stderr io.Writer) int {
 		cfg.Duplicates, cfg.ForeignKeys, cfg.ShortKeys, cfg.OffAPIPath, cfg.UnreadKeyVars = nil, nil, nil, "", nil
 		cfg.KeysFile = ""
 		reread = nil
-		log.Info("🎭 Demo mode: simulated upstream at " + cfg.BaseURL + " with 4 keys in 2 accounts (#1 rate-limited now and then, #2 revoked, #3 near its daily cap, account of #3 and #4 near its free-model quota)")
+		log.Info("🎭 Demo mode: simulated upstream at "+cfg.BaseURL+" with 4 keys in 2 accounts (#1 rate-limited now and then, #2 revoked, #3 near its daily cap, account of #3 and #4 near its free-model quota)", "event", "demo")
 		if cfg.AdminToken.IsZero() {
-			log.Info("🎭 The admin API and the status page's buttons are off: set ADMIN_TOKEN to try them (ADMIN_TOKEN=demo-admin-token go run . -demo)")
+			log.Info("🎭 The admin API and the status page's buttons are off: set ADMIN_TOKEN to try them (ADMIN_TOKEN=demo-admin-token go run . -demo)", "event", "admin_off")
 		}
 	}
 
@@ -202,7 +202,7 @@ func runAs(name string, args, environ []string, stdout, stderr io.Writer) int {
 	a.Warnings()
 	for _, id := range cfg.ForeignKeys {
 		log.Warn("⚠️  API Key #"+strconv.Itoa(id)+" does not look like an OpenRouter key (sk-or-v1-…), and OPENROUTER_BASE_URL is OpenRouter's: it will likely be refused (401)",
-			"key_id", id)
+			"event", "key_foreign", "key_id", id)
 	}
 	for _, id := range cfg.ShortKeys {
 		log.Warn("⚠️  API Key #"+strconv.Itoa(id)+" is shorter than "+strconv.Itoa(config.ShortKey)+" characters: keygate masks a key wherever it appears, answers included, so a model's text that holds it (a word like EMPTY) reaches clients masked",
@@ -280,7 +280,7 @@ func runAs(name string, args, environ []string, stdout, stderr io.Writer) int {
 				stop()
 				continue
 			}
-			log.Warn("second signal: exiting now")
+			log.Warn("second signal: exiting now", "event", "second_signal")
 			close(force)
 			return
 		}
@@ -298,7 +298,7 @@ func runAs(name string, args, environ []string, stdout, stderr io.Writer) int {
 		return 1
 	default:
 	}
-	log.Info("👋 keygate stopped")
+	log.Info("👋 keygate stopped", "event", "stopped")
 	return 0
 }
 

@@ -322,7 +322,7 @@ func (a *App) Serve(ctx context.Context, ln net.Listener, force <-chan struct{})
 		return fmt.Errorf("serving: %w", err)
 	case <-ctx.Done():
 	}
-	a.Log.Info("🛑 Shutting down: finishing requests in flight (up to " + a.Config.ShutdownTimeout.String() + ")")
+	a.Log.Info("🛑 Shutting down: finishing requests in flight (up to "+a.Config.ShutdownTimeout.String()+")", "event", "shutting_down")
 	sctx, cancel := context.WithTimeout(context.Background(), a.Config.ShutdownTimeout)
 	defer cancel()
 	go func() {
@@ -367,6 +367,6 @@ func (a *App) Close() error { return a.Share.Store().Close() }
 func (a *App) Warnings() {
 	LogDuplicates(a.Log, a.Config.Duplicates)
 	if len(a.Config.GatewayAPIKeys) == 0 {
-		a.Log.Warn("⚠️  GATEWAY_API_KEYS is not set: anyone who reaches this port spends your API keys")
+		a.Log.Warn("⚠️  GATEWAY_API_KEYS is not set: anyone who reaches this port spends your API keys", "event", "client_auth_off")
 	}
 }

@@ -36,7 +36,7 @@ func StartDebug(addr string, log *slog.Logger) (stop func(), err error) {
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Warn("pprof listener stopped", "err", err)
+			log.Warn("pprof listener stopped", "event", "pprof_stopped", "err", err)
 		}
 	}()
 	log.Info("🩺 Profiler on http://"+ln.Addr().String()+"/debug/pprof/", "event", "pprof", "addr", ln.Addr().String())

@@ -352,7 +352,7 @@ func (p *Poller) settle(k *keyring.Key, f *Figures, c counted, err error) {
 			p.o.Share.Polled(k, account, f, carried, int(free))
 		}
 	} else if err != nil && !errors.Is(err, ErrUnsupported) {
-		p.o.Log.Debug("budget poll failed", "key_id", k.ID, "err", err)
+		p.o.Log.Debug("budget poll failed", "event", "budget_poll_failed", "key_id", k.ID, "err", err)
 	}
 	if o := p.o.Observer; o != nil {
 		o.Budget(k, account, f, err)

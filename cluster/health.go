@@ -43,9 +43,9 @@ func (h *health) ok() {
 	h.fails = 0
 	switch h.state.Swap(up) {
 	case down:
-		h.log.Info("redis is back: sharing key state again")
+		h.log.Info("redis is back: sharing key state again", "event", "redis_back")
 	case unknown:
-		h.log.Info("redis connected: sharing key state with other replicas")
+		h.log.Info("redis connected: sharing key state with other replicas", "event", "redis_connected")
 	}
 }
 
@@ -59,5 +59,5 @@ func (h *health) fail(err error) {
 		return
 	}
 	h.state.Store(down)
-	h.log.Warn("redis unreachable: going on with what this replica knows", "err", err)
+	h.log.Warn("redis unreachable: going on with what this replica knows", "event", "redis_unreachable", "err", err)
 }

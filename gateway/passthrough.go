@@ -290,12 +290,12 @@ func (p *passthrough) proxyError(w http.ResponseWriter, r *http.Request, ex *exc
 		writeAPIError(w, http.StatusServiceUnavailable, "keys_unavailable",
 			"no upstream API key is available: every key is cooling down or busy with a trial call; retry after "+retryAfterSeconds(nk.RetryAfter)+"s")
 	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
-		p.log.Debug("client went away", "path", r.URL.Path, "err", err)
+		p.log.Debug("client went away", "event", "client_gone", "path", r.URL.Path, "err", err)
 		w.WriteHeader(StatusClientClosed)
 	case errors.Is(err, relay.ErrUpstreamTimeout):
 		writeAPIError(w, http.StatusGatewayTimeout, "upstream_timeout", "upstream did not answer in time")
 	default:
-		p.log.Warn("upstream request failed", "path", r.URL.Path, "err", err)
+		p.log.Warn("upstream request failed", "event", "upstream_failed", "path", r.URL.Path, "err", err)
 		writeAPIError(w, http.StatusBadGateway, "upstream_error", "upstream request failed")
 	}
 }

@@ -206,7 +206,7 @@ func (p *passthrough) forward(w http.ResponseWriter, r *http.Request, xc *exchan
 		if r.Context().Value(http.ServerContextKey) == nil {
 			// Not under a server, which would recover the abort (a
 			// handler called directly, as in-process benchmarks do).
-			p.log.Debug("answer cut off while copied", "path", r.URL.Path, "err", err)
+			p.log.Debug("answer cut off while copied", "event", "answer_cut", "path", r.URL.Path, "err", err)
 			return
 		}
 		// All that is left is to abort: the client sees the answer cut.
@@ -277,7 +277,7 @@ func (p *passthrough) copyBody(w http.ResponseWriter, body io.Reader, buf []byte
 	for {
 		n, rerr := body.Read(buf)
 		if rerr != nil && rerr != io.EOF && !errors.Is(rerr, context.Canceled) {
-			p.log.Debug("upstream body read failed", "err", rerr)
+			p.log.Debug("upstream body read failed", "event", "upstream_read_failed", "err", rerr)
 		}
 		if n > 0 {
 			m, werr := w.Write(buf[:n])

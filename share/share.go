@@ -150,7 +150,7 @@ func (a *Adapter) TryTrial(k *keyring.Key, restUntil time.Time) bool {
 func (a *Adapter) Polled(k *keyring.Key, account string, f *budget.Figures, spent float64, free int) {
 	b, err := budget.MarshalFigures(f)
 	if err != nil {
-		a.log.Warn("budget figures not shared", "key_id", k.ID, "err", err)
+		a.log.Warn("budget figures not shared", "event", "budget_not_shared", "key_id", k.ID, "err", err)
 		return
 	}
 	a.store.Publish(cluster.Event{Kind: cluster.Budget, Key: a.Ref(k), Account: account, At: f.CheckedAt, Figures: b, USD: spent, N: free})
@@ -264,7 +264,7 @@ func (a *Adapter) Apply(ev cluster.Event) {
 		}
 		f, err := budget.UnmarshalFigures(ev.Figures, ev.At)
 		if err != nil {
-			a.log.Debug("shared budget figures not read", "key_id", k.ID, "err", err)
+			a.log.Debug("shared budget figures not read", "event", "budget_not_read", "key_id", k.ID, "err", err)
 			return
 		}
 		poller.ApplyFigures(k, f, ev.USD, ev.N)

@@ -120,7 +120,7 @@ func (h *Handler) page(w http.ResponseWriter, r *http.Request) {
 	}
 	var buf bytes.Buffer
 	if err := page.Execute(&buf, d); err != nil {
-		h.log.Error("status page failed to render", "err", err)
+		h.log.Error("status page failed to render", "event", "status_page_failed", "err", err)
 		http.Error(w, "status page failed to render", http.StatusInternalServerError)
 		return
 	}
@@ -151,7 +151,7 @@ func (h *Handler) status(w http.ResponseWriter, r *http.Request) {
 	v.AdminEnabled, v.TokenRequired = h.guard.AdminEnabled(), h.guard.TokenRequired()
 	b, err := json.Marshal(v)
 	if err != nil {
-		h.log.Error("status data failed to encode", "err", err)
+		h.log.Error("status data failed to encode", "event", "status_data_failed", "err", err)
 		w.WriteHeader(http.StatusInternalServerError)
 		return
 	}
