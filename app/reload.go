@@ -104,6 +104,7 @@ func (l *Live) newSnapshot(pool, oldPool *keyring.Pool, oldSet *breaker.Set, old
 	// in force (Spend, View) before the observer follows, so that a call
 	// ending before the relay swaps spends where it counts: on its key as
 	// the new pool names it (the old poller's loop is stopped below).
+	oldPoller.Retire()
 	l.budgets.Store(poller)
 	l.obs.Follow(pool)
 	if l.m != nil {

@@ -84,7 +84,17 @@ type Poller struct {
 	cancel context.CancelFunc
 	mu     sync.Mutex
 	closed bool
+	// retired is set once a reload put another poller in force: what
+	// this one still learns (a poll or check out across the reload) is
+	// of keys whose ids may name other keys now, and reaches no gauge.
+	retired atomic.Bool
 }
+
+// Retire tells p that a reload put another poller in force: what it still
+// learns (a poll or an admin check out across the reload) reaches neither
+// the Observer's console lines nor its gauges, which go by key id, and an
+// id may name another key now.
+func (p *Poller) Retire() { p.retired.Store(true) }
 
 // slotState is one key's budget state. figures is swapped whole on each
 // poll; spent and freeUsed count what answers took since, lock-free.
@@ -169,7 +179,7 @@ func (p *Poller) PollNow(k *keyring.Key) {
 // k's cap at now, and its account's free requests (with account known).
 func (p *Poller) gauge(k *keyring.Key, s *slotState, f *Figures, account string, now time.Time) {
 	o := p.o.Observer
-	if o == nil {
+	if o == nil || p.retired.Load() {
 		return
 	}
 	left, ok := remaining(f, s, now)
@@ -354,7 +364,9 @@ func (p *Poller) settle(k *keyring.Key, f *Figures, c counted, err error) {
 	} else if err != nil && !errors.Is(err, ErrUnsupported) {
 		p.o.Log.Debug("budget poll failed", "event", "budget_poll_failed", "key_id", k.ID, "err", err)
 	}
-	if o := p.o.Observer; o != nil {
+	if o := p.o.Observer; o != nil && !p.retired.Load() {
+		// A retired poller's key may be another's id now: its console
+		// line and gauges would tell the old key's figures of the new.
 		o.Budget(k, account, f, err)
 		if f != nil {
 			p.gauge(k, s, f, account, now)
