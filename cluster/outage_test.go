@@ -58,7 +58,7 @@ func TestFrozenRedis(t *testing.T) {
 	eventually(t, "Up again", a.Up)
 	c := direct(t, srv.URL())
 	eventually(t, "the rest learned while frozen reaches Redis", func() bool {
-		return c.Exists(ctx, "keygate:rest:1:ab").Val() == 1
+		return c.Exists(ctx, "keygate:rest:ab").Val() == 1
 	})
 	if n := logs.count("redis unreachable"); n != 1 {
 		t.Fatalf("logged 'unreachable' %d times, want once:\n%s", n, logs.b.String())
@@ -77,13 +77,13 @@ func TestRestartedRedisGetsFactsBack(t *testing.T) {
 	a.Publish(Event{Kind: KeyRest, Key: "1:ab", Until: time.Now().Add(time.Minute), Reason: "auth", Status: 401})
 	a.Publish(Event{Kind: Disable, Key: "2:cd"})
 	c := direct(t, srv.URL())
-	eventually(t, "written", func() bool { return c.Exists(ctx, "keygate:rest:1:ab", "keygate:manual").Val() == 2 })
+	eventually(t, "written", func() bool { return c.Exists(ctx, "keygate:rest:ab", "keygate:manual").Val() == 2 })
 	srv.Kill()
 	eventually(t, "Up false", func() bool { return !a.Up() })
 	a.Publish(Event{Kind: AccountRest, Account: "a1", Until: time.Now().Add(time.Minute), Reason: "credits", Status: 402})
 	srv.Restart()
 	eventually(t, "the empty Redis gets A's facts back", func() bool {
-		return c.Exists(ctx, "keygate:rest:1:ab", "keygate:manual", "keygate:arest:a1").Val() == 3
+		return c.Exists(ctx, "keygate:rest:ab", "keygate:manual", "keygate:arest:a1").Val() == 3
 	})
 }
 
@@ -123,7 +123,7 @@ func TestAuthAndTLS(t *testing.T) {
 				_, ok := recB.find(func(e Event) bool { return e.Kind == KeyRest && e.Key == "1:ab" })
 				return ok
 			})
-			if got, err := srv.Do("EXISTS", "keygate:rest:1:ab"); err != nil || got != ":1" {
+			if got, err := srv.Do("EXISTS", "keygate:rest:ab"); err != nil || got != ":1" {
 				t.Fatalf("EXISTS = %q, %v", got, err)
 			}
 
@@ -159,7 +159,7 @@ func TestLostDataIsWrittenAgain(t *testing.T) {
 	b.Publish(Event{Kind: Disable, Key: "2:cd"})
 	c := direct(t, srv.URL())
 	eventually(t, "written", func() bool {
-		return c.Exists(ctx, "keygate:rest:1:ab", "keygate:arest:a1", "keygate:manual", "keygate:epoch").Val() == 4
+		return c.Exists(ctx, "keygate:rest:ab", "keygate:arest:a1", "keygate:manual", "keygate:epoch").Val() == 4
 	})
 	// B ends the account's rest; A hears of it.
 	b.Publish(Event{Kind: AccountBack, Account: "a1", Until: until})
@@ -174,7 +174,7 @@ func TestLostDataIsWrittenAgain(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, "the flushed Redis gets A's and B's facts back", func() bool {
-		return c.Exists(ctx, "keygate:rest:1:ab", "keygate:manual").Val() == 2
+		return c.Exists(ctx, "keygate:rest:ab", "keygate:manual").Val() == 2
 	})
 	if c.Exists(ctx, "keygate:arest:a1").Val() != 0 {
 		t.Fatal("the account rest B ended came back")

@@ -131,9 +131,12 @@ func (s *Redis) Publish(ev Event) {
 		// poll, that spend would count twice. So with the free-model
 		// requests of its account, on any of the account's keys: the
 		// figures hold the account's quota, N what was used since.
-		if p, ok := s.pending[ev.Key]; ok {
-			p.usd, p.free = 0, 0
-			s.pending[ev.Key] = p
+		for ref, p := range s.pending {
+			// The key's, under whichever id this replica spent it.
+			if ref.Digest() == ev.Key.Digest() {
+				p.usd, p.free = 0, 0
+				s.pending[ref] = p
+			}
 		}
 		if ev.Account != "" {
 			for ref, p := range s.pending {
@@ -250,11 +253,15 @@ func (s *Redis) Close() error {
 }
 
 // factKey is the Redis key that holds ev (for Disable/Enable: a name of
-// their own; they live in the manual hash, under the key's KeyRef).
+// their own; they live in the manual hash, under the key's digest). Facts
+// of a key are named by its digest alone, as its trial token and lease
+// are: a reload may renumber a key, and replicas may number it differently
+// for a while, yet a rest ended, a poll's figures and the spend after them
+// must meet the facts of the same key under its other id.
 func (s *Redis) factKey(ev Event) string {
 	switch ev.Kind {
 	case KeyRest:
-		return s.o.Prefix + "rest:" + string(ev.Key)
+		return s.o.Prefix + "rest:" + ev.Key.Digest()
 	case AccountRest:
 		if ev.Reason == freeQuota {
 			// A free-model block lives beside the account's rest, not
@@ -263,9 +270,9 @@ func (s *Redis) factKey(ev Event) string {
 		}
 		return s.o.Prefix + "arest:" + ev.Account
 	case Budget:
-		return s.o.Prefix + "budget:" + string(ev.Key)
+		return s.o.Prefix + "budget:" + ev.Key.Digest()
 	case TrialResult:
-		return s.o.Prefix + "trialres:" + string(ev.Key)
+		return s.o.Prefix + "trialres:" + ev.Key.Digest()
 	case AccountBack:
 		if ev.Reason == freeQuota {
 			// The end of a free-model block, kept apart from the end of
@@ -274,7 +281,7 @@ func (s *Redis) factKey(ev Event) string {
 		}
 		return s.o.Prefix + "aback:" + ev.Account
 	case Disable, Enable:
-		return s.o.Prefix + "manual:" + string(ev.Key)
+		return s.o.Prefix + "manual:" + ev.Key.Digest()
 	}
-	return s.o.Prefix + "spend:" + string(ev.Key)
+	return s.o.Prefix + "spend:" + ev.Key.Digest()
 }

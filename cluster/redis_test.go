@@ -48,7 +48,7 @@ func TestLaterDeadlineWins(t *testing.T) {
 				if err := s.put(ctx, st.ev); err != nil {
 					t.Fatalf("step %d: %v", i, err)
 				}
-				raw, err := c.Get(ctx, "keygate:rest:1:ab").Bytes()
+				raw, err := c.Get(ctx, "keygate:rest:ab").Bytes()
 				if err != nil {
 					t.Fatalf("step %d: %v", i, err)
 				}
@@ -56,7 +56,7 @@ func TestLaterDeadlineWins(t *testing.T) {
 				if err != nil || !got.Until.Equal(st.want) {
 					t.Fatalf("step %d: Redis holds %+v (%v), want until %v", i, got, err, st.want)
 				}
-				pttl, err := c.PTTL(ctx, "keygate:rest:1:ab").Result()
+				pttl, err := c.PTTL(ctx, "keygate:rest:ab").Result()
 				if err != nil || pttl <= 0 || pttl > time.Until(st.want)+time.Second {
 					t.Fatalf("step %d: PTTL %v (%v), want positive and at most the rest left", i, pttl, err)
 				}
@@ -98,11 +98,11 @@ func TestFactsOrderedPerKind(t *testing.T) {
 			check(raw, err, func(e Event) bool { return e.Reason == "free_quota" && e.Until.Equal(now.Add(time.Hour)) })
 			raw, err = c.Get(ctx, "keygate:arest:a1b2").Result()
 			check(raw, err, func(e Event) bool { return e.Reason == "rate_limit" && e.Until.Equal(now.Add(time.Minute)) })
-			raw, err = c.HGet(ctx, "keygate:manual", "2:cd").Result()
+			raw, err = c.HGet(ctx, "keygate:manual", "cd").Result()
 			check(raw, err, func(e Event) bool { return e.Kind == Disable })
-			raw, err = c.Get(ctx, "keygate:budget:3:ef").Result()
+			raw, err = c.Get(ctx, "keygate:budget:ef").Result()
 			check(raw, err, func(e Event) bool { return string(e.Figures) == `{"limit_remaining":4}` })
-			if pttl := c.PTTL(ctx, "keygate:budget:3:ef").Val(); pttl <= 0 || pttl > 5*time.Minute {
+			if pttl := c.PTTL(ctx, "keygate:budget:ef").Val(); pttl <= 0 || pttl > 5*time.Minute {
 				t.Fatalf("budget PTTL %v, want the 5m BudgetTTL", pttl)
 			}
 			if ttl := c.PTTL(ctx, "keygate:manual").Val(); ttl >= 0 {
@@ -145,13 +145,13 @@ func TestBudgetResetsSpend(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			if got := c.Get(ctx, "keygate:spend:1:ab").Val(); got != "0.75" {
+			if got := c.Get(ctx, "keygate:spend:ab").Val(); got != "0.75" {
 				t.Fatalf("spend %q, want 0.75", got)
 			}
 			if err := s.put(ctx, Event{Kind: Budget, Key: "1:ab", At: time.Now(), Figures: json.RawMessage(`{}`)}); err != nil {
 				t.Fatal(err)
 			}
-			if n := c.Exists(ctx, "keygate:spend:1:ab").Val(); n != 0 {
+			if n := c.Exists(ctx, "keygate:spend:ab").Val(); n != 0 {
 				t.Fatal("a new budget poll left the spend it already counts")
 			}
 		})
@@ -237,7 +237,7 @@ func TestHealPicksUpMissedFacts(t *testing.T) {
 	a.Publish(Event{Kind: Spend, Key: "3:ef", USD: 1.5})
 	c := direct(t, srv.URL())
 	eventually(t, "A wrote its facts", func() bool {
-		return c.Exists(ctx, "keygate:rest:1:ab", "keygate:budget:3:ef", "keygate:spend:3:ef").Val() == 3
+		return c.Exists(ctx, "keygate:rest:ab", "keygate:budget:ef", "keygate:spend:ef").Val() == 3
 	})
 	// B starts late: it missed every push.
 	_, recB, _ := running(t, srv.URL(), Options{})
@@ -283,10 +283,10 @@ func TestBackEndsOnlyTheRestItEnded(t *testing.T) {
 				key  string
 				left bool // whether the rest is still in Redis after ev
 			}{
-				{Event{Kind: KeyRest, Key: "1:ab", Until: now.Add(time.Hour), Reason: "key_limit", Status: 402}, "keygate:rest:1:ab", true},
-				{Event{Kind: TrialResult, Key: "1:ab", Until: now.Add(time.Minute), OK: true}, "keygate:rest:1:ab", true}, // an older rest's trial
-				{Event{Kind: TrialResult, Key: "1:ab", Until: now.Add(time.Hour), OK: false}, "keygate:rest:1:ab", true},
-				{Event{Kind: TrialResult, Key: "1:ab", Until: now.Add(2 * time.Hour), OK: true}, "keygate:rest:1:ab", false},
+				{Event{Kind: KeyRest, Key: "1:ab", Until: now.Add(time.Hour), Reason: "key_limit", Status: 402}, "keygate:rest:ab", true},
+				{Event{Kind: TrialResult, Key: "1:ab", Until: now.Add(time.Minute), OK: true}, "keygate:rest:ab", true}, // an older rest's trial
+				{Event{Kind: TrialResult, Key: "1:ab", Until: now.Add(time.Hour), OK: false}, "keygate:rest:ab", true},
+				{Event{Kind: TrialResult, Key: "1:ab", Until: now.Add(2 * time.Hour), OK: true}, "keygate:rest:ab", false},
 				{Event{Kind: AccountRest, Account: "a1", Until: now.Add(time.Hour), Reason: "credits", Status: 402}, "keygate:arest:a1", true},
 				{Event{Kind: AccountBack, Account: "a1", Until: now.Add(time.Minute)}, "keygate:arest:a1", true},
 				{Event{Kind: AccountBack, Account: "a1", Until: now.Add(time.Hour)}, "keygate:arest:a1", false},
@@ -299,7 +299,7 @@ func TestBackEndsOnlyTheRestItEnded(t *testing.T) {
 					t.Fatalf("step %d (%s): rest in Redis = %v, want %v", i, st.ev.Kind, left, st.left)
 				}
 			}
-			if pttl := c.PTTL(ctx, "keygate:trialres:1:ab").Val(); pttl <= 0 || pttl > trialResultTTL {
+			if pttl := c.PTTL(ctx, "keygate:trialres:ab").Val(); pttl <= 0 || pttl > trialResultTTL {
 				t.Fatalf("trial result PTTL %v, want within %v", pttl, trialResultTTL)
 			}
 		})
@@ -317,7 +317,7 @@ func TestReconcileKeepsEndedRestsEnded(t *testing.T) {
 	s.Publish(Event{Kind: AccountBack, Account: "a1", Until: until})
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for k, want := range map[string]bool{"keygate:rest:1:ab": false, "keygate:rest:2:cd": true, "keygate:arest:a1": false, "keygate:trialres:1:ab": true} {
+	for k, want := range map[string]bool{"keygate:rest:ab": false, "keygate:rest:cd": true, "keygate:arest:a1": false, "keygate:trialres:ab": true} {
 		if _, ok := s.mine[k]; ok != want {
 			t.Errorf("replica's record has %s = %v, want %v", k, ok, want)
 		}
@@ -398,7 +398,7 @@ func TestFlushIsOneRoundTrip(t *testing.T) {
 					t.Fatalf("%s: %d lone commands and %d pipelines, want %d and %d", step.name, l, p, step.lone, step.pipelines)
 				}
 				for _, ref := range refs {
-					if got := c.Get(ctx, "keygate:spend:"+string(ref)).Val(); got != step.want {
+					if got := c.Get(ctx, "keygate:spend:"+ref.Digest()).Val(); got != step.want {
 						t.Fatalf("%s: spend of %s %q, want %s", step.name, ref, got, step.want)
 					}
 				}
@@ -407,7 +407,7 @@ func TestFlushIsOneRoundTrip(t *testing.T) {
 				}
 			}
 			// Redis refuses the writes: the spend stays for the next flush.
-			if err := c.Set(ctx, "keygate:spend:3:ef", "not a number", 0).Err(); err != nil {
+			if err := c.Set(ctx, "keygate:spend:ef", "not a number", 0).Err(); err != nil {
 				t.Fatal(err)
 			}
 			spend()
@@ -478,7 +478,7 @@ func TestQueuedFactsGoOutTogether(t *testing.T) {
 	defer func() { stop(); <-done }()
 	c := direct(t, srv.URL())
 	eventually(t, "all five written", func() bool {
-		return c.Exists(ctx, "keygate:rest:1:ab", "keygate:rest:2:cd", "keygate:rest:3:ef", "keygate:rest:4:gh", "keygate:rest:5:ij").Val() == 5
+		return c.Exists(ctx, "keygate:rest:ab", "keygate:rest:cd", "keygate:rest:ef", "keygate:rest:gh", "keygate:rest:ij").Val() == 5
 	})
 	if l, p := rt.lone.Load(), rt.pipelines.Load(); l != 0 || p != 1 {
 		t.Fatalf("five queued facts took %d lone commands and %d pipelines, want one pipeline", l, p)
@@ -501,7 +501,7 @@ func TestBudgetCarriesSpendWhileOut(t *testing.T) {
 			go func() { done <- a.Run(context.Background(), func(Event) {}) }()
 			defer func() { _ = a.Close(); <-done }()
 			c := direct(t, url)
-			eventually(t, "A wrote its budget", func() bool { return c.Exists(ctx, "keygate:budget:1:ab").Val() == 1 })
+			eventually(t, "A wrote its budget", func() bool { return c.Exists(ctx, "keygate:budget:ab").Val() == 1 })
 			_, rec, _ := running(t, url, Options{})
 			usd := func(want float64) func() bool {
 				return func() bool {

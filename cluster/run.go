@@ -221,14 +221,14 @@ func (s *Redis) command(ev Event) (command, bool) {
 			// free block only, a rest's end the rest only.
 			keys = append(keys, s.factKey(Event{Kind: AccountRest, Account: ev.Account, Reason: ev.Reason}))
 		} else if ev.OK {
-			keys = append(keys, s.o.Prefix+"rest:"+string(ev.Key))
+			keys = append(keys, s.factKey(Event{Kind: KeyRest, Key: ev.Key}))
 		}
 		return command{factScript, keys, []any{ev.Until.UnixMilli(), val, "PX", trialResultTTL.Milliseconds(), s.channel(), "u"}}, true
 	case Budget:
-		spend := s.o.Prefix + "spend:" + string(ev.Key)
+		spend := s.factKey(Event{Kind: Spend, Key: ev.Key})
 		return command{factScript, []string{key, s.index(), spend}, []any{ev.At.UnixMilli(), val, "PX", s.o.BudgetTTL.Milliseconds(), s.channel(), "at"}}, true
 	case Disable, Enable:
-		return command{manualScript, []string{s.manual()}, []any{string(ev.Key), val, ev.At.UnixMilli(), s.channel()}}, true
+		return command{manualScript, []string{s.manual()}, []any{ev.Key.Digest(), val, ev.At.UnixMilli(), s.channel()}}, true
 	case Spend:
 		return command{spendScript, []string{key, s.index()}, []any{strconv.FormatFloat(ev.USD, 'f', -1, 64), s.o.BudgetTTL.Milliseconds(), s.channel(), val}}, true
 	case FreeUse:
@@ -381,7 +381,7 @@ func (s *Redis) heal(ctx context.Context, deliver func(Event)) {
 		s.epoch = epoch
 		s.markDirty()
 	}
-	spent := map[KeyRef]float64{}
+	spent := map[string]float64{} // by the key's digest
 	var evs []Event
 	for i := 0; i+1 < len(facts); i += 2 {
 		k, _ := facts[i].(string)
@@ -392,7 +392,7 @@ func (s *Redis) heal(ctx context.Context, deliver func(Event)) {
 		}
 		if ref, ok := strings.CutPrefix(rest, "spend:"); ok {
 			if f, err := strconv.ParseFloat(v, 64); err == nil {
-				spent[KeyRef(ref)] = f
+				spent[KeyRef(ref).Digest()] = f
 			}
 			continue
 		}
@@ -407,11 +407,16 @@ func (s *Redis) heal(ctx context.Context, deliver func(Event)) {
 		}
 	}
 	s.mu.Lock()
+	pend := make(map[string]float64, len(s.pending))
+	for ref, p := range s.pending {
+		pend[ref.Digest()] += p.usd
+	}
 	for i, ev := range evs {
 		if ev.Kind == Budget {
 			// The fact's own USD is what was spent while its poll was
 			// out; the spend key, what was spent after it was written.
-			evs[i].USD = ev.USD + spent[ev.Key] + s.pending[ev.Key].usd
+			d := ev.Key.Digest()
+			evs[i].USD = ev.USD + spent[d] + pend[d]
 		}
 	}
 	s.mu.Unlock()

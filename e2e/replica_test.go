@@ -234,7 +234,7 @@ func TestReplicas(t *testing.T) {
 		}
 		// Reconciled, replica to Redis: the revoked key's rest is in the
 		// new, empty Redis again...
-		key := "keygate:rest:" + string(cluster.RefOf(4, secret.New(keys[3])))
+		key := "keygate:rest:" + cluster.RefOf(4, secret.New(keys[3])).Digest()
 		waitFor(t, 10*time.Second, "the rest written to Redis again", func() bool {
 			reply, err := rs.Do("EXISTS", key)
 			return err == nil && reply == ":1"

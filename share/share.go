@@ -27,8 +27,8 @@ type Adapter struct {
 	store cluster.Store
 	log   *slog.Logger
 
-	// names is every key ever attached, by pointer, for the hot path
-	// (Spent): swapped whole, read without a lock.
+	// names is the attached keys, by pointer, for the hot path (Spent):
+	// swapped whole, read without a lock.
 	names atomic.Pointer[map[*keyring.Key]*name]
 
 	leaseMu sync.Mutex
@@ -70,18 +70,27 @@ func (a *Adapter) Store() cluster.Store { return a.store }
 // Trials, budget.Options.Share) and calls Attach again; facts the old ones
 // still tell go out as before.
 func (a *Adapter) Attach(set *breaker.Set, poller *budget.Poller, keys []*keyring.Key) {
+	// Only the keys in force: a key of an older snapshot (a call still on
+	// it) is named by RefOf when it tells a fact, and its account label,
+	// which Spent adds, moves to the same secret under its new pointer.
 	old := *a.names.Load()
-	names := make(map[*keyring.Key]*name, len(old)+len(keys))
-	for k, n := range old {
-		names[k] = n
+	labels := make(map[string]*string, len(old))
+	for _, n := range old {
+		if l := n.account.Load(); l != nil {
+			labels[n.ref.Digest()] = l
+		}
 	}
+	names := make(map[*keyring.Key]*name, len(keys))
 	byRef := make(map[string]*keyring.Key, len(keys))
 	for _, k := range keys {
-		n := names[k]
+		n := old[k]
 		if n == nil {
 			n = &name{ref: cluster.RefOf(k.ID, k.Secret)}
-			names[k] = n
+			if l := labels[n.ref.Digest()]; l != nil {
+				n.account.Store(l)
+			}
 		}
+		names[k] = n
 		byRef[n.ref.Digest()] = k
 	}
 	a.names.Store(&names)
