@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -137,6 +138,15 @@ func TestPeakMemoryUnderAttack(t *testing.T) {
 				t.Errorf("escaping prompt: status %d, want 413", code)
 			}
 		}},
+		{"/run bodies of MAX_BODY_BYTES made of small entries, refused", func() {
+			// Each a 400 before any call; decoded whole, each took
+			// 30 to 40 times its 10 MiB.
+			for _, b := range manyEntries(10 << 20) {
+				if code := post("/run", b); code != http.StatusBadRequest {
+					t.Errorf("a body of many entries: status %d, want 400", code)
+				}
+			}
+		}},
 		{"two /runs of 31 MiB answers", func() {
 			parallel(2, func() { post("/run", runBody("hi", many("huge/", 8))) })
 		}},
@@ -171,4 +181,25 @@ func peakRSS(t *testing.T, pid int) int64 {
 	}
 	t.Fatal("no VmHWM in /proc/<pid>/status")
 	return 0
+}
+
+// manyEntries are /run bodies of about size bytes, each refused for
+// having too many small entries: models, messages, params' fields, or
+// unknown top-level fields (with params too many as well).
+func manyEntries(size int) [][]byte {
+	fill := func(head, entry, tail string) []byte {
+		var b bytes.Buffer
+		b.WriteString(head)
+		for i := 0; b.Len() < size-len(entry)-len(tail); i++ {
+			fmt.Fprintf(&b, entry, i)
+		}
+		b.WriteString(tail)
+		return b.Bytes()
+	}
+	return [][]byte{
+		fill(`{"prompt":"x","models":[`, `"m%d",`, `"m"]}`),
+		fill(`{"models":["m"],"messages":[`, `{"role":"u%d"},`, `{"role":"user"}]}`),
+		fill(`{"prompt":"x","models":["m"],"params":{`, `"k%d":1,`, `"z":1}}`),
+		fill(`{"prompt":"x","models":["m"],`, `"k%d":1,`, `"params":[]}`),
+	}
 }

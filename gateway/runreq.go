@@ -66,17 +66,22 @@ func decodeRunRequest(body []byte, maxModels int) (*runRequest, error) {
 	if !utf8.Valid(body) {
 		return nil, errors.New(`request body is not UTF-8, as JSON must be: send it UTF-8 encoded (from PowerShell: -ContentType 'application/json; charset=utf-8')`)
 	}
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(body, &fields); err != nil {
+	// Checked, not decoded: into a struct without fields the decoder
+	// skips every value without a copy. Decoded into a map, and arrays
+	// decoded before their length was checked, a body of MAX_BODY_BYTES
+	// made of many small entries took 30 to 40 times its size in memory
+	// before it was refused.
+	if err := json.Unmarshal(body, &struct{}{}); err != nil {
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) || body[0] != '{' {
 			return nil, errors.New(`request body must be a JSON object with "prompt" and "models"`)
 		}
 		return nil, fmt.Errorf("request body is not valid JSON: %s", strings.TrimPrefix(err.Error(), "json: "))
 	}
-	if fields == nil {
+	if body[0] != '{' {
 		return nil, errors.New(`request body must be a JSON object with "prompt" and "models"`)
 	}
+	fields := runFieldsOf(body)
 	req := &runRequest{}
 
 	raw, ok := present(fields, "prompt")
@@ -109,15 +114,18 @@ func decodeRunRequest(body []byte, maxModels int) (*runRequest, error) {
 	if !ok {
 		return nil, errors.New(`"models" is required: an array of model names, like ["openai/gpt-4o"]`)
 	}
-	var models []json.RawMessage
-	if json.Unmarshal(raw, &models) != nil || raw[0] != '[' {
+	if raw[0] != '[' {
 		return nil, errors.New(`"models" must be an array of model names`)
 	}
-	if len(models) == 0 {
+	switch n := jsonLen(raw); {
+	case n == 0:
 		return nil, errors.New(`"models" must not be empty`)
+	case n > maxModels:
+		return nil, fmt.Errorf(`"models" has %d entries; at most %d are allowed`, n, maxModels)
 	}
-	if len(models) > maxModels {
-		return nil, fmt.Errorf(`"models" has %d entries; at most %d are allowed`, len(models), maxModels)
+	var models []json.RawMessage
+	if json.Unmarshal(raw, &models) != nil {
+		return nil, errors.New(`"models" must be an array of model names`)
 	}
 	req.Models = make([]string, len(models))
 	for i, m := range models {
@@ -160,7 +168,13 @@ func decodeRunRequest(body []byte, maxModels int) (*runRequest, error) {
 	}
 
 	if raw, ok = present(fields, "params"); ok {
-		if raw[0] != '{' || json.Unmarshal(raw, &req.Params) != nil {
+		if raw[0] != '{' {
+			return nil, errors.New(`"params" must be a JSON object of chat-completion fields, like {"temperature": 0.7}`)
+		}
+		if n := jsonLen(raw); n > maxParams {
+			return nil, fmt.Errorf(`"params" has %d fields; at most %d are allowed`, n, maxParams)
+		}
+		if json.Unmarshal(raw, &req.Params) != nil {
 			return nil, errors.New(`"params" must be a JSON object of chat-completion fields, like {"temperature": 0.7}`)
 		}
 		for f := range req.Params {
@@ -173,6 +187,32 @@ func decodeRunRequest(body []byte, maxModels int) (*runRequest, error) {
 }
 
 var utf8BOM = []byte("\xef\xbb\xbf")
+
+// maxParams bounds the fields of /run's params: a chat completion has a
+// few dozen, and each is a map entry and an encoded field of every
+// model's body.
+const maxParams = 256
+
+// runFields are the top-level fields of a /run body.
+var runFields = [...]string{"prompt", "messages", "stream", "models", "random_key", "params"}
+
+// runFieldsOf returns the /run fields of body, a valid JSON object, as
+// json.Unmarshal into a map would: the last of each name, escaped keys
+// read, values copied (the body is not kept). Other fields are skipped,
+// not copied: a body of many unknown fields costs no map entry each.
+func runFieldsOf(body []byte) map[string]json.RawMessage {
+	fields := make(map[string]json.RawMessage, len(runFields))
+	members(body, func(key, value []byte) bool {
+		for _, f := range runFields {
+			if keyIs(key, f) {
+				fields[f] = bytes.Clone(value)
+				break
+			}
+		}
+		return true
+	})
+	return fields
+}
 
 // present returns a field's raw value; JSON null counts as absent.
 func present(fields map[string]json.RawMessage, name string) (json.RawMessage, bool) {
@@ -261,15 +301,18 @@ const maxMessages = 1024
 // decodeMessages checks a messages array (objects with a string role) and
 // takes the text of its last user message as the prompt.
 func (r *runRequest) decodeMessages(raw json.RawMessage) error {
-	var msgs []map[string]json.RawMessage
-	if raw[0] != '[' || json.Unmarshal(raw, &msgs) != nil {
+	if raw[0] != '[' {
 		return errors.New(`"messages" must be an array of chat messages, like [{"role":"user","content":"hi"}]`)
 	}
-	if len(msgs) == 0 {
+	switch n := jsonLen(raw); {
+	case n == 0:
 		return errors.New(`"messages" must not be empty`)
+	case n > maxMessages:
+		return fmt.Errorf(`"messages" has %d entries; at most %d are allowed`, n, maxMessages)
 	}
-	if len(msgs) > maxMessages {
-		return fmt.Errorf(`"messages" has %d entries; at most %d are allowed`, len(msgs), maxMessages)
+	var msgs []map[string]json.RawMessage
+	if json.Unmarshal(raw, &msgs) != nil {
+		return errors.New(`"messages" must be an array of chat messages, like [{"role":"user","content":"hi"}]`)
 	}
 	roles := make([]string, len(msgs))
 	for i, m := range msgs {
