@@ -350,6 +350,10 @@ type streamAnswer struct {
 // chunk is what /run reads of a chat-completion chunk or answer.
 type chunk struct {
 	Choices []struct {
+		// Index tells the choices of "n" > 1 apart; /run shows the
+		// first (index 0, or none given), as a whole answer's
+		// choices[0].
+		Index        *int            `json:"index"`
 		Delta        said            `json:"delta"`
 		Message      said            `json:"message"`
 		FinishReason string          `json:"finish_reason"`
@@ -510,6 +514,17 @@ func (a *streamAnswer) take(data []byte, delta func(string)) bool {
 	if json.Unmarshal(data, &c) != nil {
 		return false
 	}
+	// The first choice alone: a stream of "n" > 1 sends the others'
+	// deltas in chunks of their own, which joined to it would mix the
+	// answers.
+	first := c.Choices[:0]
+	for _, ch := range c.Choices {
+		if ch.Index == nil || *ch.Index == 0 {
+			first = append(first, ch)
+			break
+		}
+	}
+	c.Choices = first
 	if len(c.Choices) > 0 && c.Choices[0].FinishReason != "" {
 		a.finished = true
 		a.reason = c.Choices[0].FinishReason
