@@ -144,6 +144,7 @@ func (g *browserGuard) serve(w http.ResponseWriter, r *http.Request) bool {
 			h.Set("Access-Control-Allow-Headers", req)
 		}
 		h.Set("Access-Control-Max-Age", "600")
+		markNoKey(w, r)
 		w.WriteHeader(http.StatusNoContent)
 		return true
 	}
