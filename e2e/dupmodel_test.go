@@ -9,7 +9,8 @@ import (
 )
 
 // TestRepeatedModelIsRefused: keygate reads a body's first "model",
-// upstream (as the simulator) its last. A free-model call that names a
+// upstream (as the simulator) its last; either way round, a free model
+// among them makes the two count differently. A free-model call that names a
 // model twice, {"model":"…:free","model":"openai/gpt-4o-mini"}, would be a
 // paid call upstream counted by keygate as one of the account's free
 // requests: enough of them, and keygate blocks the account's free calls
@@ -32,6 +33,10 @@ func TestRepeatedModelIsRefused(t *testing.T) {
 	}{
 		{"free, then paid", `"model":` + free + `,"model":` + paid, http.StatusBadRequest},
 		{"free, then paid with an escaped key", `"model":` + free + `,"mod\u0065l":` + paid, http.StatusBadRequest},
+		// The mirror: upstream calls the free model, uncounted.
+		{"paid, then free", `"model":` + paid + `,"model":` + free, http.StatusBadRequest},
+		{"paid, then free spelt with an escape", `"model":` + paid + `,"model":"meta-llama/llama-3.3-70b-instruct:fre\u0065"`, http.StatusBadRequest},
+		{"paid, naming a free model elsewhere", `"model":` + paid + `,"metadata":{"model":` + free + `}`, http.StatusOK},
 		{"free", `"model":` + free, http.StatusOK},
 		{"paid", `"model":` + paid, http.StatusOK},
 	}

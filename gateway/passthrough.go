@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -209,11 +210,13 @@ func (p *passthrough) prepare(w http.ResponseWriter, r *http.Request, ctx *excha
 	// nothing, and counting it would use up an account's free requests
 	// as keygate counts them.
 	ex.call.Free = !ex.call.Blind && freeModel(ex.call.Model)
-	if ex.call.Free && repeatsKey(ex.body, "model") {
-		// Upstream would call the last model named, perhaps a paid one,
-		// while keygate counts a free request of the account: its count
-		// would reach the day's quota and block free calls that upstream
-		// still takes.
+	if !ex.call.Blind && (ex.call.Free || mayNameFree(ex.body)) && repeatsKey(ex.body, "model") {
+		// Upstream calls the last model named, keygate counts the
+		// first. First free, then paid: keygate counts a free request
+		// of the account, and its count would reach the day's quota and
+		// block free calls that upstream still takes. First paid, then
+		// free: the account's free requests go uncounted, and keygate
+		// sends free calls to an account upstream refuses.
 		w.Header()["X-Keygate-Key"] = noKeyHeader
 		writeAPIError(w, http.StatusBadRequest, "invalid_request_error", `invalid body: "model" is given more than once; name one model`)
 		return nil
@@ -263,6 +266,18 @@ func describesKey(rest string) bool {
 }
 
 var noKeyHeader = []string{"none"}
+
+// mayNameFree reports whether body may name a free model somewhere: it
+// holds `free"` (the end of a string ending ":free"), or an escape (\u),
+// which could spell it. Two vectorised searches (about 35 ns for an SDK's
+// chat body; ":free" took 67, JSON being full of ':'), so that a paid
+// call scans its body's members only when a second "model" could be a
+// free one.
+func mayNameFree(body []byte) bool {
+	return bytes.Contains(body, freeEnd) || bytes.Contains(body, unicodeEscape)
+}
+
+var freeEnd, unicodeEscape = []byte(`free"`), []byte(`\u`)
 
 // markNoKey labels a /v1 answer the gateway gives before trying any key
 // (auth, overload): the contract puts X-Keygate-Key on every /v1 response.
