@@ -17,11 +17,12 @@ const (
 // chatRequest is the part of an OpenAI chat completion request the
 // simulator reads; other fields are ignored.
 type chatRequest struct {
-	Model               string        `json:"model"`
-	Stream              bool          `json:"stream"`
-	Messages            []chatMessage `json:"messages"`
-	MaxTokens           int           `json:"max_tokens"`
-	MaxCompletionTokens int           `json:"max_completion_tokens"`
+	Model               string          `json:"model"`
+	Stream              bool            `json:"stream"`
+	Messages            []chatMessage   `json:"messages"`
+	MaxTokens           int             `json:"max_tokens"`
+	MaxCompletionTokens int             `json:"max_completion_tokens"`
+	ResponseFormat      *responseFormat `json:"response_format"`
 }
 
 // maxTokens is the request's cap on output tokens, 0 when it sets none.
@@ -110,6 +111,9 @@ type completion struct {
 	// padding: max_tokens cut the reply there (see capAt).
 	limit int
 	cut   bool // max_tokens cut the reply: finish_reason "length"
+	// json, when on, wraps the reply in the JSON that response_format
+	// asks for.
+	json jsonShape
 }
 
 // capAt cuts the reply, padding included, to maxTokens tokens (words), as
@@ -149,6 +153,13 @@ func (s *Server) newCompletion(req *chatRequest, usage bool) completion {
 		usage:   usage,
 	}
 	cp.price, cp.provider = priceOf(req.Model)
+	if rf := req.ResponseFormat; rf != nil {
+		var schema json.RawMessage
+		if rf.JSONSchema != nil {
+			schema = rf.JSONSchema.Schema
+		}
+		cp.json = shapeOf(rf.Type, schema)
+	}
 	n := s.opts.Seed ^ mix64(s.ids.Add(1))
 	cp.noise = mix64(n)
 	id := append(cp.idBuf[:0], "gen-"...)
@@ -199,6 +210,20 @@ func (cp *completion) eachPiece(fn func(string)) {
 	if cp.limit > 0 {
 		w := wordLimit{left: cp.limit, fn: fn}
 		fn = w.add
+	}
+	if cp.json.on() {
+		fn(cp.json.open)
+		if cp.json.inText {
+			fn("Hello from ")
+			fn(inJSONString(cp.model))
+			if cp.hasUser {
+				fn(`: you said \"`)
+				fn(inJSONString(cp.echo))
+				fn(`\"`)
+			}
+		}
+		fn(cp.json.close)
+		return
 	}
 	fn("Hello from ")
 	fn(cp.model)

@@ -8,9 +8,13 @@
 //
 //	POST /chat/completions  a reply naming the model and echoing the last
 //	                        user message; "stream": true gives server-sent
-//	                        events, flushed chunk by chunk
+//	                        events, flushed chunk by chunk; with
+//	                        "response_format" json_object or json_schema
+//	                        the reply is that JSON (the text in its first
+//	                        string property)
 //	POST /responses         the same reply as an OpenAI Responses API
 //	                        object, or its typed events when streamed
+//	                        ("text": {"format"} as response_format)
 //	POST /embeddings        one deterministic unit vector per input
 //	GET  /models            the catalogue in OpenRouter's schema, prices
 //	                        included

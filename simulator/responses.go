@@ -15,6 +15,7 @@ type responsesRequest struct {
 	Instructions    *string         `json:"instructions"`
 	MaxOutputTokens int             `json:"max_output_tokens"`
 	Stream          bool            `json:"stream"`
+	Text            *textFormat     `json:"text"`
 }
 
 // messages reads "input" (a string, or an array of message items whose
@@ -60,6 +61,12 @@ func (c *call) serveResponses() {
 		return
 	}
 	chat := chatRequest{Model: req.Model, Messages: msgs}
+	if req.Text != nil && req.Text.Format != nil {
+		chat.ResponseFormat = &responseFormat{Type: req.Text.Format.Type}
+		chat.ResponseFormat.JSONSchema = &struct {
+			Schema json.RawMessage `json:"schema"`
+		}{req.Text.Format.Schema}
+	}
 	cp := c.s.newCompletion(&chat, true)
 	if cp.flagged {
 		c.sendRefusal(moderation403(c.ks.acct.id, cp.model, cp.provider, cp.echo))
