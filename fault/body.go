@@ -17,7 +17,10 @@ type errorBody struct {
 	providerCode   bool
 	retryAfter     int
 	rateLimitReset string
-	userID         string
+	// rateLimitHeaders: metadata.headers echoes OpenRouter's own
+	// X-RateLimit-* headers (a platform limit's 429).
+	rateLimitHeaders bool
+	userID           string
 }
 
 type wireError struct {
@@ -68,8 +71,11 @@ func parseError(body []byte) (e errorBody, ok bool) {
 		for name, v := range md.Headers {
 			s := headerValue(v)
 			switch http2Canonical(name) {
+			case "X-Ratelimit-Limit", "X-Ratelimit-Remaining":
+				e.rateLimitHeaders = e.rateLimitHeaders || s != ""
 			case "X-Ratelimit-Reset":
 				e.rateLimitReset = s
+				e.rateLimitHeaders = e.rateLimitHeaders || s != ""
 			case "Retry-After":
 				if n, err := strconv.Atoi(s); err == nil && n > 0 && n < 1e6 && e.retryAfter == 0 {
 					e.retryAfter = n

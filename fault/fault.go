@@ -273,11 +273,15 @@ func classify402(v *Verdict, e *errorBody, h http.Header, now time.Time) {
 			v.Afford, v.OnKey, v.Large = m, true, prompt
 		}
 	default:
-		if m, ok := affordable(e.message); ok && m > 0 {
+		m, ok := affordable(e.message)
+		if ok && m > 0 {
 			v.Scope, v.Afford = Request, m
 			return
 		}
-		if e.reason == "weight_exceeds_budget" {
+		// "can only afford 0": the account has nothing left, whatever
+		// reason names the refusal (OpenRouter's pre-authorisation
+		// gives weight_exceeds_budget for any M).
+		if !ok && e.reason == "weight_exceeds_budget" {
 			v.Scope, v.Afford = Request, 1
 			return
 		}
@@ -289,7 +293,7 @@ func classify429(v *Verdict, e *errorBody, h http.Header, now time.Time) {
 	perDay := e.limitSource == "openrouter_free_tier_daily" || bytes.Contains(e.message, []byte("free-models-per-day"))
 	perMin := bytes.Contains(e.message, []byte("free-models-per-min"))
 	switch {
-	case perDay || perMin || (rateLimitHeaders(h) && !providerMarked(e)):
+	case perDay || perMin || ((rateLimitHeaders(h) || e.rateLimitHeaders) && !providerMarked(e)):
 		// OpenRouter's own platform limit: the account's.
 		v.Scope, v.Reason, v.Retry, v.FreeOnly = Account, RateLimit, true, perDay || perMin
 		limit := MaxMinuteHint

@@ -49,6 +49,12 @@ func TestClassify(t *testing.T) {
 			Verdict{Status: 402, Scope: Account, Reason: Credits, Retry: true, Parsed: true, UserID: "user_2abc"}},
 		{"402 afford 0", 402, nil, `{"error":{"code":402,"message":"You requested up to 100 tokens, but can only afford 0. To increase, visit https://openrouter.ai/settings/credits and add more credits"}}`,
 			Verdict{Status: 402, Scope: Account, Reason: Credits, Retry: true, Parsed: true}},
+		// "can only afford 0" is the account's whatever reason it names;
+		// the request's row needs M > 0.
+		{"402 afford 0, weight_exceeds_budget", 402, nil, `{"error":{"code":402,"message":"This request requires more credits, or fewer max_tokens. You requested up to 100 tokens, but can only afford 0. To increase, visit https://openrouter.ai/settings/credits and add more credits","metadata":{"provider_name":null,"limit_source":"openrouter_credits","reason":"weight_exceeds_budget"}}}`,
+			Verdict{Status: 402, Scope: Account, Reason: Credits, Retry: true, Parsed: true}},
+		{"402 weight_exceeds_budget without a figure", 402, nil, `{"error":{"code":402,"message":"too big","metadata":{"limit_source":"openrouter_credits","reason":"weight_exceeds_budget"}}}`,
+			Verdict{Status: 402, Scope: Request, Retry: true, Parsed: true, Afford: 1}},
 		{"402 afford M", 402, nil, `{"error":{"code":402,"message":"This request requires more credits, or fewer max_tokens. You requested up to 65536 tokens, but can only afford 1234. To increase, visit https://openrouter.ai/settings/credits and add more credits","metadata":{"provider_name":null,"limit_source":"openrouter_credits","reason":"weight_exceeds_budget"}},"user_id":"user_9"}`,
 			Verdict{Status: 402, Scope: Request, Retry: true, Parsed: true, Afford: 1234, UserID: "user_9"}},
 		{"402 in-flight budget", 402, hdr("Retry-After", "7"), `{"error":{"code":402,"message":"In-flight budget exhausted","metadata":{"limit_source":"openrouter_in_flight_budget","reason":"in_flight_budget_exhausted"}}}`,
@@ -75,6 +81,15 @@ func TestClassify(t *testing.T) {
 			Verdict{Status: 429, Scope: Account, Reason: RateLimit, Retry: true, Parsed: true, Until: now.Add(MaxMinuteHint), FreeOnly: true}},
 		{"429 OpenRouter platform headers only", 429, hdr("X-RateLimit-Reset", strconv.FormatInt(nextMin.UnixMilli(), 10)),
 			`{"error":{"code":429,"message":"Rate limit exceeded","metadata":{"error_type":"rate_limit_exceeded"}}}`,
+			Verdict{Status: 429, Scope: Account, Reason: RateLimit, Retry: true, Parsed: true, Until: nextMin}},
+		// OpenRouter echoes its headers in error.metadata.headers
+		// (OPENROUTER.md 1.4): where only the echo came (a 200's first
+		// stream event, a proxy that drops headers) it is its own limit.
+		{"429 OpenRouter platform headers echoed in the body only", 429, nil,
+			`{"error":{"code":429,"message":"Rate limit exceeded","metadata":{"headers":{"X-RateLimit-Limit":"20","X-RateLimit-Remaining":"0","X-RateLimit-Reset":"` + strconv.FormatInt(nextMin.UnixMilli(), 10) + `"}}}}`,
+			Verdict{Status: 429, Scope: Account, Reason: RateLimit, Retry: true, Parsed: true, Until: nextMin}},
+		{"200 carrying OpenRouter's platform 429, headers echoed", 200, nil,
+			`{"error":{"code":429,"message":"Rate limit exceeded","metadata":{"headers":{"X-RateLimit-Limit":"20","X-RateLimit-Remaining":"0","X-RateLimit-Reset":"` + strconv.FormatInt(nextMin.UnixMilli(), 10) + `"}}}}`,
 			Verdict{Status: 429, Scope: Account, Reason: RateLimit, Retry: true, Parsed: true, Until: nextMin}},
 		{"429 OpenRouter limit and remaining headers, no reset", 429, hdr("X-RateLimit-Limit", "20", "X-RateLimit-Remaining", "0", "Retry-After", "9"),
 			`{"error":{"code":429,"message":"Rate limit exceeded"}}`,
