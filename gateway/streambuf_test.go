@@ -52,7 +52,8 @@ func (u *sizedUpstream) RoundTrip(r *http.Request) (*http.Response, error) {
 func TestStreamCopyBuffer(t *testing.T) {
 	long := strings.Repeat("x", 5000)
 	// The first event is short: the hold reads it on buffers of its own.
-	stream := "data: {\"choices\":[{\"delta\":{\"role\":\"assistant\"}}]}\n\n" +
+	// It says something (a role-only chunk would be held past).
+	stream := "data: {\"choices\":[{\"delta\":{\"role\":\"assistant\",\"content\":\"Hi\"}}]}\n\n" +
 		"data: {\"choices\":[{\"delta\":{\"content\":\"" + long + "\"}}]}\n\n" +
 		"data: {\"choices\":[],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":4}}\n\ndata: [DONE]\n\n"
 	plain := `{"choices":[{"message":{"content":"` + long + `"}}],"usage":{"prompt_tokens":9,"completion_tokens":12}}`

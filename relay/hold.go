@@ -279,15 +279,21 @@ func eventStreamType(h http.Header) bool {
 	return strings.EqualFold(strings.TrimSpace(ct), "text/event-stream")
 }
 
-// openingEvents are the Responses API's events that open a stream before
-// any output or error: OpenAI's and OpenRouter's /responses send
-// response.created first, then an error event when the key has no quota
-// (bifrost #5395), so the hold looks past them.
+// openingEvents are the events that open a stream before any output or
+// error: the Responses API's (OpenAI's and OpenRouter's /responses send
+// response.created first, then an error event when the key has no quota:
+// bifrost #5395) and the Anthropic Messages API's (/messages: message_start
+// and then an error when the call fails before content, litellm #38610),
+// so the hold looks past them.
 var openingEvents = [...]string{"response.created", "response.in_progress", "response.queued",
-	"response.output_item.added", "response.content_part.added"}
+	"response.output_item.added", "response.content_part.added",
+	"message_start", "content_block_start", "ping"}
 
-// opening reports whether ev is one of openingEvents, by its event: name
-// or, without one, by its data's "type".
+// opening reports whether ev opens a stream and says nothing yet: one of
+// openingEvents, by its event: name or, without one, by its data's
+// "type"; or a chat chunk that only names the assistant's role (OpenAI's
+// and OpenRouter's first chunk, content ""), after which an error may
+// still come before the first token.
 func opening(ev sse.Event) bool {
 	if len(ev.Name) > 0 {
 		for _, name := range openingEvents {
@@ -297,13 +303,51 @@ func opening(ev sse.Event) bool {
 		}
 		return false
 	}
-	if !bytes.Contains(ev.Data, []byte(`"type":"response.`)) {
+	if bytes.Contains(ev.Data, []byte(`"type":"`)) {
+		for _, name := range openingEvents {
+			if bytes.Contains(ev.Data, []byte(`"type":"`+name+`"`)) {
+				return true
+			}
+		}
+	}
+	return roleOnly(ev.Data)
+}
+
+// roleOnly reports whether data is a chat chunk that says nothing but the
+// assistant's role: one choice, no finish_reason, and a delta whose other
+// fields are empty ("", null, [], {}); no usage, no error. It decodes only
+// data that names the role, which of a stream's events only its first
+// does.
+func roleOnly(data []byte) bool {
+	if !bytes.Contains(data, []byte(`"role":"assistant"`)) {
 		return false
 	}
-	for _, name := range openingEvents {
-		if bytes.Contains(ev.Data, []byte(`"type":"`+name+`"`)) {
-			return true
+	var c struct {
+		Choices []struct {
+			Delta        map[string]json.RawMessage `json:"delta"`
+			FinishReason json.RawMessage            `json:"finish_reason"`
+		} `json:"choices"`
+		Usage json.RawMessage `json:"usage"`
+		Error json.RawMessage `json:"error"`
+	}
+	if json.Unmarshal(data, &c) != nil || len(c.Choices) != 1 || !emptyJSON(c.Usage) || !emptyJSON(c.Error) ||
+		!emptyJSON(c.Choices[0].FinishReason) {
+		return false
+	}
+	for name, v := range c.Choices[0].Delta {
+		if name != "role" && !emptyJSON(v) {
+			return false
 		}
+	}
+	return string(c.Choices[0].Delta["role"]) == `"assistant"`
+}
+
+// emptyJSON reports whether v is absent or an empty value: null, "", [] or
+// {}.
+func emptyJSON(v json.RawMessage) bool {
+	switch string(bytes.TrimSpace(v)) {
+	case "", "null", `""`, "[]", "{}":
+		return true
 	}
 	return false
 }
@@ -330,7 +374,8 @@ func streamError(h http.Header, data []byte, now time.Time) (v fault.Verdict, bo
 			} `json:"delta"`
 		} `json:"choices"`
 		// The Responses API's: {"type":"error","code":…,"message":…}, or
-		// {"type":"response.failed","response":{"error":{…}}}.
+		// {"type":"response.failed","response":{"error":{…}}}; the
+		// Messages API's: {"type":"error","error":{…}}.
 		Type     string `json:"type"`
 		Response struct {
 			Error json.RawMessage `json:"error"`
@@ -341,7 +386,11 @@ func streamError(h http.Header, data []byte, now time.Time) (v fault.Verdict, bo
 	}
 	switch w.Type {
 	case "error":
-		w.Error = data
+		// The Responses API's error is the event itself; the Messages
+		// API's ({"type":"error","error":{…}}) is inside it.
+		if len(w.Error) == 0 || w.Error[0] != '{' {
+			w.Error = data
+		}
 	case "response.failed":
 		w.Error = w.Response.Error
 	}
