@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -186,4 +187,23 @@ next:
 		total += float64(s.Value)
 	}
 	return total
+}
+
+// hdKeyStates is each key's breaker state by GET /keys, in id order.
+func hdKeyStates(t testing.TB, g *hdGateway) []string {
+	t.Helper()
+	r := hdDo(g.Client, hdRequest(t, http.MethodGet, g.URL+"/keys", ""))
+	var v struct {
+		Keys []struct {
+			State string `json:"state"`
+		} `json:"keys"`
+	}
+	if err := json.Unmarshal(r.Body, &v); err != nil || len(v.Keys) == 0 {
+		t.Fatalf("/keys: %v %s", err, r.Body)
+	}
+	states := make([]string, len(v.Keys))
+	for i, k := range v.Keys {
+		states[i] = k.State
+	}
+	return states
 }

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
@@ -53,18 +52,8 @@ func TestResponsesStreamFaults(t *testing.T) {
 			if res.Err != nil || res.Status != tt.status || !strings.Contains(string(res.Body), tt.body) {
 				t.Fatalf("%d %v %s, want %d holding %s", res.Status, res.Err, res.Body, tt.status, tt.body)
 			}
-			r := hdDo(g.Client, hdRequest(t, http.MethodGet, g.URL+"/keys", ""))
-			var v struct {
-				Keys []struct {
-					ID    int
-					State string
-				}
-			}
-			if err := json.Unmarshal(r.Body, &v); err != nil || len(v.Keys) != 2 {
-				t.Fatalf("/keys: %v %s", err, r.Body)
-			}
-			if v.Keys[0].State != tt.key1State {
-				t.Fatalf("key 1 %s after its stream, want %s", v.Keys[0].State, tt.key1State)
+			if got := hdKeyStates(t, g)[0]; got != tt.key1State {
+				t.Fatalf("key 1 %s after its stream, want %s", got, tt.key1State)
 			}
 		})
 	}
