@@ -49,6 +49,10 @@ type watchedBody struct {
 	errBody []byte
 	// done: the body ends with head (an answer rewritten by the relay).
 	done bool
+	// cut is the read error that broke the answer's body off while judge
+	// read it ahead of the client (named by readErr), nil when none did:
+	// nothing of it reached the client, and the call fails with it.
+	cut error
 }
 
 // requestBody is an attempt's request body, read from memory. It is

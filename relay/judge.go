@@ -61,6 +61,9 @@ func (r *Relay) judge(resp *http.Response, wb *watchedBody) fault.Verdict {
 				wb.hold = holdGone
 				return fault.Verdict{Status: status, Scope: fault.Upstream}
 			}
+			// Upstream broke the error answer off: it is judged by
+			// what came, but cannot go to the client as it is.
+			wb.cut = wb.readErr(err)
 		}
 		return fault.Classify(status, resp.Header, decoded(resp.Header, head), r.breakers.Now())
 	case status == http.StatusOK && isJSON(resp.Header):
@@ -80,6 +83,15 @@ func (r *Relay) judge(resp *http.Response, wb *watchedBody) fault.Verdict {
 			n += m
 		}
 		wb.head, wb.peek, wb.headErr = peek[:n], bp, err
+		if err != nil && !errors.Is(err, io.EOF) && !clientGone(wb) {
+			// The body broke off (a reset, short of its length, a bad
+			// chunk or coding, silence) before a byte of it went to the
+			// client: a network error of this attempt, as one before
+			// the headers is, which the client gets as such. The attempt
+			// is counted by the status upstream sent.
+			wb.cut = wb.readErr(err)
+			return fault.Verdict{Status: status, Scope: fault.Upstream}
+		}
 		if !fault.MaybeError(wb.head) || resp.Header.Get("Content-Encoding") != "" {
 			return fault.Verdict{Status: status}
 		}

@@ -296,7 +296,7 @@ func (r *Relay) do(req *http.Request, body []byte, c *Call) (*http.Response, err
 			if err != nil {
 				switch {
 				case prev != nil:
-					return asErrorAnswer(prev, c.Verdict, r.breakers.Now()), nil
+					return r.final(prev, c)
 				case closed != nil:
 					return nil, closed
 				}
@@ -344,9 +344,14 @@ func (r *Relay) do(req *http.Request, body []byte, c *Call) (*http.Response, err
 			l.trial.Abandon()
 			r.obs.Judged(l.Key, c.Verdict)
 			_ = resp.Body.Close()
-			closed, closedWhy = &AttemptError{Key: l.Key, Err: ErrClosedBeforeData}, FailoverClosedBeforeData
+			ae := &AttemptError{Key: l.Key, Err: ErrClosedBeforeData}
+			closed, closedWhy = ae, FailoverClosedBeforeData
 			if wb.hold == holdBroken {
 				closedWhy = FailoverReadError
+				if errors.Is(context.Cause(wb.ctx), ErrUpstreamTimeout) {
+					// Silent past the timeout: the attempt timed out.
+					ae.Err = fmt.Errorf("%w: %w", ErrUpstreamTimeout, ErrClosedBeforeData)
+				}
 			}
 			if c.skip.Len() >= r.pool.Len() {
 				return nil, closed
@@ -354,13 +359,25 @@ func (r *Relay) do(req *http.Request, body []byte, c *Call) (*http.Response, err
 			continue
 		}
 		if !r.settle(l, c.Verdict, c) {
-			return asErrorAnswer(resp, c.Verdict, r.breakers.Now()), nil
+			return r.final(resp, c)
 		}
 		prev = resp
 		if c.skip.Len() >= r.pool.Len() {
-			return asErrorAnswer(prev, c.Verdict, r.breakers.Now()), nil
+			return r.final(prev, c)
 		}
 	}
+}
+
+// final is the call's answer resp, its last attempt's: as asErrorAnswer
+// gives it, or, when upstream broke its body off before a byte of it went
+// to the client (watchedBody.cut), that attempt's error.
+func (r *Relay) final(resp *http.Response, c *Call) (*http.Response, error) {
+	if wb, ok := resp.Body.(*watchedBody); ok && wb.cut != nil {
+		err := wb.cut
+		_ = resp.Body.Close()
+		return nil, &AttemptError{Key: wb.key, Err: err}
+	}
+	return asErrorAnswer(resp, c.Verdict, r.breakers.Now()), nil
 }
 
 // Avoid adds to ex the keys c would not go out on now: while another key
