@@ -245,7 +245,14 @@ func TestRunFailingModelIsolated(t *testing.T) {
 		if e.Status != "error" || e.Output != "" || !matches(pattern, e.Error) || e.KeyID == nil {
 			t.Errorf("responses[%d] = %+v; want status error, empty output, error matching %s, a key_id", i, e, pattern)
 		}
-		if n := len(up.KeysOf(e.Model)); n != 1 {
+		sent := up.KeysOf(e.Model)
+		if e.Model == "x/dropped" && len(sent) == 2 && sent[0] == sent[1] {
+			// A connection dropped at once is sent again, once, on the
+			// same key: it may have been a keep-alive one upstream had
+			// just closed (relay.staleConnection).
+			sent = sent[:1]
+		}
+		if n := len(sent); n != 1 {
 			t.Errorf("%s was sent %d times: not the key's fault, must not be retried", e.Model, n)
 		}
 	}

@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"strings"
+	"syscall"
 	"time"
 
 	"github.com/keygate/keygate/keyring"
@@ -50,4 +53,20 @@ func classifyTransportError(ctx, parent context.Context, err error) error {
 		return ErrUpstreamTimeout
 	}
 	return err
+}
+
+// staleWindow is how soon after it went out a call's failure can only be
+// a connection upstream had closed: no model answers, or bills, in it.
+const staleWindow = 50 * time.Millisecond
+
+// staleConnection reports whether err, after elapsed, is the sign of a
+// keep-alive connection upstream closed while idle: the connection
+// reset, or ended before any answer (Go's transport says "server closed
+// idle connection", or EOF), within staleWindow of the call going out.
+func staleConnection(err error, elapsed time.Duration) bool {
+	if elapsed >= staleWindow || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, syscall.EPIPE) || strings.Contains(err.Error(), "server closed idle connection")
 }

@@ -492,6 +492,19 @@ func (r *Relay) attempt(parent context.Context, req *http.Request, body []byte, 
 	r.pool.Begin(k)
 	start := time.Now()
 	resp, err := r.transport.RoundTrip(out)
+	if err != nil && staleConnection(err, time.Since(start)) && ctx.Err() == nil {
+		// A keep-alive connection upstream closed as idle just as this
+		// call went out on it (HTTP/1.1 servers close idle ones after a
+		// few seconds: uvicorn's 5): nothing was processed, and Go's
+		// transport sends a POST again only when told it is idempotent,
+		// which would resend one that failed after a long generation too.
+		// Once, on a fresh request.
+		out = out.Clone(ctx)
+		if len(body) > 0 {
+			out.Body = requestBody(bytes.NewReader(body))
+		}
+		resp, err = r.transport.RoundTrip(out)
+	}
 	elapsed := time.Since(start)
 	if err != nil {
 		r.watch.Remove(&wb.entry)
