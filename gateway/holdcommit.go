@@ -17,6 +17,9 @@ import (
 // tap as it starts, still looking for a JSON answer's '{'.
 func (ex *exchange) CommitHeld(resp *http.Response, trailer http.Header, held []byte) {
 	w := ex.w
+	// The final status goes out now: after the 1xx answers written so
+	// far, and with no more to come.
+	ex.info.end()
 	normalizeEncoding(resp)
 	answerHead(w.Header(), resp, trailer)
 	w.WriteHeader(resp.StatusCode)

@@ -91,19 +91,34 @@ func removeHopByHop(h http.Header) {
 }
 
 // informational passes upstream's 1xx answers (103 Early Hints) to the
-// client, as a proxy must, until the final answer is in; the transport
-// calls it from the request's trace.
+// client, as a proxy must, until the final answer is in. The transport
+// calls got from the request's trace on its connection's read loop, which
+// over HTTP/2 reads for every stream of the connection: got only queues
+// the 1xx, and a goroutine of the request's writes it, so that a client
+// slow to take it holds up its own answer alone, not every call sharing
+// the upstream connection (helper-61). end waits for that writer.
 type informational struct {
 	mu   sync.Mutex
 	w    http.ResponseWriter
 	done bool
+	// queue holds the 1xx answers not written yet; idle, when not nil, is
+	// closed once the writer (running while writing) is gone.
+	queue   []interim
+	writing bool
+	idle    chan struct{}
 	// trace is what the request's context gives httptrace (exchangeCtx).
 	trace httptrace.ClientTrace
 }
 
+// interim is one 1xx answer: its status and its own headers.
+type interim struct {
+	code   int
+	header http.Header
+}
+
 // start readies i for one request answered on w.
 func (i *informational) start(w http.ResponseWriter) {
-	i.w, i.done = w, false
+	i.w, i.done, i.queue, i.writing, i.idle = w, false, nil, false, nil
 	if i.trace.Got1xxResponse == nil {
 		i.trace.Got1xxResponse = i.got
 	}
@@ -117,23 +132,50 @@ func (i *informational) got(code int, header textproto.MIMEHeader) error {
 		// the 1xx's to change.
 		return nil
 	}
-	// The 1xx goes out with the headers set so far and its own; then
-	// the header map is as it was (ReverseProxy clears it, which loses
-	// what was set before the call, CORS headers among them).
-	h := i.w.Header()
-	before := h.Clone()
-	addHeader(h, http.Header(header))
-	i.w.WriteHeader(code)
-	clear(h)
-	maps.Copy(h, before)
+	i.queue = append(i.queue, interim{code: code, header: http.Header(header).Clone()})
+	if !i.writing {
+		i.writing, i.idle = true, make(chan struct{})
+		go i.write(i.idle)
+	}
 	return nil
 }
 
-// end stops passing 1xx answers on.
+// write writes the queued 1xx answers in order, then closes idle.
+func (i *informational) write(idle chan struct{}) {
+	defer close(idle)
+	for {
+		i.mu.Lock()
+		if len(i.queue) == 0 {
+			i.writing = false
+			i.mu.Unlock()
+			return
+		}
+		m := i.queue[0]
+		i.queue = i.queue[1:]
+		i.mu.Unlock()
+		// The 1xx goes out with the headers set so far and its own;
+		// then the header map is as it was (ReverseProxy clears it,
+		// which loses what was set before the call, CORS headers among
+		// them). Nothing else writes to w until end has returned.
+		h := i.w.Header()
+		before := h.Clone()
+		addHeader(h, m.header)
+		i.w.WriteHeader(m.code)
+		clear(h)
+		maps.Copy(h, before)
+	}
+}
+
+// end stops passing 1xx answers on, and waits for those queued to be
+// written: the final answer's header goes out after them.
 func (i *informational) end() {
 	i.mu.Lock()
 	i.done = true
+	idle := i.idle
 	i.mu.Unlock()
+	if idle != nil {
+		<-idle
+	}
 }
 
 // traceKey is httptrace's context key for a request's ClientTrace, which
