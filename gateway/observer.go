@@ -299,7 +299,9 @@ func (o *Observer) StreamFailover(reason string) {
 			o.m.StreamFailover(metrics.FailoverReadError)
 		}
 	}
-	o.log.Debug("🔁 stream "+reason, "event", "stream_failover", "reason", reason)
+	if o.log.Enabled(context.Background(), slog.LevelDebug) {
+		o.log.Debug("🔁 stream "+reason, "event", "stream_failover", "reason", reason)
+	}
 }
 
 // Failures returns copies of k's failed answers by status: those that were
