@@ -249,7 +249,8 @@ func TestRunFailingModelIsolated(t *testing.T) {
 		if e.Model == "x/dropped" && len(sent) == 2 && sent[0] == sent[1] {
 			// A connection dropped at once is sent again, once, on the
 			// same key: it may have been a keep-alive one upstream had
-			// just closed (relay.staleConnection).
+			// just closed, which Go's transport may send again within
+			// relay.staleWindow.
 			sent = sent[:1]
 		}
 		if n := len(sent); n != 1 {

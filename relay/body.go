@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"sync/atomic"
+	"time"
 
 	"github.com/keygate/keygate/keyring"
 	"github.com/keygate/keygate/silence"
@@ -49,6 +50,9 @@ type watchedBody struct {
 	errBody []byte
 	// done: the body ends with head (an answer rewritten by the relay).
 	done bool
+	// sent is when the attempt went out: plain HTTP's GetBody lets Go's
+	// transport send it again only soon after (staleWindow).
+	sent time.Time
 	// cut is the read error that broke the answer's body off while judge
 	// read it ahead of the client (named by readErr), nil when none did:
 	// nothing of it reached the client, and the call fails with it.

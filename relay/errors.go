@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"strings"
-	"syscall"
+	"net/http"
 	"time"
 
 	"github.com/keygate/keygate/keyring"
@@ -55,18 +53,24 @@ func classifyTransportError(ctx, parent context.Context, err error) error {
 	return err
 }
 
-// staleWindow is how soon after it went out a call's failure can only be
-// a connection upstream had closed: no model answers, or bills, in it.
+// staleWindow is how long after a call went out on plain HTTP Go's
+// transport may send it again on a fresh connection (attempt): a failure
+// that soon, before any byte of an answer, on a keep-alive connection, is
+// one upstream had closed as idle; no model answers, or bills, in it.
 const staleWindow = 50 * time.Millisecond
 
-// staleConnection reports whether err, after elapsed, is the sign of a
-// keep-alive connection upstream closed while idle: the connection
-// reset, or ended before any answer (Go's transport says "server closed
-// idle connection", or EOF), within staleWindow of the call going out.
-func staleConnection(err error, elapsed time.Duration) bool {
-	if elapsed >= staleWindow || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return false
+// errNotResent ends a call Go's transport would have sent again past
+// staleWindow: it may have been processed.
+var errNotResent = errors.New("upstream connection lost before any answer; not sent again, as upstream may have processed it")
+
+// markResendable marks h's request as one Go's transport may send again
+// on a fresh connection (its idempotency rule), unless the client's own
+// key says so already. A header without a value is not sent.
+func markResendable(h http.Header) {
+	if _, ok := h["Idempotency-Key"]; ok {
+		return
 	}
-	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) ||
-		errors.Is(err, syscall.EPIPE) || strings.Contains(err.Error(), "server closed idle connection")
+	if _, ok := h["X-Idempotency-Key"]; !ok {
+		h["X-Idempotency-Key"] = nil
+	}
 }

@@ -479,7 +479,27 @@ func (r *Relay) attempt(parent context.Context, req *http.Request, body []byte, 
 		wb.reqBody.Reset(body)
 		out.Body = requestBody(&wb.reqBody)
 		out.ContentLength = int64(len(body))
-		out.GetBody = func() (io.ReadCloser, error) { return requestBody(bytes.NewReader(body)), nil }
+		if out.URL.Scheme == "http" {
+			// HTTP/1 servers close idle keep-alive connections after a
+			// few seconds (uvicorn's 5: vLLM, LiteLLM), and a call that
+			// goes out on one just then fails with nothing processed.
+			// Go's transport sends it again on a fresh connection when it
+			// may: a request marked idempotent (X-Idempotency-Key, never
+			// sent without a value), a reused connection, no byte of an
+			// answer. GetBody lets it do so only within staleWindow of
+			// the call going out, when no model can have answered or
+			// billed it. Over TLS (OpenRouter's HTTP/2) Go's own rules
+			// stand: it resends there only what upstream refused.
+			markResendable(out.Header)
+			out.GetBody = func() (io.ReadCloser, error) {
+				if time.Since(wb.sent) >= staleWindow {
+					return nil, errNotResent
+				}
+				return requestBody(bytes.NewReader(body)), nil
+			}
+		} else {
+			out.GetBody = func() (io.ReadCloser, error) { return requestBody(bytes.NewReader(body)), nil }
+		}
 	} else {
 		out.Body = http.NoBody
 		out.ContentLength = 0
@@ -491,20 +511,8 @@ func (r *Relay) attempt(parent context.Context, req *http.Request, body []byte, 
 	r.obs.KeySelected(k, c.Strategy.Name())
 	r.pool.Begin(k)
 	start := time.Now()
+	wb.sent = start
 	resp, err := r.transport.RoundTrip(out)
-	if err != nil && staleConnection(err, time.Since(start)) && ctx.Err() == nil {
-		// A keep-alive connection upstream closed as idle just as this
-		// call went out on it (HTTP/1.1 servers close idle ones after a
-		// few seconds: uvicorn's 5): nothing was processed, and Go's
-		// transport sends a POST again only when told it is idempotent,
-		// which would resend one that failed after a long generation too.
-		// Once, on a fresh request.
-		out = out.Clone(ctx)
-		if len(body) > 0 {
-			out.Body = requestBody(bytes.NewReader(body))
-		}
-		resp, err = r.transport.RoundTrip(out)
-	}
 	elapsed := time.Since(start)
 	if err != nil {
 		r.watch.Remove(&wb.entry)
