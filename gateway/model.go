@@ -3,6 +3,7 @@ package gateway
 import (
 	"bytes"
 	"encoding/json"
+	"strings"
 )
 
 // maxTokensOf is the most tokens a request body asks for: max_tokens,
@@ -120,6 +121,15 @@ func repeatsKey(body []byte, name string) bool {
 // escapes ("mod\u0065l") read.
 func keyIs(key []byte, name string) bool {
 	return string(key[1:len(key)-1]) == name || bytes.IndexByte(key, '\\') >= 0 && unquote(key) == name
+}
+
+// keyFold reports whether key, a quoted JSON string, reads as name case
+// aside, as the decoder matches a struct's field names.
+func keyFold(key []byte, name string) bool {
+	if bytes.IndexByte(key, '\\') < 0 {
+		return len(key)-2 == len(name) && strings.EqualFold(string(key[1:len(key)-1]), name)
+	}
+	return strings.EqualFold(unquote(key), name)
 }
 
 // members calls fn with each member of the JSON object that body starts
