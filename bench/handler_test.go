@@ -42,11 +42,14 @@ func (stubUpstream) RoundTrip(req *http.Request) (*http.Response, error) {
 }
 
 // benchHandler runs h like a client posting tinyChat to /v1/chat/completions.
-func benchHandler(b *testing.B, h http.Handler) {
+func benchHandler(b *testing.B, h http.Handler) { benchPost(b, h, "/v1/chat/completions", tinyChat) }
+
+// benchPost runs h like clients posting body to path, in parallel.
+func benchPost(b *testing.B, h http.Handler, path string, body []byte) {
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			req := httptest.NewRequest(http.MethodPost, "/v1/chat/completions", bytes.NewReader(tinyChat))
+			req := httptest.NewRequest(http.MethodPost, path, bytes.NewReader(body))
 			req.Header.Set("Content-Type", "application/json")
 			w := httptest.NewRecorder()
 			h.ServeHTTP(w, req)
@@ -70,21 +73,8 @@ func BenchmarkPassthrough(b *testing.B) {
 // same stub: what a /run costs keygate itself (its console lines were 14 %
 // of it, 4 % once they skipped the runtime's caller lookup).
 func BenchmarkRun(b *testing.B) {
-	h := benchApp(b).Handler
-	body := []byte(`{"prompt":"hi","models":["openai/gpt-4o-mini","anthropic/claude-3-haiku","google/gemini-flash","meta/llama-3"]}`)
-	b.ReportAllocs()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			req := httptest.NewRequest(http.MethodPost, "/run", bytes.NewReader(body))
-			req.Header.Set("Content-Type", "application/json")
-			w := httptest.NewRecorder()
-			h.ServeHTTP(w, req)
-			if w.Code != http.StatusOK {
-				b.Errorf("status %d: %s", w.Code, w.Body)
-				return
-			}
-		}
-	})
+	benchPost(b, benchApp(b).Handler, "/run",
+		[]byte(`{"prompt":"hi","models":["openai/gpt-4o-mini","anthropic/claude-3-haiku","google/gemini-flash","meta/llama-3"]}`))
 }
 
 // benchApp is keygate with four keys over the stub upstream, logging to
