@@ -43,6 +43,24 @@ const (
 	ftMinute = time.Minute
 )
 
+// ftGateway is keygate over up with keys (four of them): 1 and 2 of
+// account A, 3 of B, 4 of C, taken in turn.
+func ftGateway(t *testing.T, up string, keys []string) *gateway {
+	gw := startGateway(t, up, keys, "KEY_ROTATION=round-robin", "AUTH_FAILURE_COOLDOWN=10m", "RATE_LIMIT_COOLDOWN=30s")
+	for i, a := range [...]string{"user_A", "user_A", "user_B", "user_C"} {
+		gw.Breakers.SetAccount(gw.Pool.Keys()[i], a)
+	}
+	return gw
+}
+
+// ftModel is the model row's request names: a free one or not.
+func ftModel(row ftRow) string {
+	if row.free {
+		return "x/m:free"
+	}
+	return "m"
+}
+
 func ftRows(now time.Time) []ftRow {
 	nextMin := now.Truncate(time.Minute).Add(time.Minute)
 	midnight := now.UTC().Truncate(24 * time.Hour).Add(24 * time.Hour)
@@ -170,17 +188,9 @@ func ftCheck(t *testing.T, mode ftMode, row ftRow) {
 		}
 		ptOK(w, r, s)
 	})
-	gw := startGateway(t, up.URL, keys, "KEY_ROTATION=round-robin", "AUTH_FAILURE_COOLDOWN=10m", "RATE_LIMIT_COOLDOWN=30s")
-	ks := gw.Pool.Keys()
-	gw.Breakers.SetAccount(ks[0], "user_A")
-	gw.Breakers.SetAccount(ks[1], "user_A")
-	gw.Breakers.SetAccount(ks[2], "user_B")
-	gw.Breakers.SetAccount(ks[3], "user_C")
+	gw := ftGateway(t, up.URL, keys)
 	now := gw.Clock.Now()
-	model := "m"
-	if row.free {
-		model = "x/m:free"
-	}
+	model := ftModel(row)
 	body := fmt.Sprintf(`{"model":%q,"stream":%v,"messages":[{"role":"user","content":"hi"}]}`, model, stream)
 	req := newRequest(t, http.MethodPost, gw.URL+"/v1/chat/completions", []byte(body))
 	req.Header.Set("Content-Type", "application/json")
@@ -327,10 +337,7 @@ func TestFaultTableAccountExhausted(t *testing.T) {
 				for _, k := range gw.Pool.Keys() {
 					gw.Breakers.SetAccount(k, "user_A")
 				}
-				model := "m"
-				if tc.row.free {
-					model = "x/m:free"
-				}
+				model := ftModel(tc.row)
 				body := fmt.Sprintf(`{"model":%q,"stream":%v,"messages":[{"role":"user","content":"hi"}]}`, model, mode == ftStream)
 				send := func() (*http.Response, []byte) {
 					req := newRequest(t, http.MethodPost, gw.URL+"/v1/chat/completions", []byte(body))
@@ -384,17 +391,9 @@ func TestFaultTableRun(t *testing.T) {
 					w.Header().Set("Content-Type", "application/json")
 					_, _ = io.WriteString(w, `{"id":"gen-2","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"fine"},"finish_reason":"stop"}],"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}`)
 				})
-				gw := startGateway(t, up.URL, keys, "KEY_ROTATION=round-robin", "AUTH_FAILURE_COOLDOWN=10m", "RATE_LIMIT_COOLDOWN=30s")
-				ks := gw.Pool.Keys()
-				gw.Breakers.SetAccount(ks[0], "user_A")
-				gw.Breakers.SetAccount(ks[1], "user_A")
-				gw.Breakers.SetAccount(ks[2], "user_B")
-				gw.Breakers.SetAccount(ks[3], "user_C")
+				gw := ftGateway(t, up.URL, keys)
 				now := gw.Clock.Now()
-				model := "m"
-				if row.free {
-					model = "x/m:free"
-				}
+				model := ftModel(row)
 				body := fmt.Sprintf(`{"prompt":"hi","models":[%q],"random_key":false,"stream":%v}`, model, stream)
 				req := newRequest(t, http.MethodPost, gw.URL+"/run", []byte(body))
 				req.Header.Set("Content-Type", "application/json")
@@ -470,17 +469,9 @@ func TestFaultTableLate(t *testing.T) {
 				w.(http.Flusher).Flush()
 				_, _ = io.WriteString(w, ev)
 			})
-			gw := startGateway(t, up.URL, keys, "KEY_ROTATION=round-robin", "AUTH_FAILURE_COOLDOWN=10m", "RATE_LIMIT_COOLDOWN=30s")
-			ks := gw.Pool.Keys()
-			gw.Breakers.SetAccount(ks[0], "user_A")
-			gw.Breakers.SetAccount(ks[1], "user_A")
-			gw.Breakers.SetAccount(ks[2], "user_B")
-			gw.Breakers.SetAccount(ks[3], "user_C")
+			gw := ftGateway(t, up.URL, keys)
 			now := gw.Clock.Now()
-			model := "m"
-			if row.free {
-				model = "x/m:free"
-			}
+			model := ftModel(row)
 			body := fmt.Sprintf(`{"model":%q,"stream":true,"messages":[{"role":"user","content":"hi"}]}`, model)
 			req := newRequest(t, http.MethodPost, gw.URL+"/v1/chat/completions", []byte(body))
 			req.Header.Set("Content-Type", "application/json")
