@@ -29,14 +29,23 @@ type backReplica struct {
 	wiped atomic.Int64
 }
 
+// newBackReplica is a replica on the Redis at url, polling keyURL, with
+// the test key under id 1.
 func newBackReplica(t *testing.T, url, keyURL string) *backReplica {
+	t.Helper()
+	return backReplicaAt(t, url, keyURL, 1)
+}
+
+// backReplicaAt is newBackReplica with the key under id (replicas may
+// number a key differently mid rolling reload).
+func backReplicaAt(t *testing.T, url, keyURL string, id int) *backReplica {
 	t.Helper()
 	store, err := cluster.NewRedis(cluster.Options{URL: url, HealInterval: 100 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ad := New(store, nil)
-	pool, err := keyring.New([]keyring.Entry{{ID: 1, Secret: secret.New("sk-or-v1-" + "a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f9a")}}, nil)
+	pool, err := keyring.New([]keyring.Entry{{ID: id, Secret: secret.New("sk-or-v1-" + "a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f9a")}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
