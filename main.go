@@ -112,8 +112,7 @@ func runAs(name string, args, environ []string, stdout, stderr io.Writer) int {
 		usage(stderr)
 		return 2
 	}
-	explicit := false
-	fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "env-file" })
+	explicit := flagSet(fs, "env-file")
 	dotenv, err := readDotenv(*envFile)
 	// A missing .env is normal; a missing file the user named is a typo.
 	if err != nil && (explicit || !errors.Is(err, os.ErrNotExist)) {
@@ -302,6 +301,13 @@ func runAs(name string, args, environ []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
+// flagSet reports whether the command line set the flag name.
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
+}
+
 // healthcheckAs parses healthcheck's flags (-env-file, as the gateway's)
 // and runs it.
 func healthcheckAs(name string, args, environ []string, stderr io.Writer) int {
@@ -318,8 +324,7 @@ func healthcheckAs(name string, args, environ []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "keygate healthcheck: unexpected argument: usage: %s healthcheck [-env-file FILE]\n", name)
 		return 2
 	}
-	explicit := false
-	fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "env-file" })
+	explicit := flagSet(fs, "env-file")
 	return healthcheck(environ, *envFile, explicit, stderr)
 }
 
