@@ -31,6 +31,16 @@ func inference(rest string) bool {
 	return false
 }
 
+// ownedByAccount reports whether the passthrough path rest (after /v1) asks
+// about one generation (GET /generation?id=, /generation/content,
+// /generation/feedback): only the account that made it knows its id, and
+// in a pool of several accounts rotation may pick another's key
+// (relay.Call.Owned).
+func ownedByAccount(rest string) bool {
+	r, ok := strings.CutPrefix(rest, "/generation")
+	return ok && (r == "" || r[0] == '/')
+}
+
 // freeModel reports whether model is a free variant, whose calls count
 // against the account's free-model quota.
 func freeModel(model string) bool { return strings.HasSuffix(model, ":free") }

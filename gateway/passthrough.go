@@ -205,6 +205,7 @@ func (p *passthrough) prepare(w http.ResponseWriter, r *http.Request, ctx *excha
 	ex.call.Model, ex.stream = requestOf(ex.body)
 	ex.counter = p.tokens
 	ex.call.Blind = !infer
+	ex.call.Owned = !infer && ownedByAccount(rest)
 	// Only an inference call is a free-model request: a ":free" model in
 	// the body of GET /v1/models or a made-up path costs upstream's quota
 	// nothing, and counting it would use up an account's free requests

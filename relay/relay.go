@@ -225,6 +225,12 @@ type Call struct {
 	// inference endpoint (/models, /key, an unknown path), so that its
 	// 401 or 429 neither rests the key nor is retried.
 	Blind bool
+	// Owned marks a call about something one account made (OpenRouter's
+	// GET /generation?id=): in a pool of several accounts the id may be
+	// another account's, and upstream answers 404 for it. A 404 goes on
+	// to a key of an account not yet asked; nothing rests, and it is no
+	// fault (keygate_retries_total does not count it).
+	Owned bool
 	// Free marks a call to a free model variant (":free"): it is not sent
 	// to an account whose free requests for the day are used up.
 	Free bool
@@ -289,6 +295,8 @@ func (r *Relay) do(req *http.Request, body []byte, c *Call) (*http.Response, err
 	var prev *http.Response
 	var closed error
 	closedWhy := FailoverClosedBeforeData
+	// elsewhere: prev is an Owned call's 404, no fault of its key.
+	elsewhere := false
 	for {
 		if lease.Key == nil {
 			var err error
@@ -314,11 +322,13 @@ func (r *Relay) do(req *http.Request, body []byte, c *Call) (*http.Response, err
 		}
 		if prev != nil || closed != nil {
 			// Counted only now that another key was found for it.
-			if prev != nil {
+			if prev != nil && !elsewhere {
 				r.obs.Retry(c.Verdict)
 				if wb, ok := prev.Body.(*watchedBody); ok && wb.hold == holdError {
 					r.obs.StreamFailover(FailoverErrorEvent)
 				}
+			}
+			if prev != nil {
 				discard(prev)
 			} else {
 				r.obs.StreamFailover(closedWhy)
@@ -326,7 +336,7 @@ func (r *Relay) do(req *http.Request, body []byte, c *Call) (*http.Response, err
 			if c.OnRetry != nil {
 				c.OnRetry(lease.Key)
 			}
-			prev, closed = nil, nil
+			prev, closed, elsewhere = nil, nil, false
 			req = req.Clone(parent)
 		}
 		c.Key = lease.Key
@@ -359,6 +369,15 @@ func (r *Relay) do(req *http.Request, body []byte, c *Call) (*http.Response, err
 			continue
 		}
 		if !r.settle(l, c.Verdict, c) {
+			if c.Owned && resp.StatusCode == http.StatusNotFound {
+				// Not this account's: every key of it would say the
+				// same, another account's key may know the id.
+				r.breakers.Siblings(l.Key, &c.skip)
+				if c.skip.Len() < r.pool.Len() {
+					prev, elsewhere = resp, true
+					continue
+				}
+			}
 			return r.final(resp, c)
 		}
 		prev = resp

@@ -390,7 +390,7 @@ func (c *call) serveCompletion() {
 	cp.capAt(req.maxTokens())
 	*bp = cp.appendBody((*bp)[:0])
 	if c.admit(&cp, req.maxTokens()) {
-		c.generation(&cp)
+		c.generation(&cp, false)
 		c.sendBody(http.StatusOK, ctype, *bp)
 	}
 }
@@ -411,9 +411,11 @@ func (c *call) modelDirectives(model string) bool {
 }
 
 // generation names the answer's generation in X-Generation-Id, as
-// OpenRouter does on every endpoint (OPENROUTER.md 4).
-func (c *call) generation(cp *completion) {
+// OpenRouter does on every endpoint (OPENROUTER.md 4), and keeps it for
+// GET /generation.
+func (c *call) generation(cp *completion, streamed bool) {
 	c.w.Header()["X-Generation-Id"] = []string{string(cp.id())}
+	c.s.gens.keep(cp, c.ks.acct, streamed)
 }
 
 // refuseByDirective answers the error a directive asks for, before the

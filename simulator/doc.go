@@ -21,6 +21,9 @@
 //	GET  /key               the key's budget (also at the old /auth/key)
 //	GET  /credits           403 to an inference key; the account's credits
 //	                        to a management key
+//	GET  /generation?id=    a chat answer's cost and tokens, to the keys of
+//	                        the account that made it (the latest 4096);
+//	                        404 to another account's
 //	any  /echo, /echo/...   the request itself as JSON (method, URI, query,
 //	                        headers, body), to see what reached the upstream
 //

@@ -74,6 +74,7 @@ type Server struct {
 	inFlight atomic.Int64
 	ids      atomic.Uint64
 	models   []byte
+	gens     generations
 	bufs     sync.Pool // *[]byte scratch buffers
 	reqs     sync.Pool // *chatRequest, reused with their message slices
 
@@ -226,6 +227,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ep = keyEndpoint
 	case rest == "/credits":
 		ep = creditsEndpoint
+	case rest == "/generation":
+		ep = generationEndpoint
 	case rest == "/echo" || strings.HasPrefix(rest, "/echo/"):
 		ep = echoEndpoint
 	}
@@ -297,6 +300,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		c.serveCredits()
 	case echoEndpoint:
 		c.serveEcho()
+	case generationEndpoint:
+		c.serveGeneration()
 	}
 }
 
@@ -312,6 +317,7 @@ const (
 	keyEndpoint
 	creditsEndpoint
 	echoEndpoint
+	generationEndpoint
 )
 
 // method is the one method the endpoint accepts, or "" for any.
@@ -319,7 +325,7 @@ func (e endpoint) method() string {
 	switch e {
 	case completionsEndpoint, embeddingsEndpoint, responsesEndpoint:
 		return http.MethodPost
-	case modelsEndpoint, keyEndpoint, creditsEndpoint:
+	case modelsEndpoint, keyEndpoint, creditsEndpoint, generationEndpoint:
 		return http.MethodGet
 	}
 	return ""

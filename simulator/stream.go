@@ -113,7 +113,7 @@ func (c *call) sendStream(cp *completion, maxTokens int, buf *[]byte) {
 	if !c.admit(cp, maxTokens) {
 		return
 	}
-	c.generation(cp)
+	c.generation(cp, true)
 	c.writeEvents(*buf, ends)
 }
 
