@@ -221,6 +221,13 @@ func runAs(name string, args, environ []string, stdout, stderr io.Writer) int {
 		log.Warn("⚠️  OPENROUTER_BASE_URL is OpenRouter's host with the path "+strconv.Quote(p)+", which is not its API: calls will likely get 404 (OpenRouter's API is https://openrouter.ai/api/v1)",
 			"event", "base_url_off_api", "path", p)
 	}
+	if cfg.MaxInFlight <= cfg.RunMaxModels {
+		// A /run holds a slot and each of its models one more.
+		log.Warn("⚠️  MAX_IN_FLIGHT="+strconv.Itoa(cfg.MaxInFlight)+" is not above RUN_MAX_MODELS="+strconv.Itoa(cfg.RunMaxModels)+
+			": a /run takes a slot and each of its models one more, so a /run of "+strconv.Itoa(cfg.MaxInFlight)+
+			" or more models gets some refused as overloaded even on an idle gateway; raise MAX_IN_FLIGHT or lower RUN_MAX_MODELS",
+			"event", "in_flight_below_run", "max_in_flight", cfg.MaxInFlight, "run_max_models", cfg.RunMaxModels)
+	}
 	if n := len(cfg.GatewayAPIKeys); n > 0 {
 		log.Info("🔒 Client auth is on: requests need Authorization: Bearer <one of the "+plural(n, "token")+" in GATEWAY_API_KEYS>",
 			"event", "client_auth", "tokens", n)

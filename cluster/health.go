@@ -59,5 +59,7 @@ func (h *health) fail(err error) {
 		return
 	}
 	h.state.Store(down)
-	h.log.Warn("redis unreachable: going on with what this replica knows", "event", "redis_unreachable", "err", err)
+	// The text console prints an event's message alone: the cause goes in
+	// it (a wrong host, port or password in REDIS_URL).
+	h.log.Warn("redis unreachable ("+err.Error()+"): going on with what this replica knows", "event", "redis_unreachable", "err", err)
 }

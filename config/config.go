@@ -309,7 +309,7 @@ type rawKey struct {
 func checkPrintable(raw []rawKey) error {
 	for _, r := range raw {
 		if !secret.New(r.raw).Printable() {
-			return fmt.Errorf("invalid %s: the key holds a control character or blank (a newline?); every call with it would fail", r.name)
+			return fmt.Errorf("invalid %s: the key holds a control character or blank (a newline, or a comment after the key?); every call with it would fail", r.name)
 		}
 	}
 	return nil
@@ -385,6 +385,10 @@ func explain(err error, vars map[string]string) error {
 			if pe.Type == reflect.TypeFor[time.Duration]() {
 				want = "a duration like 30s, 10m or 1h30m"
 			}
+		case reflect.Uint64:
+			want = "a whole number, 0 or more"
+		case reflect.Float64:
+			want = "a number like 0.5"
 		}
 		return fmt.Errorf("invalid %s=%q: want %s", name, vars[name], want)
 	}

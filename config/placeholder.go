@@ -46,10 +46,13 @@ func joinNames(names []string) string {
 
 // placeholderMarks are texts found in stand-ins ("PLACEHOLDER",
 // "replace-with-your-key", "<your key>", "sk-or-v1-...") and never in a
-// random key: each is long, or holds a character keys do not.
+// random key: each is long, or holds a character keys do not. A blank is
+// not one: a real key with a blank in it (split by a paste, or followed by
+// a comment that docker run --env-file keeps) is refused by checkPrintable,
+// which names the blank.
 var placeholderMarks = [...]string{
 	"placeholder", "replace", "example", "changeme", "change-me", "change_me", "insert", "paste",
-	"your-", "your_", "-your", "_your", "yourkey", "-here", "_here", "...", "…", "<", ">", " ", "\t",
+	"your-", "your_", "-your", "_your", "yourkey", "-here", "_here", "...", "…", "<", ">",
 }
 
 // placeholder reports whether one key value looks like a stand-in.

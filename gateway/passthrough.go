@@ -311,7 +311,9 @@ func (p *passthrough) proxyError(w http.ResponseWriter, r *http.Request, ex *exc
 	case errors.Is(err, relay.ErrUpstreamTimeout):
 		writeAPIError(w, http.StatusGatewayTimeout, "upstream_timeout", "upstream did not answer in time")
 	default:
-		p.log.Warn("upstream request failed", "event", "upstream_failed", "path", r.URL.Path, "err", err)
+		// The text console prints an event's message alone: the cause
+		// goes in it, or a wrong OPENROUTER_BASE_URL warns without a why.
+		p.log.Warn("upstream request failed: "+err.Error(), "event", "upstream_failed", "path", r.URL.Path, "err", err)
 		writeAPIError(w, http.StatusBadGateway, "upstream_error", "upstream request failed")
 	}
 }
