@@ -8,8 +8,9 @@ import (
 // CarryFrom gives the keys of kept their budget in old: the last figures,
 // the spend and free requests taken off since, and the time of the next
 // poll, so that a reload neither forgets a key's budget nor polls every
-// kept key again at once. Call it before Run; old's polls still out settle
-// into old.
+// kept key again at once; a fault of a kept key held for confirmation is
+// moved here and its GET /key asked again. Call it before Run; old's polls
+// still out settle into old.
 func (p *Poller) CarryFrom(old *Poller, kept []breaker.Pair) {
 	if old.unsupported.Load() {
 		p.unsupported.Store(true)
@@ -20,6 +21,14 @@ func (p *Poller) CarryFrom(old *Poller, kept []breaker.Pair) {
 		to.spent.Store(from.spent.Load())
 		to.freeUsed.Store(from.freeUsed.Load())
 		to.next.Store(from.next.Load())
+		if v := from.pending.Swap(nil); v != nil {
+			// A fault held for its GET /key when the reload came is
+			// settled here, for the key in the new pool: the old
+			// poller's poll, stopped with it, would settle it in the
+			// old pool, which no call picks from.
+			to.pending.Store(v)
+			p.spawn(k.New)
+		}
 	}
 }
 
