@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"net"
 	"net/url"
 	"strings"
 )
@@ -35,8 +36,25 @@ func (c *Config) validateBrowser() error {
 		if strings.ContainsAny(h, "/@ ") {
 			return fmt.Errorf("invalid ALLOWED_HOSTS item %q: want a host name like keygate.internal (no scheme, no path)", h)
 		}
-		hosts = append(hosts, h)
+		hosts = append(hosts, hostName(h))
 	}
 	c.AllowedHosts = hosts
 	return nil
+}
+
+// hostName is an ALLOWED_HOSTS item as the gateway compares it with a
+// request's Host, which it strips of its port, an IPv6 literal's brackets
+// and a DNS root dot: a Host value copied whole (keygate.internal:4000, as
+// the 403 quotes it) names its host, and an IP address is in its usual form.
+func hostName(h string) string {
+	if strings.IndexByte(h, ':') >= 0 {
+		if host, _, err := net.SplitHostPort(h); err == nil {
+			h = host
+		}
+	}
+	h = strings.TrimSuffix(strings.Trim(h, "[]"), ".")
+	if ip := net.ParseIP(h); ip != nil {
+		return ip.String()
+	}
+	return h
 }
