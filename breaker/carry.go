@@ -13,11 +13,12 @@ type Pair struct {
 }
 
 // CarryFrom gives the keys of kept what they had in old: their own rest
-// causes, their account (its rest and free-model block), failed trials and
-// breaker state. A key whose breaker was open or half-open is tripped here:
-// it stays out of rotation for the rest carried, then comes back through one
-// trial call (half-open), not closed. Call it on a new set before it serves
-// a call; old may go on serving the calls begun on it.
+// causes, their account (its rest and free-model block), what a 402 noted
+// they can afford, failed trials and breaker state. A key whose breaker
+// was open or half-open is tripped here: it stays out of rotation for the
+// rest carried, then comes back through one trial call (half-open), not
+// closed. Call it on a new set before it serves a call; old may go on
+// serving the calls begun on it.
 func (s *Set) CarryFrom(old *Set, kept []Pair) {
 	if len(kept) == 0 {
 		return
@@ -29,13 +30,17 @@ func (s *Set) CarryFrom(old *Set, kept []Pair) {
 		free   int64
 		open   bool
 		strike int32
+		// What a 402 "can only afford M" noted (NoteAfford).
+		afford, affordUntil int64
+		affordLarge         bool
 	}
 	got := make([]carried, len(kept))
 	ob := old.book
 	ob.mu.Lock()
 	for i, p := range kept {
 		slot := p.Old.Slot()
-		c := carried{own: ob.own[slot], label: ob.acct[slot], free: ob.free[slot].Load()}
+		c := carried{own: ob.own[slot], label: ob.acct[slot], free: ob.free[slot].Load(),
+			afford: ob.afford[slot].Load(), affordUntil: ob.affordUntil[slot].Load(), affordLarge: ob.affordLarge[slot].Load()}
 		if a := ob.accountOf(slot); a != nil {
 			c.acct = *a
 		}
@@ -54,6 +59,12 @@ func (s *Set) CarryFrom(old *Set, kept []Pair) {
 		b.own[slot] = c.own
 		b.acct[slot] = c.label
 		b.free[slot].Store(c.free)
+		if c.affordUntil != 0 {
+			b.afford[slot].Store(c.afford)
+			b.affordLarge[slot].Store(c.affordLarge)
+			b.affordUntil[slot].Store(c.affordUntil)
+			b.affordNotes.Store(true)
+		}
 		if c.label != "" {
 			a := b.accts[c.label]
 			if a == nil {
