@@ -207,15 +207,14 @@ func runAs(name string, args, environ []string, stdout, stderr io.Writer) int {
 		log.Warn("⚠️  API Key #"+strconv.Itoa(id)+" is shorter than "+strconv.Itoa(config.ShortKey)+" characters: keygate masks a key wherever it appears, answers included, so a model's text that holds it (a word like EMPTY) reaches clients masked",
 			"event", "key_short", "key_id", id)
 	}
-	if cfg.KeysFile == "" {
-		// With KEYS_FILE, app.Warnings names the key variables it ignores.
-		for _, v := range cfg.UnreadKeyVars {
-			reason := " is set but is not a key variable (OPENROUTER_API_KEY_<N>): its key is not in the pool"
-			if v.Shadowed {
-				reason = " is set but is not read, as numbered OPENROUTER_API_KEY_<N> are set too: its keys are not in the pool"
-			}
-			log.Warn("⚠️  "+v.Name+reason, "event", "key_variable_unread", "variable", v.Name)
+	// With KEYS_FILE these are the file's (app.New read them from it); the
+	// key variables of the environment were named as ignored above.
+	for _, v := range cfg.UnreadKeyVars {
+		reason := " is set but is not a key variable (OPENROUTER_API_KEY_<N>): its key is not in the pool"
+		if v.Shadowed {
+			reason = " is set but is not read, as numbered OPENROUTER_API_KEY_<N> are set too: its keys are not in the pool"
 		}
+		log.Warn("⚠️  "+v.Name+reason, "event", "key_variable_unread", "variable", v.Name)
 	}
 	if p := cfg.OffAPIPath; p != "" {
 		log.Warn("⚠️  OPENROUTER_BASE_URL is OpenRouter's host with the path "+strconv.Quote(p)+", which is not its API: calls will likely get 404 (OpenRouter's API is https://openrouter.ai/api/v1)",

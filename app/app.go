@@ -5,6 +5,7 @@ package app
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -65,6 +66,8 @@ type App struct {
 	// Share carries what this replica learns to the others (REDIS_URL);
 	// with no Redis its store is cluster.Local.
 	Share *share.Adapter
+	// keysSum is the Sum of the KEYS_FILE reading New built the pool from.
+	keysSum [sha256.Size]byte
 }
 
 // ErrShutdownCut is returned by Serve when SHUTDOWN_TIMEOUT (or a second
@@ -90,13 +93,17 @@ type Options struct {
 
 // New wires a gateway from cfg, logging to log.
 func New(cfg *config.Config, log *slog.Logger, o Options) (*App, error) {
+	var keysSum [sha256.Size]byte
 	if cfg.KeysFile != "" {
 		// The pool comes from the file alone.
 		f, err := keysfile.Read(cfg.KeysFile)
 		if err != nil {
 			return nil, err
 		}
-		cfg.Keys, cfg.Duplicates = f.Entries, f.Duplicates
+		if err := f.ApplyTo(cfg); err != nil {
+			return nil, err
+		}
+		keysSum = f.Sum
 	}
 	pool, err := keyring.New(cfg.Keys, nil)
 	if err != nil {
@@ -225,7 +232,7 @@ func New(cfg *config.Config, log *slog.Logger, o Options) (*App, error) {
 		CORSOrigins:     cfg.CORSOrigins,
 		AllowedHosts:    cfg.AllowedHosts,
 	})
-	return &App{Config: cfg, Live: live, Budgets: budgets, Store: store, Share: shared, Pool: pool, Breakers: breakers, Relay: rl, Registry: reg, Handler: gw, Log: log, transport: transport}, nil
+	return &App{Config: cfg, Live: live, Budgets: budgets, Store: store, Share: shared, Pool: pool, Breakers: breakers, Relay: rl, Registry: reg, Handler: gw, Log: log, transport: transport, keysSum: keysSum}, nil
 }
 
 // poolRedactor masks the pool's keys.

@@ -395,6 +395,12 @@ func (a *App) WatchKeysFile() (stop func(), err error) {
 		return f.Entries, f.Duplicates, err
 	}
 	l.mu.Unlock()
+	// The watch counts the file as it is now as seen: a change since New
+	// read it (start-up's gap before serving) is no event it would hand
+	// on, so it is compared with New's reading here.
+	if f, err := w.ReadNow(); err != nil || f.Sum != a.keysSum {
+		l.KeysChanged(f, err)
+	}
 	return func() {
 		_ = w.Close()
 	}, nil

@@ -132,12 +132,34 @@ func Load(environ []string, dotenv map[string]string, requireKeys bool) (*Config
 	if err := checkPrintable(raw); err != nil {
 		return nil, err
 	}
+	c.setPool(raw, vars)
+	c.OffAPIPath = offAPIPath(c.BaseURL)
+	return &c, nil
+}
+
+// UsePool puts the pool that vars give (a KEYS_FILE's variables, read as
+// the environment's are) in place of the one Load read, with what start-up
+// warns of about its keys (ForeignKeys, ShortKeys, UnreadKeyVars): with
+// KEYS_FILE the pool, and so those warnings, are the file's alone.
+func (c *Config) UsePool(vars map[string]string) error {
+	raw, err := rawPool(vars)
+	if err != nil {
+		return err
+	}
+	if err := checkPrintable(raw); err != nil {
+		return err
+	}
+	c.setPool(raw, vars)
+	return nil
+}
+
+// setPool makes raw, read from vars, the pool, and notes what start-up
+// warns of about its keys.
+func (c *Config) setPool(raw []rawKey, vars map[string]string) {
 	c.Keys, c.Duplicates = dedupe(raw)
 	c.ForeignKeys = foreignKeys(raw, c.BaseURL)
 	c.ShortKeys = shortKeys(raw)
-	c.OffAPIPath = offAPIPath(c.BaseURL)
 	c.UnreadKeyVars = unreadKeyVars(vars, raw)
-	return &c, nil
 }
 
 // masked is err with every secret vars hold (pool keys, client tokens,
@@ -194,7 +216,7 @@ func (c *Config) validate() error {
 	if c.StreamHoldTimeout < 0 {
 		return fmt.Errorf("invalid STREAM_HOLD_TIMEOUT=%s: want 0 (off) or a positive duration like 15s", c.StreamHoldTimeout)
 	}
-	if c.ClientRestShare <= 0 || c.ClientRestShare > 1 {
+	if !(c.ClientRestShare > 0 && c.ClientRestShare <= 1) { // NaN fails both
 		return fmt.Errorf("invalid CLIENT_REST_SHARE=%v: want a share of the pool above 0 and at most 1, like 0.5", c.ClientRestShare)
 	}
 	if c.ClientRestWindow <= 0 {

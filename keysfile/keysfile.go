@@ -54,6 +54,18 @@ type File struct {
 	// Sum is the SHA-256 of the file's bytes: two readings with the same
 	// Sum hold the same pool.
 	Sum [sha256.Size]byte
+	// vars are the file's variables, for ApplyTo.
+	vars map[string]string
+}
+
+// ApplyTo makes f's pool cfg's (config.Config.UsePool), with start-up's
+// warnings about its keys: a key OpenRouter would refuse, a short one, a
+// near-miss variable name.
+func (f File) ApplyTo(cfg *config.Config) error {
+	if err := cfg.UsePool(f.vars); err != nil {
+		return fmt.Errorf("keys file %s refused: %w", f.Path, err)
+	}
+	return nil
 }
 
 // Read reads and parses the keys file at path. Its errors name the path and
@@ -63,11 +75,11 @@ func Read(path string) (File, error) {
 	if err != nil {
 		return File{}, fmt.Errorf("keys file %s refused: %w", path, err)
 	}
-	entries, dups, err := Parse(data)
+	vars, entries, dups, err := parse(data)
 	if err != nil {
 		return File{}, fmt.Errorf("keys file %s refused: %w", path, err)
 	}
-	return File{Path: path, Entries: entries, Duplicates: dups, Sum: sha256.Sum256(data)}, nil
+	return File{Path: path, Entries: entries, Duplicates: dups, Sum: sha256.Sum256(data), vars: vars}, nil
 }
 
 func readLimited(path string) ([]byte, error) {
@@ -141,22 +153,28 @@ func badLine(data []byte, err error) int {
 // Parse turns the bytes of a keys file into a pool. Variables other than the
 // key variables are ignored, so that a gateway's .env works as is.
 func Parse(data []byte) ([]keyring.Entry, []config.Duplicate, error) {
+	_, entries, dups, err := parse(data)
+	return entries, dups, err
+}
+
+// parse is Parse, with the file's variables.
+func parse(data []byte) (map[string]string, []keyring.Entry, []config.Duplicate, error) {
 	vars, err := ParseEnv(data)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	entries, dups, err := config.PoolFrom(vars)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	// An example file left unedited is refused as the environment is.
 	if err := config.Placeholders(vars); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	if len(entries) == 0 {
-		return nil, nil, ErrNoKeys
+		return nil, nil, nil, ErrNoKeys
 	}
-	return entries, dups, nil
+	return vars, entries, dups, nil
 }
 
 // Change is what a new pool does to the old one. A key is the same key when
