@@ -283,6 +283,14 @@ func (r *Relay) rest(l Lease, v fault.Verdict) {
 // minute), and settles the key as fine with notFault (may be nil).
 func (r *Relay) restFor(k *keyring.Key, v fault.Verdict, keyRest func() time.Duration, notFault func()) {
 	now := r.breakers.Now()
+	// The calls in flight on a key when it hits a limit each get the
+	// fault, moments apart: a key (or account) resting for the same reason
+	// until about as long is the same rest, told (one 🧊 line, one
+	// cooldown counted) once.
+	was, _, wasUntil := r.breakers.Rest(k)
+	again := func(until time.Time) bool {
+		return was == v.Reason && !wasUntil.Add(sameRest).Before(until)
+	}
 	switch {
 	case v.FreeOnly || v.Reason == fault.FreeQuota:
 		until := v.Until
@@ -301,11 +309,20 @@ func (r *Relay) restFor(k *keyring.Key, v fault.Verdict, keyRest func() time.Dur
 	case v.Scope == fault.Account:
 		until := now.Add(keyRest())
 		r.breakers.RestAccount(k, v.Reason, v.Status, until)
-		r.obs.AccountCooldown(k, v, until)
+		if !again(until) {
+			r.obs.AccountCooldown(k, v, until)
+		}
 	default:
-		r.obs.Cooldown(k, v, keyRest())
+		rest := keyRest()
+		if !again(now.Add(rest)) {
+			r.obs.Cooldown(k, v, rest)
+		}
 	}
 }
+
+// sameRest is how much later than a key's rest in force a fault of the
+// same reason may end and still be that rest, not a new one.
+const sameRest = time.Second
 
 // needsConfirm: faults that would rest a key or an account for long, which
 // a key that answers its own GET /key fine cannot have.
