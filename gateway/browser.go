@@ -107,34 +107,70 @@ func (g *browserGuard) allowedOrigin(origin string) bool {
 // exposed are the answer headers a browser app may read.
 const exposed = "X-Keygate-Key, Retry-After, X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset, X-Request-Id, X-Generation-Id"
 
-// serve answers r itself and reports true when it is refused (403) or is
-// an allowed preflight; it sets the CORS headers of an allowed browser
-// request that goes on.
-func (g *browserGuard) serve(w http.ResponseWriter, r *http.Request) bool {
+// guardOutcome is what the browser checks make of a request.
+type guardOutcome uint8
+
+const (
+	// guardPass: not a cross-site browser request; it goes on.
+	guardPass guardOutcome = iota
+	// guardCORS: an allowed cross-site request; it goes on with CORS
+	// headers.
+	guardCORS
+	// guardPreflight: an allowed preflight, answered 204.
+	guardPreflight
+	// guardHost: a Host that is not this machine, refused 403.
+	guardHost
+	// guardOrigin: an origin CORS_ORIGINS does not allow, refused 403.
+	guardOrigin
+)
+
+// answers reports whether the outcome is an answer of the guard's own, not
+// a request that goes on.
+func (o guardOutcome) answers() bool { return o >= guardPreflight }
+
+// check judges r; origin is its Origin when it is cross-site.
+func (g *browserGuard) check(r *http.Request) (out guardOutcome, origin string) {
 	if !g.allowedHost(r) {
+		return guardHost, ""
+	}
+	origin, cross := crossSite(r)
+	switch {
+	case !cross:
+		return guardPass, ""
+	case !g.allowedOrigin(origin):
+		return guardOrigin, origin
+	case r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "":
+		return guardPreflight, origin
+	}
+	return guardCORS, origin
+}
+
+// serve acts on check's outcome: it answers a refusal (403) or an allowed
+// preflight itself, and sets the CORS headers of an allowed browser
+// request that goes on.
+func (g *browserGuard) serve(w http.ResponseWriter, r *http.Request, out guardOutcome, origin string) {
+	switch out {
+	case guardPass:
+		return
+	case guardHost:
 		// Closed after the answer: the server then waits for no body.
 		w.Header().Set("Connection", "close")
 		markNoKey(w, r)
 		writeAPIError(w, http.StatusForbidden, "forbidden_host",
 			"Host "+quoteHost(r.Host)+" is not this machine: without GATEWAY_API_KEYS keygate answers only localhost, its own addresses and names, and ALLOWED_HOSTS (against DNS rebinding)")
-		return true
-	}
-	origin, cross := crossSite(r)
-	if !cross {
-		return false
-	}
-	if !g.allowedOrigin(origin) {
+		return
+	case guardOrigin:
 		w.Header().Set("Connection", "close")
 		markNoKey(w, r)
 		writeAPIError(w, http.StatusForbidden, "forbidden_origin",
 			"browser requests from other origins are refused; allow this one in CORS_ORIGINS")
-		return true
+		return
 	}
 	h := w.Header()
 	h.Set("Access-Control-Allow-Origin", origin)
 	h.Add("Vary", "Origin")
 	h.Set("Access-Control-Expose-Headers", exposed)
-	if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
+	if out == guardPreflight {
 		h.Add("Vary", "Access-Control-Request-Method, Access-Control-Request-Headers")
 		h.Set("Access-Control-Allow-Methods", "GET, POST, PUT, PATCH, DELETE, OPTIONS")
 		// SDKs send headers of their own (x-stainless-*, openai-beta,
@@ -146,9 +182,7 @@ func (g *browserGuard) serve(w http.ResponseWriter, r *http.Request) bool {
 		h.Set("Access-Control-Max-Age", "600")
 		markNoKey(w, r)
 		w.WriteHeader(http.StatusNoContent)
-		return true
 	}
-	return false
 }
 
 // quoteHost quotes a client's Host for an error message, short and

@@ -204,16 +204,50 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		markNoKey(cw, r)
 		cw.Header().Set("Allow", "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS")
 		writeAPIError(cw, http.StatusMethodNotAllowed, "invalid_request_error", "TRACE is not served")
-	case s.guard.serve(cw, r):
-	case isV1(r):
-		s.v1.ServeHTTP(cw, r)
 	default:
-		s.echo.ServeHTTP(cw, r)
+		out, origin := s.guard.check(r)
+		switch {
+		case out.answers():
+			s.guardAnswer(cw, r, out, origin)
+		case isV1(r):
+			s.guard.serve(cw, r, out, origin)
+			s.v1.ServeHTTP(cw, r)
+		default:
+			s.guard.serve(cw, r, out, origin)
+			s.echo.ServeHTTP(cw, r)
+		}
 	}
 	// Not deferred: after a panic (http.ErrAbortHandler, upstream broke
 	// mid-body) nothing more is written, and the writer is not reused.
 	cw.finish()
 	cw.release()
+}
+
+// guardAnswer answers r as the browser checks judged it (a 403, a
+// preflight); a /v1 or /run request so answered is counted, and a /v1 one
+// gets its access line, as the turn-aways of auth and the request limit
+// are, so that a browser app's 403s show on the dashboard and the console.
+func (s *Server) guardAnswer(w http.ResponseWriter, r *http.Request, out guardOutcome, origin string) {
+	route := metrics.RoutePassthrough
+	switch {
+	case isV1(r):
+	case r.URL.Path == "/run":
+		route = metrics.RouteRun
+	default:
+		s.guard.serve(w, r, out, origin)
+		return
+	}
+	sw := &statusWriter{ResponseWriter: w, start: time.Now()}
+	s.guard.serve(sw, r, out, origin)
+	sw.returned = true
+	if route == metrics.RouteRun {
+		if m := s.o.Metrics; m != nil {
+			m.Request(route, sw.code(), time.Since(sw.start))
+		}
+		return
+	}
+	var ex *exchange
+	s.finish(sw, r, &ex)
 }
 
 // measure records the request metrics of a route. It records in a defer:
