@@ -87,6 +87,12 @@ type Options struct {
 	AllowedHosts []string
 }
 
+// assetServer is a status page that tells which paths under /ui/ are its
+// files (webui.Handler).
+type assetServer interface {
+	HasAsset(path string) bool
+}
+
 // Server is the gateway's HTTP handler.
 type Server struct {
 	echo     *echo.Echo
@@ -166,10 +172,22 @@ func New(o Options) *Server {
 		e.Any("/admin/*", echo.WrapHandler(o.Admin))
 	}
 	if o.Page != nil {
-		for _, m := range []string{http.MethodGet, http.MethodHead} {
-			for _, p := range []string{"/", "/status.json", "/ui/*"} {
-				e.Add(m, p, echo.WrapHandler(o.Page))
+		page := echo.WrapHandler(o.Page)
+		files := page
+		if a, ok := o.Page.(assetServer); ok {
+			// A path under /ui/ that is none of the page's files is
+			// unknown: the JSON 404 with the routes, as anywhere else.
+			files = func(c echo.Context) error {
+				if !a.HasAsset(c.Request().URL.Path) {
+					return echo.ErrNotFound
+				}
+				return page(c)
 			}
+		}
+		for _, m := range []string{http.MethodGet, http.MethodHead} {
+			e.Add(m, "/", page)
+			e.Add(m, "/status.json", page)
+			e.Add(m, "/ui/*", files)
 		}
 	}
 	// /v1 and /v1/* are served outside echo, in the same order (v1.go).

@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/keygate/keygate/access"
@@ -62,6 +63,7 @@ type Handler struct {
 	guard  *access.Guard
 	src    Source
 	log    *slog.Logger
+	files  fs.FS
 	static http.Handler
 }
 
@@ -75,8 +77,20 @@ func New(guard *access.Guard, src Source, log *slog.Logger) *Handler {
 	if err != nil {
 		panic(err) // the embedded tree is fixed at build time
 	}
-	return &Handler{guard: guard, src: src, log: log,
+	return &Handler{guard: guard, src: src, log: log, files: sub,
 		static: http.StripPrefix(AssetPrefix, http.FileServerFS(sub))}
+}
+
+// HasAsset reports whether path (under AssetPrefix) names one of the page's
+// files, so that the gateway answers any other path there as the unknown
+// path it is.
+func (h *Handler) HasAsset(path string) bool {
+	name, ok := strings.CutPrefix(path, AssetPrefix)
+	if !ok || !fs.ValidPath(name) {
+		return false
+	}
+	fi, err := fs.Stat(h.files, name)
+	return err == nil && !fi.IsDir()
 }
 
 // ServeHTTP routes GET / , GET /status.json and GET /ui/*.
