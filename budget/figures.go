@@ -11,6 +11,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -115,4 +117,27 @@ func NextReset(reset string, now time.Time) time.Time {
 		return time.Date(now.Year(), now.Month()+1, 1, 0, 0, 0, 0, time.UTC)
 	}
 	return time.Time{}
+}
+
+// USD writes an amount of dollars for people (the console's 💳 lines, the
+// status page): cents, and below ten cents enough places for two
+// significant digits (at most six), so that a cap nearly spent neither
+// reads as more than it has ($0.005 is not "$0.01") nor as nothing while
+// it still pays ($0.001 is not "$0.00").
+func USD(v float64) string {
+	prec := 2
+	for a := math.Abs(v); a != 0 && a < 0.1 && prec < 6; a *= 10 {
+		prec++
+	}
+	s := strconv.FormatFloat(v, 'f', prec, 64)
+	if prec > 2 {
+		s = strings.TrimRight(s, "0")
+		if i := strings.IndexByte(s, '.'); len(s)-i-1 < 2 {
+			s += strings.Repeat("0", 2-(len(s)-i-1))
+		}
+	}
+	if s[0] == '-' {
+		return "-$" + s[1:]
+	}
+	return "$" + s
 }

@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"log/slog"
-	"strconv"
 
 	"github.com/keygate/keygate/budget"
 	"github.com/keygate/keygate/keyring"
@@ -39,7 +38,7 @@ func (o *BudgetObserver) Budget(k *keyring.Key, account string, f *budget.Figure
 		o.log.Debug("💳 "+who+": no credit cap", attrs...)
 		return
 	}
-	o.log.Info("💳 "+who+": "+usd(*f.LimitRemaining)+" of "+usd(*f.Limit)+" left",
+	o.log.Info("💳 "+who+": "+budget.USD(*f.LimitRemaining)+" of "+budget.USD(*f.Limit)+" left",
 		append(attrs, "limit", *f.Limit, "limit_remaining", *f.LimitRemaining)...)
 }
 
@@ -69,4 +68,4 @@ func (o *BudgetObserver) FreeRemaining(account string, n int) {
 	}
 }
 
-func usd(v float64) string { return "$" + strconv.FormatFloat(v, 'f', 2, 64) }
+

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -121,6 +122,21 @@ func TestBrowser(t *testing.T) {
 		hang.Store(false)
 		pool.set(1, func(k *Key) { k.Calls = 4242 })
 		browsertest.Until(t, ctx, "back", `document.getElementById('message').hidden && document.querySelector('tr[data-key="1"] td[data-label="calls"]').textContent.startsWith('4242')`)
+	})
+
+	t.Run("a nearly spent cap reads as what it has", func(t *testing.T) {
+		pool := newFakePool()
+		ctx := browsertest.Tab(t, b)
+		browsertest.Do(t, ctx, chromedp.Navigate(gateway(t, pool, nil)+"/"))
+		cell := `document.querySelector('tr[data-key="1"] td[data-label="budget left"]').textContent`
+		for _, tc := range []struct {
+			left float64
+			want string
+		}{{0.005, "$0.005 of $5.00"}, {0.001234, "$0.0012 of $5.00"}, {0.05, "$0.05 of $5.00"}, {0, "$0.00 of $5.00"}} {
+			left := tc.left
+			pool.set(1, func(k *Key) { k.Budget.LimitRemaining = &left })
+			browsertest.Until(t, ctx, tc.want, cell+` === `+strconv.Quote(tc.want))
+		}
 	})
 
 	t.Run("token prompt; a wrong token shows nothing", func(t *testing.T) {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/keygate/keygate/admin"
+	"github.com/keygate/keygate/budget"
 	"github.com/keygate/keygate/secret"
 )
 
@@ -204,7 +205,7 @@ func fmtUSD(p *float64) string {
 	if p == nil {
 		return "∞"
 	}
-	return fmt.Sprintf("$%.2f", *p)
+	return budget.USD(*p)
 }
 
 func fmtCount(p *int) string {

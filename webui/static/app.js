@@ -31,7 +31,21 @@
   }
 
   // Formats, as the server's first paint writes them.
-  function usd(x) { return x === null || x === undefined ? '∞' : '$' + x.toFixed(2); }
+  // usd writes dollars as budget.USD does: cents, and below ten cents two
+  // significant digits (at most six places), so that $0.005 left is not
+  // "$0.01" and $0.001 not "$0.00".
+  function usd(x) {
+    if (x === null || x === undefined) return '∞';
+    var p = 2;
+    for (var a = Math.abs(x); a !== 0 && a < 0.1 && p < 6; a *= 10) p++;
+    var s = x.toFixed(p);
+    if (p > 2) {
+      s = s.replace(/0+$/, '');
+      var d = s.length - s.indexOf('.') - 1;
+      if (d < 2) s += '00'.slice(d);
+    }
+    return s.charAt(0) === '-' ? '-$' + s.slice(1) : '$' + s;
+  }
   function count(x) { return x === null || x === undefined ? '—' : String(x); }
   function dur(s) {
     if (!s || s <= 0) return '—';
