@@ -347,6 +347,23 @@ func (s *Set) Rest(k *keyring.Key) (r fault.Reason, status int, until time.Time)
 	return c.reason, c.status, time.Unix(0, c.until)
 }
 
+// AccountRest is the rest in force of k's account, or k's own while its
+// account is unknown (what RestAccount would extend): its reason and end;
+// fault.NoReason and zero when there is none.
+func (s *Set) AccountRest(k *keyring.Key) (fault.Reason, time.Time) {
+	b := s.book
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	c := b.own[k.Slot()]
+	if a := b.accountOf(k.Slot()); a != nil {
+		c = a.rest
+	}
+	if c.until <= s.settings.Now().UnixNano() {
+		return fault.NoReason, time.Time{}
+	}
+	return c.reason, time.Unix(0, c.until)
+}
+
 // FreeBlockedUntil is when k's account may take free-model calls again;
 // zero when it may now.
 func (s *Set) FreeBlockedUntil(k *keyring.Key) time.Time {

@@ -67,5 +67,3 @@ func (o *BudgetObserver) FreeRemaining(account string, n int) {
 		o.m.SetAccountFreeRequests(account, n)
 	}
 }
-
-

@@ -288,6 +288,11 @@ func (r *Relay) restFor(k *keyring.Key, v fault.Verdict, keyRest func() time.Dur
 	// until about as long is the same rest, told (one 🧊 line, one
 	// cooldown counted) once.
 	was, _, wasUntil := r.breakers.Rest(k)
+	if v.Scope == fault.Account && !v.FreeOnly && v.Reason != fault.FreeQuota {
+		// An account's rest is new while the account's own rest is not
+		// as long, whatever k's own: it takes its other keys out too.
+		was, wasUntil = r.breakers.AccountRest(k)
+	}
 	again := func(until time.Time) bool {
 		return was == v.Reason && !wasUntil.Add(sameRest).Before(until)
 	}
