@@ -309,8 +309,12 @@ func (r *Relay) restFor(k *keyring.Key, v fault.Verdict, keyRest func() time.Dur
 		if notFault != nil {
 			notFault()
 		}
+		// The same block, told once, as a rest is (again).
+		blocked := r.breakers.FreeBlockedUntil(k)
 		r.breakers.BlockFree(k, until)
-		r.obs.AccountCooldown(k, v, until)
+		if blocked.IsZero() || blocked.Add(sameRest).Before(until) {
+			r.obs.AccountCooldown(k, v, until)
+		}
 	case v.Scope == fault.Account:
 		until := now.Add(keyRest())
 		r.breakers.RestAccount(k, v.Reason, v.Status, until)
