@@ -185,10 +185,10 @@ func (h *Handler) sameKey(w http.ResponseWriter, id int, want string) bool {
 		writePoolError(w, id, "", ErrUnknownKey)
 		return false
 	case byPrint && got.Fingerprint != want:
-		writeError(w, http.StatusConflict, "key_changed", fmt.Sprintf("key #%d is now %s, not the key with fingerprint %s: the pool was reloaded since; nothing was done", id, got.Masked, want))
+		writeError(w, http.StatusConflict, "key_changed", fmt.Sprintf("key #%d is now %s, not the key with fingerprint %s: ?key= names another key, or the pool was reloaded since; nothing was done", id, got.Masked, want))
 		return false
 	case !byPrint && got.Masked != want:
-		writeError(w, http.StatusConflict, "key_changed", fmt.Sprintf("key #%d is now %s, not %s: the pool was reloaded since; nothing was done", id, got.Masked, want))
+		writeError(w, http.StatusConflict, "key_changed", fmt.Sprintf("key #%d is now %s, not %s: ?key= names another key, or the pool was reloaded since; nothing was done", id, got.Masked, want))
 		return false
 	case !byPrint && got.MaskShared:
 		writeError(w, http.StatusConflict, "key_changed", fmt.Sprintf("key #%d is %s, but a reload put it in place of another key masked the same: name it by its fingerprint (?key=fp-…) as /keys shows it now; nothing was done", id, got.Masked))
@@ -257,11 +257,7 @@ func (h *Handler) reload(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusUnprocessableEntity, "reload_refused", "reload refused, the pool is unchanged: "+res.Refused)
 		return
 	}
-	for _, l := range []*[]int{&res.Added, &res.Removed, &res.Kept} {
-		if *l == nil {
-			*l = []int{} // [] in JSON, not null
-		}
-	}
+	res.Added, res.Removed, res.Kept = ids(res.Added), ids(res.Removed), ids(res.Kept)
 	writeJSON(w, http.StatusOK, res)
 }
 

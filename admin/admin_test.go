@@ -257,6 +257,10 @@ func TestConsoleLines(t *testing.T) {
 	if err := json.Unmarshal(buf.Bytes(), &rec); err != nil || rec["event"] != "pool_reloaded" || rec["source"] != "admin" {
 		t.Fatalf("json record %s: %v", buf.String(), err)
 	}
+	// As POST /admin/reload answers: no key added is [], not null.
+	if !strings.Contains(buf.String(), `"added":[],"removed":[],"kept":[1]`) {
+		t.Fatalf("json record %s: want empty lists as []", buf.String())
+	}
 }
 
 func TestReloadCounter(t *testing.T) {

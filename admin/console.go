@@ -16,12 +16,21 @@ import (
 func LogReloaded(log *slog.Logger, r ReloadResult, source string) {
 	msg := "🔁 Key pool reloaded: " + keysWord(r.Keys) + " (+" + strconv.Itoa(len(r.Added)) + " added, −" +
 		strconv.Itoa(len(r.Removed)) + " removed, " + strconv.Itoa(len(r.Kept)) + " kept)"
-	attrs := []any{"event", "pool_reloaded", "source", source, "keys", r.Keys, "added", r.Added, "removed", r.Removed, "kept", r.Kept}
+	attrs := []any{"event", "pool_reloaded", "source", source, "keys", r.Keys, "added", ids(r.Added), "removed", ids(r.Removed), "kept", ids(r.Kept)}
 	if len(r.Renumbered) > 0 {
 		msg += ", " + strconv.Itoa(len(r.Renumbered)) + " renumbered: " + moves(r.Renumbered)
 		attrs = append(attrs, "renumbered", r.Renumbered)
 	}
 	log.Info(msg, attrs...)
+}
+
+// ids is a list of key ids as the answer and the JSON log write it: [] for
+// none, not null.
+func ids(l []int) []int {
+	if l == nil {
+		return []int{}
+	}
+	return l
 }
 
 // maxMoves is how many renumbered keys the reload line names; the attribute

@@ -121,7 +121,7 @@ func decodeRunRequest(body []byte, maxModels int) (*runRequest, error) {
 	case n == 0:
 		return nil, errors.New(`"models" must not be empty`)
 	case n > maxModels:
-		return nil, fmt.Errorf(`"models" has %d entries; at most %d are allowed`, n, maxModels)
+		return nil, fmt.Errorf(`"models" has %d entries; at most %d are allowed (RUN_MAX_MODELS)`, n, maxModels)
 	}
 	var models []json.RawMessage
 	if json.Unmarshal(raw, &models) != nil {
