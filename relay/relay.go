@@ -322,13 +322,13 @@ func (r *Relay) do(req *http.Request, body []byte, c *Call) (*http.Response, err
 		}
 		if prev != nil || closed != nil {
 			// Counted only now that another key was found for it.
-			if prev != nil && !elsewhere {
-				r.obs.Retry(c.Verdict)
-				if wb, ok := prev.Body.(*watchedBody); ok && wb.hold == holdError {
-					r.obs.StreamFailover(FailoverErrorEvent)
-				}
-			}
 			if prev != nil {
+				if !elsewhere {
+					r.obs.Retry(c.Verdict)
+					if wb, ok := prev.Body.(*watchedBody); ok && wb.hold == holdError {
+						r.obs.StreamFailover(FailoverErrorEvent)
+					}
+				}
 				discard(prev)
 			} else {
 				r.obs.StreamFailover(closedWhy)
