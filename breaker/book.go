@@ -340,11 +340,7 @@ func (s *Set) Rest(k *keyring.Key) (r fault.Reason, status int, until time.Time)
 	b := s.book
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	c := b.effective(k.Slot())
-	if c.until <= s.settings.Now().UnixNano() {
-		return fault.NoReason, 0, time.Time{}
-	}
-	return c.reason, c.status, time.Unix(0, c.until)
+	return s.inForce(b.effective(k.Slot()))
 }
 
 // AccountRest is the rest in force of k's account, or k's own while its
@@ -358,10 +354,17 @@ func (s *Set) AccountRest(k *keyring.Key) (fault.Reason, time.Time) {
 	if a := b.accountOf(k.Slot()); a != nil {
 		c = a.rest
 	}
+	r, _, until := s.inForce(c)
+	return r, until
+}
+
+// inForce is c's reason, status and end while it has not ended;
+// fault.NoReason, 0 and zero once it has.
+func (s *Set) inForce(c cause) (fault.Reason, int, time.Time) {
 	if c.until <= s.settings.Now().UnixNano() {
-		return fault.NoReason, time.Time{}
+		return fault.NoReason, 0, time.Time{}
 	}
-	return c.reason, time.Unix(0, c.until)
+	return c.reason, c.status, time.Unix(0, c.until)
 }
 
 // FreeBlockedUntil is when k's account may take free-model calls again;
