@@ -224,14 +224,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeAPIError(cw, http.StatusMethodNotAllowed, "invalid_request_error", "TRACE is not served")
 	default:
 		out, origin := s.guard.check(r)
-		switch {
-		case out.answers():
+		if out.answers() {
 			s.guardAnswer(cw, r, out, origin)
-		case isV1(r):
-			s.guard.serve(cw, r, out, origin)
+			break
+		}
+		s.guard.serve(cw, r, out, origin)
+		if isV1(r) {
 			s.v1.ServeHTTP(cw, r)
-		default:
-			s.guard.serve(cw, r, out, origin)
+		} else {
 			s.echo.ServeHTTP(cw, r)
 		}
 	}
