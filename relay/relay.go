@@ -509,11 +509,16 @@ func (r *Relay) attempt(parent context.Context, req *http.Request, body []byte, 
 			// the call going out, when no model can have answered or
 			// billed it. Over TLS (OpenRouter's HTTP/2) Go's own rules
 			// stand: it resends there only what upstream refused.
+			// Once: the transport's loop would go on to each idle
+			// connection in turn while upstream drops every one (a server
+			// that reads a request and closes), and a stale connection is
+			// one closing, not all of them.
 			markResendable(out.Header)
 			out.GetBody = func() (io.ReadCloser, error) {
-				if time.Since(wb.sent) >= staleWindow {
+				if wb.resent || time.Since(wb.sent) >= staleWindow {
 					return nil, errNotResent
 				}
+				wb.resent = true
 				return requestBody(bytes.NewReader(body)), nil
 			}
 		} else {
