@@ -227,6 +227,12 @@ func runAs(name string, args, environ []string, stdout, stderr io.Writer) int {
 			" or more models gets some refused as overloaded even on an idle gateway; raise MAX_IN_FLIGHT or lower RUN_MAX_MODELS",
 			"event", "in_flight_below_run", "max_in_flight", cfg.MaxInFlight, "run_max_models", cfg.RunMaxModels)
 	}
+	if below := cooldownsAbove(cfg); below != "" {
+		// A rest is never shorter than its first length (breaker.restFor).
+		log.Warn("⚠️  MAX_COOLDOWN="+shortDuration(cfg.MaxCooldown)+" is below "+below+
+			": a rest is never shorter than its first, so these rests neither double nor are cut to MAX_COOLDOWN; lower them, or raise MAX_COOLDOWN",
+			"event", "max_cooldown_below", "max_cooldown", shortDuration(cfg.MaxCooldown))
+	}
 	if n := len(cfg.GatewayAPIKeys); n > 0 {
 		log.Info("🔒 Client auth is on: requests need Authorization: Bearer <one of the "+plural(n, "token")+" in GATEWAY_API_KEYS>",
 			"event", "client_auth", "tokens", n)
@@ -375,6 +381,33 @@ func healthcheck(environ []string, envFile string, explicit bool, stderr io.Writ
 }
 
 // plural is "1 key", "2 keys".
+// cooldownsAbove names the first rests (as NAME=value) that MAX_COOLDOWN,
+// the cap on doubling, is below; "" when none is.
+func cooldownsAbove(cfg *config.Config) string {
+	var names []string
+	for _, c := range []struct {
+		name string
+		d    time.Duration
+	}{{"AUTH_FAILURE_COOLDOWN", cfg.AuthFailureCooldown}, {"RATE_LIMIT_COOLDOWN", cfg.RateLimitCooldown}} {
+		if c.d > cfg.MaxCooldown {
+			names = append(names, c.name+"="+shortDuration(c.d))
+		}
+	}
+	return strings.Join(names, " and ")
+}
+
+// shortDuration writes d as a setting would: 10m, not 10m0s.
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = s[:len(s)-2]
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = s[:len(s)-2]
+	}
+	return s
+}
+
 func plural(n int, noun string) string {
 	if n == 1 {
 		return "1 " + noun
