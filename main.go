@@ -113,7 +113,7 @@ func runAs(name string, args, environ []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	explicit := flagSet(fs, "env-file")
-	dotenv, err := readDotenv(*envFile)
+	dotenv, repeated, err := readDotenv(*envFile)
 	// A missing .env is normal; a missing file the user named is a typo.
 	if err != nil && (explicit || !errors.Is(err, os.ErrNotExist)) {
 		fmt.Fprintf(stderr, "keygate: reading %s: %v\n", *envFile, err)
@@ -140,6 +140,7 @@ func runAs(name string, args, environ []string, stdout, stderr io.Writer) int {
 	stderr = logOut.Before(stderr)
 	log := console.New(logOut, cfg.LogFormat, cfg.LogLevelValue())
 	cluster.RouteClientLog(log)
+	app.LogRepeated(log, *envFile, repeated)
 	if cfg.KeysFile != "" && !*demo {
 		if names := config.KeyVarNames(environ, dotenv); len(names) > 0 {
 			log.Warn("⚠️  KEYS_FILE is set: the pool comes from "+cfg.KeysFile+" alone; ignoring "+strings.Join(names, ", "),
@@ -151,10 +152,11 @@ func runAs(name string, args, environ []string, stdout, stderr io.Writer) int {
 	// that changed beside it are named, as a reload leaves them.
 	started := *cfg
 	reread := func() ([]keyring.Entry, []config.Duplicate, error) {
-		dotenv, err := readDotenv(*envFile)
+		dotenv, repeated, err := readDotenv(*envFile)
 		if err != nil && (explicit || !errors.Is(err, os.ErrNotExist)) {
 			return nil, nil, fmt.Errorf("reading %s: %w", *envFile, err)
 		}
+		app.LogRepeated(log, *envFile, repeated)
 		c, err := config.Load(environ, dotenv, true)
 		if err != nil {
 			return nil, nil, err
@@ -348,7 +350,7 @@ func healthcheckAs(name string, args, environ []string, stderr io.Writer) int {
 // the default port).
 func healthcheck(environ []string, envFile string, explicit bool, stderr io.Writer) int {
 	port := "4000"
-	dotenv, err := readDotenv(envFile)
+	dotenv, _, err := readDotenv(envFile)
 	switch {
 	case err == nil && dotenv["PORT"] != "":
 		port = dotenv["PORT"]
@@ -458,12 +460,17 @@ func lookupEnv(environ []string, name string) (string, bool) {
 
 // readDotenv reads a .env file; a line it cannot read is refused without
 // being quoted (keysfile.ParseEnv), as it may hold a key.
-func readDotenv(path string) (map[string]string, error) {
+// Its variables set on more than one line are named too, for a warning.
+func readDotenv(path string) (map[string]string, []string, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return keysfile.ParseEnv(data)
+	vars, err := keysfile.ParseEnv(data)
+	if err != nil {
+		return nil, nil, err
+	}
+	return vars, keysfile.RepeatedNames(data, vars), nil
 }
 
 // routeStdLog sends the standard logger's lines, which Go's own packages

@@ -68,6 +68,8 @@ type App struct {
 	Share *share.Adapter
 	// keysSum is the Sum of the KEYS_FILE reading New built the pool from.
 	keysSum [sha256.Size]byte
+	// keysRepeated are that reading's variables set twice, for Warnings.
+	keysRepeated []string
 }
 
 // ErrShutdownCut is returned by Serve when SHUTDOWN_TIMEOUT (or a second
@@ -94,6 +96,7 @@ type Options struct {
 // New wires a gateway from cfg, logging to log.
 func New(cfg *config.Config, log *slog.Logger, o Options) (*App, error) {
 	var keysSum [sha256.Size]byte
+	var keysRepeated []string
 	if cfg.KeysFile != "" {
 		// The pool comes from the file alone.
 		f, err := keysfile.Read(cfg.KeysFile)
@@ -103,7 +106,7 @@ func New(cfg *config.Config, log *slog.Logger, o Options) (*App, error) {
 		if err := f.ApplyTo(cfg); err != nil {
 			return nil, err
 		}
-		keysSum = f.Sum
+		keysSum, keysRepeated = f.Sum, f.Repeated
 	}
 	pool, err := keyring.New(cfg.Keys, nil)
 	if err != nil {
@@ -199,6 +202,9 @@ func New(cfg *config.Config, log *slog.Logger, o Options) (*App, error) {
 	if cfg.KeysFile != "" {
 		live.read = func() ([]keyring.Entry, []config.Duplicate, error) {
 			f, err := keysfile.Read(cfg.KeysFile)
+			if err == nil {
+				LogRepeated(log, f.Path, f.Repeated)
+			}
 			return f.Entries, f.Duplicates, err
 		}
 	}
@@ -232,7 +238,7 @@ func New(cfg *config.Config, log *slog.Logger, o Options) (*App, error) {
 		CORSOrigins:     cfg.CORSOrigins,
 		AllowedHosts:    cfg.AllowedHosts,
 	})
-	return &App{Config: cfg, Live: live, Budgets: budgets, Store: store, Share: shared, Pool: pool, Breakers: breakers, Relay: rl, Registry: reg, Handler: gw, Log: log, transport: transport, keysSum: keysSum}, nil
+	return &App{Config: cfg, Live: live, Budgets: budgets, Store: store, Share: shared, Pool: pool, Breakers: breakers, Relay: rl, Registry: reg, Handler: gw, Log: log, transport: transport, keysSum: keysSum, keysRepeated: keysRepeated}, nil
 }
 
 // poolRedactor masks the pool's keys.
@@ -372,6 +378,7 @@ func (a *App) Close() error { return a.Share.Store().Close() }
 
 // Warnings logs what a user should know at start-up.
 func (a *App) Warnings() {
+	LogRepeated(a.Log, a.Config.KeysFile, a.keysRepeated)
 	LogDuplicates(a.Log, a.Config.Duplicates)
 	if len(a.Config.GatewayAPIKeys) == 0 {
 		a.Log.Warn("⚠️  GATEWAY_API_KEYS is not set: anyone who reaches this port spends your API keys", "event", "client_auth_off")

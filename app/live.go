@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -333,6 +334,7 @@ func (l *Live) ReloadFrom(source string) admin.ReloadResult {
 // KeysChanged implements keysfile.Handler: the watched KEYS_FILE changed.
 func (l *Live) KeysChanged(f keysfile.File, err error) {
 	if err == nil {
+		LogRepeated(l.log, f.Path, f.Repeated)
 		LogDuplicates(l.log, f.Duplicates)
 	}
 	l.Apply(f.Entries, err, "file")
@@ -347,6 +349,20 @@ func LogDuplicates(log *slog.Logger, dups []config.Duplicate) {
 		// or from the OPENROUTER_API_KEYS list.
 		log.Warn("⚠️  API Key #"+strconv.Itoa(d.ID)+" repeats API Key #"+strconv.Itoa(d.SameAs)+"; using it once",
 			"event", "key_repeated", "key_id", d.ID, "same_as", d.SameAs)
+	}
+}
+
+// LogRepeated warns of each variable set on more than one line of file
+// (keysfile.RepeatedNames): only its last value counts, so a key line
+// pasted under a name already used leaves the earlier key out.
+func LogRepeated(log *slog.Logger, file string, names []string) {
+	for _, n := range names {
+		why := ""
+		if strings.HasPrefix(n, "OPENROUTER_API_KEY") {
+			why = ", so a key under that name earlier in the file is not in the pool"
+		}
+		log.Warn("⚠️  "+n+" is set on more than one line of "+file+": only the last counts"+why,
+			"event", "variable_repeated", "variable", n, "file", file)
 	}
 }
 
@@ -392,6 +408,9 @@ func (a *App) WatchKeysFile() (stop func(), err error) {
 	l.mu.Lock()
 	l.read = func() ([]keyring.Entry, []config.Duplicate, error) {
 		f, err := w.ReadNow()
+		if err == nil {
+			LogRepeated(l.log, f.Path, f.Repeated)
+		}
 		return f.Entries, f.Duplicates, err
 	}
 	l.mu.Unlock()

@@ -51,6 +51,9 @@ type File struct {
 	Entries []keyring.Entry
 	// Duplicates are ids whose key repeats an earlier one's, for a warning.
 	Duplicates []config.Duplicate
+	// Repeated are variables set on more than one line (RepeatedNames),
+	// for a warning: only the last counts.
+	Repeated []string
 	// Sum is the SHA-256 of the file's bytes: two readings with the same
 	// Sum hold the same pool.
 	Sum [sha256.Size]byte
@@ -79,7 +82,7 @@ func Read(path string) (File, error) {
 	if err != nil {
 		return File{}, fmt.Errorf("keys file %s refused: %w", path, err)
 	}
-	return File{Path: path, Entries: entries, Duplicates: dups, Sum: sha256.Sum256(data), vars: vars}, nil
+	return File{Path: path, Entries: entries, Duplicates: dups, Repeated: RepeatedNames(data, vars), Sum: sha256.Sum256(data), vars: vars}, nil
 }
 
 func readLimited(path string) ([]byte, error) {
