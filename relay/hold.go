@@ -54,15 +54,25 @@ const (
 	holdBroken
 	// holdTimeout: STREAM_HOLD_TIMEOUT passed with only comments; committed.
 	holdTimeout
-	// holdFull: holdMax bytes came without a data event; committed.
+	// holdFull: holdLimit's bytes came without a data event; committed.
 	holdFull
 	// holdGone: the client went away during the hold, or while an error
 	// answer's body was read.
 	holdGone
 )
 
-// holdMax bounds what the hold keeps before it commits anyway.
+// holdMax bounds what the hold keeps before it commits anyway, beyond
+// what the request's opening events may echo of it (holdLimit).
 const holdMax = 64 << 10
+
+// holdLimit bounds what the hold keeps of a stream whose request body is
+// size bytes: holdMax, and twice the body more, since the Responses API's
+// response.created and response.in_progress each echo the request's
+// instructions and tools, which an agent's request makes tens of KiB
+// long, and an error may still follow them before any output. The body
+// is in memory already; a stream whose events say something is not held
+// past its first.
+func holdLimit(size int64) int { return holdMax + 2*int(size) }
 
 // holdChunk is the hold buffer's first size: small, since every stream in
 // its hold keeps one; a larger first event grows it, doubling. It is a
@@ -124,8 +134,8 @@ func (h *holdState) timeout() {
 }
 
 // holdStream reads a streamed 200 until its first complete data event, at
-// most r.hold and holdMax bytes, keeping every byte so that the client gets
-// them once, in order, when the answer is committed. It reads in the
+// most r.hold and holdLimit's bytes, keeping every byte so that the client
+// gets them once, in order, when the answer is committed. It reads in the
 // caller's goroutine: at the timeout a timer commits the answer (see
 // Committer) while the read waits, and the hold ends when that read
 // returns; what it brought follows as a committed stream. A timer costs no
@@ -136,8 +146,9 @@ func (r *Relay) holdStream(resp *http.Response, wb *watchedBody, now time.Time) 
 	if len(resp.Trailer) > 0 {
 		h.trailer = resp.Trailer.Clone()
 	}
+	limit := holdLimit(wb.reqBody.Size())
 	var sp sse.Splitter
-	sp.Max = holdMax
+	sp.Max = limit
 	h.mu.Lock()
 	timer := time.AfterFunc(r.hold, h.timeout)
 	// end leaves the hold before its timeout; h.mu is held.
@@ -173,11 +184,11 @@ func (r *Relay) holdStream(resp *http.Response, wb *watchedBody, now time.Time) 
 	for {
 		buf := h.buf
 		if cap(buf)-len(buf) < holdChunk/4 {
-			if cap(buf) >= holdMax {
+			if cap(buf) >= limit {
 				end()
 				return commit(holdFull)
 			}
-			grown := make([]byte, len(buf), min(2*cap(buf), holdMax))
+			grown := make([]byte, len(buf), min(2*cap(buf), limit))
 			copy(grown, buf)
 			release()
 			buf, bp = grown, nil
@@ -301,7 +312,7 @@ func opening(ev sse.Event) bool {
 				return true
 			}
 		}
-		return false
+		return addedEvent(ev.Name)
 	}
 	if bytes.Contains(ev.Data, []byte(`"type":"`)) {
 		for _, name := range openingEvents {
@@ -309,8 +320,24 @@ func opening(ev sse.Event) bool {
 				return true
 			}
 		}
+		// The event's own type: the items and parts inside it are
+		// typed too, never as "response.*".
+		if i := bytes.Index(ev.Data, []byte(`"type":"response.`)); i >= 0 {
+			v := ev.Data[i+len(`"type":"`):]
+			if j := bytes.IndexByte(v, '"'); j >= 0 && addedEvent(v[:j]) {
+				return true
+			}
+		}
 	}
 	return roleOnly(ev.Data)
+}
+
+// addedEvent reports whether name is one of the Responses API's events
+// that add an output item or an empty part to it
+// (response.output_item.added, response.content_part.added,
+// response.reasoning_summary_part.added …): nothing is said yet.
+func addedEvent(name []byte) bool {
+	return bytes.HasPrefix(name, []byte("response.")) && bytes.HasSuffix(name, []byte(".added"))
 }
 
 // roleOnly reports whether data is a chat chunk that says nothing but the
