@@ -44,7 +44,13 @@ func (ex *exchange) Tokens(keyID int, model string, prompt, completion int) {
 }
 
 // Cost implements CostCounter: an answer's cost goes on to the counter.
+// Only an inference answer is charged: another (a stored response fetched
+// by id, as JSON or replayed as its stream) repeats the usage of the call
+// that made it, which upstream billed then.
 func (ex *exchange) Cost(keyID int, model string, usd float64) {
+	if ex.call.Blind {
+		return
+	}
 	if kc, ok := ex.counter.(keyedCounter); ok && ex.call.Key != nil {
 		kc.CostOf(ex.call.Key, model, usd)
 		return
