@@ -48,6 +48,9 @@ type usageTap struct {
 	buf    *bytes.Buffer // JSON: the answer so far, or its tail
 	sp     *sse.Splitter // SSE: the events
 	last   []byte        // SSE: the data of the last event with a usage field
+	// opened is the usage of a Messages API stream's message_start: its
+	// input tokens, which the final message_delta's may leave out.
+	opened []byte
 	eof    bool
 	tail   bool // JSON: past maxUsageScan, buf keeps only the end
 	// sniff: an SSE answer whose first byte past blanks is not read yet.
@@ -170,14 +173,36 @@ func (t *usageTap) endEvent() {
 }
 
 // scanEvents keeps the data of the last SSE event that mentions usage, and
-// passes error events to late. An event longer than maxUsageScan is no
-// usage chunk and is skipped whole, however it was split between reads.
+// passes error events to late. An event longer than maxUsageScan is
+// skipped whole, however it was split between reads, but for the usage
+// object its tail holds (tailUsage).
 func (t *usageTap) scanEvents(p []byte) {
+	skipped := t.sp.Skipped
 	for ev, rest, ok := t.sp.Next(p); ok; ev, rest, ok = t.sp.Next(rest) {
 		if bytes.Contains(ev.Data, []byte(`"usage"`)) {
 			t.last = append(t.last[:0], ev.Data...)
+			if len(t.opened) == 0 && bytes.Contains(ev.Data, []byte(`"message_start"`)) {
+				t.opened = append(t.opened[:0], topLevel(topLevel(ev.Data, "message"), "usage")...)
+			}
 		}
 		t.late.Event(ev.Data)
+	}
+	if t.sp.Skipped == skipped && !t.sp.Long() {
+		return
+	}
+	// An event too long to keep: the Responses API's response.completed
+	// repeats the whole response beside its usage, which comes near its
+	// end. Its tail is kept, and read once the event is over.
+	if t.buf == nil {
+		t.buf = tapBuffers.Get().(*bytes.Buffer)
+		t.buf.Reset()
+	}
+	t.keepTail(p)
+	if t.sp.Skipped != skipped {
+		if u := tailUsage(t.buf.Bytes()); u != nil {
+			t.last = append(append(append(t.last[:0], `{"usage":`...), u...), '}')
+		}
+		t.buf.Reset()
 	}
 }
 
@@ -207,11 +232,11 @@ func (t *usageTap) Close() error {
 			}
 		}
 	}
-	switch {
-	case t.sp != nil:
+	if t.sp != nil {
 		t.sp.Reset()
 		tapSplitters.Put(t.sp)
-	case t.buf.Cap() <= maxUsageScan:
+	}
+	if t.buf != nil && t.buf.Cap() <= maxUsageScan {
 		tapBuffers.Put(t.buf)
 	}
 	t.buf, t.sp = nil, nil
@@ -236,6 +261,12 @@ func (t *usageTap) count(raw []byte) bool {
 	}
 	var v [len(usageFields)][]byte
 	topLevels(raw, usageFields[:], v[:])
+	if v[0] == nil && v[3] == nil && len(t.opened) > 0 && t.opened[0] == '{' {
+		// A Messages API stream: the input tokens were told at its start.
+		var o [len(usageFields)][]byte
+		topLevels(t.opened, usageFields[:], o[:])
+		v[3] = o[3]
+	}
 	// Chat completions name the counts prompt and completion, the
 	// Responses API input and output.
 	if v[0] == nil {

@@ -151,3 +151,37 @@ func endsScalar(c byte) bool {
 	}
 	return false
 }
+
+// usageMember opens a usage object in compact JSON.
+var usageMember = []byte(`"usage":{`)
+
+// tailUsage is the last usage object that tail, the end of a stream's
+// event too long to keep whole, holds whole, or nil. A string cannot hold
+// the member's bytes (its quotes would be escaped), so the last match is
+// a member; the object is read to its closing brace, stepping over
+// strings.
+func tailUsage(tail []byte) []byte {
+	i := bytes.LastIndex(tail, usageMember)
+	if i < 0 {
+		return nil
+	}
+	obj := tail[i+len(usageMember)-1:]
+	depth := 0
+	for j := 0; j < len(obj); j++ {
+		switch obj[j] {
+		case '"':
+			for j++; j < len(obj) && obj[j] != '"'; j++ {
+				if obj[j] == '\\' {
+					j++
+				}
+			}
+		case '{', '[':
+			depth++
+		case '}', ']':
+			if depth--; depth == 0 {
+				return obj[:j+1]
+			}
+		}
+	}
+	return nil
+}

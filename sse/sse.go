@@ -229,6 +229,10 @@ func (s *Splitter) dispatch() (Event, bool) {
 	return ev, ok
 }
 
+// Long reports whether the current line, or the current event, outgrew
+// Max: the event will be skipped.
+func (s *Splitter) Long() bool { return s.longLine || s.longEvent }
+
 // Pending reports whether an event has begun that no blank line has ended:
 // at the end of a stream, its data is dropped, as the rules say.
 func (s *Splitter) Pending() bool { return s.hasData || len(s.line) > 0 || s.longEvent || s.longLine }
