@@ -220,6 +220,9 @@ func TestConfirm(t *testing.T) {
 		{"key limit not confirmed: the cap has money left (a request too large for it)", fault.Verdict{Status: 402, Scope: fault.Key, Reason: fault.KeyLimit}, 0, `{"data":{"limit":10,"limit_remaining":9.5,"limit_reset":"monthly"}}`, false, 0},
 		{"key limit not confirmed: no cap", fault.Verdict{Status: 402, Scope: fault.Key, Reason: fault.KeyLimit}, 0, `{"data":{"limit":null,"limit_remaining":null}}`, false, 0},
 		{"upstream without GET /key: the fault stands", fault.Verdict{Status: 401, Scope: fault.Key, Reason: fault.Auth}, 404, "", true, fault.Auth},
+		{"blind 401, GET /key fails: nothing rests", fault.Verdict{Status: 401, Scope: fault.Key, Reason: fault.Auth, Spared: true}, 500, "", false, 0},
+		{"blind 401, no GET /key upstream: nothing rests", fault.Verdict{Status: 401, Scope: fault.Key, Reason: fault.Auth, Spared: true}, 404, "", false, 0},
+		{"blind 401 confirmed by GET /key 401", fault.Verdict{Status: 401, Scope: fault.Key, Reason: fault.Auth, Spared: true}, 401, "", true, fault.Auth},
 		{"credits: a valid key leaves the account's 402 standing", fault.Verdict{Status: 402, Scope: fault.Account, Reason: fault.Credits}, 0, `{"data":{"limit":null,"creator_user_id":"a"}}`, true, fault.Credits},
 	}
 	for _, tt := range tests {

@@ -670,6 +670,14 @@ func (p *Poller) decide(k *keyring.Key, v fault.Verdict, f *Figures, err error, 
 		// key's.
 		v = fault.Verdict{Status: http.StatusUnauthorized, Scope: fault.Key, Reason: fault.Auth, Retry: true}
 		confirmed = true
+	case err != nil && v.Spared:
+		// A call that teaches nothing of keys (a blind path's 401) may
+		// rest the key only on its own GET /key's word, which did not
+		// come: else any client could rest the pool by calling such a
+		// path while GET /key blips.
+		p.o.Log.Debug("API Key #"+k.Label+" answered "+strconv.Itoa(v.Status)+" on a path that is not inference and its GET /key could not tell ("+err.Error()+"): it stays in rotation",
+			"event", "fault_not_confirmed", "key_id", k.ID, "status", v.Status, "reason", v.Reason.String())
+		return
 	case err != nil:
 		// GET /key cannot tell (unsupported, unreachable): the answer
 		// stands as it came.

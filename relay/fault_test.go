@@ -208,15 +208,17 @@ func TestOneClientRestsABoundedShare(t *testing.T) {
 
 // confirmer records the faults it is asked to confirm.
 type confirmer struct {
-	mu     sync.Mutex
-	asked  []int
-	polled []int
+	mu       sync.Mutex
+	asked    []int
+	verdicts []fault.Verdict // as asked
+	polled   []int
 }
 
 func (c *confirmer) Confirm(k *keyring.Key, v fault.Verdict) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.asked = append(c.asked, k.ID)
+	c.verdicts = append(c.verdicts, v)
 }
 
 func (c *confirmer) PollNow(k *keyring.Key) {
@@ -276,6 +278,35 @@ func TestBlind401AsksGetKey(t *testing.T) {
 	equalEvents(t, "confirm asked", cf.asked, []int{1})
 	if !e.pool.Available(e.key(1), e.clock.ns.Load()) {
 		t.Fatal("a blind 401 held the key")
+	}
+	// Spared: the confirmation rests the key on GET /key's own 401
+	// only, not when GET /key cannot tell.
+	if !cf.verdicts[0].Spared {
+		t.Error("a blind 401 asked GET /key as a fault that stands when it cannot tell")
+	}
+}
+
+// TestLateBlind401AsksGetKeySpared: a 401 error event inside a blind
+// call's committed stream (a stored response replayed) is asked of GET
+// /key as the head's is: spared, so that only GET /key's 401 rests.
+func TestLateBlind401AsksGetKeySpared(t *testing.T) {
+	cf := &confirmer{}
+	e := newEnv(t, envOptions{keys: 2, confirmer: cf}, streams(nil, nil))
+	c := relay.Call{Blind: true, Client: "c1"}
+	resp, err := e.do(t, nil, &c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := relay.LateOf(resp)
+	readAll(t, resp)
+	l.Event([]byte(`{"error":{"code":401,"message":"User not found."}}`))
+	cf.mu.Lock()
+	defer cf.mu.Unlock()
+	if len(cf.verdicts) != 1 || !cf.verdicts[0].Spared || cf.verdicts[0].Reason != fault.Auth {
+		t.Fatalf("confirmations asked %+v, want one spared auth fault", cf.verdicts)
+	}
+	if !e.pool.Available(e.key(c.Key.ID), e.clock.ns.Load()) {
+		t.Fatal("a late blind 401 held the key")
 	}
 }
 

@@ -553,6 +553,7 @@ func (r *Relay) lateFault(k *keyring.Key, v fault.Verdict, client string, blind 
 func (r *Relay) learn(k *keyring.Key, v fault.Verdict, client string, blind bool) bool {
 	if blind {
 		if r.confirm != nil && v.Reason == fault.Auth {
+			v.Spared = true // only the key's own GET /key may rest it
 			r.confirm.Confirm(k, v)
 		}
 		return true
