@@ -205,6 +205,10 @@ func (c *Config) validate() error {
 	if c.Port < 1 || c.Port > 65535 {
 		return fmt.Errorf("invalid PORT=%d: want 1-65535", c.Port)
 	}
+	// Words are taken in any case, as LOG_LEVEL's are (slog's parser):
+	// KEY_ROTATION=Round-Robin means what it says.
+	c.KeyRotation = strings.ToLower(c.KeyRotation)
+	c.LogFormat = strings.ToLower(c.LogFormat)
 	if !slices.Contains(keyring.Names[:], c.KeyRotation) {
 		return fmt.Errorf("invalid KEY_ROTATION=%q: want random, round-robin or least-busy", c.KeyRotation)
 	}
