@@ -646,7 +646,19 @@ type View struct {
 // own GET /key shows it was not at fault.
 func (p *Poller) Confirm(k *keyring.Key, v fault.Verdict) {
 	s := &p.slots[k.Slot()]
-	s.pending.Store(&v)
+	for {
+		// A fault that may rest the key on its own (an inference
+		// answer's) is not replaced by one that may rest it only on
+		// GET /key's word (Spared): when GET /key then fails, the former
+		// must still stand.
+		old := s.pending.Load()
+		if old != nil && v.Spared && !old.Spared {
+			break
+		}
+		if s.pending.CompareAndSwap(old, &v) {
+			break
+		}
+	}
 	if p.spawn(k) {
 		return
 	}
