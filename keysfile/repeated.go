@@ -45,9 +45,10 @@ func RepeatedNames(data []byte, vars map[string]string) []string {
 // into its name and the value's text; ok is false for a comment, a blank
 // or anything else.
 func setting(line []byte) (name string, value []byte, ok bool) {
-	line = bytes.TrimLeft(line, " \t")
-	if rest, found := bytes.CutPrefix(line, []byte("export ")); found {
-		line = bytes.TrimLeft(rest, " \t")
+	line = bytes.TrimLeft(line, blanks)
+	// godotenv strips "export" when any blank follows it, a tab too.
+	if rest, found := bytes.CutPrefix(line, []byte("export")); found && len(rest) > 0 && bytes.IndexByte([]byte(blanks), rest[0]) >= 0 {
+		line = bytes.TrimLeft(rest, blanks)
 	}
 	i := 0
 	for i < len(line) && (line[i] == '_' || line[i] == '.' || line[i] >= 'A' && line[i] <= 'Z' || line[i] >= 'a' && line[i] <= 'z' || i > 0 && line[i] >= '0' && line[i] <= '9') {
@@ -56,21 +57,23 @@ func setting(line []byte) (name string, value []byte, ok bool) {
 	if i == 0 {
 		return "", nil, false
 	}
-	rest := bytes.TrimLeft(line[i:], " \t")
+	rest := bytes.TrimLeft(line[i:], blanks)
 	if len(rest) == 0 || rest[0] != '=' && rest[0] != ':' {
 		return "", nil, false
 	}
-	return string(line[:i]), bytes.TrimLeft(rest[1:], " \t"), true
+	return string(line[:i]), bytes.TrimLeft(rest[1:], blanks), true
 }
 
-// closes reports whether s holds quote unescaped (a double-quoted value
-// escapes with a backslash; a single-quoted one cannot).
+// blanks are the bytes godotenv (v1.5) skips around a name and before a
+// value: its isSpace, but for the runes beyond ASCII.
+const blanks = " \t\v\f\r"
+
+// closes reports whether s holds quote unescaped, as godotenv (v1.5)
+// reads a quoted value's end: a quote right after a backslash is escaped,
+// in a single-quoted value too, whatever stands before the backslash.
 func closes(s []byte, quote byte) bool {
 	for i := 0; i < len(s); i++ {
-		switch {
-		case s[i] == '\\' && quote == '"':
-			i++
-		case s[i] == quote:
+		if s[i] == quote && (i == 0 || s[i-1] != '\\') {
 			return true
 		}
 	}

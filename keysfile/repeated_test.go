@@ -20,6 +20,13 @@ func TestRepeatedNames(t *testing.T) {
 		{"byte order mark", "\ufeffA=1\nA=2\n", []string{"A"}},
 		{"crlf", "A=1\r\nA=2\r\n", []string{"A"}},
 		{"second first, order of second setting", "B=1\nA=1\nA=2\nB=2\n", []string{"A", "B"}},
+		// godotenv (v1.5) strips "export" before any blank, a tab too.
+		{"export and a tab", "export\tOPENROUTER_API_KEY_1=k1\nexport\tOPENROUTER_API_KEY_1=k2\n", []string{"OPENROUTER_API_KEY_1"}},
+		// godotenv takes a quote right after a backslash for escaped in
+		// a single-quoted value too, and in a double-quoted one after
+		// "\\" as well: the value goes on over the next lines.
+		{"single-quoted value goes on past \\'", "B='it\\'s\nA=inside\n'\nA=1\n", nil},
+		{"double-quoted value goes on past \\\\\"", "B=\"C:\\\\\"\nA=inside\n\"\nA=1\n", nil},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			vars, err := ParseEnv([]byte(tt.file))
