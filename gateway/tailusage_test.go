@@ -12,6 +12,8 @@ func TestTailUsage(t *testing.T) {
 		{"nested and strings with braces", `"usage":{"a":{"b":[1,{"c":"}"}]},"d":"\"}"}}`, `{"a":{"b":[1,{"c":"}"}]},"d":"\"}"}`},
 		{"cut before its end", `"usage":{"input_tokens":9,"out`, ""},
 		{"escaped in a string is no member", `"text":"say \"usage\":{\"x\":1}"}`, ""},
+		{"blanks around the colon", `"output":[]}, "usage" : {"input_tokens": 9}, "user": null}}`, `{"input_tokens": 9}`},
+		{"a string value usage, a null usage after the object", `"usage":{"a":1},"name":"usage","usage":null}`, `{"a":1}`},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			if got := string(tailUsage([]byte(tt.tail))); got != tt.want {

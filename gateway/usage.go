@@ -166,9 +166,15 @@ func (t *usageTap) sniffJSON(p []byte) int {
 // endEvent takes the usage of an event the stream ended before its blank
 // line: SSE readers drop such an event, but upstream billed what it says.
 // It goes to no late fault, which a client never saw either.
+// An event too long to keep is read for the usage its tail holds, as
+// scanEvents reads one that a blank line ends.
 func (t *usageTap) endEvent() {
+	skipped := t.sp.Skipped
 	if ev, ok := t.sp.End(); ok && bytes.Contains(ev.Data, []byte(`"usage"`)) {
 		t.last = append(t.last[:0], ev.Data...)
+	}
+	if t.sp.Skipped != skipped && t.buf != nil {
+		t.tailEvent()
 	}
 }
 
@@ -199,11 +205,17 @@ func (t *usageTap) scanEvents(p []byte) {
 	}
 	t.keepTail(p)
 	if t.sp.Skipped != skipped {
-		if u := tailUsage(t.buf.Bytes()); u != nil {
-			t.last = append(append(append(t.last[:0], `{"usage":`...), u...), '}')
-		}
-		t.buf.Reset()
+		t.tailEvent()
 	}
+}
+
+// tailEvent takes the usage object of the tail kept of an event too long
+// to keep whole, now over, and forgets the tail.
+func (t *usageTap) tailEvent() {
+	if u := tailUsage(t.buf.Bytes()); u != nil {
+		t.last = append(append(append(t.last[:0], `{"usage":`...), u...), '}')
+	}
+	t.buf.Reset()
 }
 
 func (t *usageTap) Close() error {

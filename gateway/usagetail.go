@@ -152,20 +152,31 @@ func endsScalar(c byte) bool {
 	return false
 }
 
-// usageMember opens a usage object in compact JSON.
-var usageMember = []byte(`"usage":{`)
+// usageName is the name of a usage member.
+var usageName = []byte(`"usage"`)
 
 // tailUsage is the last usage object that tail, the end of a stream's
 // event too long to keep whole, holds whole, or nil. A string cannot hold
-// the member's bytes (its quotes would be escaped), so the last match is
-// a member; the object is read to its closing brace, stepping over
-// strings.
+// the name's bytes (its quotes would be escaped), so a match followed by
+// a colon (blanks around it, as some servers write JSON) is a member;
+// the last one whose value is an object is read to its closing brace,
+// stepping over strings.
 func tailUsage(tail []byte) []byte {
-	i := bytes.LastIndex(tail, usageMember)
-	if i < 0 {
-		return nil
+	var obj []byte
+	for end := len(tail); obj == nil; {
+		i := bytes.LastIndex(tail[:end], usageName)
+		if i < 0 {
+			return nil
+		}
+		end = i
+		j := skipSpace(tail, i+len(usageName))
+		if j == len(tail) || tail[j] != ':' {
+			continue
+		}
+		if j = skipSpace(tail, j+1); j < len(tail) && tail[j] == '{' {
+			obj = tail[j:]
+		}
 	}
-	obj := tail[i+len(usageMember)-1:]
 	depth := 0
 	for j := 0; j < len(obj); j++ {
 		switch obj[j] {
