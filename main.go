@@ -382,7 +382,6 @@ func healthcheck(environ []string, envFile string, explicit bool, stderr io.Writ
 	return 0
 }
 
-// plural is "1 key", "2 keys".
 // cooldownsAbove names the first rests (as NAME=value) that MAX_COOLDOWN,
 // the cap on doubling, is below; "" when none is.
 func cooldownsAbove(cfg *config.Config) string {
@@ -410,6 +409,7 @@ func shortDuration(d time.Duration) string {
 	return s
 }
 
+// plural is "1 key", "2 keys".
 func plural(n int, noun string) string {
 	if n == 1 {
 		return "1 " + noun
