@@ -53,3 +53,46 @@ func TestTailUsageEdges(t *testing.T) {
 		})
 	}
 }
+
+// chunks reads its pieces one per Read.
+type chunks [][]byte
+
+func (c *chunks) Read(p []byte) (int, error) {
+	if len(*c) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, (*c)[0])
+	if n == len((*c)[0]) {
+		*c = (*c)[1:]
+	} else {
+		(*c)[0] = (*c)[0][n:]
+	}
+	return n, nil
+}
+
+// TestTailUsageJustOverTheBound: an event a few bytes over maxUsageScan
+// is found long only by the read that brings its last bytes; the usage
+// object came in the read before, and the tail must still hold it.
+func TestTailUsageJustOverTheBound(t *testing.T) {
+	head := "data: {\"type\":\"response.completed\",\"response\":{\"id\":\"r\",\"output\":[{\"type\":\"message\",\"content\":[{\"type\":\"output_text\",\"text\":\""
+	usage := "\"},\"usage\":{\"input_tokens\":11,\"output_tokens\":7,\"total_tokens\":18},\"user\":null,\"metadata\":{}}}"
+	line := head + strings.Repeat("x", maxUsageScan+20-len(head)-len(usage)) + usage
+	if len(line) != maxUsageScan+20 {
+		t.Fatal(len(line))
+	}
+	// As HTTP/2 frames may cut it: all but the last 20 bytes, then those.
+	c := chunks{[]byte(line[:maxUsageScan]), []byte(line[maxUsageScan:] + "\n\n")}
+	resp := &http.Response{StatusCode: 200, Header: http.Header{"Content-Type": {"text/event-stream"}}, Body: io.NopCloser(&c)}
+	rec := &tokRec{}
+	tapUsage(resp, rec, 1, "m")
+	buf := make([]byte, maxUsageScan+64)
+	for {
+		if _, err := resp.Body.Read(buf); err != nil {
+			break
+		}
+	}
+	resp.Body.Close()
+	if rec.prompt != 11 || rec.completion != 7 {
+		t.Errorf("tokens %d, %d; want 11, 7", rec.prompt, rec.completion)
+	}
+}

@@ -193,12 +193,18 @@ func (t *usageTap) scanEvents(p []byte) {
 		}
 		t.late.Event(ev.Data)
 	}
-	if t.sp.Skipped == skipped && !t.sp.Long() {
+	if t.sp.Skipped == skipped && !t.sp.Long() && t.sp.Kept() <= maxUsageScan-usageTail {
+		if t.buf != nil {
+			// A tail begun of an event that stayed short.
+			t.buf.Reset()
+		}
 		return
 	}
 	// An event too long to keep: the Responses API's response.completed
 	// repeats the whole response beside its usage, which comes near its
-	// end. Its tail is kept, and read once the event is over.
+	// end. Its tail is kept, and read once the event is over. The tail is
+	// begun usageTail before the splitter finds the event long (and drops
+	// what it kept), so that it holds the end that came before.
 	if t.buf == nil {
 		t.buf = tapBuffers.Get().(*bytes.Buffer)
 		t.buf.Reset()

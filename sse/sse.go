@@ -233,6 +233,12 @@ func (s *Splitter) dispatch() (Event, bool) {
 // Max: the event will be skipped.
 func (s *Splitter) Long() bool { return s.longLine || s.longEvent }
 
+// Kept is how many bytes of the current line and event the splitter
+// keeps between pieces: a caller that must read the end of an event
+// longer than Max (which the splitter drops once it outgrows Max) can
+// begin keeping it itself before then.
+func (s *Splitter) Kept() int { return len(s.line) + len(s.data) }
+
 // Pending reports whether an event has begun that no blank line has ended:
 // at the end of a stream, its data is dropped, as the rules say.
 func (s *Splitter) Pending() bool { return s.hasData || len(s.line) > 0 || s.longEvent || s.longLine }
