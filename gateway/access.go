@@ -31,9 +31,14 @@ import (
 const maxLoggedModel = 128
 
 // Tokens implements TokenCounter: the exchange keeps its answer's token
-// count for the access line and passes the usage on.
+// count for the access line and passes the usage on, an inference
+// answer's only (as Cost: a fetched stored response repeats the tokens of
+// the call that made it, counted then).
 func (ex *exchange) Tokens(keyID int, model string, prompt, completion int) {
 	ex.tokens = prompt + completion
+	if ex.call.Blind {
+		return
+	}
 	if kc, ok := ex.counter.(keyedCounter); ok && ex.call.Key != nil {
 		kc.TokensOf(ex.call.Key, model, prompt, completion)
 		return
