@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -181,5 +182,33 @@ func TestLostDataIsWrittenAgain(t *testing.T) {
 	}
 	if !a.Up() || !b.Up() {
 		t.Fatal("a flush counted as an outage")
+	}
+}
+
+// A trial sent without its token (Redis frozen or taken for gone) is told at
+// Debug, once per trial, so that the fleet's extra trials can be counted; a
+// token Redis gave or refused is not.
+func TestTrialWithoutTokenIsTold(t *testing.T) {
+	srv := redistest.Start(t)
+	logs := &syncBuffer{}
+	o := Options{IOTimeout: 100 * time.Millisecond, HealInterval: 100 * time.Millisecond,
+		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+	a, _, _ := running(t, srv.URL(), o)
+	rest := time.Now()
+	if !a.TryTrial(ctx, "1:ab", rest) || a.TryTrial(ctx, "1:ab", rest) {
+		t.Fatal("want the token once")
+	}
+	if n := logs.count("event=trial_unshared"); n != 0 {
+		t.Fatalf("told %d trials without a token while Redis answered", n)
+	}
+	srv.Freeze()
+	defer srv.Thaw()
+	for i := range 5 {
+		if !a.TryTrial(ctx, "1:ab", rest.Add(time.Duration(i+1)*time.Second)) {
+			t.Fatal("TryTrial against a frozen Redis = false, want true")
+		}
+	}
+	if n := logs.count("event=trial_unshared"); n != 5 {
+		t.Fatalf("told %d trials without a token, want 5", n)
 	}
 }

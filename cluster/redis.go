@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -209,31 +210,46 @@ func later(a, b Event) bool {
 // differently for a while (one reloaded a renumbering keys file, the
 // other not yet) still send one trial between them.
 func (s *Redis) TryTrial(ctx context.Context, key KeyRef, restUntil time.Time) bool {
-	return s.try(ctx, s.o.Prefix+"trial:"+key.Digest()+":"+strconv.FormatInt(restUntil.UnixMilli(), 10), s.o.TrialTTL)
+	ok, err := s.try(ctx, s.o.Prefix+"trial:"+key.Digest()+":"+strconv.FormatInt(restUntil.UnixMilli(), 10), s.o.TrialTTL)
+	if err != nil {
+		// Each replica that asks now sends its own trial of this rest:
+		// told, so that whoever counts a key's trials can tell them from
+		// a token given twice.
+		// The key by its id alone: a log line names no digest of a secret.
+		id, _, _ := strings.Cut(string(key), ":")
+		s.o.Logger.Debug("trial of API Key #"+id+" sent without its trial token, Redis did not give it ("+err.Error()+"): other replicas may send theirs",
+			"event", "trial_unshared", "key_id", id, "rest_until", restUntil.UTC().Format(time.RFC3339Nano))
+	}
+	return ok
 }
 
 // TryLease takes the lease name for ttl.
 func (s *Redis) TryLease(ctx context.Context, name string, ttl time.Duration) bool {
-	return s.try(ctx, s.o.Prefix+"lease:"+name, ttl)
+	ok, _ := s.try(ctx, s.o.Prefix+"lease:"+name, ttl)
+	return ok
 }
 
-// try is SET NX PX within HotTimeout; true whenever Redis cannot say.
-func (s *Redis) try(ctx context.Context, key string, ttl time.Duration) bool {
+// errDown is why try answers true while Redis is taken for gone.
+var errDown = errors.New("redis unreachable")
+
+// try is SET NX PX within HotTimeout; true whenever Redis cannot say, with
+// the reason as err.
+func (s *Redis) try(ctx context.Context, key string, ttl time.Duration) (bool, error) {
 	if s.health.isDown() {
-		return true
+		return true, errDown
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.o.HotTimeout)
 	defer cancel()
 	ok, err := s.client.SetNX(ctx, key, s.origin, ttl).Result()
 	if err != nil {
 		if ctx.Err() != nil && !errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			return true // the caller gave up; not Redis' fault
+			return true, err // the caller gave up; not Redis' fault
 		}
 		s.health.fail(err)
-		return true
+		return true, err
 	}
 	s.health.ok()
-	return ok
+	return ok, nil
 }
 
 // Close stops Run, waits for its goroutines and closes the connections.

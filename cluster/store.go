@@ -24,7 +24,8 @@ type Store interface {
 	// false for the others, which keep the key out until a TrialResult
 	// arrives (or ask again later: the token expires after TrialTTL).
 	// When the store cannot tell (Redis away or slow) it answers true, so
-	// the replica decides alone.
+	// the replica decides alone, and logs so at Debug (event
+	// trial_unshared): then every replica that asks sends a trial.
 	TryTrial(ctx context.Context, key KeyRef, restUntil time.Time) bool
 	// TryLease reports whether this replica holds the lease name for ttl
 	// (one budget poller per key per interval). True when the store

@@ -176,20 +176,33 @@ func TestReplicas(t *testing.T) {
 		// machine a rest can end (and its trial go out) before the load
 		// starts, outside d.
 		start := time.Now()
+		logged := make([]int, len(fleet))
+		for i, r := range fleet {
+			logged[i] = len(r.out.String())
+		}
 		before := sim.Stats().Keys[keys[1]].Requests
 		res := loadFor(fleet, 3, paidModel, 4500*time.Millisecond)
 		d := time.Since(start)
 		trials := sim.Stats().Keys[keys[1]].Requests - before
+		// A replica whose SET NX Redis did not answer within its few
+		// milliseconds (a loaded machine) sends the trial without the
+		// token, by design, and says so: each such trial is one more.
+		var unshared int64
+		for i, r := range fleet {
+			unshared += int64(strings.Count(r.out.String()[logged[i]:], "without its trial token"))
+		}
 		// Each rest lasts 1s and begins at the trial that ends the one
 		// before: in d there are at most d/1s+1 rest ends, one trial each.
 		// Without the shared token each replica would send its own.
 		most := int64(d/time.Second) + 1
-		t.Logf("load: %s; %d trials in %s (at most %d rest ends)", res, trials, d.Round(time.Millisecond), most)
+		t.Logf("load: %s; %d trials in %s (at most %d rest ends), %d without a token", res, trials, d.Round(time.Millisecond), most, unshared)
 		if res.errors() != 0 {
 			t.Errorf("client-visible errors: %s", res)
 		}
-		if trials < 2 || trials > most {
-			t.Errorf("%d trial calls of the revoked key by 3 replicas in %s, want one per rest end (2 to %d)", trials, d, most)
+		// At least two rest ends had their one trial by token: the sharing,
+		// not Redis' silence, kept the others out.
+		if trials-unshared < 2 || trials > most+unshared {
+			t.Errorf("%d trial calls of the revoked key by 3 replicas in %s, %d of them without a token, want one per rest end (2 to %d) and one per trial sent without a token", trials, d, unshared, most)
 		}
 	})
 
