@@ -152,6 +152,10 @@ type Breaker struct {
 	// won is the rest (unix ns) whose trial this replica was given;
 	// askAfter, when it may ask for one again after a refusal.
 	won, askAfter atomic.Int64
+	// settling counts the faults told to the breaker whose rest is not in
+	// the ledger yet: a call let through meanwhile would find the old rest
+	// over and the breaker half-open again, a second trial of that rest.
+	settling atomic.Int32
 }
 
 func (b *Breaker) onStateChange(_ string, from, to gobreaker.State) {
@@ -207,8 +211,9 @@ func (b *Breaker) Allow() (Trial, error) {
 		}
 		return Trial{}, ErrResting
 	}
-	// The key may have been sent to rest between the pick and Allow.
-	if b.resting() {
+	// The key may have been sent to rest between the pick and Allow, or
+	// be on its way there.
+	if b.settling.Load() != 0 || b.resting() {
 		done(errExcluded)
 		return Trial{}, ErrResting
 	}
@@ -251,8 +256,17 @@ func (t Trial) Abandon() { t.done(errExcluded) }
 // its first length), and never shortens one already in force. It returns
 // the rest now in force.
 func (t Trial) Fail(v fault.Verdict) time.Duration {
+	defer t.b.settle()()
 	t.done(errKeyFault)
 	return t.b.restFor(v)
+}
+
+// settle keeps calls off the key until the returned func is called: from
+// before its breaker hears of a fault (and may open, then half-open after
+// its nanosecond) until the fault's rest is in the ledger.
+func (b *Breaker) settle() func() {
+	b.settling.Add(1)
+	return func() { b.settling.Add(-1) }
 }
 
 // restFor rests the key for v as Fail describes and returns the rest in
@@ -283,6 +297,7 @@ func (b *Breaker) restFor(v fault.Verdict) time.Duration {
 // call, and failed trials double the rest. It returns the rest in force.
 func (s *Set) Confirmed(k *keyring.Key, v fault.Verdict) time.Duration {
 	b := s.For(k)
+	defer b.settle()()
 	if done, err := b.cb.Allow(); err == nil {
 		done(errKeyFault)
 	}
@@ -293,6 +308,8 @@ func (s *Set) Confirmed(k *keyring.Key, v fault.Verdict) time.Duration {
 // keeps the key out of rotation until until for r: the short hold of a
 // fault that its GET /key has yet to confirm.
 func (t Trial) Hold(r Reason, status int, until time.Time) {
-	t.done(errExcluded)
+	// Held first: the freed trial slot must not let a call through
+	// before the hold is in the ledger.
 	t.b.set.RestKey(t.b.key, r, status, until)
+	t.done(errExcluded)
 }

@@ -189,3 +189,63 @@ func TestOneTrialPerRestEnd(t *testing.T) {
 		})
 	}
 }
+
+// sinkFunc is a Sink that calls itself.
+type sinkFunc func(Fact)
+
+func (f sinkFunc) Fact(x Fact) { f(x) }
+
+// A trial that fails sends the key to its next rest before the breaker lets
+// another call through: a call picked between the two (the old rest over,
+// the breaker open and, after its nanosecond, half-open again) would be a
+// second trial of the same rest, which this replica won already. The same
+// for a trial held for confirmation, and a fault confirmed.
+func TestNoSecondTrialWhileAFaultSettles(t *testing.T) {
+	auth := fault.Verdict{Status: 401, Reason: fault.Auth, Scope: fault.Key}
+	for _, tc := range []struct {
+		name   string
+		settle func(set *Set, k *keyring.Key, trial Trial)
+	}{
+		{"trial fails", func(_ *Set, _ *keyring.Key, trial Trial) { trial.Fail(auth) }},
+		{"trial held", func(set *Set, _ *keyring.Key, trial Trial) { trial.Hold(fault.Auth, 401, set.Now().Add(5*time.Second)) }},
+		{"fault confirmed", func(set *Set, k *keyring.Key, trial Trial) {
+			trial.Abandon()
+			set.Confirmed(k, auth)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var b *Breaker
+			var racing []error
+			armed := false
+			// Another request picks the key while the fault settles:
+			// when the new rest is told, before the ledger has it.
+			sink := sinkFunc(func(f Fact) {
+				if !armed || f.Kind != KeyRested {
+					return
+				}
+				armed = false
+				time.Sleep(time.Millisecond) // gobreaker's open state times out
+				second, err := b.Allow()
+				if err == nil {
+					second.Abandon()
+				}
+				racing = append(racing, err)
+			})
+			set, p, c := newSet(t, 1, Settings{Trials: &trials{reply: true}, Sink: sink, AuthCooldown: time.Second})
+			k := p.Keys()[0]
+			b = set.For(k)
+			allow(t, b).Fail(auth)
+			c.Add(2 * time.Second)
+			trial := allow(t, b) // the rest's one trial, this replica's
+			armed = true
+			tc.settle(set, k, trial)
+			if len(racing) != 1 {
+				t.Fatalf("the new rest was told %d times, want once", len(racing))
+			}
+			if racing[0] == nil {
+				t.Fatal("a second call went out as the rest's trial while the first trial's fault settled")
+			}
+			denied(t, b, ErrResting)
+		})
+	}
+}
