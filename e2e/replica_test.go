@@ -82,8 +82,14 @@ func TestReplicas(t *testing.T) {
 		keys := testKeys(4)
 		// The simulator's minute starts now, so that the account's
 		// per-minute block lasts about a minute, whenever the test runs.
+		// Ahead of the wall clock, not behind: the replicas read the
+		// block's end (X-RateLimit-Reset, epoch ms) by the wall clock,
+		// and a simulator behind it ended the block at the wall clock's
+		// next minute, moments after the limit when the test ran in a
+		// minute's last seconds (CI, 23:58:5x: "gave up waiting for
+		// account A's free calls to stop").
 		realStart := time.Now()
-		simStart := realStart.Truncate(time.Minute)
+		simStart := realStart.Truncate(time.Minute).Add(time.Minute)
 		sim := startSim(t, simulator.Options{Now: func() time.Time { return simStart.Add(time.Since(realStart)) }, Accounts: []simulator.Account{
 			// A has three keys of four: it meets its per-minute limit of
 			// free calls long before B.
