@@ -332,6 +332,10 @@ func (s *Server) sendChat(client *http.Request, req *runRequest, call *relay.Cal
 	if err != nil {
 		return nil, &runResult{Status: "error", Error: describeCallError(ctx, err)}
 	}
+	// An answer upstream encoded unasked is read decoded, as the
+	// passthrough's are (the relay decodes a 200 it judges, not an error
+	// answer): its error message was quoted as compressed bytes.
+	normalizeEncoding(resp)
 	return resp, nil
 }
 
