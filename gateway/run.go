@@ -136,9 +136,6 @@ func (s *Server) run(c echo.Context) error {
 		if calls[i].First.Key == nil {
 			continue
 		}
-		if !s.modelSlot(&calls[i], &results[i]) {
-			continue
-		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -181,8 +178,10 @@ func runSummary(log *slog.Logger, req *runRequest, st keyring.Strategy, results 
 // leaseModels makes one call per model of req and leases each its first
 // key up front, on the pool in force now (the leases carry this snapshot
 // into Do, whatever a reload does meanwhile), distinct keys while there are
-// enough; a model that gets none has its error entry in results, and fail,
-// when set, is told its index and entry.
+// enough, each with the MAX_IN_FLIGHT slot its call takes (every call
+// with a lease must be followed by leave); a model that gets no slot or
+// no key has its error entry in results, and fail, when set, is told its
+// index and entry.
 func (s *Server) leaseModels(r *http.Request, req *runRequest, st keyring.Strategy, fail func(i int, res *runResult)) ([]relay.Call, []runResult) {
 	log := s.o.Logger
 	calls := make([]relay.Call, len(req.Models))
@@ -192,19 +191,30 @@ func (s *Server) leaseModels(r *http.Request, req *runRequest, st keyring.Strate
 	// the keys taken would shift its cursor off the sequence.
 	distinct := st.Name() != keyring.NameRoundRobin
 	rl := s.o.Relay.Snapshot()
+	failed := func(i int, msg string) {
+		results[i] = runResult{Model: req.Models[i], Status: "error", Duration: seconds(0), Error: msg}
+		s.logDone(&results[i], 0)
+		if fail != nil {
+			fail(i, &results[i])
+		}
+	}
 	for i, model := range req.Models {
 		calls[i] = relay.Call{Strategy: st, Model: model, Free: freeModel(model), MaxTokens: req.maxTokens(), Client: clientOf(r, len(s.o.Tokens) > 0)}
+		// The slot first: a model past MAX_IN_FLIGHT makes no call, so
+		// it takes no key (the others' retries keep off the keys the
+		// /run holds) and no line tells of a key or a call for it.
+		if !s.enter() {
+			failed(i, errOverloaded)
+			continue
+		}
 		lease, err := s.leaseFirst(rl, &calls[i], &spread)
 		if err != nil && spread.Len() > 0 {
 			spread.Reset()
 			lease, err = s.leaseFirst(rl, &calls[i], &spread)
 		}
 		if err != nil {
-			results[i] = runResult{Model: model, Status: "error", Duration: seconds(0), Error: err.Error()}
-			s.logDone(&results[i], 0)
-			if fail != nil {
-				fail(i, &results[i])
-			}
+			s.leave()
+			failed(i, err.Error())
 			continue
 		}
 		if distinct {
@@ -244,20 +254,10 @@ func (s *Server) leaseFirst(rl *relay.Relay, call *relay.Call, spread *keyring.E
 	return lease, err
 }
 
-// modelSlot takes a MAX_IN_FLIGHT slot for a model's call: each is a
-// request in flight of its own, holding an upstream connection, a body and
-// an answer. Without one the call's lease is given back and res is its
-// error entry; every true must be followed by leave.
-func (s *Server) modelSlot(call *relay.Call, res *runResult) bool {
-	if s.enter() {
-		return true
-	}
-	s.o.Relay.Release(call.First)
-	*res = runResult{Model: call.Model, Status: "error", Duration: seconds(0),
-		Error: "overloaded: too many requests in flight (MAX_IN_FLIGHT); retry shortly"}
-	s.logDone(res, 0)
-	return false
-}
+// errOverloaded is the error entry of a /run model past MAX_IN_FLIGHT:
+// each model's call is a request in flight of its own, holding an upstream
+// connection, a body and an answer.
+const errOverloaded = "overloaded: too many requests in flight (MAX_IN_FLIGHT); retry shortly"
 
 // logKey tells which key a model's call goes out on, first or on a retry.
 // The line names the model: the calls of several models run at once.

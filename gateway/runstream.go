@@ -88,10 +88,6 @@ func (s *Server) runStream(c echo.Context, req *runRequest) error {
 		if calls[i].First.Key == nil {
 			continue
 		}
-		if !s.modelSlot(&calls[i], &results[i]) {
-			out.write(modelDoneEvent(i, &results[i]))
-			continue
-		}
 		running++
 		wg.Add(1)
 		go func() {
