@@ -200,6 +200,7 @@ func (s *Server) leaseModels(r *http.Request, req *runRequest, st keyring.Strate
 	}
 	for i, model := range req.Models {
 		calls[i] = relay.Call{Strategy: st, Model: model, Free: freeModel(model), MaxTokens: req.maxTokens(), Client: clientOf(r, len(s.o.Tokens) > 0)}
+		calls[i].Sized(req.bodySize(model))
 		// The slot first: a model past MAX_IN_FLIGHT makes no call, so
 		// it takes no key (the others' retries keep off the keys the
 		// /run holds) and no line tells of a key or a call for it.

@@ -283,6 +283,16 @@ func (r *runRequest) chatBodyStream(model string, stream bool) ([]byte, error) {
 	return append(body, r.shared[1:]...), nil
 }
 
+// bodySize is the size of the body chatBodyStream builds for model, in the
+// form the shared part was built for (buildShared first).
+func (r *runRequest) bodySize(model string) int {
+	m, err := json.Marshal(model)
+	if err != nil {
+		return len(r.shared)
+	}
+	return len(`{"model":,`) + len(m) + len(r.shared) - 1
+}
+
 var streamUsage = json.RawMessage(`{"include_usage":true}`)
 
 // invisible reports a format character (zero-width, bidi) or a line or

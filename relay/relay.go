@@ -472,6 +472,12 @@ func (r *Relay) anyOutside(a, b *keyring.Exclude, now int64) bool {
 	return false
 }
 
+// Sized tells c, before Do, the size of the body Do will send it with, so
+// that Avoid leaves out the keys noted unable to afford a request that
+// large, as Do will: a first lease taken as for a small request was given
+// back by Do and the call sent on another key. Do sets it again.
+func (c *Call) Sized(n int) { c.large = n >= fault.LargeRequest }
+
 // leaseOf is the lease of resp's attempt, kept on its watched body.
 func (c *Call) leaseOf(resp *http.Response) Lease {
 	if wb, ok := resp.Body.(*watchedBody); ok {
