@@ -301,6 +301,10 @@ func (p *passthrough) proxyError(w http.ResponseWriter, r *http.Request, ex *exc
 		// No Retry-After: no key comes back until an admin enables one.
 		writeAPIError(w, http.StatusServiceUnavailable, "keys_unavailable",
 			"no upstream API key is available: every key is disabled by an admin (POST /admin/keys/{id}/enable brings one back)")
+	case errors.As(err, &nk) && nk.FreeQuota:
+		w.Header().Set("Retry-After", retryAfterSeconds(nk.RetryAfter))
+		writeAPIError(w, http.StatusServiceUnavailable, "keys_unavailable",
+			"no upstream API key can take a free model's call: the free-model requests of every account are used up (paid models are served); retry after "+retryAfterSeconds(nk.RetryAfter)+"s")
 	case errors.As(err, &nk):
 		w.Header().Set("Retry-After", retryAfterSeconds(nk.RetryAfter))
 		writeAPIError(w, http.StatusServiceUnavailable, "keys_unavailable",

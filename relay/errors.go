@@ -17,11 +17,18 @@ type NoKeyError struct {
 	// Disabled: every key is disabled by hand, so none comes back by
 	// itself and there is no time to retry after.
 	Disabled bool
+	// FreeQuota: keys are in rotation, but the call is for a free model
+	// and every account they belong to has its free-model requests used
+	// up; RetryAfter is until the first account's block ends.
+	FreeQuota bool
 }
 
 func (e *NoKeyError) Error() string {
 	if e.Disabled {
 		return "no API key available (every key is disabled by an admin)"
+	}
+	if e.FreeQuota {
+		return fmt.Sprintf("no API key available for a free model: the free-model requests of every account are used up (first back in %s)", e.RetryAfter.Round(time.Second))
 	}
 	if e.RetryAfter <= 0 {
 		// No key rests, yet none was let through: each one back from a

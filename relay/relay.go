@@ -315,6 +315,10 @@ func (r *Relay) do(req *http.Request, body []byte, c *Call) (*http.Response, err
 					now := r.breakers.Now()
 					if back := r.breakers.NextFreeAvailable(now.UnixNano()); back.After(now) {
 						nk.RetryAfter = max(nk.RetryAfter, back.Sub(now))
+						// Keys it has not tried are in rotation: the
+						// free-model blocks are why none took it.
+						var none keyring.Exclude
+						nk.FreeQuota = r.anyOutside(&c.Tried, &none, now.UnixNano())
 					}
 				}
 				return nil, err
