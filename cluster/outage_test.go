@@ -191,7 +191,11 @@ func TestLostDataIsWrittenAgain(t *testing.T) {
 func TestTrialWithoutTokenIsTold(t *testing.T) {
 	srv := redistest.Start(t)
 	logs := &syncBuffer{}
-	o := Options{IOTimeout: 100 * time.Millisecond, HealInterval: 100 * time.Millisecond,
+	// HotTimeout well past the default 5 ms: a loaded machine stalls
+	// redis-server longer than that now and then, and a SET NX it does not
+	// answer in time gives the token twice (CI). The frozen Redis below is
+	// still told within IOTimeout, which bounds each command too.
+	o := Options{IOTimeout: 100 * time.Millisecond, HotTimeout: time.Second, HealInterval: 100 * time.Millisecond,
 		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
 	a, _, _ := running(t, srv.URL(), o)
 	rest := time.Now()
