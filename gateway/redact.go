@@ -47,7 +47,7 @@ func redactErrorBody(resp *http.Response, r *secret.Redactor) {
 		withhold(resp, "it does not decode as its Content-Encoding says")
 	case err != nil:
 		// Upstream broke off: pass on what came, masked, then the error.
-		resp.Body = bodyOf(io.MultiReader(strings.NewReader(r.Redact(string(head))), errReader{err}), orig)
+		resp.Body = bodyOf(io.MultiReader(strings.NewReader(maskAccountIDs(r.Redact(string(head)))), errReader{err}), orig)
 	case len(head) <= maxRedactWhole:
 		setRedacted(resp, head, maskAccountIDs(r.Redact(string(head))), orig)
 	default:
@@ -144,12 +144,14 @@ func (b *redactingReader) Read(p []byte) (int, error) {
 		b.pending = append(b.pending, b.buf[:n]...)
 		if err != nil {
 			b.err = err
-			b.out, b.pending = []byte(b.r.Redact(string(b.pending))), nil
+			b.out, b.pending = []byte(maskAccountIDs(b.r.Redact(string(b.pending)))), nil
 			continue
 		}
 		if len(b.pending) >= redactBatch {
-			out, used := b.r.RedactPrefix(string(b.pending))
-			b.out = []byte(out)
+			// A "user_id" member the batch's end cuts waits for the
+			// rest of its value, as a cut key does.
+			out, used := b.r.RedactPrefix(string(b.pending[:accountHold(b.pending)]))
+			b.out = []byte(maskAccountIDs(out))
 			b.pending = append(b.pending[:0], b.pending[used:]...)
 		}
 	}
@@ -159,3 +161,33 @@ func (b *redactingReader) Read(p []byte) (int, error) {
 }
 
 func (b *redactingReader) Close() error { return b.src.Close() }
+
+// maxAccountHold bounds what accountHold keeps back: an account id is
+// short, and a body that never closes the string is passed on.
+const maxAccountHold = 4 << 10
+
+// accountHold is where in b a "user_id" member starts that the end of b
+// may cut (its name, or its string value, unfinished), so that
+// maskAccountIDs sees it whole with what follows; len(b) when none.
+func accountHold(b []byte) int {
+	const member = `"user_id"`
+	from := max(0, len(b)-maxAccountHold)
+	for n := min(len(member)-1, len(b)-from); n > 0; n-- {
+		if bytes.HasSuffix(b, []byte(member[:n])) {
+			return len(b) - n
+		}
+	}
+	i := bytes.LastIndex(b[from:], []byte(member))
+	if i < 0 {
+		return len(b)
+	}
+	i += from
+	k := skipSpace(b, i+len(member))
+	if k < len(b) && b[k] == ':' {
+		k = skipSpace(b, k+1)
+	}
+	if k >= len(b) || b[k] == '"' && skipString(b, k) < 0 {
+		return i
+	}
+	return len(b)
+}
