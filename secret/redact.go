@@ -23,6 +23,9 @@ type Redactor struct {
 	longest  int
 	shortest int
 	first    [256]bool // the first bytes of the keys
+	// inKey holds the bytes keys are made of: a %XX decoding to one may
+	// be a key's character percent-encoded where no encoder must.
+	inKey [256]bool
 	// common is what every form starts with, when that is long enough
 	// to search for ("sk-or-v1-" in an OpenRouter pool); else "".
 	common string
@@ -68,6 +71,11 @@ func NewRedactor(keys []Key) *Redactor {
 	for _, f := range fs {
 		r.lower = append(r.lower, strings.ToLower(f.text))
 		r.first[f.text[0]] = true
+	}
+	for _, k := range ks {
+		for i := 0; i < len(k.v.raw); i++ {
+			r.inKey[k.v.raw[i]] = true
+		}
 	}
 	if len(fs) > 0 {
 		r.longest, r.shortest = len(fs[0].text), len(fs[len(fs)-1].text)
@@ -257,14 +265,44 @@ type span struct {
 // cut short, unless final. r is the redactor in force (live): scan does
 // not follow a Replace itself.
 func (r *Redactor) scan(s string, final bool, found []span) ([]span, int) {
-	if strings.Contains(s, `\u`) || strings.Contains(s, `\/`) || (!final && strings.HasSuffix(s, `\`)) {
+	if strings.Contains(s, `\u`) || strings.Contains(s, `\/`) || (!final && strings.HasSuffix(s, `\`)) || r.percentKeyBytes(s, final) {
 		return r.scanEscaped(s, final, found)
 	}
 	return r.scanPlain(s, final, found)
 }
 
-// scanEscaped scans s with its JSON escapes of ASCII characters decoded:
-// the decoded view is searched, and what is found is mapped back to s.
+// percentKeyBytes reports whether s holds a %XX escape of a byte keys are
+// made of, or (unless final) ends in what may start one: a key written by
+// an encoder that escapes characters no encoder must (RFC 3986 lets any
+// byte be percent-encoded: "sk%2Dor%2Dv1%2D…"), which no fixed form
+// (appendForms) covers. Common escapes of text (%20, %2F, %3A) are of
+// bytes an OpenRouter key does not hold, and keep the plain scan.
+func (r *Redactor) percentKeyBytes(s string, final bool) bool {
+	for i := 0; ; {
+		x := strings.IndexByte(s[i:], '%')
+		if x < 0 {
+			return false
+		}
+		i += x
+		if i+3 > len(s) {
+			return !final && isHex(s[i+1:])
+		}
+		if h, ok := hex2(s[i+1 : i+3]); ok && r.inKey[h] {
+			return true
+		}
+		i++
+	}
+}
+
+func hex2(s string) (byte, bool) {
+	a, ok1 := hexVal(s[0])
+	b, ok2 := hexVal(s[1])
+	return byte(a<<4 | b), ok1 && ok2
+}
+
+// scanEscaped scans s with its JSON escapes of ASCII characters and its
+// percent escapes decoded: the decoded view is searched, and what is found
+// is mapped back to s.
 func (r *Redactor) scanEscaped(s string, final bool, found []span) ([]span, int) {
 	v := make([]byte, 0, len(s))
 	pos := make([]int, 0, len(s)+1) // pos[i]: where view byte i starts in s
@@ -273,6 +311,18 @@ func (r *Redactor) scanEscaped(s string, final bool, found []span) ([]span, int)
 loop:
 	for i < len(s) {
 		c := s[i]
+		if c == '%' {
+			if i+3 <= len(s) {
+				if h, ok := hex2(s[i+1 : i+3]); ok {
+					v, pos = append(v, h), append(pos, i)
+					i += 3
+					continue
+				}
+			} else if !final && isHex(s[i+1:]) {
+				cut = true
+				break loop
+			}
+		}
 		if c != '\\' {
 			v, pos = append(v, c), append(pos, i)
 			i++
