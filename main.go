@@ -195,6 +195,10 @@ func runAs(name string, args, environ []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	defer routeStdLog(a.Log)()
+	// From here on start-up lines pass the pool's redactor too, as every
+	// line after them does: the warnings below quote settings (the base
+	// URL's path), which may hold a key of a KEYS_FILE.
+	log = a.Log
 	ln, err := net.Listen("tcp", ":"+strconv.Itoa(cfg.Port))
 	if err != nil {
 		fmt.Fprintf(stderr, "keygate: %v%s\n", err, listenHint(err, cfg.Port))

@@ -133,7 +133,11 @@ func Load(environ []string, dotenv map[string]string, requireKeys bool) (*Config
 		return nil, err
 	}
 	c.setPool(raw, vars)
-	c.OffAPIPath = offAPIPath(c.BaseURL)
+	// The warning quotes the path, where a key or a token may have been
+	// pasted (https://openrouter.ai/api/v1/sk-or-v1-…).
+	if p := offAPIPath(c.BaseURL); p != "" {
+		c.OffAPIPath = varsRedactor(vars).Redact(p)
+	}
 	return &c, nil
 }
 
@@ -168,6 +172,14 @@ func (c *Config) setPool(raw []rawKey, vars map[string]string) {
 // setting quote its value, and a key pasted into the wrong variable would
 // be printed whole.
 func masked(err error, vars map[string]string) error {
+	if msg := varsRedactor(vars).Redact(err.Error()); msg != err.Error() {
+		return errors.New(msg)
+	}
+	return err
+}
+
+// varsRedactor masks every secret vars hold, as masked does.
+func varsRedactor(vars map[string]string) *secret.Redactor {
 	var keys []secret.Key
 	add := func(list string) {
 		for _, v := range strings.Split(list, ",") {
@@ -189,10 +201,7 @@ func masked(err error, vars map[string]string) error {
 			}
 		}
 	}
-	if msg := secret.NewRedactor(keys).Redact(err.Error()); msg != err.Error() {
-		return errors.New(msg)
-	}
-	return err
+	return secret.NewRedactor(keys)
 }
 
 func (c *Config) validate() error {
