@@ -193,15 +193,50 @@ func varsRedactor(vars map[string]string) *secret.Redactor {
 			add(v)
 			continue
 		}
-		// A key pasted into another setting, and into no key variable,
-		// is a key all the same: API keys start with "sk-".
+		// A key pasted into another setting, and into no key variable
+		// (or into a KEYS_FILE, which is read later), is a key all the
+		// same: API keys start with "sk-", at the start of an item or
+		// inside it (a URL's query, "Bearer sk-…").
 		for _, item := range strings.Split(v, ",") {
 			if item = strings.TrimSpace(item); strings.HasPrefix(strings.ToLower(item), "sk-") {
 				add(item)
 			}
 		}
+		for _, k := range keysInside(v) {
+			add(k)
+		}
 	}
 	return secret.NewRedactor(keys)
+}
+
+// minKeyInside is the shortest "sk-" run keysInside takes for a key: a
+// word like "risk-free" is none.
+const minKeyInside = 20
+
+// keysInside are the runs of key characters (letters, digits, '-', '_')
+// in v that start with "sk-" in any case and are long enough for a key.
+func keysInside(v string) []string {
+	var out []string
+	low := strings.ToLower(v)
+	for i := 0; ; {
+		x := strings.Index(low[i:], "sk-")
+		if x < 0 {
+			return out
+		}
+		start := i + x
+		end := start + len("sk-")
+		for end < len(v) && keyChar(v[end]) {
+			end++
+		}
+		if end-start >= minKeyInside {
+			out = append(out, v[start:end])
+		}
+		i = end
+	}
+}
+
+func keyChar(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_'
 }
 
 func (c *Config) validate() error {
