@@ -235,11 +235,10 @@ func (p *passthrough) prepare(w http.ResponseWriter, r *http.Request, ctx *excha
 // account by its id, which keygate shows only as a digest.
 // The path is read as servers may clean it: repeated slashes as one
 // (r.URL.Path has %2F decoded already), ;parameters dropped, a trailing
-// slash ignored; otherwise /v1//key or /v1/key;x reached upstream.
+// slash ignored; otherwise /v1//key or /v1/key;x reached upstream. No
+// length bounds the read: a run of slashes or a long ;parameter cleans to
+// /key all the same, and a path of more than three segments ends it.
 func describesKey(rest string) bool {
-	if len(rest) > 64 {
-		return false
-	}
 	var segs [3]string
 	n := 0
 	for more := true; more; {
