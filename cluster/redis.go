@@ -33,7 +33,9 @@ type Redis struct {
 
 	mu      sync.Mutex
 	mine    map[string]Event   // the latest fact this replica published, per Redis key
-	epoch   string             // the store's epoch at the last re-read; tick only
+	held    map[string]string  // of mine, those Redis took: the epoch it held then
+	epoch   string             // the store's epoch at the last re-read
+	run     string             // the server's run_id when held was last trusted
 	pending map[KeyRef]pending // spend and free use not yet written
 	dirty   bool               // a write failed or an event was dropped: write mine again
 	running bool
@@ -82,6 +84,7 @@ func NewRedis(o Options) (*Redis, error) {
 		origin:  hex.EncodeToString(id[:]),
 		queue:   make(chan Event, o.QueueSize),
 		mine:    map[string]Event{},
+		held:    map[string]string{},
 		pending: map[KeyRef]pending{},
 	}
 	s.health.log = o.Logger
@@ -175,6 +178,21 @@ func (s *Redis) remember(ev Event) {
 		return
 	}
 	s.mine[k] = ev
+	delete(s.held, k)
+}
+
+// wrote notes that Redis took ev (or kept a later fact of its key), if ev
+// is still this replica's latest fact of that key: reconcile does not
+// write it again while Redis keeps the epoch it has now. Gone from such a
+// Redis, the fact was ended by another replica (whose push this one may
+// have missed, cut off): written again, it would outlive its end.
+func (s *Redis) wrote(ev Event) {
+	k := s.factKey(ev)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if m, ok := s.mine[k]; ok && m.Kind == ev.Kind && m.Until.Equal(ev.Until) && m.At.Equal(ev.At) {
+		s.held[k] = s.epoch
+	}
 }
 
 // forgetEnded drops from mine the rests that ev (a key back from rest, an
@@ -192,6 +210,7 @@ func (s *Redis) forgetEnded(ev Event) {
 		// In milliseconds, as facts travel.
 		if rest, ok := s.mine[k]; ok && rest.Until.UnixMilli() <= ev.Until.UnixMilli() {
 			delete(s.mine, k)
+			delete(s.held, k)
 		}
 	}
 }

@@ -115,6 +115,7 @@ func (s *Redis) putAll(ctx context.Context, evs []Event) (failed []Event) {
 		if s.put(ctx, evs[0]) != nil {
 			return evs
 		}
+		s.wrote(evs[0])
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.o.IOTimeout)
@@ -129,13 +130,16 @@ func (s *Redis) putAll(ctx context.Context, evs []Event) (failed []Event) {
 		return nil
 	}
 	s.pipeline(ctx, calls)
-	var retry []call
+	var retry []*call
 	var first error
-	fail := func(c call, err error) {
+	bad := map[*call]bool{}
+	fail := func(c *call, err error) {
 		failed = append(failed, c.ev)
+		bad[c] = true
 		first = cmp.Or(first, err)
 	}
-	for _, c := range calls {
+	for i := range calls {
+		c := &calls[i]
 		switch err := c.cmd.Err(); {
 		case redis.HasErrorPrefix(err, "NOSCRIPT"):
 			retry = append(retry, c)
@@ -147,7 +151,8 @@ func (s *Redis) putAll(ctx context.Context, evs []Event) (failed []Event) {
 		// A script that does not load fails its calls without resending
 		// them: they would only be refused again.
 		loaded := map[*redis.Script]error{}
-		resend := retry[:0]
+		var resend []call
+		var again []*call
 		for _, c := range retry {
 			err, ok := loaded[c.c.script]
 			if !ok {
@@ -158,18 +163,25 @@ func (s *Redis) putAll(ctx context.Context, evs []Event) (failed []Event) {
 				fail(c, err)
 				continue
 			}
-			resend = append(resend, c)
+			resend = append(resend, *c)
+			again = append(again, c)
 		}
 		if len(resend) > 0 {
 			s.pipeline(ctx, resend)
 		}
-		for _, c := range resend {
-			if err := c.cmd.Err(); err != nil && !errors.Is(err, redis.Nil) {
-				fail(c, err)
+		for i := range resend {
+			again[i].cmd = resend[i].cmd
+			if err := resend[i].cmd.Err(); err != nil && !errors.Is(err, redis.Nil) {
+				fail(again[i], err)
 			}
 		}
 	}
 	_ = s.result(first)
+	for i := range calls {
+		if !bad[&calls[i]] {
+			s.wrote(calls[i].ev)
+		}
+	}
 	return failed
 }
 
@@ -285,6 +297,8 @@ func (s *Redis) tick(ctx context.Context, deliver func(Event)) {
 		if time.Since(healed) >= s.o.HealInterval {
 			healed = time.Now()
 			s.heal(ctx, deliver)
+			// A Redis that lost its data gets this replica's facts now.
+			s.reconcile(ctx)
 		}
 		t.Reset(min(s.o.HealInterval, flushEvery))
 	}
@@ -300,11 +314,24 @@ func (s *Redis) reconcile(ctx context.Context) {
 		return
 	}
 	s.dirty = false
+	s.mu.Unlock()
+	// A Redis restarted from a snapshot keeps an old epoch but not the
+	// facts written since: held facts count only on the same server run.
+	run := s.runID(ctx)
+	s.mu.Lock()
+	if run == "" || run != s.run {
+		clear(s.held)
+		s.run = run
+	}
 	evs := make([]Event, 0, len(s.mine))
 	for k, ev := range s.mine {
 		if s.expired(ev, now) {
 			delete(s.mine, k)
+			delete(s.held, k)
 			continue
+		}
+		if e, ok := s.held[k]; ok && e != "" && e == s.epoch {
+			continue // Redis has it, or another replica ended it
 		}
 		evs = append(evs, ev)
 	}
@@ -312,6 +339,23 @@ func (s *Redis) reconcile(ctx context.Context) {
 	if len(evs) > 0 && (ctx.Err() != nil || len(s.putAll(ctx, evs)) > 0) {
 		s.markDirty()
 	}
+}
+
+// runID is the Redis server's run_id (new at each start), "" when it does
+// not say.
+func (s *Redis) runID(ctx context.Context) string {
+	ctx, cancel := context.WithTimeout(ctx, s.o.IOTimeout)
+	defer cancel()
+	info, err := s.client.Info(ctx, "server").Result()
+	if err != nil {
+		return ""
+	}
+	for _, line := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "run_id:"); ok {
+			return v
+		}
+	}
+	return ""
 }
 
 func (s *Redis) expired(ev Event, now time.Time) bool {
@@ -372,14 +416,20 @@ func (s *Redis) heal(ctx context.Context, deliver func(Event)) {
 	}
 	facts, _ := res[0].([]any)
 	hash, _ := res[1].([]any)
-	if epoch, _ := res[2].(string); epoch != s.epoch {
+	s.mu.Lock()
+	was := s.epoch
+	s.mu.Unlock()
+	if epoch, _ := res[2].(string); epoch != was {
 		// Redis lost what it held since the last read (or this is the
 		// first): what this replica published goes out again.
-		if s.epoch != "" {
+		if was != "" {
 			s.o.Logger.Info("redis lost its data: writing this replica's facts again", "event", "redis_data_lost")
 		}
+		s.mu.Lock()
 		s.epoch = epoch
-		s.markDirty()
+		clear(s.held)
+		s.dirty = true
+		s.mu.Unlock()
 	}
 	spent := map[string]float64{} // by the key's digest
 	var evs []Event
