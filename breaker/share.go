@@ -127,7 +127,15 @@ func (s *Set) ApplyKeyBack(k *keyring.Key, until time.Time) {
 	b := s.book
 	b.mu.Lock()
 	slot := k.Slot()
-	back := b.own[slot].until != 0 && millis(b.own[slot].until) == until.UnixMilli()
+	u := until.UnixMilli()
+	back := b.own[slot].until != 0 && millis(b.own[slot].until) == u
+	// A trial names the rest in force when it went out, which is the
+	// account's when that outlasted the key's own (over by now, as the
+	// key's own is): the key's breaker, tripped by its own rest, closes
+	// all the same.
+	if !back && b.own[slot].until != 0 && millis(b.own[slot].until) <= u && !until.After(s.settings.Now()) {
+		back = millis(b.effective(slot).until) == u
+	}
 	if back {
 		b.own[slot] = cause{}
 		b.sync(s.pool.Ledger(), slot)
