@@ -196,9 +196,21 @@ func (s *Redis) wrote(ev Event) {
 }
 
 // forgetEnded drops from mine the rests that ev (a key back from rest, an
-// account back) ended, so that a reconcile does not bring them back.
+// account back) ended, and the disable or enable that a later one undid,
+// so that a reconcile does not bring them back.
 // Called with s.mu held.
 func (s *Redis) forgetEnded(ev Event) {
+	if ev.Kind == Disable || ev.Kind == Enable {
+		// Another replica's later disable or enable of the key undid
+		// this replica's: written again after Redis lost its data, the
+		// older one would come back in the replicas that did not hold
+		// the later one (a replica since restarted).
+		k := s.factKey(ev)
+		if m, ok := s.mine[k]; ok && m.At.UnixMilli() < ev.At.UnixMilli() {
+			delete(s.mine, k)
+		}
+		return
+	}
 	var ended []string
 	switch {
 	case ev.Kind == TrialResult && ev.OK:
