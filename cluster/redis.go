@@ -319,14 +319,19 @@ func (s *Redis) factKey(ev Event) string {
 	case Budget:
 		return s.o.Prefix + "budget:" + ev.Key.Digest()
 	case TrialResult:
-		return s.o.Prefix + "trialres:" + ev.Key.Digest()
+		// One key per rest ended: a back names the deadline of the rest
+		// it ended, and a later one may end an earlier deadline (a short
+		// rest's trial after a long rest's early lift); in one key, the
+		// script would keep the first and never push the second.
+		return s.o.Prefix + "trialres:" + ev.Key.Digest() + ":" + strconv.FormatInt(ev.Until.UnixMilli(), 10)
 	case AccountBack:
+		u := ":" + strconv.FormatInt(ev.Until.UnixMilli(), 10)
 		if ev.Reason == freeQuota {
 			// The end of a free-model block, kept apart from the end of
 			// the account's rest: each ends only its own.
-			return s.o.Prefix + "afreeback:" + ev.Account
+			return s.o.Prefix + "afreeback:" + ev.Account + u
 		}
-		return s.o.Prefix + "aback:" + ev.Account
+		return s.o.Prefix + "aback:" + ev.Account + u
 	case Disable, Enable:
 		return s.o.Prefix + "manual:" + ev.Key.Digest()
 	}

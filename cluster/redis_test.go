@@ -6,6 +6,7 @@ import (
 	"errors"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -127,7 +128,8 @@ func TestFactsOrderedPerKind(t *testing.T) {
 			if c.Exists(ctx, "keygate:arest:a1b2").Val() != 0 || c.Exists(ctx, "keygate:afree:a1b2").Val() != 1 {
 				t.Fatal("a rest's end until 2h: want the 1m rest dropped and the 1h free block kept")
 			}
-			if c.Exists(ctx, "keygate:aback:a1b2").Val() != 1 || c.Exists(ctx, "keygate:afreeback:a1b2").Val() != 1 {
+			u := ":" + strconv.FormatInt(now.Add(2*time.Hour).UnixMilli(), 10)
+			if c.Exists(ctx, "keygate:aback:a1b2"+u).Val() != 1 || c.Exists(ctx, "keygate:afreeback:a1b2"+u).Val() != 1 {
 				t.Fatal("want the rest's end and the free block's end under keys of their own")
 			}
 		})
@@ -299,7 +301,7 @@ func TestBackEndsOnlyTheRestItEnded(t *testing.T) {
 					t.Fatalf("step %d (%s): rest in Redis = %v, want %v", i, st.ev.Kind, left, st.left)
 				}
 			}
-			if pttl := c.PTTL(ctx, "keygate:trialres:ab").Val(); pttl <= 0 || pttl > trialResultTTL {
+			if pttl := c.PTTL(ctx, "keygate:trialres:ab:"+strconv.FormatInt(now.Add(2*time.Hour).UnixMilli(), 10)).Val(); pttl <= 0 || pttl > trialResultTTL {
 				t.Fatalf("trial result PTTL %v, want within %v", pttl, trialResultTTL)
 			}
 		})
@@ -317,7 +319,7 @@ func TestReconcileKeepsEndedRestsEnded(t *testing.T) {
 	s.Publish(Event{Kind: AccountBack, Account: "a1", Until: until})
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for k, want := range map[string]bool{"keygate:rest:ab": false, "keygate:rest:cd": true, "keygate:arest:a1": false, "keygate:trialres:ab": true} {
+	for k, want := range map[string]bool{"keygate:rest:ab": false, "keygate:rest:cd": true, "keygate:arest:a1": false, "keygate:trialres:ab:" + strconv.FormatInt(until.UnixMilli(), 10): true} {
 		if _, ok := s.mine[k]; ok != want {
 			t.Errorf("replica's record has %s = %v, want %v", k, ok, want)
 		}
