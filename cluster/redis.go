@@ -241,7 +241,7 @@ func later(a, b Event) bool {
 // differently for a while (one reloaded a renumbering keys file, the
 // other not yet) still send one trial between them.
 func (s *Redis) TryTrial(ctx context.Context, key KeyRef, restUntil time.Time) bool {
-	ok, err := s.try(ctx, s.o.Prefix+"trial:"+key.Digest()+":"+strconv.FormatInt(restUntil.UnixMilli(), 10), s.o.TrialTTL)
+	ok, err := s.try(ctx, s.o.Prefix+"trial:"+key.Digest()+":"+strconv.FormatInt(restUntil.UnixMilli(), 10), s.o.TrialTTL, s.o.HotTimeout)
 	if err != nil {
 		// Each replica that asks now sends its own trial of this rest:
 		// told, so that whoever counts a key's trials can tell them from
@@ -254,27 +254,35 @@ func (s *Redis) TryTrial(ctx context.Context, key KeyRef, restUntil time.Time) b
 	return ok
 }
 
-// TryLease takes the lease name for ttl.
+// TryLease takes the lease name for ttl. It is asked from a budget poll's
+// goroutine, never a pick: it waits as long as a background write.
 func (s *Redis) TryLease(ctx context.Context, name string, ttl time.Duration) bool {
-	ok, _ := s.try(ctx, s.o.Prefix+"lease:"+name, ttl)
+	ok, _ := s.try(ctx, s.o.Prefix+"lease:"+name, ttl, s.o.IOTimeout)
 	return ok
 }
 
 // errDown is why try answers true while Redis is taken for gone.
 var errDown = errors.New("redis unreachable")
 
-// try is SET NX PX within HotTimeout; true whenever Redis cannot say, with
+// try is SET NX PX within timeout; true whenever Redis cannot say, with
 // the reason as err.
-func (s *Redis) try(ctx context.Context, key string, ttl time.Duration) (bool, error) {
+func (s *Redis) try(ctx context.Context, key string, ttl, timeout time.Duration) (bool, error) {
 	if s.health.isDown() {
 		return true, errDown
 	}
-	ctx, cancel := context.WithTimeout(ctx, s.o.HotTimeout)
+	parent := ctx
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	ok, err := s.client.SetNX(ctx, key, s.origin, ttl).Result()
 	if err != nil {
-		if ctx.Err() != nil && !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		if ctx.Err() != nil && !errors.Is(ctx.Err(), context.DeadlineExceeded) || parent.Err() != nil {
 			return true, err // the caller gave up; not Redis' fault
+		}
+		if timeout < s.o.IOTimeout && ctx.Err() != nil {
+			// Missed the pick's few milliseconds: a Redis farther than
+			// that is not gone. The background writes, which wait
+			// IOTimeout, tell an outage.
+			return true, err
 		}
 		s.health.fail(err)
 		return true, err

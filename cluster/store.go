@@ -63,8 +63,8 @@ type Options struct {
 	TLSConfig *tls.Config
 	// Prefix starts every Redis key and the channel; default "keygate:".
 	Prefix string
-	// HotTimeout bounds TryTrial and TryLease, which sit on a pick;
-	// default 5ms.
+	// HotTimeout bounds TryTrial, which sits on a pick; default 5ms.
+	// TryLease, asked off the picks, waits IOTimeout.
 	HotTimeout time.Duration
 	// IOTimeout bounds each background write, re-read and probe; default
 	// 500ms.

@@ -193,7 +193,7 @@ const leaseWait = time.Second
 
 // Lease implements budget.Share. Asks go one at a time, so that the polls
 // a replica starts together share one connection instead of each dialling
-// within the store's few milliseconds. The lease is named by the key's
+// its own. The lease is named by the key's
 // digest, as its trials are: replicas that number it differently still
 // poll it once between them.
 func (a *Adapter) Lease(k *keyring.Key, ttl time.Duration) bool {
