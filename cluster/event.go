@@ -52,11 +52,15 @@ const (
 	// AccountBack: Account's rest that ends no later than Until is over
 	// early (a budget poll showed credit).
 	AccountBack Kind = "aback"
+	// Member: Key belongs to Account, as learned at At (an error body's
+	// user_id, or a poll): a replica that has not polled the key (polls
+	// off, or before the first) rests it with its account all the same.
+	Member Kind = "member"
 )
 
 func (k Kind) valid() bool {
 	switch k {
-	case KeyRest, AccountRest, Disable, Enable, Budget, Spend, FreeUse, TrialResult, AccountBack:
+	case KeyRest, AccountRest, Disable, Enable, Budget, Spend, FreeUse, TrialResult, AccountBack, Member:
 		return true
 	}
 	return false
@@ -95,7 +99,7 @@ type Event struct {
 	Status  int
 	OK      bool
 	Figures json.RawMessage // Budget: the budget package's own JSON
-	At      time.Time       // Budget: when polled; Disable/Enable: when done (Publish fills it in)
+	At      time.Time       // Budget: when polled; Disable/Enable, Member: when done or learned (Publish fills it in)
 	USD     float64
 	N       int // FreeUse: the requests; Budget: the free-model requests used while the poll was out
 }
@@ -178,6 +182,9 @@ func check(ev Event) error {
 	}
 	if (ev.Kind == KeyRest || ev.Kind == AccountRest || ev.Kind == TrialResult || ev.Kind == AccountBack) && ev.Until.IsZero() {
 		return fmt.Errorf("%w: %s without a deadline", errEvent, ev.Kind)
+	}
+	if ev.Kind == Member && (ev.Account == "" || ev.At.IsZero()) {
+		return fmt.Errorf("%w: member without an account or a time", errEvent)
 	}
 	if ev.Kind == FreeUse && ev.N <= 0 {
 		return fmt.Errorf("%w: free use of no request", errEvent)

@@ -21,6 +21,10 @@ import (
 // replica that missed its push still learns it on the next re-read.
 const trialResultTTL = time.Minute
 
+// memberTTL is how long a key's account stays readable after it was last
+// learned; a key does not change accounts.
+const memberTTL = 24 * time.Hour
+
 // Redis is the Store of replicas sharing one Redis server. Nothing here is
 // read on a pick: Publish queues, and Run applies what others learned.
 type Redis struct {
@@ -114,7 +118,7 @@ func (s *Redis) Up() bool { return s.health.isUp() }
 // replica's own record). Spend and FreeUse only add to a local sum; a
 // Budget drops the spend of its key.
 func (s *Redis) Publish(ev Event) {
-	if (ev.Kind == Disable || ev.Kind == Enable) && ev.At.IsZero() {
+	if (ev.Kind == Disable || ev.Kind == Enable || ev.Kind == Member) && ev.At.IsZero() {
 		ev.At = s.o.Now()
 	}
 	if err := check(ev); err != nil {
@@ -342,6 +346,8 @@ func (s *Redis) factKey(ev Event) string {
 		return s.o.Prefix + "aback:" + ev.Account + u
 	case Disable, Enable:
 		return s.o.Prefix + "manual:" + ev.Key.Digest()
+	case Member:
+		return s.o.Prefix + "member:" + ev.Key.Digest()
 	}
 	return s.o.Prefix + "spend:" + ev.Key.Digest()
 }

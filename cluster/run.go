@@ -239,6 +239,8 @@ func (s *Redis) command(ev Event) (command, bool) {
 	case Budget:
 		spend := s.factKey(Event{Kind: Spend, Key: ev.Key})
 		return command{factScript, []string{key, s.index(), spend}, []any{ev.At.UnixMilli(), val, "PX", s.o.BudgetTTL.Milliseconds(), s.channel(), "at"}}, true
+	case Member:
+		return command{factScript, []string{key, s.index()}, []any{ev.At.UnixMilli(), val, "PX", memberTTL.Milliseconds(), s.channel(), "at"}}, true
 	case Disable, Enable:
 		return command{manualScript, []string{s.manual()}, []any{ev.Key.Digest(), val, ev.At.UnixMilli(), s.channel()}}, true
 	case Spend:
@@ -366,6 +368,8 @@ func (s *Redis) expired(ev Event, now time.Time) bool {
 		return now.After(ev.Until.Add(s.o.TrialTTL + trialResultTTL))
 	case Budget:
 		return now.After(ev.At.Add(s.o.BudgetTTL))
+	case Member:
+		return now.After(ev.At.Add(memberTTL))
 	}
 	return false
 }

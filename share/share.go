@@ -133,6 +133,8 @@ func (a *Adapter) Fact(f breaker.Fact) {
 			label := f.Account
 			n.account.Store(&label)
 		}
+		// The others rest the key with its account, polled or not.
+		a.store.Publish(cluster.Event{Kind: cluster.Member, Key: a.Ref(f.Key), Account: f.Account, At: time.Now()})
 	case breaker.KeyRested:
 		a.store.Publish(cluster.Event{Kind: cluster.KeyRest, Key: a.Ref(f.Key), Until: f.Until, Reason: f.Reason.String(), Status: f.Status})
 	case breaker.AccountRested, breaker.FreeBlocked:
@@ -261,6 +263,12 @@ func (a *Adapter) Apply(ev cluster.Event) {
 		a.mu.Unlock()
 		if newer && onManual != nil {
 			onManual(set, k, ev.Kind == cluster.Disable)
+		}
+	case cluster.Member:
+		set.ApplyAccount(k, ev.Account)
+		if n := (*a.names.Load())[k]; n != nil {
+			label := ev.Account
+			n.account.Store(&label)
 		}
 	case cluster.Budget:
 		set.ApplyAccount(k, ev.Account)
