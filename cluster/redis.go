@@ -204,6 +204,11 @@ func (s *Redis) wrote(ev Event) {
 // so that a reconcile does not bring them back.
 // Called with s.mu held.
 func (s *Redis) forgetEnded(ev Event) {
+	if ev.Kind == KeyRest || ev.Kind == AccountRest {
+		// A rest supersedes the end of an earlier one with its deadline.
+		delete(s.mine, s.endOf(ev))
+		return
+	}
 	if ev.Kind == Disable || ev.Kind == Enable {
 		// Another replica's later disable or enable of the key undid
 		// this replica's: written again after Redis lost its data, the
@@ -229,6 +234,15 @@ func (s *Redis) forgetEnded(ev Event) {
 			delete(s.held, k)
 		}
 	}
+}
+
+// endOf is the Redis key of the early end (TrialResult, AccountBack) of a
+// rest (KeyRest, AccountRest) with ev's deadline.
+func (s *Redis) endOf(ev Event) string {
+	if ev.Kind == AccountRest {
+		return s.factKey(Event{Kind: AccountBack, Account: ev.Account, Reason: ev.Reason, Until: ev.Until})
+	}
+	return s.factKey(Event{Kind: TrialResult, Key: ev.Key, Until: ev.Until})
 }
 
 // later reports whether a is later than b by their kind's order.

@@ -225,7 +225,11 @@ func (s *Redis) command(ev Event) (command, bool) {
 			return command{}, false
 		}
 		u := ev.Until.UnixMilli()
-		return command{factScript, []string{key, s.index()}, []any{u, val, "PXAT", u, s.channel(), "u"}}, true
+		// A rest learned after an early end of one with the same deadline
+		// (a cap spent again before the reset the lifted rest awaited, a
+		// day's free requests used up again) supersedes that end: read
+		// again, the end would end the new rest too.
+		return command{factScript, []string{key, s.index(), s.endOf(ev)}, []any{u, val, "PXAT", u, s.channel(), "u"}}, true
 	case TrialResult, AccountBack:
 		keys := []string{key, s.index()}
 		if ev.Kind == AccountBack {
