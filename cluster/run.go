@@ -325,7 +325,10 @@ func (s *Redis) reconcile(ctx context.Context) {
 	// facts written since: held facts count only on the same server run.
 	run := s.runID(ctx)
 	s.mu.Lock()
-	if run == "" || run != s.run {
+	// A server that does not say (INFO denied by an ACL such as
+	// -@dangerous, or not answered in time) is no new one: clearing held
+	// then would write back every rest another replica ended meanwhile.
+	if run != "" && run != s.run {
 		clear(s.held)
 		s.run = run
 	}
