@@ -302,6 +302,7 @@ func (s *Redis) tick(ctx context.Context, deliver func(Event)) {
 		s.flush(ctx)
 		if time.Since(healed) >= s.o.HealInterval {
 			healed = time.Now()
+			s.prune(s.o.Now())
 			s.heal(ctx, deliver)
 			// A Redis that lost its data gets this replica's facts now.
 			s.reconcile(ctx)
@@ -347,6 +348,24 @@ func (s *Redis) reconcile(ctx context.Context) {
 	s.mu.Unlock()
 	if len(evs) > 0 && (ctx.Err() != nil || len(s.putAll(ctx, evs)) > 0) {
 		s.markDirty()
+	}
+}
+
+// prune drops from mine the facts that expired, and from held what mine no
+// longer has: each ended rest has a Redis key, and a fact, of its own, and
+// a replica that never needs a reconcile would keep them all.
+func (s *Redis) prune(now time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for k, ev := range s.mine {
+		if s.expired(ev, now) {
+			delete(s.mine, k)
+		}
+	}
+	for k := range s.held {
+		if _, ok := s.mine[k]; !ok {
+			delete(s.held, k)
+		}
 	}
 }
 
