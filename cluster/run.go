@@ -461,6 +461,18 @@ func (s *Redis) heal(ctx context.Context, deliver func(Event)) {
 		s.dirty = true
 		s.mu.Unlock()
 	}
+	// A server restarted from an older snapshot (or a replica promoted
+	// with one) keeps the epoch: a restart quicker than three failed calls
+	// leaves nothing dirty, and only its run_id tells.
+	if run := s.runID(ctx); run != "" {
+		s.mu.Lock()
+		if s.run != "" && run != s.run {
+			clear(s.held)
+			s.dirty = true
+		}
+		s.run = run
+		s.mu.Unlock()
+	}
 	spent := map[string]float64{} // by the key's digest
 	var evs []Event
 	for i := 0; i+1 < len(facts); i += 2 {
