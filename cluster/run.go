@@ -351,13 +351,23 @@ func (s *Redis) reconcile(ctx context.Context) {
 	}
 }
 
-// prune drops from mine the facts that expired, and from held what mine no
-// longer has: each ended rest has a Redis key, and a fact, of its own, and
+// prune drops from mine the facts that expired (renewing Member facts), and
+// from held what mine no longer has: each ended rest has a Redis key, and a fact, of its own, and
 // a replica that never needs a reconcile would keep them all.
 func (s *Redis) prune(now time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for k, ev := range s.mine {
+		if ev.Kind == Member && now.Sub(ev.At) >= memberTTL/2 {
+			// Learned once in the replica's life (the breaker tells a
+			// key's account when it changes): renewed while the replica
+			// runs, by the next reconcile.
+			ev.At = now
+			s.mine[k] = ev
+			delete(s.held, k)
+			s.dirty = true
+			continue
+		}
 		if s.expired(ev, now) {
 			delete(s.mine, k)
 		}
