@@ -298,15 +298,17 @@ func (s *Redis) tick(ctx context.Context, deliver func(Event)) {
 			healed = time.Time{}
 			s.markDirty()
 		}
-		s.reconcile(ctx)
-		s.flush(ctx)
 		if time.Since(healed) >= s.o.HealInterval {
+			// Read before writing: what other replicas ended while this
+			// one was cut off leaves mine before a reconcile that does
+			// not trust held (a new server run) would write it back.
 			healed = time.Now()
 			s.prune(s.o.Now())
 			s.heal(ctx, deliver)
-			// A Redis that lost its data gets this replica's facts now.
-			s.reconcile(ctx)
 		}
+		// A Redis that lost its data gets this replica's facts now.
+		s.reconcile(ctx)
+		s.flush(ctx)
 		t.Reset(min(s.o.HealInterval, flushEvery))
 	}
 }
