@@ -9,16 +9,13 @@ import (
 
 // TestMemberOutlivesItsTTL (helper-78): the breaker tells AccountKnown
 // once, when it learns a key's account, so a Member fact is published
-// once per replica's life. Its Redis key expires memberTTL (24 h) after
+// once per replica's life. Its Redis key expires MemberTTL (24 h) after
 // the write and mine drops it then too: a replica started a day after the
 // one that learned it (polls off) no longer rests the key with its
 // account, which is what the Member fact was for (helper-76, finding 6).
 func TestMemberOutlivesItsTTL(t *testing.T) {
-	was := memberTTL
-	memberTTL = time.Second
-	t.Cleanup(func() { memberTTL = was })
 	srv := redistest.Start(t)
-	o := Options{IOTimeout: 100 * time.Millisecond, HealInterval: 50 * time.Millisecond}
+	o := Options{IOTimeout: 100 * time.Millisecond, HealInterval: 50 * time.Millisecond, MemberTTL: time.Second}
 	a, _, _ := running(t, srv.URL(), o)
 	c := direct(t, srv.URL())
 	a.Publish(Event{Kind: Member, Key: "1:ab", Account: "user_A"})

@@ -21,11 +21,6 @@ import (
 // replica that missed its push still learns it on the next re-read.
 const trialResultTTL = time.Minute
 
-// memberTTL is how long a key's account stays readable after it was last
-// learned or renewed (prune renews it at half its age while the replica
-// that learned it runs); a key does not change accounts. A var for tests.
-var memberTTL = 24 * time.Hour
-
 // Redis is the Store of replicas sharing one Redis server. Nothing here is
 // read on a pick: Publish queues, and Run applies what others learned.
 type Redis struct {

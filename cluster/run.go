@@ -244,7 +244,7 @@ func (s *Redis) command(ev Event) (command, bool) {
 		spend := s.factKey(Event{Kind: Spend, Key: ev.Key})
 		return command{factScript, []string{key, s.index(), spend}, []any{ev.At.UnixMilli(), val, "PX", s.o.BudgetTTL.Milliseconds(), s.channel(), "at"}}, true
 	case Member:
-		return command{factScript, []string{key, s.index()}, []any{ev.At.UnixMilli(), val, "PX", memberTTL.Milliseconds(), s.channel(), "at"}}, true
+		return command{factScript, []string{key, s.index()}, []any{ev.At.UnixMilli(), val, "PX", s.o.MemberTTL.Milliseconds(), s.channel(), "at"}}, true
 	case Disable, Enable:
 		return command{manualScript, []string{s.manual()}, []any{ev.Key.Digest(), val, ev.At.UnixMilli(), s.channel()}}, true
 	case Spend:
@@ -360,7 +360,7 @@ func (s *Redis) prune(now time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for k, ev := range s.mine {
-		if ev.Kind == Member && now.Sub(ev.At) >= memberTTL/2 {
+		if ev.Kind == Member && now.Sub(ev.At) >= s.o.MemberTTL/2 {
 			// Learned once in the replica's life (the breaker tells a
 			// key's account when it changes): renewed while the replica
 			// runs, by the next reconcile.
@@ -407,7 +407,7 @@ func (s *Redis) expired(ev Event, now time.Time) bool {
 	case Budget:
 		return now.After(ev.At.Add(s.o.BudgetTTL))
 	case Member:
-		return now.After(ev.At.Add(memberTTL))
+		return now.After(ev.At.Add(s.o.MemberTTL))
 	}
 	return false
 }

@@ -78,6 +78,10 @@ type Options struct {
 	// BudgetTTL is how long budget figures and spend live in Redis without
 	// a new poll; a few poll intervals. Default 5m.
 	BudgetTTL time.Duration
+	// MemberTTL is how long a key's account (a Member fact) stays in
+	// Redis after it was learned or renewed; renewed at half of it while
+	// the replica that learned it runs. Default 24h.
+	MemberTTL time.Duration
 	// QueueSize is how many events wait for the writer before the oldest
 	// is dropped; default 1024.
 	QueueSize int
@@ -108,6 +112,9 @@ func (o *Options) defaults() {
 	}
 	if o.BudgetTTL <= 0 {
 		o.BudgetTTL = 5 * time.Minute
+	}
+	if o.MemberTTL <= 0 {
+		o.MemberTTL = 24 * time.Hour
 	}
 	if o.QueueSize <= 0 {
 		o.QueueSize = 1024
