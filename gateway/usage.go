@@ -57,6 +57,10 @@ type usageTap struct {
 	// A '{' there makes it a JSON answer under an event-stream label (the
 	// relay's hold passes such a body on as it came), read as JSON is.
 	sniff bool
+	// JSON: looked is set once the answer's first byte past blanks was
+	// read; other, when it opened no object, which then holds no usage
+	// and is not kept (a garbage or bomb answer held maxUsageScan each).
+	looked, other bool
 	// counter may be nil: the tap then only watches for late errors.
 	counter TokenCounter
 	late    relay.Late
@@ -121,9 +125,15 @@ func (t *usageTap) Read(p []byte) (int, error) {
 		if t.sniff {
 			got = got[t.sniffJSON(got):]
 		}
+		if !t.stream && !t.looked {
+			if i := skipSpace(got, 0); i < len(got) {
+				t.looked, t.other = true, got[i] != '{'
+			}
+		}
 		switch {
 		case t.stream:
 			t.scanEvents(got)
+		case t.other:
 		case t.tail || t.buf.Len()+len(got) > maxUsageScan:
 			t.tail = true
 			t.keepTail(got)
@@ -232,8 +242,9 @@ func (t *usageTap) Close() error {
 	if t.counter != nil {
 		var raw []byte
 		switch {
-		case !t.eof && !t.stream:
-			// A JSON answer cut short: its usage never came.
+		case !t.eof && !t.stream, t.other:
+			// A JSON answer cut short: its usage never came; or one
+			// that is no object, which has none.
 		case t.stream:
 			raw = eventUsage(bytes.TrimSpace(t.last))
 		case t.tail:
