@@ -314,10 +314,16 @@ func (c *Config) validate() error {
 	if err := c.validateBrowser(); err != nil {
 		return err
 	}
+	if !c.AdminToken.ASCII() {
+		return errors.New("invalid ADMIN_TOKEN: it holds a blank, a control character or a character past ASCII (an accent, a typographic quote?); the status page's sign-in and most clients cannot send it")
+	}
 	var tokens []secret.Key
 	for i, t := range c.GatewayAPIKeys {
 		if !t.Printable() {
 			return fmt.Errorf("invalid GATEWAY_API_KEYS: token %d holds a control character or blank (a newline?); no client could send it", i+1)
+		}
+		if !t.ASCII() {
+			return fmt.Errorf("invalid GATEWAY_API_KEYS: token %d holds a character past ASCII (an accent, a typographic quote?); browsers and Node's HTTP client cannot send it", i+1)
 		}
 		if !t.IsZero() {
 			tokens = append(tokens, t)

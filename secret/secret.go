@@ -114,6 +114,19 @@ func IsFingerprint(s string) bool {
 // IsZero reports whether the key is empty.
 func (k Key) IsZero() bool { return k.v == nil }
 
+// ASCII reports whether the key is printable ASCII only: a token with
+// a byte past it (a letter with an accent, a typographic quote pasted
+// from a document) cannot be sent by browsers (fetch wants Latin-1
+// headers) nor by Node's HTTP client. The zero Key is ASCII.
+func (k Key) ASCII() bool {
+	for _, c := range []byte(k.raw()) {
+		if c <= ' ' || c >= 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
 // Printable reports whether the key holds no control character and no
 // blank: a key with an embedded newline or CR cannot travel in an HTTP
 // header, so every call with it would fail while the key looked healthy.
