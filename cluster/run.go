@@ -132,10 +132,9 @@ func (s *Redis) putAll(ctx context.Context, evs []Event) (failed []Event) {
 	s.pipeline(ctx, calls)
 	var retry []*call
 	var first error
-	bad := map[*call]bool{}
 	fail := func(c *call, err error) {
 		failed = append(failed, c.ev)
-		bad[c] = true
+		c.failed = true
 		first = cmp.Or(first, err)
 	}
 	for i := range calls {
@@ -170,7 +169,6 @@ func (s *Redis) putAll(ctx context.Context, evs []Event) (failed []Event) {
 			s.pipeline(ctx, resend)
 		}
 		for i := range resend {
-			again[i].cmd = resend[i].cmd
 			if err := resend[i].cmd.Err(); err != nil && !errors.Is(err, redis.Nil) {
 				fail(again[i], err)
 			}
@@ -178,18 +176,20 @@ func (s *Redis) putAll(ctx context.Context, evs []Event) (failed []Event) {
 	}
 	_ = s.result(first)
 	for i := range calls {
-		if !bad[&calls[i]] {
+		if !calls[i].failed {
 			s.wrote(calls[i].ev)
 		}
 	}
 	return failed
 }
 
-// call is one fact of putAll, its script call and, once sent, its reply.
+// call is one fact of putAll, its script call and, once sent, its reply;
+// failed when it did not go out.
 type call struct {
-	ev  Event
-	c   command
-	cmd *redis.Cmd
+	ev     Event
+	c      command
+	cmd    *redis.Cmd
+	failed bool
 }
 
 // pipeline sends calls by their scripts' digests in one round trip; each
