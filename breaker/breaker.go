@@ -153,8 +153,10 @@ type Breaker struct {
 	// askAfter, when it may ask for one again after a refusal.
 	won, askAfter atomic.Int64
 	// settling counts the faults told to the breaker whose rest is not in
-	// the ledger yet: a call let through meanwhile would find the old rest
-	// over and the breaker half-open again, a second trial of that rest.
+	// the ledger yet (from before the breaker hears of one, which may open
+	// it and half-open it after its nanosecond): a call let through
+	// meanwhile would find the old rest over and the breaker half-open
+	// again, a second trial of that rest.
 	settling atomic.Int32
 }
 
@@ -256,17 +258,10 @@ func (t Trial) Abandon() { t.done(errExcluded) }
 // its first length), and never shortens one already in force. It returns
 // the rest now in force.
 func (t Trial) Fail(v fault.Verdict) time.Duration {
-	defer t.b.settle()()
+	t.b.settling.Add(1) // from before the breaker hears of it to the rest in the ledger
+	defer t.b.settling.Add(-1)
 	t.done(errKeyFault)
 	return t.b.restFor(v)
-}
-
-// settle keeps calls off the key until the returned func is called: from
-// before its breaker hears of a fault (and may open, then half-open after
-// its nanosecond) until the fault's rest is in the ledger.
-func (b *Breaker) settle() func() {
-	b.settling.Add(1)
-	return func() { b.settling.Add(-1) }
 }
 
 // restFor rests the key for v as Fail describes and returns the rest in
@@ -297,7 +292,8 @@ func (b *Breaker) restFor(v fault.Verdict) time.Duration {
 // call, and failed trials double the rest. It returns the rest in force.
 func (s *Set) Confirmed(k *keyring.Key, v fault.Verdict) time.Duration {
 	b := s.For(k)
-	defer b.settle()()
+	b.settling.Add(1)
+	defer b.settling.Add(-1)
 	if done, err := b.cb.Allow(); err == nil {
 		done(errKeyFault)
 	}
