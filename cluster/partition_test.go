@@ -72,45 +72,89 @@ func (p *cutProxy) set(cut bool) {
 	}
 }
 
-// TestEndedRestNotWrittenBackAfterPartition: replica A rests a key (10
-// minutes) and the fact is in Redis. A is cut off from Redis; meanwhile
-// replica B lifts the rest (a budget poll showed credit: TrialResult OK
-// naming that rest's deadline), which deletes it from Redis. A's push is
-// missed. When A reaches Redis again it must not write the rest it
-// published before the cut back: Redis held it (same epoch), and another
-// replica ended it. Written back, every replica rests the key again until
-// its old deadline (for a cap rest, until the month's end).
-func TestEndedRestNotWrittenBackAfterPartition(t *testing.T) {
-	srv := redistest.Start(t)
-	p := newCutProxy(t, srv.Socket())
-	o := Options{IOTimeout: 100 * time.Millisecond, HealInterval: 100 * time.Millisecond}
-	a, _, _ := running(t, p.url(), o)
-	b, recB, _ := running(t, srv.URL(), o)
-	c := direct(t, srv.URL())
-	until := time.Now().Add(10 * time.Minute).Truncate(time.Millisecond)
-	a.Publish(Event{Kind: KeyRest, Key: "1:ab", Until: until, Reason: "key_limit", Status: 402})
-	eventually(t, "the rest is in Redis", func() bool { return c.Exists(ctx, "keygate:rest:ab").Val() == 1 })
-	eventually(t, "B has it", func() bool {
-		_, ok := recB.find(func(ev Event) bool { return ev.Kind == KeyRest })
-		return ok
-	})
+// TestEndedRestNotWrittenBack: replica A rests a key (10 minutes) and the
+// fact is in Redis. A is cut off from Redis; meanwhile replica B lifts the
+// rest (a budget poll showed credit: TrialResult OK naming that rest's
+// deadline), which deletes it from Redis. A's push is missed. When A
+// reaches Redis again it must not write the rest it published before the
+// cut back: Redis held it (same epoch), and another replica ended it.
+// Written back, every replica rests the key again until its old deadline
+// (for a cap rest, until the month's end), and the rest's write deletes
+// B's lift (KEYS[3]), so nothing ends it again.
+//
+// Also (helper-78) on a Redis whose ACL denies INFO (a user with
+// -@dangerous, or a managed Redis that renames INFO: runID answers "",
+// which once cleared held on every reconcile), and when the Redis A comes
+// back to is another server run than the one it left (a failover to an
+// up-to-date replica, which holds B's lift; modelled by A's record of the
+// run it left): reconcile, run before the first re-read, wrote the rest
+// B ended.
+func TestEndedRestNotWrittenBack(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		// setup runs on the server before the replicas start; whileCut
+		// on A while it is cut off, after B's lift.
+		setup    func(t *testing.T, srv *redistest.Server)
+		whileCut func(a *Redis)
+	}{
+		{name: "partition"},
+		{name: "INFO denied", setup: func(t *testing.T, srv *redistest.Server) {
+			if r, err := srv.Do("ACL", "SETUSER", "default", "-@dangerous"); err != nil || r != "+OK" {
+				t.Fatalf("ACL SETUSER: %q %v", r, err)
+			}
+		}},
+		{name: "failover", whileCut: func(a *Redis) {
+			a.mu.Lock()
+			a.run = "the-old-primary"
+			a.mu.Unlock()
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := redistest.Start(t)
+			if tc.setup != nil {
+				tc.setup(t, srv)
+			}
+			p := newCutProxy(t, srv.Socket())
+			o := Options{IOTimeout: 100 * time.Millisecond, HealInterval: 100 * time.Millisecond}
+			a, _, _ := running(t, p.url(), o)
+			b, recB, _ := running(t, srv.URL(), o)
+			c := direct(t, srv.URL())
+			until := time.Now().Add(10 * time.Minute).Truncate(time.Millisecond)
+			a.Publish(Event{Kind: KeyRest, Key: "1:ab", Until: until, Reason: "key_limit", Status: 402})
+			eventually(t, "the rest is in Redis", func() bool { return c.Exists(ctx, "keygate:rest:ab").Val() == 1 })
+			eventually(t, "B has it", func() bool {
+				_, ok := recB.find(func(ev Event) bool { return ev.Kind == KeyRest })
+				return ok
+			})
+			if tc.whileCut != nil {
+				eventually(t, "A knows the run", func() bool {
+					a.mu.Lock()
+					defer a.mu.Unlock()
+					return a.run != ""
+				})
+			}
 
-	p.set(true)
-	eventually(t, "A takes Redis for gone", func() bool { return !a.Up() })
-	b.Publish(Event{Kind: TrialResult, Key: "1:ab", Until: until, OK: true})
-	eventually(t, "B's lift ends the rest in Redis", func() bool { return c.Exists(ctx, "keygate:rest:ab").Val() == 0 })
-	recB.mu.Lock()
-	recB.evs = nil
-	recB.mu.Unlock()
+			p.set(true)
+			eventually(t, "A takes Redis for gone", func() bool { return !a.Up() })
+			b.Publish(Event{Kind: TrialResult, Key: "1:ab", Until: until, OK: true})
+			eventually(t, "B's lift ends the rest in Redis", func() bool { return c.Exists(ctx, "keygate:rest:ab").Val() == 0 })
+			recB.mu.Lock()
+			recB.evs = nil
+			recB.mu.Unlock()
+			if tc.whileCut != nil {
+				tc.whileCut(a)
+			}
 
-	p.set(false)
-	eventually(t, "A is back", a.Up)
-	time.Sleep(time.Second)
-	if c.Exists(ctx, "keygate:rest:ab").Val() != 0 {
-		t.Errorf("A wrote back the rest B ended while A was cut off: rest:ab in Redis until %v", c.PTTL(ctx, "keygate:rest:ab").Val())
-	}
-	if ev, ok := recB.find(func(ev Event) bool { return ev.Kind == KeyRest }); ok {
-		t.Errorf("B was told the ended rest again (until %v): it rests the key again", ev.Until.Format(time.TimeOnly))
+			p.set(false)
+			eventually(t, "A is back", a.Up)
+			time.Sleep(time.Second)
+			if c.Exists(ctx, "keygate:rest:ab").Val() != 0 {
+				t.Errorf("A wrote back the rest B ended while A was cut off: rest:ab in Redis for %v", c.PTTL(ctx, "keygate:rest:ab").Val())
+			}
+			if ev, ok := recB.find(func(ev Event) bool { return ev.Kind == KeyRest }); ok {
+				t.Errorf("B was told the ended rest again (until %v): it rests the key again", ev.Until.Format(time.TimeOnly))
+			}
+		})
 	}
 }
 
