@@ -1,9 +1,7 @@
 package share
 
 import (
-	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"testing"
 	"time"
@@ -13,37 +11,17 @@ import (
 	"github.com/keygate/keygate/cluster/redistest"
 	"github.com/keygate/keygate/fault"
 	"github.com/keygate/keygate/keyring"
-	"github.com/keygate/keygate/secret"
 )
 
 // twoKeyReplica is one replica on the Redis at url with two keys of
 // account user_A, ids 1 and 2.
 func twoKeyReplica(t *testing.T, url string) (*breaker.Set, []*keyring.Key) {
 	t.Helper()
-	store, err := cluster.NewRedis(cluster.Options{URL: url, HealInterval: 100 * time.Millisecond, TrialTTL: time.Minute})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ad := New(store, nil)
-	var entries []keyring.Entry
-	for i := 1; i <= 2; i++ {
-		entries = append(entries, keyring.Entry{ID: i, Secret: secret.New(fmt.Sprintf("sk-or-v1-%064d", 40+i))})
-	}
-	pool, err := keyring.New(entries, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	set := breaker.NewSet(pool, breaker.Settings{Sink: ad, Trials: ad})
-	ad.Attach(set, nil, pool.Keys())
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { _ = ad.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done; _ = store.Close() })
-	waitBack(t, "redis up", store.Up)
-	for _, k := range pool.Keys() {
+	set, keys := redisReplica(t, cluster.Options{URL: url, TrialTTL: time.Minute}, numbered(2, 40))
+	for _, k := range keys {
 		set.SetAccount(k, "user_A")
 	}
-	return set, pool.Keys()
+	return set, keys
 }
 
 // TestTrialAfterAccountRestReachesOthers: key 1 rests for its own 429

@@ -1,8 +1,6 @@
 package share
 
 import (
-	"context"
-	"fmt"
 	"net/http"
 	"testing"
 	"time"
@@ -12,34 +10,13 @@ import (
 	"github.com/keygate/keygate/cluster/redistest"
 	"github.com/keygate/keygate/fault"
 	"github.com/keygate/keygate/keyring"
-	"github.com/keygate/keygate/secret"
 )
 
 // memberReplica is one replica without a budget poller (BUDGET_POLL_INTERVAL
 // =0) on the Redis at url, with three keys, ids 1 to 3.
 func memberReplica(t *testing.T, url string) (*breaker.Set, []*keyring.Key) {
 	t.Helper()
-	store, err := cluster.NewRedis(cluster.Options{URL: url, HealInterval: 100 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ad := New(store, nil)
-	var entries []keyring.Entry
-	for i := 1; i <= 3; i++ {
-		entries = append(entries, keyring.Entry{ID: i, Secret: secret.New(fmt.Sprintf("sk-or-v1-%064d", 70+i))})
-	}
-	pool, err := keyring.New(entries, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	set := breaker.NewSet(pool, breaker.Settings{Sink: ad, Trials: ad})
-	ad.Attach(set, nil, pool.Keys())
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { _ = ad.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done; _ = store.Close() })
-	waitBack(t, "redis up", store.Up)
-	return set, pool.Keys()
+	return redisReplica(t, cluster.Options{URL: url}, numbered(3, 70))
 }
 
 // TestAccountRestReachesSiblingsWithoutPolls: with budget polls off, a

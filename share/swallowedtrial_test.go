@@ -1,7 +1,6 @@
 package share
 
 import (
-	"context"
 	"errors"
 	"net/http"
 	"testing"
@@ -18,23 +17,8 @@ import (
 // lonePairReplica is one replica on the Redis at url with one key (id 1).
 func lonePairReplica(t *testing.T, url string) (*breaker.Set, []*keyring.Key) {
 	t.Helper()
-	store, err := cluster.NewRedis(cluster.Options{URL: url, HealInterval: 100 * time.Millisecond, TrialTTL: time.Minute})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ad := New(store, nil)
-	pool, err := keyring.New([]keyring.Entry{{ID: 1, Secret: secret.New("sk-or-v1-" + "c1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f9a")}}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	set := breaker.NewSet(pool, breaker.Settings{Sink: ad, Trials: ad})
-	ad.Attach(set, nil, pool.Keys())
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { _ = ad.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done; _ = store.Close() })
-	waitBack(t, "redis up", store.Up)
-	return set, pool.Keys()
+	return redisReplica(t, cluster.Options{URL: url, TrialTTL: time.Minute},
+		[]keyring.Entry{{ID: 1, Secret: secret.New("sk-or-v1-" + "c1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f9a")}})
 }
 
 // TestTrialAfterEarlyLiftReachesOthers: a key's long rest (its cap, until
